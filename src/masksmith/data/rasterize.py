@@ -1,0 +1,128 @@
+"""Regions to masks, with pycocotools' pixel semantics (so masks match COCO's annToMask exactly).
+
+Overlap order: regions are painted in the order the annotation file lists them (readers sort by the tool's
+own z-order where it has one, as CVAT does), so a later region covers an earlier one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from masksmith.data.schema import IGNORE_INDEX, Dataset, Region, Sample
+
+
+def polygons_to_rle(polygons: list[np.ndarray], height: int, width: int) -> dict[str, Any]:
+    """One merged RLE for the polygons of a region."""
+    flat = [np.ascontiguousarray(p, dtype=np.float64).ravel().tolist() for p in polygons]
+    rles = mask_utils.frPyObjects(flat, height, width)
+    return mask_utils.merge(rles) if len(rles) > 1 else rles[0]
+
+
+def region_rle(region: Region, height: int, width: int) -> dict[str, Any]:
+    """The region as a compressed COCO RLE."""
+    if region.rle is not None:
+        rle = region.rle
+        if isinstance(rle.get("counts"), list):  # uncompressed RLE
+            rle = mask_utils.frPyObjects(rle, *rle["size"])
+        return rle
+    return polygons_to_rle(region.polygons, height, width)
+
+
+def region_mask(region: Region, height: int, width: int) -> np.ndarray:
+    """The region as an (H, W) bool mask."""
+    return mask_utils.decode(region_rle(region, height, width)).astype(bool)
+
+
+def sample_rles(sample: Sample) -> list[dict[str, Any]]:
+    """RLE of every region of a sample, in paint order; polygons are encoded in one pycocotools call."""
+    h, w = sample.height, sample.width
+    flat: list[list[float]] = []
+    owner: list[int] = []
+    for i, region in enumerate(sample.regions):
+        if region.rle is None:
+            for p in region.polygons:
+                flat.append(np.ascontiguousarray(p, dtype=np.float64).ravel().tolist())
+                owner.append(i)
+    poly_rles = mask_utils.frPyObjects(flat, h, w) if flat else []
+    grouped: dict[int, list[dict[str, Any]]] = {}
+    for i, rle in zip(owner, poly_rles, strict=True):
+        grouped.setdefault(i, []).append(rle)
+    out = []
+    for i, region in enumerate(sample.regions):
+        if region.rle is not None:
+            out.append(region_rle(region, h, w))
+        else:
+            parts = grouped[i]
+            out.append(mask_utils.merge(parts) if len(parts) > 1 else parts[0])
+    return out
+
+
+def semantic_mask(sample: Sample, class_to_index: dict[str, int]) -> np.ndarray:
+    """(H, W) uint8 class-index mask: 0 background, i for class i, 255 for ignored (void) pixels.
+
+    Regions whose label is not in `class_to_index` are left out (they stay background).
+    """
+    mask = np.zeros((sample.height, sample.width), dtype=np.uint8)
+    if sample.regions:
+        rles = sample_rles(sample)
+        for region, rle in zip(sample.regions, rles, strict=True):
+            index = class_to_index.get(region.label)
+            if index is None:
+                continue
+            mask[mask_utils.decode(rle).astype(bool)] = index
+    if sample.ignore_rle is not None:
+        mask[mask_utils.decode(sample.ignore_rle).astype(bool)] = IGNORE_INDEX
+    return mask
+
+
+def instance_masks(sample: Sample, class_to_index: dict[str, int]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-object masks for instance segmentation: (N, H, W) bool, (N,) class indices, (N,) iscrowd.
+
+    Regions from class-only sources (mask folders) are split into connected components, one per object.
+    """
+    masks: list[np.ndarray] = []
+    labels: list[int] = []
+    crowd: list[bool] = []
+    rles = sample_rles(sample) if sample.regions else []
+    for region, rle in zip(sample.regions, rles, strict=True):
+        index = class_to_index.get(region.label)
+        if index is None:
+            continue
+        m = mask_utils.decode(rle).astype(bool)
+        parts = [m] if region.is_instance else connected_components(m)
+        for part in parts:
+            masks.append(part)
+            labels.append(index)
+            crowd.append(region.iscrowd)
+    if not masks:
+        return (np.zeros((0, sample.height, sample.width), bool), np.zeros(0, np.int64), np.zeros(0, bool))
+    return np.stack(masks), np.asarray(labels, np.int64), np.asarray(crowd, bool)
+
+
+def connected_components(mask: np.ndarray) -> list[np.ndarray]:
+    """8-connected components of a bool mask, largest first."""
+    from scipy import ndimage
+
+    labelled, n = ndimage.label(mask, structure=np.ones((3, 3), int))
+    if n == 0:
+        return []
+    sizes = np.bincount(labelled.ravel())[1:]
+    return [labelled == (k + 1) for k in np.argsort(-sizes)]
+
+
+def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
+    """A bool (H, W) mask as compressed RLE with `counts` as str (JSON-ready)."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def dataset_semantic_masks(dataset: Dataset):
+    """Yield (sample, semantic mask) for every sample."""
+    index = dataset.class_to_index()
+    for sample in dataset.samples:
+        yield sample, semantic_mask(sample, index)

@@ -1,0 +1,186 @@
+"""The one schema every annotation format is read into and written from.
+
+A data set is a plain list of samples (one per image) plus its classes, in the spirit of Detectron2's
+"list of dicts": format readers never touch training code, and training never knows the format.
+
+Geometry conventions (the COCO ones, so that masks match pycocotools pixel for pixel):
+- coordinates are in pixels of the full-size image, x to the right, y down;
+- (0, 0) is the top-left corner of the top-left pixel, so a pixel (col, row) covers [col, col+1) x [row, row+1);
+- a polygon is an (N, 2) float array of (x, y) vertices, N >= 3, implicitly closed;
+- a region may hold several polygons (parts of one object) or a mask in COCO RLE form, never both.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from masksmith.errors import DatasetError
+
+BACKGROUND = "_background_"
+IGNORE_INDEX = 255  # value of "void" / "don't care" pixels in semantic masks (the Pascal VOC convention)
+MAX_CLASSES = 254  # class indices 1..254 fit a uint8 mask beside background 0 and ignore 255
+
+
+def voc_color(index: int) -> tuple[int, int, int]:
+    """The Pascal VOC colour of class `index` (0 is black): the palette every segmentation tool knows."""
+    r = g = b = 0
+    c = index
+    for bit in range(8):
+        r |= ((c >> 0) & 1) << (7 - bit)
+        g |= ((c >> 1) & 1) << (7 - bit)
+        b |= ((c >> 2) & 1) << (7 - bit)
+        c >>= 3
+    return (r, g, b)
+
+
+def voc_palette() -> list[int]:
+    """A flat 768-entry palette for PIL 'P' images, index 255 drawn in VOC's cream colour for void."""
+    pal: list[int] = []
+    for i in range(256):
+        pal.extend(voc_color(i))
+    pal[IGNORE_INDEX * 3: IGNORE_INDEX * 3 + 3] = [224, 224, 192]
+    return pal
+
+
+@dataclass
+class ClassInfo:
+    """One class: its name and the colour it is drawn in. Its index is its position in Dataset.classes + 1."""
+
+    name: str
+    color: tuple[int, int, int]
+
+
+@dataclass
+class Region:
+    """One annotated object (or, for mask-image sources, all pixels of one class in one image)."""
+
+    label: str
+    polygons: list[np.ndarray] = field(default_factory=list)
+    rle: dict[str, Any] | None = None  # COCO RLE {"size": [h, w], "counts": bytes|str|list}
+    iscrowd: bool = False
+    is_instance: bool = True  # False when the source only knows classes, not objects (mask folders)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.polygons = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in self.polygons]
+
+    @property
+    def kind(self) -> str:
+        return "mask" if self.rle is not None else "polygon"
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        """(x, y, width, height) of the region, the COCO way."""
+        if self.rle is not None:
+            from pycocotools import mask as mask_utils
+
+            x, y, w, h = mask_utils.toBbox(self.rle).tolist()
+            return (x, y, w, h)
+        pts = np.concatenate(self.polygons, axis=0)
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+
+@dataclass
+class Sample:
+    """One image and its regions."""
+
+    name: str  # the image's path relative to the data set root, with forward slashes
+    image_path: Path | None
+    width: int
+    height: int
+    regions: list[Region] = field(default_factory=list)
+    ignore_rle: dict[str, Any] | None = None  # pixels to leave out of training and metrics (VOC void)
+    image_data: bytes | None = None  # embedded image bytes (LabelMe imageData) when there is no file
+
+    def open_image(self) -> Image.Image:
+        try:
+            if self.image_data is not None and (self.image_path is None or not self.image_path.exists()):
+                im = Image.open(io.BytesIO(self.image_data))
+            elif self.image_path is None:
+                raise DatasetError("the sample has neither an image file nor embedded image data.",
+                                   item=self.name, fix="point the annotation at an existing image file.")
+            else:
+                im = Image.open(self.image_path)
+            im.load()
+        except FileNotFoundError:
+            raise DatasetError("the image file is missing.", path=self.image_path, item=self.name,
+                               fix="put the image beside the annotation file or correct its name.") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DatasetError(f"cannot be read as an image ({exc}).", path=self.image_path or self.name,
+                               fix="replace the file with a valid JPEG or PNG.") from None
+        return im
+
+    def load_image(self) -> np.ndarray:
+        """The image as an (H, W, 3) uint8 RGB array."""
+        return np.asarray(self.open_image().convert("RGB"))
+
+
+@dataclass
+class Problem:
+    """Something wrong with one item of a data set: what was skipped and why."""
+
+    path: str
+    item: str
+    message: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.path}: {self.item}: {self.message}" if self.item else f"{self.path}: {self.message}"
+        return text + (f" Fix: {self.fix}" if self.fix else "")
+
+
+class ProblemLog:
+    """Collects problems. Strict logs raise at the first one; lenient logs record it so the item is skipped."""
+
+    def __init__(self, strict: bool = True) -> None:
+        self.strict = strict
+        self.problems: list[Problem] = []
+
+    def add(self, message: str, *, path: str | Path, item: str = "", fix: str = "") -> None:
+        if self.strict:
+            raise DatasetError(message, path=path, item=item or None, fix=fix or None)
+        self.problems.append(Problem(str(path), item, message, fix))
+
+
+@dataclass
+class Dataset:
+    """Classes and samples in one schema; `format` names the reader that produced it."""
+
+    classes: list[ClassInfo]
+    samples: list[Sample]
+    format: str = "unknown"
+    root: Path | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    def class_to_index(self) -> dict[str, int]:
+        """Semantic-mask value of each class: 1..N in declaration order (0 is background)."""
+        return {c.name: i + 1 for i, c in enumerate(self.classes)}
+
+    def colors(self) -> list[tuple[int, int, int]]:
+        """Colour of each semantic index, background (black) first."""
+        return [(0, 0, 0)] + [c.color for c in self.classes]
+
+
+def make_classes(names: list[str], colors: dict[str, tuple[int, int, int]] | None = None) -> list[ClassInfo]:
+    """ClassInfo list for `names` (background dropped) with given colours or the VOC palette."""
+    colors = colors or {}
+    out: list[ClassInfo] = []
+    for name in names:
+        if name == BACKGROUND or name in (c.name for c in out):
+            continue
+        out.append(ClassInfo(name, tuple(colors.get(name, voc_color(len(out) + 1)))))  # type: ignore[arg-type]
+    if len(out) > MAX_CLASSES:
+        raise DatasetError(f"{len(out)} classes are more than the {MAX_CLASSES} a mask can hold.",
+                           fix="merge classes or split the data set.")
+    return out
