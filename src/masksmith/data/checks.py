@@ -11,8 +11,10 @@ import numpy as np
 from masksmith.data.formats._common import image_size
 from masksmith.data.schema import Dataset, ProblemLog, Sample
 
-# Annotation tools let vertices stray a little past the border (a click on the edge); more is a real fault.
-BOUNDS_TOLERANCE = 1.0
+# Annotation tools let vertices stray a little past the border (a click on the edge: car-parts has vertices
+# 2 px outside); rasterising clips those. Further out is a real fault, such as a region on the wrong image.
+def bounds_tolerance(width: int, height: int) -> float:
+    return max(4.0, 0.01 * max(width, height))
 
 
 def validate(dataset: Dataset, log: ProblemLog) -> Dataset:
@@ -71,8 +73,8 @@ def _check_sample(sample: Sample, declared: set[str], log: ProblemLog) -> bool:
         pts = np.concatenate(region.polygons, axis=0)
         lo = pts.min(axis=0)
         hi = pts.max(axis=0)
-        if lo[0] < -BOUNDS_TOLERANCE or lo[1] < -BOUNDS_TOLERANCE or hi[0] > w + BOUNDS_TOLERANCE \
-                or hi[1] > h + BOUNDS_TOLERANCE:
+        tol = bounds_tolerance(w, h)
+        if lo[0] < -tol or lo[1] < -tol or hi[0] > w + tol or hi[1] > h + tol:
             log.add(f"the region reaches ({lo[0]:.0f}, {lo[1]:.0f})-({hi[0]:.0f}, {hi[1]:.0f}), outside the "
                     f"{w}x{h} image.", path=where, item=item,
                     fix="redraw the region inside the image, or check that it belongs to this image.")

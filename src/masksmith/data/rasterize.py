@@ -65,17 +65,19 @@ def semantic_mask(sample: Sample, class_to_index: dict[str, int]) -> np.ndarray:
 
     Regions whose label is not in `class_to_index` are left out (they stay background).
     """
-    mask = np.zeros((sample.height, sample.width), dtype=np.uint8)
+    # Painted in column-major order, the layout pycocotools decodes into, so each region is one
+    # contiguous masked copy; this is what makes us faster than annToMask plus boolean indexing.
+    mask = np.zeros((sample.height, sample.width), dtype=np.uint8, order="F")
     if sample.regions:
         rles = sample_rles(sample)
         for region, rle in zip(sample.regions, rles, strict=True):
             index = class_to_index.get(region.label)
             if index is None:
                 continue
-            mask[mask_utils.decode(rle).astype(bool)] = index
+            np.copyto(mask, index, where=mask_utils.decode(rle).view(bool))
     if sample.ignore_rle is not None:
-        mask[mask_utils.decode(sample.ignore_rle).astype(bool)] = IGNORE_INDEX
-    return mask
+        np.copyto(mask, IGNORE_INDEX, where=mask_utils.decode(sample.ignore_rle).view(bool))
+    return np.ascontiguousarray(mask)
 
 
 def instance_masks(sample: Sample, class_to_index: dict[str, int]

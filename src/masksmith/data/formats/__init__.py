@@ -21,11 +21,10 @@ def all_formats() -> list[ModuleType]:
 
 
 def get_format(name: str) -> ModuleType:
-    for module in all_formats():
-        if module.NAME == name:
-            return module
-    known = ", ".join(m.NAME for m in all_formats())
-    raise DatasetError(f"unknown format {name!r}.", fix=f"use one of: {known}.")
+    """The module of format `name` (a module's NAME is its file name)."""
+    if name not in _MODULES:
+        raise DatasetError(f"unknown format {name!r}.", fix=f"use one of: {', '.join(_MODULES)}.")
+    return import_module(f"masksmith.data.formats.{name}")
 
 
 def writable_formats() -> list[str]:
@@ -34,7 +33,8 @@ def writable_formats() -> list[str]:
 
 def detect_format(path: Path) -> ModuleType:
     """The first format whose detect() recognises `path` (a file or a folder)."""
-    for module in all_formats():
+    for name in _MODULES:
+        module = get_format(name)  # imported one at a time: detection stops at the first match
         try:
             if module.detect(path):
                 return module

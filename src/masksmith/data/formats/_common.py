@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 from pathlib import Path
@@ -51,17 +52,28 @@ def image_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def find_image(root: Path, name: str) -> Path:
-    """The image `name` refers to, looked up beside the annotation and by its bare file name.
+# Folders that annotation tools and data set conventions keep images in, beside the annotation file.
+IMAGE_FOLDERS = ("", "images", "JPEGImages", "imgs", "img", "data", "train", "val", "test")
+
+
+def find_image(root: Path, name: str, *extra: str) -> Path:
+    """The image `name` refers to: looked up beside the annotation, in the usual image folders, then anywhere
+    below `root` by bare file name. `extra` are other names the annotation gives (e.g. COCO Annotator's path).
 
     Returns the most plausible path even when it does not exist; validation reports missing files.
     """
-    name = name.replace("\\", "/")
-    candidates = [root / name, root / Path(name).name, root / "images" / Path(name).name]
-    for c in candidates:
-        if c.is_file():
-            return c
-    return candidates[0]
+    names = [n.replace("\\", "/") for n in (name, *extra) if n]
+    for n in names:
+        for folder in IMAGE_FOLDERS:
+            for candidate in (root / folder / n, root / folder / Path(n).name):
+                if candidate.is_file():
+                    return candidate
+    base = Path(names[0]).name if names else ""
+    if base:
+        for candidate in root.rglob(glob.escape(base)):
+            if candidate.is_file():
+                return candidate
+    return root / names[0] if names else root
 
 
 def rel_name(path: Path, root: Path) -> str:

@@ -1,0 +1,42 @@
+"""Shared by the benchmarks: where the car-parts data lives, and writing figures into docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shlex
+import sys
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "benchmarks.md"
+CAR_PARTS = Path(os.environ.get("MASKSMITH_CAR_PARTS", REPO.parent / "shared" / "data" / "car-parts"))
+
+
+def car_parts_or_exit() -> Path:
+    """The car-parts data set, or a clear skip (exit 0) when it is not on this machine."""
+    if not (CAR_PARTS / "trainingset" / "annotations.json").exists():
+        print(f"SKIPPED: the car-parts data set is not at {CAR_PARTS} (set MASKSMITH_CAR_PARTS to its folder).")
+        sys.exit(0)
+    return CAR_PARTS
+
+
+def machine() -> str:
+    blas = os.environ.get("OPENBLAS_CORETYPE")
+    note = f", OPENBLAS_CORETYPE={blas} (numpy matrix code runs slower)" if blas else ""
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}{note}"
+
+
+def write_section(key: str, title: str, body: str) -> None:
+    """Replace (or add) the section `key` of docs/benchmarks.md, stamped with the exact command and date."""
+    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
+    block = (f"<!-- bench:{key} -->\n## {title}\n\nCommand: `{command}` ({date.today().isoformat()}; {machine()})\n\n"
+             f"{body.strip()}\n<!-- /bench:{key} -->")
+    DOC.parent.mkdir(exist_ok=True)
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\nFigures measured by the scripts in benchmarks/.\n"
+    pattern = re.compile(rf"<!-- bench:{key} -->.*?<!-- /bench:{key} -->", re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(text)
+    print(f"updated {DOC.relative_to(REPO)} ({key})")

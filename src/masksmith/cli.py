@@ -1,0 +1,227 @@
+"""The `masksmith` command. Thin: every command calls the same library functions the Python API offers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from masksmith.errors import MasksmithError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="masksmith: from annotated photos to a trained segmentation model and usable results.")
+dataset_app = typer.Typer(no_args_is_help=True, help="Read, check, convert, split, tile and preview data sets.")
+app.add_typer(dataset_app, name="dataset")
+console = Console(soft_wrap=True)  # long paths stay on one line, so they can be copied
+
+FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="Annotation format; detected when omitted.")]
+LenientOpt = Annotated[bool, typer.Option("--lenient", help="Skip bad items and list them instead of stopping.")]
+OptionOpt = Annotated[list[str] | None, typer.Option(
+    "--option", "-o", help="Reader/writer option KEY=VALUE, e.g. label_attribute=type, class_name=car, "
+                           "kind=color (repeatable; VALUE may be JSON).")]
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise MasksmithError(f"option {pair!r} is not KEY=VALUE.", fix="write it as -o label_attribute=type.")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+def _load(path: Path, format: str | None, lenient: bool, options: dict[str, Any]):
+    from masksmith.data import load_dataset
+
+    return load_dataset(path, format, strict=not lenient, **options)
+
+
+def _print_problems(problems) -> None:
+    if problems:
+        console.print(f"[yellow]{len(problems)} item(s) skipped:[/yellow]")
+        for p in problems[:50]:
+            console.print(f"  - {p}", markup=False, highlight=False)
+        if len(problems) > 50:
+            console.print(f"  ... and {len(problems) - 50} more")
+
+
+@dataset_app.command("inspect")
+def dataset_inspect(
+    path: Annotated[Path, typer.Argument(help="Annotation file, folder or zip.")],
+    format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    pixels: Annotated[bool, typer.Option(help="Count pixel shares (rasterises every image).")] = True,
+) -> None:
+    """Report format, images, classes, instances and pixel share per class, unannotated images and problems."""
+    from masksmith.data.stats import dataset_stats
+
+    ds = _load(path, format, lenient, parse_options(option))
+    stats = dataset_stats(ds, pixels=pixels)
+    if as_json:
+        print(json.dumps(stats.to_dict(), indent=2))
+        return
+    console.print(f"[bold]{path}[/bold]: format [cyan]{ds.format}[/cyan], {stats.images} images, "
+                  f"{len(stats.classes)} classes, {stats.instances} instances")
+    sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in sorted(stats.sizes.items(), key=lambda kv: -kv[1])[:5])
+    console.print(f"image sizes: {sizes}{' ...' if len(stats.sizes) > 5 else ''}")
+    table = Table("class", "instances", "images", "pixel share")
+    rows = [stats.background, *stats.classes] if pixels else stats.classes
+    for c in rows:
+        share = f"{100 * c.pixel_share:.2f} %" if pixels else "-"
+        table.add_row(c.name, str(c.instances) if c is not stats.background else "-", str(c.images)
+                      if c is not stats.background else "-", share)
+    console.print(table)
+    if pixels:
+        fg = 1.0 - stats.background.pixel_share
+        console.print(f"labelled pixels: {100 * fg:.1f} % objects / {100 * (1 - fg):.1f} % background")
+    if stats.unannotated:
+        console.print(f"{len(stats.unannotated)} image(s) without annotations: "
+                      f"{', '.join(stats.unannotated[:10])}{' ...' if len(stats.unannotated) > 10 else ''}")
+    _print_problems(stats.problems)
+    if not stats.problems:
+        console.print("no problems found")
+
+
+@dataset_app.command("convert")
+def dataset_convert(
+    path: Annotated[Path, typer.Argument(help="Annotation file, folder or zip.")],
+    out: Annotated[Path, typer.Argument(help="Output folder (must not be the source).")],
+    to: Annotated[str, typer.Option("--to", help="Target format: coco, voc or masks.")],
+    format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
+    write_option: Annotated[list[str] | None, typer.Option(
+        "--write-option", "-w", help="Writer option KEY=VALUE, e.g. kind=color for masks.")] = None,
+) -> None:
+    """Convert a data set to COCO JSON, Pascal VOC folders or mask images."""
+    from masksmith.data.convert import convert
+
+    ds = _load(path, format, lenient, parse_options(option))
+    convert(ds, to, out, **parse_options(write_option))
+    console.print(f"wrote {len(ds.samples)} images as {to} to {out}")
+    _print_problems(ds.problems)
+
+
+@dataset_app.command("split")
+def dataset_split(
+    path: Annotated[Path, typer.Argument(help="Annotation file, folder or zip.")],
+    out: Annotated[Path, typer.Argument(help="Folder for train.txt / val.txt / test.txt.")],
+    val: Annotated[float, typer.Option(help="Fraction for validation.")] = 0.2,
+    test: Annotated[float, typer.Option(help="Fraction for testing.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    to: Annotated[str | None, typer.Option("--to", help="Also write each part as a data set.")] = None,
+    format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
+) -> None:
+    """Split at random (seeded) into train/val/test lists, optionally writing each part as a data set."""
+    from masksmith.data.convert import convert
+    from masksmith.data.split import split_dataset, write_split_lists
+
+    ds = _load(path, format, lenient, parse_options(option))
+    fractions = {"train": 1.0 - val - test, "val": val, "test": test}
+    parts = split_dataset(ds, {k: v for k, v in fractions.items() if v > 0}, seed=seed)
+    for file in write_split_lists(parts, out):
+        console.print(f"{file}: {len(file.read_text().splitlines())} images")
+    if to:
+        for name, part in parts.items():
+            convert(part, to, out / name)
+            console.print(f"wrote {name} as {to} to {out / name}")
+
+
+@dataset_app.command("tile")
+def dataset_tile(
+    path: Annotated[Path, typer.Argument(help="Annotation file, folder or zip.")],
+    out: Annotated[Path, typer.Argument(help="Output folder for the tiles data set and tiles.json.")],
+    size: Annotated[int, typer.Option(help="Tile side in pixels.")] = 256,
+    remainder: Annotated[str, typer.Option(help="pad | shift | drop: what to do with the edge remainder.")] = "pad",
+    to: Annotated[str, typer.Option("--to", help="Format of the tiles data set.")] = "masks",
+    format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
+) -> None:
+    """Cut images and masks into square patches; tiles.json lets `dataset stitch` put predictions back."""
+    from masksmith.data.convert import convert
+    from masksmith.data.tiles import tile_dataset, write_manifest
+
+    ds = _load(path, format, lenient, parse_options(option))
+    tiles, manifest = tile_dataset(ds, size, remainder)
+    convert(tiles, to, out)
+    write_manifest(manifest, out)
+    console.print(f"cut {len(ds.samples)} images into {len(tiles.samples)} tiles of {size}x{size} "
+                  f"({remainder}) in {out}; stitch predictions with: masksmith dataset stitch {out / 'tiles.json'}")
+
+
+@dataset_app.command("stitch")
+def dataset_stitch(
+    manifest: Annotated[Path, typer.Argument(help="tiles.json written by `dataset tile`.")],
+    predictions: Annotated[Path, typer.Argument(help="Folder of per-tile mask PNGs named like the tiles.")],
+    out: Annotated[Path, typer.Argument(help="Folder for the full-size masks.")],
+) -> None:
+    """Put per-tile masks back together into full-size masks."""
+    from masksmith.data.tiles import stitch_folder
+
+    written = stitch_folder(manifest, predictions, out)
+    console.print(f"stitched {len(written)} full-size masks into {out}")
+
+
+@dataset_app.command("preview")
+def dataset_preview(
+    path: Annotated[Path, typer.Argument(help="Annotation file, folder or zip.")],
+    out: Annotated[Path, typer.Option("--out", help="PNG to write.")] = Path("preview.png"),
+    count: Annotated[int, typer.Option(help="Number of images.")] = 8,
+    format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
+) -> None:
+    """A PNG grid: each image, its mask over it, and the mask alone, in the class colours."""
+    from masksmith.data.preview import write_preview
+
+    ds = _load(path, format, lenient, parse_options(option))
+    write_preview(ds, out, count)
+    console.print(f"wrote {out}")
+
+
+@dataset_app.command("sample")
+def dataset_sample(
+    out: Annotated[Path, typer.Argument(help="Folder to write the sample data set to.")],
+    images: Annotated[int, typer.Option(help="Number of images.")] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write the built-in sample data set (procedurally drawn cars, COCO format)."""
+    from masksmith.data.sample import make_sample_dataset
+
+    make_sample_dataset(out, n_images=images, seed=seed)
+    console.print(f"wrote {images} sample images with COCO annotations to {out}")
+
+
+@app.command("demo")
+def demo(out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.")] = Path("demo_output"),
+         ) -> None:
+    """The whole path on the built-in sample set: build it, inspect it, write its masks and a preview."""
+    from masksmith.demo import run_demo
+
+    run_demo(out, console)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except MasksmithError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

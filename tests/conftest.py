@@ -1,0 +1,47 @@
+"""Shared fixtures. Tests are offline: the hub is switched off before anything imports it."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from masksmith.data.formats import coco  # noqa: E402
+from masksmith.data.schema import Dataset, Region, Sample, make_classes  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Zip extraction and the sample data set go to a per-session cache, never the user's."""
+    monkeypatch.setenv("MASKSMITH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def make_small_dataset(root: Path, sizes=((70, 50), (64, 64), (33, 47))) -> Dataset:
+    """Three photos with a square 'box' and a triangle 'roof' (overlapping), as a Dataset with image files."""
+    root.mkdir(parents=True, exist_ok=True)
+    samples = []
+    rng = np.random.default_rng(0)
+    for k, (w, h) in enumerate(sizes):
+        path = root / f"photo_{k}.png"
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
+        box = [[2, 2], [w * 0.6, 2], [w * 0.6, h * 0.6], [2, h * 0.6]]
+        roof = [[w * 0.3, h * 0.3], [w - 1, h * 0.5], [w * 0.4, h - 1]]
+        samples.append(Sample(name=path.name, image_path=path, width=w, height=h,
+                              regions=[Region("box", [np.array(box)]), Region("roof", [np.array(roof)])]))
+    return Dataset(classes=make_classes(["box", "roof"]), samples=samples, format="test", root=root)
+
+
+@pytest.fixture
+def small_coco(tmp_path: Path) -> Path:
+    """A small COCO data set on disk (folder with annotations.json and images/)."""
+    ds = make_small_dataset(tmp_path / "src")
+    out = tmp_path / "coco"
+    coco.write(ds, out)
+    return out

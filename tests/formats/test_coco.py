@@ -1,0 +1,200 @@
+"""COCO instances JSON: the layout the COCO 2017 files and COCO Annotator write, read, written, read again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from masksmith.data import load_dataset
+from masksmith.data.convert import convert
+from masksmith.data.rasterize import instance_masks, semantic_mask
+from masksmith.errors import DatasetError, MasksmithError
+
+W, H = 64, 48
+
+
+def crowd_rle() -> dict:
+    m = np.zeros((H, W), np.uint8)
+    m[30:40, 40:60] = 1
+    # uncompressed RLE, column-major, as COCO 2017 stores crowd regions
+    flat = m.ravel(order="F")
+    counts, last, run = [], 0, 0
+    for v in flat:
+        if v != last:
+            counts.append(run)
+            run, last = 0, v
+        run += 1
+    counts.append(run)
+    return {"counts": counts, "size": [H, W]}
+
+
+def write_coco(root: Path, iscrowd_bool: bool = False) -> Path:
+    """A COCO file in the 2017 layout (info, licenses, images with coco_url ...) plus COCO Annotator extras."""
+    (root / "images").mkdir(parents=True)
+    for name in ("000000000001.jpg", "000000000002.jpg", "000000000003.jpg"):
+        Image.new("RGB", (W, H), (90, 120, 30)).save(root / "images" / name)
+    compressed = mask_utils.encode(np.asfortranarray((np.arange(H)[:, None] < 10) & (np.arange(W)[None] < 8)
+                                                     ).astype(np.uint8))
+    false, true = (False, True) if iscrowd_bool else (0, 1)
+    doc = {
+        "info": {"description": "COCO 2017 Dataset", "version": "1.0", "year": 2017},
+        "licenses": [{"url": "http://creativecommons.org/licenses/by/2.0/", "id": 4, "name": "Attribution"}],
+        "images": [
+            {"license": 4, "file_name": "000000000001.jpg", "coco_url": "http://x/1.jpg", "height": H, "width": W,
+             "date_captured": "2013-11-14 17:02:52", "flickr_url": "http://x", "id": 1},
+            {"license": 4, "file_name": "000000000002.jpg", "height": H, "width": W, "id": 2,
+             "path": "images/000000000002.jpg", "metadata": {}, "annotated": True},
+            {"license": 4, "file_name": "000000000003.jpg", "height": H, "width": W, "id": 3},
+        ],
+        "annotations": [
+            {"segmentation": [[10, 10, 30, 10, 30, 30, 10, 30]], "area": 400.0, "iscrowd": false,
+             "image_id": 1, "bbox": [10, 10, 20, 20], "category_id": 18, "id": 1768},
+            {"segmentation": [[20, 20, 40, 20, 40, 40], [50, 5, 60, 5, 60, 15, 50, 15]], "area": 300.0,
+             "iscrowd": false, "image_id": 1, "bbox": [20, 5, 40, 35], "category_id": 3, "id": 1769,
+             "color": "#e45779", "metadata": {}, "isbbox": False},
+            {"segmentation": crowd_rle(), "area": 200.0, "iscrowd": true, "image_id": 1,
+             "bbox": [40, 30, 20, 10], "category_id": 1, "id": 900100},
+            {"segmentation": {"size": [H, W], "counts": compressed["counts"].decode()}, "area": 80.0,
+             "iscrowd": false, "image_id": 2, "bbox": [0, 0, 8, 10], "category_id": 3, "id": 5},
+        ],
+        "categories": [{"supercategory": "person", "id": 1, "name": "person"},
+                       {"supercategory": "vehicle", "id": 3, "name": "car", "color": "#00ff00"},
+                       {"supercategory": "animal", "id": 18, "name": "dog"}],
+    }
+    path = root / "annotations.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("iscrowd_bool", [False, True])
+def test_reads_coco_layout(tmp_path: Path, iscrowd_bool: bool) -> None:
+    path = write_coco(tmp_path / "coco", iscrowd_bool)
+    ds = load_dataset(path.parent)
+    assert ds.format == "coco"
+    assert ds.class_names == ["person", "car", "dog"]
+    assert ds.classes[1].color == (0, 255, 0)
+    assert [len(s.regions) for s in ds.samples] == [3, 1, 0]
+    crowd = ds.samples[0].regions[2]
+    assert crowd.iscrowd and crowd.kind == "mask"
+    assert [len(r.polygons) for r in ds.samples[0].regions[:2]] == [1, 2]
+
+
+def test_masks_match_pycocotools_annToMask(tmp_path: Path) -> None:
+    path = write_coco(tmp_path / "coco")
+    ds = load_dataset(path)
+    coco = COCO(str(path))
+    index = ds.class_to_index()
+    cat_to_index = {c["id"]: index[c["name"]] for c in coco.loadCats(coco.getCatIds())}
+    for img_id, sample in zip(coco.getImgIds(), ds.samples, strict=True):
+        expected = np.zeros((H, W), np.uint8)
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=img_id)):
+            expected[coco.annToMask(ann).astype(bool)] = cat_to_index[ann["category_id"]]
+        assert np.array_equal(semantic_mask(sample, index), expected)
+
+
+def test_round_trip_keeps_classes_polygons_and_masks(tmp_path: Path) -> None:
+    first = load_dataset(write_coco(tmp_path / "coco"))
+    convert(first, "coco", tmp_path / "out")
+    second = load_dataset(tmp_path / "out")
+    assert second.class_names == first.class_names
+    assert [c.color for c in second.classes] == [c.color for c in first.classes]
+    idx = first.class_to_index()
+    for a, b in zip(first.samples, second.samples, strict=True):
+        assert a.name == b.name and (a.width, a.height) == (b.width, b.height)
+        for ra, rb in zip(a.regions, b.regions, strict=True):
+            assert ra.label == rb.label and ra.iscrowd == rb.iscrowd
+            assert all(np.array_equal(p, q) for p, q in zip(ra.polygons, rb.polygons, strict=True))
+        assert np.array_equal(semantic_mask(a, idx), semantic_mask(b, idx))
+        ma, la, ca = instance_masks(a, idx)
+        mb, lb, cb = instance_masks(b, idx)
+        assert np.array_equal(ma, mb) and np.array_equal(la, lb) and np.array_equal(ca, cb)
+
+
+def test_broken_json_names_file_and_position(tmp_path: Path) -> None:
+    path = write_coco(tmp_path / "coco")
+    path.write_text(path.read_text()[:-40])
+    with pytest.raises(DatasetError, match=r"annotations\.json.*not valid JSON \(line 1"):
+        load_dataset(path, "coco")
+
+
+def test_undeclared_category_is_reported_and_skippable(tmp_path: Path) -> None:
+    path = write_coco(tmp_path / "coco")
+    doc = json.loads(path.read_text())
+    doc["annotations"][3]["category_id"] = 77
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DatasetError, match="category_id 77 is not declared"):
+        load_dataset(path)
+    ds = load_dataset(path, strict=False)
+    assert [s.name for s in ds.samples] == ["000000000001.jpg", "000000000003.jpg"]
+    assert len(ds.problems) == 1 and "annotation 5" in str(ds.problems[0])
+
+
+def test_region_outside_image_and_missing_image(tmp_path: Path) -> None:
+    path = write_coco(tmp_path / "coco")
+    doc = json.loads(path.read_text())
+    doc["annotations"][0]["segmentation"] = [[100, 100, 130, 100, 130, 130]]
+    path.write_text(json.dumps(doc))
+    (tmp_path / "coco" / "images" / "000000000003.jpg").unlink()
+    with pytest.raises(DatasetError, match=r"000000000001\.jpg.*region 1 \(dog\).*outside the 64x48 image"):
+        load_dataset(path)
+    ds = load_dataset(path, strict=False)
+    assert [s.name for s in ds.samples] == ["000000000002.jpg"]
+    messages = " | ".join(map(str, ds.problems))
+    assert "outside the 64x48 image" in messages and "000000000003.jpg" in messages and "missing" in messages
+
+
+def test_image_that_is_not_an_image_and_wrong_size(tmp_path: Path) -> None:
+    path = write_coco(tmp_path / "coco")
+    (tmp_path / "coco" / "images" / "000000000002.jpg").write_bytes(b"not a jpeg")
+    Image.new("RGB", (10, 10)).save(tmp_path / "coco" / "images" / "000000000003.jpg")
+    ds = load_dataset(path, strict=False)
+    messages = " | ".join(map(str, ds.problems))
+    assert "000000000002.jpg: is not an image" in messages
+    assert "64x48 but the file is 10x10" in messages
+
+
+def test_convert_refuses_to_write_into_the_source(tmp_path: Path) -> None:
+    path = write_coco(tmp_path / "coco")
+    ds = load_dataset(path)
+    with pytest.raises(DatasetError, match="own folder"):
+        convert(ds, "coco", tmp_path / "coco")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(min_value=0, max_value=3000))
+def test_truncated_file_raises_only_our_error(tmp_path_factory, cut: int) -> None:
+    root = tmp_path_factory.mktemp("c")
+    path = write_coco(root / "coco")
+    path.write_text(path.read_text()[:cut])
+    try:
+        load_dataset(path, "coco", strict=False)
+    except MasksmithError:
+        pass
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-5, 100) | st.floats(allow_nan=True)
+                           | st.text(max_size=5), lambda c: st.lists(c, max_size=4)
+                           | st.dictionaries(st.sampled_from(["id", "images", "annotations", "categories",
+                                                              "segmentation", "counts", "size", "image_id",
+                                                              "category_id", "name", "file_name", "width",
+                                                              "height", "iscrowd"]), c, max_size=5),
+                           max_leaves=25)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=st.fixed_dictionaries({"images": json_values, "annotations": json_values, "categories": json_values}))
+def test_random_json_raises_only_our_error(tmp_path_factory, doc) -> None:
+    root = tmp_path_factory.mktemp("r")
+    (root / "annotations.json").write_text(json.dumps(doc))
+    try:
+        load_dataset(root / "annotations.json", "coco", strict=False)
+    except MasksmithError:
+        pass
