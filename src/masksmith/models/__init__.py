@@ -1,0 +1,1 @@
+"""Models: builders, offline pretrained encoder weights and the model artifact."""
