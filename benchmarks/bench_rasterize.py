@@ -23,7 +23,6 @@ from pycocotools.coco import COCO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import car_parts_or_exit, write_section  # noqa: E402
-
 from masksmith.data import load_dataset  # noqa: E402
 from masksmith.data.convert import convert  # noqa: E402
 from masksmith.data.rasterize import semantic_mask  # noqa: E402

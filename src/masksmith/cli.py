@@ -196,6 +196,129 @@ def dataset_sample(
     console.print(f"wrote {images} sample images with COCO annotations to {out}")
 
 
+@app.command("train")
+def train(
+    data: Annotated[str | None, typer.Argument(help="Annotated data set: file, folder or zip.")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="baseline, unet, fcn, fpn or deeplabv3plus.")] = "unet",
+    encoder: Annotated[str, typer.Option(help="Encoder: any smp or timm name.")] = "tf_efficientnet_lite0",
+    weights: Annotated[str, typer.Option(help="Encoder weights: imagenet-offline, imagenet, none or a file.")
+                       ] = "imagenet-offline",
+    size: Annotated[int, typer.Option(help="Training images are resized to SIZE x SIZE.")] = 256,
+    epochs: Annotated[int | None, typer.Option(help="Epochs to train (the total, also when resuming).")] = None,
+    time_budget: Annotated[str | None, typer.Option("--time", help="Wall-clock budget, e.g. 12m or 90s; the "
+                                                    "learning-rate schedule follows the clock.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 8,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 2e-3,
+    loss: Annotated[str, typer.Option(help="auto, ce, dice, ce+dice, focal, bce, bce+dice.")] = "auto",
+    val: Annotated[float, typer.Option(help="Fraction held out for validation.")] = 0.15,
+    val_data: Annotated[str | None, typer.Option(help="A separate validation data set.")] = None,
+    flip: Annotated[bool, typer.Option(help="Random horizontal flips (left/right classes swapped).")] = True,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    name: Annotated[str | None, typer.Option(help="Run name (folder under --runs).")] = None,
+    runs: Annotated[str, typer.Option(help="Folder for run folders.")] = "runs",
+    resume: Annotated[Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")
+                      ] = None,
+    config: Annotated[Path | None, typer.Option(help="A config.yaml to start from (flags override it).")] = None,
+    devices: Annotated[str, typer.Option(help="Lightning devices, e.g. 1, 2 or auto.")] = "1",
+    strategy: Annotated[str, typer.Option(help="Lightning strategy, e.g. auto or ddp.")] = "auto",
+    accelerator: Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu or gpu.")] = "auto",
+    format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
+) -> None:
+    """Train a semantic segmentation model; writes a run folder and prints where everything went."""
+    from masksmith.train.config import TrainConfig
+    from masksmith.train.semantic import train_semantic
+
+    if resume is not None:
+        cfg = TrainConfig.from_yaml(resume / "config.yaml") if (resume / "config.yaml").exists() else None
+        if cfg is None:
+            raise MasksmithError("is not a run folder (no config.yaml).", path=resume,
+                                 fix="pass the folder that `masksmith train` printed.")
+        if epochs is not None:
+            cfg.epochs = epochs
+        if time_budget is not None:
+            cfg.time_budget = parse_duration(time_budget)
+        run_dir = train_semantic(cfg, resume, resume=True)
+    else:
+        cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
+        if data is None and not cfg.data:
+            raise MasksmithError("no data set given.", fix="run `masksmith train DATA` with your annotations.")
+        cfg.data = data or cfg.data
+        cfg.format, cfg.data_options, cfg.strict_data = format, parse_options(option), not lenient
+        cfg.arch, cfg.encoder, cfg.size, cfg.batch_size, cfg.lr, cfg.loss = model, encoder, size, batch_size, lr, loss
+        cfg.encoder_weights = None if weights.lower() == "none" else weights
+        cfg.val_fraction, cfg.val_data, cfg.flip, cfg.seed = val, val_data, flip, seed
+        cfg.name, cfg.runs_dir = name, runs
+        cfg.devices = int(devices) if devices.isdigit() else devices
+        cfg.strategy, cfg.accelerator = strategy, accelerator
+        cfg.time_budget = parse_duration(time_budget) if time_budget else None
+        cfg.epochs = epochs if epochs is not None else (None if cfg.time_budget else cfg.epochs)
+        run_dir = train_semantic(cfg)
+    console.print(f"run folder: {run_dir}")
+    console.print(f"  model:    {run_dir / 'model.masksmith'}")
+    console.print(f"  curves:   {run_dir / 'curves.png'}   metrics: {run_dir / 'metrics.csv'}")
+    console.print(f"  previews: {run_dir / 'previews'}   checkpoints: {run_dir / 'checkpoints'}")
+    console.print(f"next: masksmith evaluate {run_dir / 'model.masksmith'} DATA; "
+                  f"masksmith predict {run_dir / 'model.masksmith'} IMAGES...")
+
+
+def parse_duration(text: str) -> float:
+    """'12m', '90s', '1.5h' or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    t = text.strip().lower()
+    try:
+        return float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise MasksmithError(f"time {text!r} is not a duration.", fix="write it like 12m, 90s or 1.5h.") from None
+
+
+@app.command("evaluate")
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="model.masksmith file or run folder.")],
+    data: Annotated[str, typer.Argument(help="Annotated data set to score on.")],
+    out: Annotated[Path | None, typer.Option(help="Folder for metrics.json, confusion.png and worst.png.")
+                   ] = None,
+    worst: Annotated[int, typer.Option(help="Images in the gallery of worst predictions.")] = 8,
+    tta: Annotated[bool, typer.Option(help="Average with the mirrored prediction.")] = False,
+    format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
+) -> None:
+    """Per-class IoU and Dice, mIoU, pixel accuracy, a confusion matrix and the worst images."""
+    from masksmith.infer.evaluate import evaluate_semantic
+
+    out = out or (model.parent if model.is_file() else model) / "evaluation"
+    report = evaluate_semantic(model, data, out, worst=worst, tta=tta, format=format, strict=not lenient,
+                               **parse_options(option))
+    table = Table("class", "IoU", "Dice", "IoU (input size)", "pixels")
+    for k, name in enumerate(report.classes):
+        f = report.at_full
+        table.add_row(name, _fmt(f.iou[k]), _fmt(f.dice[k]), _fmt(report.at_input.iou[k]), str(int(f.support[k])))
+    console.print(table)
+    for label, s in (("full size", report.at_full), ("input size", report.at_input)):
+        console.print(f"{label}: mIoU {s.miou(True):.4f} (without background {s.miou(False):.4f}), mean Dice "
+                      f"{s.mean_dice(True):.4f}, pixel accuracy {s.pixel_accuracy:.4f}")
+    for key, path in report.files.items():
+        console.print(f"{key}: {path}")
+
+
+def _fmt(x: float) -> str:
+    return "-" if x != x else f"{x:.4f}"
+
+
+@app.command("predict")
+def predict(
+    model: Annotated[Path, typer.Argument(help="model.masksmith file or run folder.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("predictions"),
+    opacity: Annotated[float, typer.Option(help="Overlay opacity: 1 opaque, 0.5 see-through.")] = 0.5,
+    tta: Annotated[bool, typer.Option(help="Average with the mirrored prediction.")] = False,
+) -> None:
+    """Masks (palette PNGs), overlays and colour masks for new photos, each at its own size."""
+    from masksmith.infer.predictor import Predictor
+    from masksmith.infer.write import predict_to_folder
+
+    written = predict_to_folder(Predictor.from_file(model, tta=tta), images, out, opacity)
+    console.print(f"predicted {len(written)} image(s) into {out} (*_mask.png, *_overlay.png, *_color.png)")
+
+
 @app.command("demo")
 def demo(out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.")] = Path("demo_output"),
          ) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 from masksmith.data.formats._common import image_size
 from masksmith.data.schema import Dataset, ProblemLog, Sample
 
+
 # Annotation tools let vertices stray a little past the border (a click on the edge: car-parts has vertices
 # 2 px outside); rasterising clips those. Further out is a real fault, such as a region on the wrong image.
 def bounds_tolerance(width: int, height: int) -> float:

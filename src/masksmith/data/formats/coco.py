@@ -191,8 +191,8 @@ def write(dataset: Dataset, out: Path, **options: Any) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     index = dataset.class_to_index()
-    categories = [{"id": i, "name": c.name, "supercategory": "",
-                   "color": "#%02x%02x%02x" % c.color} for c, i in zip(dataset.classes, index.values(), strict=True)]
+    categories = [{"id": index[c.name], "name": c.name, "supercategory": "",
+                   "color": "#{:02x}{:02x}{:02x}".format(*c.color)} for c in dataset.classes]
     images, annotations = [], []
     for image_id, sample in enumerate(dataset.samples, start=1):
         target = out / "images" / sample.name

@@ -1,0 +1,160 @@
+"""Torch adapters: decode and resize every sample once, then serve augmented uint8 tensors.
+
+Decoding JPEGs and rasterising polygons is done once per run (the cache), because on a 2-core machine the
+data path must never be what the model waits for. Augmentation uses torchvision.transforms.v2, which moves
+images and masks together (masks always with nearest-neighbour sampling).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset as TorchDataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from masksmith.data.rasterize import semantic_mask
+from masksmith.data.schema import Dataset, Sample
+
+_SIDE = re.compile(r"(?<![a-z])(left|right)(?![a-z])", re.IGNORECASE)
+
+
+def mirrored_name(name: str) -> str | None:
+    """`front_left_door` -> `front_right_door`; None when the name has no left/right word."""
+    if not _SIDE.search(name):
+        return None
+
+    def swap(m: re.Match[str]) -> str:
+        word = m.group(0)
+        other = "right" if word.lower() == "left" else "left"
+        return other.upper() if word.isupper() else other.capitalize() if word[0].isupper() else other
+
+    return _SIDE.sub(swap, name)
+
+
+def detect_flip_pairs(class_names: Sequence[str]) -> list[tuple[str, str]]:
+    """Classes whose names pair up as left/right, so a horizontal flip can swap them (a flipped left door is a
+    right door). Each pair appears once, in class order."""
+    names = set(class_names)
+    pairs: list[tuple[str, str]] = []
+    for name in class_names:
+        other = mirrored_name(name)
+        if other and other in names and (other, name) not in pairs and other != name:
+            pairs.append((name, other))
+    return pairs
+
+
+def flip_lut(class_names: Sequence[str], pairs: Sequence[Sequence[str]]) -> torch.Tensor:
+    """(256,) uint8 table mapping each mask value to its value after a horizontal flip."""
+    index = {n: i + 1 for i, n in enumerate(class_names)}
+    lut = torch.arange(256, dtype=torch.uint8)
+    for a, b in pairs:
+        lut[index[a]], lut[index[b]] = index[b], index[a]
+    return lut
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Resize an image (bilinear, antialiased) and its mask (nearest) to (height, width)."""
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image, mask
+    im = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+    m = np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST))
+    return im, m
+
+
+@dataclass
+class CachedSamples:
+    """All samples decoded and resized: images (N, 3, H, W) uint8 and masks (N, H, W) uint8."""
+
+    images: torch.Tensor
+    masks: torch.Tensor
+    names: list[str]
+
+    @classmethod
+    def build(cls, dataset: Dataset, size: tuple[int, int], samples: Sequence[Sample] | None = None
+              ) -> CachedSamples:
+        index = dataset.class_to_index()
+        chosen = list(dataset.samples if samples is None else samples)
+        images = torch.empty((len(chosen), 3, *size), dtype=torch.uint8)
+        masks = torch.empty((len(chosen), *size), dtype=torch.uint8)
+        for k, sample in enumerate(chosen):
+            im, m = resize_pair(sample.load_image(), semantic_mask(sample, index), size)
+            images[k] = torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)))
+            masks[k] = torch.from_numpy(np.array(m))
+        return cls(images, masks, [s.name for s in chosen])
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+class HorizontalFlipSwap(v2.Transform):
+    """Random horizontal flip that also swaps left/right classes in the mask."""
+
+    def __init__(self, lut: torch.Tensor, p: float = 0.5) -> None:
+        super().__init__()
+        self.lut = lut
+        self.p = p
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if torch.rand(()) >= self.p:
+            return image, mask
+        image = tv_tensors.wrap(image.flip(-1), like=image)
+        mask = tv_tensors.wrap(self.lut[mask.flip(-1).long()], like=mask)
+        return image, mask
+
+
+@dataclass
+class AugmentConfig:
+    flip: bool = True
+    scale: tuple[float, float] = (0.35, 1.0)  # area fraction kept by the random resized crop
+    color_jitter: float = 0.25
+    rotate: float = 0.0  # degrees
+
+
+def train_transform(size: tuple[int, int], aug: AugmentConfig, lut: torch.Tensor) -> v2.Transform | None:
+    steps: list[v2.Transform] = []
+    if aug.scale and aug.scale[0] < 1.0:
+        steps.append(v2.RandomResizedCrop(size, scale=tuple(aug.scale), ratio=(0.75, 1.333), antialias=True))
+    if aug.rotate:
+        steps.append(v2.RandomRotation(aug.rotate, fill={tv_tensors.Image: 0, tv_tensors.Mask: 0}))
+    if aug.color_jitter:
+        j = aug.color_jitter
+        steps.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(0.05, j / 5)))
+    if not steps and not aug.flip:
+        return None
+    return _FlipThen(HorizontalFlipSwap(lut) if aug.flip else None, v2.Compose(steps))
+
+
+class _FlipThen(v2.Transform):
+    def __init__(self, flip: HorizontalFlipSwap | None, rest: v2.Transform) -> None:
+        super().__init__()
+        self.flip, self.rest = flip, rest
+
+    def forward(self, image, mask):  # type: ignore[override]
+        if self.flip is not None:
+            image, mask = self.flip(image, mask)
+        return self.rest(image, mask)
+
+
+class SegmentationTensors(TorchDataset):
+    """Serves (image uint8 (3, H, W), mask int64 (H, W)) from a cache, augmented when a transform is given."""
+
+    def __init__(self, cache: CachedSamples, transform: v2.Transform | None = None) -> None:
+        self.cache = cache
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = tv_tensors.Image(self.cache.images[i])
+        mask = tv_tensors.Mask(self.cache.masks[i])
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()

@@ -1,0 +1,1 @@
+"""Prediction: one Predictor for every entry point."""

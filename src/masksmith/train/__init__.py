@@ -1,0 +1,1 @@
+"""Training: Lightning modules, losses, metrics and callbacks."""

@@ -1,0 +1,65 @@
+"""Training configuration: one dataclass, saved as the run folder's config.yaml and read back by --resume."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from masksmith.errors import MasksmithError
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    format: str | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)
+    val_data: str | None = None  # a separate validation set; otherwise val_fraction of `data`
+    val_fraction: float = 0.15
+    task: str = "semantic"
+    arch: str = "unet"
+    encoder: str = "tf_efficientnet_lite0"
+    encoder_weights: str | None = "imagenet-offline"
+    decoder_channels: list[int] | None = field(default_factory=lambda: [128, 64, 32, 16, 16])
+    size: int = 256  # images are resized to size x size (see input_mode in the model file)
+    loss: str = "ce+dice"
+    class_weights: list[float] | None = None
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.03
+    batch_size: int = 8
+    epochs: int | None = 30
+    time_budget: float | None = None  # seconds of training; the schedule follows the clock when given
+    flip: bool = True
+    flip_pairs: list[list[str]] | str = "auto"  # "auto": detected from class names; [] for none
+    scale: list[float] = field(default_factory=lambda: [0.35, 1.0])
+    color_jitter: float = 0.25
+    precision: str = "auto"  # "auto" uses bf16 autocast where the CPU supports it
+    channels_last: bool = True
+    seed: int = 0
+    preview_images: int = 4
+    num_workers: int = 0
+    devices: int | str = 1
+    strategy: str = "auto"
+    accelerator: str = "auto"
+    name: str | None = None
+    runs_dir: str = "runs"
+    strict_data: bool = True
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(asdict(self), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> TrainConfig:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise MasksmithError(f"cannot be read as a training config ({exc}).", path=path) from None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise MasksmithError(f"has unknown keys: {', '.join(unknown)}.", path=path,
+                                 fix=f"remove them; known keys: {', '.join(sorted(known))}.")
+        return cls(**data)

@@ -1,0 +1,86 @@
+"""Segmentation metrics from one confusion matrix, so every figure agrees with every other.
+
+Definitions (per class c, over all pixels of all images, void pixels left out):
+- IoU_c  = TP / (TP + FP + FN)
+- Dice_c = 2 TP / (2 TP + FP + FN), i.e. 2 * overlap / (predicted + true pixels)
+- mIoU and mean Dice average over classes, background included ("with background") or not; classes that occur
+  in neither the truth nor the prediction have no score and are left out of the mean.
+- pixel accuracy = correctly labelled pixels / all (non-void) pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from masksmith.data.schema import IGNORE_INDEX
+
+
+class ConfusionMatrix:
+    """Accumulates a (C, C) matrix: rows are the truth, columns the prediction."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.matrix = torch.zeros((num_classes, num_classes), dtype=torch.int64)
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        pred = pred.reshape(-1).long()
+        target = target.reshape(-1).long()
+        keep = target != IGNORE_INDEX
+        pred, target = pred[keep], target[keep]
+        k = self.num_classes
+        self.matrix += torch.bincount(target * k + pred, minlength=k * k).reshape(k, k).cpu()
+
+    def update_numpy(self, pred: np.ndarray, target: np.ndarray) -> None:
+        self.update(torch.from_numpy(np.asarray(pred)), torch.from_numpy(np.asarray(target)))
+
+    def merge(self, other: ConfusionMatrix) -> None:
+        self.matrix += other.matrix
+
+    def scores(self) -> SegmentationScores:
+        return SegmentationScores.from_matrix(self.matrix.numpy())
+
+
+@dataclass
+class SegmentationScores:
+    iou: np.ndarray  # (C,), NaN where the class is absent from truth and prediction
+    dice: np.ndarray
+    pixel_accuracy: float
+    support: np.ndarray  # true pixels per class
+    matrix: np.ndarray
+
+    @classmethod
+    def from_matrix(cls, m: np.ndarray) -> SegmentationScores:
+        m = m.astype(np.float64)
+        tp = np.diag(m)
+        fp = m.sum(0) - tp
+        fn = m.sum(1) - tp
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), np.nan)
+            dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
+        total = m.sum()
+        return cls(iou, dice, float(tp.sum() / total) if total else float("nan"), m.sum(1), m)
+
+    def miou(self, with_background: bool = True) -> float:
+        values = self.iou if with_background else self.iou[1:]
+        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+    def mean_dice(self, with_background: bool = True) -> float:
+        values = self.dice if with_background else self.dice[1:]
+        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+    def as_dict(self, class_names: list[str]) -> dict:
+        names = ["background", *class_names] if len(class_names) + 1 == len(self.iou) else class_names
+        return {
+            "miou": self.miou(True), "miou_without_background": self.miou(False),
+            "mean_dice": self.mean_dice(True), "mean_dice_without_background": self.mean_dice(False),
+            "pixel_accuracy": self.pixel_accuracy,
+            "per_class": [{"class": n, "iou": _f(i), "dice": _f(d), "pixels": int(s)}
+                          for n, i, d, s in zip(names, self.iou, self.dice, self.support, strict=True)],
+        }
+
+
+def _f(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)

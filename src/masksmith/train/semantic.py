@@ -1,0 +1,291 @@
+"""Semantic segmentation training with PyTorch Lightning: `train_semantic(config)` makes a run folder.
+
+runs/<name>/
+  config.yaml        the TrainConfig, reusable with --resume
+  metrics.csv        one row per epoch; curves.png draws it
+  previews/          epoch_NNN.png: fixed images | truth | prediction
+  checkpoints/       last.ckpt (resume point) and best.ckpt (when there is a validation set)
+  model.masksmith    the self-describing model file (best validation weights, or the last ones)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from masksmith.data import load_dataset
+from masksmith.data.schema import Dataset
+from masksmith.data.torchdata import (
+    AugmentConfig,
+    CachedSamples,
+    SegmentationTensors,
+    detect_flip_pairs,
+    flip_lut,
+    train_transform,
+)
+from masksmith.errors import MasksmithError
+from masksmith.models.artifact import ModelArtifact, save_artifact
+from masksmith.models.registry import ModelConfig, SegmentationNet, build_model, default_normalisation
+from masksmith.train.callbacks import ClockSchedule, History, KeepModelFile, Previews
+from masksmith.train.config import TrainConfig
+from masksmith.train.losses import SegmentationLoss
+from masksmith.train.metrics import ConfusionMatrix
+
+
+def quiet_lightning() -> None:
+    """Lightning's hints that do not apply to how we drive it (we pass ckpt_path ourselves, validation is
+    optional) would only confuse users; real warnings stay."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    for message in (r"`\.fit\(ckpt_path=None\)` was called without a model", r"\.fit\(ckpt_path=\"last\"\) is set",
+                    r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"You defined a `validation_step` but have no",
+                    r"The '\w+_dataloader' does not have many workers", r"The number of training batches"):
+        warnings.filterwarnings("ignore", message=message)
+
+
+def bf16_supported() -> bool:
+    """True where the CPU has native bf16 dot products (AVX512-BF16 or AMX), which make autocast pay."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, c, lambda: False)() for c in checks)
+
+
+def resolve_precision(config: TrainConfig) -> str:
+    if config.precision != "auto":
+        return config.precision
+    if torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed" if bf16_supported() else "32-true"
+
+
+def is_binary(config: TrainConfig, num_classes: int) -> bool:
+    return num_classes == 1 and config.loss in ("auto", "bce", "bce+dice")
+
+
+def loss_name(config: TrainConfig, binary: bool) -> str:
+    if config.loss != "auto":
+        return config.loss
+    return "bce+dice" if binary else "ce+dice"
+
+
+class SemanticModule(L.LightningModule):
+    def __init__(self, net: SegmentationNet, loss: SegmentationLoss, num_classes: int, lr: float,
+                 weight_decay: float, channels_last: bool) -> None:
+        super().__init__()
+        self.net = net
+        self.loss_fn = loss
+        self.num_classes = num_classes  # including background
+        self.binary = loss.binary
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.channels_last = channels_last
+        self.confusion = ConfusionMatrix(num_classes)
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float()
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    def to_mask(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.binary:
+            return (logits[:, 0] > 0).to(torch.uint8)
+        return logits.argmax(1).to(torch.uint8)
+
+    @torch.no_grad()
+    def predict_masks(self, images: torch.Tensor) -> torch.Tensor:
+        was_training = self.training
+        self.eval()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.trainer.precision == "bf16-mixed"
+                            if self._trainer is not None else False):
+            masks = self.to_mask(self(images.to(self.device)).float()).cpu()
+        self.train(was_training)
+        return masks
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, masks = batch
+        loss = self.loss_fn(self(images), masks)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(images))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self.confusion = ConfusionMatrix(self.num_classes)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, masks = batch
+        logits = self(images)
+        self.log("val_loss", self.loss_fn(logits, masks), on_epoch=True, prog_bar=True, batch_size=len(images),
+                 sync_dist=True)
+        self.confusion.update(self.to_mask(logits.float()), masks)
+
+    def on_validation_epoch_end(self) -> None:
+        matrix = self.confusion.matrix.to(self.device)
+        if self.trainer.world_size > 1:
+            matrix = self.all_gather(matrix).sum(0)
+        self.confusion.matrix = matrix.cpu()
+        scores = self.confusion.scores()
+        self.log_dict({"val_miou": scores.miou(True), "val_mean_dice": scores.mean_dice(True),
+                       "val_pixel_accuracy": scores.pixel_accuracy}, prog_bar=True, sync_dist=False)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        # the decoder starts from scratch and learns with the full rate; the pretrained encoder with a third
+        encoder = list(getattr(self.net.model, "encoder", torch.nn.Module()).parameters())
+        ids = {id(p) for p in encoder}
+        rest = [p for p in self.net.parameters() if id(p) not in ids]
+        groups = [{"params": rest, "lr": self.lr}]
+        if encoder:
+            groups.append({"params": encoder, "lr": self.lr / 3})
+        return torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
+
+    def base_lrs(self) -> list[float]:
+        encoder = getattr(self.net.model, "encoder", None)
+        return [self.lr, self.lr / 3] if encoder is not None and any(True for _ in encoder.parameters()) \
+            else [self.lr]
+
+
+@dataclass
+class PreparedData:
+    dataset: Dataset
+    train: CachedSamples
+    val: CachedSamples | None
+    flip_pairs: list[list[str]]
+
+
+def prepare_data(config: TrainConfig) -> PreparedData:
+    from masksmith.data.split import split_dataset
+
+    dataset = load_dataset(config.data, config.format, strict=config.strict_data, **config.data_options)
+    if not dataset.samples:
+        raise MasksmithError("has no usable images.", path=config.data, fix="check the data set with "
+                             "`masksmith dataset inspect`.")
+    size = (config.size, config.size)
+    if config.val_data:
+        val_set = load_dataset(config.val_data, config.format, strict=config.strict_data, **config.data_options)
+        if val_set.class_names != dataset.class_names:
+            raise MasksmithError(f"has classes {val_set.class_names}, the training set {dataset.class_names}.",
+                                 path=config.val_data, fix="use the same class list in both.")
+        train_samples, val_samples = dataset.samples, val_set.samples
+    elif config.val_fraction > 0 and len(dataset.samples) >= 4:
+        parts = split_dataset(dataset, {"train": 1 - config.val_fraction, "val": config.val_fraction},
+                              seed=config.seed)
+        train_samples, val_samples = parts["train"].samples, parts["val"].samples
+    else:
+        train_samples, val_samples = dataset.samples, []
+    if config.flip_pairs == "auto":
+        pairs = [list(p) for p in detect_flip_pairs(dataset.class_names)]
+    else:
+        pairs = [list(p) for p in config.flip_pairs]
+        unknown = {n for p in pairs for n in p} - set(dataset.class_names)
+        if unknown or any(len(p) != 2 for p in pairs):
+            raise MasksmithError(f"flip_pairs {pairs} name classes the data set lacks: {sorted(unknown)}.",
+                                 fix=f"use pairs of these classes: {', '.join(dataset.class_names)}.")
+    train = CachedSamples.build(dataset, size, train_samples)
+    val = CachedSamples.build(dataset, size, val_samples) if val_samples else None
+    return PreparedData(dataset, train, val, pairs)
+
+
+def new_run_dir(config: TrainConfig) -> Path:
+    root = Path(config.runs_dir)
+    base = config.name or f"{config.arch}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run = root / base
+    k = 2
+    while run.exists():
+        run = root / f"{base}-{k}"
+        k += 1
+    return run
+
+
+def resume_checkpoint(run_dir: Path) -> Path:
+    """The newest of checkpoints/last.ckpt and interrupted.ckpt (written on Ctrl-C mid-epoch)."""
+    found = [p for p in (run_dir / "checkpoints" / n for n in ("last.ckpt", "interrupted.ckpt")) if p.exists()]
+    if not found:
+        raise MasksmithError("has no checkpoints/last.ckpt to resume from.", path=run_dir,
+                             fix="start a new run without --resume.")
+    return max(found, key=lambda p: p.stat().st_mtime)
+
+
+def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: bool = False,
+                   extra_callbacks: list[L.Callback] | None = None) -> Path:
+    """Train and return the run folder. With `resume`, continue `run_dir` from checkpoints/last.ckpt."""
+    quiet_lightning()
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    run_dir = run_dir or new_run_dir(config)
+    ckpt_dir = run_dir / "checkpoints"
+    resume_from = resume_checkpoint(run_dir) if resume else None
+    data = prepare_data(config)
+    names = data.dataset.class_names
+    binary = is_binary(config, len(names))
+    model_config = ModelConfig(arch=config.arch, num_outputs=1 if binary else len(names) + 1,
+                               encoder=config.encoder, encoder_weights=config.encoder_weights,
+                               decoder_channels=config.decoder_channels)
+    mean, std = default_normalisation(model_config)
+    net = SegmentationNet(build_model(model_config, pretrained=not resume), mean, std)
+    loss = SegmentationLoss(loss_name(config, binary), model_config.num_outputs, config.class_weights)
+    module = SemanticModule(net, loss, len(names) + 1, config.lr, config.weight_decay, config.channels_last)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+    size = (config.size, config.size)
+    aug = AugmentConfig(flip=config.flip, scale=tuple(config.scale), color_jitter=config.color_jitter)
+    lut = flip_lut(names, data.flip_pairs)
+    train_loader = DataLoader(SegmentationTensors(data.train, train_transform(size, aug, lut)),
+                              batch_size=config.batch_size, shuffle=True, num_workers=config.num_workers,
+                              drop_last=len(data.train) > config.batch_size,
+                              persistent_workers=config.num_workers > 0)
+    val_loader = DataLoader(SegmentationTensors(data.val), batch_size=config.batch_size) if data.val else None
+
+    artifact_base = dict(task="semantic", model=model_config.to_dict(), classes=names,
+                         colors=[list(c) for c in data.dataset.colors()],
+                         preprocessing={"mean": list(mean), "std": list(std), "input_mode": "resize",
+                                        "size": [config.size, config.size]},
+                         flip_pairs=data.flip_pairs)
+
+    def save(pl_module: SemanticModule, reason: str) -> Path:
+        state = {k: v.contiguous() for k, v in pl_module.net.state_dict().items()}
+        summary = {"reason": reason, "epoch": pl_module.current_epoch + 1, "data": str(config.data),
+                   "images": len(data.train), "metrics": {k: float(v) for k, v in
+                                                          pl_module.trainer.callback_metrics.items()
+                                                          if torch.is_tensor(v) and v.numel() == 1}}
+        return save_artifact(ModelArtifact(**artifact_base, training=summary, state_dict=state),
+                             run_dir / "model.masksmith")
+
+    preview_source = data.val or data.train
+    k = min(config.preview_images, len(preview_source))
+    monitor = "val_miou" if data.val else None
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
+        save_top_k=1 if monitor else 0, enable_version_counter=False)
+    clock = ClockSchedule(module.base_lrs(), config.epochs, config.time_budget, config.warmup_fraction)
+    callbacks: list[L.Callback] = [
+        clock, checkpoint,
+        # written only when training stops on Ctrl-C or an error (and deleted after a clean finish)
+        L.pytorch.callbacks.OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
+        History(run_dir), Previews(run_dir, preview_source.images[:k], preview_source.masks[:k],
+                                   data.dataset.colors()),
+        KeepModelFile(save, monitor), *(extra_callbacks or []),
+    ]
+    interactive = sys.stdout.isatty()
+    if interactive:
+        callbacks.append(L.pytorch.callbacks.RichProgressBar())
+    trainer = L.Trainer(
+        max_epochs=config.epochs if config.epochs else -1,
+        max_time={"seconds": config.time_budget} if config.time_budget else None,
+        accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
+        precision=resolve_precision(config), callbacks=callbacks, logger=False,
+        enable_progress_bar=interactive, enable_model_summary=False, default_root_dir=str(run_dir),
+        num_sanity_val_steps=0, log_every_n_steps=5, deterministic=False,
+    )
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, trainer.world_size)))
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume_from) if resume_from else None)
+    if trainer.is_global_zero and not (run_dir / "model.masksmith").exists():
+        save(module, "last")
+    return run_dir

@@ -1,0 +1,169 @@
+"""Semantic training end to end on generated cars: the run folder, evaluate and predict keep their promises."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+from PIL import Image
+
+from masksmith.data import load_dataset
+from masksmith.data.sample import make_sample_dataset
+from masksmith.infer.evaluate import evaluate_semantic
+from masksmith.infer.predictor import Predictor
+from masksmith.infer.write import predict_to_folder
+from masksmith.models.artifact import load_artifact
+from masksmith.train.config import TrainConfig
+from masksmith.train.semantic import train_semantic
+
+
+@pytest.fixture(scope="module")
+def cars(tmp_path_factory) -> Path:
+    return make_sample_dataset(tmp_path_factory.mktemp("cars") / "cars", n_images=16, size=(96, 72), seed=1)
+
+
+def tiny_config(data: Path, runs: Path, **kw) -> TrainConfig:
+    base = dict(data=str(data), size=64, epochs=2, batch_size=4, decoder_channels=[32, 16, 16, 8, 8],
+                runs_dir=str(runs), name="tiny", preview_images=2, val_fraction=0.25)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def trained(cars: Path, tmp_path_factory) -> Path:
+    return train_semantic(tiny_config(cars, tmp_path_factory.mktemp("runs"), epochs=3, lr=3e-3))
+
+
+def test_run_folder_has_everything(trained: Path) -> None:
+    for name in ("config.yaml", "metrics.csv", "curves.png", "model.masksmith", "checkpoints/last.ckpt",
+                 "checkpoints/best.ckpt", "previews/epoch_001.png", "previews/epoch_003.png"):
+        assert (trained / name).exists(), name
+    rows = list(csv.DictReader((trained / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert all(0 <= float(r["val_miou"]) <= 1 for r in rows)
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    artifact = load_artifact(trained / "model.masksmith")
+    assert artifact.classes == ["body", "wheel", "window", "light"]
+    assert artifact.preprocessing["size"] == [64, 64] and artifact.preprocessing["mean"] == [0.5, 0.5, 0.5]
+    assert artifact.colors[1] == [0, 0, 255]
+
+
+def test_evaluate_writes_report_with_consistent_numbers(trained: Path, cars: Path, tmp_path: Path) -> None:
+    report = evaluate_semantic(trained / "model.masksmith", cars, tmp_path / "eval", worst=3)
+    for key in ("metrics", "confusion_matrix", "worst_gallery"):
+        assert Path(report.files[key]).exists()
+    ds = load_dataset(cars)
+    assert report.at_full.matrix.sum() == sum(s.width * s.height for s in ds.samples)
+    assert report.at_input.matrix.sum() == len(ds.samples) * 64 * 64
+    f = report.at_full
+    tp = np.diag(f.matrix)
+    assert f.pixel_accuracy == pytest.approx(tp.sum() / f.matrix.sum())
+    assert np.allclose(f.dice, 2 * f.iou / (1 + f.iou), equal_nan=True)  # Dice and IoU agree per class
+    assert 0.3 < f.pixel_accuracy <= 1 and 0 < f.miou() < 1
+    worst = [m for _, m in report.per_image]
+    assert worst == sorted(worst) and len(worst) == len(ds.samples)
+
+
+def test_predict_outputs_at_each_images_own_size(trained: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for name, (w, h) in {"wide.jpg": (150, 40), "tall.png": (33, 90)}.items():
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(tmp_path / name)
+    predictor = Predictor.from_file(trained)
+    written = predict_to_folder(predictor, [tmp_path], tmp_path / "out", opacity=1.0)
+    assert len(written) == 2
+    for row in written:
+        src = Image.open(row["image"])
+        mask = Image.open(row["mask"])
+        assert mask.size == src.size and mask.mode == "P"
+        assert np.asarray(mask).max() <= 4
+        over = np.asarray(Image.open(row["overlay"]))
+        color = np.asarray(Image.open(row["color"]))
+        m = np.asarray(mask)
+        # opacity 1: painted pixels are exactly the class colour, background pixels keep the photo
+        assert np.array_equal(over[m > 0], color[m > 0])
+        assert np.array_equal(over[m == 0], np.asarray(src.convert("RGB"))[m == 0])
+
+
+def test_scale_mode_slides_a_window_over_large_images(trained: Path) -> None:
+    predictor = Predictor.from_file(trained)
+    predictor.artifact.preprocessing.update(input_mode="scale", scale=1.0)
+    image = np.random.default_rng(1).integers(0, 255, (150, 200, 3), dtype=np.uint8)
+    calls = []
+    original = predictor._probabilities
+    predictor._probabilities = lambda x: calls.append(tuple(x.shape)) or original(x)
+    probs = predictor.predict_proba(image)
+    assert probs.shape == (5, 150, 200)
+    assert torch_allclose_one(probs.sum(0))
+    assert all(shape[-2:] == (64, 64) for shape in calls) and sum(s[0] for s in calls) >= 12
+
+
+def torch_allclose_one(t) -> bool:
+    import torch
+
+    return bool(torch.allclose(t, torch.ones_like(t), atol=1e-4))
+
+
+def test_resume_trains_more_epochs(cars: Path, tmp_path: Path) -> None:
+    run = train_semantic(tiny_config(cars, tmp_path, epochs=1, val_fraction=0.0))
+    assert (run / "model.masksmith").exists()
+    config = TrainConfig.from_yaml(run / "config.yaml")
+    config.epochs = 2
+    train_semantic(config, run, resume=True)
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert load_artifact(run).training["epoch"] == 2
+
+
+class _Interrupt(L.Callback):
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch == 1 and batch_idx == 1:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_leaves_a_usable_checkpoint_and_model(cars: Path, tmp_path: Path) -> None:
+    config = tiny_config(cars, tmp_path, epochs=3, val_fraction=0.0)
+    try:
+        run = train_semantic(config, extra_callbacks=[_Interrupt()])
+    except (KeyboardInterrupt, SystemExit):
+        run = tmp_path / "tiny"
+    assert (run / "checkpoints" / "interrupted.ckpt").exists()
+    Predictor.from_file(run / "model.masksmith").predict(np.zeros((40, 50, 3), np.uint8))
+    train_semantic(TrainConfig.from_yaml(run / "config.yaml"), run, resume=True)
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert int(rows[-1]["epoch"]) == 3
+
+
+@pytest.mark.parametrize("arch", ["baseline"])
+def test_cli_train_evaluate_predict(cars: Path, tmp_path: Path, arch: str) -> None:
+    def cli(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "masksmith.cli", *args], capture_output=True, text=True,
+                              timeout=600, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+
+    out = cli("train", str(cars), "--model", arch, "--size", "64", "--epochs", "1", "--name", "cli",
+              "--batch-size", "4")
+    assert "run folder: runs/cli" in out
+    out = cli("evaluate", "runs/cli", str(cars))
+    assert "mIoU" in out and "confusion_matrix" in out
+    out = cli("predict", "runs/cli/model.masksmith", str(cars / "images"), "--out", "preds")
+    assert "predicted 16 image(s)" in out
+    assert len(list((tmp_path / "preds").glob("*_overlay.png"))) == 16
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(cars: Path, tmp_path: Path) -> None:
+    """Lightning's DDP with gloo on two CPU processes, launched the way a user would."""
+    proc = subprocess.run([sys.executable, "-m", "masksmith.cli", "train", str(cars), "--model", "baseline",
+                           "--size", "64", "--epochs", "1", "--name", "ddp", "--batch-size", "2",
+                           "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "runs" / "ddp" / "model.masksmith").exists()
+    rows = list(csv.DictReader((tmp_path / "runs" / "ddp" / "metrics.csv").open()))
+    assert len(rows) == 1 and float(rows[0]["val_miou"]) >= 0
