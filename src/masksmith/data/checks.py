@@ -29,11 +29,18 @@ def validate(dataset: Dataset, log: ProblemLog) -> Dataset:
     return dataset
 
 
+def _exists(path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long for the file system
+        return False
+
+
 def _check_sample(sample: Sample, declared: set[str], log: ProblemLog) -> bool:
     where = sample.image_path if sample.image_path is not None else sample.name
     before = len(log.problems)
-    if sample.image_path is not None and (sample.image_data is None or sample.image_path.exists()):
-        if not sample.image_path.exists():
+    if sample.image_path is not None and (sample.image_data is None or _exists(sample.image_path)):
+        if not _exists(sample.image_path):
             log.add("the image file is missing.", path=sample.image_path, item=sample.name,
                     fix="put the image beside the annotations or correct the file name in them.")
             return False

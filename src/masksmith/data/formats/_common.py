@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import glob
+import functools
 import json
 import math
 from pathlib import Path
@@ -30,6 +30,8 @@ def load_json(path: Path) -> Any:
     except json.JSONDecodeError as exc:
         raise DatasetError(f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).",
                            path=path, fix="re-export the annotations from the tool, or repair the file.") from None
+    except ValueError as exc:  # e.g. an integer longer than Python will convert
+        raise DatasetError(f"is not usable JSON ({exc}).", path=path) from None
     except RecursionError:
         raise DatasetError("is nested too deeply to be an annotation file.", path=path) from None
 
@@ -63,17 +65,29 @@ def find_image(root: Path, name: str, *extra: str) -> Path:
     Returns the most plausible path even when it does not exist; validation reports missing files.
     """
     names = [n.replace("\\", "/") for n in (name, *extra) if n]
-    for n in names:
-        for folder in IMAGE_FOLDERS:
-            for candidate in (root / folder / n, root / folder / Path(n).name):
-                if candidate.is_file():
-                    return candidate
-    base = Path(names[0]).name if names else ""
-    if base:
-        for candidate in root.rglob(glob.escape(base)):
-            if candidate.is_file():
-                return candidate
+    try:
+        for n in names:
+            for folder in IMAGE_FOLDERS:
+                for candidate in (root / folder / n, root / folder / Path(n).name):
+                    if candidate.is_file():
+                        return candidate
+        found = _images_below(root).get(Path(names[0]).name) if names else None
+        if found is not None and found.is_file():
+            return found
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte
+        pass
     return root / names[0] if names else root
+
+
+@functools.lru_cache(maxsize=8)
+def _images_below(root: Path) -> dict[str, Path]:
+    """Every image file below `root` by bare name (first found wins), built once per folder: looking each
+    missing image up with its own recursive search would be quadratic on large folders."""
+    index: dict[str, Path] = {}
+    for p in sorted(root.rglob("*")):
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            index.setdefault(p.name, p)
+    return index
 
 
 def rel_name(path: Path, root: Path) -> str:
@@ -87,7 +101,7 @@ def as_float(value: Any, *, path: Path, item: str, what: str) -> float:
     """A finite float, or a DatasetError naming the file and item."""
     try:
         f = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise DatasetError(f"{what} is {value!r}, not a number.", path=path, item=item) from None
     if not math.isfinite(f):
         raise DatasetError(f"{what} is {value!r}, not a finite number.", path=path, item=item)
@@ -98,7 +112,7 @@ def points_array(values: Any, *, path: Path, item: str) -> np.ndarray:
     """An (N, 2) float array from [[x, y], ...] or [x0, y0, x1, y1, ...], checked to be a polygon."""
     try:
         arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise DatasetError("polygon points are not numbers.", path=path, item=item) from None
     if arr.ndim == 1 and arr.size % 2 == 0:
         arr = arr.reshape(-1, 2)

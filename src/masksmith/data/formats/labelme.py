@@ -1,0 +1,429 @@
+"""LabelMe JSON: one file per image, {version, flags, shapes, imagePath, imageData, imageHeight, imageWidth}.
+
+A folder of such files (sub-folders included) is one data set. What LabelMe's own tools (labelme2voc,
+labelme2coco) do is done here too:
+- shapes with the same label and a non-null group_id are one object with several parts (one region);
+- `imagePath` is relative to the JSON file; when it is not there the image is looked for by its bare name;
+- embedded `imageData` (base64) is kept on the sample, so a JSON without its image still trains;
+- a `labels.txt` beside the files (labelme2voc's class list, one name a line) fixes the class order, and
+  shapes labelled `__ignore__` mark pixels to leave out (the sample's void mask).
+Shapes without area (line, linestrip, point, points) are skipped without a problem.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from masksmith.data.formats._common import (
+    as_float,
+    ellipse,
+    image_size,
+    is_image_file,
+    load_json,
+    points_array,
+    rectangle,
+    rel_name,
+)
+from masksmith.data.rasterize import polygons_to_rle
+from masksmith.data.schema import BACKGROUND, ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
+from masksmith.errors import DatasetError
+
+NAME = "labelme"
+DESCRIPTION = "LabelMe JSON (one file per image)"
+
+IGNORE_LABEL = "__ignore__"  # labelme2voc's label for "don't care" pixels
+LABELS_FILE = "labels.txt"
+MAX_PIXELS = 1 << 28  # 16k x 16k: the largest image a 'mask' shape or void area is painted on
+
+_HEAD_BYTES = 1 << 16
+_FOLDER_PROBES = 5
+_SHAPES_KEY = re.compile(rb'"shapes"\s*:')
+_OTHER_KEYS = re.compile(rb'"(imagePath|imageData|shape_type)"\s*:')
+_NO_AREA = {"line", "linestrip", "point", "points"}
+
+
+def _load(path: Path) -> Any:
+    """load_json, plus the one parse failure it lets through (an integer too long for Python's parser)."""
+    try:
+        return load_json(path)
+    except DatasetError:
+        raise
+    except (ValueError, OverflowError) as exc:
+        raise DatasetError(f"is not valid JSON ({exc}).", path=path,
+                           fix="save the file from LabelMe again, or repair it.") from None
+
+
+def _num(value: Any, *, path: Path, item: str, what: str) -> float:
+    """as_float, with integers too large for a float reported instead of raised as OverflowError."""
+    try:
+        return as_float(value, path=path, item=item, what=what)
+    except OverflowError:
+        raise DatasetError(f"{what} is too large a number.", path=path, item=item) from None
+
+
+def _usable_name(name: str, root: Path) -> bool:
+    """False for names no file system takes (a part over 255 bytes, a path over 4 KiB): os.stat would raise
+    'File name too long' instead of saying the file is not there."""
+    parts = name.replace("\\", "/").split("/")
+    return len(str(root)) + len(name.encode("utf-8", "surrogatepass")) < 4000 and \
+        all(len(p.encode("utf-8", "surrogatepass")) <= 255 for p in parts)
+
+
+def _looks_like_labelme(path: Path) -> bool:
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    with path.open("rb") as f:
+        head = f.read(_HEAD_BYTES)
+    return bool(_SHAPES_KEY.search(head) and _OTHER_KEYS.search(head))
+
+
+def _probe(folder: Path) -> list[Path]:
+    """A few JSON files to look at: those in `folder`, else those one level down (e.g. ann/, labels/)."""
+    files = sorted(folder.glob("*.json"))[:_FOLDER_PROBES]
+    return files or sorted(folder.glob("*/*.json"))[:_FOLDER_PROBES]
+
+
+def detect(path: Path) -> bool:
+    if path.is_file():
+        return _looks_like_labelme(path)
+    if not path.is_dir():
+        return False
+    return any(_looks_like_labelme(p) for p in _probe(path))
+
+
+def _json_files(folder: Path) -> list[Path]:
+    """Every JSON file below `folder`, skipping hidden folders (.git, .ipynb_checkpoints, ...)."""
+    out = []
+    for p in sorted(folder.rglob("*.json")):
+        parts = p.relative_to(folder).parts
+        if p.is_file() and not any(part.startswith(".") for part in parts):
+            out.append(p)
+    return out
+
+
+@dataclass
+class _Group:
+    """The shapes of one object: polygons, or (with a LabelMe 'mask' shape among them) bool masks."""
+
+    label: str
+    polygons: list[np.ndarray] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Image:
+    """What one LabelMe file says about its image: where it is and how big."""
+
+    file: Path
+    path: Path | None
+    data: bytes | None
+    width: int
+    height: int
+
+    def size(self, item: str) -> tuple[int, int]:
+        """(width, height): from the JSON, else from the image; needed to place masks and void pixels."""
+        if self.width <= 0 or self.height <= 0:
+            self.width, self.height = self._image_size(item)
+        if self.width * self.height > MAX_PIXELS:  # a full-size mask of it would not fit in memory
+            raise DatasetError(f"the image is {self.width} x {self.height} pixels, too large to paint masks "
+                               "on.", path=self.file, item=item,
+                               fix="check imageWidth and imageHeight in the file.")
+        return self.width, self.height
+
+    def _image_size(self, item: str) -> tuple[int, int]:
+        size = image_size(self.path) if self.path is not None else None
+        if size is None and self.data is not None:
+            try:
+                with Image.open(io.BytesIO(self.data)) as im:
+                    size = im.size
+            except Exception:  # noqa: BLE001 - PIL raises many types on bad bytes; the size stays unknown
+                size = None
+        if size is None or min(size) <= 0:
+            raise DatasetError("imageWidth and imageHeight are missing and the image cannot be read.",
+                               path=self.file, item=item, fix="save the file from LabelMe with its image.")
+        return size
+
+
+def _polygon(shape: dict[str, Any], kind: str, *, path: Path, item: str) -> np.ndarray:
+    """A polygon, rectangle or circle shape as a polygon."""
+    try:
+        pts = points_array(shape.get("points"), path=path, item=item) if kind == "polygon" else \
+            _corners(shape.get("points"), kind, path=path, item=item)
+    except OverflowError:
+        raise DatasetError("the shape's points are too large to be pixels.", path=path, item=item) from None
+    if not np.isfinite(pts).all():
+        raise DatasetError("the shape's points are too large to be pixels.", path=path, item=item)
+    return pts
+
+
+def _corners(points: Any, kind: str, *, path: Path, item: str) -> np.ndarray:
+    """Rectangles are two opposite corners (any order); circles are the centre and a point on the rim."""
+    if not isinstance(points, list) or len(points) < 2 or \
+            not all(isinstance(p, list) and len(p) == 2 for p in points):
+        raise DatasetError(f"a {kind} needs two [x, y] points.", path=path, item=item,
+                           fix="redraw the shape in LabelMe.")
+    pts = np.array([[_num(v, path=path, item=item, what="a point coordinate") for v in p] for p in points])
+    if kind == "rectangle":
+        (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+        if x1 <= x0 or y1 <= y0:
+            raise DatasetError("the rectangle has no area.", path=path, item=item,
+                               fix="delete the shape or redraw it.")
+        return rectangle(x0, y0, x1 - x0, y1 - y0)
+    (cx, cy), (px, py) = pts[0], pts[1]
+    r = math.hypot(px - cx, py - cy)
+    if not 0 < r < 1e7:
+        raise DatasetError(f"the circle has radius {r:g}.", path=path, item=item,
+                           fix="delete the shape or redraw it.")
+    return ellipse(cx, cy, r, r)
+
+
+def _b64(value: str) -> bytes:
+    return base64.b64decode(value, validate=False)
+
+
+def _mask(shape: dict[str, Any], image: _Image, *, path: Path, item: str) -> np.ndarray:
+    """A LabelMe 'mask' shape (a PNG of the object's box, placed at its top-left point) as a full mask."""
+    points, data = shape.get("points"), shape.get("mask")
+    if not isinstance(data, str) or not isinstance(points, list) or not points or \
+            not isinstance(points[0], list) or len(points[0]) != 2:
+        raise DatasetError("the mask shape has no 'mask' image or no corner point.", path=path, item=item,
+                           fix="redraw the mask in LabelMe.")
+    try:
+        with Image.open(io.BytesIO(_b64(data))) as im:
+            part = np.asarray(im.convert("L")) > 0
+    except Exception:  # noqa: BLE001 - bad base64 or PNG: PIL and binascii raise many types
+        raise DatasetError("the shape's 'mask' is not a base64 PNG.", path=path, item=item,
+                           fix="redraw the mask in LabelMe.") from None
+    x0 = int(math.floor(_num(points[0][0], path=path, item=item, what="the mask's x")))
+    y0 = int(math.floor(_num(points[0][1], path=path, item=item, what="the mask's y")))
+    width, height = image.size(item)
+    full = np.zeros((height, width), dtype=bool)
+    # clip the box to the image: LabelMe lets boxes reach a pixel past the border
+    top, left = max(y0, 0), max(x0, 0)
+    bottom, right = min(y0 + part.shape[0], height), min(x0 + part.shape[1], width)
+    if bottom > top and right > left:
+        full[top:bottom, left:right] = part[top - y0: bottom - y0, left - x0: right - x0]
+    return full
+
+
+def _shape_kind(shape: dict[str, Any], *, path: Path, item: str) -> str:
+    kind = shape.get("shape_type")
+    if kind is None:
+        return "polygon"  # LabelMe before 3.0 wrote no shape_type: every shape was a polygon
+    if not isinstance(kind, str):
+        raise DatasetError(f"shape_type is {str(kind)[:40]}, not a name.", path=path, item=item)
+    return kind
+
+
+def _group_key(shape: dict[str, Any], label: str, index: int) -> tuple[Any, ...]:
+    group = shape.get("group_id")
+    if group is None or isinstance(group, (list, dict)):
+        return ("shape", index)
+    return ("group", label, group)
+
+
+def _shape_attributes(shape: dict[str, Any]) -> dict[str, Any]:
+    return {k: shape[k] for k in ("group_id", "flags", "description") if shape.get(k) not in (None, {}, "")}
+
+
+def _groups(shapes: list[Any], image: _Image, *, path: Path, name: str
+            ) -> tuple[list[_Group], list[np.ndarray]]:
+    """Objects in paint order (a group sits where its first shape is), and the polygons of void pixels."""
+    groups: dict[tuple[Any, ...], _Group] = {}
+    ignore: list[np.ndarray] = []
+    for k, shape in enumerate(shapes):
+        item = f"{name}, shape {k + 1}"
+        if not isinstance(shape, dict):
+            raise DatasetError(f"the shape is a {type(shape).__name__}, not an object.", path=path, item=item)
+        kind = _shape_kind(shape, path=path, item=item)
+        if kind in _NO_AREA:
+            continue  # lines and points mark nothing to segment, whatever their label says
+        label = shape.get("label")
+        if not isinstance(label, str) or not label.strip():
+            raise DatasetError("the shape has no label.", path=path, item=item,
+                               fix="label the shape in LabelMe or delete it.")
+        item = f"{name}, shape {k + 1} ({label})"
+        if label == BACKGROUND:
+            if groups:  # labelme2voc paints it as background over earlier shapes; masksmith cannot
+                raise DatasetError(f"a {BACKGROUND!r} shape is drawn over other shapes.", path=path,
+                                   item=item, fix="cut the hole into the other shapes, or delete this one.")
+            continue  # drawn first it changes nothing: everything unlabelled is background anyway
+        if kind == "mask":
+            part: np.ndarray = _mask(shape, image, path=path, item=item)
+        elif kind in ("polygon", "rectangle", "circle"):
+            part = _polygon(shape, kind, path=path, item=item)
+        else:
+            raise DatasetError(f"shape_type {kind!r} is not one LabelMe draws (polygon, rectangle, circle, "
+                               "mask, line, point, linestrip).", path=path, item=item,
+                               fix="redraw the shape in LabelMe or delete it.")
+        if label == IGNORE_LABEL:
+            ignore.append(part)
+            continue
+        key = _group_key(shape, label, k)
+        group = groups.setdefault(key, _Group(label, attributes=_shape_attributes(shape)))
+        (group.masks if kind == "mask" else group.polygons).append(part)
+    return list(groups.values()), ignore
+
+
+def _union(parts: list[np.ndarray], image: _Image, item: str) -> dict[str, Any]:
+    """One RLE of polygons and full-size bool masks together."""
+    width, height = image.size(item)
+    polygons = [p for p in parts if p.dtype != bool]
+    rles = [mask_utils.encode(np.asfortranarray(p.astype(np.uint8))) for p in parts if p.dtype == bool]
+    if polygons:
+        rles.append(polygons_to_rle(polygons, height, width))
+    return mask_utils.merge(rles) if len(rles) > 1 else rles[0]
+
+
+def _region(group: _Group, image: _Image, item: str) -> Region:
+    if not group.masks:
+        return Region(label=group.label, polygons=group.polygons, attributes=group.attributes)
+    rle = _union(group.masks + group.polygons, image, item)
+    return Region(label=group.label, rle=rle, attributes=group.attributes)
+
+
+def _void(parts: list[np.ndarray], image: _Image, item: str) -> dict[str, Any] | None:
+    """One RLE of every __ignore__ shape (polygons and masks alike): the sample's void pixels."""
+    return _union(parts, image, item) if parts else None
+
+
+class _Finder:
+    """Finds images the way LabelMe does (imagePath relative to the JSON, then its bare name beside the JSON),
+    then anywhere below the root by name through one index, so a folder of N files costs one walk, not N."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._index: dict[str, Path] | None = None
+
+    def find(self, json_file: Path, image_path: str) -> Path:
+        rel = image_path.replace("\\", "/")
+        if not _usable_name(rel, json_file.parent):
+            raise DatasetError("imagePath is too long to be a file name.", path=json_file,
+                               fix="rename the image and save the annotations from LabelMe again.")
+        beside = Path(os.path.normpath(json_file.parent / rel))
+        base = PurePosixPath(rel).name
+        for candidate in (beside, json_file.parent / base, self.root / rel, self.root / base):
+            if candidate.is_file():
+                return candidate
+        if self._index is None:
+            self._index = {}
+            for p in sorted(self.root.rglob("*")):
+                if is_image_file(p) and p.is_file():
+                    self._index.setdefault(p.name, p)
+        return self._index.get(base, beside)
+
+
+def _image(data: dict[str, Any], file: Path, finder: _Finder, name: str) -> _Image:
+    """Where the image is (imagePath is relative to the JSON file), its embedded bytes and its size."""
+    image_path: Path | None = None
+    raw = data.get("imagePath")
+    if isinstance(raw, str) and raw.strip():
+        image_path = finder.find(file, raw)
+    blob = None
+    # the bytes are kept only when the file is missing: open_image() prefers the file, and a folder of
+    # photos' worth of base64 would otherwise sit in memory for nothing
+    if data.get("imageData") is not None and (image_path is None or not image_path.is_file()):
+        if not isinstance(data["imageData"], str):
+            raise DatasetError("imageData is not base64 text.", path=file, item=name,
+                               fix="save the file from LabelMe again.")
+        try:
+            blob = _b64(data["imageData"])
+        except (binascii.Error, ValueError):
+            raise DatasetError("imageData is not valid base64.", path=file, item=name,
+                               fix="save the file from LabelMe again.") from None
+    if image_path is None and blob is None:
+        raise DatasetError("the file names no image (imagePath) and embeds none (imageData).", path=file,
+                           item=name, fix="open the image in LabelMe and save the annotations again.")
+    dims = [_num(data.get(k) or 0, path=file, item=name, what=k) for k in ("imageWidth", "imageHeight")]
+    width, height = (int(v) if 0 < v < 1e9 else 0 for v in dims)
+    return _Image(file, image_path, blob, width, height)
+
+
+def _sample(data: dict[str, Any], file: Path, finder: _Finder) -> Sample:
+    """The sample of one LabelMe file, or a DatasetError naming what is wrong with it."""
+    root = finder.root
+    name = rel_name(file, root)
+    shapes = data.get("shapes")
+    if not isinstance(shapes, list):
+        raise DatasetError("'shapes' is not a list.", path=file, item=name,
+                           fix="save the file from LabelMe again.")
+    image = _image(data, file, finder, name)
+    groups, ignore = _groups(shapes, image, path=file, name=name)
+    regions = [_region(g, image, name) for g in groups]
+    void = _void(ignore, image, name)
+    sample_name = rel_name(image.path if image.path is not None else file.with_suffix(""), root)
+    return Sample(name=sample_name, image_path=image.path, width=image.width, height=image.height,
+                  regions=regions, ignore_rle=void, image_data=image.data)
+
+
+def _label_list(root: Path, option: Any) -> list[str] | None:
+    """Class names from option `labels` (a list or a file) or a labels.txt in the root, one name a line."""
+    if isinstance(option, (list, tuple)):
+        names = [str(n).strip() for n in option]
+    else:
+        file = Path(option) if isinstance(option, (str, Path)) else root / LABELS_FILE
+        if option is None and not file.is_file():
+            return None
+        try:
+            names = [line.strip() for line in file.read_text(encoding="utf-8-sig").splitlines()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"cannot be read as a class list ({exc}).", path=file,
+                               fix="write one class name a line, in UTF-8.") from None
+    return [n for n in names if n and n not in (IGNORE_LABEL, BACKGROUND)]
+
+
+def _classes(names: list[str] | None, samples: list[Sample]) -> list[ClassInfo]:
+    if names is not None:
+        return make_classes(names)
+    seen: dict[str, None] = {}
+    for sample in samples:
+        for region in sample.regions:
+            seen.setdefault(region.label, None)
+    return make_classes(list(seen))
+
+
+def _read_one(file: Path, finder: _Finder, log: ProblemLog, single: bool) -> Sample | None:
+    """One file's sample. A lone file's faults raise; in a folder they are logged and the file skipped."""
+    try:
+        data = _load(file)
+        if not isinstance(data, dict) or "shapes" not in data:
+            if not single:
+                return None  # another tool's JSON beside the LabelMe files (a config, a COCO file ...)
+            raise DatasetError("is not a LabelMe file: it has no 'shapes' list.", path=file,
+                               fix="point at a JSON that LabelMe saved (with shapes and imagePath).")
+        return _sample(data, file, finder)
+    except DatasetError as exc:
+        if single and exc.item is None:
+            raise
+        log.add(exc.problem, path=exc.path or file, item=exc.item or "", fix=exc.fix or "")
+        return None
+
+
+def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
+    path = Path(path)
+    if path.is_file():
+        root, files = path.parent, [path]
+    elif path.is_dir():
+        root, files = path, _json_files(path)
+    else:
+        raise DatasetError("does not exist.", path=path)
+    finder = _Finder(root)
+    samples = [s for f in files if (s := _read_one(f, finder, log, single=path.is_file())) is not None]
+    if path.is_dir() and not samples and not log.problems:
+        raise DatasetError("holds no LabelMe JSON files.", path=path,
+                           fix="point at the folder LabelMe saved its .json files in.")
+    return Dataset(classes=_classes(_label_list(root, options.get("labels")), samples), samples=samples,
+                   root=root)

@@ -1,0 +1,299 @@
+"""LabelMe: one JSON per image as LabelMe 5 saves it (shapes, imagePath, imageData, imageHeight, imageWidth),
+a folder of them being one data set."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import io
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from masksmith.data import load_dataset
+from masksmith.data.formats import labelme
+from masksmith.data.rasterize import semantic_mask
+from masksmith.data.schema import IGNORE_INDEX
+from masksmith.errors import DatasetError, MasksmithError
+
+W, H = 64, 48
+
+
+def png_bytes(size: tuple[int, int] = (W, H), color: Any = (200, 30, 30), mode: str = "RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def shape(label: str, points: list[list[float]], kind: str = "polygon", group_id: int | None = None) -> dict:
+    return {"label": label, "points": points, "group_id": group_id, "description": "", "shape_type": kind,
+            "flags": {}}
+
+
+def car_1_shapes() -> list[dict]:
+    return [
+        shape("scratch", [[5.0, 5.0], [25.0, 5.0], [25.0, 20.0], [5.0, 20.0]]),
+        shape("dent", [[30.0, 25.0], [20.0, 10.0]], "rectangle"),  # corners in either order
+        shape("rust", [[20.0, 35.0], [20.0, 43.0]], "circle"),  # centre and a point on the rim: r = 8
+        shape("scratch", [[1.0, 1.0], [10.0, 10.0]], "line"),
+        shape("scratch", [[3.0, 3.0]], "point"),
+        shape("scratch", [[1.0, 40.0], [5.0, 44.0], [9.0, 40.0]], "linestrip"),
+        shape("dent", [[40.0, 35.0], [50.0, 35.0], [50.0, 45.0], [40.0, 45.0]], group_id=1),
+        shape("dent", [[55.0, 35.0], [62.0, 35.0], [62.0, 45.0], [55.0, 45.0]], group_id=1),
+    ]
+
+
+def labelme_doc(image_path: str, shapes: list[dict], image_data: bytes | None = None) -> dict:
+    return {"version": "5.2.1", "flags": {}, "shapes": shapes, "imagePath": image_path,
+            "imageData": base64.b64encode(image_data).decode() if image_data is not None else None,
+            "imageHeight": H, "imageWidth": W}
+
+
+def write_folder(root: Path) -> Path:
+    """car_1.jpg with its JSON beside it; car_2.json embedding its image, whose file is not there."""
+    root.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (W, H), (90, 90, 90)).save(root / "car_1.jpg")
+    (root / "car_1.json").write_text(json.dumps(labelme_doc("car_1.jpg", car_1_shapes()), indent=2))
+    car_2 = [shape("rust", [[30.0, 30.0], [60.0, 30.0], [45.0, 45.0]]),
+             shape(labelme.IGNORE_LABEL, [[0.0, 0.0], [10.0, 10.0]], "rectangle")]
+    (root / "car_2.json").write_text(json.dumps(labelme_doc("car_2.png", car_2, png_bytes()), indent=2))
+    return root
+
+
+def test_reads_a_folder(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "cars")
+    ds = load_dataset(root)
+    assert ds.format == "labelme"
+    assert ds.class_names == ["scratch", "dent", "rust"]
+    assert [s.name for s in ds.samples] == ["car_1.jpg", "car_2.png"]
+    one, two = ds.samples
+    # line, point and linestrip have no area; the two group_id=1 parts are one object
+    assert [r.label for r in one.regions] == ["scratch", "dent", "rust", "dent"]
+    assert len(one.regions[3].polygons) == 2 and one.regions[3].attributes["group_id"] == 1
+    np.testing.assert_allclose(one.regions[0].polygons[0], [[5, 5], [25, 5], [25, 20], [5, 20]])
+    assert one.regions[1].bbox() == (20.0, 10.0, 10.0, 15.0)
+    x, y, w, h = one.regions[2].bbox()
+    assert abs(x - 12) < 0.1 and abs(w - 16) < 0.1 and abs(y - 27) < 0.1
+    index = ds.class_to_index()
+    m = semantic_mask(one, index)
+    assert m[10, 10] == index["scratch"] and m[15, 22] == index["dent"]  # the later rectangle covers
+    assert m[35, 20] == index["rust"] and m[40, 45] == index["dent"] and m[40, 58] == index["dent"]
+    assert m[40, 52] == 0 and m[2, 2] == 0 and m[42, 5] == 0
+
+
+def test_embedded_image_and_void_pixels(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "cars")
+    ds = load_dataset(root / "car_2.json")
+    assert ds.format == "labelme"
+    (two,) = ds.samples
+    assert two.image_path == root / "car_2.png" and not two.image_path.exists()
+    assert two.image_data == png_bytes() and (two.width, two.height) == (W, H)
+    assert two.load_image()[0, 0].tolist() == [200, 30, 30]
+    m = semantic_mask(two, ds.class_to_index())
+    assert m[5, 5] == IGNORE_INDEX and m[35, 45] == ds.class_to_index()["rust"] and m[20, 30] == 0
+
+
+def test_annotations_apart_from_images_and_windows_paths(tmp_path: Path) -> None:
+    """ann/ and img/ side by side, imagePath written on Windows ('..\\img\\car_1.jpg')."""
+    root = tmp_path / "set"
+    (root / "ann").mkdir(parents=True)
+    (root / "img").mkdir()
+    Image.new("RGB", (W, H)).save(root / "img" / "car_1.jpg")
+    Image.new("RGB", (W, H)).save(root / "img" / "car_9.jpg")
+    (root / "ann" / "car_1.json").write_text(json.dumps(labelme_doc("..\\img\\car_1.jpg", car_1_shapes())))
+    # a path from the annotator's machine: found by its bare name
+    doc = labelme_doc("C:\\Users\\ann\\car_9.jpg", car_1_shapes())
+    (root / "ann" / "car_9.json").write_text(json.dumps(doc))
+    ds = load_dataset(root)
+    assert ds.format == "labelme"
+    assert [s.name for s in ds.samples] == ["img/car_1.jpg", "img/car_9.jpg"]
+
+
+def test_labels_txt_fixes_the_class_order(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "cars")
+    (root / "labels.txt").write_text("__ignore__\n_background_\nrust\ndent\nscratch\n")
+    assert load_dataset(root).class_names == ["rust", "dent", "scratch"]
+    (root / "labels.txt").write_text("__ignore__\n_background_\nrust\ndent\n")
+    with pytest.raises(DatasetError, match="'scratch' is not declared"):
+        load_dataset(root)
+
+
+def test_mask_shape(tmp_path: Path) -> None:
+    part = np.zeros((10, 10), np.uint8)
+    part[2:7, 3:8] = 1  # rows 12..16, cols 13..17 once placed at (10, 10)
+    buf = io.BytesIO()
+    Image.fromarray(part * 255).save(buf, format="PNG")
+    mask_shape = shape("dent", [[10.0, 10.0], [19.0, 19.0]], "mask")
+    mask_shape["mask"] = base64.b64encode(buf.getvalue()).decode()
+    root = tmp_path / "m"
+    root.mkdir()
+    Image.new("RGB", (W, H)).save(root / "car.jpg")
+    (root / "car.json").write_text(json.dumps(labelme_doc("car.jpg", [mask_shape])))
+    ds = load_dataset(root)
+    (region,) = ds.samples[0].regions
+    assert region.rle is not None and region.bbox() == (13.0, 12.0, 5.0, 5.0)
+    m = semantic_mask(ds.samples[0], ds.class_to_index())
+    assert m[14, 15] == 1 and m[11, 15] == 0 and int(m.sum()) == 25
+
+
+def test_mask_on_an_implausibly_large_image_is_refused(tmp_path: Path) -> None:
+    mask_shape = shape("dent", [[10.0, 10.0], [19.0, 19.0]], "mask")
+    mask_shape["mask"] = base64.b64encode(png_bytes((10, 10), 255, "L")).decode()
+    doc = labelme_doc("car.jpg", [mask_shape])
+    doc["imageWidth"] = doc["imageHeight"] = 10**6  # painting on it would take a terabyte
+    path = tmp_path / "car.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DatasetError, match="too large"):
+        load_dataset(path)
+
+
+def test_broken_json_in_a_folder(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "cars")
+    (root / "car_2.json").write_text('{"version": "5.2.1", "shapes": [')
+    with pytest.raises(DatasetError, match="not valid JSON") as info:
+        load_dataset(root)
+    assert "car_2.json" in str(info.value)
+    ds = load_dataset(root, strict=False)
+    assert [s.name for s in ds.samples] == ["car_1.jpg"]
+    assert len(ds.problems) == 1 and ds.problems[0].path.endswith("car_2.json")
+
+
+def test_broken_single_file(tmp_path: Path) -> None:
+    path = write_folder(tmp_path / "cars") / "car_1.json"
+    path.write_text(path.read_text()[:200])
+    with pytest.raises(DatasetError, match="not valid JSON") as info:
+        load_dataset(path, format="labelme")
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (shape("dent", [[1.0, 1.0]], "rectangle"), "needs two"),
+    (shape("dent", [[1.0, 1.0], [2.0, 2.0]]), "at least 3"),
+    (shape("dent", [[1.0, 1.0], [1.0, 1.0]], "circle"), "radius 0"),
+    (shape("dent", [[1.0, 1.0], [5.0, 5.0], [1.0, 9.0]], "hexagon"), "'hexagon' is not one LabelMe draws"),
+    (shape("", [[1.0, 1.0], [5.0, 5.0], [1.0, 9.0]]), "has no label"),
+])
+def test_bad_shape_skips_its_file(tmp_path: Path, bad: dict, message: str) -> None:
+    root = write_folder(tmp_path / "cars")
+    doc = json.loads((root / "car_1.json").read_text())
+    doc["shapes"].append(bad)
+    (root / "car_1.json").write_text(json.dumps(doc))
+    with pytest.raises(DatasetError, match=message) as info:
+        load_dataset(root)
+    assert "car_1.json" in str(info.value) and "shape 9" in str(info.value)
+    ds = load_dataset(root, strict=False)
+    assert [s.name for s in ds.samples] == ["car_2.png"]
+    assert len(ds.problems) == 1
+
+
+def test_round_trip_through_coco(tmp_path: Path) -> None:
+    coco = pytest.importorskip("masksmith.data.formats.coco")
+    if not hasattr(coco, "write"):
+        pytest.skip("the COCO writer is not there yet")
+    ds = load_dataset(write_folder(tmp_path / "cars"))
+    coco.write(ds, tmp_path / "coco")
+    back = load_dataset(tmp_path / "coco", format="coco")
+    assert back.class_names == ds.class_names
+    assert [s.name for s in back.samples] == [s.name for s in ds.samples]
+    for a, b in zip(ds.samples, back.samples, strict=True):
+        assert [r.label for r in a.regions] == [r.label for r in b.regions]
+        for ra, rb in zip(a.regions, b.regions, strict=True):
+            np.testing.assert_allclose(np.concatenate(ra.polygons), np.concatenate(rb.polygons))
+        ma, mb = semantic_mask(a, ds.class_to_index()), semantic_mask(b, back.class_to_index())
+        keep = ma != IGNORE_INDEX  # COCO has no void pixels
+        np.testing.assert_array_equal(ma[keep], mb[keep])
+
+
+def test_detect(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "cars")
+    assert labelme.detect(root) and labelme.detect(root / "car_1.json")
+    other = tmp_path / "via.json"
+    other.write_text(json.dumps({"a.jpg1": {"filename": "a.jpg", "size": 1, "regions": []}}))
+    assert not labelme.detect(other) and not labelme.detect(tmp_path / "nowhere")
+
+
+# Property tests: whatever the file holds, reading it raises nothing but masksmith's own errors.
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.just(10**400) | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=16)
+
+
+def node_paths(doc: Any, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out += node_paths(v, (*prefix, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            out += node_paths(v, (*prefix, i))
+    return out
+
+
+def valid_doc() -> dict:
+    mask_shape = shape("dent", [[10.0, 10.0], [19.0, 19.0]], "mask")
+    mask_shape["mask"] = base64.b64encode(png_bytes((10, 10), 255, "L")).decode()
+    shapes = [*car_1_shapes(), mask_shape, shape(labelme.IGNORE_LABEL, [[0.0, 0.0], [4.0, 4.0]], "rectangle")]
+    return labelme_doc("car_1.jpg", shapes, png_bytes())
+
+
+@st.composite
+def mutated_docs(draw: st.DrawFn) -> Any:
+    """A valid file with one to three of its values (anywhere, the root included) replaced at random."""
+    doc: Any = valid_doc()
+    for _ in range(draw(st.integers(1, 3))):
+        where = draw(st.sampled_from(node_paths(doc)))
+        value = copy.deepcopy(draw(json_values))  # later mutations must not edit hypothesis's own objects
+        if not where:
+            doc = value
+            continue
+        parent = doc
+        for key in where[:-1]:
+            parent = parent[key]
+        parent[where[-1]] = value
+    return doc
+
+
+FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def fuzz_root() -> Any:
+    with tempfile.TemporaryDirectory() as tmp:
+        Image.new("RGB", (W, H)).save(Path(tmp) / "car_1.jpg")
+        yield Path(tmp)
+
+
+def read_never_crashes(root: Path, content: bytes, strict: bool, folder: bool) -> None:
+    path = root / "car_1.json"
+    path.write_bytes(content)
+    with contextlib.suppress(MasksmithError):
+        load_dataset(root if folder else path, format="labelme", strict=strict)
+
+
+@FUZZ
+@given(content=st.binary(max_size=300), strict=st.booleans(), folder=st.booleans())
+def test_random_bytes(fuzz_root: Path, content: bytes, strict: bool, folder: bool) -> None:
+    read_never_crashes(fuzz_root, content, strict, folder)
+
+
+@FUZZ
+@given(cut=st.integers(0, 1000), strict=st.booleans(), folder=st.booleans())
+def test_truncated_file(fuzz_root: Path, cut: int, strict: bool, folder: bool) -> None:
+    text = json.dumps(valid_doc(), indent=2).encode()
+    read_never_crashes(fuzz_root, text[:cut * len(text) // 1000], strict, folder)
+
+
+@FUZZ
+@given(doc=st.one_of(json_values, mutated_docs()), strict=st.booleans(), folder=st.booleans())
+def test_random_json(fuzz_root: Path, doc: Any, strict: bool, folder: bool) -> None:
+    read_never_crashes(fuzz_root, json.dumps(doc).encode(), strict, folder)

@@ -1,0 +1,296 @@
+"""VoTT v2: the 'VoTT JSON' export (vott-json-export/<project>-export.json) and the project folder of
+<asset id>-asset.json files beside <project>.vott, in the layout VoTT 2.2 writes them."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from masksmith.data import load_dataset
+from masksmith.data.formats import vott
+from masksmith.data.rasterize import semantic_mask
+from masksmith.errors import DatasetError, MasksmithError
+
+W, H = 64, 48
+TAGS = [{"name": "scratch", "color": "#5db300"}, {"name": "dent", "color": "#e81123"},
+        {"name": "rust", "color": "#6917aa"}]
+
+
+def save_image(path: Path, color: tuple[int, int, int] = (120, 90, 60)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (W, H), color).save(path)
+
+
+def asset(asset_id: str, name: str, state: int = 2, source: str = "C:/Users/ann/Pictures/cars") -> dict:
+    return {"format": name.rsplit(".", 1)[-1], "id": asset_id, "name": name,
+            "path": f"file:{source}/{name}", "size": {"width": W, "height": H}, "state": state, "type": 1}
+
+
+def rect_region(rid: str, tags: list[str], left: float, top: float, width: float, height: float) -> dict:
+    corners = [(left, top), (left + width, top), (left + width, top + height), (left, top + height)]
+    return {"id": rid, "type": "RECTANGLE", "tags": tags,
+            "boundingBox": {"height": height, "width": width, "left": left, "top": top},
+            "points": [{"x": x, "y": y} for x, y in corners]}
+
+
+def poly_region(rid: str, tags: list[str], points: list[tuple[float, float]], kind: str = "POLYGON") -> dict:
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return {"id": rid, "type": kind, "tags": tags,
+            "boundingBox": {"height": max(ys) - min(ys), "width": max(xs) - min(xs), "left": min(xs),
+                            "top": min(ys)},
+            "points": [{"x": x, "y": y} for x, y in points]}
+
+
+def assets() -> dict[str, dict]:
+    """Four assets: two tagged, one visited but empty (background only), one never opened."""
+    return {
+        "8fd8e4bd2b3a3a2e4f0ac0d2b3b9ac2e": {
+            "asset": asset("8fd8e4bd2b3a3a2e4f0ac0d2b3b9ac2e", "car_1.jpg"),
+            "regions": [rect_region("sO4m1DtTZ", ["scratch"], 5, 8, 20, 10),
+                        poly_region("BsO3zj9bn", ["dent", "scratch"],
+                                    [(20, 10), (50, 10), (50, 30), (20, 30)])],
+            "version": "2.2.0"},
+        "0d3de147fea94f1797f9d012acad9666": {
+            "asset": asset("0d3de147fea94f1797f9d012acad9666", "car_2.png"),
+            "regions": [poly_region("35t9mf-Zr", ["rust"], [(10, 40), (30, 20), (40, 40)], "POLYLINE"),
+                        poly_region("mosw0b97K", ["rust"], [(10, 40), (30, 20), (40, 40)])],
+            "version": "2.2.0"},
+        "b482849bc1bd1b5e2a3e1b1d7ab5c3f1": {
+            "asset": asset("b482849bc1bd1b5e2a3e1b1d7ab5c3f1", "car_3.jpg", state=1), "regions": [],
+            "version": "2.2.0"},
+        "50fef05a8a1b5d4e2f6f0e6c3e2b1a9d": {
+            "asset": asset("50fef05a8a1b5d4e2f6f0e6c3e2b1a9d", "car_4.jpg", state=0), "regions": [],
+            "version": "2.2.0"},
+    }
+
+
+def project(**extra: Any) -> dict:
+    """The project object VoTT 2.2 keeps in <name>.vott and copies into the export."""
+    doc = {
+        "name": "Car parts", "securityToken": "Car parts Token",
+        "sourceConnection": {"name": "cars", "providerType": "localFileSystemProxy",
+                             "providerOptions": {"encrypted": "eyJjaXBoZXJ0ZXh0IjoiIn0="}, "id": "dZ1xI2Zxw"},
+        "targetConnection": {"name": "target", "providerType": "localFileSystemProxy",
+                             "providerOptions": {"encrypted": "eyJjaXBoZXJ0ZXh0IjoiIn0="}, "id": "qUQ7XbPnC"},
+        "videoSettings": {"frameExtractionRate": 15}, "tags": copy.deepcopy(TAGS), "id": "0OPxbBiQE",
+        "activeLearningSettings": {"autoDetect": False, "predictTag": True, "modelPathType": "coco"},
+        "exportFormat": {"providerType": "vottJson",
+                         "providerOptions": {"encrypted": "eyJjaXBoZXJ0ZXh0IjoiIn0="}},
+        "version": "2.2.0", "lastVisitedAssetId": "0d3de147fea94f1797f9d012acad9666",
+    }
+    doc.update(extra)
+    return doc
+
+
+def write_export(root: Path, doc: dict | None = None) -> Path:
+    """target/vott-json-export/Car-parts-export.json with the images copied beside it, as VoTT exports."""
+    out = root / "vott-json-export"
+    for name in ("car_1.jpg", "car_2.png", "car_3.jpg", "car_4.jpg"):
+        save_image(out / name)
+    path = out / "Car-parts-export.json"
+    path.write_text(json.dumps(doc if doc is not None else project(assets=assets()), indent=4))
+    return path
+
+
+def test_reads_export_file_and_folder(tmp_path: Path) -> None:
+    path = write_export(tmp_path / "target")
+    for where in (path, path.parent, tmp_path / "target"):
+        ds = load_dataset(where)
+        assert ds.format == "vott"
+        assert ds.class_names == ["scratch", "dent", "rust"]
+        assert ds.classes[0].color == (0x5D, 0xB3, 0x00)
+        # the never-opened asset is left out; the visited empty one is a background-only sample
+        assert [s.name for s in ds.samples] == ["car_1.jpg", "car_2.png", "car_3.jpg"]
+        assert [len(s.regions) for s in ds.samples] == [2, 1, 0]
+        assert ds.problems == []
+
+
+def test_geometry_and_masks(tmp_path: Path) -> None:
+    ds = load_dataset(write_export(tmp_path / "target"))
+    first, second = ds.samples[0], ds.samples[1]
+    assert (first.width, first.height) == (W, H)
+    rect, dent = first.regions
+    assert rect.label == "scratch" and rect.bbox() == (5.0, 8.0, 20.0, 10.0)
+    np.testing.assert_allclose(dent.polygons[0], [[20, 10], [50, 10], [50, 30], [20, 30]])
+    assert dent.label == "dent" and dent.attributes["tags"] == ["dent", "scratch"]  # first tag is the class
+    index = ds.class_to_index()
+    mask = semantic_mask(first, index)
+    assert mask.shape == (H, W)
+    assert mask[12, 10] == index["scratch"]
+    assert mask[12, 22] == index["dent"]  # the later region covers the earlier one where they overlap
+    assert mask[25, 40] == index["dent"]
+    assert mask[40, 5] == 0
+    tri = semantic_mask(second, index)
+    assert tri[35, 30] == index["rust"] and tri[22, 12] == 0
+
+
+def test_project_folder_of_asset_files(tmp_path: Path) -> None:
+    """The target folder VoTT saves to while tagging; images stay in the source folder `asset.path` names."""
+    source, target = tmp_path / "source", tmp_path / "target"
+    for name in ("car_1.jpg", "car_2.png"):
+        save_image(source / name)
+    target.mkdir()
+    doc = project(assets={k: v["asset"] for k, v in assets().items()})
+    (target / "Car parts.vott").write_text(json.dumps(doc, indent=4))
+    for key, entry in list(assets().items())[:2]:
+        entry["asset"]["path"] = f"file:{source.as_posix()}/{entry['asset']['name']}"
+        (target / f"{key}-asset.json").write_text(json.dumps(entry, indent=4))
+    for where in (target, target / "Car parts.vott"):
+        ds = load_dataset(where)
+        assert ds.format == "vott"
+        assert ds.class_names == ["scratch", "dent", "rust"]
+        assert sorted(s.image_path for s in ds.samples) == [source / "car_1.jpg", source / "car_2.png"]
+        assert sorted(len(s.regions) for s in ds.samples) == [1, 2]
+
+
+def test_tags_used_but_not_declared_are_reported(tmp_path: Path) -> None:
+    doc = project(assets=assets())
+    doc["tags"] = TAGS[:2]  # 'rust' deleted from the project after tagging
+    path = write_export(tmp_path / "t", doc)
+    with pytest.raises(DatasetError, match="'rust' is not declared"):
+        load_dataset(path)
+    ds = load_dataset(path, strict=False)
+    assert [s.name for s in ds.samples] == ["car_1.jpg", "car_3.jpg"]
+    assert len(ds.problems) == 1 and "car_2.png" in ds.problems[0].item
+
+
+@pytest.mark.parametrize("region, message", [
+    ({"id": "a", "type": "CIRCLE", "tags": ["dent"], "points": []}, "region type 'CIRCLE'"),
+    ({"id": "a", "type": "POLYGON", "tags": [], "points": [{"x": 1, "y": 1}] * 3}, "has no tag"),
+    ({"id": "a", "type": "POLYGON", "tags": ["dent"], "points": [{"x": 1, "y": 1}, {"x": 5, "y": 5}]},
+     "needs at least 3"),
+    ({"id": "a", "type": "RECTANGLE", "tags": ["dent"], "boundingBox": {"left": "x", "top": 0, "width": 1,
+                                                                         "height": 1}}, "not a number"),
+])
+def test_bad_region_skips_its_image(tmp_path: Path, region: dict, message: str) -> None:
+    doc = project(assets=assets())
+    doc["assets"]["0d3de147fea94f1797f9d012acad9666"]["regions"].append(region)
+    path = write_export(tmp_path / "t", doc)
+    with pytest.raises(DatasetError, match=message) as info:
+        load_dataset(path)
+    assert "Car-parts-export.json" in str(info.value) and "car_2.png" in str(info.value)
+    ds = load_dataset(path, strict=False)
+    assert [s.name for s in ds.samples] == ["car_1.jpg", "car_3.jpg"]
+    assert len(ds.problems) == 1 and message.split()[0] in ds.problems[0].message
+
+
+def test_broken_json_names_the_file(tmp_path: Path) -> None:
+    path = write_export(tmp_path / "t")
+    path.write_text(path.read_text()[:500])
+    with pytest.raises(DatasetError, match="not valid JSON") as info:
+        load_dataset(path, format="vott")
+    assert str(path) in str(info.value)
+
+
+def test_export_without_assets_object_is_refused(tmp_path: Path) -> None:
+    path = write_export(tmp_path / "t", project(assets=[1, 2]))
+    with pytest.raises(DatasetError, match="'assets'"):
+        load_dataset(path, format="vott")
+
+
+def test_round_trip_through_coco(tmp_path: Path) -> None:
+    coco = pytest.importorskip("masksmith.data.formats.coco")
+    if not hasattr(coco, "write"):
+        pytest.skip("the COCO writer is not there yet")
+    ds = load_dataset(write_export(tmp_path / "t"))
+    coco.write(ds, tmp_path / "coco")
+    back = load_dataset(tmp_path / "coco", format="coco")
+    assert back.class_names == ds.class_names
+    assert [c.color for c in back.classes] == [c.color for c in ds.classes]
+    assert [s.name for s in back.samples] == [s.name for s in ds.samples]
+    for a, b in zip(ds.samples, back.samples, strict=True):
+        assert [r.label for r in a.regions] == [r.label for r in b.regions]
+        for ra, rb in zip(a.regions, b.regions, strict=True):
+            np.testing.assert_allclose(np.concatenate(ra.polygons), np.concatenate(rb.polygons))
+        np.testing.assert_array_equal(semantic_mask(a, ds.class_to_index()),
+                                      semantic_mask(b, back.class_to_index()))
+
+
+def test_detect_ignores_other_json(tmp_path: Path) -> None:
+    other = tmp_path / "labelme.json"
+    other.write_text(json.dumps({"shapes": [], "imagePath": "a.jpg"}))
+    assert not vott.detect(other)
+    assert not vott.detect(tmp_path)
+    assert vott.detect(write_export(tmp_path / "t"))
+
+
+# Property tests: whatever the file holds, reading it raises nothing but masksmith's own errors.
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.just(10**400) | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=16)
+
+
+def node_paths(doc: Any, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out += node_paths(v, (*prefix, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            out += node_paths(v, (*prefix, i))
+    return out
+
+
+@st.composite
+def mutated_exports(draw: st.DrawFn) -> Any:
+    """A valid export with one to three of its values (anywhere, the root included) replaced at random."""
+    doc: Any = project(assets=assets())
+    for _ in range(draw(st.integers(1, 3))):
+        where = draw(st.sampled_from(node_paths(doc)))
+        value = copy.deepcopy(draw(json_values))  # later mutations must not edit hypothesis's own objects
+        if not where:
+            doc = value
+            continue
+        parent = doc
+        for key in where[:-1]:
+            parent = parent[key]
+        parent[where[-1]] = value
+    return doc
+
+
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def read_never_crashes(root: Path, content: bytes, strict: bool) -> None:
+    path = root / "vott-json-export" / "Car-parts-export.json"
+    path.write_bytes(content)
+    with contextlib.suppress(MasksmithError):
+        load_dataset(path, format="vott", strict=strict)
+
+
+@pytest.fixture(scope="module")
+def fuzz_root() -> Any:
+    with tempfile.TemporaryDirectory() as tmp:
+        write_export(Path(tmp))
+        yield Path(tmp)
+
+
+@FUZZ
+@given(content=st.binary(max_size=300), strict=st.booleans())
+def test_random_bytes(fuzz_root: Path, content: bytes, strict: bool) -> None:
+    read_never_crashes(fuzz_root, content, strict)
+
+
+@FUZZ
+@given(cut=st.integers(0, 4000), strict=st.booleans())
+def test_truncated_file(fuzz_root: Path, cut: int, strict: bool) -> None:
+    text = json.dumps(project(assets=assets()), indent=4).encode()
+    read_never_crashes(fuzz_root, text[:cut * len(text) // 4000], strict)
+
+
+@FUZZ
+@given(doc=st.one_of(json_values, mutated_exports()), strict=st.booleans())
+def test_random_json(fuzz_root: Path, doc: Any, strict: bool) -> None:
+    read_never_crashes(fuzz_root, json.dumps(doc).encode(), strict)
