@@ -1,0 +1,774 @@
+"""Mask folders: an image folder beside a folder of mask images, paired by file name. Read and write.
+
+Layouts recognised (the folder given, or one level below it, e.g. `train/` and `val/` each holding a pair):
+- `images/` + `masks/` (also `image/ imgs/ img/ JPEGImages/ rgb/` + `mask/ labels/ label/ annotations/ gt/`),
+- `<split>/` + `<split>_masks/` (`_mask`, `_labels`, `_gt`, `annot`, `_annot`), as Carvana (`train/` +
+  `train_masks/xxx_mask.gif`) and CamVid (`train/` + `trainannot/`) ship them.
+Images are found recursively; the mask of `images/a/b.jpg` is looked up in `masks/a/` by the first name
+pattern that exists (option `mask_pattern`, a pattern or a list), by default in this order:
+`{stem}.png, {stem}_mask.png, {stem}_mask.gif, {stem}.gif, {stem}_mask.jpg, {stem}_mask.jpeg, {stem}.jpg,
+{stem}.jpeg, {stem}_label.png, {stem}_labels.png, {stem}_mask.tif, {stem}.tif, {stem}.tiff, {stem}.bmp`
+(`{stem}` is the image name without extension, `{name}` the full image name).
+
+Three kinds of mask (option `mask_kind`; otherwise guessed from the first masks):
+- "binary": 0/255 or 0/1 (also 2-colour GIF palettes, and anti-aliased JPEG masks thresholded at 128): one
+  class named by option `class_name`, else line 1 of classes.txt, else "foreground".
+- "index": grey values are class indices 0..N (0 background); option `ignore_value` (default 255, None for
+  none) marks void pixels. Names from option `class_names` (index 1 first) or `classes.txt` (one name a line,
+  line i = index i, line 0 background; a leading labelme `__ignore__` line is skipped), else "class_1", ...
+- "color": RGB masks whose colours are classes, from option `color_map` {"name": (r, g, b) or "#rrggbb"} or a
+  `classes.csv` file with `name,r,g,b` lines (an optional header line; a `_background_`/`background` row sets
+  the background colour, black by default; a `__ignore__` row marks void pixels). Colours within distance 30
+  of a class colour count as that class (JPEG noise), and in JPEG masks so do the blends within 3 px of an
+  edge between classes; any other colour is a problem naming it and the file.
+
+Each class present in a mask becomes one Region (is_instance=False) holding a COCO RLE of the mask's size;
+the sample's size is left to the shared checks, so a mask whose size differs from its image is reported
+there with both sizes.
+
+This module also holds the mask-image and atomic-writing helpers that voc.py shares.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from masksmith.data.formats._common import IMAGE_SUFFIXES, is_image_file, rel_name
+from masksmith.data.rasterize import mask_to_rle, semantic_mask
+from masksmith.data.schema import (
+    BACKGROUND,
+    IGNORE_INDEX,
+    MAX_CLASSES,
+    Dataset,
+    ProblemLog,
+    Region,
+    Sample,
+    make_classes,
+    voc_palette,
+)
+from masksmith.errors import DatasetError
+
+NAME = "masks"
+DESCRIPTION = "image folder + mask folder (binary, class-index or colour masks)"
+
+KINDS = ("binary", "index", "color")
+DEFAULT_PATTERNS = (
+    "{stem}.png", "{stem}_mask.png", "{stem}_mask.gif", "{stem}.gif", "{stem}_mask.jpg", "{stem}_mask.jpeg",
+    "{stem}.jpg", "{stem}.jpeg", "{stem}_label.png", "{stem}_labels.png", "{stem}_mask.tif", "{stem}.tif",
+    "{stem}.tiff", "{stem}.bmp",
+)
+GENERIC_IMAGE_DIRS = ("images", "image", "imgs", "img", "JPEGImages", "rgb")
+SPLIT_IMAGE_DIRS = ("train", "val", "valid", "validation", "test")
+GENERIC_MASK_DIRS = ("masks", "mask", "labels", "label", "annotations", "gt", "groundtruth", "ground_truth")
+SPLIT_MASK_SUFFIXES = ("_masks", "_mask", "_labels", "_gt", "annot", "_annot")
+BACKGROUND_NAMES = frozenset({BACKGROUND, "background", "__background__", "_background", "bg"})
+IGNORE_NAMES = frozenset({"__ignore__", "_ignore_"})
+VOID_COLOR = (224, 224, 192)  # what voc_palette() draws index 255 in
+COLOR_TOLERANCE = 30.0  # JPEG noise on flat colours stays well inside this
+LOSSY_SUFFIXES = (".jpg", ".jpeg")
+LOSSY_EDGE = 3  # px either side of a class edge that JPEG's 4:2:0 chroma and ringing blend
+DETECT_SAMPLE = 8  # masks looked at to guess the kind
+MASK_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "I;16", "I;16L",
+                        "I;16B", "I;16N"})
+
+
+# ---------------------------------------------------------------- mask images (shared with voc.py)
+
+def open_mask(path: Path) -> Image.Image:
+    """The mask image, fully decoded; any decoding failure becomes a DatasetError naming the file."""
+    try:
+        im = Image.open(path)
+        im.load()
+    except FileNotFoundError:
+        raise DatasetError("the mask file is missing.", path=path) from None
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types on broken files; all mean "unreadable"
+        raise DatasetError(f"cannot be read as an image ({type(exc).__name__}: {exc}).", path=path,
+                           fix="replace it with a valid PNG mask, or remove it and its image.") from None
+    if im.mode not in MASK_MODES:
+        raise DatasetError(f"has pixel format {im.mode}, which masks are not saved in.", path=path,
+                           fix="save the mask as an 8-bit PNG (grey, palette or RGB).")
+    return im
+
+
+def converted(im: Image.Image, mode: str, path: Path) -> np.ndarray:
+    """The image converted to `mode` as a uint8 array; PIL's refusals become a DatasetError."""
+    try:
+        return np.asarray(im.convert(mode), dtype=np.uint8)
+    except Exception as exc:  # noqa: BLE001 - PIL raises ValueError/OSError/... on odd images
+        raise DatasetError(f"cannot be converted to {mode} ({exc}).", path=path,
+                           fix="save the mask as an 8-bit PNG (grey, palette or RGB).") from None
+
+
+def grey_or_indices(im: Image.Image, path: Path) -> np.ndarray:
+    """(H, W) integer values of a palette or grey mask (palette indices as they are)."""
+    if im.mode in ("P", "L"):
+        return np.asarray(im, dtype=np.uint8)
+    if im.mode == "1":
+        return np.asarray(im, dtype=np.uint8)
+    if im.mode == "LA":
+        return np.asarray(im.getchannel("L"), dtype=np.uint8)
+    if im.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
+        arr = np.asarray(im).astype(np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise DatasetError(f"holds values up to {arr.max()}; class masks hold 0..255.", path=path,
+                               fix="save the mask as an 8-bit PNG.")
+        return arr.astype(np.uint8)
+    rgb = as_rgb(im, path)
+    if is_grey(rgb, lossy=path.suffix.lower() in LOSSY_SUFFIXES):
+        return rgb[..., 0].copy()
+    raise DatasetError("is a colour image, not a class-index mask.", path=path,
+                       fix="give the class colours (mask_kind='color' with color_map, or classes.csv).")
+
+
+def as_rgb(im: Image.Image, path: Path) -> np.ndarray:
+    """(H, W, 3) uint8, palette and alpha resolved."""
+    return converted(im, "RGB", path)
+
+
+def is_grey(rgb: np.ndarray, lossy: bool) -> bool:
+    """True when R = G = B everywhere (nearly, for JPEG masks whose chroma carries compression noise)."""
+    if rgb.size == 0:
+        return True
+    r = rgb[..., 0].astype(np.int16)
+    spread = max(int(np.abs(r - rgb[..., 1]).max()), int(np.abs(r - rgb[..., 2]).max()))
+    return spread <= (12 if lossy else 0)
+
+
+def colors_to_indices(rgb: np.ndarray, palette: dict[int, tuple[int, int, int]], path: Path,
+                      fix: str, tolerance: float = COLOR_TOLERANCE, lossy: bool = False) -> np.ndarray:
+    """(H, W) uint8 index of each pixel's colour in `palette` {index: colour}: the nearest one within
+    `tolerance`. In `lossy` (JPEG) masks, where edges blend two or three class colours, pixels within
+    LOSSY_EDGE px of a change of class also take the nearest colour, however far.
+
+    Any other colour is a DatasetError naming it, with its pixel count.
+    """
+    packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+    uniq, inverse = np.unique(packed.ravel(), return_inverse=True)
+    indices = np.array(list(palette), dtype=np.int64)
+    colors = np.array([palette[i] for i in palette], dtype=np.float64).reshape(-1, 3)
+    found = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1).astype(np.float64)
+    nearest = np.empty(len(uniq), np.int64)
+    gap = np.empty(len(uniq), np.float64)
+    for start in range(0, len(uniq), 4096):  # JPEG masks hold many colours: bounded memory
+        dist = np.linalg.norm(found[start: start + 4096, None, :] - colors[None, :, :], axis=2)
+        nearest[start: start + 4096] = dist.argmin(axis=1)
+        gap[start: start + 4096] = dist.min(axis=1)
+    labels = indices[nearest][inverse].reshape(packed.shape).astype(np.uint8)
+    far = (gap > tolerance)[inverse].reshape(packed.shape)
+    if far.any() and lossy:
+        from scipy import ndimage
+
+        size = 2 * LOSSY_EDGE + 1
+        far &= ndimage.maximum_filter(labels, size) == ndimage.minimum_filter(labels, size)
+    if far.any():
+        bad, counts = np.unique(packed[far], return_counts=True)
+        order = np.argsort(-counts, kind="stable")
+        shown = ", ".join(f"({c >> 16}, {(c >> 8) & 255}, {c & 255}) #{c:06x} in {n} px"
+                          for c, n in zip(bad[order][:5].tolist(), counts[order][:5].tolist(), strict=True))
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise DatasetError(f"has colour{'s' if len(bad) > 1 else ''} {shown}{more} that match no class.",
+                           path=path, fix=fix)
+    return labels
+
+
+def class_regions(labels: np.ndarray, names: dict[int, str]) -> tuple[list[Region], dict[str, Any] | None]:
+    """One class region per value of `labels` present (0 is background), and the void RLE (value 255)."""
+    regions = []
+    present = np.bincount(labels.ravel(), minlength=256)
+    for value in np.flatnonzero(present):
+        if value in (0, IGNORE_INDEX):
+            continue
+        regions.append(Region(label=names[int(value)], rle=mask_to_rle(labels == value), is_instance=False))
+    ignore = mask_to_rle(labels == IGNORE_INDEX) if present[IGNORE_INDEX] else None
+    return regions, ignore
+
+
+def parse_names(value: Any, what: str) -> list[str]:
+    """Class names from an option: a list or a comma-separated string; a leading background name dropped."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise DatasetError(f"option {what} must be a list of class names, not {value!r:.60}.",
+                           fix=f"pass {what}=['cat', 'dog', ...] (index 1 first).")
+    names = list(value)
+    if names and names[0].lower() in BACKGROUND_NAMES:
+        names = names[1:]
+    return names
+
+
+# ---------------------------------------------------------------- writing (shared with voc.py)
+
+def check_output(dataset: Dataset, out: Path) -> None:
+    """Refuse an output folder that is, or lies inside, the data set's own folder."""
+    if dataset.root is None:
+        return
+    root, target = Path(dataset.root).resolve(), out.resolve()
+    if target == root or root in target.parents:
+        raise DatasetError("lies inside the data set's own folder; writing there could overwrite or mix with "
+                           "the originals.", path=out, fix="choose an output folder outside the data set.")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_png(image: Image.Image, path: Path) -> None:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def copy_image(sample: Sample, target: Path) -> None:
+    """Copy the sample's image file (or its embedded bytes) to `target`, atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src = sample.image_path
+    if src is not None and src.exists():
+        if src.resolve() == target.resolve():
+            return
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        os.close(fd)
+        try:
+            shutil.copy2(src, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    elif sample.image_data is not None:
+        atomic_write_bytes(target, sample.image_data)
+    else:
+        raise DatasetError("the sample has neither an image file nor embedded image data.", path=src or "",
+                           item=sample.name, fix="restore the image before converting.")
+
+
+def output_stems(dataset: Dataset, image_dirs: tuple[str, ...] = GENERIC_IMAGE_DIRS) -> list[str]:
+    """A relative path without extension for each sample, safe to join below an output folder and unique.
+
+    A leading image-folder name ("images/", "JPEGImages/") is dropped, sub-folders are kept.
+    """
+    stems: list[str] = []
+    seen: dict[str, str] = {}
+    for sample in dataset.samples:
+        parts = [p for p in PurePosixPath(sample.name.replace("\\", "/")).parts
+                 if p not in ("", ".", "..", "/")]
+        parts = [p for p in parts if not re.match(r"^[A-Za-z]:$", p)]  # a Windows drive is no folder
+        if len(parts) > 1 and parts[0] in image_dirs:
+            parts = parts[1:]
+        if not parts:
+            parts = ["image"]
+        stem = str(PurePosixPath(*parts).with_suffix(""))
+        if stem in seen:
+            raise DatasetError(f"images {seen[stem]!r} and {sample.name!r} would share the name {stem!r}.",
+                               item=sample.name, fix="rename one of the images.")
+        seen[stem] = sample.name
+        stems.append(stem)
+    return stems
+
+
+def image_suffix(sample: Sample) -> str:
+    for candidate in (sample.image_path, Path(sample.name)):
+        if candidate is not None and candidate.suffix.lower() in IMAGE_SUFFIXES:
+            return candidate.suffix
+    return ".jpg"
+
+
+def require_size(sample: Sample) -> None:
+    if sample.width <= 0 or sample.height <= 0:
+        raise DatasetError("the image size is unknown.", item=sample.name,
+                           fix="load the data set with masksmith.data.load_dataset before writing it.")
+
+
+# ---------------------------------------------------------------- layout
+
+@dataclass
+class Pair:
+    images: Path
+    masks: Path
+
+
+def _has_image(folder: Path) -> bool:
+    """True when an image file lies in `folder` or below it (masks may sit in sub-folders)."""
+    try:
+        return any(p.is_file() and is_image_file(p) for p in folder.rglob("*"))
+    except OSError:
+        return False
+
+
+def _mask_dir_for(folder: Path, name: str) -> Path | None:
+    candidates = [f"{name}{suffix}" for suffix in SPLIT_MASK_SUFFIXES]
+    if name in GENERIC_IMAGE_DIRS:
+        candidates += list(GENERIC_MASK_DIRS)
+    for candidate in candidates:
+        path = folder / candidate
+        if path.is_dir() and _has_image(path):
+            return path
+    return None
+
+
+def _pairs_in(folder: Path) -> list[Pair]:
+    pairs = []
+    for name in GENERIC_IMAGE_DIRS + SPLIT_IMAGE_DIRS:
+        images = folder / name
+        if images.is_dir():
+            masks = _mask_dir_for(folder, name)
+            if masks is not None:
+                pairs.append(Pair(images, masks))
+    return pairs
+
+
+def find_layout(path: Path) -> tuple[Path, list[Pair]] | None:
+    """(root, pairs) for `path`: a folder holding image/mask folder pairs (or whose sub-folders do), or one of
+    those folders or files inside them."""
+    starts = [path.parent.parent, path.parent.parent.parent] if path.is_file() else [path, path.parent]
+    for start in starts:
+        if not start.is_dir():
+            continue
+        pairs = _pairs_in(start)
+        if pairs:
+            return start, pairs
+        if start == path:  # one level down: train/{images,masks}, val/{images,masks}
+            children = sorted(c for c in start.iterdir() if c.is_dir())
+            nested = [p for child in children for p in _pairs_in(child)]
+            if nested:
+                return start, nested
+    return None
+
+
+def detect(path: Path) -> bool:
+    return find_layout(path) is not None
+
+
+def _patterns(option: Any) -> tuple[str, ...]:
+    if option is None:
+        return DEFAULT_PATTERNS
+    patterns: tuple = (option,) if isinstance(option, str) else ()
+    if isinstance(option, (list, tuple)):
+        patterns = tuple(option)
+    if not patterns or not all(isinstance(p, str) and ("{stem}" in p or "{name}" in p) for p in patterns):
+        raise DatasetError(f"option mask_pattern {option!r:.60} is not a pattern with {{stem}} or {{name}}.",
+                           fix="for example mask_pattern='{stem}_mask.png'.")
+    try:
+        for p in patterns:
+            p.format(stem="x", name="x.jpg")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise DatasetError(f"option mask_pattern {option!r:.60} is not a valid pattern ({exc}).",
+                           fix="use only the placeholders {stem} and {name}.") from None
+    return patterns
+
+
+def _match_masks(root: Path, pairs: list[Pair], patterns: tuple[str, ...], log: ProblemLog
+                 ) -> list[tuple[Path, Path]]:
+    """(image, mask) for every image that has a mask; images without one are logged."""
+    matched: list[tuple[Path, Path]] = []
+    listing: dict[Path, set[str]] = {}
+    for pair in pairs:
+        for image in sorted(p for p in pair.images.rglob("*") if p.is_file() and is_image_file(p)):
+            rel = image.relative_to(pair.images)
+            folder = pair.masks / rel.parent
+            if folder not in listing:
+                listing[folder] = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+            names = [p.format(stem=image.stem, name=image.name) for p in patterns]
+            found = next((n for n in names if n in listing[folder]), None)
+            if found is None:
+                log.add(f"has no mask in {rel_name(folder, root)}/ (looked for {', '.join(names[:4])}"
+                        f"{', ...' if len(names) > 4 else ''}).", path=image, item=rel_name(image, root),
+                        fix="add its mask, remove the image, or set mask_pattern to how the masks are named.")
+                continue
+            matched.append((image, folder / found))
+    return matched
+
+
+# ---------------------------------------------------------------- class definitions
+
+def _find_file(root: Path, pairs: list[Pair], name: str) -> Path | None:
+    for folder in [root] + [p.masks for p in pairs]:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot be read as UTF-8 text ({exc}).", path=path) from None
+
+
+def read_classes_txt(path: Path) -> list[str]:
+    """Names of indices 1..N from a classes.txt (line i = index i, line 0 background)."""
+    lines = [ln.strip() for ln in _read_text(path).splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    if lines and lines[0] in IGNORE_NAMES:
+        lines = lines[1:]  # labelme's labels.txt puts __ignore__ (-1) before _background_
+    names = lines[1:]
+    _check_unique(names, path)
+    return names
+
+
+def _check_unique(names: list[str], path: Path | str) -> None:
+    seen = set()
+    for n in names:
+        if n in seen:
+            raise DatasetError(f"names class {n!r} twice.", path=path, fix="give each class one line.")
+        seen.add(n)
+
+
+def parse_color(value: Any, what: str, path: Path | str = "") -> tuple[int, int, int]:
+    """(r, g, b) from a tuple/list of three 0..255 integers or a '#rrggbb' string."""
+    if isinstance(value, str):
+        m = re.fullmatch(r"#?([0-9a-fA-F]{6})", value.strip())
+        if m:
+            h = m.group(1)
+            return (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16))
+    elif isinstance(value, (list, tuple)) and len(value) == 3:
+        rgb = [_channel(v) for v in value]
+        if all(v is not None for v in rgb):
+            return (rgb[0], rgb[1], rgb[2])  # type: ignore[return-value]
+    raise DatasetError(f"{what} is {value!r:.40}, not a colour.", path=path or None,
+                       fix="write it as r,g,b with three integers 0..255, or as #rrggbb.")
+
+
+def _channel(value: Any) -> int | None:
+    """A colour channel 0..255 from an int, an integral float or a decimal string; else None."""
+    decimal = isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,3}\s*", value)
+    if decimal or (isinstance(value, float) and value.is_integer()):
+        value = int(value)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value <= 255:
+        return int(value)
+    return None
+
+
+@dataclass
+class ColorMap:
+    names: list[str]
+    colors: dict[str, tuple[int, int, int]]
+    background: tuple[int, int, int] = (0, 0, 0)
+    void: tuple[int, int, int] | None = None
+    source: str = "option color_map"
+
+    def palette(self) -> dict[int, tuple[int, int, int]]:
+        pal = {0: self.background}
+        pal.update({i + 1: self.colors[n] for i, n in enumerate(self.names)})
+        if self.void is not None:
+            pal[IGNORE_INDEX] = self.void
+        return pal
+
+
+def _color_map_from(entries: list[tuple[str, tuple[int, int, int]]], source: str) -> ColorMap:
+    cmap = ColorMap([], {}, source=source)
+    for name, color in entries:
+        if name.lower() in BACKGROUND_NAMES:
+            cmap.background = color
+        elif name in IGNORE_NAMES:
+            cmap.void = color
+        elif name in cmap.colors:
+            raise DatasetError(f"names class {name!r} twice.", path=source, fix="give each class one line.")
+        else:
+            cmap.names.append(name)
+            cmap.colors[name] = color
+    return cmap
+
+
+def read_classes_csv(path: Path) -> ColorMap:
+    """A colour map from `name,r,g,b` lines (header line and # comments allowed)."""
+    entries = []
+    rows = csv.reader(io.StringIO(_read_text(path)))
+    for lineno, row in enumerate(rows, start=1):
+        row = [c.strip() for c in row]
+        if not row or not any(row) or row[0].startswith("#"):
+            continue
+        if lineno == 1 and len(row) == 4 and not row[1].lstrip("-").isdigit():
+            continue  # header
+        if len(row) != 4 or not row[0]:
+            raise DatasetError(f"line {lineno} is {','.join(row)!r:.60}, not name,r,g,b.", path=path,
+                               fix="write one class a line as name,r,g,b (for example car,128,0,0).")
+        entries.append((row[0], parse_color(row[1:], f"the colour on line {lineno}", path)))
+    return _color_map_from(entries, str(path))
+
+
+def color_map_option(value: Any) -> ColorMap:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
+        raise DatasetError(f"option color_map must map class names to colours, not {value!r:.60}.",
+                           fix="pass color_map={'car': (128, 0, 0), 'road': '#804080'}.")
+    entries = [(k, parse_color(v, f"color_map[{k!r}]")) for k, v in value.items()]
+    return _color_map_from(entries, "option color_map")
+
+
+# ---------------------------------------------------------------- reading
+
+@dataclass
+class Config:
+    kind: str
+    ignore_value: int | None = IGNORE_INDEX
+    names: list[str] | None = None  # index kind: names of 1..N (None: class_<i>)
+    class_name: str = "foreground"
+    colors: ColorMap | None = None
+    max_index: int = field(default=0)
+
+
+def _guess_one(path: Path) -> str | None:
+    """The kind one mask looks like, or None when it cannot be read (it is reported later)."""
+    try:
+        im = open_mask(path)
+    except DatasetError:
+        return None
+    lossy = path.suffix.lower() in LOSSY_SUFFIXES
+    if im.mode == "P":
+        used = np.flatnonzero(np.bincount(np.asarray(im, dtype=np.uint8).ravel(), minlength=256))
+        pal = im.getpalette() or []
+        colors = {tuple(pal[3 * i: 3 * i + 3]) for i in used if 3 * i + 3 <= len(pal)}
+        return "binary" if colors <= {(0, 0, 0), (255, 255, 255)} or set(used) <= {0, 1} else "index"
+    if im.mode in ("RGB", "RGBA", "CMYK", "YCbCr"):
+        try:
+            rgb = as_rgb(im, path)
+        except DatasetError:
+            return None
+        if not is_grey(rgb, lossy):
+            return "color"
+        values = rgb[..., 0]
+    else:
+        try:
+            values = grey_or_indices(im, path)
+        except DatasetError:
+            return None
+    present = set(np.flatnonzero(np.bincount(values.ravel(), minlength=256)).tolist())
+    if present <= {0, 255} or present <= {0, 1} or lossy:
+        return "binary"
+    return "index"
+
+
+def guess_kind(masks: list[Path]) -> str:
+    kinds = {k for k in (_guess_one(m) for m in masks[:DETECT_SAMPLE]) if k}
+    for kind in ("color", "index"):
+        if kind in kinds:
+            return kind
+    return "binary"
+
+
+def _config(root: Path, pairs: list[Pair], masks: list[Path], options: dict[str, Any]) -> Config:
+    kind = options.get("mask_kind")
+    if kind is not None and kind not in KINDS:
+        raise DatasetError(f"option mask_kind is {kind!r}.", fix=f"use one of: {', '.join(KINDS)}.")
+    colors = color_map_option(options["color_map"]) if options.get("color_map") is not None else None
+    csv_file = _find_file(root, pairs, "classes.csv")
+    if colors is None and csv_file is not None and kind in (None, "color"):
+        colors = read_classes_csv(csv_file)
+    names = None
+    if options.get("class_names") is not None:
+        names = parse_names(options["class_names"], "class_names")
+    txt_file = _find_file(root, pairs, "classes.txt")
+    if names is None and txt_file is not None:
+        names = read_classes_txt(txt_file)
+    if kind is None:
+        if colors is not None:
+            kind = "color"
+        elif names is not None and len(names) > 1:
+            kind = "index"  # the first masks may show only one class; the class list knows better
+        else:
+            kind = guess_kind(masks)
+    ignore = options.get("ignore_value", IGNORE_INDEX)
+    if ignore is not None and (type(ignore) is not int or not 0 <= ignore <= 255):
+        raise DatasetError(f"option ignore_value is {ignore!r}.", fix="give a pixel value 0..255, or None.")
+    cfg = Config(kind=kind, ignore_value=ignore, names=names)
+    if kind == "binary":
+        given = options.get("class_name")
+        if given is not None and (not isinstance(given, str) or not given):
+            raise DatasetError(f"option class_name is {given!r}.", fix="give the class a name.")
+        cfg.class_name = given or (names[0] if names else "foreground")
+    if kind == "color":
+        if colors is None:
+            raise DatasetError("holds colour masks but no class colours are given.", path=root,
+                               fix="pass color_map={'name': (r, g, b), ...}, or add classes.csv with "
+                                   "name,r,g,b lines beside the mask folder.")
+        if not colors.names:
+            raise DatasetError("names no classes besides the background.", path=colors.source,
+                               fix="add a name,r,g,b line for every class.")
+        cfg.colors = colors
+    return cfg
+
+
+def _labels(im: Image.Image, path: Path, cfg: Config) -> np.ndarray:
+    """The mask as (H, W) uint8: 0 background, 1..N classes, 255 void."""
+    if cfg.kind == "binary":
+        return _foreground(im, path).astype(np.uint8)
+    if cfg.kind == "color":
+        assert cfg.colors is not None
+        fix = f"add the colour to {cfg.colors.source} (name,r,g,b), or repaint those pixels."
+        return colors_to_indices(as_rgb(im, path), cfg.colors.palette(), path, fix,
+                                 lossy=path.suffix.lower() in LOSSY_SUFFIXES)
+    values = grey_or_indices(im, path)
+    out = values.copy()
+    void = values == cfg.ignore_value if cfg.ignore_value is not None else np.zeros(values.shape, bool)
+    limit = len(cfg.names) if cfg.names is not None else MAX_CLASSES
+    bad = (values > limit) & ~void
+    if bad.any():
+        top = int(values[bad].max())
+        where = "classes.txt or class_names" if cfg.names is not None else "a mask"
+        raise DatasetError(f"has class index {top}, but {where} names only {limit} classes.", path=path,
+                           fix="add the missing class names (line i of classes.txt names index i), or set "
+                               "ignore_value if that value marks void pixels.")
+    out[void] = IGNORE_INDEX
+    return out
+
+
+def _foreground(im: Image.Image, path: Path) -> np.ndarray:
+    """Foreground of a binary mask: value 1 where the mask only holds 0/1 (also palette indices, as in
+    Carvana's GIFs), else grey level >= 128 (0/255 masks, and anti-aliased JPEG masks)."""
+    if im.mode == "P":
+        indices = np.asarray(im, dtype=np.uint8)
+        if indices.size and indices.max() <= 1:
+            return indices == 1
+        grey = converted(im, "L", path)
+    elif im.mode.startswith("I"):
+        values = np.asarray(im).astype(np.int64)
+        if values.size and values.max() > 255:  # 16-bit masks: half the range
+            return values >= 32768
+        grey = values
+    elif im.mode in ("L", "1", "LA"):
+        grey = grey_or_indices(im, path)
+    else:
+        grey = converted(im, "L", path)
+    if grey.size and grey.max() <= 1:
+        return grey == 1
+    return grey >= 128
+
+
+def _read_sample(image: Path, mask: Path, root: Path, cfg: Config) -> Sample:
+    im = open_mask(mask)
+    labels = _labels(im, mask, cfg)
+    if cfg.kind == "binary":
+        names = {1: cfg.class_name}
+    elif cfg.kind == "color":
+        assert cfg.colors is not None
+        names = {i + 1: n for i, n in enumerate(cfg.colors.names)}
+    elif cfg.names is not None:
+        names = {i + 1: n for i, n in enumerate(cfg.names)}
+    else:
+        names = {i: f"class_{i}" for i in range(1, 255)}
+        present = labels[labels != IGNORE_INDEX]
+        cfg.max_index = max(cfg.max_index, int(present.max()) if present.size else 0)
+    regions, ignore = class_regions(labels, names)
+    return Sample(name=rel_name(image, root), image_path=image, width=0, height=0, regions=regions,
+                  ignore_rle=ignore)
+
+
+def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
+    layout = find_layout(Path(path))
+    if layout is None:
+        raise DatasetError("holds no image folder with a matching mask folder.", path=path,
+                           fix="put images in images/ and their masks in masks/, with the same names.")
+    root, pairs = layout
+    matched = _match_masks(root, pairs, _patterns(options.get("mask_pattern")), log)
+    cfg = _config(root, pairs, [m for _, m in matched], options)
+    samples = []
+    for image, mask in matched:
+        try:
+            samples.append(_read_sample(image, mask, root, cfg))
+        except DatasetError as exc:
+            log.add(exc.problem, path=exc.path or mask, item=rel_name(image, root), fix=exc.fix or "")
+    if cfg.kind == "binary":
+        names = [cfg.class_name]
+    elif cfg.kind == "color":
+        assert cfg.colors is not None
+        names = cfg.colors.names
+    else:
+        names = cfg.names if cfg.names is not None else [f"class_{i}" for i in range(1, cfg.max_index + 1)]
+    colors = cfg.colors.colors if cfg.colors is not None else None
+    return Dataset(classes=make_classes(names, colors), samples=samples, root=root)
+
+
+# ---------------------------------------------------------------- writing
+
+def write(dataset: Dataset, out: Path, **options: Any) -> None:
+    """Write out/images/<name> and out/masks/<name>.png, plus classes.txt (index, binary) or classes.csv
+    (color). Option kind: "index" (default; grey PNG 0..N, 255 void), "color" (RGB PNG in the class colours),
+    or "binary" (0/255 PNG; one class, no void)."""
+    out = Path(out)
+    kind = options.get("kind", "index")
+    if kind not in KINDS:
+        raise DatasetError(f"option kind is {kind!r}.", fix=f"use one of: {', '.join(KINDS)}.")
+    check_output(dataset, out)
+    index = dataset.class_to_index()
+    stems = output_stems(dataset)
+    has_void = any(s.ignore_rle is not None for s in dataset.samples)
+    lut = _color_lut(dataset, has_void) if kind == "color" else None
+    if kind == "binary":
+        _check_binary(dataset, has_void)
+    for sample, stem in zip(dataset.samples, stems, strict=True):
+        require_size(sample)
+        copy_image(sample, out / "images" / f"{stem}{image_suffix(sample)}")
+        sem = semantic_mask(sample, index)
+        if kind == "color":
+            assert lut is not None
+            image = Image.fromarray(lut[sem], "RGB")
+        elif kind == "binary":
+            image = Image.fromarray(np.where(sem > 0, 255, 0).astype(np.uint8), "L")
+        else:
+            image = Image.fromarray(sem, "L")
+        save_png(image, out / "masks" / f"{stem}.png")
+    if kind == "color":
+        rows = ["name,r,g,b", f"{BACKGROUND},0,0,0"]
+        rows += [f"{_csv_name(c.name)},{c.color[0]},{c.color[1]},{c.color[2]}" for c in dataset.classes]
+        if has_void:
+            rows.append("__ignore__,{},{},{}".format(*VOID_COLOR))
+        atomic_write_text(out / "classes.csv", "\n".join(rows) + "\n")
+    else:
+        atomic_write_text(out / "classes.txt", "\n".join([BACKGROUND, *dataset.class_names]) + "\n")
+
+
+def _csv_name(name: str) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow([name])
+    return buf.getvalue()
+
+
+def _check_binary(dataset: Dataset, has_void: bool) -> None:
+    if len(dataset.classes) != 1:
+        raise DatasetError(f"binary masks hold one class, but the data set has {len(dataset.classes)}.",
+                           fix="write with kind='index' or kind='color'.")
+    if has_void:
+        raise DatasetError("binary masks cannot mark void (ignored) pixels, which this data set has.",
+                           fix="write with kind='index', which keeps void as 255.")
+
+
+def _color_lut(dataset: Dataset, has_void: bool) -> np.ndarray:
+    """256x3 colour of each semantic index, checked to tell every class apart."""
+    lut = np.zeros((256, 3), np.uint8)
+    pal = np.asarray(voc_palette(), np.uint8).reshape(256, 3)
+    lut[:] = pal
+    seen: dict[tuple[int, int, int], str] = {(0, 0, 0): BACKGROUND}
+    if has_void:
+        seen[VOID_COLOR] = "void"
+    for i, c in enumerate(dataset.classes, start=1):
+        color = tuple(int(v) for v in c.color)
+        if color in seen:
+            raise DatasetError(f"classes {seen[color]!r} and {c.name!r} share the colour {color}, so colour "
+                               "masks could not tell them apart.", fix="give each class its own colour, or "
+                               "write with kind='index'.")
+        seen[color] = c.name  # type: ignore[index]
+        lut[i] = color
+    lut[IGNORE_INDEX] = VOID_COLOR
+    return lut

@@ -1,0 +1,313 @@
+"""Mask folders: binary PNG / GIF (Carvana) / JPEG masks, class-index masks with classes.txt, colour masks
+with classes.csv or a colour map; written and read back in all three kinds; mismatched and broken masks."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageFilter
+
+from masksmith.data import load_dataset
+from masksmith.data.formats import masks
+from masksmith.data.rasterize import instance_masks, semantic_mask
+from masksmith.errors import DatasetError, MasksmithError
+
+W, H = 64, 48
+ROAD, CAR = (128, 64, 128), (0, 0, 142)  # Cityscapes colours
+
+
+def photo(path: Path, size: tuple[int, int] = (W, H)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(path.name))
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+
+
+def blob(k: int = 0) -> np.ndarray:
+    """A bool mask: a rectangle plus a separate square (two objects)."""
+    m = np.zeros((H, W), bool)
+    m[10:30, 5 + k:25 + k] = True
+    m[35:45, 40:50] = True
+    return m
+
+
+def write_binary(root: Path, n: int = 3) -> Path:
+    for k in range(n):
+        photo(root / "images" / f"cell_{k:03d}.png")
+        (root / "masks").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(blob(k).astype(np.uint8) * 255, "L").save(root / "masks" / f"cell_{k:03d}.png")
+    return root
+
+
+def write_carvana(root: Path) -> Path:
+    """Carvana's Kaggle layout: train/<car>_<view>.jpg, train_masks/<car>_<view>_mask.gif (2-colour palette
+    GIFs holding indices 0/1), train_masks.csv, metadata.csv and an unlabelled test/ folder."""
+    rows = ["img,rle_mask"]
+    for view in ("01", "02"):
+        photo(root / "train" / f"00087a6bd4dc_{view}.jpg")
+        gif = Image.fromarray(blob(int(view)).astype(np.uint8), "P")
+        gif.putpalette([0, 0, 0, 255, 255, 255])
+        (root / "train_masks").mkdir(exist_ok=True)
+        gif.save(root / "train_masks" / f"00087a6bd4dc_{view}_mask.gif")
+        rows.append(f"00087a6bd4dc_{view}.jpg,1 2 5 6")
+    (root / "train_masks.csv").write_text("\n".join(rows) + "\n")
+    (root / "metadata.csv").write_text("id,year,make,model,trim1,trim2\n"
+                                       "00087a6bd4dc,2014,Acura,RLX,RLX,w/Tech\n")
+    photo(root / "test" / "0004d4463b50_01.jpg")
+    return root
+
+
+def write_index(root: Path, with_names: bool = True) -> Path:
+    """Grey class-index PNGs (0 background, 1 road, 2 car, 255 void) in images/ + labels/ + classes.txt."""
+    for k in range(2):
+        photo(root / "images" / f"street_{k}.jpg")
+        lab = np.zeros((H, W), np.uint8)
+        lab[30:, :] = 1
+        lab[15:35, 10 + k:30 + k] = 2
+        lab[0:3, :] = 255
+        (root / "labels").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(lab, "L").save(root / "labels" / f"street_{k}.png")
+    if with_names:
+        (root / "classes.txt").write_text("background\nroad\ncar\nsign\n")
+    return root
+
+
+def colour_mask(k: int = 0) -> np.ndarray:
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[30:, :] = ROAD
+    rgb[15:35, 10 + k:30 + k] = CAR
+    return rgb
+
+
+def write_colour(root: Path, csv: bool = True, jpeg: bool = False) -> Path:
+    for k in range(2):
+        photo(root / "images" / f"frame_{k}.png")
+        (root / "masks").mkdir(parents=True, exist_ok=True)
+        im = Image.fromarray(colour_mask(k), "RGB")
+        if jpeg:
+            im.save(root / "masks" / f"frame_{k}_mask.jpg", quality=85)
+        else:
+            im.save(root / "masks" / f"frame_{k}.png")
+    if csv:
+        (root / "classes.csv").write_text("name,r,g,b\nbackground,0,0,0\nroad,128,64,128\ncar,0,0,142\n"
+                                          "sky,70,130,180\n")
+    return root
+
+
+def test_binary_png_masks(tmp_path: Path) -> None:
+    write_binary(tmp_path)
+    ds = load_dataset(tmp_path)
+    assert ds.format == "masks"
+    assert ds.class_names == ["foreground"]
+    assert [s.name for s in ds.samples] == [f"images/cell_00{k}.png" for k in range(3)]
+    sample = ds.samples[1]
+    assert [(r.label, r.is_instance) for r in sample.regions] == [("foreground", False)]
+    assert (sample.width, sample.height) == (W, H)  # filled from the image by the shared checks
+    sem = semantic_mask(sample, ds.class_to_index())
+    assert np.array_equal(sem == 1, blob(1))
+    _, labels, _ = instance_masks(sample, ds.class_to_index())
+    assert len(labels) == 2  # the two blobs become two objects
+    assert load_dataset(tmp_path, class_name="nucleus").class_names == ["nucleus"]
+
+
+def test_carvana_gif_masks(tmp_path: Path) -> None:
+    write_carvana(tmp_path)
+    ds = load_dataset(tmp_path)
+    assert ds.format == "masks" and ds.class_names == ["foreground"]
+    assert [s.name for s in ds.samples] == ["train/00087a6bd4dc_01.jpg", "train/00087a6bd4dc_02.jpg"]
+    sem = semantic_mask(ds.samples[0], ds.class_to_index())
+    assert np.array_equal(sem == 1, blob(1))
+    assert sem[20, 10] == 1 and sem[2, 2] == 0
+
+
+def test_antialiased_jpeg_masks_are_thresholded(tmp_path: Path) -> None:
+    photo(tmp_path / "img" / "leaf.png")
+    (tmp_path / "mask").mkdir()
+    soft = Image.fromarray(blob().astype(np.uint8) * 255, "L").filter(ImageFilter.GaussianBlur(1.5))
+    soft.save(tmp_path / "mask" / "leaf_mask.jpg", quality=75)
+    ds = load_dataset(tmp_path)
+    assert ds.class_names == ["foreground"]
+    sem = semantic_mask(ds.samples[0], ds.class_to_index())
+    assert sem[20, 15] == 1 and sem[40, 45] == 1 and sem[2, 60] == 0
+    assert abs(int((sem == 1).sum()) - int(blob().sum())) < 40
+
+
+def test_index_masks_with_classes_txt_and_void(tmp_path: Path) -> None:
+    write_index(tmp_path)
+    ds = load_dataset(tmp_path)
+    assert ds.format == "masks"
+    assert ds.class_names == ["road", "car", "sign"]  # line 0 is the background; 'sign' has no pixels
+    sample = ds.samples[0]
+    index = ds.class_to_index()
+    sem = semantic_mask(sample, index)
+    assert sem[40, 50] == index["road"] and sem[20, 15] == index["car"] and sem[10, 50] == 0
+    assert (sem[0:3] == 255).all() and sample.ignore_rle is not None
+    assert all(not r.is_instance for r in sample.regions)
+
+
+def test_index_masks_without_names(tmp_path: Path) -> None:
+    write_index(tmp_path, with_names=False)
+    ds = load_dataset(tmp_path)
+    assert ds.class_names == ["class_1", "class_2"]
+    named = load_dataset(tmp_path, class_names=["road", "car"])
+    assert named.class_names == ["road", "car"]
+
+
+def test_colour_masks_with_classes_csv(tmp_path: Path) -> None:
+    write_colour(tmp_path)
+    ds = load_dataset(tmp_path)
+    assert ds.class_names == ["road", "car", "sky"]
+    assert ds.classes[1].color == CAR
+    index = ds.class_to_index()
+    sem = semantic_mask(ds.samples[1], index)
+    assert sem[40, 50] == index["road"] and sem[20, 12] == index["car"] and sem[5, 5] == 0
+
+
+def test_colour_jpeg_masks_with_colour_map_option(tmp_path: Path) -> None:
+    write_colour(tmp_path, csv=False, jpeg=True)
+    ds = load_dataset(tmp_path, color_map={"road": ROAD, "car": "#00008e"})
+    index = ds.class_to_index()
+    sem = semantic_mask(ds.samples[0], index)
+    expected = np.zeros((H, W), np.uint8)
+    expected[30:] = index["road"]
+    expected[15:35, 10:30] = index["car"]
+    assert (sem == expected).mean() > 0.97  # JPEG blurs the edges a little, the colours stay within reach
+    # a colour no class has is still found inside a region, away from the blended edges
+    rgb = colour_mask(1)
+    rgb[2:14, 40:52] = (220, 20, 60)
+    Image.fromarray(rgb, "RGB").save(tmp_path / "masks" / "frame_1_mask.jpg", quality=85)
+    with pytest.raises(DatasetError, match=r"frame_1_mask.jpg: .*that match no class"):
+        load_dataset(tmp_path, color_map={"road": ROAD, "car": "#00008e"})
+
+
+def test_colour_masks_without_colours_ask_for_them(tmp_path: Path) -> None:
+    write_colour(tmp_path, csv=False)
+    with pytest.raises(DatasetError, match="classes.csv"):
+        load_dataset(tmp_path)
+
+
+def test_unknown_colour_names_colour_and_file(tmp_path: Path) -> None:
+    write_colour(tmp_path)
+    rgb = colour_mask(1)
+    rgb[0:5, 0:5] = (220, 20, 60)
+    Image.fromarray(rgb, "RGB").save(tmp_path / "masks" / "frame_1.png")
+    with pytest.raises(DatasetError, match=r"frame_1.png: .*colour \(220, 20, 60\) #dc143c in 25 px") as err:
+        load_dataset(tmp_path)
+    assert "add the colour to" in str(err.value) and "classes.csv" in str(err.value)
+    ds = load_dataset(tmp_path, strict=False)
+    assert [s.name for s in ds.samples] == ["images/frame_0.png"] and len(ds.problems) == 1
+
+
+def test_mask_size_mismatch_gives_both_sizes(tmp_path: Path) -> None:
+    write_binary(tmp_path, n=2)
+    Image.new("L", (32, 24), 255).save(tmp_path / "masks" / "cell_001.png")
+    with pytest.raises(DatasetError, match="its mask is 32x24 but the image is 64x48"):
+        load_dataset(tmp_path)
+    ds = load_dataset(tmp_path, strict=False)
+    assert [s.name for s in ds.samples] == ["images/cell_000.png"]
+    assert "32x24" in str(ds.problems[0]) and "64x48" in str(ds.problems[0])
+
+
+def test_image_without_mask(tmp_path: Path) -> None:
+    write_binary(tmp_path, n=2)
+    photo(tmp_path / "images" / "cell_009.png")
+    with pytest.raises(DatasetError, match="cell_009.png: has no mask in masks/"):
+        load_dataset(tmp_path)
+    ds = load_dataset(tmp_path, strict=False)
+    assert len(ds.samples) == 2 and "cell_009" in str(ds.problems[0])
+
+
+def test_split_folders_one_level_down_and_mask_pattern(tmp_path: Path) -> None:
+    for split in ("train", "val"):
+        photo(tmp_path / split / "images" / f"{split}_a.png")
+        (tmp_path / split / "masks").mkdir(parents=True)
+        gt = Image.fromarray(blob().astype(np.uint8) * 255, "L")
+        gt.save(tmp_path / split / "masks" / f"{split}_a-gt.png")
+    ds = load_dataset(tmp_path, mask_pattern="{stem}-gt.png")
+    assert ds.format == "masks"
+    assert [s.name for s in ds.samples] == ["train/images/train_a.png", "val/images/val_a.png"]
+
+
+def assert_same(first, second) -> None:
+    assert second.class_names == first.class_names
+    index = first.class_to_index()
+    for a, b in zip(first.samples, second.samples, strict=True):
+        assert np.array_equal(semantic_mask(a, index), semantic_mask(b, index))
+        ma, la, _ = instance_masks(a, index)
+        mb, lb, _ = instance_masks(b, index)
+        assert la.tolist() == lb.tolist() and np.array_equal(ma, mb)
+
+
+@pytest.mark.parametrize("kind", ["index", "color", "binary"])
+def test_round_trip_each_kind(tmp_path: Path, kind: str) -> None:
+    if kind == "binary":
+        first = load_dataset(write_carvana(tmp_path / "src"), class_name="car")
+    elif kind == "color":
+        first = load_dataset(write_colour(tmp_path / "src"))
+    else:
+        first = load_dataset(write_index(tmp_path / "src"))
+    masks.write(first, tmp_path / "out", kind=kind)
+    out = tmp_path / "out"
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert all(p.startswith(("images/", "masks/")) or p in ("classes.txt", "classes.csv") for p in written)
+    assert not any(p.name.startswith(".") for p in out.rglob("*"))  # no temporary files left
+    second = load_dataset(out)
+    assert_same(first, second)
+    if kind == "color":
+        assert [c.color for c in second.classes] == [c.color for c in first.classes]
+        assert "__ignore__" not in (out / "classes.csv").read_text()
+
+
+def test_writer_refusals(tmp_path: Path) -> None:
+    ds = load_dataset(write_index(tmp_path / "src"))
+    with pytest.raises(DatasetError, match="own folder"):
+        masks.write(ds, tmp_path / "src" / "out")
+    with pytest.raises(DatasetError, match="binary masks hold one class"):
+        masks.write(ds, tmp_path / "out", kind="binary")
+    ds.classes[1].color = ds.classes[0].color
+    with pytest.raises(DatasetError, match="share the colour"):
+        masks.write(ds, tmp_path / "out2", kind="color")
+
+
+MODES = st.sampled_from(["L", "P", "RGB", "1", "I;16", "RGBA", "LA"])
+
+
+def png_of(mode: str, seed: int, size: tuple[int, int]) -> bytes:
+    rng = np.random.default_rng(seed)
+    w, h = size
+    if mode in ("RGB", "RGBA", "LA"):
+        arr = rng.integers(0, 256, (h, w, len(mode)), dtype=np.uint8)
+    elif mode == "I;16":
+        arr = rng.integers(0, 70000, (h, w)).clip(0, 65535).astype(np.uint16)
+    else:
+        arr = rng.choice(np.array([0, 1, 2, 255], np.uint8), (h, w))
+    im = Image.fromarray(arr, "L" if mode in ("1", "P") else None)
+    im = im.convert(mode) if mode in ("1", "P") else im
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+mask_bytes = st.one_of(
+    st.binary(max_size=200),
+    st.builds(png_of, MODES, st.integers(0, 1000), st.sampled_from([(W, H), (8, 6), (1, 1)])),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=mask_bytes, second=mask_bytes, kind=st.sampled_from([None, "binary", "index", "color"]))
+def test_random_mask_files_raise_only_our_error(tmp_path_factory, first: bytes, second: bytes, kind) -> None:
+    root = tmp_path_factory.mktemp("m")
+    for name, data in (("a", first), ("b", second)):
+        photo(root / "images" / f"{name}.png")
+        (root / "masks").mkdir(exist_ok=True)
+        (root / "masks" / f"{name}.png").write_bytes(data)
+    options = {"mask_kind": kind, "color_map": {"road": ROAD}} if kind == "color" else {"mask_kind": kind}
+    for strict in (True, False):
+        with contextlib.suppress(MasksmithError):
+            load_dataset(root, "masks", strict=strict, **options)
