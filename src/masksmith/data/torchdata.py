@@ -117,29 +117,37 @@ class AugmentConfig:
     rotate: float = 0.0  # degrees
 
 
-def train_transform(size: tuple[int, int], aug: AugmentConfig, lut: torch.Tensor) -> v2.Transform | None:
-    steps: list[v2.Transform] = []
-    if aug.scale and aug.scale[0] < 1.0:
-        steps.append(v2.RandomResizedCrop(size, scale=tuple(aug.scale), ratio=(0.75, 1.333), antialias=True))
-    if aug.rotate:
-        steps.append(v2.RandomRotation(aug.rotate, fill={tv_tensors.Image: 0, tv_tensors.Mask: 0}))
-    if aug.color_jitter:
-        j = aug.color_jitter
-        steps.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(0.05, j / 5)))
-    if not steps and not aug.flip:
-        return None
-    return _FlipThen(HorizontalFlipSwap(lut) if aug.flip else None, v2.Compose(steps))
+class TrainAugment(v2.Transform):
+    """Flip (swapping left/right classes), random resized crop, colour jitter; the output side `size` may be
+    changed between epochs (progressive resizing: cheap low-resolution epochs first)."""
 
-
-class _FlipThen(v2.Transform):
-    def __init__(self, flip: HorizontalFlipSwap | None, rest: v2.Transform) -> None:
+    def __init__(self, size: tuple[int, int], aug: AugmentConfig, lut: torch.Tensor) -> None:
         super().__init__()
-        self.flip, self.rest = flip, rest
+        self.size = tuple(size)
+        self.flip = HorizontalFlipSwap(lut) if aug.flip else None
+        self.scale = tuple(aug.scale) if aug.scale and aug.scale[0] < 1.0 else None
+        self.rotate = v2.RandomRotation(aug.rotate, fill={tv_tensors.Image: 0, tv_tensors.Mask: 0}) \
+            if aug.rotate else None
+        j = aug.color_jitter
+        self.jitter = v2.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(0.05, j / 5)) if j else None
 
     def forward(self, image, mask):  # type: ignore[override]
         if self.flip is not None:
             image, mask = self.flip(image, mask)
-        return self.rest(image, mask)
+        if self.scale is not None:
+            image, mask = v2.RandomResizedCrop(self.size, scale=self.scale, ratio=(0.75, 1.333),
+                                               antialias=True)(image, mask)
+        elif tuple(image.shape[-2:]) != self.size:
+            image, mask = v2.Resize(self.size, antialias=True)(image, mask)
+        if self.rotate is not None:
+            image, mask = self.rotate(image, mask)
+        if self.jitter is not None:
+            image = self.jitter(image)
+        return image, mask
+
+
+def train_transform(size: tuple[int, int], aug: AugmentConfig, lut: torch.Tensor) -> TrainAugment:
+    return TrainAugment(size, aug, lut)
 
 
 class SegmentationTensors(TorchDataset):

@@ -24,9 +24,12 @@ class TrainConfig:
     encoder_weights: str | None = "imagenet-offline"
     decoder_channels: list[int] | None = field(default_factory=lambda: [128, 64, 32, 16, 16])
     size: int = 256  # images are resized to size x size (see input_mode in the model file)
+    low_res_size: int | None = None  # progressive resizing: train on crops of this side first ...
+    low_res_until: float = 0.5  # ... for this fraction of the run (by epochs or by the clock)
     loss: str = "ce+dice"
     class_weights: list[float] | None = None
     lr: float = 2e-3
+    encoder_lr_factor: float = 1 / 3  # the pretrained encoder learns at lr * this; the new decoder at lr
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.03
     batch_size: int = 8

@@ -17,6 +17,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -35,7 +36,7 @@ from masksmith.data.torchdata import (
 from masksmith.errors import MasksmithError
 from masksmith.models.artifact import ModelArtifact, save_artifact
 from masksmith.models.registry import ModelConfig, SegmentationNet, build_model, default_normalisation
-from masksmith.train.callbacks import ClockSchedule, History, KeepModelFile, Previews
+from masksmith.train.callbacks import ClockSchedule, History, KeepModelFile, Previews, ProgressiveResize
 from masksmith.train.config import TrainConfig
 from masksmith.train.losses import SegmentationLoss
 from masksmith.train.metrics import ConfusionMatrix
@@ -77,7 +78,7 @@ def loss_name(config: TrainConfig, binary: bool) -> str:
 
 class SemanticModule(L.LightningModule):
     def __init__(self, net: SegmentationNet, loss: SegmentationLoss, num_classes: int, lr: float,
-                 weight_decay: float, channels_last: bool) -> None:
+                 weight_decay: float, channels_last: bool, encoder_lr_factor: float = 1.0) -> None:
         super().__init__()
         self.net = net
         self.loss_fn = loss
@@ -85,6 +86,7 @@ class SemanticModule(L.LightningModule):
         self.binary = loss.binary
         self.lr = lr
         self.weight_decay = weight_decay
+        self.encoder_lr_factor = encoder_lr_factor
         self.channels_last = channels_last
         self.confusion = ConfusionMatrix(num_classes)
         if channels_last:
@@ -137,19 +139,19 @@ class SemanticModule(L.LightningModule):
                        "val_pixel_accuracy": scores.pixel_accuracy}, prog_bar=True, sync_dist=False)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        # the decoder starts from scratch and learns with the full rate; the pretrained encoder with a third
+        return torch.optim.AdamW(self.param_groups(), lr=self.lr, weight_decay=self.weight_decay)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The decoder starts from scratch and learns at the full rate; a pretrained encoder may go slower."""
         encoder = list(getattr(self.net.model, "encoder", torch.nn.Module()).parameters())
         ids = {id(p) for p in encoder}
-        rest = [p for p in self.net.parameters() if id(p) not in ids]
-        groups = [{"params": rest, "lr": self.lr}]
+        groups = [{"params": [p for p in self.net.parameters() if id(p) not in ids], "lr": self.lr}]
         if encoder:
-            groups.append({"params": encoder, "lr": self.lr / 3})
-        return torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
+            groups.append({"params": encoder, "lr": self.lr * self.encoder_lr_factor})
+        return groups
 
     def base_lrs(self) -> list[float]:
-        encoder = getattr(self.net.model, "encoder", None)
-        return [self.lr, self.lr / 3] if encoder is not None and any(True for _ in encoder.parameters()) \
-            else [self.lr]
+        return [g["lr"] for g in self.param_groups()]
 
 
 @dataclass
@@ -230,14 +232,16 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
     mean, std = default_normalisation(model_config)
     net = SegmentationNet(build_model(model_config, pretrained=not resume), mean, std)
     loss = SegmentationLoss(loss_name(config, binary), model_config.num_outputs, config.class_weights)
-    module = SemanticModule(net, loss, len(names) + 1, config.lr, config.weight_decay, config.channels_last)
+    module = SemanticModule(net, loss, len(names) + 1, config.lr, config.weight_decay, config.channels_last,
+                            config.encoder_lr_factor if config.encoder_weights else 1.0)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
     size = (config.size, config.size)
     aug = AugmentConfig(flip=config.flip, scale=tuple(config.scale), color_jitter=config.color_jitter)
     lut = flip_lut(names, data.flip_pairs)
-    train_loader = DataLoader(SegmentationTensors(data.train, train_transform(size, aug, lut)),
+    augment = train_transform(size, aug, lut)
+    train_loader = DataLoader(SegmentationTensors(data.train, augment),
                               batch_size=config.batch_size, shuffle=True, num_workers=config.num_workers,
                               drop_last=len(data.train) > config.batch_size,
                               persistent_workers=config.num_workers > 0)
@@ -273,6 +277,8 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
                                    data.dataset.colors()),
         KeepModelFile(save, monitor), *(extra_callbacks or []),
     ]
+    if config.low_res_size and config.low_res_size < config.size:
+        callbacks.append(ProgressiveResize(augment, clock, config.low_res_size, config.low_res_until, config.size))
     interactive = sys.stdout.isatty()
     if interactive:
         callbacks.append(L.pytorch.callbacks.RichProgressBar())
