@@ -112,7 +112,7 @@ class HorizontalFlipSwap(v2.Transform):
 @dataclass
 class AugmentConfig:
     flip: bool = True
-    scale: tuple[float, float] = (0.35, 1.0)  # area fraction kept by the random resized crop
+    scale: tuple[float, float] = (0.7, 1.0)  # area fraction kept by the random resized crop
     color_jitter: float = 0.25
     rotate: float = 0.0  # degrees
 
