@@ -59,7 +59,7 @@ def test_training_steps_lower_the_loss(arch: str) -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < losses[0] * 0.9
 
 

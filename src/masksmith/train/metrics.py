@@ -34,7 +34,7 @@ class ConfusionMatrix:
         self.matrix += torch.bincount(target * k + pred, minlength=k * k).reshape(k, k).cpu()
 
     def update_numpy(self, pred: np.ndarray, target: np.ndarray) -> None:
-        self.update(torch.from_numpy(np.asarray(pred)), torch.from_numpy(np.asarray(target)))
+        self.update(torch.from_numpy(np.array(pred)), torch.from_numpy(np.array(target)))
 
     def merge(self, other: ConfusionMatrix) -> None:
         self.matrix += other.matrix

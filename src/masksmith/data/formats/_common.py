@@ -30,8 +30,9 @@ def load_json(path: Path) -> Any:
     except json.JSONDecodeError as exc:
         raise DatasetError(f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).",
                            path=path, fix="re-export the annotations from the tool, or repair the file.") from None
-    except ValueError as exc:  # e.g. an integer longer than Python will convert
-        raise DatasetError(f"is not usable JSON ({exc}).", path=path) from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer longer than Python will convert
+        raise DatasetError(f"is not valid JSON ({exc}).", path=path,
+                           fix="re-export the annotations from the tool, or repair the file.") from None
     except RecursionError:
         raise DatasetError("is nested too deeply to be an annotation file.", path=path) from None
 
@@ -90,6 +91,14 @@ def _images_below(root: Path) -> dict[str, Path]:
     return index
 
 
+def usable_name(name: str, root: Path) -> bool:
+    """False for names no file system takes (a part over 255 bytes, a path over 4 KiB): os.stat would raise
+    'File name too long' instead of saying the file is not there."""
+    parts = name.replace("\\", "/").split("/")
+    return len(str(root)) + len(name.encode("utf-8", "surrogatepass")) < 4000 and \
+        all(len(p.encode("utf-8", "surrogatepass")) <= 255 for p in parts)
+
+
 def rel_name(path: Path, root: Path) -> str:
     try:
         return path.relative_to(root).as_posix()
@@ -98,7 +107,9 @@ def rel_name(path: Path, root: Path) -> str:
 
 
 def as_float(value: Any, *, path: Path, item: str, what: str) -> float:
-    """A finite float, or a DatasetError naming the file and item."""
+    """A finite float, or a DatasetError naming the file and item (JSON true/false are not numbers)."""
+    if isinstance(value, bool):
+        raise DatasetError(f"{what} is {value!r}, not a number.", path=path, item=item)
     try:
         f = float(value)
     except (TypeError, ValueError, OverflowError):

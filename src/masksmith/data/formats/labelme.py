@@ -35,6 +35,7 @@ from masksmith.data.formats._common import (
     points_array,
     rectangle,
     rel_name,
+    usable_name,
 )
 from masksmith.data.rasterize import polygons_to_rle
 from masksmith.data.schema import BACKGROUND, ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
@@ -54,31 +55,10 @@ _OTHER_KEYS = re.compile(rb'"(imagePath|imageData|shape_type)"\s*:')
 _NO_AREA = {"line", "linestrip", "point", "points"}
 
 
-def _load(path: Path) -> Any:
-    """load_json, plus the one parse failure it lets through (an integer too long for Python's parser)."""
-    try:
-        return load_json(path)
-    except DatasetError:
-        raise
-    except (ValueError, OverflowError) as exc:
-        raise DatasetError(f"is not valid JSON ({exc}).", path=path,
-                           fix="save the file from LabelMe again, or repair it.") from None
 
 
-def _num(value: Any, *, path: Path, item: str, what: str) -> float:
-    """as_float, with integers too large for a float reported instead of raised as OverflowError."""
-    try:
-        return as_float(value, path=path, item=item, what=what)
-    except OverflowError:
-        raise DatasetError(f"{what} is too large a number.", path=path, item=item) from None
 
 
-def _usable_name(name: str, root: Path) -> bool:
-    """False for names no file system takes (a part over 255 bytes, a path over 4 KiB): os.stat would raise
-    'File name too long' instead of saying the file is not there."""
-    parts = name.replace("\\", "/").split("/")
-    return len(str(root)) + len(name.encode("utf-8", "surrogatepass")) < 4000 and \
-        all(len(p.encode("utf-8", "surrogatepass")) <= 255 for p in parts)
 
 
 def _looks_like_labelme(path: Path) -> bool:
@@ -175,7 +155,7 @@ def _corners(points: Any, kind: str, *, path: Path, item: str) -> np.ndarray:
             not all(isinstance(p, list) and len(p) == 2 for p in points):
         raise DatasetError(f"a {kind} needs two [x, y] points.", path=path, item=item,
                            fix="redraw the shape in LabelMe.")
-    pts = np.array([[_num(v, path=path, item=item, what="a point coordinate") for v in p] for p in points])
+    pts = np.array([[as_float(v, path=path, item=item, what="a point coordinate") for v in p] for p in points])
     if kind == "rectangle":
         (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
         if x1 <= x0 or y1 <= y0:
@@ -207,8 +187,8 @@ def _mask(shape: dict[str, Any], image: _Image, *, path: Path, item: str) -> np.
     except Exception:  # noqa: BLE001 - bad base64 or PNG: PIL and binascii raise many types
         raise DatasetError("the shape's 'mask' is not a base64 PNG.", path=path, item=item,
                            fix="redraw the mask in LabelMe.") from None
-    x0 = int(math.floor(_num(points[0][0], path=path, item=item, what="the mask's x")))
-    y0 = int(math.floor(_num(points[0][1], path=path, item=item, what="the mask's y")))
+    x0 = int(math.floor(as_float(points[0][0], path=path, item=item, what="the mask's x")))
+    y0 = int(math.floor(as_float(points[0][1], path=path, item=item, what="the mask's y")))
     width, height = image.size(item)
     full = np.zeros((height, width), dtype=bool)
     # clip the box to the image: LabelMe lets boxes reach a pixel past the border
@@ -310,7 +290,7 @@ class _Finder:
 
     def find(self, json_file: Path, image_path: str) -> Path:
         rel = image_path.replace("\\", "/")
-        if not _usable_name(rel, json_file.parent):
+        if not usable_name(rel, json_file.parent):
             raise DatasetError("imagePath is too long to be a file name.", path=json_file,
                                fix="rename the image and save the annotations from LabelMe again.")
         beside = Path(os.path.normpath(json_file.parent / rel))
@@ -347,7 +327,7 @@ def _image(data: dict[str, Any], file: Path, finder: _Finder, name: str) -> _Ima
     if image_path is None and blob is None:
         raise DatasetError("the file names no image (imagePath) and embeds none (imageData).", path=file,
                            item=name, fix="open the image in LabelMe and save the annotations again.")
-    dims = [_num(data.get(k) or 0, path=file, item=name, what=k) for k in ("imageWidth", "imageHeight")]
+    dims = [as_float(data.get(k) or 0, path=file, item=name, what=k) for k in ("imageWidth", "imageHeight")]
     width, height = (int(v) if 0 < v < 1e9 else 0 for v in dims)
     return _Image(file, image_path, blob, width, height)
 
@@ -398,7 +378,7 @@ def _classes(names: list[str] | None, samples: list[Sample]) -> list[ClassInfo]:
 def _read_one(file: Path, finder: _Finder, log: ProblemLog, single: bool) -> Sample | None:
     """One file's sample. A lone file's faults raise; in a folder they are logged and the file skipped."""
     try:
-        data = _load(file)
+        data = load_json(file)
         if not isinstance(data, dict) or "shapes" not in data:
             if not single:
                 return None  # another tool's JSON beside the LabelMe files (a config, a COCO file ...)

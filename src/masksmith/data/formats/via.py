@@ -39,6 +39,7 @@ from masksmith.data.formats._common import (
     points_array,
     rectangle,
     rel_name,
+    usable_name,
 )
 from masksmith.data.schema import ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
 from masksmith.errors import DatasetError
@@ -67,33 +68,10 @@ _VIA3_INLINE = 4  # _VIA_FILE_LOC.INLINE: `src` holds the image as a data URL
 _POINT, _RECT, _CIRCLE, _ELLIPSE, _LINE, _POLYLINE, _POLYGON, _EXTREME_RECT, _EXTREME_CIRCLE = range(1, 10)
 
 
-def _load(path: Path) -> Any:
-    """load_json, plus the one parse failure it lets through (an integer too long for Python's parser)."""
-    try:
-        return load_json(path)
-    except DatasetError:
-        raise
-    except (ValueError, OverflowError) as exc:
-        raise DatasetError(f"is not valid JSON ({exc}).", path=path,
-                           fix="export the annotations from VIA again, or repair the file.") from None
 
 
-def _num(value: Any, *, path: Path, item: str, what: str) -> float:
-    """as_float, with integers too large for a float reported instead of raised as OverflowError."""
-    if isinstance(value, bool):
-        raise DatasetError(f"{what} is {value!r}, not a number.", path=path, item=item)
-    try:
-        return as_float(value, path=path, item=item, what=what)
-    except OverflowError:
-        raise DatasetError(f"{what} is too large a number.", path=path, item=item) from None
 
 
-def _usable_name(name: str, root: Path) -> bool:
-    """False for names no file system takes (a part over 255 bytes, a path over 4 KiB): os.stat would raise
-    'File name too long' instead of saying the file is not there."""
-    parts = name.replace("\\", "/").split("/")
-    return len(str(root)) + len(name.encode("utf-8", "surrogatepass")) < 4000 and \
-        all(len(p.encode("utf-8", "surrogatepass")) <= 255 for p in parts)
 
 
 def _kind(path: Path) -> str | None:
@@ -224,14 +202,14 @@ def _shape2(shape: Any, *, path: Path, item: str) -> np.ndarray | None:
     name = shape.get("name")
 
     def num(key: str, default: Any = None) -> float:
-        return _num(shape.get(key, default), path=path, item=item, what=f"{name} {key}")
+        return as_float(shape.get(key, default), path=path, item=item, what=f"{name} {key}")
 
     if name in ("polygon", "polyline"):
         xs, ys = shape.get("all_points_x"), shape.get("all_points_y")
         if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys):
             raise DatasetError(f"the {name}'s all_points_x and all_points_y are not lists of equal length.",
                                path=path, item=item, fix="redraw the region in VIA.")
-        pts = [(_num(x, path=path, item=item, what="x"), _num(y, path=path, item=item, what="y"))
+        pts = [(as_float(x, path=path, item=item, what="x"), as_float(y, path=path, item=item, what="y"))
                for x, y in zip(xs, ys, strict=True)]
         if name == "polyline" and len(pts) < 3:
             return None  # an open line of two points has no inside
@@ -266,7 +244,7 @@ def _circle_through(p: np.ndarray, *, path: Path, item: str) -> tuple[float, flo
 def _shape3(xy: list[Any], *, path: Path, item: str) -> np.ndarray | None:
     """A VIA 3 xy list [shape id, coordinates...] as a polygon; None for shapes without area."""
     shape_id = xy[0]
-    coords = np.asarray([_num(v, path=path, item=item, what="a coordinate") for v in xy[1:]],
+    coords = np.asarray([as_float(v, path=path, item=item, what="a coordinate") for v in xy[1:]],
                         dtype=np.float64)
 
     def need(n: int, what: str) -> None:
@@ -382,11 +360,11 @@ def _build_samples(images: list[_Image], *, file: Path, root: Path, log: Problem
             log.add(exc.problem, path=file, item=exc.item or image.filename, fix=exc.fix or "")
             continue
         local = _url_name(image.filename.replace("\\", "/"))
-        if not _usable_name(local, root):
+        if not usable_name(local, root):
             log.add("the image name is too long to be a file name.", path=file, item=image.filename[:120],
                     fix="rename the image and add it to VIA again.")
             continue
-        others = [n for n in image.other_names if _usable_name(n, root)]
+        others = [n for n in image.other_names if usable_name(n, root)]
         image_path = find_image(root, local, *others)
         # embedded bytes only stand in for a missing file (open_image() prefers the file)
         data = image.image_data if not image_path.is_file() else None
@@ -677,7 +655,7 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     kind = _kind(file)
     if kind == "csv" or (kind is None and file.suffix.lower() in (".csv", ".txt")):
         return _read_csv(file, root=root, log=log, requested=requested)
-    data = _load(file)
+    data = load_json(file)
     if not isinstance(data, dict):
         raise DatasetError(f"is not a VIA file: the top level is a {type(data).__name__}, not an object.",
                            path=file, fix="export the annotations from VIA (Annotation > Export as JSON).")

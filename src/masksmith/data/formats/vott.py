@@ -27,6 +27,7 @@ from masksmith.data.formats._common import (
     points_array,
     rectangle,
     rel_name,
+    usable_name,
 )
 from masksmith.data.schema import ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
 from masksmith.errors import DatasetError
@@ -51,31 +52,10 @@ _VIDEO = 2  # AssetType.Video: the frames are separate assets (type 3) and carry
 _NOT_VISITED = 0  # AssetState.NotVisited
 
 
-def _load(path: Path) -> Any:
-    """load_json, plus the one parse failure it lets through (an integer too long for Python's parser)."""
-    try:
-        return load_json(path)
-    except DatasetError:
-        raise
-    except (ValueError, OverflowError) as exc:
-        raise DatasetError(f"is not valid JSON ({exc}).", path=path,
-                           fix="re-export the annotations from VoTT, or repair the file.") from None
 
 
-def _num(value: Any, *, path: Path, item: str, what: str) -> float:
-    """as_float, with integers too large for a float reported instead of raised as OverflowError."""
-    try:
-        return as_float(value, path=path, item=item, what=what)
-    except OverflowError:
-        raise DatasetError(f"{what} is too large a number.", path=path, item=item) from None
 
 
-def _usable_name(name: str, root: Path) -> bool:
-    """False for names no file system takes (a part over 255 bytes, a path over 4 KiB): os.stat would raise
-    'File name too long' instead of saying the file is not there."""
-    parts = name.replace("\\", "/").split("/")
-    return len(str(root)) + len(name.encode("utf-8", "surrogatepass")) < 4000 and \
-        all(len(p.encode("utf-8", "surrogatepass")) <= 255 for p in parts)
 
 
 def _head(path: Path) -> bytes:
@@ -162,8 +142,8 @@ def _point_list(points: Any, *, path: Path, item: str) -> np.ndarray:
     for p in points:
         if not isinstance(p, dict):
             raise DatasetError(f"point {str(p)[:40]} is not an {{x, y}} object.", path=path, item=item)
-        xy.append((_num(p.get("x"), path=path, item=item, what="x"),
-                   _num(p.get("y"), path=path, item=item, what="y")))
+        xy.append((as_float(p.get("x"), path=path, item=item, what="x"),
+                   as_float(p.get("y"), path=path, item=item, what="y")))
     return np.asarray(xy, dtype=np.float64).reshape(-1, 2)
 
 
@@ -171,7 +151,7 @@ def _rectangle(region: dict[str, Any], *, path: Path, item: str) -> np.ndarray:
     """A RECTANGLE from its boundingBox, or from the corner points when the box is missing."""
     box = region.get("boundingBox")
     if isinstance(box, dict):
-        x, y, w, h = (_num(box.get(k), path=path, item=item, what=f"boundingBox.{k}")
+        x, y, w, h = (as_float(box.get(k), path=path, item=item, what=f"boundingBox.{k}")
                       for k in ("left", "top", "width", "height"))
     else:
         pts = _point_list(region.get("points"), path=path, item=item)
@@ -238,7 +218,7 @@ def _locate_image(name: str, url: Any, root: Path) -> Path:
         if candidate.is_file():
             return candidate
     local = _local_path(url)
-    if local and _usable_name(local, root) and Path(local).is_file():
+    if local and usable_name(local, root) and Path(local).is_file():
         return Path(local)
     return root / name
 
@@ -255,7 +235,7 @@ def _sample(entry: Any, key: str, *, file: Path, root: Path, log: ProblemLog) ->
         log.add("has no image name ('asset.name').", path=file, item=item, fix="re-export the project.")
         return None
     item = f"asset {name!r}"
-    if not _usable_name(name, root):
+    if not usable_name(name, root):
         log.add("the image name is too long to be a file name.", path=file, item=item[:120],
                 fix="rename the image and tag it again.")
         return None
@@ -271,8 +251,8 @@ def _sample(entry: Any, key: str, *, file: Path, root: Path, log: ProblemLog) ->
         return None  # never opened in VoTT: no regions does not mean "background only"
     size = asset.get("size") if isinstance(asset.get("size"), dict) else {}
     try:
-        width = int(_num(size.get("width", 0), path=file, item=item, what="asset.size.width"))
-        height = int(_num(size.get("height", 0), path=file, item=item, what="asset.size.height"))
+        width = int(as_float(size.get("width", 0), path=file, item=item, what="asset.size.width"))
+        height = int(as_float(size.get("height", 0), path=file, item=item, what="asset.size.height"))
     except DatasetError as exc:
         log.add(exc.problem, path=file, item=item, fix="re-export the project.")
         return None
@@ -305,7 +285,7 @@ def _classes(declared: Tags | None, samples: list[Sample]) -> list[ClassInfo]:
 
 
 def _read_export(file: Path, log: ProblemLog) -> Dataset:
-    data = _load(file)
+    data = load_json(file)
     if not isinstance(data, dict) or not isinstance(data.get("assets"), dict):
         raise DatasetError("is not a VoTT JSON export: the top level must be an object holding 'assets'.",
                            path=file, fix="export the project from VoTT with the 'VoTT JSON' provider.")
@@ -330,14 +310,14 @@ def _read_asset_files(folder: Path, files: list[Path], log: ProblemLog) -> Datas
     project = _project_file(folder)
     declared = None
     if project is not None:
-        data = _load(project)
+        data = load_json(project)
         if not isinstance(data, dict):
             raise DatasetError("is not a VoTT project: the top level must be an object.", path=project)
         declared = _declared_tags(data, project)
     samples: list[Sample] = []
     for file in files:
         try:
-            entry = _load(file)
+            entry = load_json(file)
         except DatasetError as exc:
             log.add(exc.problem, path=file, fix=exc.fix or "")
             continue
