@@ -37,9 +37,11 @@ from masksmith.train.config import TrainConfig  # noqa: E402
 from masksmith.train.losses import SegmentationLoss  # noqa: E402
 from masksmith.train.semantic import resolve_precision, train_semantic  # noqa: E402
 
+# Every field that masksmith's defaults change is pinned here, so the reference stays the reference.
 REFERENCE = dict(decoder_channels=None, loss="ce+dice", lr=1e-3, encoder_lr_factor=1.0, warmup_fraction=0.0,
                  weight_decay=1e-2, batch_size=8, precision="32-true", channels_last=True, flip=True,
-                 flip_pairs="auto", scale=[1.0, 1.0], color_jitter=0.0)
+                 flip_pairs="auto", scale=[1.0, 1.0], color_jitter=0.0, low_res_size=None, shrink=None,
+                 arch="unet", encoder="tf_efficientnet_lite0", encoder_weights="imagenet-offline", size=256)
 
 
 def recipe_config(recipe: str, data: Path, budget: float, seed: int, runs: Path) -> TrainConfig:

@@ -108,6 +108,22 @@ def torch_allclose_one(t) -> bool:
     return bool(torch.allclose(t, torch.ones_like(t), atol=1e-4))
 
 
+def test_shrink_factor_keeps_aspect_and_predicts_large_images_by_sliding(cars: Path, tmp_path: Path) -> None:
+    run = train_semantic(tiny_config(cars, tmp_path, epochs=1, shrink=2.0, val_fraction=0.0))
+    artifact = load_artifact(run)
+    # the sample photos are about 96x72: halved and rounded up to multiples of 32 -> 64 high, 64 wide
+    assert artifact.preprocessing["input_mode"] == "scale" and artifact.preprocessing["scale"] == 0.5
+    h, w = artifact.input_size
+    assert h % 32 == 0 and w % 32 == 0 and h <= 64 and w <= 64
+    predictor = Predictor.from_file(run)
+    shapes = []
+    original = predictor._probabilities
+    predictor._probabilities = lambda x: shapes.append(tuple(x.shape)) or original(x)
+    mask = predictor.predict(np.zeros((300, 400, 3), np.uint8))  # 150x200 after shrinking: several windows
+    assert mask.shape == (300, 400)
+    assert sum(s[0] for s in shapes) > 4 and all(s[-2:] == (h, w) for s in shapes)
+
+
 def test_resume_trains_more_epochs(cars: Path, tmp_path: Path) -> None:
     run = train_semantic(tiny_config(cars, tmp_path, epochs=1, val_fraction=0.0))
     assert (run / "model.masksmith").exists()
@@ -154,6 +170,9 @@ def test_cli_train_evaluate_predict(cars: Path, tmp_path: Path, arch: str) -> No
     out = cli("predict", "runs/cli/model.masksmith", str(cars / "images"), "--out", "preds")
     assert "predicted 16 image(s)" in out
     assert len(list((tmp_path / "preds").glob("*_overlay.png"))) == 16
+    out = cli("extract", "runs/cli", str(cars / "images"), "--classes", "body,wheel", "--background",
+              "transparent", "--min-pixels", "1")
+    assert "index:" in out and (tmp_path / "cutouts" / "index.csv").exists()
 
 
 @pytest.mark.slow

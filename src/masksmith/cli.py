@@ -203,7 +203,9 @@ def train(
     encoder: Annotated[str, typer.Option(help="Encoder: any smp or timm name.")] = "tf_efficientnet_lite0",
     weights: Annotated[str, typer.Option(help="Encoder weights: imagenet-offline, imagenet, none or a file.")
                        ] = "imagenet-offline",
-    size: Annotated[int, typer.Option(help="Training images are resized to SIZE x SIZE.")] = 256,
+    size: Annotated[int, typer.Option(help="Training images are resized to SIZE x SIZE ...")] = 256,
+    shrink: Annotated[float | None, typer.Option(help="... or shrunk by this factor, keeping their aspect; "
+                                                 "larger photos are then predicted with a sliding window.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs to train (the total, also when resuming).")] = None,
     time_budget: Annotated[str | None, typer.Option("--time", help="Wall-clock budget, e.g. 12m or 90s; the "
                                                     "learning-rate schedule follows the clock.")] = None,
@@ -245,6 +247,7 @@ def train(
         cfg.data = data or cfg.data
         cfg.format, cfg.data_options, cfg.strict_data = format, parse_options(option), not lenient
         cfg.arch, cfg.encoder, cfg.size, cfg.batch_size, cfg.lr, cfg.loss = model, encoder, size, batch_size, lr, loss
+        cfg.shrink = shrink
         cfg.encoder_weights = None if weights.lower() == "none" else weights
         cfg.val_fraction, cfg.val_data, cfg.flip, cfg.seed = val, val_data, flip, seed
         cfg.name, cfg.runs_dir = name, runs
@@ -317,6 +320,32 @@ def predict(
 
     written = predict_to_folder(Predictor.from_file(model, tta=tta), images, out, opacity)
     console.print(f"predicted {len(written)} image(s) into {out} (*_mask.png, *_overlay.png, *_color.png)")
+
+
+@app.command("extract")
+def extract(
+    model: Annotated[Path, typer.Argument(help="model.masksmith file or run folder.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
+    out: Annotated[Path, typer.Option(help="Folder for the cut-outs and index.csv / index.json.")] = Path("cutouts"),
+    classes: Annotated[str | None, typer.Option(help="Comma-separated classes to cut out (default: all).")] = None,
+    background: Annotated[str, typer.Option(help="white, black or transparent.")] = "white",
+    pad: Annotated[int, typer.Option(help="Pixels of margin around each object's box.")] = 0,
+    min_pixels: Annotated[int, typer.Option(help="Ignore regions smaller than this.")] = 16,
+) -> None:
+    """Cut each detected object out (one per connected region of a class), on a white, black or transparent
+    background, with an index of source image, class, score and box."""
+    from masksmith.apps.extract import regions_of_classes, write_cutouts, write_index
+    from masksmith.infer.predictor import Predictor
+    from masksmith.infer.write import expand_inputs
+
+    predictor = Predictor.from_file(model)
+    wanted = [c.strip() for c in classes.split(",")] if classes else None
+    rows = []
+    for path, image, mask in predictor.predict_files(expand_inputs(images)):
+        objects = regions_of_classes(mask, predictor.artifact.classes, wanted, min_pixels)
+        rows += write_cutouts(path, image, objects, out, background, pad)
+    csv_path, _ = write_index(rows, out)
+    console.print(f"cut out {len(rows)} object(s) into {out}; index: {csv_path}")
 
 
 @app.command("demo")

@@ -19,7 +19,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from masksmith.data.rasterize import semantic_mask
-from masksmith.data.schema import Dataset, Sample
+from masksmith.data.schema import IGNORE_INDEX, Dataset, Sample
 
 _SIDE = re.compile(r"(?<![a-z])(left|right)(?![a-z])", re.IGNORECASE)
 
@@ -68,6 +68,17 @@ def resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> t
     return im, m
 
 
+def fit_window(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Pad (black image, void mask) or cut an image and its mask to (height, width), from the top-left."""
+    h, w = size
+    im = np.zeros((h, w, 3), np.uint8)
+    m = np.full((h, w), IGNORE_INDEX, np.uint8)
+    ch, cw = min(h, image.shape[0]), min(w, image.shape[1])
+    im[:ch, :cw] = image[:ch, :cw]
+    m[:ch, :cw] = mask[:ch, :cw]
+    return im, m
+
+
 @dataclass
 class CachedSamples:
     """All samples decoded and resized: images (N, 3, H, W) uint8 and masks (N, H, W) uint8."""
@@ -77,14 +88,21 @@ class CachedSamples:
     names: list[str]
 
     @classmethod
-    def build(cls, dataset: Dataset, size: tuple[int, int], samples: Sequence[Sample] | None = None
-              ) -> CachedSamples:
+    def build(cls, dataset: Dataset, size: tuple[int, int], samples: Sequence[Sample] | None = None,
+              scale: float | None = None) -> CachedSamples:
+        """Every sample resized to `size` (h, w); with `scale`, resized by that factor keeping its aspect and
+        then padded (void in the mask) or cut to `size` from the top-left corner."""
         index = dataset.class_to_index()
         chosen = list(dataset.samples if samples is None else samples)
         images = torch.empty((len(chosen), 3, *size), dtype=torch.uint8)
         masks = torch.empty((len(chosen), *size), dtype=torch.uint8)
         for k, sample in enumerate(chosen):
-            im, m = resize_pair(sample.load_image(), semantic_mask(sample, index), size)
+            image, mask = sample.load_image(), semantic_mask(sample, index)
+            if scale is None:
+                im, m = resize_pair(image, mask, size)
+            else:
+                target = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
+                im, m = fit_window(*resize_pair(image, mask, target), size)
             images[k] = torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)))
             masks[k] = torch.from_numpy(np.array(m))
         return cls(images, masks, [s.name for s in chosen])

@@ -74,13 +74,13 @@ class ProgressiveResize(L.Callback):
     """Trains on smaller crops for the first part of the run, then at full size: low-resolution steps cost
     about half as much on a CPU, and the model sees many more images in the same time. Decided per epoch."""
 
-    def __init__(self, transform: Any, clock: ClockSchedule, small: int, until: float, full: int) -> None:
-        self.transform, self.clock = transform, clock
-        self.small, self.until, self.full = small, until, full
+    def __init__(self, transform: Any, clock: ClockSchedule, factor: float, until: float,
+                 full: tuple[int, int], divisor: int = 1) -> None:
+        self.transform, self.clock, self.until, self.full = transform, clock, until, tuple(full)
+        self.small = tuple(max(divisor, round(s * factor / divisor) * divisor) for s in full)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        side = self.small if self.clock.progress_now(trainer) < self.until else self.full
-        self.transform.size = (side, side)
+        self.transform.size = self.small if self.clock.progress_now(trainer) < self.until else self.full
 
 
 class History(L.Callback):

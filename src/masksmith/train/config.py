@@ -23,7 +23,8 @@ class TrainConfig:
     encoder: str = "tf_efficientnet_lite0"
     encoder_weights: str | None = "imagenet-offline"
     decoder_channels: list[int] | None = field(default_factory=lambda: [128, 64, 32, 16, 16])
-    size: int = 256  # images are resized to size x size (see input_mode in the model file)
+    size: int = 256  # images are resized to size x size (see input_mode in the model file) ...
+    shrink: float | None = None  # ... or shrunk by this factor, keeping their aspect (sliding-window prediction)
     low_res_size: int | None = 192  # progressive resizing: train on crops of this side first ...
     low_res_until: float = 0.5  # ... for this fraction of the run (by epochs or by the clock)
     loss: str = "ce+dice"

@@ -11,6 +11,7 @@ runs/<name>/
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -35,7 +37,13 @@ from masksmith.data.torchdata import (
 )
 from masksmith.errors import MasksmithError
 from masksmith.models.artifact import ModelArtifact, save_artifact
-from masksmith.models.registry import ModelConfig, SegmentationNet, build_model, default_normalisation
+from masksmith.models.registry import (
+    ModelConfig,
+    SegmentationNet,
+    build_model,
+    default_normalisation,
+    get_architecture,
+)
 from masksmith.train.callbacks import ClockSchedule, History, KeepModelFile, Previews, ProgressiveResize
 from masksmith.train.config import TrainConfig
 from masksmith.train.losses import SegmentationLoss
@@ -160,6 +168,27 @@ class PreparedData:
     train: CachedSamples
     val: CachedSamples | None
     flip_pairs: list[list[str]]
+    size: tuple[int, int]  # (height, width) the network trains on
+    scale: float | None = None  # set with --shrink: images were scaled by this, keeping their aspect
+
+
+def input_geometry(config: TrainConfig, dataset: Dataset) -> tuple[tuple[int, int], float | None]:
+    """(height, width) for training, and the scale factor when a shrink factor is given.
+
+    With `shrink`, images keep their aspect: the typical (median) image shrunk by that factor, rounded up to
+    what the architecture needs, is the training window; larger photos are later predicted with a sliding
+    window at the same scale.
+    """
+    if not config.shrink:
+        return (config.size, config.size), None
+    from masksmith.models.registry import get_architecture
+
+    if config.shrink < 1:
+        raise MasksmithError(f"shrink factor {config.shrink} is below 1.", fix="use --shrink 2 to halve images.")
+    d = get_architecture(config.arch).divisor
+    h = float(np.median([s.height for s in dataset.samples])) / config.shrink
+    w = float(np.median([s.width for s in dataset.samples])) / config.shrink
+    return (max(d, math.ceil(h / d) * d), max(d, math.ceil(w / d) * d)), 1.0 / config.shrink
 
 
 def prepare_data(config: TrainConfig) -> PreparedData:
@@ -169,7 +198,7 @@ def prepare_data(config: TrainConfig) -> PreparedData:
     if not dataset.samples:
         raise MasksmithError("has no usable images.", path=config.data, fix="check the data set with "
                              "`masksmith dataset inspect`.")
-    size = (config.size, config.size)
+    size, scale = input_geometry(config, dataset)
     if config.val_data:
         val_set = load_dataset(config.val_data, config.format, strict=config.strict_data, **config.data_options)
         if val_set.class_names != dataset.class_names:
@@ -190,9 +219,9 @@ def prepare_data(config: TrainConfig) -> PreparedData:
         if unknown or any(len(p) != 2 for p in pairs):
             raise MasksmithError(f"flip_pairs {pairs} name classes the data set lacks: {sorted(unknown)}.",
                                  fix=f"use pairs of these classes: {', '.join(dataset.class_names)}.")
-    train = CachedSamples.build(dataset, size, train_samples)
-    val = CachedSamples.build(dataset, size, val_samples) if val_samples else None
-    return PreparedData(dataset, train, val, pairs)
+    train = CachedSamples.build(dataset, size, train_samples, scale)
+    val = CachedSamples.build(dataset, size, val_samples, scale) if val_samples else None
+    return PreparedData(dataset, train, val, pairs, size, scale)
 
 
 def new_run_dir(config: TrainConfig) -> Path:
@@ -237,7 +266,7 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
-    size = (config.size, config.size)
+    size = data.size
     aug = AugmentConfig(flip=config.flip, scale=tuple(config.scale), color_jitter=config.color_jitter)
     lut = flip_lut(names, data.flip_pairs)
     augment = train_transform(size, aug, lut)
@@ -249,8 +278,9 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
 
     artifact_base = dict(task="semantic", model=model_config.to_dict(), classes=names,
                          colors=[list(c) for c in data.dataset.colors()],
-                         preprocessing={"mean": list(mean), "std": list(std), "input_mode": "resize",
-                                        "size": [config.size, config.size]},
+                         preprocessing={"mean": list(mean), "std": list(std), "size": list(size),
+                                        **({"input_mode": "scale", "scale": data.scale} if data.scale
+                                           else {"input_mode": "resize"})},
                          flip_pairs=data.flip_pairs)
 
     def save(pl_module: SemanticModule, reason: str) -> Path:
@@ -277,8 +307,9 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
                                    data.dataset.colors()),
         KeepModelFile(save, monitor), *(extra_callbacks or []),
     ]
-    if config.low_res_size and config.low_res_size < config.size:
-        callbacks.append(ProgressiveResize(augment, clock, config.low_res_size, config.low_res_until, config.size))
+    if config.low_res_size and config.low_res_size < max(size):
+        callbacks.append(ProgressiveResize(augment, clock, config.low_res_size / max(size), config.low_res_until,
+                                           size, get_architecture(config.arch).divisor))
     interactive = sys.stdout.isatty()
     if interactive:
         callbacks.append(L.pytorch.callbacks.RichProgressBar())
