@@ -88,6 +88,10 @@ def build_network(artifact: ModelArtifact) -> nn.Module:
         config = ModelConfig.from_dict(artifact.model)
         net = SegmentationNet(build_model(config, pretrained=False), tuple(artifact.preprocessing["mean"]),
                               tuple(artifact.preprocessing["std"]))
+    elif artifact.task == "instance":
+        from masksmith.models.instance import build_instance_model
+
+        net = build_instance_model(artifact.model, len(artifact.classes), pretrained=False)
     else:
         raise ModelError(f"task {artifact.task!r} is not known to this masksmith.", fix="upgrade masksmith.")
     try:

@@ -1,0 +1,358 @@
+"""Instance segmentation at inference: the predictor, COCO AP, and per-image JSON and overlays.
+
+- `InstancePredictor.from_file(path).predict(image)` -> objects (class, score, box, mask at the photo's own
+  size). The photo is shrunk to the model's size before the network (Mask R-CNN would do it anyway) and only
+  the kept objects' masks are scaled back up, so a 12-megapixel photo never costs a hundred full-size planes.
+- `CocoAccumulator`: COCO box and mask AP with pycocotools' COCOeval on in-memory ground truth and
+  predictions; training validation and `evaluate_instances` both use it, so their figures agree.
+- `evaluate_instances(model, data)`: AP, AP50, AP75 and per-class AP at each image's own size, plus the
+  semantic scores (IoU, Dice) of the union masks (each pixel takes the class of its highest-scoring object).
+- `predict_instances_to_folder`: <stem>_instances.json (COCO-style RLE) and <stem>_overlay.png per image.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import contextlib
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+
+from masksmith.apps.extract import DetectedObject
+from masksmith.errors import MasksmithError
+from masksmith.models.artifact import ModelArtifact, build_network, load_artifact
+from masksmith.models.instance import as_float_image
+
+BoxXYXY = tuple[float, float, float, float]
+
+
+@dataclass
+class Instance(DetectedObject):
+    """One detected object: `label`, `score`, `mask` ((H, W) bool at the photo's size, from DetectedObject)
+    and its `box` (x0, y0, x1, y1) in the photo's pixels."""
+
+    box: BoxXYXY = (0.0, 0.0, 0.0, 0.0)
+
+    @property
+    def box_xywh(self) -> list[float]:
+        x0, y0, x1, y1 = self.box
+        return [x0, y0, x1 - x0, y1 - y0]
+
+
+# ------------------------------------------------------------------------------------------------ COCO AP
+def rle_json(rle: dict[str, Any]) -> dict[str, Any]:
+    """An RLE with `counts` as str, ready for JSON."""
+    counts = rle["counts"]
+    return {"size": [int(s) for s in rle["size"]],
+            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+
+
+def masks_to_rles(masks: np.ndarray) -> list[dict[str, Any]]:
+    """(N, H, W) bool masks -> compressed RLEs in one pycocotools call."""
+    from masksmith.data.instance_data import encode_masks
+
+    return encode_masks(np.asarray(masks, dtype=bool))
+
+
+def _metric(value: float) -> float | None:
+    """COCOeval says -1 where a figure is undefined (no ground truth); JSON says null."""
+    return None if value is None or value < 0 or np.isnan(value) else float(value)
+
+
+class CocoAccumulator:
+    """Collects ground truth and predictions image by image, then runs COCOeval for boxes and masks.
+
+    Category ids are the class indices 1..K. Crowd ground truth is passed as iscrowd=1, so COCOeval ignores
+    predictions that fall on it instead of counting them as false positives.
+    """
+
+    def __init__(self, class_names: Sequence[str]) -> None:
+        self.class_names = list(class_names)
+        self.images: list[dict[str, Any]] = []
+        self.truth: list[dict[str, Any]] = []
+        self.segm: list[dict[str, Any]] = []
+        self.bbox: list[dict[str, Any]] = []
+
+    def add(self, height: int, width: int, gt_labels: Sequence[int], gt_rles: Sequence[dict[str, Any]],
+            pred_labels: Sequence[int], pred_scores: Sequence[float], pred_rles: Sequence[dict[str, Any]],
+            pred_boxes: Sequence[Sequence[float]], gt_crowd: Sequence[bool] | None = None) -> int:
+        """One image; boxes are (x0, y0, x1, y1). Returns its image id."""
+        from pycocotools import mask as mask_utils
+
+        image_id = len(self.images) + 1
+        self.images.append({"id": image_id, "height": int(height), "width": int(width)})
+        crowd = list(gt_crowd) if gt_crowd is not None else [False] * len(gt_labels)
+        for label, rle, is_crowd in zip(gt_labels, gt_rles, crowd, strict=True):
+            x, y, w, h = mask_utils.toBbox(rle).tolist()
+            self.truth.append({"id": len(self.truth) + 1, "image_id": image_id, "category_id": int(label),
+                               "segmentation": rle, "area": float(mask_utils.area(rle)),
+                               "bbox": [x, y, w, h], "iscrowd": int(bool(is_crowd))})
+        for label, score, rle, box in zip(pred_labels, pred_scores, pred_rles, pred_boxes, strict=True):
+            x0, y0, x1, y1 = (float(v) for v in box)
+            common = {"image_id": image_id, "category_id": int(label), "score": float(score), "iscrowd": 0}
+            self.segm.append({**common, "id": len(self.segm) + 1, "segmentation": rle,
+                              "area": float(mask_utils.area(rle)), "bbox": mask_utils.toBbox(rle).tolist()})
+            self.bbox.append({**common, "id": len(self.bbox) + 1, "bbox": [x0, y0, x1 - x0, y1 - y0],
+                              "area": (x1 - x0) * (y1 - y0)})
+        return image_id
+
+    def _coco(self, annotations: list[dict[str, Any]]):
+        from pycocotools.coco import COCO
+
+        coco = COCO()
+        coco.dataset = {"images": self.images, "annotations": annotations,
+                        "categories": [{"id": i + 1, "name": n} for i, n in enumerate(self.class_names)]}
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco.createIndex()
+        return coco
+
+    def evaluate(self, iou_type: str) -> dict[str, Any]:
+        """{"ap", "ap50", "ap75", "per_class": {name: ap}} for "segm" or "bbox" (None where undefined)."""
+        from pycocotools.cocoeval import COCOeval
+
+        names = self.class_names
+        if not self.images:
+            return {"ap": None, "ap50": None, "ap75": None, "per_class": dict.fromkeys(names)}
+        gt = self._coco(self.truth)
+        dt = self._coco(self.segm if iou_type == "segm" else self.bbox)
+        ev = COCOeval(gt, dt, iou_type)
+        with contextlib.redirect_stdout(io.StringIO()):  # COCOeval prints its progress and table
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        precision = ev.eval["precision"]  # (iou thresholds, recall points, classes, areas, max dets)
+        per_class = {}
+        for k, name in enumerate(names):
+            p = precision[:, :, k, 0, -1]
+            per_class[name] = float(p[p > -1].mean()) if (p > -1).any() else None
+        return {"ap": _metric(ev.stats[0]), "ap50": _metric(ev.stats[1]), "ap75": _metric(ev.stats[2]),
+                "per_class": per_class}
+
+    def summary(self) -> dict[str, Any]:
+        return {"mask": self.evaluate("segm"), "box": self.evaluate("bbox")}
+
+
+# ---------------------------------------------------------------------------------------------- predictor
+class InstancePredictor:
+    """Runs a trained instance model on photos of any size."""
+
+    def __init__(self, artifact: ModelArtifact, net: torch.nn.Module | None = None, score_threshold: float = 0.5,
+                 mask_threshold: float = 0.5) -> None:
+        if artifact.task != "instance":
+            raise MasksmithError(f"this is a {artifact.task} model; the instance predictor cannot run it.",
+                                 fix="use masksmith.infer.predictor.Predictor for semantic models.")
+        self.artifact = artifact
+        self.net = (net or build_network(artifact)).eval()
+        self.mask_threshold = mask_threshold
+        self.score_threshold = score_threshold
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> InstancePredictor:
+        return cls(load_artifact(path), **kwargs)
+
+    @property
+    def score_threshold(self) -> float:
+        return self._score_threshold
+
+    @score_threshold.setter
+    def score_threshold(self, value: float) -> None:
+        self._score_threshold = float(value)
+        # boxes below the threshold are dropped inside the network, before their masks are computed
+        self.net.roi_heads.score_thresh = float(value)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.artifact.classes)
+
+    @property
+    def colors(self) -> list[tuple[int, int, int]]:
+        return [tuple(c) for c in self.artifact.colors]
+
+    @property
+    def max_size(self) -> int:
+        return int(self.artifact.model.get("max_size", 512))
+
+    @torch.no_grad()
+    def predict(self, image: np.ndarray) -> list[Instance]:
+        """Objects in an (H, W, 3) uint8 RGB image, highest score first, masks and boxes at its own size."""
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise MasksmithError(f"expected an RGB image (H, W, 3), got shape {image.shape}.")
+        h, w = image.shape[:2]
+        pixels = as_float_image(np.ascontiguousarray(image))
+        s = min(1.0, self.max_size / max(h, w))
+        if s < 1.0:
+            size = (max(1, round(h * s)), max(1, round(w * s)))
+            pixels = F.interpolate(pixels[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+        out = self.net([pixels])[0]
+        sh, sw = pixels.shape[-2:]
+        fx, fy = w / sw, h / sh
+        instances = []
+        for box, label, score, prob in zip(out["boxes"], out["labels"], out["scores"], out["masks"], strict=True):
+            if float(score) < self.score_threshold:
+                continue
+            if prob.shape[-2:] != (h, w):  # one at a time: the kept objects' probabilities, scaled up
+                prob = F.interpolate(prob[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+            x0, y0, x1, y1 = box.tolist()
+            instances.append(Instance(label=self.classes[int(label) - 1], score=float(score),
+                                      mask=(prob[0] > self.mask_threshold).numpy(),
+                                      box=(x0 * fx, y0 * fy, x1 * fx, y1 * fy)))
+        instances.sort(key=lambda i: -i.score)
+        return instances
+
+    def predict_files(self, paths: Iterable[str | Path]):
+        from masksmith.infer.predictor import load_image
+
+        for path in paths:
+            image = load_image(path)
+            yield Path(path), image, self.predict(image)
+
+
+# ------------------------------------------------------------------------------------------------ drawing
+def instance_color(k: int) -> tuple[int, int, int]:
+    """A distinct bright colour for the k-th object (golden-ratio hues)."""
+    r, g, b = colorsys.hsv_to_rgb((0.61803398875 * k + 0.1) % 1.0, 0.85, 1.0)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def draw_instances(image: np.ndarray, instances: Sequence[Instance], opacity: float = 0.5,
+                   show_scores: bool = True) -> np.ndarray:
+    """Each object's mask blended in its own colour, its box outlined and labelled ("wheel 0.93")."""
+    out = image[..., :3].astype(np.float32).copy()
+    colors = [instance_color(k) for k in range(len(instances))]
+    for inst, color in zip(reversed(instances), reversed(colors), strict=True):  # best on top
+        m = inst.mask.astype(bool)
+        out[m] = (1 - opacity) * out[m] + opacity * np.asarray(color, np.float32)
+    pic = Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(pic)
+    font = ImageFont.load_default()
+    for inst, color in zip(instances, colors, strict=True):
+        x0, y0, x1, y1 = inst.box
+        draw.rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=color, width=1)
+        text = f"{inst.label} {inst.score:.2f}" if show_scores else inst.label
+        tx, ty = x0, max(0.0, y0 - 11)
+        left, top, right, bottom = draw.textbbox((tx, ty), text, font=font)
+        draw.rectangle([left - 1, top - 1, right + 1, bottom + 1], fill=color)
+        draw.text((tx, ty), text, fill=(0, 0, 0), font=font)
+    return np.asarray(pic)
+
+
+def truth_instances(masks: np.ndarray, labels: Sequence[int], class_names: Sequence[str]) -> list[Instance]:
+    """Ground-truth objects as Instances (score 1), for drawing."""
+    from masksmith.apps.extract import mask_box
+
+    out = []
+    for m, label in zip(masks, labels, strict=True):
+        box = mask_box(m)
+        if box is not None:
+            out.append(Instance(class_names[int(label) - 1], 1.0, m.astype(bool), tuple(map(float, box))))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+def union_mask(instances: Sequence[Instance], class_to_index: dict[str, int], shape: tuple[int, int]
+               ) -> np.ndarray:
+    """(H, W) uint8 class-index mask: each pixel takes the class of its highest-scoring object."""
+    out = np.zeros(shape, np.uint8)
+    for inst in sorted(instances, key=lambda i: i.score):  # painted lowest first: the best ends on top
+        out[inst.mask.astype(bool)] = class_to_index[inst.label]
+    return out
+
+
+def evaluate_instances(model: str | Path | InstancePredictor, data: str | Path, out: Path | None = None,
+                       score_threshold: float = 0.05, union_score_threshold: float = 0.5,
+                       format: str | None = None, strict: bool = True, **data_options: Any) -> dict[str, Any]:
+    """COCO box and mask AP, AP50, AP75 and per-class AP of an instance model on an annotated data set, at each
+    image's own size, plus IoU/Dice of the union masks (objects scoring at least `union_score_threshold`).
+
+    Predictions down to `score_threshold` (COCO's customary 0.05) enter AP. With `out`, writes
+    out/metrics.json. Returns the same dict.
+    """
+    predictor = model if isinstance(model, InstancePredictor) else InstancePredictor.from_file(model)
+    own_threshold = predictor.score_threshold
+    try:
+        predictor.score_threshold = min(score_threshold, union_score_threshold)
+        report = _evaluate(predictor, data, score_threshold, union_score_threshold, format, strict, data_options)
+    finally:
+        predictor.score_threshold = own_threshold
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        report["files"]["metrics"] = str(out / "metrics.json")
+        (out / "metrics.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _evaluate(predictor: InstancePredictor, data: str | Path, score_threshold: float, union_score_threshold: float,
+              format: str | None, strict: bool, data_options: dict[str, Any]) -> dict[str, Any]:
+    from masksmith.data import load_dataset
+    from masksmith.data.rasterize import instance_masks, semantic_mask
+    from masksmith.train.metrics import ConfusionMatrix
+
+    dataset = load_dataset(data, format, strict=strict, **data_options)
+    names = predictor.classes
+    index = {n: i + 1 for i, n in enumerate(names)}
+    if dataset.class_names and not set(dataset.class_names) & set(names):
+        raise MasksmithError(f"none of the data set's classes ({', '.join(dataset.class_names)}) are the "
+                             f"model's ({', '.join(names)}).", path=data,
+                             fix="evaluate on data annotated with the classes the model was trained on.")
+    coco = CocoAccumulator(names)
+    confusion = ConfusionMatrix(len(names) + 1)
+    for sample in dataset.samples:
+        image = sample.load_image()
+        masks, labels, crowd = instance_masks(sample, index)  # classes the model does not know are left out
+        found = predictor.predict(image)
+        scored = [i for i in found if i.score >= score_threshold]
+        coco.add(image.shape[0], image.shape[1], labels.tolist(), masks_to_rles(masks),
+                 [index[i.label] for i in scored], [i.score for i in scored],
+                 masks_to_rles(np.stack([i.mask for i in scored])) if scored else [],
+                 [i.box for i in scored], gt_crowd=crowd.tolist())
+        union = union_mask([i for i in found if i.score >= union_score_threshold], index, image.shape[:2])
+        confusion.update_numpy(union, semantic_mask(sample, index))
+    summary = coco.summary()
+    report: dict[str, Any] = {
+        "images": len(dataset.samples),
+        "mask": {k: summary["mask"][k] for k in ("ap", "ap50", "ap75")},
+        "box": {k: summary["box"][k] for k in ("ap", "ap50", "ap75")},
+        "per_class": [{"class": n, "mask_ap": summary["mask"]["per_class"][n],
+                       "box_ap": summary["box"]["per_class"][n]} for n in names],
+        "semantic": confusion.scores().as_dict(names),
+        "score_threshold": score_threshold,
+        "union_score_threshold": union_score_threshold,
+        "files": {},
+    }
+    return report
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def instances_json(path: Path, image: np.ndarray, instances: Sequence[Instance]) -> dict[str, Any]:
+    """The per-image record: class, score, box [x, y, w, h] and the mask as COCO RLE (counts as str)."""
+    rles = masks_to_rles(np.stack([i.mask for i in instances])) if instances else []
+    return {"image": str(path), "width": int(image.shape[1]), "height": int(image.shape[0]),
+            "instances": [{"class": i.label, "score": round(float(i.score), 4),
+                           "box": [round(v, 2) for v in i.box_xywh], "mask": rle_json(r)}
+                          for i, r in zip(instances, rles, strict=True)]}
+
+
+def predict_instances_to_folder(predictor: InstancePredictor, inputs: Iterable[str | Path], out: Path,
+                                opacity: float = 0.5) -> list[dict[str, str]]:
+    """Predict every input image (files or folders) and write <stem>_instances.json and <stem>_overlay.png."""
+    from masksmith.infer.write import expand_inputs
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path, image, instances in predictor.predict_files(expand_inputs(inputs)):
+        files = {"json": out / f"{path.stem}_instances.json", "overlay": out / f"{path.stem}_overlay.png"}
+        files["json"].write_text(json.dumps(instances_json(path, image, instances), indent=1))
+        Image.fromarray(draw_instances(image, instances, opacity)).save(files["overlay"])
+        written.append({"image": str(path), "instances": str(len(instances)),
+                        **{k: str(v) for k, v in files.items()}})
+    return written

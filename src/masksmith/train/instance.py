@@ -1,0 +1,345 @@
+"""Instance segmentation training (Mask R-CNN) with PyTorch Lightning: `train_instance(config)` makes a run folder
+laid out like the semantic one:
+
+runs/<name>/
+  config.yaml        the TrainConfig, reusable with --resume
+  metrics.csv        one row per epoch (losses, val_mask_ap, val_box_ap); curves.png draws it
+  previews/          epoch_NNN.png: fixed validation images, truth | prediction (boxes, labels, scores, masks)
+  checkpoints/       last.ckpt (resume point), best.ckpt (best val_mask_ap), interrupted.ckpt (on Ctrl-C)
+  model.masksmith    the self-describing model file (task "instance")
+
+TrainConfig fields keep their meaning: `arch` is "maskrcnn_lite0" or "maskrcnn_resnet50_fpn", `size` is the
+longer image side the network works at, `encoder_weights` the backbone's starting weights ("imagenet-offline"
+for Lite0, or a COCO Mask R-CNN .pth for ResNet-50), `scale` the crop-area range of the semantic recipe, turned
+here into an equivalent zoom range (see `scale_range`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from masksmith.data import load_dataset
+from masksmith.data.instance_data import (
+    InstanceAugment,
+    InstanceTensors,
+    collate_fn,
+    flip_permutation,
+)
+from masksmith.data.schema import Dataset, Sample
+from masksmith.data.torchdata import detect_flip_pairs
+from masksmith.errors import MasksmithError
+from masksmith.infer.instance import CocoAccumulator, Instance, draw_instances, masks_to_rles, truth_instances
+from masksmith.models.artifact import ModelArtifact, save_artifact
+from masksmith.models.instance import (
+    build_instance_model,
+    instance_model_config,
+    instance_normalisation,
+    trainable_parameters,
+)
+from masksmith.train.callbacks import ClockSchedule, History, KeepModelFile, read_metrics
+from masksmith.train.config import TrainConfig
+from masksmith.train.semantic import new_run_dir, quiet_lightning, resume_checkpoint
+
+INSTANCE_LR = 0.01  # SGD for Mask R-CNN (torchvision's reference: 0.02 for 16 images; ours see fewer, warmed up)
+LOSS_NAMES = ("loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg")
+PRECISION = "32-true"  # detection ops (RoIAlign, NMS) gain nothing from CPU autocast and lose accuracy
+
+
+def instance_lr(config: TrainConfig) -> float:
+    """config.lr, except that the semantic default (AdamW's 4e-3) becomes SGD's 0.01."""
+    return INSTANCE_LR if config.lr == TrainConfig.lr else config.lr
+
+
+def scale_range(config: TrainConfig) -> tuple[float, float] | None:
+    """Zoom range for scale jitter from config.scale, the semantic crop-area range [a, 1]: a crop keeping
+    area a is a zoom by 1/sqrt(a), so zoom in and out symmetrically by that much."""
+    if not config.scale or min(config.scale) >= 1.0:
+        return None
+    z = 1.0 / math.sqrt(max(1e-3, min(config.scale)))
+    return (1.0 / z, z)
+
+
+class InstanceModule(L.LightningModule):
+    """Mask R-CNN in Lightning: the loss is the sum of torchvision's five losses; validation runs COCOeval."""
+
+    def __init__(self, net: torch.nn.Module, class_names: list[str], lr: float, weight_decay: float,
+                 momentum: float = 0.9, val_data: InstanceTensors | None = None) -> None:
+        super().__init__()
+        self.net = net
+        self.class_names = class_names
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.val_data = val_data
+        self.coco = CocoAccumulator(class_names)
+
+    def forward(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None = None):
+        return self.net(images, targets)
+
+    def training_step(self, batch: tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]],
+                      batch_idx: int) -> torch.Tensor:
+        images, targets = batch
+        losses = self.net(images, [{k: v for k, v in t.items() if k != "image_id"} for t in targets])
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise MasksmithError(f"training diverged at step {self.global_step} (loss {float(loss)}).",
+                                 fix="lower --lr (for example to 0.005) or lengthen the warm-up.")
+        n = len(images)
+        for name, value in losses.items():
+            self.log(name, value, on_step=False, on_epoch=True, batch_size=n)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        return loss
+
+    @torch.no_grad()
+    def predict_instances(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        was_training = self.net.training
+        self.net.eval()
+        out = self.net([im.to(self.device) for im in images])
+        self.net.train(was_training)
+        return [{k: v.cpu() for k, v in o.items()} for o in out]
+
+    def on_validation_epoch_start(self) -> None:
+        self.coco = CocoAccumulator(self.class_names)
+
+    def validation_step(self, batch: tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]],
+                        batch_idx: int) -> None:
+        images, targets = batch
+        outputs = self.net(images)
+        for image, target, out in zip(images, targets, outputs, strict=True):
+            item = self.val_data.items[int(target["image_id"])] if self.val_data is not None else None
+            h, w = image.shape[-2:]
+            if item is not None:  # the cached truth, crowd regions included (COCOeval ignores them)
+                gt_labels = [*item.labels.tolist(), *item.crowd_labels.tolist()]
+                gt_rles = [*item.rles, *item.crowd_rles]
+                crowd = [False] * len(item.rles) + [True] * len(item.crowd_rles)
+            else:
+                gt_labels, crowd = target["labels"].tolist(), None
+                gt_rles = masks_to_rles(target["masks"].cpu().numpy().astype(bool))
+            masks = (out["masks"][:, 0] > 0.5).cpu().numpy()
+            self.coco.add(h, w, gt_labels, gt_rles, out["labels"].tolist(), out["scores"].tolist(),
+                          masks_to_rles(masks), out["boxes"].tolist(), gt_crowd=crowd)
+
+    def on_validation_epoch_end(self) -> None:
+        summary = self.coco.summary()
+        # undefined AP (no ground-truth objects at all) is logged as 0 so checkpointing stays well defined
+        self.log_dict({"val_mask_ap": summary["mask"]["ap"] or 0.0, "val_box_ap": summary["box"]["ap"] or 0.0,
+                       "val_mask_ap50": summary["mask"]["ap50"] or 0.0}, prog_bar=True, sync_dist=False)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(trainable_parameters(self.net), lr=self.lr, momentum=self.momentum,
+                               weight_decay=self.weight_decay)
+
+    def base_lrs(self) -> list[float]:
+        return [self.lr]
+
+
+# -------------------------------------------------------------------------------------------- callbacks
+class InstanceHistory(History):
+    """metrics.csv with the detection losses and AP; curves.png redrawn with them."""
+
+    COLUMNS = ["epoch", "step", "seconds", "lr", "train_loss", *LOSS_NAMES, "val_mask_ap", "val_box_ap",
+               "val_mask_ap50"]
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if trainer.is_global_zero and not trainer.sanity_checking and self.csv.exists():
+            plot_instance_curves(self.csv, self.png)
+
+
+def plot_instance_curves(csv_path: Path, png_path: Path) -> Path:
+    """Losses (left) and validation AP (right) per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(csv_path)
+    epochs = [r["epoch"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key in ("train_loss", *LOSS_NAMES):
+        if any(key in r for r in rows):
+            a.plot(epochs, [r.get(key, np.nan) for r in rows], marker="o" if key == "train_loss" else ".",
+                   label=key, linewidth=2 if key == "train_loss" else 1)
+    a.set_xlabel("epoch")
+    a.set_title("loss")
+    if a.lines:
+        a.legend(fontsize=7)
+    for key in ("val_mask_ap", "val_box_ap", "val_mask_ap50"):
+        if any(key in r for r in rows):
+            b.plot(epochs, [r.get(key, np.nan) for r in rows], marker="o", label=key)
+    b.set_xlabel("epoch")
+    b.set_title("validation (COCO AP)")
+    b.set_ylim(0, 1)
+    if b.lines:
+        b.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=90)
+    plt.close(fig)
+    return png_path
+
+
+class InstancePreviews(L.Callback):
+    """After every epoch, previews/epoch_NNN.png: fixed images with their truth | the model's objects."""
+
+    def __init__(self, run_dir: Path, data: InstanceTensors, count: int, score_threshold: float = 0.5) -> None:
+        self.dir = run_dir / "previews"
+        self.data = data
+        self.indices = list(range(min(count, len(data))))
+        self.score_threshold = score_threshold
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or not self.indices:
+            return
+        from masksmith.apps.overlay import grid
+
+        names = self.data.class_names
+        items = [self.data.items[i] for i in self.indices]
+        outputs = pl_module.predict_instances([it.image.float() / 255.0 for it in items])
+        pictures = []
+        for item, out in zip(items, outputs, strict=True):
+            image = item.image.permute(1, 2, 0).numpy()
+            truth = truth_instances(item.masks(), item.labels.tolist(), names)
+            found = [Instance(names[int(lab) - 1], float(s), (m[0] > 0.5).numpy(), tuple(b.tolist()))
+                     for b, lab, s, m in zip(out["boxes"], out["labels"], out["scores"], out["masks"], strict=True)
+                     if float(s) >= self.score_threshold]
+            pictures += [draw_instances(image, truth, show_scores=False), draw_instances(image, found)]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        name = f"epoch_{trainer.current_epoch + 1:03d}.png"
+        Image.fromarray(grid(pictures, columns=2, cell=256)).save(self.dir / name)
+
+
+# ---------------------------------------------------------------------------------------------------- data
+@dataclass
+class InstanceSplit:
+    dataset: Dataset
+    train: list[Sample]
+    val: list[Sample]
+    flip_pairs: list[list[str]]
+
+
+def split_instance_data(config: TrainConfig) -> InstanceSplit:
+    """The data set, its train/validation samples and the left/right class pairs, as the semantic trainer
+    chooses them (a separate validation set, or val_fraction of the data)."""
+    from masksmith.data.split import split_dataset
+
+    dataset = load_dataset(config.data, config.format, strict=config.strict_data, **config.data_options)
+    if not dataset.samples:
+        raise MasksmithError("has no usable images.", path=config.data,
+                             fix="check the data set with `masksmith dataset inspect`.")
+    if not dataset.classes:
+        raise MasksmithError("has no classes to detect.", path=config.data, fix="annotate objects with labels.")
+    if config.val_data:
+        val_set = load_dataset(config.val_data, config.format, strict=config.strict_data, **config.data_options)
+        if val_set.class_names != dataset.class_names:
+            raise MasksmithError(f"has classes {val_set.class_names}, the training set {dataset.class_names}.",
+                                 path=config.val_data, fix="use the same class list in both.")
+        train, val = dataset.samples, val_set.samples
+    elif config.val_fraction > 0 and len(dataset.samples) >= 4:
+        parts = split_dataset(dataset, {"train": 1 - config.val_fraction, "val": config.val_fraction},
+                              seed=config.seed)
+        train, val = parts["train"].samples, parts["val"].samples
+    else:
+        train, val = dataset.samples, []
+    if config.flip_pairs == "auto":
+        pairs = [list(p) for p in detect_flip_pairs(dataset.class_names)]
+    else:
+        pairs = [list(p) for p in config.flip_pairs]
+        unknown = {n for p in pairs for n in p} - set(dataset.class_names)
+        if unknown or any(len(p) != 2 for p in pairs):
+            raise MasksmithError(f"flip_pairs {pairs} name classes the data set lacks: {sorted(unknown)}.",
+                                 fix=f"use pairs of these classes: {', '.join(dataset.class_names)}.")
+    return InstanceSplit(dataset, list(train), list(val), pairs)
+
+
+def model_config_for(config: TrainConfig) -> dict[str, Any]:
+    """The architecture dict for a training config (config.size is the longer side)."""
+    return instance_model_config(config.arch, max_size=config.size, weights=config.encoder_weights)
+
+
+# ---------------------------------------------------------------------------------------------------- train
+def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: bool = False,
+                   extra_callbacks: list[L.Callback] | None = None) -> Path:
+    """Train Mask R-CNN and return the run folder. With `resume`, continue `run_dir` from its last checkpoint."""
+    quiet_lightning()
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    run_dir = run_dir or new_run_dir(config)
+    ckpt_dir = run_dir / "checkpoints"
+    resume_from = resume_checkpoint(run_dir) if resume else None
+    split = split_instance_data(config)
+    names = split.dataset.class_names
+    model_config = model_config_for(config)
+    net = build_instance_model(model_config, len(names), pretrained=not resume)
+
+    perm = flip_permutation(names, split.flip_pairs) if config.flip else None
+    augment = InstanceAugment(perm, scale_range(config), config.color_jitter)
+    train_data = InstanceTensors(split.dataset, split.train, config.size, augment)
+    val_data = InstanceTensors(split.dataset, split.val, config.size) if split.val else None
+    lr = instance_lr(config)
+    module = InstanceModule(net, names, lr, config.weight_decay, val_data=val_data)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+    batch = max(1, min(config.batch_size, len(train_data)))
+    train_loader = DataLoader(train_data, batch_size=batch, shuffle=True, num_workers=config.num_workers,
+                              collate_fn=collate_fn, drop_last=len(train_data) > batch,
+                              persistent_workers=config.num_workers > 0)
+    val_loader = DataLoader(val_data, batch_size=batch, collate_fn=collate_fn) if val_data else None
+
+    mean, std = instance_normalisation(model_config)
+    artifact_base = dict(task="instance", model=model_config, classes=names,
+                         colors=[list(c) for c in split.dataset.colors()],
+                         preprocessing={"mean": list(mean), "std": list(std), "input_mode": "instance",
+                                        "input_range": [0.0, 1.0], "size": [config.size, config.size],
+                                        "max_size": config.size},
+                         flip_pairs=split.flip_pairs)
+
+    def save(pl_module: InstanceModule, reason: str) -> Path:
+        state = {k: v.contiguous() for k, v in pl_module.net.state_dict().items()}
+        summary = {"reason": reason, "epoch": pl_module.current_epoch + 1, "data": str(config.data),
+                   "images": len(train_data), "lr": lr,
+                   "metrics": {k: float(v) for k, v in pl_module.trainer.callback_metrics.items()
+                               if torch.is_tensor(v) and v.numel() == 1}}
+        return save_artifact(ModelArtifact(**artifact_base, training=summary, state_dict=state),
+                             run_dir / "model.masksmith")
+
+    monitor = "val_mask_ap" if val_data else None
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
+        save_top_k=1 if monitor else 0, enable_version_counter=False)
+    clock = ClockSchedule(module.base_lrs(), config.epochs, config.time_budget, config.warmup_fraction)
+    callbacks: list[L.Callback] = [
+        clock, checkpoint,
+        # written only when training stops on Ctrl-C or an error
+        L.pytorch.callbacks.OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
+        InstanceHistory(run_dir), InstancePreviews(run_dir, val_data or train_data, config.preview_images),
+        KeepModelFile(save, monitor), *(extra_callbacks or []),
+    ]
+    interactive = sys.stdout.isatty()
+    if interactive:
+        callbacks.append(L.pytorch.callbacks.RichProgressBar())
+    trainer = L.Trainer(
+        max_epochs=config.epochs if config.epochs else -1,
+        max_time={"seconds": config.time_budget} if config.time_budget else None,
+        accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
+        precision=PRECISION, callbacks=callbacks, logger=False,
+        enable_progress_bar=interactive, enable_model_summary=False, default_root_dir=str(run_dir),
+        num_sanity_val_steps=0, log_every_n_steps=5, deterministic=False,
+        # a safety net for SGD at 0.01 on small batches: the first steps on fresh heads can spike
+        gradient_clip_val=10.0,
+    )
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, trainer.world_size)))
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume_from) if resume_from else None)
+    if trainer.is_global_zero and not (run_dir / "model.masksmith").exists():
+        save(module, "last")
+    return run_dir
