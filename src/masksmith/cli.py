@@ -199,18 +199,23 @@ def dataset_sample(
 @app.command("train")
 def train(
     data: Annotated[str | None, typer.Argument(help="Annotated data set: file, folder or zip.")] = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="baseline, unet, fcn, fpn or deeplabv3plus.")] = "unet",
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Semantic: baseline, unet (default), fcn, fpn or "
+                     "deeplabv3plus. Instance: maskrcnn_lite0 (default) or maskrcnn_resnet50_fpn.")] = None,
+    task: Annotated[str, typer.Option(help="semantic, instance (Mask R-CNN) or auto (from --model).")] = "auto",
     encoder: Annotated[str, typer.Option(help="Encoder: any smp or timm name.")] = "tf_efficientnet_lite0",
-    weights: Annotated[str, typer.Option(help="Encoder weights: imagenet-offline, imagenet, none or a file.")
+    weights: Annotated[str, typer.Option(help="Encoder weights: imagenet-offline, imagenet, none or a file "
+                                         "(for maskrcnn_resnet50_fpn: a COCO Mask R-CNN .pth).")
                        ] = "imagenet-offline",
-    size: Annotated[int, typer.Option(help="Training images are resized to SIZE x SIZE ...")] = 256,
+    size: Annotated[int | None, typer.Option(help="Semantic: images are resized to SIZE x SIZE (256) ... "
+                                             "Instance: the longer side the network sees (512).")] = None,
     shrink: Annotated[float | None, typer.Option(help="... or shrunk by this factor, keeping their aspect; "
                                                  "larger photos are then predicted with a sliding window.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs to train (the total, also when resuming).")] = None,
     time_budget: Annotated[str | None, typer.Option("--time", help="Wall-clock budget, e.g. 12m or 90s; the "
                                                     "learning-rate schedule follows the clock.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 8,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 2e-3,
+    batch_size: Annotated[int | None, typer.Option(help="Images per step (semantic 8, instance 2).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (semantic: AdamW 4e-3; instance: "
+                                             "SGD 0.01).")] = None,
     loss: Annotated[str, typer.Option(help="auto, ce, dice, ce+dice, focal, bce, bce+dice.")] = "auto",
     val: Annotated[float, typer.Option(help="Fraction held out for validation.")] = 0.15,
     val_data: Annotated[str | None, typer.Option(help="A separate validation data set.")] = None,
@@ -226,9 +231,9 @@ def train(
     accelerator: Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu or gpu.")] = "auto",
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
 ) -> None:
-    """Train a semantic segmentation model; writes a run folder and prints where everything went."""
+    """Train a semantic or instance segmentation model; writes a run folder and prints where everything went."""
+    from masksmith.train import run_training
     from masksmith.train.config import TrainConfig
-    from masksmith.train.semantic import train_semantic
 
     if resume is not None:
         cfg = TrainConfig.from_yaml(resume / "config.yaml") if (resume / "config.yaml").exists() else None
@@ -239,14 +244,20 @@ def train(
             cfg.epochs = epochs
         if time_budget is not None:
             cfg.time_budget = parse_duration(time_budget)
-        run_dir = train_semantic(cfg, resume, resume=True)
+        run_dir = run_training(cfg, resume, resume=True)
     else:
         cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
         if data is None and not cfg.data:
             raise MasksmithError("no data set given.", fix="run `masksmith train DATA` with your annotations.")
         cfg.data = data or cfg.data
         cfg.format, cfg.data_options, cfg.strict_data = format, parse_options(option), not lenient
-        cfg.arch, cfg.encoder, cfg.size, cfg.batch_size, cfg.lr, cfg.loss = model, encoder, size, batch_size, lr, loss
+        cfg.task = choose_task(task, model or (cfg.arch if config else None))
+        instance = cfg.task == "instance"
+        cfg.arch = model or (cfg.arch if config else ("maskrcnn_lite0" if instance else "unet"))
+        cfg.size = size or (cfg.size if config else (512 if instance else 256))
+        cfg.batch_size = batch_size or (cfg.batch_size if config else (2 if instance else 8))
+        cfg.lr = lr if lr is not None else cfg.lr
+        cfg.encoder, cfg.loss = encoder, loss
         cfg.shrink = shrink
         cfg.encoder_weights = None if weights.lower() == "none" else weights
         cfg.val_fraction, cfg.val_data, cfg.flip, cfg.seed = val, val_data, flip, seed
@@ -255,13 +266,28 @@ def train(
         cfg.strategy, cfg.accelerator = strategy, accelerator
         cfg.time_budget = parse_duration(time_budget) if time_budget else None
         cfg.epochs = epochs if epochs is not None else (None if cfg.time_budget else cfg.epochs)
-        run_dir = train_semantic(cfg)
+        run_dir = run_training(cfg)
     console.print(f"run folder: {run_dir}")
     console.print(f"  model:    {run_dir / 'model.masksmith'}")
     console.print(f"  curves:   {run_dir / 'curves.png'}   metrics: {run_dir / 'metrics.csv'}")
     console.print(f"  previews: {run_dir / 'previews'}   checkpoints: {run_dir / 'checkpoints'}")
     console.print(f"next: masksmith evaluate {run_dir / 'model.masksmith'} DATA; "
                   f"masksmith predict {run_dir / 'model.masksmith'} IMAGES...")
+
+
+def choose_task(task: str, model: str | None) -> str:
+    """semantic or instance: as asked, or from the model name (Mask R-CNN models are instance models)."""
+    from masksmith.train import TASKS
+
+    implied = "instance" if model and model.lower().replace("-", "_").startswith("maskrcnn") else None
+    if task == "auto":
+        return implied or "semantic"
+    if task not in TASKS:
+        raise MasksmithError(f"unknown task {task!r}.", fix=f"use one of: auto, {', '.join(TASKS)}.")
+    if model and (implied == "instance") != (task == "instance"):
+        raise MasksmithError(f"model {model!r} does not do {task} segmentation.",
+                             fix="leave out --task, or pick a model of that task (see `masksmith train --help`).")
+    return task
 
 
 def parse_duration(text: str) -> float:
@@ -284,10 +310,16 @@ def evaluate(
     tta: Annotated[bool, typer.Option(help="Average with the mirrored prediction.")] = False,
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
 ) -> None:
-    """Per-class IoU and Dice, mIoU, pixel accuracy, a confusion matrix and the worst images."""
+    """Per-class IoU and Dice, mIoU, pixel accuracy, a confusion matrix and the worst images; for instance
+    models COCO box and mask AP (AP50, AP75, per class) and the same semantic scores of the union masks."""
+    from masksmith.infer import open_predictor
     from masksmith.infer.evaluate import evaluate_semantic
 
     out = out or (model.parent if model.is_file() else model) / "evaluation"
+    predictor = open_predictor(model, tta=tta)
+    if predictor.artifact.task == "instance":
+        _evaluate_instances(predictor, data, out, format, not lenient, parse_options(option))
+        return
     report = evaluate_semantic(model, data, out, worst=worst, tta=tta, format=format, strict=not lenient,
                                **parse_options(option))
     table = Table("class", "IoU", "Dice", "IoU (input size)", "pixels")
@@ -302,6 +334,26 @@ def evaluate(
         console.print(f"{key}: {path}")
 
 
+def _evaluate_instances(predictor, data: str, out: Path, format: str | None, strict: bool, options: dict) -> None:
+    from masksmith.infer.instance import evaluate_instances
+
+    report = evaluate_instances(predictor, data, out, format=format, strict=strict, **options)
+    table = Table("class", "mask AP", "box AP", "IoU (union masks)")
+    ious = {r["class"]: r["iou"] for r in report["semantic"]["per_class"]}
+    for row in report["per_class"]:
+        iou = ious.get(row["class"])
+        table.add_row(row["class"], _pct(row["mask_ap"]), _pct(row["box_ap"]), "-" if iou is None else f"{iou:.4f}")
+    console.print(table)
+    for kind in ("mask", "box"):
+        r = report[kind]
+        console.print(f"{kind}: AP {_pct(r['ap'])}  AP50 {_pct(r['ap50'])}  AP75 {_pct(r['ap75'])}")
+    console.print(f"{report['images']} images; metrics: {report['files'].get('metrics')}")
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
 def _fmt(x: float) -> str:
     return "-" if x != x else f"{x:.4f}"
 
@@ -313,12 +365,22 @@ def predict(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("predictions"),
     opacity: Annotated[float, typer.Option(help="Overlay opacity: 1 opaque, 0.5 see-through.")] = 0.5,
     tta: Annotated[bool, typer.Option(help="Average with the mirrored prediction.")] = False,
+    score: Annotated[float, typer.Option(help="Instance models: keep objects scoring at least this.")] = 0.5,
 ) -> None:
-    """Masks (palette PNGs), overlays and colour masks for new photos, each at its own size."""
-    from masksmith.infer.predictor import Predictor
+    """Masks (palette PNGs), overlays and colour masks for new photos, each at its own size; for instance
+    models a JSON per image (class, score, box, RLE mask) and an overlay with each object in its own colour."""
+    from masksmith.infer import open_predictor
+
+    predictor = open_predictor(model, tta=tta, score_threshold=score)
+    if predictor.artifact.task == "instance":
+        from masksmith.infer.instance import predict_instances_to_folder
+
+        written = predict_instances_to_folder(predictor, images, out, opacity)
+        console.print(f"predicted {len(written)} image(s) into {out} (*_instances.json, *_overlay.png)")
+        return
     from masksmith.infer.write import predict_to_folder
 
-    written = predict_to_folder(Predictor.from_file(model, tta=tta), images, out, opacity)
+    written = predict_to_folder(predictor, images, out, opacity)
     console.print(f"predicted {len(written)} image(s) into {out} (*_mask.png, *_overlay.png, *_color.png)")
 
 
@@ -331,18 +393,23 @@ def extract(
     background: Annotated[str, typer.Option(help="white, black or transparent.")] = "white",
     pad: Annotated[int, typer.Option(help="Pixels of margin around each object's box.")] = 0,
     min_pixels: Annotated[int, typer.Option(help="Ignore regions smaller than this.")] = 16,
+    score: Annotated[float, typer.Option(help="Instance models: keep objects scoring at least this.")] = 0.5,
 ) -> None:
-    """Cut each detected object out (one per connected region of a class), on a white, black or transparent
-    background, with an index of source image, class, score and box."""
-    from masksmith.apps.extract import regions_of_classes, write_cutouts, write_index
-    from masksmith.infer.predictor import Predictor
+    """Cut each detected object out (each Mask R-CNN object, or each connected region of a class for semantic
+    models), on a white, black or transparent background, with an index of source image, class, score and box."""
+    from masksmith.apps.extract import check_wanted, objects_of_classes, regions_of_classes, write_cutouts, write_index
+    from masksmith.infer import open_predictor
     from masksmith.infer.write import expand_inputs
 
-    predictor = Predictor.from_file(model)
-    wanted = [c.strip() for c in classes.split(",")] if classes else None
+    predictor = open_predictor(model, score_threshold=score)
+    names = predictor.artifact.classes
+    wanted = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    check_wanted(wanted, names)  # before any photo is read
+    instance = predictor.artifact.task == "instance"
     rows = []
-    for path, image, mask in predictor.predict_files(expand_inputs(images)):
-        objects = regions_of_classes(mask, predictor.artifact.classes, wanted, min_pixels)
+    for path, image, found in predictor.predict_files(expand_inputs(images)):
+        objects = objects_of_classes(found, wanted, min_pixels) if instance else \
+            regions_of_classes(found, names, wanted, min_pixels)
         rows += write_cutouts(path, image, objects, out, background, pad)
     csv_path, _ = write_index(rows, out)
     console.print(f"cut out {len(rows)} object(s) into {out}; index: {csv_path}")

@@ -72,16 +72,29 @@ def cut_out(image: np.ndarray, mask: np.ndarray, background: str = "white", pad:
     return out
 
 
-def regions_of_classes(mask: np.ndarray, class_names: Sequence[str], wanted: Iterable[str] | None = None,
-                       min_pixels: int = 16) -> list[DetectedObject]:
-    """One object per connected region of each class in a semantic mask (index i = class_names[i - 1])."""
-    from masksmith.data.rasterize import connected_components
-
+def check_wanted(wanted: Iterable[str] | None, class_names: Sequence[str]) -> set[str]:
+    """The classes to cut out (all when `wanted` is empty); MasksmithError for names the model lacks."""
     wanted_set = set(wanted) if wanted else set(class_names)
     unknown = wanted_set - set(class_names)
     if unknown:
         raise MasksmithError(f"the model has no class {', '.join(sorted(unknown))}.",
                              fix=f"choose from: {', '.join(class_names)}.")
+    return wanted_set
+
+
+def objects_of_classes(objects: Iterable[DetectedObject], wanted: Iterable[str] | None = None,
+                       min_pixels: int = 16) -> list[DetectedObject]:
+    """Detected objects (e.g. Mask R-CNN's) of the wanted classes (all when None) with at least `min_pixels`."""
+    wanted_set = set(wanted) if wanted else None
+    return [o for o in objects if (wanted_set is None or o.label in wanted_set) and int(o.mask.sum()) >= min_pixels]
+
+
+def regions_of_classes(mask: np.ndarray, class_names: Sequence[str], wanted: Iterable[str] | None = None,
+                       min_pixels: int = 16) -> list[DetectedObject]:
+    """One object per connected region of each class in a semantic mask (index i = class_names[i - 1])."""
+    from masksmith.data.rasterize import connected_components
+
+    wanted_set = check_wanted(wanted, class_names)
     objects = []
     for i, name in enumerate(class_names, start=1):
         if name in wanted_set:

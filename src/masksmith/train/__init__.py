@@ -1,1 +1,30 @@
-"""Training: Lightning modules, losses, metrics and callbacks."""
+"""Training: Lightning modules, losses, metrics and callbacks.
+
+`run_training(config)` is the one entry point the CLI, the web app and the demo use: it picks the semantic or
+the instance (Mask R-CNN) trainer from `config.task`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from masksmith.train.config import TrainConfig
+
+TASKS = ("semantic", "instance")
+
+
+def run_training(config: TrainConfig, run_dir: Path | None = None, resume: bool = False) -> Path:
+    """Train (or with `resume`, continue `run_dir`) and return the run folder."""
+    from masksmith.errors import MasksmithError
+
+    if config.task == "instance":
+        from masksmith.train.instance import train_instance
+
+        return train_instance(config, run_dir, resume=resume)
+    if config.task == "semantic":
+        from masksmith.train.semantic import train_semantic
+
+        return train_semantic(config, run_dir, resume=resume)
+    raise MasksmithError(f"unknown task {config.task!r}.", fix=f"use one of: {', '.join(TASKS)}.")
