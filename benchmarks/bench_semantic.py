@@ -40,7 +40,7 @@ from masksmith.train.semantic import resolve_precision, train_semantic  # noqa: 
 # Every field that masksmith's defaults change is pinned here, so the reference stays the reference.
 REFERENCE = dict(decoder_channels=None, loss="ce+dice", lr=1e-3, encoder_lr_factor=1.0, warmup_fraction=0.0,
                  weight_decay=1e-2, batch_size=8, precision="32-true", channels_last=True, flip=True,
-                 flip_pairs="auto", scale=[1.0, 1.0], color_jitter=0.0, low_res_size=None, shrink=None,
+                 flip_pairs="auto", scale=[1.0, 1.0], color_jitter=0.0, low_res_factor=None, shrink=None,
                  arch="unet", encoder="tf_efficientnet_lite0", encoder_weights="imagenet-offline", size=256)
 
 
@@ -79,7 +79,7 @@ def summarise_run(run: Path, config: TrainConfig, images: int = 400) -> dict:
     with (run / "metrics.csv").open() as f:
         ends = [float(r["seconds"]) for r in csv.DictReader(f)]
     starts = [0.0, *ends[:-1]]
-    switch = config.low_res_until * (config.time_budget or 0) if config.low_res_size else 0.0
+    switch = config.low_res_until * (config.time_budget or 0) if config.low_res_factor else 0.0
     full = [e - s for s, e in zip(starts[:-1], ends[:-1], strict=True) if s >= switch] or \
         [e - s for s, e in zip(starts, ends, strict=True)]
     per_epoch = statistics.median(full)

@@ -47,7 +47,7 @@ from masksmith.models.instance import (
     instance_normalisation,
     trainable_parameters,
 )
-from masksmith.train.callbacks import ClockSchedule, History, KeepModelFile, read_metrics
+from masksmith.train.callbacks import ClockSchedule, History, KeepModelFile, ProgressiveResize, read_metrics
 from masksmith.train.config import TrainConfig
 from masksmith.train.semantic import new_run_dir, quiet_lightning, resume_checkpoint
 
@@ -68,6 +68,25 @@ def scale_range(config: TrainConfig) -> tuple[float, float] | None:
         return None
     z = 1.0 / math.sqrt(max(1e-3, min(config.scale)))
     return (1.0 / z, z)
+
+
+class RCNNInputSize:
+    """The `size` knob ProgressiveResize turns, for Mask R-CNN: the network resizes every image itself (its
+    GeneralizedRCNNTransform), so the low-resolution phase changes that transform's target size rather than
+    the data. Setting (h, w) makes the longer image side max(h, w)."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        self.transform = net.transform
+
+    @property
+    def size(self) -> tuple[int, int]:
+        s = int(self.transform.max_size)
+        return s, s
+
+    @size.setter
+    def size(self, value: tuple[int, int]) -> None:
+        s = int(max(value))
+        self.transform.min_size, self.transform.max_size = (s,), s
 
 
 class InstanceModule(L.LightningModule):
@@ -325,6 +344,9 @@ def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: boo
         InstanceHistory(run_dir), InstancePreviews(run_dir, val_data or train_data, config.preview_images),
         KeepModelFile(save, monitor), *(extra_callbacks or []),
     ]
+    if config.low_res_factor and config.low_res_factor < 1:
+        callbacks.append(ProgressiveResize(RCNNInputSize(net), clock, config.low_res_factor, config.low_res_until,
+                                           (config.size, config.size), divisor=32))
     interactive = sys.stdout.isatty()
     if interactive:
         callbacks.append(L.pytorch.callbacks.RichProgressBar())

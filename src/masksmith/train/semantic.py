@@ -307,8 +307,8 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
                                    data.dataset.colors()),
         KeepModelFile(save, monitor), *(extra_callbacks or []),
     ]
-    if config.low_res_size and config.low_res_size < max(size):
-        callbacks.append(ProgressiveResize(augment, clock, config.low_res_size / max(size), config.low_res_until,
+    if config.low_res_factor and config.low_res_factor < 1:
+        callbacks.append(ProgressiveResize(augment, clock, config.low_res_factor, config.low_res_until,
                                            size, get_architecture(config.arch).divisor))
     interactive = sys.stdout.isatty()
     if interactive:
