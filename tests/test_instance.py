@@ -257,7 +257,7 @@ def test_lite0_backbone_is_pretrained_and_frozen() -> None:
     assert not body.conv_stem.weight.requires_grad and not any(p.requires_grad for p in body.blocks[1].parameters())
     assert all(p.requires_grad for p in body.blocks[2].parameters())
     assert model.backbone.out_channels == 128 and len(model.roi_heads.mask_head) == 4
-    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 256
+    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 128
     assert model.transform.image_mean == [0.5] * 3 and model.transform.image_std == [0.5] * 3
 
 
@@ -375,3 +375,49 @@ def test_cli_refuses_a_task_the_model_does_not_do(cars: Path, tmp_path: Path) ->
                            "--task", "instance"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2 and "does not do instance segmentation" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "runs").exists()
+
+
+def via_project_from(cars: Path, out: Path) -> Path:
+    """The sample cars as a VGG Image Annotator 2 project (polygons, class in region attribute "name"), the
+    classic layout of the tops/boots/bags tutorials."""
+    import shutil
+
+    from masksmith.data import load_dataset
+
+    out.mkdir(parents=True)
+    project = {}
+    for sample in load_dataset(cars).samples:
+        shutil.copy(sample.image_path, out / sample.image_path.name)
+        regions = [{"shape_attributes": {"name": "polygon", "all_points_x": [round(x, 1) for x in poly[:, 0]],
+                                         "all_points_y": [round(y, 1) for y in poly[:, 1]]},
+                    "region_attributes": {"name": r.label}}
+                   for r in sample.regions for poly in r.polygons]
+        size = (out / sample.image_path.name).stat().st_size
+        project[f"{sample.image_path.name}{size}"] = {"filename": sample.image_path.name, "size": size,
+                                                      "regions": regions, "file_attributes": {}}
+    (out / "via_region_data.json").write_text(json.dumps(project))
+    return out
+
+
+@pytest.mark.parametrize("layout", ["via", "voc"])
+def test_trains_from_via_and_voc_segmentation_object(cars: Path, tmp_path: Path, layout: str) -> None:
+    """Mask R-CNN takes any instance-capable format: a VIA project and VOC's SegmentationObject folders."""
+    from masksmith.data import load_dataset
+    from masksmith.data.convert import convert
+    from masksmith.models.artifact import load_artifact
+    from masksmith.train import run_training
+    from masksmith.train.config import TrainConfig
+
+    if layout == "via":
+        data = via_project_from(cars, tmp_path / "via")
+    else:
+        data = tmp_path / "voc"
+        convert(load_dataset(cars), "voc", data)
+    dataset = load_dataset(data)
+    assert dataset.format == layout and len(dataset.samples) == 10
+    config = TrainConfig(data=str(data), task="instance", arch="maskrcnn_lite0", size=96, epochs=1, batch_size=4,
+                         val_fraction=0.0, runs_dir=str(tmp_path / "runs"), name=layout, preview_images=1)
+    run = run_training(config)
+    artifact = load_artifact(run)
+    assert artifact.task == "instance" and sorted(artifact.classes) == ["body", "light", "wheel", "window"]
+    assert (run / "previews" / "epoch_001.png").exists()

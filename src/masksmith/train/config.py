@@ -23,6 +23,7 @@ class TrainConfig:
     encoder: str = "tf_efficientnet_lite0"
     encoder_weights: str | None = "imagenet-offline"
     decoder_channels: list[int] | None = field(default_factory=lambda: [128, 64, 32, 16, 16])
+    model_options: dict[str, Any] = field(default_factory=dict)  # instance models: keys of instance_model_config
     size: int = 256  # images are resized to size x size (see input_mode in the model file) ...
     shrink: float | None = None  # ... or shrunk by this factor, keeping their aspect (sliding-window prediction)
     low_res_factor: float | None = 0.75  # progressive resizing: train at this fraction of the size first ...

@@ -252,6 +252,9 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
     run_dir = run_dir or new_run_dir(config)
     ckpt_dir = run_dir / "checkpoints"
     resume_from = resume_checkpoint(run_dir) if resume else None
+    if config.model_options:
+        raise MasksmithError(f"model_options {sorted(config.model_options)} apply to instance models only.",
+                             fix="remove model_options from the config.")
     data = prepare_data(config)
     names = data.dataset.class_names
     binary = is_binary(config, len(names))
