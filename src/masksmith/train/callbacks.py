@@ -95,6 +95,9 @@ class History(L.Callback):
         self.echo = echo
         self.t0 = time.monotonic()
 
+    def plot(self) -> None:
+        plot_curves(self.csv, self.png)
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
@@ -109,7 +112,7 @@ class History(L.Callback):
             if new:
                 writer.writeheader()
             writer.writerow(row)
-        plot_curves(self.csv, self.png)
+        self.plot()
         if self.echo:
             shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "step") and
                               isinstance(v, float))
@@ -121,8 +124,10 @@ def read_metrics(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)]
 
 
-def plot_curves(csv_path: Path, png_path: Path) -> Path:
-    """Loss and metric curves per epoch from metrics.csv."""
+def plot_curves(csv_path: Path, png_path: Path, losses: tuple[str, ...] = ("train_loss", "val_loss"),
+                metrics: tuple[str, ...] = ("val_miou", "val_mean_dice", "val_pixel_accuracy"),
+                metrics_title: str = "validation") -> Path:
+    """Loss curves (left) and validation metrics in [0, 1] (right) per epoch, from metrics.csv."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,21 +136,17 @@ def plot_curves(csv_path: Path, png_path: Path) -> Path:
     rows = read_metrics(csv_path)
     epochs = [r["epoch"] for r in rows]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for key in ("train_loss", "val_loss"):
-        if any(key in r for r in rows):
-            a.plot(epochs, [r.get(key, np.nan) for r in rows], marker="o", label=key)
-    a.set_xlabel("epoch")
-    a.set_title("loss")
-    if a.lines:
-        a.legend()
-    for key in ("val_miou", "val_mean_dice", "val_pixel_accuracy"):
-        if any(key in r for r in rows):
-            b.plot(epochs, [r.get(key, np.nan) for r in rows], marker="o", label=key)
-    b.set_xlabel("epoch")
-    b.set_title("validation")
+    for axes, keys, title in ((a, losses, "loss"), (b, metrics, metrics_title)):
+        for key in keys:
+            if any(key in r for r in rows):
+                main = key == keys[0] or axes is b
+                axes.plot(epochs, [r.get(key, np.nan) for r in rows], marker="o" if main else ".", label=key,
+                          linewidth=2 if key == keys[0] else 1)
+        axes.set_xlabel("epoch")
+        axes.set_title(title)
+        if axes.lines:
+            axes.legend(fontsize=7 if len(keys) > 3 else None)
     b.set_ylim(0, 1)
-    if b.lines:
-        b.legend()
     fig.tight_layout()
     fig.savefig(png_path, dpi=90)
     plt.close(fig)

@@ -19,25 +19,20 @@ from __future__ import annotations
 import math
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from masksmith.data import load_dataset
 from masksmith.data.instance_data import (
     InstanceAugment,
     InstanceTensors,
     collate_fn,
     flip_permutation,
 )
-from masksmith.data.schema import Dataset, Sample
-from masksmith.data.torchdata import detect_flip_pairs
 from masksmith.errors import MasksmithError
 from masksmith.infer.instance import CocoAccumulator, Instance, draw_instances, masks_to_rles, truth_instances
 from masksmith.models.artifact import ModelArtifact, save_artifact
@@ -47,8 +42,9 @@ from masksmith.models.instance import (
     instance_normalisation,
     trainable_parameters,
 )
-from masksmith.train.callbacks import ClockSchedule, History, KeepModelFile, ProgressiveResize, read_metrics
+from masksmith.train.callbacks import ClockSchedule, History, KeepModelFile, ProgressiveResize, plot_curves
 from masksmith.train.config import TrainConfig
+from masksmith.train.samples import SampleSplit, split_samples
 from masksmith.train.semantic import new_run_dir, quiet_lightning, resume_checkpoint
 
 INSTANCE_LR = 0.01  # SGD for Mask R-CNN (torchvision's reference: 0.02 for 16 images; ours see fewer, warmed up)
@@ -182,42 +178,9 @@ class InstanceHistory(History):
     COLUMNS = ["epoch", "step", "seconds", "lr", "train_loss", *LOSS_NAMES, "val_mask_ap", "val_box_ap",
                "val_mask_ap50"]
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if trainer.is_global_zero and not trainer.sanity_checking and self.csv.exists():
-            plot_instance_curves(self.csv, self.png)
-
-
-def plot_instance_curves(csv_path: Path, png_path: Path) -> Path:
-    """Losses (left) and validation AP (right) per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_metrics(csv_path)
-    epochs = [r["epoch"] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for key in ("train_loss", *LOSS_NAMES):
-        if any(key in r for r in rows):
-            a.plot(epochs, [r.get(key, np.nan) for r in rows], marker="o" if key == "train_loss" else ".",
-                   label=key, linewidth=2 if key == "train_loss" else 1)
-    a.set_xlabel("epoch")
-    a.set_title("loss")
-    if a.lines:
-        a.legend(fontsize=7)
-    for key in ("val_mask_ap", "val_box_ap", "val_mask_ap50"):
-        if any(key in r for r in rows):
-            b.plot(epochs, [r.get(key, np.nan) for r in rows], marker="o", label=key)
-    b.set_xlabel("epoch")
-    b.set_title("validation (COCO AP)")
-    b.set_ylim(0, 1)
-    if b.lines:
-        b.legend()
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=90)
-    plt.close(fig)
-    return png_path
+    def plot(self) -> None:
+        plot_curves(self.csv, self.png, ("train_loss", *LOSS_NAMES), ("val_mask_ap", "val_box_ap", "val_mask_ap50"),
+                    "validation (COCO AP)")
 
 
 class InstancePreviews(L.Callback):
@@ -251,46 +214,12 @@ class InstancePreviews(L.Callback):
 
 
 # ---------------------------------------------------------------------------------------------------- data
-@dataclass
-class InstanceSplit:
-    dataset: Dataset
-    train: list[Sample]
-    val: list[Sample]
-    flip_pairs: list[list[str]]
-
-
-def split_instance_data(config: TrainConfig) -> InstanceSplit:
-    """The data set, its train/validation samples and the left/right class pairs, as the semantic trainer
-    chooses them (a separate validation set, or val_fraction of the data)."""
-    from masksmith.data.split import split_dataset
-
-    dataset = load_dataset(config.data, config.format, strict=config.strict_data, **config.data_options)
-    if not dataset.samples:
-        raise MasksmithError("has no usable images.", path=config.data,
-                             fix="check the data set with `masksmith dataset inspect`.")
-    if not dataset.classes:
+def split_instance_data(config: TrainConfig) -> SampleSplit:
+    """The shared train/validation choice (`split_samples`), plus the one thing detection needs: classes."""
+    split = split_samples(config)
+    if not split.dataset.classes:
         raise MasksmithError("has no classes to detect.", path=config.data, fix="annotate objects with labels.")
-    if config.val_data:
-        val_set = load_dataset(config.val_data, config.format, strict=config.strict_data, **config.data_options)
-        if val_set.class_names != dataset.class_names:
-            raise MasksmithError(f"has classes {val_set.class_names}, the training set {dataset.class_names}.",
-                                 path=config.val_data, fix="use the same class list in both.")
-        train, val = dataset.samples, val_set.samples
-    elif config.val_fraction > 0 and len(dataset.samples) >= 4:
-        parts = split_dataset(dataset, {"train": 1 - config.val_fraction, "val": config.val_fraction},
-                              seed=config.seed)
-        train, val = parts["train"].samples, parts["val"].samples
-    else:
-        train, val = dataset.samples, []
-    if config.flip_pairs == "auto":
-        pairs = [list(p) for p in detect_flip_pairs(dataset.class_names)]
-    else:
-        pairs = [list(p) for p in config.flip_pairs]
-        unknown = {n for p in pairs for n in p} - set(dataset.class_names)
-        if unknown or any(len(p) != 2 for p in pairs):
-            raise MasksmithError(f"flip_pairs {pairs} name classes the data set lacks: {sorted(unknown)}.",
-                                 fix=f"use pairs of these classes: {', '.join(dataset.class_names)}.")
-    return InstanceSplit(dataset, list(train), list(val), pairs)
+    return split
 
 
 def model_config_for(config: TrainConfig) -> dict[str, Any]:

@@ -25,13 +25,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from masksmith.data import load_dataset
 from masksmith.data.schema import Dataset
 from masksmith.data.torchdata import (
     AugmentConfig,
     CachedSamples,
     SegmentationTensors,
-    detect_flip_pairs,
     flip_lut,
     train_transform,
 )
@@ -192,33 +190,11 @@ def input_geometry(config: TrainConfig, dataset: Dataset) -> tuple[tuple[int, in
 
 
 def prepare_data(config: TrainConfig) -> PreparedData:
-    from masksmith.data.split import split_dataset
+    from masksmith.train.samples import split_samples
 
-    dataset = load_dataset(config.data, config.format, strict=config.strict_data, **config.data_options)
-    if not dataset.samples:
-        raise MasksmithError("has no usable images.", path=config.data, fix="check the data set with "
-                             "`masksmith dataset inspect`.")
+    split = split_samples(config)
+    dataset, train_samples, val_samples, pairs = split.dataset, split.train, split.val, split.flip_pairs
     size, scale = input_geometry(config, dataset)
-    if config.val_data:
-        val_set = load_dataset(config.val_data, config.format, strict=config.strict_data, **config.data_options)
-        if val_set.class_names != dataset.class_names:
-            raise MasksmithError(f"has classes {val_set.class_names}, the training set {dataset.class_names}.",
-                                 path=config.val_data, fix="use the same class list in both.")
-        train_samples, val_samples = dataset.samples, val_set.samples
-    elif config.val_fraction > 0 and len(dataset.samples) >= 4:
-        parts = split_dataset(dataset, {"train": 1 - config.val_fraction, "val": config.val_fraction},
-                              seed=config.seed)
-        train_samples, val_samples = parts["train"].samples, parts["val"].samples
-    else:
-        train_samples, val_samples = dataset.samples, []
-    if config.flip_pairs == "auto":
-        pairs = [list(p) for p in detect_flip_pairs(dataset.class_names)]
-    else:
-        pairs = [list(p) for p in config.flip_pairs]
-        unknown = {n for p in pairs for n in p} - set(dataset.class_names)
-        if unknown or any(len(p) != 2 for p in pairs):
-            raise MasksmithError(f"flip_pairs {pairs} name classes the data set lacks: {sorted(unknown)}.",
-                                 fix=f"use pairs of these classes: {', '.join(dataset.class_names)}.")
     train = CachedSamples.build(dataset, size, train_samples, scale)
     val = CachedSamples.build(dataset, size, val_samples, scale) if val_samples else None
     return PreparedData(dataset, train, val, pairs, size, scale)

@@ -1,0 +1,54 @@
+"""Which samples train and which validate, and which classes swap under a flip: one choice for every task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from masksmith.data import load_dataset
+from masksmith.data.schema import Dataset, Sample
+from masksmith.data.torchdata import detect_flip_pairs
+from masksmith.errors import MasksmithError
+from masksmith.train.config import TrainConfig
+
+
+@dataclass
+class SampleSplit:
+    dataset: Dataset
+    train: list[Sample]
+    val: list[Sample]
+    flip_pairs: list[list[str]]
+
+
+def split_samples(config: TrainConfig) -> SampleSplit:
+    """The training data set, its train/validation samples (a separate validation set, or a seeded
+    `val_fraction` of the data) and the left/right class pairs (detected from the names, or the config's)."""
+    from masksmith.data.split import split_dataset
+
+    dataset = load_dataset(config.data, config.format, strict=config.strict_data, **config.data_options)
+    if not dataset.samples:
+        raise MasksmithError("has no usable images.", path=config.data,
+                             fix="check the data set with `masksmith dataset inspect`.")
+    if config.val_data:
+        val_set = load_dataset(config.val_data, config.format, strict=config.strict_data, **config.data_options)
+        if val_set.class_names != dataset.class_names:
+            raise MasksmithError(f"has classes {val_set.class_names}, the training set {dataset.class_names}.",
+                                 path=config.val_data, fix="use the same class list in both.")
+        train, val = dataset.samples, val_set.samples
+    elif config.val_fraction > 0 and len(dataset.samples) >= 4:
+        parts = split_dataset(dataset, {"train": 1 - config.val_fraction, "val": config.val_fraction},
+                              seed=config.seed)
+        train, val = parts["train"].samples, parts["val"].samples
+    else:
+        train, val = dataset.samples, []
+    return SampleSplit(dataset, list(train), list(val), flip_pairs(config, dataset.class_names))
+
+
+def flip_pairs(config: TrainConfig, class_names: list[str]) -> list[list[str]]:
+    if config.flip_pairs == "auto":
+        return [list(p) for p in detect_flip_pairs(class_names)]
+    pairs = [list(p) for p in config.flip_pairs]
+    unknown = {n for p in pairs for n in p} - set(class_names)
+    if unknown or any(len(p) != 2 for p in pairs):
+        raise MasksmithError(f"flip_pairs {pairs} name classes the data set lacks: {sorted(unknown)}.",
+                             fix=f"use pairs of these classes: {', '.join(class_names)}.")
+    return pairs
