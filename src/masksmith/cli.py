@@ -404,7 +404,7 @@ def extract(
     predictor = open_predictor(model, score_threshold=score)
     names = predictor.artifact.classes
     wanted = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
-    check_wanted(wanted, names)  # before any photo is read
+    check_wanted(wanted, names, model)  # before any photo is read
     instance = predictor.artifact.task == "instance"
     rows = []
     for path, image, found in predictor.predict_files(expand_inputs(images)):

@@ -72,12 +72,12 @@ def cut_out(image: np.ndarray, mask: np.ndarray, background: str = "white", pad:
     return out
 
 
-def check_wanted(wanted: Iterable[str] | None, class_names: Sequence[str]) -> set[str]:
+def check_wanted(wanted: Iterable[str] | None, class_names: Sequence[str], model: Path | None = None) -> set[str]:
     """The classes to cut out (all when `wanted` is empty); MasksmithError for names the model lacks."""
     wanted_set = set(wanted) if wanted else set(class_names)
     unknown = wanted_set - set(class_names)
     if unknown:
-        raise MasksmithError(f"the model has no class {', '.join(sorted(unknown))}.",
+        raise MasksmithError(f"the model has no class {', '.join(sorted(unknown))}.", path=model,
                              fix=f"choose from: {', '.join(class_names)}.")
     return wanted_set
 
