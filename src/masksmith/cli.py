@@ -202,7 +202,8 @@ def train(
     model: Annotated[str | None, typer.Option("--model", "-m", help="Semantic: baseline, unet (default), fcn, fpn or "
                      "deeplabv3plus. Instance: maskrcnn_lite0 (default) or maskrcnn_resnet50_fpn.")] = None,
     task: Annotated[str, typer.Option(help="semantic, instance (Mask R-CNN) or auto (from --model).")] = "auto",
-    encoder: Annotated[str, typer.Option(help="Encoder: any smp or timm name.")] = "tf_efficientnet_lite0",
+    encoder: Annotated[str | None, typer.Option(help="Encoder: any smp or timm name (default "
+                                                "tf_efficientnet_lite0).")] = None,
     weights: Annotated[str, typer.Option(help="Encoder weights: imagenet-offline, imagenet, none or a file "
                                          "(for maskrcnn_resnet50_fpn: a COCO Mask R-CNN .pth).")
                        ] = "imagenet-offline",
@@ -216,7 +217,8 @@ def train(
     batch_size: Annotated[int | None, typer.Option(help="Images per step (semantic 8, instance 2).")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (semantic: AdamW 4e-3; instance: "
                                              "SGD 0.01).")] = None,
-    loss: Annotated[str, typer.Option(help="auto, ce, dice, ce+dice, focal, bce, bce+dice.")] = "auto",
+    loss: Annotated[str | None, typer.Option(help="auto, ce, dice, ce+dice, focal, bce, bce+dice (default: "
+                                             "ce+dice, or bce+dice for one class).")] = None,
     val: Annotated[float, typer.Option(help="Fraction held out for validation.")] = 0.15,
     val_data: Annotated[str | None, typer.Option(help="A separate validation data set.")] = None,
     flip: Annotated[bool, typer.Option(help="Random horizontal flips (left/right classes swapped).")] = True,
@@ -257,7 +259,7 @@ def train(
         cfg.size = size or (cfg.size if config else (512 if instance else 256))
         cfg.batch_size = batch_size or (cfg.batch_size if config else (2 if instance else 8))
         cfg.lr = lr if lr is not None else cfg.lr
-        cfg.encoder, cfg.loss = encoder, loss
+        cfg.encoder, cfg.loss = encoder or cfg.encoder, loss or cfg.loss
         cfg.shrink = shrink
         cfg.encoder_weights = None if weights.lower() == "none" else weights
         cfg.val_fraction, cfg.val_data, cfg.flip, cfg.seed = val, val_data, flip, seed

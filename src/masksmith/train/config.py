@@ -28,7 +28,7 @@ class TrainConfig:
     shrink: float | None = None  # ... or shrunk by this factor, keeping their aspect (sliding-window prediction)
     low_res_factor: float | None = 0.75  # progressive resizing: train at this fraction of the size first ...
     low_res_until: float = 0.5  # ... for this fraction of the run (by epochs or by the clock)
-    loss: str = "ce+dice"
+    loss: str = "auto"  # ce+dice; bce+dice (one sigmoid output) when there is a single class
     class_weights: list[float] | None = None
     lr: float = 4e-3  # short CPU runs learn far faster at 4e-3 than at the usual 1e-3 (docs/benchmarks.md)
     encoder_lr_factor: float = 1.0  # the pretrained encoder learns at lr * this; the new decoder at lr
