@@ -43,6 +43,8 @@ def recipe_config(recipe: str, data: Path, budget: float, seed: int, runs: Path)
                        runs_dir=str(runs), name=f"{recipe}-s{seed}", preview_images=4)
     if recipe == "ours":
         return base
+    if recipe == "ours-no-lowres":  # ablation: the whole budget at 512 px
+        return replace(base, low_res_factor=None)
     if recipe == "reference":  # 256 boxes: the architecture dict is built from the config in train_instance
         return replace(base, **REFERENCE, model_options={"box_batch_size_per_image": 256})
     raise SystemExit(f"unknown recipe {recipe}")
@@ -125,7 +127,7 @@ def render(results: list[dict], args) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipes", default="ours", help="comma-separated: ours, reference")
+    parser.add_argument("--recipes", default="ours", help="comma-separated: ours, ours-no-lowres, reference")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--budget", type=float, default=1800.0, help="training seconds per run")
     parser.add_argument("--runs", default=None, help="where run folders go (default: a temporary folder)")

@@ -17,8 +17,6 @@ here into an equivalent zoom range (see `scale_range`).
 from __future__ import annotations
 
 import math
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +33,15 @@ from masksmith.data.instance_data import (
 )
 from masksmith.errors import MasksmithError
 from masksmith.infer.instance import CocoAccumulator, Instance, draw_instances, masks_to_rles, truth_instances
-from masksmith.models.artifact import ModelArtifact, save_artifact
 from masksmith.models.instance import (
     build_instance_model,
     instance_model_config,
     instance_normalisation,
     trainable_parameters,
 )
-from masksmith.train.callbacks import ClockSchedule, History, KeepModelFile, ProgressiveResize, plot_curves
+from masksmith.train.callbacks import History, plot_curves
 from masksmith.train.config import TrainConfig
+from masksmith.train.run import fit_run, model_saver
 from masksmith.train.samples import SampleSplit, split_samples
 from masksmith.train.semantic import new_run_dir, quiet_lightning, resume_checkpoint
 
@@ -235,7 +233,6 @@ def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: boo
     quiet_lightning()
     L.seed_everything(config.seed, workers=True, verbose=False)
     run_dir = run_dir or new_run_dir(config)
-    ckpt_dir = run_dir / "checkpoints"
     resume_from = resume_checkpoint(run_dir) if resume else None
     split = split_instance_data(config)
     names = split.dataset.class_names
@@ -266,45 +263,12 @@ def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: boo
                                         "max_size": config.size},
                          flip_pairs=split.flip_pairs)
 
-    def save(pl_module: InstanceModule, reason: str) -> Path:
-        state = {k: v.contiguous() for k, v in pl_module.net.state_dict().items()}
-        summary = {"reason": reason, "epoch": pl_module.current_epoch + 1, "data": str(config.data),
-                   "images": len(train_data), "lr": lr,
-                   "metrics": {k: float(v) for k, v in pl_module.trainer.callback_metrics.items()
-                               if torch.is_tensor(v) and v.numel() == 1}}
-        return save_artifact(ModelArtifact(**artifact_base, training=summary, state_dict=state),
-                             run_dir / "model.masksmith")
-
-    monitor = "val_mask_ap" if val_data else None
-    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
-        save_top_k=1 if monitor else 0, enable_version_counter=False)
-    clock = ClockSchedule(module.base_lrs(), config.epochs, config.time_budget, config.warmup_fraction)
-    callbacks: list[L.Callback] = [
-        clock, checkpoint,
-        # written only when training stops on Ctrl-C or an error
-        L.pytorch.callbacks.OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
-        InstanceHistory(run_dir), InstancePreviews(run_dir, val_data or train_data, config.preview_images),
-        KeepModelFile(save, monitor), *(extra_callbacks or []),
-    ]
-    if config.low_res_factor and config.low_res_factor < 1:
-        callbacks.append(ProgressiveResize(RCNNInputSize(net), clock, config.low_res_factor, config.low_res_until,
-                                           (config.size, config.size), divisor=32))
-    interactive = sys.stdout.isatty()
-    if interactive:
-        callbacks.append(L.pytorch.callbacks.RichProgressBar())
-    trainer = L.Trainer(
-        max_epochs=config.epochs if config.epochs else -1,
-        max_time={"seconds": config.time_budget} if config.time_budget else None,
-        accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
-        precision=PRECISION, callbacks=callbacks, logger=False,
-        enable_progress_bar=interactive, enable_model_summary=False, default_root_dir=str(run_dir),
-        num_sanity_val_steps=0, log_every_n_steps=5, deterministic=False,
-        # a safety net for SGD at 0.01 on small batches: the first steps on fresh heads can spike
-        gradient_clip_val=10.0,
-    )
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, trainer.world_size)))
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume_from) if resume_from else None)
-    if trainer.is_global_zero and not (run_dir / "model.masksmith").exists():
-        save(module, "last")
+    fit_run(config, run_dir, module, train_loader, val_loader, save=model_saver(run_dir, config, artifact_base,
+                                                                                len(train_data), lr=lr),
+            monitor="val_mask_ap" if val_data else None, history=InstanceHistory(run_dir),
+            previews=InstancePreviews(run_dir, val_data or train_data, config.preview_images),
+            precision=PRECISION, resume_from=resume_from,
+            resize=(RCNNInputSize(net), (config.size, config.size), 32), extra_callbacks=extra_callbacks,
+            # a safety net for SGD at 0.01 on small batches: the first steps on fresh heads can spike
+            gradient_clip_val=10.0)
     return run_dir

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -34,7 +32,6 @@ from masksmith.data.torchdata import (
     train_transform,
 )
 from masksmith.errors import MasksmithError
-from masksmith.models.artifact import ModelArtifact, save_artifact
 from masksmith.models.registry import (
     ModelConfig,
     SegmentationNet,
@@ -42,10 +39,11 @@ from masksmith.models.registry import (
     default_normalisation,
     get_architecture,
 )
-from masksmith.train.callbacks import ClockSchedule, History, KeepModelFile, Previews, ProgressiveResize
+from masksmith.train.callbacks import History, Previews
 from masksmith.train.config import TrainConfig
 from masksmith.train.losses import SegmentationLoss
 from masksmith.train.metrics import ConfusionMatrix
+from masksmith.train.run import fit_run, model_saver
 
 
 def quiet_lightning() -> None:
@@ -226,7 +224,6 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
     quiet_lightning()
     L.seed_everything(config.seed, workers=True, verbose=False)
     run_dir = run_dir or new_run_dir(config)
-    ckpt_dir = run_dir / "checkpoints"
     resume_from = resume_checkpoint(run_dir) if resume else None
     if config.model_options:
         raise MasksmithError(f"model_options {sorted(config.model_options)} apply to instance models only.",
@@ -262,46 +259,12 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
                                            else {"input_mode": "resize"})},
                          flip_pairs=data.flip_pairs)
 
-    def save(pl_module: SemanticModule, reason: str) -> Path:
-        state = {k: v.contiguous() for k, v in pl_module.net.state_dict().items()}
-        summary = {"reason": reason, "epoch": pl_module.current_epoch + 1, "data": str(config.data),
-                   "images": len(data.train), "metrics": {k: float(v) for k, v in
-                                                          pl_module.trainer.callback_metrics.items()
-                                                          if torch.is_tensor(v) and v.numel() == 1}}
-        return save_artifact(ModelArtifact(**artifact_base, training=summary, state_dict=state),
-                             run_dir / "model.masksmith")
-
+    save = model_saver(run_dir, config, artifact_base, len(data.train))
     preview_source = data.val or data.train
     k = min(config.preview_images, len(preview_source))
-    monitor = "val_miou" if data.val else None
-    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
-        save_top_k=1 if monitor else 0, enable_version_counter=False)
-    clock = ClockSchedule(module.base_lrs(), config.epochs, config.time_budget, config.warmup_fraction)
-    callbacks: list[L.Callback] = [
-        clock, checkpoint,
-        # written only when training stops on Ctrl-C or an error (and deleted after a clean finish)
-        L.pytorch.callbacks.OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
-        History(run_dir), Previews(run_dir, preview_source.images[:k], preview_source.masks[:k],
-                                   data.dataset.colors()),
-        KeepModelFile(save, monitor), *(extra_callbacks or []),
-    ]
-    if config.low_res_factor and config.low_res_factor < 1:
-        callbacks.append(ProgressiveResize(augment, clock, config.low_res_factor, config.low_res_until,
-                                           size, get_architecture(config.arch).divisor))
-    interactive = sys.stdout.isatty()
-    if interactive:
-        callbacks.append(L.pytorch.callbacks.RichProgressBar())
-    trainer = L.Trainer(
-        max_epochs=config.epochs if config.epochs else -1,
-        max_time={"seconds": config.time_budget} if config.time_budget else None,
-        accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
-        precision=resolve_precision(config), callbacks=callbacks, logger=False,
-        enable_progress_bar=interactive, enable_model_summary=False, default_root_dir=str(run_dir),
-        num_sanity_val_steps=0, log_every_n_steps=5, deterministic=False,
-    )
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, trainer.world_size)))
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume_from) if resume_from else None)
-    if trainer.is_global_zero and not (run_dir / "model.masksmith").exists():
-        save(module, "last")
+    fit_run(config, run_dir, module, train_loader, val_loader, save=save,
+            monitor="val_miou" if data.val else None, history=History(run_dir),
+            previews=Previews(run_dir, preview_source.images[:k], preview_source.masks[:k], data.dataset.colors()),
+            precision=resolve_precision(config), resume_from=resume_from,
+            resize=(augment, size, get_architecture(config.arch).divisor), extra_callbacks=extra_callbacks)
     return run_dir

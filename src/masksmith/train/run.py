@@ -1,0 +1,79 @@
+"""What every training run shares, whatever the task: the model file writer and the Lightning Trainer with
+its checkpoints, clock-driven schedule, Ctrl-C checkpoint, history, previews, progressive resizing and
+progress bar. The task trainers (semantic.py, instance.py) build the data, module and callbacks that differ."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from masksmith.models.artifact import ModelArtifact, save_artifact
+from masksmith.train.callbacks import ClockSchedule, KeepModelFile, ProgressiveResize
+from masksmith.train.config import TrainConfig
+
+MODEL_FILE = "model.masksmith"
+
+
+def model_saver(run_dir: Path, config: TrainConfig, artifact_fields: dict[str, Any], images: int,
+                **summary: Any) -> Callable[[L.LightningModule, str], Path]:
+    """save(pl_module, reason) -> run_dir/model.masksmith with the module's `net` weights, the artifact
+    fields (task, model, classes, ...) and a training summary (reason, epoch, data, scalar metrics)."""
+
+    def save(pl_module: L.LightningModule, reason: str) -> Path:
+        state = {k: v.contiguous() for k, v in pl_module.net.state_dict().items()}
+        metrics = {k: float(v) for k, v in pl_module.trainer.callback_metrics.items()
+                   if torch.is_tensor(v) and v.numel() == 1}
+        training = {"reason": reason, "epoch": pl_module.current_epoch + 1, "data": str(config.data),
+                    "images": images, **summary, "metrics": metrics}
+        return save_artifact(ModelArtifact(**artifact_fields, training=training, state_dict=state),
+                             run_dir / MODEL_FILE)
+
+    return save
+
+
+def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train_loader: Any, val_loader: Any,
+            *, save: Callable[[L.LightningModule, str], Path], monitor: str | None, history: L.Callback,
+            previews: L.Callback, precision: str, resume_from: Path | None,
+            resize: tuple[Any, tuple[int, int], int] | None = None,
+            extra_callbacks: list[L.Callback] | None = None, **trainer_options: Any) -> None:
+    """Fit `module` and leave the run folder complete (the model file is written even when nothing improved).
+
+    `monitor`: the validation metric (higher is better) that picks best.ckpt and the model file; None keeps the
+    last. `resize`: (object with a `size`, full (h, w), divisor) for progressive resizing when the config asks.
+    `trainer_options` go to L.Trainer (e.g. gradient_clip_val)."""
+    ckpt_dir = run_dir / "checkpoints"
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
+        save_top_k=1 if monitor else 0, enable_version_counter=False)
+    clock = ClockSchedule(module.base_lrs(), config.epochs, config.time_budget, config.warmup_fraction)
+    callbacks: list[L.Callback] = [
+        clock, checkpoint,
+        # written only when training stops on Ctrl-C or an error
+        L.pytorch.callbacks.OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
+        history, previews, KeepModelFile(save, monitor), *(extra_callbacks or []),
+    ]
+    if resize is not None and config.low_res_factor and config.low_res_factor < 1:
+        target, full, divisor = resize
+        callbacks.append(ProgressiveResize(target, clock, config.low_res_factor, config.low_res_until, full,
+                                           divisor))
+    interactive = sys.stdout.isatty()
+    if interactive:
+        callbacks.append(L.pytorch.callbacks.RichProgressBar())
+    trainer = L.Trainer(
+        max_epochs=config.epochs if config.epochs else -1,
+        max_time={"seconds": config.time_budget} if config.time_budget else None,
+        accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
+        precision=precision, callbacks=callbacks, logger=False,
+        enable_progress_bar=interactive, enable_model_summary=False, default_root_dir=str(run_dir),
+        num_sanity_val_steps=0, log_every_n_steps=5, deterministic=False, **trainer_options,
+    )
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, trainer.world_size)))
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume_from) if resume_from else None)
+    if trainer.is_global_zero and not (run_dir / MODEL_FILE).exists():
+        save(module, "last")
