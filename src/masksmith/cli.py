@@ -322,7 +322,7 @@ def evaluate(
     if predictor.artifact.task == "instance":
         _evaluate_instances(predictor, data, out, format, not lenient, parse_options(option))
         return
-    report = evaluate_semantic(model, data, out, worst=worst, tta=tta, format=format, strict=not lenient,
+    report = evaluate_semantic(predictor, data, out, worst=worst, format=format, strict=not lenient,
                                **parse_options(option))
     table = Table("class", "IoU", "Dice", "IoU (input size)", "pixels")
     for k, name in enumerate(report.classes):
