@@ -94,3 +94,25 @@ def test_losses_ignore_void_pixels() -> None:
         changed = logits.clone()
         changed[0, :, 1, 1] += torch.tensor([5.0, -5.0, 0.0])
         assert not torch.isclose(loss(logits, target), loss(changed, target)), name
+
+
+@pytest.mark.parametrize("void", [False, True])
+def test_multiclass_dice_matches_smp_value_and_gradient(void: bool) -> None:
+    from segmentation_models_pytorch.losses import DiceLoss
+
+    from masksmith.train.losses import multiclass_dice_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 6, 17, 19, requires_grad=True)
+    target = torch.randint(0, 6, (3, 17, 19))
+    target[target == 4] = 2  # class 4 absent: it must count zero, as in smp
+    if void:
+        target[:, :3] = 255
+    expected = DiceLoss("multiclass", from_logits=True, ignore_index=255)(logits, target)
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    ours = multiclass_dice_loss(logits.log_softmax(1), target)
+    (grad,) = torch.autograd.grad(ours, logits)
+    assert torch.isclose(ours, expected, atol=1e-6)
+    assert torch.allclose(grad, expected_grad, atol=1e-8)
+    perfect = torch.nn.functional.one_hot(torch.where(target == 255, 0, target), 6).permute(0, 3, 1, 2) * 40.0
+    assert multiclass_dice_loss(perfect.log_softmax(1), target) < 1e-4
