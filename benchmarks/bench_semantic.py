@@ -32,15 +32,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import car_parts_or_exit, write_section  # noqa: E402
 from masksmith.infer.evaluate import evaluate_semantic  # noqa: E402
+from masksmith.models.encoders import freeze_modules  # noqa: E402
 from masksmith.models.registry import ModelConfig, SegmentationNet, build_model  # noqa: E402
 from masksmith.train.config import TrainConfig  # noqa: E402
 from masksmith.train.losses import SegmentationLoss  # noqa: E402
-from masksmith.train.semantic import resolve_precision, train_semantic  # noqa: E402
+from masksmith.train.semantic import frozen_encoder_part, resolve_precision, train_semantic  # noqa: E402
 
 # Every field that masksmith's defaults change is pinned here, so the reference stays the reference.
 REFERENCE = dict(decoder_channels=None, loss="ce+dice", lr=1e-3, encoder_lr_factor=1.0, warmup_fraction=0.0,
                  weight_decay=1e-2, batch_size=8, precision="32-true", channels_last=True, flip=True,
                  flip_pairs="auto", scale=[1.0, 1.0], color_jitter=0.0, low_res_factor=None, shrink=None,
+                 freeze_encoder_levels=0,
                  arch="unet", encoder="tf_efficientnet_lite0", encoder_weights="imagenet-offline", size=256)
 
 
@@ -92,10 +94,14 @@ def bare_throughput(config: TrainConfig, steps: int = 12) -> float:
     model_config = ModelConfig(arch=config.arch, num_outputs=19, encoder=config.encoder,
                                encoder_weights=None, decoder_channels=config.decoder_channels)
     net = SegmentationNet(build_model(model_config, pretrained=False), (0.5,) * 3, (0.5,) * 3)
+    frozen = frozen_encoder_part(net, config)
+    freeze_modules(frozen)
+    for module in frozen:
+        module.eval()
     if config.channels_last:
         net = net.to(memory_format=torch.channels_last)
     loss_fn = SegmentationLoss("ce+dice", 19)
-    opt = torch.optim.AdamW(net.parameters(), 1e-3)
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], 1e-3)
     x = torch.rand(config.batch_size, 3, config.size, config.size) * 255
     if config.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)

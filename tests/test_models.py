@@ -101,3 +101,18 @@ def test_bad_model_files(tmp_path: Path) -> None:
 def test_unknown_architecture_lists_known_ones() -> None:
     with pytest.raises(ModelError, match="baseline, unet, fcn, fpn, deeplabv3plus"):
         get_architecture("segformer")
+
+
+def test_early_encoder_modules_stop_at_the_asked_stride() -> None:
+    from masksmith.models.encoders import early_encoder_modules
+
+    lite0 = build_model(ModelConfig(arch="unet", num_outputs=3, encoder="tf_efficientnet_lite0",
+                                    encoder_weights=None), pretrained=False).encoder
+    body = lite0.model
+    assert early_encoder_modules(lite0, 2) == [body.conv_stem, body.bn1, body.blocks[0], body.blocks[1]]
+    assert early_encoder_modules(lite0, 1) == [body.conv_stem, body.bn1, body.blocks[0]]
+    assert early_encoder_modules(lite0, 0) == []
+    resnet = build_model(ModelConfig(arch="fpn", num_outputs=3, encoder="resnet18", encoder_weights=None),
+                         pretrained=False).encoder
+    assert early_encoder_modules(resnet, 2) == [resnet.conv1, resnet.bn1, resnet.layer1]
+    assert early_encoder_modules(torch.nn.Linear(2, 2), 2) is None

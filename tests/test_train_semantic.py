@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from masksmith.data import load_dataset
@@ -51,6 +52,20 @@ def test_run_folder_has_everything(trained: Path) -> None:
     assert artifact.classes == ["body", "wheel", "window", "light"]
     assert artifact.preprocessing["size"] == [64, 64] and artifact.preprocessing["mean"] == [0.5, 0.5, 0.5]
     assert artifact.colors[1] == [0, 0, 255]
+
+
+def test_pretrained_stem_and_early_stages_stay_as_loaded(trained: Path) -> None:
+    from masksmith.models.registry import ModelConfig, build_model
+
+    state = load_artifact(trained / "model.masksmith").state_dict
+    start = build_model(ModelConfig(arch="unet", num_outputs=state["model.segmentation_head.0.weight"].shape[0],
+                                    encoder="tf_efficientnet_lite0", encoder_weights="imagenet-offline",
+                                    decoder_channels=[32, 16, 16, 8, 8]), pretrained=True).state_dict()
+    prefix = "model.encoder.model."
+    for name in ("conv_stem.weight", "bn1.running_mean", "blocks.1.1.conv_dw.weight", "blocks.1.1.bn2.running_var"):
+        assert torch.equal(state["model." + "encoder.model." + name], start["encoder.model." + name]), name
+    for name in ("blocks.2.0.conv_dw.weight", "blocks.2.0.bn2.running_mean"):  # stride 8 on: fine-tuned
+        assert not torch.equal(state[prefix + name], start["encoder.model." + name]), name
 
 
 def test_evaluate_writes_report_with_consistent_numbers(trained: Path, cars: Path, tmp_path: Path) -> None:

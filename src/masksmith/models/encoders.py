@@ -460,3 +460,46 @@ def create_smp_model(arch: str, encoder_name: str, weights: str | Path | None, *
         ) from exc
     plan.load_into(model)
     return model
+
+
+# ----------------------------------------------------------------------------------------- freezing
+def early_encoder_modules(encoder: nn.Module, levels: int) -> list[nn.Module] | None:
+    """The stem and stages of `encoder` that run at stride 2**levels or finer, in forward order.
+
+    These hold the generic edge and colour filters that a pretrained encoder can keep as they are while the
+    rest fine-tunes; they also run at the highest resolutions, so skipping their backward pass saves the
+    most time per parameter. Knows timm feature extractors (by their ``feature_info``; smp's ``tu-`` encoders
+    wrap one as ``.model``) and ResNet layouts (smp and torchvision); None for other layouts.
+    """
+    body = getattr(encoder, "model", encoder)
+    if levels <= 0:
+        return []
+    info = getattr(body, "feature_info", None)
+    if info is not None and hasattr(info, "get_dicts"):
+        within = [d["module"] for d in info.get_dicts() if d["reduction"] <= 2**levels]
+        return _modules_through(body, within[-1]) if within else []
+    if all(hasattr(body, name) for name in ("conv1", "bn1", "layer1")):
+        # conv1 is at stride 2 (level 1); layer k runs at stride 2**(k + 1)
+        return [body.conv1, body.bn1] + [getattr(body, f"layer{k}") for k in range(1, levels) if hasattr(body,
+                                                                                                       f"layer{k}")]
+    return None
+
+
+def _modules_through(root: nn.Module, target: str) -> list[nn.Module]:
+    """Children of `root` in registration order up to and including the module at dotted path `target`."""
+    found: list[nn.Module] = []
+    for name, child in root.named_children():
+        if name == target:
+            return [*found, child]
+        if target.startswith(name + "."):
+            return found + _modules_through(child, target[len(name) + 1:])
+        found.append(child)
+    raise ModelError(f"encoder has no module {target!r} although its feature_info names it.")
+
+
+def freeze_modules(modules: list[nn.Module]) -> None:
+    """No gradients for these modules' parameters (their BatchNorm layers must also be kept in eval mode by
+    whoever trains them, or switched to FrozenBatchNorm2d)."""
+    for module in modules:
+        for p in module.parameters():
+            p.requires_grad_(False)

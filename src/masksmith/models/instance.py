@@ -25,7 +25,14 @@ import torch
 from torch import Tensor, nn
 
 from masksmith.errors import ModelError
-from masksmith.models.encoders import LITE0_TIMM_NAME, OFFLINE_WEIGHTS, PREPROCESS
+from masksmith.models.encoders import (
+    LITE0_TIMM_NAME,
+    OFFLINE_WEIGHTS,
+    PREPROCESS,
+    early_encoder_modules,
+    freeze_modules,
+)
+from masksmith.models.roi_align import use_gather_roi_align
 
 INSTANCE_ARCHS: dict[str, str] = {
     "maskrcnn_lite0": "Mask R-CNN on EfficientNet-Lite0 + 128-channel FPN (offline ImageNet weights; CPU-friendly)",
@@ -160,12 +167,6 @@ def _common_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _freeze(*modules: nn.Module) -> None:
-    for module in modules:
-        for p in module.parameters():
-            p.requires_grad_(False)
-
-
 # --------------------------------------------------------------------------------------------- Lite0 + FPN
 class TimmFPNBackbone(nn.Module):
     """A timm ``features_only`` body and a torchvision FPN, shaped like torchvision's ``BackboneWithFPN``:
@@ -212,7 +213,7 @@ def _lite0_body(config: Mapping[str, Any], pretrained: bool) -> nn.Module:
         # batches of 2-8 images give useless BatchNorm statistics; keep ImageNet's, and keep the low-level
         # stride-2/4 stages as they are (the Detectron2 / torchvision fine-tuning recipe)
         body = freeze_batch_norm_2d(body)
-        _freeze(body.conv_stem, body.bn1, body.blocks[0], body.blocks[1])
+        freeze_modules(early_encoder_modules(body, 2) or [])
     return body
 
 
@@ -239,7 +240,7 @@ def _build_lite0(config: Mapping[str, Any], num_classes: int, pretrained: bool) 
     backbone = TimmFPNBackbone(_lite0_body(config, pretrained), channels)
     rep = int(config["box_representation"])
     mask_ch = int(config["mask_head_channels"])
-    return init_predictors(MaskRCNN(
+    return use_gather_roi_align(init_predictors(MaskRCNN(
         backbone,
         num_classes=None,  # the predictors below carry K + 1
         box_head=TwoMLPHead(channels * 7 * 7, rep),
@@ -247,7 +248,7 @@ def _build_lite0(config: Mapping[str, Any], num_classes: int, pretrained: bool) 
         mask_head=MaskRCNNHeads(channels, [mask_ch] * int(config["mask_head_layers"]), 1),
         mask_predictor=MaskRCNNPredictor(mask_ch, mask_ch, num_classes + 1),
         **_common_kwargs(config),
-    ))
+    )))
 
 
 # ------------------------------------------------------------------------------------------- ResNet-50 FPN
@@ -255,13 +256,12 @@ def _build_resnet50(config: Mapping[str, Any], num_classes: int, pretrained: boo
     from timm.layers import freeze_batch_norm_2d
     from torchvision.models.detection import maskrcnn_resnet50_fpn
 
-    model = init_predictors(maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=num_classes + 1,
-                                                  **_common_kwargs(config)))
+    model = use_gather_roi_align(init_predictors(maskrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=num_classes + 1, **_common_kwargs(config))))
     if config.get("frozen_bn"):
         # what torchvision does when it starts from pretrained weights (trainable_backbone_layers=3)
         model.backbone.body = freeze_batch_norm_2d(model.backbone.body)
-        body = model.backbone.body
-        _freeze(body.conv1, body.layer1)
+        freeze_modules(early_encoder_modules(model.backbone.body, 2) or [])
     weights = config.get("weights")
     if pretrained and weights is not None:
         load_coco_maskrcnn_weights(model, Path(weights))

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from masksmith.data.torchdata import (
     train_transform,
 )
 from masksmith.errors import MasksmithError
+from masksmith.models.encoders import early_encoder_modules, freeze_modules
 from masksmith.models.registry import (
     ModelConfig,
     SegmentationNet,
@@ -43,17 +42,7 @@ from masksmith.train.callbacks import History, Previews
 from masksmith.train.config import TrainConfig
 from masksmith.train.losses import SegmentationLoss
 from masksmith.train.metrics import ConfusionMatrix
-from masksmith.train.run import fit_run, model_saver
-
-
-def quiet_lightning() -> None:
-    """Lightning's hints that do not apply to how we drive it (we pass ckpt_path ourselves, validation is
-    optional) would only confuse users; real warnings stay."""
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    for message in (r"`\.fit\(ckpt_path=None\)` was called without a model", r"\.fit\(ckpt_path=\"last\"\) is set",
-                    r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"You defined a `validation_step` but have no",
-                    r"The '\w+_dataloader' does not have many workers", r"The number of training batches"):
-        warnings.filterwarnings("ignore", message=message)
+from masksmith.train.run import fit_run, model_saver, start_run
 
 
 def bf16_supported() -> bool:
@@ -82,9 +71,12 @@ def loss_name(config: TrainConfig, binary: bool) -> str:
 
 class SemanticModule(L.LightningModule):
     def __init__(self, net: SegmentationNet, loss: SegmentationLoss, num_classes: int, lr: float,
-                 weight_decay: float, channels_last: bool, encoder_lr_factor: float = 1.0) -> None:
+                 weight_decay: float, channels_last: bool, encoder_lr_factor: float = 1.0,
+                 frozen: list[torch.nn.Module] | None = None) -> None:
         super().__init__()
         self.net = net
+        self.frozen = frozen or []  # kept in eval mode: their BatchNorm statistics stay as pretrained
+        freeze_modules(self.frozen)
         self.loss_fn = loss
         self.num_classes = num_classes  # including background
         self.binary = loss.binary
@@ -95,6 +87,12 @@ class SemanticModule(L.LightningModule):
         self.confusion = ConfusionMatrix(num_classes)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+
+    def train(self, mode: bool = True) -> SemanticModule:
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float()
@@ -147,9 +145,10 @@ class SemanticModule(L.LightningModule):
 
     def param_groups(self) -> list[dict[str, Any]]:
         """The decoder starts from scratch and learns at the full rate; a pretrained encoder may go slower."""
-        encoder = list(getattr(self.net.model, "encoder", torch.nn.Module()).parameters())
+        encoder = [p for p in getattr(self.net.model, "encoder", torch.nn.Module()).parameters() if p.requires_grad]
         ids = {id(p) for p in encoder}
-        groups = [{"params": [p for p in self.net.parameters() if id(p) not in ids], "lr": self.lr}]
+        groups = [{"params": [p for p in self.net.parameters() if id(p) not in ids and p.requires_grad],
+                   "lr": self.lr}]
         if encoder:
             groups.append({"params": encoder, "lr": self.lr * self.encoder_lr_factor})
         return groups
@@ -198,33 +197,25 @@ def prepare_data(config: TrainConfig) -> PreparedData:
     return PreparedData(dataset, train, val, pairs, size, scale)
 
 
-def new_run_dir(config: TrainConfig) -> Path:
-    root = Path(config.runs_dir)
-    base = config.name or f"{config.arch}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run = root / base
-    k = 2
-    while run.exists():
-        run = root / f"{base}-{k}"
-        k += 1
-    return run
-
-
-def resume_checkpoint(run_dir: Path) -> Path:
-    """The newest of checkpoints/last.ckpt and interrupted.ckpt (written on Ctrl-C mid-epoch)."""
-    found = [p for p in (run_dir / "checkpoints" / n for n in ("last.ckpt", "interrupted.ckpt")) if p.exists()]
-    if not found:
-        raise MasksmithError("has no checkpoints/last.ckpt to resume from.", path=run_dir,
-                             fix="start a new run without --resume.")
-    return max(found, key=lambda p: p.stat().st_mtime)
+def frozen_encoder_part(net: SegmentationNet, config: TrainConfig) -> list[torch.nn.Module]:
+    """The early encoder modules to keep fixed (config.freeze_encoder_levels); none when the encoder starts
+    from random weights or the architecture has no encoder."""
+    encoder = getattr(net.model, "encoder", None)
+    if not config.encoder_weights or encoder is None or config.freeze_encoder_levels <= 0:
+        return []
+    modules = early_encoder_modules(encoder, config.freeze_encoder_levels)
+    if modules is None:
+        logging.getLogger(__name__).warning(
+            "encoder %s: its layout is not known, so all of it trains (freeze_encoder_levels ignored).",
+            config.encoder)
+        return []
+    return modules
 
 
 def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: bool = False,
                    extra_callbacks: list[L.Callback] | None = None) -> Path:
     """Train and return the run folder. With `resume`, continue `run_dir` from checkpoints/last.ckpt."""
-    quiet_lightning()
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    run_dir = run_dir or new_run_dir(config)
-    resume_from = resume_checkpoint(run_dir) if resume else None
+    run_dir, resume_from = start_run(config, run_dir, resume)
     if config.model_options:
         raise MasksmithError(f"model_options {sorted(config.model_options)} apply to instance models only.",
                              fix="remove model_options from the config.")
@@ -238,7 +229,8 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
     net = SegmentationNet(build_model(model_config, pretrained=not resume), mean, std)
     loss = SegmentationLoss(loss_name(config, binary), model_config.num_outputs, config.class_weights)
     module = SemanticModule(net, loss, len(names) + 1, config.lr, config.weight_decay, config.channels_last,
-                            config.encoder_lr_factor if config.encoder_weights else 1.0)
+                            config.encoder_lr_factor if config.encoder_weights else 1.0,
+                            frozen=frozen_encoder_part(net, config))
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
