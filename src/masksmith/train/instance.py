@@ -41,9 +41,8 @@ from masksmith.models.instance import (
 )
 from masksmith.train.callbacks import History, plot_curves
 from masksmith.train.config import TrainConfig
-from masksmith.train.run import fit_run, model_saver
+from masksmith.train.run import fit_run, model_saver, start_run
 from masksmith.train.samples import SampleSplit, split_samples
-from masksmith.train.semantic import new_run_dir, quiet_lightning, resume_checkpoint
 
 INSTANCE_LR = 0.01  # SGD for Mask R-CNN (torchvision's reference: 0.02 for 16 images; ours see fewer, warmed up)
 LOSS_NAMES = ("loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg")
@@ -230,10 +229,7 @@ def model_config_for(config: TrainConfig) -> dict[str, Any]:
 def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: bool = False,
                    extra_callbacks: list[L.Callback] | None = None) -> Path:
     """Train Mask R-CNN and return the run folder. With `resume`, continue `run_dir` from its last checkpoint."""
-    quiet_lightning()
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    run_dir = run_dir or new_run_dir(config)
-    resume_from = resume_checkpoint(run_dir) if resume else None
+    run_dir, resume_from = start_run(config, run_dir, resume)
     split = split_instance_data(config)
     names = split.dataset.class_names
     model_config = model_config_for(config)

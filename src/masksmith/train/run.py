@@ -4,8 +4,11 @@ progress bar. The task trainers (semantic.py, instance.py) build the data, modul
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,11 +16,51 @@ from typing import Any
 import lightning as L
 import torch
 
+from masksmith.errors import MasksmithError
 from masksmith.models.artifact import ModelArtifact, save_artifact
 from masksmith.train.callbacks import ClockSchedule, KeepModelFile, ProgressiveResize
 from masksmith.train.config import TrainConfig
 
 MODEL_FILE = "model.masksmith"
+
+
+def start_run(config: TrainConfig, run_dir: Path | None, resume: bool) -> tuple[Path, Path | None]:
+    """Quiet Lightning, seed everything, and return (run folder, checkpoint to resume from or None): a new
+    folder under config.runs_dir unless `run_dir` is given."""
+    quiet_lightning()
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    run_dir = run_dir or new_run_dir(config)
+    return run_dir, resume_checkpoint(run_dir) if resume else None
+
+
+def quiet_lightning() -> None:
+    """Lightning's hints that do not apply to how we drive it (we pass ckpt_path ourselves, validation is
+    optional) would only confuse users; real warnings stay."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    for message in (r"`\.fit\(ckpt_path=None\)` was called without a model", r"\.fit\(ckpt_path=\"last\"\) is set",
+                    r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"You defined a `validation_step` but have no",
+                    r"The '\w+_dataloader' does not have many workers", r"The number of training batches"):
+        warnings.filterwarnings("ignore", message=message)
+
+
+def new_run_dir(config: TrainConfig) -> Path:
+    root = Path(config.runs_dir)
+    base = config.name or f"{config.arch}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run = root / base
+    k = 2
+    while run.exists():
+        run = root / f"{base}-{k}"
+        k += 1
+    return run
+
+
+def resume_checkpoint(run_dir: Path) -> Path:
+    """The newest of checkpoints/last.ckpt and interrupted.ckpt (written on Ctrl-C mid-epoch)."""
+    found = [p for p in (run_dir / "checkpoints" / n for n in ("last.ckpt", "interrupted.ckpt")) if p.exists()]
+    if not found:
+        raise MasksmithError("has no checkpoints/last.ckpt to resume from.", path=run_dir,
+                             fix="start a new run without --resume.")
+    return max(found, key=lambda p: p.stat().st_mtime)
 
 
 def model_saver(run_dir: Path, config: TrainConfig, artifact_fields: dict[str, Any], images: int,
