@@ -27,7 +27,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from masksmith.data.rasterize import instance_masks
 from masksmith.data.schema import Dataset, Sample
-from masksmith.data.torchdata import detect_flip_pairs
+from masksmith.data.torchdata import colour_jitter, detect_flip_pairs
 
 Target = dict[str, torch.Tensor]
 
@@ -175,8 +175,7 @@ class InstanceAugment(v2.Transform):
         super().__init__()
         self.flip = InstanceFlip(perm) if perm is not None else None
         self.scale = ScaleJitter(scale_range) if scale_range and scale_range[0] != scale_range[1] else None
-        j = color_jitter
-        self.jitter = v2.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(0.05, j / 5)) if j else None
+        self.jitter = colour_jitter(color_jitter)
 
     def forward(self, image: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:  # type: ignore[override]
         if self.flip is not None:
