@@ -39,7 +39,8 @@ def quiet_lightning() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     for message in (r"`\.fit\(ckpt_path=None\)` was called without a model", r"\.fit\(ckpt_path=\"last\"\) is set",
                     r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"You defined a `validation_step` but have no",
-                    r"The '\w+_dataloader' does not have many workers", r"The number of training batches"):
+                    r"The '\w+_dataloader' does not have many workers", r"The number of training batches",
+                    r"Found \d+ module\(s\) in eval mode at the start of training"):  # our frozen encoder stages
         warnings.filterwarnings("ignore", message=message)
 
 

@@ -77,6 +77,7 @@ class SemanticModule(L.LightningModule):
         self.net = net
         self.frozen = frozen or []  # kept in eval mode: their BatchNorm statistics stay as pretrained
         freeze_modules(self.frozen)
+        self.train()  # Lightning starts training without calling train(): put the frozen part in eval now
         self.loss_fn = loss
         self.num_classes = num_classes  # including background
         self.binary = loss.binary
