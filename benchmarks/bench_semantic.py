@@ -94,10 +94,7 @@ def bare_throughput(config: TrainConfig, steps: int = 12) -> float:
     model_config = ModelConfig(arch=config.arch, num_outputs=19, encoder=config.encoder,
                                encoder_weights=None, decoder_channels=config.decoder_channels)
     net = SegmentationNet(build_model(model_config, pretrained=False), (0.5,) * 3, (0.5,) * 3)
-    frozen = frozen_encoder_part(net, config)
-    freeze_modules(frozen)
-    for module in frozen:
-        module.eval()
+    freeze_modules(frozen_encoder_part(net, config))
     if config.channels_last:
         net = net.to(memory_format=torch.channels_last)
     loss_fn = SegmentationLoss("ce+dice", 19)

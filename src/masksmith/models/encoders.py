@@ -480,8 +480,8 @@ def early_encoder_modules(encoder: nn.Module, levels: int) -> list[nn.Module] | 
         return _modules_through(body, within[-1]) if within else []
     if all(hasattr(body, name) for name in ("conv1", "bn1", "layer1")):
         # conv1 is at stride 2 (level 1); layer k runs at stride 2**(k + 1)
-        return [body.conv1, body.bn1] + [getattr(body, f"layer{k}") for k in range(1, levels) if hasattr(body,
-                                                                                                       f"layer{k}")]
+        layers = [getattr(body, f"layer{k}") for k in range(1, levels) if hasattr(body, f"layer{k}")]
+        return [body.conv1, body.bn1, *layers]
     return None
 
 
@@ -498,8 +498,10 @@ def _modules_through(root: nn.Module, target: str) -> list[nn.Module]:
 
 
 def freeze_modules(modules: list[nn.Module]) -> None:
-    """No gradients for these modules' parameters (their BatchNorm layers must also be kept in eval mode by
-    whoever trains them, or switched to FrozenBatchNorm2d)."""
+    """No gradients for these modules' parameters, and eval mode so their BatchNorm statistics stay put; a
+    trainer that later calls ``train()`` on the whole model must put them back in eval (or use
+    FrozenBatchNorm2d)."""
     for module in modules:
+        module.eval()
         for p in module.parameters():
             p.requires_grad_(False)

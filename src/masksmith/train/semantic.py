@@ -75,9 +75,8 @@ class SemanticModule(L.LightningModule):
                  frozen: list[torch.nn.Module] | None = None) -> None:
         super().__init__()
         self.net = net
-        self.frozen = frozen or []  # kept in eval mode: their BatchNorm statistics stay as pretrained
-        freeze_modules(self.frozen)
-        self.train()  # Lightning starts training without calling train(): put the frozen part in eval now
+        self.frozen = frozen or []  # kept in eval mode (see train()): their BatchNorm statistics stay as pretrained
+        freeze_modules(self.frozen)  # also eval now: Lightning starts training without calling train()
         self.loss_fn = loss
         self.num_classes = num_classes  # including background
         self.binary = loss.binary
