@@ -116,3 +116,19 @@ def test_multiclass_dice_matches_smp_value_and_gradient(void: bool) -> None:
     assert torch.allclose(grad, expected_grad, atol=1e-8)
     perfect = torch.nn.functional.one_hot(torch.where(target == 255, 0, target), 6).permute(0, 3, 1, 2) * 40.0
     assert multiclass_dice_loss(perfect.log_softmax(1), target) < 1e-4
+
+
+def test_config_file_values_of_the_wrong_type_name_the_key_and_file(tmp_path) -> None:
+    from masksmith.errors import MasksmithError
+    from masksmith.train.config import TrainConfig
+
+    good = tmp_path / "good.yaml"
+    good.write_text(TrainConfig(data="d", time_budget=60, class_weights=[1.0, 2], flip_pairs=[["a", "b"]]).to_yaml())
+    assert TrainConfig.from_yaml(good).class_weights == [1.0, 2]  # every field as saved reads back
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: fast\n")
+    with pytest.raises(MasksmithError, match=r"bad\.yaml.*lr: 'fast' is not of type float"):
+        TrainConfig.from_yaml(bad)
+    bad.write_text("freeze_encoder_levels: true\n")
+    with pytest.raises(MasksmithError, match="freeze_encoder_levels: True is not of type int"):
+        TrainConfig.from_yaml(bad)

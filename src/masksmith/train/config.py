@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -71,4 +72,32 @@ class TrainConfig:
         if unknown:
             raise MasksmithError(f"has unknown keys: {', '.join(unknown)}.", path=path,
                                  fix=f"remove them; known keys: {', '.join(sorted(known))}.")
+        hints = get_type_hints(cls)
+        for key, value in data.items():
+            if not _fits(value, hints[key]):
+                raise MasksmithError(f"{key}: {value!r} is not of type {_type_name(hints[key])}.", path=path,
+                                     fix=f"give {key} a value of that type (default: {getattr(cls(), key)!r}).")
         return cls(**data)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a YAML value fits a field's type: unions, None, lists, dicts; ints pass for floats, bools only
+    for bools."""
+    if hint is Any:
+        return True
+    origin = get_origin(hint)
+    if origin in (Union, UnionType):
+        return any(_fits(value, h) for h in get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is not None:
+        return isinstance(value, origin)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "") if get_origin(hint) else hint.__name__
