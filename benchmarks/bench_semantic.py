@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import car_parts_or_exit, write_section  # noqa: E402
 from masksmith.infer.evaluate import evaluate_semantic  # noqa: E402
+from masksmith.models.artifact import load_artifact  # noqa: E402
 from masksmith.models.encoders import freeze_modules  # noqa: E402
 from masksmith.models.registry import ModelConfig, SegmentationNet, build_model  # noqa: E402
 from masksmith.train.config import TrainConfig  # noqa: E402
@@ -42,7 +43,7 @@ from masksmith.train.semantic import frozen_encoder_part, resolve_precision, tra
 REFERENCE = dict(decoder_channels=None, loss="ce+dice", lr=1e-3, encoder_lr_factor=1.0, warmup_fraction=0.0,
                  weight_decay=1e-2, batch_size=8, precision="32-true", channels_last=True, flip=True,
                  flip_pairs="auto", scale=[1.0, 1.0], color_jitter=0.0, low_res_factor=None, shrink=None,
-                 freeze_encoder_levels=0,
+                 freeze_encoder_levels=0, side_head=False,
                  arch="unet", encoder="tf_efficientnet_lite0", encoder_weights="imagenet-offline", size=256)
 
 
@@ -66,8 +67,10 @@ def train_and_test(config: TrainConfig, data: Path) -> dict:
     wall = time.monotonic() - t0
     result = summarise_run(run, config)
     report = evaluate_semantic(run / "model.masksmith", data / "testset")
+    with_tta = evaluate_semantic(run / "model.masksmith", data / "testset", tta=True, worst=0)
     result.update({
         "wall_seconds": round(wall, 1), "miou_256": report.at_input.miou(True), "miou_full": report.at_full.miou(True),
+        "miou_256_tta": with_tta.at_input.miou(True), "seed": config.seed,
         "per_class_iou_256": dict(zip(report.classes, [None if v != v else round(float(v), 4)
                                                       for v in report.at_input.iou], strict=True)),
     })
@@ -89,10 +92,10 @@ def summarise_run(run: Path, config: TrainConfig, images: int = 400) -> dict:
             "train_images_per_second": round(images / per_epoch, 2)}
 
 
-def bare_throughput(config: TrainConfig, steps: int = 12) -> float:
-    """Images/s of forward + backward + optimiser step alone, on random tensors, as training runs them."""
-    model_config = ModelConfig(arch=config.arch, num_outputs=19, encoder=config.encoder,
-                               encoder_weights=None, decoder_channels=config.decoder_channels)
+def bare_throughput(config: TrainConfig, run: Path, steps: int = 12) -> float:
+    """Images/s of forward + backward + optimiser step alone, on random tensors, as training runs them (the
+    architecture the run's model file describes)."""
+    model_config = replace(ModelConfig.from_dict(load_artifact(run / "model.masksmith").model), encoder_weights=None)
     net = SegmentationNet(build_model(model_config, pretrained=False), (0.5,) * 3, (0.5,) * 3)
     freeze_modules(frozen_encoder_part(net, config))
     if config.channels_last:
@@ -143,7 +146,7 @@ def main() -> None:
         for seed in seeds if recipe == "ours" else seeds[:1]:
             config = recipe_config(recipe, data, args.budget, seed, runs)
             result = train_and_test(config, data)
-            result["bare_images_per_second"] = round(bare_throughput(config), 2)
+            result["bare_images_per_second"] = round(bare_throughput(config, Path(result["run"])), 2)
             results.setdefault(recipe, []).append(result)
             print(json.dumps({recipe: result}), flush=True)
     if args.compare_baseline:
@@ -178,20 +181,25 @@ def render(results: dict[str, list[dict]], args) -> str:
              "random tensors at 256 px, same precision, measured right after each run.", "",
              f"Training budget {args.budget:.0f} s wall-clock per run (baseline comparison: "
              f"{args.short_budget:.0f} s); test mIoU over 19 classes, background included.", "",
-             "| recipe | seed | test mIoU 256x256 | test mIoU full size | epochs | s/epoch | train img/s "
-             "| bare img/s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| recipe | seed | test mIoU 256x256 | test mIoU full size | with --tta (256) | epochs | s/epoch "
+             "| train img/s | bare img/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for recipe, rows in results.items():
         for k, r in enumerate(rows):
             bare = r.get("bare_images_per_second")
-            lines.append(f"| {recipe} | {k} | {r['miou_256']:.3f} | {r['miou_full']:.3f} | {r['epochs']} | "
-                         f"{r['seconds_per_epoch']} | {r['train_images_per_second']} | {bare or '-'} |")
+            tta = f"{r['miou_256_tta']:.3f}" if "miou_256_tta" in r else "-"
+            lines.append(f"| {recipe} | {r.get('seed', k)} | {r['miou_256']:.3f} | {r['miou_full']:.3f} | {tta} | "
+                         f"{r['epochs']} | {r['seconds_per_epoch']} | {r['train_images_per_second']} | {bare or '-'} |")
     lines.append("")
     for recipe, rows in results.items():
         if len(rows) > 1:
             m = [r["miou_256"] for r in rows]
             lines.append(f"- **{recipe}**: mean test mIoU {statistics.mean(m):.3f} +- {statistics.stdev(m):.3f} "
                          f"over {len(m)} seeds ({', '.join(f'{v:.3f}' for v in m)}).")
+            tta = [r["miou_256_tta"] for r in rows if "miou_256_tta" in r]
+            if len(tta) == len(rows):
+                lines.append(f"- **{recipe}** predicted with `--tta` (mirrored prediction averaged in): mean "
+                             f"{statistics.mean(tta):.3f} ({', '.join(f'{v:.3f}' for v in tta)}).")
     for recipe, rows in results.items():
         ratios = [r["train_images_per_second"] / r["bare_images_per_second"] for r in rows
                   if r.get("bare_images_per_second")]

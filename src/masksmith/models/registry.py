@@ -2,13 +2,14 @@
 (and timm through smp's `tu-` encoders); the baseline CNN and the FCN head are ours.
 
 Every model maps (B, 3, H, W) float images to (B, C, H, W) logits, C = number of classes + 1 (background),
-or C = 1 for binary models trained with BCE.
+or C = 1 for binary models trained with BCE. With `side_pairs`, left/right classes come from a part and a
+shared side map (models/sides.py); the outputs are still one logit per class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -30,6 +31,8 @@ class ModelConfig:
     encoder: str = DEFAULT_ENCODER
     encoder_weights: str | None = OFFLINE_WEIGHTS
     decoder_channels: list[int] | None = None
+    # output indices of left/right class pairs (left first) predicted as a part and a side (models/sides.py)
+    side_pairs: list[list[int]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,7 +147,12 @@ def build_model(config: ModelConfig, pretrained: bool = True) -> nn.Module:
     """The model for `config`; with `pretrained`, the encoder starts from `config.encoder_weights`."""
     arch = get_architecture(config.arch)
     config.arch = arch.name
-    return arch.builder(config, pretrained)
+    if not config.side_pairs:
+        return arch.builder(config, pretrained)
+    from masksmith.models.sides import SideFactoredHead
+
+    inner = replace(config, num_outputs=SideFactoredHead.inner_outputs(config.num_outputs, config.side_pairs))
+    return SideFactoredHead(arch.builder(inner, pretrained), config.num_outputs, config.side_pairs)
 
 
 def check_input_size(arch_name: str, height: int, width: int) -> None:

@@ -28,6 +28,9 @@ class TrainConfig:
     # statistics): generic filters that need no retraining, and a training step is ~25 % faster without
     # their backward pass; 0 trains every layer (from-scratch encoders always do)
     freeze_encoder_levels: int = 2
+    # left/right class pairs (flip_pairs) predicted as one part plus a side map shared by all pairs, so which
+    # side of the car a pixel shows is learned once from every left/right pixel (models/sides.py)
+    side_head: bool = True
     model_options: dict[str, Any] = field(default_factory=dict)  # instance models: keys of instance_model_config
     size: int = 256  # images are resized to size x size (see input_mode in the model file) ...
     shrink: float | None = None  # ... or shrunk by this factor, keeping their aspect (sliding-window prediction)

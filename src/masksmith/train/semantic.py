@@ -38,6 +38,7 @@ from masksmith.models.registry import (
     default_normalisation,
     get_architecture,
 )
+from masksmith.models.sides import side_pairs_for
 from masksmith.train.callbacks import History, Previews
 from masksmith.train.config import TrainConfig
 from masksmith.train.losses import SegmentationLoss
@@ -224,7 +225,9 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
     binary = is_binary(config, len(names))
     model_config = ModelConfig(arch=config.arch, num_outputs=1 if binary else len(names) + 1,
                                encoder=config.encoder, encoder_weights=config.encoder_weights,
-                               decoder_channels=config.decoder_channels)
+                               decoder_channels=config.decoder_channels,
+                               side_pairs=side_pairs_for(names, data.flip_pairs)
+                               if config.side_head and not binary else None)
     mean, std = default_normalisation(model_config)
     net = SegmentationNet(build_model(model_config, pretrained=not resume), mean, std)
     loss = SegmentationLoss(loss_name(config, binary), model_config.num_outputs, config.class_weights)
