@@ -54,6 +54,8 @@ def recipe_config(recipe: str, data: Path, budget: float, seed: int, runs: Path)
         return replace(base, **REFERENCE)
     if recipe == "ours":
         return base
+    if recipe == "ours-no-side":  # ablation: one output per left/right class instead of part + side map
+        return replace(base, side_head=False)
     if recipe == "baseline":
         return replace(base, arch="baseline", encoder_weights=None)
     if recipe == "unet-short":
@@ -143,7 +145,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict[str, list[dict]] = {}
     for recipe in args.recipes.split(","):
-        for seed in seeds if recipe == "ours" else seeds[:1]:
+        for seed in seeds if recipe.startswith("ours") else seeds[:1]:
             config = recipe_config(recipe, data, args.budget, seed, runs)
             result = train_and_test(config, data)
             result["bare_images_per_second"] = round(bare_throughput(config, Path(result["run"])), 2)
