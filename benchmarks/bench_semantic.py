@@ -9,6 +9,7 @@ Recipes
   decoder, CE+Dice, AdamW lr 1e-3 with cosine over the budget, batch 8, channels_last, fp32, left/right-aware
   flips and nothing else (the recipe the issue measured at 0.59 +- 0.03).
 - ours: `masksmith train` defaults (TrainConfig), nothing tuned per run.
+- ours-no-side: ours with one output per left/right class instead of a part plus a shared side map (ablation).
 - baseline / unet-short: the three-layer CNN against U-Net with the same short budget (the Carvana lesson).
 
 Also measured in the same run: the bare model's forward+backward+step throughput (random tensors, same
