@@ -37,6 +37,11 @@ def mirrored_name(name: str) -> str | None:
     return _SIDE.sub(swap, name)
 
 
+def names_left_side(name: str) -> bool:
+    """Whether the name has the word `left` (`front_left_door`, `Left Hand`; not `leftover`)."""
+    return any(m.group(0).lower() == "left" for m in _SIDE.finditer(name))
+
+
 def detect_flip_pairs(class_names: Sequence[str]) -> list[tuple[str, str]]:
     """Classes whose names pair up as left/right, so a horizontal flip can swap them (a flipped left door is a
     right door). Each pair appears once, in class order."""

@@ -16,13 +16,13 @@ argmax, softmax, the model file) sees ordinary logits in the usual class order.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from masksmith.data.torchdata import names_left_side
 from masksmith.errors import ModelError
 
 NO_SIDE, FIRST_SIDE, SECOND_SIDE = 0, 1, 2
@@ -45,11 +45,13 @@ def side_layout(num_outputs: int, side_pairs: Sequence[Sequence[int]]) -> tuple[
         side[a], side[b] = FIRST_SIDE, SECOND_SIDE
         partner[a], partner[b] = b, a
     part: list[int] = []
+    parts = 0
     for c in range(num_outputs):
         if c in partner and partner[c] < c:
             part.append(part[partner[c]])  # the pair's part opened at its earlier member
         else:
-            part.append(max(part, default=-1) + 1)
+            part.append(parts)
+            parts += 1
     return part, side
 
 
@@ -87,7 +89,7 @@ def side_pairs_for(class_names: Sequence[str], pairs: Sequence[Sequence[str]]) -
     index = {n: i + 1 for i, n in enumerate(class_names)}
     ordered = []
     for a, b in pairs:
-        if re.search(r"(?<![a-z])left(?![a-z])", b, re.IGNORECASE):
+        if names_left_side(b):
             a, b = b, a
         ordered.append([index[a], index[b]])
     return ordered
