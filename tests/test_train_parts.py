@@ -132,3 +132,19 @@ def test_config_file_values_of_the_wrong_type_name_the_key_and_file(tmp_path) ->
     bad.write_text("freeze_encoder_levels: true\n")
     with pytest.raises(MasksmithError, match="freeze_encoder_levels: True is not of type int"):
         TrainConfig.from_yaml(bad)
+
+
+@pytest.mark.parametrize(("pairs", "message"), [
+    ([["left_door", "right_door"], ["left_door", "hood"]], "name left_door more than once"),
+    ([["hood", "hood"]], "name hood more than once"),
+    ([["left_door", "wing"]], "lacks: \\['wing'\\]"),
+])
+def test_configured_flip_pairs_must_pair_known_classes_once(pairs: list[list[str]], message: str) -> None:
+    from masksmith.errors import MasksmithError
+    from masksmith.train.config import TrainConfig
+    from masksmith.train.samples import flip_pairs
+
+    names = ["left_door", "right_door", "hood"]
+    assert flip_pairs(TrainConfig(flip_pairs=[["right_door", "left_door"]]), names) == [["right_door", "left_door"]]
+    with pytest.raises(MasksmithError, match=message):
+        flip_pairs(TrainConfig(flip_pairs=pairs), names)

@@ -51,4 +51,9 @@ def flip_pairs(config: TrainConfig, class_names: list[str]) -> list[list[str]]:
     if unknown or any(len(p) != 2 for p in pairs):
         raise MasksmithError(f"flip_pairs {pairs} name classes the data set lacks: {sorted(unknown)}.",
                              fix=f"use pairs of these classes: {', '.join(class_names)}.")
+    named = [n for p in pairs for n in p]
+    repeated = sorted({n for n in named if named.count(n) > 1})
+    if repeated:  # a flip swaps each class with exactly one other
+        raise MasksmithError(f"flip_pairs {pairs} name {', '.join(repeated)} more than once.",
+                             fix="give each class in one pair at most, paired with its mirror image.")
     return pairs
