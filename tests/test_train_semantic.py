@@ -86,10 +86,12 @@ def test_evaluate_writes_report_with_consistent_numbers(trained: Path, cars: Pat
 
 def test_predict_outputs_at_each_images_own_size(trained: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
+    photos = tmp_path / "photos"
+    photos.mkdir()
     for name, (w, h) in {"wide.jpg": (150, 40), "tall.png": (33, 90)}.items():
-        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(tmp_path / name)
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(photos / name)
     predictor = Predictor.from_file(trained)
-    written = predict_to_folder(predictor, [tmp_path], tmp_path / "out", opacity=1.0)
+    written = predict_to_folder(predictor, [photos], tmp_path / "out", opacity=1.0)
     assert len(written) == 2
     for row in written:
         src = Image.open(row["image"])

@@ -21,6 +21,8 @@ console = Console(soft_wrap=True)  # long paths stay on one line, so they can be
 
 FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="Annotation format; detected when omitted.")]
 LenientOpt = Annotated[bool, typer.Option("--lenient", help="Skip bad items and list them instead of stopping.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace files in the output folder that "
+                                            "masksmith did not write (its own are always replaced).")]
 OptionOpt = Annotated[list[str] | None, typer.Option(
     "--option", "-o", help="Reader/writer option KEY=VALUE, e.g. label_attribute=type, class_name=car, "
                            "kind=color (repeatable; VALUE may be JSON).")]
@@ -99,12 +101,13 @@ def dataset_convert(
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
     write_option: Annotated[list[str] | None, typer.Option(
         "--write-option", "-w", help="Writer option KEY=VALUE, e.g. kind=color for masks.")] = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Convert a data set to COCO JSON, Pascal VOC folders or mask images."""
     from masksmith.data.convert import convert
 
     ds = _load(path, format, lenient, parse_options(option))
-    convert(ds, to, out, **parse_options(write_option))
+    convert(ds, to, out, overwrite=overwrite, **parse_options(write_option))
     console.print(f"wrote {len(ds.samples)} images as {to} to {out}")
     _print_problems(ds.problems)
 
@@ -118,19 +121,22 @@ def dataset_split(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     to: Annotated[str | None, typer.Option("--to", help="Also write each part as a data set.")] = None,
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Split at random (seeded) into train/val/test lists, optionally writing each part as a data set."""
     from masksmith.data.convert import convert
     from masksmith.data.split import split_dataset, write_split_lists
+    from masksmith.outputs import OutputFolder
 
     ds = _load(path, format, lenient, parse_options(option))
     fractions = {"train": 1.0 - val - test, "val": val, "test": test}
     parts = split_dataset(ds, {k: v for k, v in fractions.items() if v > 0}, seed=seed)
-    for file in write_split_lists(parts, out):
+    folder = OutputFolder(out, inputs=[ds.root], overwrite=overwrite)
+    for file in write_split_lists(parts, folder):
         console.print(f"{file}: {len(file.read_text().splitlines())} images")
     if to:
         for name, part in parts.items():
-            convert(part, to, out / name)
+            convert(part, to, out / name, overwrite=overwrite)
             console.print(f"wrote {name} as {to} to {out / name}")
 
 
@@ -142,15 +148,18 @@ def dataset_tile(
     remainder: Annotated[str, typer.Option(help="pad | shift | drop: what to do with the edge remainder.")] = "pad",
     to: Annotated[str, typer.Option("--to", help="Format of the tiles data set.")] = "masks",
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Cut images and masks into square patches; tiles.json lets `dataset stitch` put predictions back."""
     from masksmith.data.convert import convert
     from masksmith.data.tiles import tile_dataset, write_manifest
+    from masksmith.outputs import OutputFolder
 
     ds = _load(path, format, lenient, parse_options(option))
+    folder = OutputFolder(out, inputs=[ds.root], overwrite=overwrite)  # checked before the tiles are cut
     tiles, manifest = tile_dataset(ds, size, remainder)
-    convert(tiles, to, out)
-    write_manifest(manifest, out)
+    convert(tiles, to, folder)
+    write_manifest(manifest, folder)
     console.print(f"cut {len(ds.samples)} images into {len(tiles.samples)} tiles of {size}x{size} "
                   f"({remainder}) in {out}; stitch predictions with: masksmith dataset stitch {out / 'tiles.json'}")
 
@@ -160,11 +169,13 @@ def dataset_stitch(
     manifest: Annotated[Path, typer.Argument(help="tiles.json written by `dataset tile`.")],
     predictions: Annotated[Path, typer.Argument(help="Folder of per-tile mask PNGs named like the tiles.")],
     out: Annotated[Path, typer.Argument(help="Folder for the full-size masks.")],
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Put per-tile masks back together into full-size masks."""
     from masksmith.data.tiles import stitch_folder
+    from masksmith.outputs import OutputFolder
 
-    written = stitch_folder(manifest, predictions, out)
+    written = stitch_folder(manifest, predictions, OutputFolder(out, inputs=[predictions], overwrite=overwrite))
     console.print(f"stitched {len(written)} full-size masks into {out}")
 
 
@@ -172,14 +183,15 @@ def dataset_stitch(
 def dataset_preview(
     path: Annotated[Path, typer.Argument(help="Annotation file, folder or zip.")],
     out: Annotated[Path, typer.Option("--out", help="PNG to write.")] = Path("preview.png"),
-    count: Annotated[int, typer.Option(help="Number of images.")] = 8,
+    count: Annotated[int, typer.Option(min=1, help="Number of images.")] = 8,
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """A PNG grid: each image, its mask over it, and the mask alone, in the class colours."""
     from masksmith.data.preview import write_preview
 
     ds = _load(path, format, lenient, parse_options(option))
-    write_preview(ds, out, count)
+    write_preview(ds, out, count, overwrite=overwrite)
     console.print(f"wrote {out}")
 
 
@@ -368,22 +380,30 @@ def predict(
     opacity: Annotated[float, typer.Option(help="Overlay opacity: 1 opaque, 0.5 see-through.")] = 0.5,
     tta: Annotated[bool, typer.Option(help="Average with the mirrored prediction.")] = False,
     score: Annotated[float, typer.Option(help="Instance models: keep objects scoring at least this.")] = 0.5,
+    overwrite: OverwriteOpt = False,
+    lenient: Annotated[bool, typer.Option("--lenient", help="Skip photos that cannot be read and list them.")
+                       ] = False,
 ) -> None:
     """Masks (palette PNGs), overlays and colour masks for new photos, each at its own size; for instance
     models a JSON per image (class, score, box, RLE mask) and an overlay with each object in its own colour."""
     from masksmith.infer import open_predictor
+    from masksmith.infer.write import Skipped
 
     predictor = open_predictor(model, tta=tta, score_threshold=score)
+    skipped = Skipped()
     if predictor.artifact.task == "instance":
         from masksmith.infer.instance import predict_instances_to_folder
 
-        written = predict_instances_to_folder(predictor, images, out, opacity)
+        written = predict_instances_to_folder(predictor, images, out, opacity, overwrite=overwrite,
+                                              lenient=lenient, skipped=skipped)
         console.print(f"predicted {len(written)} image(s) into {out} (*_instances.json, *_overlay.png)")
-        return
-    from masksmith.infer.write import predict_to_folder
+    else:
+        from masksmith.infer.write import predict_to_folder
 
-    written = predict_to_folder(predictor, images, out, opacity)
-    console.print(f"predicted {len(written)} image(s) into {out} (*_mask.png, *_overlay.png, *_color.png)")
+        written = predict_to_folder(predictor, images, out, opacity, overwrite=overwrite, lenient=lenient,
+                                    skipped=skipped)
+        console.print(f"predicted {len(written)} image(s) into {out} (*_mask.png, *_overlay.png, *_color.png)")
+    _print_problems(skipped.items)
 
 
 @app.command("extract")
@@ -396,24 +416,27 @@ def extract(
     pad: Annotated[int, typer.Option(help="Pixels of margin around each object's box.")] = 0,
     min_pixels: Annotated[int, typer.Option(help="Ignore regions smaller than this.")] = 16,
     score: Annotated[float, typer.Option(help="Instance models: keep objects scoring at least this.")] = 0.5,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Cut each detected object out (each Mask R-CNN object, or each connected region of a class for semantic
     models), on a white, black or transparent background, with an index of source image, class, score and box."""
     from masksmith.apps.extract import check_wanted, objects_of_classes, regions_of_classes, write_cutouts, write_index
     from masksmith.infer import open_predictor
-    from masksmith.infer.write import expand_inputs
+    from masksmith.infer.write import Skipped, plan_outputs, readable
+    from masksmith.outputs import OutputFolder
 
     predictor = open_predictor(model, score_threshold=score)
     names = predictor.artifact.classes
     wanted = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     check_wanted(wanted, names, model)  # before any photo is read
+    folder = OutputFolder(out, inputs=images, overwrite=overwrite)
     instance = predictor.artifact.task == "instance"
     rows = []
-    for path, image, found in predictor.predict_files(expand_inputs(images)):
+    for job, image, found in readable(predictor, plan_outputs(images, folder), False, Skipped()):
         objects = objects_of_classes(found, wanted, min_pixels) if instance else \
             regions_of_classes(found, names, wanted, min_pixels)
-        rows += write_cutouts(path, image, objects, out, background, pad)
-    csv_path, _ = write_index(rows, out)
+        rows += write_cutouts(job.path, image, objects, folder, background, pad, stem=job.stem)
+    csv_path, _ = write_index(rows, folder)
     console.print(f"cut out {len(rows)} object(s) into {out}; index: {csv_path}")
 
 
@@ -435,6 +458,11 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except OSError as exc:  # a full disk, a read-only folder: one line with the path and errno, no traceback
+        from masksmith.outputs import os_error
+
+        print(f"error: {os_error(exc, action='read or write')}", file=sys.stderr)
+        sys.exit(2)
     except Exception as exc:  # click's usage errors carry their own exit code
         import click
 

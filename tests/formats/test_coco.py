@@ -18,6 +18,7 @@ from masksmith.data import load_dataset
 from masksmith.data.convert import convert
 from masksmith.data.rasterize import instance_masks, semantic_mask
 from masksmith.errors import DatasetError, MasksmithError
+from masksmith.outputs import OutputError
 
 W, H = 64, 48
 
@@ -158,14 +159,14 @@ def test_image_that_is_not_an_image_and_wrong_size(tmp_path: Path) -> None:
     Image.new("RGB", (10, 10)).save(tmp_path / "coco" / "images" / "000000000003.jpg")
     ds = load_dataset(path, strict=False)
     messages = " | ".join(map(str, ds.problems))
-    assert "000000000002.jpg: is not an image" in messages
+    assert "000000000002.jpg: cannot be read as an image" in messages
     assert "64x48 but the file is 10x10" in messages
 
 
 def test_convert_refuses_to_write_into_the_source(tmp_path: Path) -> None:
     path = write_coco(tmp_path / "coco")
     ds = load_dataset(path)
-    with pytest.raises(DatasetError, match="own folder"):
+    with pytest.raises(OutputError, match="lies inside, the input"):
         convert(ds, "coco", tmp_path / "coco")
 
 

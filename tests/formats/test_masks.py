@@ -17,6 +17,7 @@ from masksmith.data import load_dataset
 from masksmith.data.formats import masks
 from masksmith.data.rasterize import instance_masks, semantic_mask
 from masksmith.errors import DatasetError, MasksmithError
+from masksmith.outputs import OutputError, OutputFolder
 
 W, H = 64, 48
 ROAD, CAR = (128, 64, 128), (0, 0, 142)  # Cityscapes colours
@@ -254,8 +255,10 @@ def test_round_trip_each_kind(tmp_path: Path, kind: str) -> None:
     masks.write(first, tmp_path / "out", kind=kind)
     out = tmp_path / "out"
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert all(p.startswith(("images/", "masks/")) or p in ("classes.txt", "classes.csv") for p in written)
-    assert not any(p.name.startswith(".") for p in out.rglob("*"))  # no temporary files left
+    assert all(p.startswith(("images/", "masks/")) or p in ("classes.txt", "classes.csv", OutputFolder.MANIFEST)
+               for p in written)
+    # no temporary files left; the one hidden file is the list of what masksmith wrote
+    assert [p.name for p in out.rglob(".*")] == [OutputFolder.MANIFEST]
     second = load_dataset(out)
     assert_same(first, second)
     if kind == "color":
@@ -265,7 +268,7 @@ def test_round_trip_each_kind(tmp_path: Path, kind: str) -> None:
 
 def test_writer_refusals(tmp_path: Path) -> None:
     ds = load_dataset(write_index(tmp_path / "src"))
-    with pytest.raises(DatasetError, match="own folder"):
+    with pytest.raises(OutputError, match="lies inside, the input"):
         masks.write(ds, tmp_path / "src" / "out")
     with pytest.raises(DatasetError, match="binary masks hold one class"):
         masks.write(ds, tmp_path / "out", kind="binary")

@@ -18,6 +18,7 @@ from masksmith.data.formats import voc
 from masksmith.data.rasterize import instance_masks, semantic_mask
 from masksmith.data.schema import voc_color, voc_palette
 from masksmith.errors import DatasetError, MasksmithError
+from masksmith.outputs import OutputError
 
 W, H = 64, 48
 AEROPLANE, PERSON = 1, 15  # VOC class indices
@@ -205,7 +206,7 @@ def test_writer_refuses_the_source_folder(tmp_path: Path) -> None:
     root = write_voc2012(tmp_path)
     ds = load_dataset(root)
     for target in (root, root / "converted"):
-        with pytest.raises(DatasetError, match="own folder"):
+        with pytest.raises(OutputError, match="lies inside, the input"):
             voc.write(ds, target)
 
 

@@ -9,15 +9,17 @@ per region of a class).
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from masksmith.errors import MasksmithError
+from masksmith.outputs import OutputFolder, as_output_folder
+from masksmith.paths import safe_filename
 
 BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0), "transparent": None}
 
@@ -103,31 +105,32 @@ def regions_of_classes(mask: np.ndarray, class_names: Sequence[str], wanted: Ite
     return objects
 
 
-def write_cutouts(source: Path, image: np.ndarray, objects: Sequence[DetectedObject], out: Path,
-                  background: str = "white", pad: int = 0) -> list[CutOut]:
-    """One PNG per object: <stem>_<k>_<label>.png in `out`; returns the index rows."""
-    out.mkdir(parents=True, exist_ok=True)
+def write_cutouts(source: Path, image: np.ndarray, objects: Sequence[DetectedObject], out: Path | OutputFolder,
+                  background: str = "white", pad: int = 0, stem: str | None = None) -> list[CutOut]:
+    """One PNG per object: <stem>_<k>_<label>.png in `out` (the label made safe as a file name, since class
+    names come from data); returns the index rows."""
+    out = as_output_folder(out)
     rows = []
+    stem = stem or safe_filename(source.stem, "image")
     for k, obj in enumerate(objects):
         box = mask_box(obj.mask, pad)
         if box is None:
             continue
         picture = cut_out(image, obj.mask, background, pad)
-        file = out / f"{source.stem}_{k:03d}_{obj.label}.png"
-        Image.fromarray(picture).save(file)
+        file = out.save_image(f"{stem}_{k:03d}_{safe_filename(obj.label, 'object')}.png", picture)
         x0, y0, x1, y1 = box
         rows.append(CutOut(str(source), obj.label, round(float(obj.score), 4), (x0, y0, x1 - x0, y1 - y0),
                            file.name))
     return rows
 
 
-def write_index(rows: Sequence[CutOut], out: Path) -> tuple[Path, Path]:
+def write_index(rows: Sequence[CutOut], out: Path | OutputFolder) -> tuple[Path, Path]:
     """index.csv and index.json beside the cut-outs: source image, class, score, box, file."""
-    csv_path, json_path = out / "index.csv", out / "index.json"
-    with csv_path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["source", "class", "score", "x", "y", "width", "height", "file"])
-        for r in rows:
-            writer.writerow([r.source, r.label, r.score, *r.box, r.file])
-    json_path.write_text(json.dumps([asdict(r) for r in rows], indent=1))
-    return csv_path, json_path
+    out = as_output_folder(out)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["source", "class", "score", "x", "y", "width", "height", "file"])
+    for r in rows:
+        writer.writerow([r.source, r.label, r.score, *r.box, r.file])
+    return (out.write_text("index.csv", buf.getvalue()),
+            out.write_text("index.json", json.dumps([asdict(r) for r in rows], indent=1)))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from masksmith.data.formats._common import image_size
 from masksmith.data.schema import Dataset, ProblemLog, Sample
+from masksmith.images import ImageReadError, image_size
 
 
 # Annotation tools let vertices stray a little past the border (a click on the edge: car-parts has vertices
@@ -44,10 +44,11 @@ def _check_sample(sample: Sample, declared: set[str], log: ProblemLog) -> bool:
             log.add("the image file is missing.", path=sample.image_path, item=sample.name,
                     fix="put the image beside the annotations or correct the file name in them.")
             return False
-        size = image_size(sample.image_path)
-        if size is None:
-            log.add("is not an image that can be read.", path=sample.image_path, item=sample.name,
-                    fix="replace it with a valid JPEG or PNG, or remove it from the annotations.")
+        try:
+            size = image_size(sample.image_path)
+        except ImageReadError as exc:
+            log.add(exc.problem, path=sample.image_path, item=sample.name,
+                    fix=exc.fix or "replace it with a valid JPEG or PNG, or remove it from the annotations.")
             return False
         if sample.width <= 0 or sample.height <= 0:
             sample.width, sample.height = size

@@ -1,4 +1,4 @@
-"""Write a data set in another format (`dataset convert`), refusing to write over the source."""
+"""Write a data set in another format (`dataset convert`), never over the source or files we did not write."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ from typing import Any
 from masksmith.data.formats import get_format, writable_formats
 from masksmith.data.schema import Dataset
 from masksmith.errors import DatasetError
+from masksmith.outputs import OutputFolder, as_output_folder
 
 
-def convert(dataset: Dataset, to: str, out: str | Path, **options: Any) -> Path:
-    out = Path(out)
+def convert(dataset: Dataset, to: str, out: str | Path | OutputFolder, *, overwrite: bool = False,
+            **options: Any) -> Path:
+    """Write `dataset` as format `to` into `out`: a folder that is not, does not hold and does not lie inside
+    the data set's own folder; files there that masksmith did not write are only replaced with `overwrite`."""
     module = get_format(to)
     if not hasattr(module, "write"):
         raise DatasetError(f"cannot write format {to!r}.", fix=f"use one of: {', '.join(writable_formats())}.")
-    if dataset.root is not None and out.exists() and out.resolve() == Path(dataset.root).resolve():
-        raise DatasetError("is the data set's own folder; converting there could overwrite the originals.",
-                           path=out, fix="choose a new output folder.")
-    module.write(dataset, out, **options)
-    return out
+    folder = as_output_folder(out, inputs=[dataset.root],
+                                                                    overwrite=overwrite)
+    module.write(dataset, folder, **options)
+    return folder.root

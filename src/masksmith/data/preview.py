@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from masksmith.apps.overlay import colorize, grid, legend, overlay
 from masksmith.data.rasterize import semantic_mask
 from masksmith.data.schema import Dataset
+from masksmith.errors import DatasetError
+from masksmith.outputs import OutputFolder
 
 
 def preview_image(dataset: Dataset, count: int = 8, cell: int = 256, opacity: float = 0.5) -> np.ndarray:
@@ -26,7 +27,14 @@ def preview_image(dataset: Dataset, count: int = 8, cell: int = 256, opacity: fl
     return np.concatenate([body, key], axis=0)
 
 
-def write_preview(dataset: Dataset, out: Path, count: int = 8, cell: int = 256) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(preview_image(dataset, count, cell)).save(out)
-    return out
+def write_preview(dataset: Dataset, out: Path, count: int = 8, cell: int = 256, overwrite: bool = False) -> Path:
+    """The preview as a PNG file (refusing another suffix, the data set's folder and files we did not write)."""
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise DatasetError("the preview is a PNG picture; this name has another suffix.", path=out,
+                           fix="name the output like preview.png.")
+    if not dataset.samples:
+        raise DatasetError("the data set holds no images to preview.", path=dataset.root or "",
+                           fix="check the path, or see the problems `masksmith dataset inspect` lists.")
+    folder, name = OutputFolder.for_file(out, inputs=[dataset.root], overwrite=overwrite)
+    return folder.save_image(name, preview_image(dataset, count, cell))

@@ -12,7 +12,6 @@ Geometry conventions (the COCO ones, so that masks match pycocotools pixel for p
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,26 +99,28 @@ class Sample:
     image_data: bytes | None = None  # embedded image bytes (LabelMe imageData) when there is no file
 
     def open_image(self) -> Image.Image:
+        """The decoded, upright image (EXIF orientation applied): the file, or the embedded bytes when the
+        file is not there."""
+        from masksmith.images import ImageReadError, open_image
+
+        if self.image_data is not None and (self.image_path is None or not self.image_path.exists()):
+            source: Path | bytes = self.image_data
+        elif self.image_path is None:
+            raise DatasetError("the sample has neither an image file nor embedded image data.",
+                               item=self.name, fix="point the annotation at an existing image file.")
+        else:
+            source = self.image_path
         try:
-            if self.image_data is not None and (self.image_path is None or not self.image_path.exists()):
-                im = Image.open(io.BytesIO(self.image_data))
-            elif self.image_path is None:
-                raise DatasetError("the sample has neither an image file nor embedded image data.",
-                                   item=self.name, fix="point the annotation at an existing image file.")
-            else:
-                im = Image.open(self.image_path)
-            im.load()
-        except FileNotFoundError:
-            raise DatasetError("the image file is missing.", path=self.image_path, item=self.name,
-                               fix="put the image beside the annotation file or correct its name.") from None
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise DatasetError(f"cannot be read as an image ({exc}).", path=self.image_path or self.name,
-                               fix="replace the file with a valid JPEG or PNG.") from None
-        return im
+            return open_image(source)
+        except ImageReadError as exc:
+            raise DatasetError(exc.problem, path=self.image_path or self.name, item=self.name,
+                               fix=exc.fix) from None
 
     def load_image(self) -> np.ndarray:
-        """The image as an (H, W, 3) uint8 RGB array."""
-        return np.asarray(self.open_image().convert("RGB"))
+        """The image as an upright (H, W, 3) uint8 RGB array (high bit depths scaled to 8 bits)."""
+        from masksmith.images import to_rgb
+
+        return to_rgb(self.open_image())
 
 
 @dataclass

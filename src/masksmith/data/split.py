@@ -8,6 +8,7 @@ from pathlib import Path
 
 from masksmith.data.schema import Dataset
 from masksmith.errors import DatasetError
+from masksmith.outputs import OutputFolder, as_output_folder
 
 
 def split_dataset(dataset: Dataset, fractions: dict[str, float], seed: int = 0) -> dict[str, Dataset]:
@@ -39,12 +40,9 @@ def split_dataset(dataset: Dataset, fractions: dict[str, float], seed: int = 0) 
     return parts
 
 
-def write_split_lists(parts: dict[str, Dataset], out: Path) -> list[Path]:
+def write_split_lists(parts: dict[str, Dataset], out: Path | OutputFolder) -> list[Path]:
     """One text file per part listing its image names (the ImageSets convention), returned in order."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, part in parts.items():
-        path = out / f"{name}.txt"
-        path.write_text("".join(s.name + "\n" for s in part.samples), encoding="utf-8")
-        written.append(path)
-    return written
+    roots = [p.root for p in parts.values()]
+    folder = as_output_folder(out, inputs=roots)
+    return [folder.write_text(f"{name}.txt", "".join(s.name + "\n" for s in part.samples))
+            for name, part in parts.items()]

@@ -22,7 +22,10 @@ from pycocotools import mask as mask_utils
 
 from masksmith.data.rasterize import mask_to_rle, sample_rles
 from masksmith.data.schema import Dataset, Region, Sample
-from masksmith.errors import DatasetError
+from masksmith.errors import DatasetError, MasksmithError
+from masksmith.images import open_image
+from masksmith.outputs import OutputFolder, as_output_folder
+from masksmith.paths import resolve_under, safe_relative
 
 REMAINDERS = ("pad", "shift", "drop")
 
@@ -114,41 +117,64 @@ def tile_dataset(dataset: Dataset, tile: int, remainder: str = "pad") -> tuple[D
                                     ignore_rle=mask_to_rle(void) if void.any() else None,
                                     image_data=buf.getvalue()))
             manifest["tiles"].append({"name": t.name, "source": sample.name, "x": x, "y": y})
-    return Dataset(classes=list(dataset.classes), samples=tiles_out, format=dataset.format), manifest
+    # root: the source's folder, so writers of the tiles refuse to write into the source data set
+    return Dataset(classes=list(dataset.classes), samples=tiles_out, format=dataset.format,
+                   root=dataset.root), manifest
 
 
-def write_manifest(manifest: dict[str, Any], out: Path) -> Path:
-    path = out / "tiles.json"
-    path.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    return path
+def write_manifest(manifest: dict[str, Any], out: Path | OutputFolder) -> Path:
+    return as_output_folder(out).write_text("tiles.json", json.dumps(manifest, indent=1))
 
 
-def stitch_folder(manifest_path: Path, predictions: Path, out: Path) -> list[Path]:
-    """Stitch per-tile mask PNGs (named as the tiles) in `predictions` into full-size masks in `out`."""
+def read_manifest(path: Path) -> tuple[dict[str, tuple[int, int]], list[dict[str, Any]]]:
+    """(source name -> (width, height), tiles) of a tiles.json, checked field by field."""
+    bad = "is not a tiles.json written by `masksmith dataset tile`"
+    fix = "pass the tiles.json that `masksmith dataset tile` wrote, unchanged."
     try:
-        manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
-        sources, tiles = manifest["sources"], manifest["tiles"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f"is not a tiles.json written by `masksmith dataset tile` ({exc}).",
-                           path=manifest_path) from None
+        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError("does not exist.", path=path, fix=fix) from None
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{bad} ({exc}).", path=path, fix=fix) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("sources"), dict) or \
+            not isinstance(manifest.get("tiles"), list):
+        raise DatasetError(f"{bad}: it needs 'sources' and 'tiles'.", path=path, fix=fix)
+    sources: dict[str, tuple[int, int]] = {}
+    for name, size in manifest["sources"].items():
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and 0 < v <= 100_000
+                                                                  for v in size)):
+            raise DatasetError(f"{bad}: source {name!r} has size {size!r:.40}, not [width, height].", path=path,
+                               fix=fix)
+        sources[name] = (size[0], size[1])
+    tiles = manifest["tiles"]
+    for k, t in enumerate(tiles):
+        ok = isinstance(t, dict) and isinstance(t.get("name"), str) and t.get("source") in sources and \
+            all(isinstance(t.get(key), int) and t[key] >= 0 for key in ("x", "y"))
+        if not ok:
+            raise DatasetError(f"{bad}: tile {k + 1} ({str(t)[:60]}) lacks a name, a listed source or x/y.",
+                               path=path, fix=fix)
+    return sources, tiles
+
+
+def stitch_folder(manifest_path: Path, predictions: Path, out: Path | OutputFolder) -> list[Path]:
+    """Stitch per-tile mask PNGs (named as the tiles) in `predictions` into full-size masks in `out`."""
+    sources, tiles = read_manifest(manifest_path)
+    folder = as_output_folder(out, inputs=[predictions])
     by_source: dict[str, list[tuple[int, int, np.ndarray]]] = {}
     for t in tiles:
-        file = predictions / t["name"]
+        file = resolve_under(predictions, t["name"], flatten=True, what="tile name")
         if not file.exists():
-            file = predictions / Path(t["name"]).name
+            file = predictions / file.name
         try:
-            with Image.open(file) as im:
-                arr = np.asarray(im)
-        except (OSError, ValueError):
+            arr = np.asarray(open_image(file, orient=False))
+        except MasksmithError:
             raise DatasetError("the tile's mask is missing or unreadable.", path=file,
                                fix="predict every tile listed in tiles.json first.") from None
         by_source.setdefault(t["source"], []).append((t["x"], t["y"], arr))
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     for source, parts in by_source.items():
         w, h = sources[source]
         full = stitch(parts, w, h)
-        target = out / (Path(source).with_suffix(".png").as_posix().replace("/", "__"))
-        Image.fromarray(full).save(target)
-        written.append(target)
+        name = safe_relative(source, what="source name")
+        written.append(folder.save_image(Path(name).with_suffix(".png").as_posix().replace("/", "__"), full))
     return written

@@ -77,8 +77,10 @@ def evaluate_semantic(model: str | Path | Predictor, data: str | Path, out: Path
     per_image.sort(key=lambda t: t[1])
     report = EvaluationReport(classes, at_input.scores(), at_full.scores(), [(n, m) for n, m, _ in per_image])
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        report.files["confusion_matrix"] = str(plot_confusion(report.at_full, classes, out / "confusion.png"))
+        from masksmith.outputs import OutputFolder
+
+        folder = OutputFolder(out, inputs=[data])
+        report.files["confusion_matrix"] = str(plot_confusion(report.at_full, classes, folder, "confusion.png"))
         by_name = {s.name: s for s in dataset.samples}
         rows = []
         for name, _ in report.per_image[:worst]:
@@ -87,14 +89,13 @@ def evaluate_semantic(model: str | Path | Predictor, data: str | Path, out: Path
             rows += [image, colorize(semantic_mask(sample, index), predictor.colors),
                      overlay(image, predictor.predict(image), predictor.colors, 0.6)]
         if rows:
-            Image.fromarray(grid(rows, columns=3, cell=220)).save(out / "worst.png")
-            report.files["worst_gallery"] = str(out / "worst.png")
-        (out / "metrics.json").write_text(json.dumps(report.to_dict(), indent=2))
-        report.files["metrics"] = str(out / "metrics.json")
+            report.files["worst_gallery"] = str(folder.save_image("worst.png", grid(rows, columns=3, cell=220)))
+        report.files["metrics"] = str(folder.path("metrics.json"))
+        folder.write_text("metrics.json", json.dumps(report.to_dict(), indent=2))
     return report
 
 
-def plot_confusion(scores: SegmentationScores, classes: list[str], path: Path) -> Path:
+def plot_confusion(scores: SegmentationScores, classes: list[str], folder, name: str) -> Path:
     """Row-normalised confusion matrix (each row: where that class's true pixels went)."""
     import matplotlib
 
@@ -118,6 +119,6 @@ def plot_confusion(scores: SegmentationScores, classes: list[str], path: Path) -
                             color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    path = folder.save_figure(name, fig, dpi=110)
     plt.close(fig)
     return path

@@ -208,10 +208,10 @@ class InstancePredictor:
         return instances
 
     def predict_files(self, paths: Iterable[str | Path]):
-        from masksmith.infer.predictor import load_image
+        from masksmith.images import read_image
 
         for path in paths:
-            image = load_image(path)
+            image = read_image(path)
             yield Path(path), image, self.predict(image)
 
 
@@ -283,10 +283,11 @@ def evaluate_instances(model: str | Path | InstancePredictor, data: str | Path, 
     finally:
         predictor.score_threshold = own_threshold
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        report["files"]["metrics"] = str(out / "metrics.json")
-        (out / "metrics.json").write_text(json.dumps(report, indent=2))
+        from masksmith.outputs import OutputFolder
+
+        folder = OutputFolder(out, inputs=[data])
+        report["files"]["metrics"] = str(folder.path("metrics.json"))
+        folder.write_text("metrics.json", json.dumps(report, indent=2))
     return report
 
 
@@ -342,17 +343,19 @@ def instances_json(path: Path, image: np.ndarray, instances: Sequence[Instance])
 
 
 def predict_instances_to_folder(predictor: InstancePredictor, inputs: Iterable[str | Path], out: Path,
-                                opacity: float = 0.5) -> list[dict[str, str]]:
+                                opacity: float = 0.5, *, overwrite: bool = False, lenient: bool = False,
+                                skipped=None) -> list[dict[str, str]]:
     """Predict every input image (files or folders) and write <stem>_instances.json and <stem>_overlay.png."""
-    from masksmith.infer.write import expand_inputs
+    from masksmith.infer.write import Skipped, plan_outputs, readable
+    from masksmith.outputs import OutputFolder
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    inputs = list(inputs)
+    folder = OutputFolder(out, inputs=inputs, overwrite=overwrite)
     written = []
-    for path, image, instances in predictor.predict_files(expand_inputs(inputs)):
-        files = {"json": out / f"{path.stem}_instances.json", "overlay": out / f"{path.stem}_overlay.png"}
-        files["json"].write_text(json.dumps(instances_json(path, image, instances), indent=1))
-        Image.fromarray(draw_instances(image, instances, opacity)).save(files["overlay"])
-        written.append({"image": str(path), "instances": str(len(instances)),
+    for job, image, instances in readable(predictor, plan_outputs(inputs, folder), lenient, skipped or Skipped()):
+        files = {"json": folder.write_text(f"{job.stem}_instances.json",
+                                           json.dumps(instances_json(job.path, image, instances), indent=1)),
+                 "overlay": folder.save_image(f"{job.stem}_overlay.png", draw_instances(image, instances, opacity))}
+        written.append({"image": str(job.path), "instances": str(len(instances)),
                         **{k: str(v) for k, v in files.items()}})
     return written

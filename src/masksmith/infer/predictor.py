@@ -16,23 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from masksmith.errors import MasksmithError
+from masksmith.images import read_image
 from masksmith.models.artifact import ModelArtifact, build_network, load_artifact
 from masksmith.models.registry import pad_amount
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB, or a MasksmithError naming the file."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise MasksmithError("the image file does not exist.", path=path) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise MasksmithError(f"cannot be read as an image ({exc}).", path=path,
-                             fix="pass a JPEG, PNG or other common image file.") from None
 
 
 def window_weights(size: tuple[int, int]) -> torch.Tensor:
@@ -150,5 +138,5 @@ class Predictor:
 
     def predict_files(self, paths: Iterable[str | Path]):
         for path in paths:
-            image = load_image(path)
+            image = read_image(path)
             yield Path(path), image, self.predict(image)

@@ -1,9 +1,13 @@
 """`masksmith predict` outputs: per image a class-index mask PNG (palette: opens in colour), an overlay and
-an opaque colour mask, named after the input file."""
+an opaque colour mask, named after the input file.
+
+Outputs go through an `OutputFolder`: never into (or around) the photos' own folder, never over a file
+masksmith did not write, each file atomically; two photos with the same stem get distinct names."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +17,13 @@ from masksmith.apps.overlay import colorize, overlay
 from masksmith.data.formats._common import is_image_file
 from masksmith.errors import MasksmithError
 from masksmith.infer.predictor import Predictor
+from masksmith.outputs import OutputFolder, as_output_folder
+from masksmith.paths import unique_stems
 
 
-def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """Image files named directly or found (non-recursively) in named folders."""
+def expand_inputs(paths: Iterable[str | Path], skip: OutputFolder | None = None) -> list[Path]:
+    """Image files named directly or found (non-recursively) in named folders, without the files masksmith
+    wrote into `skip` (so a run never reads its own outputs back as photos)."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -25,35 +32,72 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
             files.append(p)
         else:
             raise MasksmithError("does not exist.", path=p, fix="check the path.")
+    if skip is not None:
+        files = [f for f in files if not skip.is_output(f)]
     if not files:
         raise MasksmithError("no images found in the given paths.", fix="pass image files or folders of images.")
     return files
 
 
-def save_index_mask(mask: np.ndarray, colors: list[tuple[int, int, int]], path: Path) -> Path:
+@dataclass
+class PhotoJob:
+    """One input photo and the stem its outputs are named with."""
+
+    path: Path
+    stem: str
+
+
+def plan_outputs(inputs: Iterable[str | Path], folder: OutputFolder) -> list[PhotoJob]:
+    files = expand_inputs(inputs, skip=folder)
+    return [PhotoJob(f, s) for f, s in zip(files, unique_stems(files), strict=True)]
+
+
+@dataclass
+class Skipped:
+    """Photos that could not be read (with --lenient), each with the reason."""
+
+    items: list[str] = field(default_factory=list)
+
+
+def readable(predictor, jobs: list[PhotoJob], lenient: bool, skipped: Skipped) -> Iterator[tuple[PhotoJob,
+                                                                                                np.ndarray, object]]:
+    """(job, image, prediction) for every job; unreadable photos stop the run, or with `lenient` are listed
+    in `skipped` and passed over."""
+    from masksmith.images import read_image
+
+    for job in jobs:
+        try:
+            image = read_image(job.path)
+        except MasksmithError as exc:
+            if not lenient:
+                raise
+            skipped.items.append(str(exc))
+            continue
+        yield job, image, predictor.predict(image)
+
+
+def save_index_mask(mask: np.ndarray, colors: list[tuple[int, int, int]], folder: OutputFolder, name: str) -> Path:
     """A palette PNG: pixel values are class indices, and viewers show the class colours."""
     im = Image.fromarray(mask, mode="P")
     palette = np.zeros((256, 3), np.uint8)
     palette[: len(colors)] = np.asarray(colors, np.uint8)
     im.putpalette(palette.ravel().tolist())
-    im.save(path)
-    return path
+    return folder.save_image(name, im)
 
 
-def predict_to_folder(predictor: Predictor, inputs: Iterable[str | Path], out: Path, opacity: float = 0.5
-                      ) -> list[dict[str, str]]:
+def predict_to_folder(predictor: Predictor, inputs: Iterable[str | Path], out: Path | OutputFolder,
+                      opacity: float = 0.5, *, overwrite: bool = False, lenient: bool = False,
+                      skipped: Skipped | None = None) -> list[dict[str, str]]:
     """Predict every input image and write <stem>_mask.png, <stem>_overlay.png and <stem>_color.png."""
-    out.mkdir(parents=True, exist_ok=True)
+    inputs = list(inputs)
+    folder = as_output_folder(out, inputs=inputs, overwrite=overwrite)
     colors = predictor.colors
     written = []
-    for path, image, mask in predictor.predict_files(expand_inputs(inputs)):
-        stem = path.stem
+    for job, image, mask in readable(predictor, plan_outputs(inputs, folder), lenient, skipped or Skipped()):
         files = {
-            "mask": save_index_mask(mask, colors, out / f"{stem}_mask.png"),
-            "overlay": out / f"{stem}_overlay.png",
-            "color": out / f"{stem}_color.png",
+            "mask": save_index_mask(mask, colors, folder, f"{job.stem}_mask.png"),
+            "overlay": folder.save_image(f"{job.stem}_overlay.png", overlay(image, mask, colors, opacity)),
+            "color": folder.save_image(f"{job.stem}_color.png", colorize(mask, colors)),
         }
-        Image.fromarray(overlay(image, mask, colors, opacity)).save(files["overlay"])
-        Image.fromarray(colorize(mask, colors)).save(files["color"])
-        written.append({"image": str(path), **{k: str(v) for k, v in files.items()}})
+        written.append({"image": str(job.path), **{k: str(v) for k, v in files.items()}})
     return written

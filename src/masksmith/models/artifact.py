@@ -6,8 +6,6 @@ model file never runs code from it. Written atomically: an interrupted save neve
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,15 +42,9 @@ def save_artifact(artifact: ModelArtifact, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **asdict(artifact)}
     payload["state_dict"] = {k: v.detach().cpu().contiguous() for k, v in artifact.state_dict.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from masksmith.outputs import atomic_save
+
+    return atomic_save(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_artifact(path: str | Path) -> ModelArtifact:

@@ -5,6 +5,7 @@ callback here, never by editing the loop."""
 from __future__ import annotations
 
 import csv
+import io
 import math
 import time
 from pathlib import Path
@@ -13,7 +14,8 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from PIL import Image
+
+from masksmith.outputs import atomic_save_figure, atomic_save_image, atomic_write_text
 
 
 class ClockSchedule(L.Callback):
@@ -106,17 +108,23 @@ class History(L.Callback):
                "seconds": round(time.monotonic() - self.t0, 1),
                "lr": trainer.optimizers[0].param_groups[0]["lr"],
                **{k: m.get(k) for k in self.COLUMNS[4:]}}
-        new = not self.csv.exists()
-        with self.csv.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.COLUMNS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        append_csv_row(self.csv, self.COLUMNS, row)
         self.plot()
         if self.echo:
             shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "step") and
                               isinstance(v, float))
             print(f"epoch {row['epoch']}: {shown}", flush=True)
+
+
+def append_csv_row(path: Path, columns: list[str], row: dict[str, Any]) -> Path:
+    """The CSV rewritten with one more row, atomically: an interrupted epoch never leaves half a line."""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    if not old:
+        writer.writeheader()
+    writer.writerow(row)
+    return atomic_write_text(path, old + buf.getvalue())
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:
@@ -148,7 +156,7 @@ def plot_curves(csv_path: Path, png_path: Path, losses: tuple[str, ...] = ("trai
             axes.legend(fontsize=7 if len(keys) > 3 else None)
     b.set_ylim(0, 1)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=90)
+    atomic_save_figure(fig, png_path, dpi=90)
     plt.close(fig)
     return png_path
 
@@ -175,7 +183,7 @@ class Previews(L.Callback):
             pictures += [im, colorize(truth.numpy(), self.colors), overlay(im, p.numpy(), self.colors, 0.6)]
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"epoch_{trainer.current_epoch + 1:03d}.png"
-        Image.fromarray(grid(pictures, columns=3, cell=192)).save(self.dir / name)
+        atomic_save_image(grid(pictures, columns=3, cell=192), self.dir / name)
 
 
 class KeepModelFile(L.Callback):

@@ -22,7 +22,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader
 
 from masksmith.data.instance_data import (
@@ -39,6 +38,7 @@ from masksmith.models.instance import (
     instance_normalisation,
     trainable_parameters,
 )
+from masksmith.outputs import atomic_save_image, atomic_write_text
 from masksmith.train.callbacks import History, plot_curves
 from masksmith.train.config import TrainConfig
 from masksmith.train.run import fit_run, model_saver, start_run
@@ -207,7 +207,7 @@ class InstancePreviews(L.Callback):
             pictures += [draw_instances(image, truth, show_scores=False), draw_instances(image, found)]
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"epoch_{trainer.current_epoch + 1:03d}.png"
-        Image.fromarray(grid(pictures, columns=2, cell=256)).save(self.dir / name)
+        atomic_save_image(grid(pictures, columns=2, cell=256), self.dir / name)
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -244,7 +244,7 @@ def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: boo
     module = InstanceModule(net, names, lr, config.weight_decay, val_data=val_data)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+    atomic_write_text(run_dir / "config.yaml", config.to_yaml())
     batch = max(1, min(config.batch_size, len(train_data)))
     train_loader = DataLoader(train_data, batch_size=batch, shuffle=True, num_workers=config.num_workers,
                               collate_fn=collate_fn, drop_last=len(train_data) > batch,

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from masksmith.errors import DatasetError
 
@@ -44,15 +43,6 @@ def is_image_file(path: Path) -> bool:
 def list_images(folder: Path) -> list[Path]:
     """Image files directly inside `folder`, sorted by name."""
     return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
-
-
-def image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) read from the image header, or None when the file is missing or not an image."""
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (OSError, SyntaxError, ValueError):
-        return None
 
 
 # Folders that annotation tools and data set conventions keep images in, beside the annotation file.

@@ -7,9 +7,6 @@ anywhere, a `_background_` category that no annotation uses, images kept in a su
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +14,11 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from masksmith.data.formats._common import as_float, find_image, load_json, points_array
+from masksmith.data.formats._write import copy_image, output_folder, output_names
 from masksmith.data.rasterize import region_rle
 from masksmith.data.schema import Dataset, ProblemLog, Region, Sample, make_classes
 from masksmith.errors import DatasetError
+from masksmith.outputs import OutputFolder
 
 NAME = "coco"
 DESCRIPTION = "COCO instances JSON"
@@ -186,18 +185,17 @@ def _rle_json(rle: dict[str, Any]) -> dict[str, Any]:
     return {"size": list(rle["size"]), "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
 
 
-def write(dataset: Dataset, out: Path, **options: Any) -> None:
-    """Write out/annotations.json and copy the images to out/images/ (sample names keep their sub-folders)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def write(dataset: Dataset, out: Path | OutputFolder, **options: Any) -> None:
+    """Write out/annotations.json and copy the images to out/images/ (sample names keep their sub-folders;
+    names that would leave the folder are flattened by masksmith.paths, and the JSON says the same name)."""
+    folder = output_folder(dataset, out)
     index = dataset.class_to_index()
     categories = [{"id": index[c.name], "name": c.name, "supercategory": "",
                    "color": "#{:02x}{:02x}{:02x}".format(*c.color)} for c in dataset.classes]
     images, annotations = [], []
-    for image_id, sample in enumerate(dataset.samples, start=1):
-        target = out / "images" / sample.name
-        _copy_image(sample, target)
-        images.append({"id": image_id, "file_name": sample.name, "width": sample.width, "height": sample.height})
+    for image_id, (sample, name) in enumerate(zip(dataset.samples, output_names(dataset), strict=True), start=1):
+        copy_image(sample, folder, f"images/{name}")
+        images.append({"id": image_id, "file_name": name, "width": sample.width, "height": sample.height})
         for region in sample.regions:
             if region.label not in index:
                 continue
@@ -214,25 +212,4 @@ def write(dataset: Dataset, out: Path, **options: Any) -> None:
             annotations.append(ann)
     doc = {"info": {"description": "written by masksmith"}, "images": images, "annotations": annotations,
            "categories": categories}
-    atomic_write_text(out / "annotations.json", json.dumps(doc))
-
-
-def _copy_image(sample: Sample, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if sample.image_path is not None and sample.image_path.exists():
-        if sample.image_path.resolve() != target.resolve():
-            shutil.copy2(sample.image_path, target)
-    elif sample.image_data is not None:
-        target.write_bytes(sample.image_data)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    folder.write_text("annotations.json", json.dumps(doc))

@@ -31,10 +31,11 @@ from xml.parsers import expat
 
 import numpy as np
 
-from masksmith.data.formats._common import as_float, ellipse, find_image, image_size, points_array, rectangle
+from masksmith.data.formats._common import as_float, ellipse, find_image, points_array, rectangle
 from masksmith.data.rasterize import mask_to_rle
 from masksmith.data.schema import Dataset, ProblemLog, Region, Sample, make_classes
 from masksmith.errors import DatasetError
+from masksmith.images import ImageReadError, image_size
 
 NAME = "cvat"
 DESCRIPTION = "CVAT for images 1.1 XML"
@@ -244,10 +245,11 @@ def _size(el: ET.Element, image_path: Path, file: Path, item: str, need: bool) -
     except DatasetError as exc:
         raise DatasetError(exc.problem, path=file, item=item, fix=_FIX_EXPORT) from None
     if need and (width <= 0 or height <= 0):
-        found = image_size(image_path)
-        if found is None:
+        try:
+            found = image_size(image_path)
+        except ImageReadError:
             raise DatasetError("has masks but no width and height, and its image cannot be read.", path=file,
-                               item=item, fix="add width and height to the <image> element, or the image.")
+                               item=item, fix="add width and height to the <image> element, or the image.") from None
         width, height = found
     if width * height > MAX_PIXELS:
         raise DatasetError(f"says the image is {width}x{height}, too large to hold a mask.", path=file,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import math
 import os
@@ -29,7 +30,6 @@ from pycocotools import mask as mask_utils
 from masksmith.data.formats._common import (
     as_float,
     ellipse,
-    image_size,
     is_image_file,
     load_json,
     points_array,
@@ -40,6 +40,7 @@ from masksmith.data.formats._common import (
 from masksmith.data.rasterize import polygons_to_rle
 from masksmith.data.schema import BACKGROUND, ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
 from masksmith.errors import DatasetError
+from masksmith.images import ImageReadError, image_size
 
 NAME = "labelme"
 DESCRIPTION = "LabelMe JSON (one file per image)"
@@ -124,13 +125,11 @@ class _Image:
         return self.width, self.height
 
     def _image_size(self, item: str) -> tuple[int, int]:
-        size = image_size(self.path) if self.path is not None else None
-        if size is None and self.data is not None:
-            try:
-                with Image.open(io.BytesIO(self.data)) as im:
-                    size = im.size
-            except Exception:  # noqa: BLE001 - PIL raises many types on bad bytes; the size stays unknown
-                size = None
+        size = None
+        for source in (self.path, self.data):
+            if size is None and source is not None:
+                with contextlib.suppress(ImageReadError):
+                    size = image_size(source)
         if size is None or min(size) <= 0:
             raise DatasetError("imageWidth and imageHeight are missing and the image cannot be read.",
                                path=self.file, item=item, fix="save the file from LabelMe with its image.")

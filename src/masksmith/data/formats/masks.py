@@ -33,18 +33,24 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from masksmith.data.formats._common import IMAGE_SUFFIXES, is_image_file, rel_name
+from masksmith.data.formats._common import is_image_file, rel_name
+from masksmith.data.formats._write import (
+    GENERIC_IMAGE_DIRS,
+    copy_image,
+    image_suffix,
+    output_folder,
+    output_stems,
+    require_size,
+    save_png,
+)
 from masksmith.data.rasterize import mask_to_rle, semantic_mask
 from masksmith.data.schema import (
     BACKGROUND,
@@ -68,7 +74,6 @@ DEFAULT_PATTERNS = (
     "{stem}.jpg", "{stem}.jpeg", "{stem}_label.png", "{stem}_labels.png", "{stem}_mask.tif", "{stem}.tif",
     "{stem}.tiff", "{stem}.bmp",
 )
-GENERIC_IMAGE_DIRS = ("images", "image", "imgs", "img", "JPEGImages", "rgb")
 SPLIT_IMAGE_DIRS = ("train", "val", "valid", "validation", "test")
 GENERIC_MASK_DIRS = ("masks", "mask", "labels", "label", "annotations", "gt", "groundtruth", "ground_truth")
 SPLIT_MASK_SUFFIXES = ("_masks", "_mask", "_labels", "_gt", "annot", "_annot")
@@ -205,100 +210,6 @@ def parse_names(value: Any, what: str) -> list[str]:
     if names and names[0].lower() in BACKGROUND_NAMES:
         names = names[1:]
     return names
-
-
-# ---------------------------------------------------------------- writing (shared with voc.py)
-
-def check_output(dataset: Dataset, out: Path) -> None:
-    """Refuse an output folder that is, or lies inside, the data set's own folder."""
-    if dataset.root is None:
-        return
-    root, target = Path(dataset.root).resolve(), out.resolve()
-    if target == root or root in target.parents:
-        raise DatasetError("lies inside the data set's own folder; writing there could overwrite or mix with "
-                           "the originals.", path=out, fix="choose an output folder outside the data set.")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def save_png(image: Image.Image, path: Path) -> None:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=False)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def copy_image(sample: Sample, target: Path) -> None:
-    """Copy the sample's image file (or its embedded bytes) to `target`, atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    src = sample.image_path
-    if src is not None and src.exists():
-        if src.resolve() == target.resolve():
-            return
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        os.close(fd)
-        try:
-            shutil.copy2(src, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    elif sample.image_data is not None:
-        atomic_write_bytes(target, sample.image_data)
-    else:
-        raise DatasetError("the sample has neither an image file nor embedded image data.", path=src or "",
-                           item=sample.name, fix="restore the image before converting.")
-
-
-def output_stems(dataset: Dataset, image_dirs: tuple[str, ...] = GENERIC_IMAGE_DIRS) -> list[str]:
-    """A relative path without extension for each sample, safe to join below an output folder and unique.
-
-    A leading image-folder name ("images/", "JPEGImages/") is dropped, sub-folders are kept.
-    """
-    stems: list[str] = []
-    seen: dict[str, str] = {}
-    for sample in dataset.samples:
-        parts = [p for p in PurePosixPath(sample.name.replace("\\", "/")).parts
-                 if p not in ("", ".", "..", "/")]
-        parts = [p for p in parts if not re.match(r"^[A-Za-z]:$", p)]  # a Windows drive is no folder
-        if len(parts) > 1 and parts[0] in image_dirs:
-            parts = parts[1:]
-        if not parts:
-            parts = ["image"]
-        stem = str(PurePosixPath(*parts).with_suffix(""))
-        if stem in seen:
-            raise DatasetError(f"images {seen[stem]!r} and {sample.name!r} would share the name {stem!r}.",
-                               item=sample.name, fix="rename one of the images.")
-        seen[stem] = sample.name
-        stems.append(stem)
-    return stems
-
-
-def image_suffix(sample: Sample) -> str:
-    for candidate in (sample.image_path, Path(sample.name)):
-        if candidate is not None and candidate.suffix.lower() in IMAGE_SUFFIXES:
-            return candidate.suffix
-    return ".jpg"
-
-
-def require_size(sample: Sample) -> None:
-    if sample.width <= 0 or sample.height <= 0:
-        raise DatasetError("the image size is unknown.", item=sample.name,
-                           fix="load the data set with masksmith.data.load_dataset before writing it.")
 
 
 # ---------------------------------------------------------------- layout
@@ -706,11 +617,10 @@ def write(dataset: Dataset, out: Path, **options: Any) -> None:
     """Write out/images/<name> and out/masks/<name>.png, plus classes.txt (index, binary) or classes.csv
     (color). Option kind: "index" (default; grey PNG 0..N, 255 void), "color" (RGB PNG in the class colours),
     or "binary" (0/255 PNG; one class, no void)."""
-    out = Path(out)
     kind = options.get("kind", "index")
     if kind not in KINDS:
         raise DatasetError(f"option kind is {kind!r}.", fix=f"use one of: {', '.join(KINDS)}.")
-    check_output(dataset, out)
+    folder = output_folder(dataset, out)
     index = dataset.class_to_index()
     stems = output_stems(dataset)
     has_void = any(s.ignore_rle is not None for s in dataset.samples)
@@ -719,7 +629,7 @@ def write(dataset: Dataset, out: Path, **options: Any) -> None:
         _check_binary(dataset, has_void)
     for sample, stem in zip(dataset.samples, stems, strict=True):
         require_size(sample)
-        copy_image(sample, out / "images" / f"{stem}{image_suffix(sample)}")
+        copy_image(sample, folder, f"images/{stem}{image_suffix(sample)}")
         sem = semantic_mask(sample, index)
         if kind == "color":
             assert lut is not None
@@ -728,15 +638,15 @@ def write(dataset: Dataset, out: Path, **options: Any) -> None:
             image = Image.fromarray(np.where(sem > 0, 255, 0).astype(np.uint8), "L")
         else:
             image = Image.fromarray(sem, "L")
-        save_png(image, out / "masks" / f"{stem}.png")
+        save_png(image, folder, f"masks/{stem}.png")
     if kind == "color":
         rows = ["name,r,g,b", f"{BACKGROUND},0,0,0"]
         rows += [f"{_csv_name(c.name)},{c.color[0]},{c.color[1]},{c.color[2]}" for c in dataset.classes]
         if has_void:
             rows.append("__ignore__,{},{},{}".format(*VOID_COLOR))
-        atomic_write_text(out / "classes.csv", "\n".join(rows) + "\n")
+        folder.write_text("classes.csv", "\n".join(rows) + "\n")
     else:
-        atomic_write_text(out / "classes.txt", "\n".join([BACKGROUND, *dataset.class_names]) + "\n")
+        folder.write_text("classes.txt", "\n".join([BACKGROUND, *dataset.class_names]) + "\n")
 
 
 def _csv_name(name: str) -> str:

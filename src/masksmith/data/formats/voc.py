@@ -26,23 +26,17 @@ import numpy as np
 from PIL import Image
 
 from masksmith.data.formats._common import IMAGE_SUFFIXES, rel_name
+from masksmith.data.formats._write import copy_image, image_suffix, output_folder, output_stems, require_size, save_png
 from masksmith.data.formats.masks import (
     BACKGROUND_NAMES,
     VOID_COLOR,
     as_rgb,
-    atomic_write_text,
-    check_output,
     class_regions,
     colors_to_indices,
-    copy_image,
     grey_or_indices,
-    image_suffix,
     open_mask,
-    output_stems,
     parse_color,
     parse_names,
-    require_size,
-    save_png,
 )
 from masksmith.data.rasterize import instance_masks, mask_to_rle, semantic_mask
 from masksmith.data.schema import (
@@ -335,8 +329,7 @@ def _object_mask(sample: Sample, index: dict[str, int]) -> np.ndarray:
 def write(dataset: Dataset, out: Path, **options: Any) -> None:
     """Write the VOC layout: JPEGImages/, SegmentationClass/ palette PNGs, SegmentationObject/ when the data
     set has instances, ImageSets/Segmentation/default.txt and labelmap.txt with the class colours."""
-    out = Path(out)
-    check_output(dataset, out)
+    folder = output_folder(dataset, out)
     for c in dataset.classes:
         if ":" in c.name or "\n" in c.name:
             raise DatasetError(f"class {c.name!r} has a ':' or line break, which labelmap.txt cannot hold.",
@@ -347,17 +340,17 @@ def write(dataset: Dataset, out: Path, **options: Any) -> None:
     palette = _palette(dataset)
     for sample, stem in zip(dataset.samples, stems, strict=True):
         require_size(sample)
-        copy_image(sample, out / IMAGE_DIR / f"{stem}{image_suffix(sample)}")
+        copy_image(sample, folder, f"{IMAGE_DIR}/{stem}{image_suffix(sample)}")
         sem = semantic_mask(sample, index)
-        save_png(_palette_image(sem, palette), out / "SegmentationClass" / f"{stem}.png")
+        save_png(_palette_image(sem, palette), folder, f"SegmentationClass/{stem}.png")
         if with_objects:
             objects = _object_mask(sample, index)
             objects[sem == IGNORE_INDEX] = IGNORE_INDEX
-            save_png(_palette_image(objects, voc_palette()), out / OBJECT_DIR / f"{stem}.png")
-    atomic_write_text(out / LISTS_DIR / "default.txt", "".join(f"{s}\n" for s in stems))
+            save_png(_palette_image(objects, voc_palette()), folder, f"{OBJECT_DIR}/{stem}.png")
+    folder.write_text(f"{LISTS_DIR}/default.txt", "".join(f"{s}\n" for s in stems))
     lines = ["# label:color_rgb:parts:actions", "background:0,0,0::"]
     lines += [f"{c.name}:{c.color[0]},{c.color[1]},{c.color[2]}::" for c in dataset.classes]
-    atomic_write_text(out / LABELMAP, "\n".join(lines) + "\n")
+    folder.write_text(LABELMAP, "\n".join(lines) + "\n")
 
 
 def _palette_image(values: np.ndarray, palette: list[int]) -> Image.Image:

@@ -1,0 +1,91 @@
+"""What every format writer shares: the output folder guard, safe and unique output names, image copies.
+
+Writers take `out` as a folder path or an `OutputFolder` (which `convert` makes with the data set as input and
+the user's --overwrite choice): the folder may not be, hold or lie inside the data set, no file masksmith did
+not write is replaced without --overwrite, and every file is written atomically (masksmith.outputs).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path, PurePosixPath
+
+from PIL import Image
+
+from masksmith.data.formats._common import IMAGE_SUFFIXES
+from masksmith.data.schema import Dataset, Sample
+from masksmith.errors import DatasetError
+from masksmith.outputs import OutputFolder, as_output_folder
+from masksmith.paths import safe_relative
+
+GENERIC_IMAGE_DIRS = ("images", "image", "imgs", "img", "JPEGImages", "rgb")
+
+
+def output_folder(dataset: Dataset, out: str | Path | OutputFolder, overwrite: bool = False) -> OutputFolder:
+    """`out` as an OutputFolder guarded against the data set's own folder."""
+    return as_output_folder(out, inputs=[dataset.root], overwrite=overwrite)
+
+
+def output_names(dataset: Dataset) -> list[str]:
+    """Each sample's name as a relative path safe to write below an output folder (masksmith.paths
+    flattens '../' and absolute names), refusing two samples that would land on one file."""
+    names, seen = [], {}
+    for sample in dataset.samples:
+        name = safe_relative(sample.name, what="image file name")
+        key = name.lower()
+        if key in seen:
+            raise DatasetError(f"images {seen[key]!r} and {sample.name!r} would be written to the same file "
+                               f"{name!r}.", item=sample.name, fix="rename one of the images.")
+        seen[key] = sample.name
+        names.append(name)
+    return names
+
+
+def output_stems(dataset: Dataset, image_dirs: tuple[str, ...] = GENERIC_IMAGE_DIRS) -> list[str]:
+    """A relative path without extension for each sample, safe to join below an output folder and unique.
+
+    A leading image-folder name ("images/", "JPEGImages/") is dropped, sub-folders are kept.
+    """
+    stems: list[str] = []
+    seen: dict[str, str] = {}
+    for sample in dataset.samples:
+        parts = list(PurePosixPath(safe_relative(sample.name, what="image file name")).parts)
+        if len(parts) > 1 and parts[0] in image_dirs:
+            parts = parts[1:]
+        stem = str(PurePosixPath(*parts).with_suffix("")) or "image"
+        if stem.lower() in seen:
+            raise DatasetError(f"images {seen[stem.lower()]!r} and {sample.name!r} would share the name "
+                               f"{stem!r}.", item=sample.name, fix="rename one of the images.")
+        seen[stem.lower()] = sample.name
+        stems.append(stem)
+    return stems
+
+
+def image_suffix(sample: Sample) -> str:
+    for candidate in (sample.image_path, Path(sample.name)):
+        if candidate is not None and candidate.suffix.lower() in IMAGE_SUFFIXES:
+            return candidate.suffix
+    return ".jpg"
+
+
+def require_size(sample: Sample) -> None:
+    if sample.width <= 0 or sample.height <= 0:
+        raise DatasetError("the image size is unknown.", item=sample.name,
+                           fix="load the data set with masksmith.data.load_dataset before writing it.")
+
+
+def copy_image(sample: Sample, folder: OutputFolder, name: str) -> Path:
+    """Copy the sample's image file (or its embedded bytes) to output `name`, atomically."""
+    src = sample.image_path
+    if src is not None and src.exists():
+        return folder.copy(name, src)
+    if sample.image_data is not None:
+        return folder.write_bytes(name, sample.image_data)
+    raise DatasetError("the sample has neither an image file nor embedded image data.", path=src or "",
+                       item=sample.name, fix="restore the image before converting.")
+
+
+def save_png(image: Image.Image, folder: OutputFolder, name: str) -> Path:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=False)
+    return folder.write_bytes(name, buf.getvalue())

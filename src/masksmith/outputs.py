@@ -1,0 +1,264 @@
+"""Writing files: atomically, with the user's normal file mode, into output folders that protect the user.
+
+- `atomic_write_bytes/text`, `atomic_save_image`, `atomic_copy`, `atomic_save` (any writer callback): the data
+  goes to a temporary file in the target's folder, then `os.replace` puts it in place, so a reader (or a second
+  process writing the same name) never sees half a file and an interrupted write leaves the old file whole.
+  The file gets the mode a plain `open()` would give (0666 minus the umask), not mkstemp's 0600.
+- `OutputFolder`: the one guard every command that writes a folder of results goes through. It refuses a
+  folder that is, contains or lies inside an input; checks that the folder can be written before any work
+  starts; never overwrites a file it did not write itself unless `overwrite=True`; and keeps a list of what it
+  wrote (`.masksmith-written`) so a re-run may replace its own outputs and readers can skip them.
+- `os_error(exc, path)`: an OSError (full disk, read-only folder, ...) as one MasksmithError line with errno.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from masksmith.errors import MasksmithError
+from masksmith.paths import is_under, resolve_under
+
+_umask_lock = threading.Lock()
+_umask: int | None = None
+
+
+def _file_mode() -> int:
+    """0666 minus the process umask (read once; os.umask can only be read by setting it)."""
+    global _umask
+    with _umask_lock:
+        if _umask is None:
+            _umask = os.umask(0o022)
+            os.umask(_umask)
+    return 0o666 & ~_umask
+
+
+class OutputError(MasksmithError):
+    """An output folder or file that masksmith will not write."""
+
+
+def os_error(exc: OSError, path: str | Path | None = None, action: str = "write") -> MasksmithError:
+    """One line for an OSError: the path, what failed, the system's words and the errno name."""
+    where = exc.filename or path
+    name = errno.errorcode.get(exc.errno or 0, "")
+    reason = exc.strerror or str(exc)
+    fixes = {errno.ENOSPC: "free some disk space or choose a folder on another disk.",
+             errno.EDQUOT: "free some space in your quota or choose another folder.",
+             errno.EACCES: "choose a folder you may write to.", errno.EPERM: "choose a folder you may write to.",
+             errno.EROFS: "choose a folder on a writable disk.",
+             errno.ENOTDIR: "a part of the path is a file; choose another path.",
+             errno.EISDIR: "the path is a folder; give a file name."}
+    return MasksmithError(f"cannot {action} ({reason}{f', {name}' if name else ''}).", path=where,
+                          fix=fixes.get(exc.errno or 0))
+
+
+def atomic_save(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Call `write(tmp_path)` to fill a temporary file beside `path`, then rename it into place."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise os_error(exc, path) from None
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise os_error(exc, path) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    return atomic_save(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_copy(src: str | Path, dst: str | Path) -> Path:
+    """Copy a file's bytes (and times) atomically; nothing is done when `dst` is `src`."""
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and src.resolve() == dst.resolve():
+        return dst
+    return atomic_save(dst, lambda tmp: shutil.copy2(src, tmp))
+
+
+def atomic_save_image(image: Any, path: str | Path, format: str | None = None, **options: Any) -> Path:
+    """Save a PIL image or an (H, W[, C]) uint8 array; the format follows the suffix unless given."""
+    import numpy as np
+    from PIL import Image
+
+    path = Path(path)
+    picture = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+    fmt = format or Image.registered_extensions().get(path.suffix.lower()) or "PNG"
+    return atomic_save(path, lambda tmp: picture.save(tmp, format=fmt, **options))
+
+
+def atomic_save_figure(figure: Any, path: str | Path, **options: Any) -> Path:
+    """A matplotlib figure saved atomically (format from the suffix)."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".") or "png"
+    return atomic_save(path, lambda tmp: figure.savefig(tmp, format=fmt, **options))
+
+
+def check_writable(folder: str | Path) -> Path:
+    """Create `folder` if needed and prove it takes a file, before any long work starts."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError("is a file, not a folder.", path=folder, fix="choose a folder for the outputs.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".masksmith-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise os_error(exc, folder) from None
+    return folder
+
+
+class OutputFolder:
+    """A folder masksmith writes results into, and the rules for writing there (see the module docstring).
+
+    `inputs`: files or folders the command reads; the output folder may not be one of them, lie inside one,
+    or hold one. `overwrite`: replace files masksmith did not write. Names passed to `path()` and the write
+    methods are relative to the folder and resolved through `masksmith.paths` (never outside it).
+    """
+
+    MANIFEST = ".masksmith-written"
+
+    def __init__(self, root: str | Path, *, inputs: Iterable[str | Path | None] = (), overwrite: bool = False,
+                 create: bool = True, may_hold_inputs: bool = False) -> None:
+        self.root = Path(root)
+        self.overwrite = overwrite
+        for source in inputs:
+            if source is None:
+                continue
+            source = Path(source)
+            if is_under(self.root, source) and (source.is_dir() or self.root.resolve() == source.resolve()):
+                raise OutputError(f"is, or lies inside, the input {source}; writing there could overwrite "
+                                  "or mix with the originals.", path=self.root,
+                                  fix="choose an output folder outside the input.")
+            if not may_hold_inputs and self.root.exists() and is_under(source, self.root):
+                raise OutputError(f"holds the input {source}; writing there could overwrite the originals.",
+                                  path=self.root, fix="choose an output folder that does not hold the input.")
+        if create:
+            check_writable(self.root)
+        self._written = self._read_manifest()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_file(cls, path: str | Path, *, inputs: Iterable[str | Path | None] = (), overwrite: bool = False
+                 ) -> tuple[OutputFolder, str]:
+        """(folder, name) for a command that writes one file (a preview, a report): the file may sit beside
+        the inputs but not inside an input folder, and replaces only a file masksmith wrote."""
+        path = Path(path)
+        if path.is_dir():
+            raise OutputError("is a folder; a file name is needed here.", path=path,
+                              fix=f"give a file name, e.g. {path / 'out.png'}.")
+        return cls(path.parent, inputs=inputs, overwrite=overwrite, may_hold_inputs=True), path.name
+
+    # -- what is ours -----------------------------------------------------------------------------------
+    def _manifest(self) -> Path:
+        return self.root / self.MANIFEST
+
+    def _read_manifest(self) -> set[str]:
+        try:
+            return {line for line in self._manifest().read_text(encoding="utf-8").splitlines() if line}
+        except (FileNotFoundError, NotADirectoryError):
+            return set()
+        except (OSError, UnicodeDecodeError):
+            return set()
+
+    def _record(self, rel: str) -> None:
+        with self._lock:
+            if rel in self._written:
+                return
+            self._written.add(rel)
+            try:  # one O_APPEND write per line: safe when several processes write into the folder
+                fd = os.open(self._manifest(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, _file_mode())
+                try:
+                    os.write(fd, (rel + "\n").encode("utf-8"))
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise os_error(exc, self._manifest()) from None
+
+    def relative(self, path: str | Path) -> str:
+        """`path` relative to the folder (links followed), or ValueError when it lies elsewhere."""
+        return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+
+    def owns(self, path: str | Path) -> bool:
+        """Whether masksmith wrote `path` (a file in this folder) on this or an earlier run."""
+        try:
+            rel = self.relative(path)
+        except (ValueError, OSError):
+            return False
+        if rel in self._written:
+            return True
+        self._written |= self._read_manifest()  # another process may have written it meanwhile
+        return rel in self._written
+
+    def is_output(self, path: str | Path) -> bool:
+        """Whether `path` is the manifest or a file masksmith wrote here: never to be read as an input."""
+        return Path(path).name == self.MANIFEST or self.owns(path)
+
+    # -- names and writing ------------------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        """The path of output `name` (relative, '/'-separated) inside the folder; UnsafePath otherwise."""
+        return resolve_under(self.root, name, what="output name")
+
+    def claim(self, name: str) -> Path:
+        """The path for output `name`, refused when a file (or link) there was not written by masksmith."""
+        path = self.path(name)
+        if (path.exists() or path.is_symlink()) and not self.overwrite and not self.owns(path):
+            raise OutputError("exists and was not written by masksmith; it is left as it is.", path=path,
+                              fix="choose an empty output folder, or pass --overwrite to replace it.")
+        return path
+
+    def exists(self, name: str) -> bool:
+        """Whether output `name` is already there from an earlier run of ours (for skipping finished work)."""
+        path = self.path(name)
+        return path.is_file() and self.owns(path)
+
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        return self._done(atomic_write_bytes(self.claim(name), data))
+
+    def write_text(self, name: str, text: str) -> Path:
+        return self._done(atomic_write_text(self.claim(name), text))
+
+    def save_image(self, name: str, image: Any, format: str | None = None, **options: Any) -> Path:
+        return self._done(atomic_save_image(image, self.claim(name), format, **options))
+
+    def save_figure(self, name: str, figure: Any, **options: Any) -> Path:
+        return self._done(atomic_save_figure(figure, self.claim(name), **options))
+
+    def copy(self, name: str, src: str | Path) -> Path:
+        return self._done(atomic_copy(src, self.claim(name)))
+
+    def save(self, name: str, write: Callable[[Path], Any]) -> Path:
+        """Any writer: `write(tmp_path)` fills a temporary file that then replaces output `name`."""
+        return self._done(atomic_save(self.claim(name), write))
+
+    def _done(self, path: Path) -> Path:
+        self._record(self.relative(path))
+        return path
+
+
+def as_output_folder(out: str | Path | OutputFolder, *, inputs: Iterable[str | Path | None] = (),
+                     overwrite: bool = False) -> OutputFolder:
+    """`out` itself when it is already an OutputFolder (its caller chose the inputs and --overwrite), else a
+    new one guarding `inputs`."""
+    return out if isinstance(out, OutputFolder) else OutputFolder(out, inputs=inputs, overwrite=overwrite)
