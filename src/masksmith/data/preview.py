@@ -12,11 +12,11 @@ from masksmith.draw.masks import fitted_size, resize_pair
 from masksmith.errors import DatasetError
 from masksmith.outputs import OutputFolder
 
-COLUMNS = ("photo", "annotation over the photo", "annotation")
+COLUMNS = ("photo", "annotation", "mask")
 
 
 def preview_picture(dataset: Dataset, count: int = 8, cell: int = 256, opacity: float = 0.5) -> Picture:
-    """Rows of (photo, annotation overlay, annotation) for the first `count` samples, then a colour legend."""
+    """Rows of (photo, annotation over it, mask alone) for the first `count` samples, then a colour legend."""
     index = dataset.class_to_index()
     colors = dataset.colors()
     rows, captions = [], []

@@ -14,7 +14,7 @@ from masksmith.draw.instances import Drawable, render_instances
 from masksmith.draw.masks import Color, difference, fitted_size, overlay, resize_pair
 from masksmith.draw.sheet import Picture, TextBox, sheet
 
-COLUMNS = ("photo", "truth", "prediction", "difference (wrong pixels red)")
+COLUMNS = ("photo", "truth", "prediction", "wrong pixels (red)")
 
 
 def semantic_row(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, colors: Sequence[Color],

@@ -57,10 +57,10 @@ def render_instances(image: np.ndarray, objects: Sequence[Drawable], colors: Map
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font(TAG_SIZE))
         tx = int(min(max(0.0, x0), max(0, canvas.width - (right - left) - 2)))
         ty = int(max(0.0, y0 - (bottom - top) - 3))
-        draw.rectangle([tx, ty, tx + (right - left) + 3, ty + (bottom - top) + 3], fill=colors[obj.label],
-                       outline=DARK)
-        box = draw_text(draw, (tx + 2 - left, ty + 1 - top), text, TAG_SIZE, INK)
-        tags.append(TextBox(text, box, "object"))
+        tag = (tx, ty, tx + (right - left) + 4, ty + (bottom - top) + 4)
+        draw.rectangle([tag[0], tag[1], tag[2] - 1, tag[3] - 1], fill=colors[obj.label], outline=DARK)
+        draw_text(draw, (tx + 2 - left, ty + 1 - top), text, TAG_SIZE, INK)
+        tags.append(TextBox(text, tag, "object"))
     return np.asarray(canvas), tags
 
 

@@ -73,9 +73,11 @@ class Picture:
         return ". ".join(parts)
 
     def info(self) -> dict[str, Any]:
-        return {"title": self.title, "size": [int(self.pixels.shape[1]), int(self.pixels.shape[0])],
+        """What the picture shows and where, as plain JSON values (what `read_picture_info` returns)."""
+        info = {"title": self.title, "size": [int(self.pixels.shape[1]), int(self.pixels.shape[0])],
                 "texts": [asdict(t) for t in self.texts], "panels": [asdict(p) for p in self.panels],
                 "legend": [asdict(e) for e in self.legend]}
+        return json.loads(json.dumps(info))
 
     def save_options(self) -> dict[str, Any]:
         """Keyword arguments for PIL's PNG writer (`atomic_save_image(..., **options)`, `folder.save_image`)."""
