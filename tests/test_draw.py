@@ -243,3 +243,21 @@ def test_top_confusions_name_the_largest_mistakes_with_their_share() -> None:
                      {"true": "window", "predicted": "body", "pixels": 10, "share": 0.1}]
     assert describe_confusions(found) == "window\u2192background 30 %, window\u2192body 10 %"
     assert top_confusions(np.diag([5, 5]), ["a", "b"]) == []
+
+
+def test_tags_of_neighbouring_objects_do_not_cover_each_other_and_stay_readable() -> None:
+    image = np.full((80, 120, 3), 200, np.uint8)
+    mask = np.zeros((80, 120), bool)
+    mask[30:60, 30:90] = True
+    same_box = [SimpleNamespace(label=n, score=s, mask=mask, box=(30, 30, 90, 60))
+                for n, s in (("body", 0.9), ("door", 0.8), ("hood", 0.7))]
+    pixels, tags = render_instances(image, same_box, {"body": (0, 0, 140), "door": (255, 230, 0), "hood": (0, 200, 0)})
+    boxes = [t.box for t in tags]
+    for i, a in enumerate(boxes):
+        assert a[0] >= 0 and a[2] <= 120 and a[1] >= 0 and a[3] <= 80
+        for b in boxes[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+    dark_tag = next(t for t in tags if t.text.startswith("body")).box
+    light_tag = next(t for t in tags if t.text.startswith("door")).box
+    assert (pixels[dark_tag[1]:dark_tag[3], dark_tag[0]:dark_tag[2]] == 255).all(axis=2).any()  # white on navy
+    assert (pixels[light_tag[1]:light_tag[3], light_tag[0]:light_tag[2]] < 60).all(axis=2).any()  # dark on yellow

@@ -49,19 +49,46 @@ def render_instances(image: np.ndarray, objects: Sequence[Drawable], colors: Map
         pixels[dark] = DARK
     canvas = Image.fromarray(pixels)
     draw = ImageDraw.Draw(canvas)
-    tags = []
-    for k in order:  # the best object's tag is drawn last, on top
+    tags: list[TextBox] = []
+    for k in reversed(order):  # best first: it gets the first choice of place
         obj = objects[k]
         text = object_tag(obj, show_scores)
-        x0, y0 = float(obj.box[0]), float(obj.box[1])
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font(TAG_SIZE))
-        tx = int(min(max(0.0, x0), max(0, canvas.width - (right - left) - 2)))
-        ty = int(max(0.0, y0 - (bottom - top) - 3))
-        tag = (tx, ty, tx + (right - left) + 4, ty + (bottom - top) + 4)
-        draw.rectangle([tag[0], tag[1], tag[2] - 1, tag[3] - 1], fill=colors[obj.label], outline=DARK)
-        draw_text(draw, (tx + 2 - left, ty + 1 - top), text, TAG_SIZE, INK)
+        size = (int(right - left) + 4, int(bottom - top) + 4)
+        tag = place_tag(obj.box, size, canvas.size, [t.box for t in tags])
+        color = colors[obj.label]
+        draw.rectangle([tag[0], tag[1], tag[2] - 1, tag[3] - 1], fill=color, outline=DARK)
+        draw_text(draw, (tag[0] + 2 - int(left), tag[1] + 1 - int(top)), text, TAG_SIZE, ink_on(color))
         tags.append(TextBox(text, tag, "object"))
     return np.asarray(canvas), tags
+
+
+def ink_on(color: Color) -> Color:
+    """Dark text on light colours, white on dark ones (by relative luminance)."""
+    r, g, b = (c / 255.0 for c in color)
+    return INK if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else (255, 255, 255)
+
+
+def place_tag(box: Sequence[float], size: tuple[int, int], canvas: tuple[int, int],
+              taken: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    """Where an object's tag goes: above its box's left corner, else inside it, below it or at its right,
+    the first of those that overlaps no tag placed before (the least overlapping one when all do)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    tw, th = size
+    width, height = canvas
+    tries = [(x0, y0 - th), (x0, y0), (x0, y1), (x1 - tw, y0 - th), (x0, y1 - th), (x1 - tw, y1)]
+    best, best_overlap = None, None
+    for x, y in tries:
+        tx = int(min(max(0.0, x), max(0, width - tw)))
+        ty = int(min(max(0.0, y), max(0, height - th)))
+        candidate = (tx, ty, tx + tw, ty + th)
+        overlap = sum(max(0, min(candidate[2], t[2]) - max(candidate[0], t[0])) *
+                      max(0, min(candidate[3], t[3]) - max(candidate[1], t[1])) for t in taken)
+        if overlap == 0:
+            return candidate
+        if best_overlap is None or overlap < best_overlap:
+            best, best_overlap = candidate, overlap
+    return best  # type: ignore[return-value]
 
 
 def draw_instances(image: np.ndarray, objects: Sequence[Drawable], opacity: float = 0.5, show_scores: bool = True,
