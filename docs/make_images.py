@@ -3,7 +3,8 @@ and copies the pictures it wrote (the data set preview, the last training previe
 of the evaluation) into docs/images/, with screenshots of the run's report.html taken in headless Chromium.
 
     python docs/make_images.py            # about 3 minutes: the demo trains for 2 of them
-    python docs/make_images.py --out /tmp/demo --seconds 120
+    python docs/make_images.py --out /tmp/demo --seconds 420   # a busy machine: train longer, as the demo
+                                                               # would get as far in 2 minutes on a quiet one
 """
 
 from __future__ import annotations

@@ -328,8 +328,10 @@ def evaluate(
     tta: Annotated[bool, typer.Option(help="Average with the mirrored prediction.")] = False,
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
 ) -> None:
-    """Per-class IoU and Dice, mIoU, pixel accuracy, a confusion matrix and the worst images; for instance
-    models COCO box and mask AP (AP50, AP75, per class) and the same semantic scores of the union masks."""
+    """Per-class IoU and Dice, mIoU, pixel accuracy, a confusion matrix and the worst and best images (each
+    with its name, score and the classes it confuses most); for instance models COCO box and mask AP (AP50,
+    AP75, per class) and the same semantic scores of the union masks. Written into the run's
+    evaluation/<data name>/, and the run's report.html is brought up to date."""
     from masksmith.infer import open_predictor
     from masksmith.runfolder import evaluation_folder, run_folder_of
 

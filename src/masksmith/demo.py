@@ -45,7 +45,8 @@ def run_demo(out: Path, console: Console, train_seconds: float = 120.0) -> Path:
     run = train_semantic(config)
     console.print(f"   run folder: {run} (model.masksmith, curves.png, previews/, checkpoints/, "
                   "evaluation/validation/)")
-    report = evaluate_semantic(run / "model.masksmith", unseen, evaluation_folder(run, unseen), worst=4)
+    report = evaluate_semantic(run / "model.masksmith", unseen, evaluation_folder(run, unseen, name="unseen"),
+                               worst=4)
     per_class = ", ".join(f"{n} {v:.2f}" for n, v in zip(report.classes, report.at_full.iou, strict=True))
     console.print(f"[bold]6. evaluate[/bold] on unseen cars: mIoU {report.at_full.miou():.3f} "
                   f"(IoU: {per_class}); pixel accuracy {report.at_full.pixel_accuracy:.3f}; "

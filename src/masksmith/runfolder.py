@@ -96,6 +96,12 @@ def evaluation_folder(run_dir: Path, data: str | Path, name: str | None = None) 
         k += 1
 
 
+def shown_name(out: str | Path, data: str | Path) -> str:
+    """How pictures name the data an evaluation scored: the run's evaluation/<name>, else the data's name."""
+    out = Path(out)
+    return out.name if out.parent.name == EVALUATION else data_name(data)
+
+
 def data_label(data: str | Path) -> str:
     """How an evaluation records its data set: the absolute path, or a name such as "validation"."""
     return str(Path(data).resolve()) if Path(data).exists() else str(data)

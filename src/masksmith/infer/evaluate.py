@@ -129,6 +129,7 @@ def evaluate_semantic(model: str | Path | Predictor, data: str | Path | Dataset,
     if out is not None:
         from masksmith.draw.charts import plot_confusion
         from masksmith.outputs import OutputFolder
+        from masksmith.runfolder import shown_name
 
         folder = OutputFolder(out, inputs=[dataset.root])
         report.files["confusion_matrix"] = str(plot_confusion(report.at_full.matrix, classes, folder,
@@ -143,22 +144,24 @@ def evaluate_semantic(model: str | Path | Predictor, data: str | Path | Dataset,
                                 GALLERY_CELL)
 
         worst_first, best_first = ranked(images)
+        shown = shown_name(out, report.data)
         for key, name, chosen, what in (("worst_gallery", "worst.png", worst_first[:worst], "worst"),
                                         ("best_gallery", "best.png", best_first[:worst], "best")):
             if chosen:
-                picture = gallery(chosen, by_name, row, f"{what}-predicted images of {Path(report.data).name} "
+                picture = gallery(chosen, by_name, row, f"{what}-predicted images of {shown} "
                                   f"({'lowest' if what == 'worst' else 'highest'} mIoU first)", "mIoU",
                                   classes[1:], predictor.colors[1:])
                 report.files[key] = str(folder.save_image(name, picture.pixels, **picture.save_options()))
         report.files["metrics"] = str(folder.path("metrics.json"))
-        report.seconds = time.monotonic() - started
+        report.seconds = time.monotonic() - started  # recorded in metrics.json
         folder.write_text("metrics.json", json.dumps(report.to_dict(), indent=2))
         from masksmith.report import update_report
 
         page = update_report(out)  # the run's report.html, when `out` is the run's evaluation/<name>/
         if page is not None:
             report.files["report"] = str(page)
-    report.seconds = time.monotonic() - started
+    else:
+        report.seconds = time.monotonic() - started
     return report
 
 

@@ -6,7 +6,8 @@
 - `CocoAccumulator`: COCO box and mask AP with pycocotools' COCOeval on in-memory ground truth and
   predictions; training validation and `evaluate_instances` both use it, so their figures agree.
 - `evaluate_instances(model, data)`: AP, AP50, AP75 and per-class AP at each image's own size, plus the
-  semantic scores (IoU, Dice) of the union masks (each pixel takes the class of its highest-scoring object).
+  semantic scores (IoU, Dice) of the union masks (each pixel takes the class of its highest-scoring object),
+  each image's own mask AP, and with an output folder the confusion matrix and worst / best galleries.
 - `predict_instances_to_folder`: <stem>_instances.json (COCO-style RLE) and <stem>_overlay.png per image
   (drawn by `masksmith.draw.draw_instances`: class colours, outlines, "class score" tags).
 """
@@ -353,6 +354,7 @@ def _write_evaluation(predictor: InstancePredictor, report: dict[str, Any], cont
     from masksmith.draw.charts import plot_confusion
     from masksmith.infer.evaluate import GALLERY_CELL, gallery, ranked
     from masksmith.outputs import OutputFolder
+    from masksmith.runfolder import shown_name
 
     dataset, index = context["dataset"], context["index"]
     names = predictor.classes
@@ -371,7 +373,7 @@ def _write_evaluation(predictor: InstancePredictor, report: dict[str, Any], cont
 
     by_name = {s.name: s for s in dataset.samples}
     worst, best = ranked(context["images"])
-    data = Path(report["data"]).name
+    data = shown_name(out, report["data"])
     for key, name, chosen, what in (("worst_gallery", "worst.png", worst[:count], "worst"),
                                     ("best_gallery", "best.png", best[:count], "best")):
         if chosen:
