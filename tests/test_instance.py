@@ -296,9 +296,36 @@ def test_training_writes_a_run_folder_with_a_usable_model(trained: Path, tmp_pat
     assert Image.open(written[0]["overlay"]).size == (250, 90)
 
 
+def test_previews_tag_each_object_and_say_what_they_show(trained: Path) -> None:
+    from masksmith.draw import COLUMNS, read_picture_info
+
+    info = read_picture_info(trained / "previews" / "epoch_002.png")
+    assert info["title"].startswith("epoch 2/2 \u00b7 validation mask AP ")
+    assert [t["text"] for t in info["texts"] if t["role"] == "column"] == list(COLUMNS)
+    assert [e["name"] for e in info["legend"]] == ["body", "wheel", "window", "light"]
+    tags = [t["text"] for t in info["texts"] if t["role"] == "object"]
+    truth = [t for t in tags if t in ("body", "wheel", "window", "light")]
+    assert truth, "the truth panel tags each object with its class"
+    for tag in set(tags) - set(truth):  # predictions: "class score"
+        label, score = tag.rsplit(" ", 1)
+        assert label in ("body", "wheel", "window", "light") and 0.5 <= float(score) <= 1
+    captions = [t["text"] for t in info["texts"] if t["role"] == "caption"]
+    assert len(captions) == 2 and all(" \u00b7 mask AP " in c for c in captions)
+
+
 def test_evaluate_reports_coco_ap_and_union_scores(trained: Path, cars: Path, tmp_path: Path) -> None:
-    report = evaluate_instances(trained, cars, tmp_path / "eval")
+    from masksmith.draw import read_picture_info
+
+    report = evaluate_instances(trained, cars, tmp_path / "eval", worst=3)
     assert report["images"] == 10 and Path(report["files"]["metrics"]).exists()
+    scores = [i["score"] for i in report["worst_images"]]
+    assert scores == sorted(scores) and all(0 <= s <= 1 for s in scores) and report["image_score"] == "mask AP"
+    gallery = read_picture_info(report["files"]["worst_gallery"])
+    captions = [t["text"] for t in gallery["texts"] if t["role"] == "caption"]
+    assert [c.split(" \u00b7 ")[0] for c in captions] == [i["image"] for i in report["worst_images"][:3]]
+    assert all(" \u00b7 mask AP " in c for c in captions)
+    assert Path(report["files"]["confusion_matrix"]).exists() and Path(report["files"]["best_gallery"]).exists()
+    assert (trained / "evaluation" / "validation" / "metrics.json").exists()  # written when training ended
     for kind in ("mask", "box"):
         for key in ("ap", "ap50", "ap75"):
             assert report[kind][key] is None or 0 <= report[kind][key] <= 1

@@ -8,9 +8,9 @@ import torch
 from torchvision import tv_tensors
 
 from masksmith.data.torchdata import AugmentConfig, HorizontalFlipSwap, detect_flip_pairs, flip_lut, train_transform
+from masksmith.metrics import ConfusionMatrix
 from masksmith.train.callbacks import ClockSchedule
 from masksmith.train.losses import SegmentationLoss
-from masksmith.train.metrics import ConfusionMatrix
 
 CAR_PARTS = ["back_bumper", "back_glass", "back_left_door", "back_left_light", "back_right_door",
              "back_right_light", "front_bumper", "front_glass", "front_left_door", "front_left_light",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ from PIL import Image
 
 from masksmith.data import load_dataset
 from masksmith.data.sample import make_sample_dataset
+from masksmith.draw import COLUMNS, read_picture_info
+from masksmith.draw.masks import DARK, outline_width, region_outline
 from masksmith.infer.evaluate import evaluate_semantic
 from masksmith.infer.predictor import Predictor
 from masksmith.infer.write import predict_to_folder
@@ -54,6 +57,36 @@ def test_run_folder_has_everything(trained: Path) -> None:
     assert artifact.colors[1] == [0, 0, 255]
 
 
+def test_previews_say_what_they_show(trained: Path) -> None:
+    info = read_picture_info(trained / "previews" / "epoch_003.png")
+    rows = list(csv.DictReader((trained / "metrics.csv").open()))
+    assert info["title"] == f"epoch 3/3 \u00b7 validation mIoU {float(rows[2]['val_miou']):.3f}"
+    assert [t["text"] for t in info["texts"] if t["role"] == "column"] == list(COLUMNS)
+    validation = json.loads((trained / "data.json").read_text())["validation_images"]
+    captions = [t["text"] for t in info["texts"] if t["role"] == "caption"]
+    assert [c.split(" \u00b7 ")[0] for c in captions] == validation[:2] and all("mIoU 0." in c for c in captions)
+    artifact = load_artifact(trained / "model.masksmith")
+    assert [e["name"] for e in info["legend"]] == artifact.classes
+    assert [e["color"] for e in info["legend"]] == artifact.colors[1:]
+    for row in (0, 1):  # truth and prediction side by side at the same size
+        boxes = {p["column"]: p["box"] for p in info["panels"] if p["row"] == row}
+        sizes = {(b[2] - b[0], b[3] - b[1]) for b in boxes.values()}
+        assert len(boxes) == 4 and len(sizes) == 1
+
+
+def test_training_ends_with_the_validation_scores_and_the_report(trained: Path) -> None:
+    data = json.loads((trained / "data.json").read_text())
+    assert data["images"] == {"total": 16, "train": 12, "validation": 4}
+    assert [c["name"] for c in data["classes"]] == ["body", "wheel", "window", "light"]
+    metrics = json.loads((trained / "evaluation" / "validation" / "metrics.json").read_text())
+    assert metrics["data"] == "validation" and metrics["images"] == 4 and metrics["image_score"] == "mIoU"
+    assert sorted(i["image"] for i in metrics["worst_images"]) == sorted(data["validation_images"])
+    for name in ("confusion.png", "worst.png", "best.png"):
+        assert (trained / "evaluation" / "validation" / name).exists()
+    html = (trained / "report.html").read_text()
+    assert 'id="evaluation-validation"' in html and "data:image/png;base64," in html
+
+
 def test_pretrained_stem_and_early_stages_stay_as_loaded(trained: Path) -> None:
     from masksmith.models.registry import ModelConfig, build_model
 
@@ -82,6 +115,18 @@ def test_evaluate_writes_report_with_consistent_numbers(trained: Path, cars: Pat
     assert 0.3 < f.pixel_accuracy <= 1 and 0 < f.miou() < 1
     worst = [m for _, m in report.per_image]
     assert worst == sorted(worst) and len(worst) == len(ds.samples)
+    gallery = read_picture_info(report.files["worst_gallery"])
+    captions = [t["text"] for t in gallery["texts"] if t["role"] == "caption"]
+    assert [c.split(" \u00b7 ")[0] for c in captions] == [n for n, _ in report.per_image[:3]]
+    assert all(f"mIoU {m:.3f}" in c for c, (_, m) in zip(captions, report.per_image, strict=False))
+    best = read_picture_info(report.files["best_gallery"])
+    assert [t["text"].split(" \u00b7 ")[0] for t in best["texts"] if t["role"] == "caption"] == \
+        [n for n, _ in report.per_image[::-1][:3]]
+    saved = json.loads(Path(report.files["metrics"]).read_text())
+    assert [i["image"] for i in saved["worst_images"]] == [n for n, _ in report.per_image]
+    for item in saved["worst_images"]:  # the classes each image confuses most, largest first
+        shares = [c["pixels"] for c in item["confusions"]]
+        assert shares == sorted(shares, reverse=True) and len(shares) <= 2
 
 
 def test_predict_outputs_at_each_images_own_size(trained: Path, tmp_path: Path) -> None:
@@ -101,8 +146,11 @@ def test_predict_outputs_at_each_images_own_size(trained: Path, tmp_path: Path) 
         over = np.asarray(Image.open(row["overlay"]))
         color = np.asarray(Image.open(row["color"]))
         m = np.asarray(mask)
-        # opacity 1: painted pixels are exactly the class colour, background pixels keep the photo
-        assert np.array_equal(over[m > 0], color[m > 0])
+        # opacity 1: painted pixels are exactly the class colour inside each region's dark outline, and
+        # background pixels keep the photo
+        dark, _ = region_outline(m, outline_width(m.shape))
+        painted = (m > 0) & ~dark
+        assert np.array_equal(over[painted], color[painted]) and (over[dark] == DARK).all()
         assert np.array_equal(over[m == 0], np.asarray(src.convert("RGB"))[m == 0])
 
 
@@ -183,7 +231,9 @@ def test_cli_train_evaluate_predict(cars: Path, tmp_path: Path, arch: str) -> No
               "--batch-size", "4")
     assert "run folder: runs/cli" in out
     out = cli("evaluate", "runs/cli", str(cars))
-    assert "mIoU" in out and "confusion_matrix" in out
+    assert "mIoU" in out and "confusion_matrix" in out and "report:" in out
+    assert (tmp_path / "runs" / "cli" / "evaluation" / "cars" / "metrics.json").exists()
+    assert 'id="evaluation-cars"' in (tmp_path / "runs" / "cli" / "report.html").read_text()
     out = cli("predict", "runs/cli/model.masksmith", str(cars / "images"), "--out", "preds")
     assert "predicted 16 image(s)" in out
     assert len(list((tmp_path / "preds").glob("*_overlay.png"))) == 16

@@ -285,6 +285,9 @@ def train(
     console.print(f"  model:    {run_dir / 'model.masksmith'}")
     console.print(f"  curves:   {run_dir / 'curves.png'}   metrics: {run_dir / 'metrics.csv'}")
     console.print(f"  previews: {run_dir / 'previews'}   checkpoints: {run_dir / 'checkpoints'}")
+    if (run_dir / "evaluation" / "validation").is_dir():
+        console.print(f"  validation: {run_dir / 'evaluation' / 'validation'} (scores, confusion.png, worst.png)")
+    console.print(f"  report:   {run_dir / 'report.html'} (one page to open or send)")
     console.print(f"next: masksmith evaluate {run_dir / 'model.masksmith'} DATA; "
                   f"masksmith predict {run_dir / 'model.masksmith'} IMAGES...")
 
@@ -318,24 +321,34 @@ def parse_duration(text: str) -> float:
 def evaluate(
     model: Annotated[Path, typer.Argument(help="model.masksmith file or run folder.")],
     data: Annotated[str, typer.Argument(help="Annotated data set to score on.")],
-    out: Annotated[Path | None, typer.Option(help="Folder for metrics.json, confusion.png and worst.png.")
+    out: Annotated[Path | None, typer.Option(help="Folder for metrics.json, confusion.png, worst.png and "
+                                             "best.png (default: the run folder's evaluation/<data name>/).")
                    ] = None,
     worst: Annotated[int, typer.Option(help="Images in the gallery of worst predictions.")] = 8,
     tta: Annotated[bool, typer.Option(help="Average with the mirrored prediction.")] = False,
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
 ) -> None:
-    """Per-class IoU and Dice, mIoU, pixel accuracy, a confusion matrix and the worst images; for instance
-    models COCO box and mask AP (AP50, AP75, per class) and the same semantic scores of the union masks."""
+    """Per-class IoU and Dice, mIoU, pixel accuracy, a confusion matrix and the worst and best images (each
+    with its name, score and the classes it confuses most); for instance models COCO box and mask AP (AP50,
+    AP75, per class) and the same semantic scores of the union masks. Written into the run's
+    evaluation/<data name>/, and the run's report.html is brought up to date."""
     from masksmith.infer import open_predictor
-    from masksmith.infer.evaluate import evaluate_semantic
+    from masksmith.runfolder import evaluation_folder, run_folder_of
 
-    out = out or (model.parent if model.is_file() else model) / "evaluation"
+    run = run_folder_of(model)
+    out = out or evaluation_folder(run or (model.parent if model.is_file() else model), data)
     predictor = open_predictor(model, tta=tta)
     if predictor.artifact.task == "instance":
-        _evaluate_instances(predictor, data, out, format, not lenient, parse_options(option))
-        return
-    report = evaluate_semantic(predictor, data, out, worst=worst, format=format, strict=not lenient,
-                               **parse_options(option))
+        _evaluate_instances(predictor, data, out, format, not lenient, parse_options(option), worst)
+    else:
+        _evaluate_semantic(predictor, data, out, format, not lenient, parse_options(option), worst)
+
+
+def _evaluate_semantic(predictor, data: str, out: Path, format: str | None, strict: bool, options: dict,
+                       worst: int) -> None:
+    from masksmith.infer.evaluate import evaluate_semantic
+
+    report = evaluate_semantic(predictor, data, out, worst=worst, format=format, strict=strict, **options)
     table = Table("class", "IoU", "Dice", "IoU (input size)", "pixels")
     for k, name in enumerate(report.classes):
         f = report.at_full
@@ -348,10 +361,11 @@ def evaluate(
         console.print(f"{key}: {path}")
 
 
-def _evaluate_instances(predictor, data: str, out: Path, format: str | None, strict: bool, options: dict) -> None:
+def _evaluate_instances(predictor, data: str, out: Path, format: str | None, strict: bool, options: dict,
+                        worst: int) -> None:
     from masksmith.infer.instance import evaluate_instances
 
-    report = evaluate_instances(predictor, data, out, format=format, strict=strict, **options)
+    report = evaluate_instances(predictor, data, out, format=format, strict=strict, worst=worst, **options)
     table = Table("class", "mask AP", "box AP", "IoU (union masks)")
     ious = {r["class"]: r["iou"] for r in report["semantic"]["per_class"]}
     for row in report["per_class"]:
@@ -362,6 +376,22 @@ def _evaluate_instances(predictor, data: str, out: Path, format: str | None, str
         r = report[kind]
         console.print(f"{kind}: AP {_pct(r['ap'])}  AP50 {_pct(r['ap50'])}  AP75 {_pct(r['ap75'])}")
     console.print(f"{report['images']} images; metrics: {report['files'].get('metrics')}")
+    for key in ("confusion_matrix", "worst_gallery", "best_gallery", "report"):
+        if key in report["files"]:
+            console.print(f"{key}: {report['files'][key]}")
+
+
+@app.command("report")
+def report(
+    run: Annotated[Path, typer.Argument(help="Run folder (or its model.masksmith).")],
+    out: Annotated[Path | None, typer.Option(help="HTML file to write (default: RUN/report.html).")] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """One self-contained HTML page for a run: data, configuration, curves, per-class scores, confusion
+    matrix, worst and best images, and every evaluation so far. Opens offline in any browser."""
+    from masksmith.report import write_report
+
+    console.print(f"wrote {write_report(run, out, overwrite=overwrite)}")
 
 
 def _pct(x: float | None) -> str:

@@ -1,7 +1,7 @@
 """`masksmith demo`: the whole path on the built-in sample set, printing where everything went.
 
 Build the sample data set -> inspect it -> write its masks and a preview -> train a small U-Net for a couple of
-minutes -> evaluate it on cars it never saw -> predict masks and overlays for them.
+minutes -> evaluate it on cars it never saw -> predict masks and overlays for them -> one HTML report.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 from rich.console import Console
 
 
-def run_demo(out: Path, console: Console, train_seconds: float = 120.0) -> None:
+def run_demo(out: Path, console: Console, train_seconds: float = 120.0) -> Path:
+    """Run the whole path into `out`; returns the run folder."""
     from masksmith.data import load_dataset
     from masksmith.data.convert import convert
     from masksmith.data.preview import write_preview
@@ -20,6 +21,7 @@ def run_demo(out: Path, console: Console, train_seconds: float = 120.0) -> None:
     from masksmith.infer.evaluate import evaluate_semantic
     from masksmith.infer.predictor import Predictor
     from masksmith.infer.write import predict_to_folder
+    from masksmith.runfolder import evaluation_folder
     from masksmith.train.config import TrainConfig
     from masksmith.train.semantic import train_semantic
 
@@ -41,12 +43,16 @@ def run_demo(out: Path, console: Console, train_seconds: float = 120.0) -> None:
     config = TrainConfig(data=str(source), size=128, epochs=None, time_budget=train_seconds, batch_size=8,
                          runs_dir=str(out / "runs"), name="demo", val_fraction=0.15)
     run = train_semantic(config)
-    console.print(f"   run folder: {run} (model.masksmith, curves.png, previews/, checkpoints/)")
-    report = evaluate_semantic(run / "model.masksmith", unseen, out / "evaluation", worst=4)
+    console.print(f"   run folder: {run} (model.masksmith, curves.png, previews/, checkpoints/, "
+                  "evaluation/validation/)")
+    report = evaluate_semantic(run / "model.masksmith", unseen, evaluation_folder(run, unseen, name="unseen"),
+                               worst=4)
     per_class = ", ".join(f"{n} {v:.2f}" for n, v in zip(report.classes, report.at_full.iou, strict=True))
     console.print(f"[bold]6. evaluate[/bold] on unseen cars: mIoU {report.at_full.miou():.3f} "
                   f"(IoU: {per_class}); pixel accuracy {report.at_full.pixel_accuracy:.3f}; "
-                  f"report in {out / 'evaluation'}")
+                  f"scores and galleries in {Path(report.files['metrics']).parent}")
     written = predict_to_folder(Predictor.from_file(run / "model.masksmith"), [unseen / "images"],
                                 out / "predictions", opacity=0.5)
     console.print(f"[bold]7. predict[/bold]: {len(written)} masks and overlays in {out / 'predictions'}")
+    console.print(f"[bold]8. report[/bold]: {report.files['report']} (one page to open offline or send)")
+    return run

@@ -1,30 +1,34 @@
-"""`dataset preview`: a PNG grid of images beside their masks in the class colours, with a legend."""
+"""`dataset preview`: a PNG sheet of photos beside their annotation (over the photo and alone) in the class
+colours, with column titles, each image's name and a legend of the classes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from masksmith.apps.overlay import colorize, grid, legend, overlay
 from masksmith.data.rasterize import semantic_mask
 from masksmith.data.schema import Dataset
+from masksmith.draw import Picture, colorize, overlay, sheet
+from masksmith.draw.masks import fitted_size, resize_pair
 from masksmith.errors import DatasetError
 from masksmith.outputs import OutputFolder
 
+COLUMNS = ("photo", "annotation", "mask")
 
-def preview_image(dataset: Dataset, count: int = 8, cell: int = 256, opacity: float = 0.5) -> np.ndarray:
-    """Rows of (photo, mask overlay, mask) for the first `count` samples, then a colour legend."""
+
+def preview_picture(dataset: Dataset, count: int = 8, cell: int = 256, opacity: float = 0.5) -> Picture:
+    """Rows of (photo, annotation over it, mask alone) for the first `count` samples, then a colour legend."""
     index = dataset.class_to_index()
     colors = dataset.colors()
-    pictures = []
+    rows, captions = [], []
     for sample in dataset.samples[:count]:
         image = sample.load_image()
-        mask = semantic_mask(sample, index)
-        pictures += [image, overlay(image, mask, colors, opacity), colorize(mask, colors)]
-    body = grid(pictures, columns=3, cell=cell)
-    key = legend(["background", *dataset.class_names], colors, body.shape[1])
-    return np.concatenate([body, key], axis=0)
+        im, (mask,) = resize_pair(image, [semantic_mask(sample, index)], fitted_size(image.shape, cell))
+        rows.append([im, overlay(im, mask, colors, opacity), colorize(mask, colors)])
+        captions.append(f"{sample.name} ({sample.width}x{sample.height}, {len(sample.regions)} regions)")
+    shown = min(count, len(dataset.samples))
+    title = f"{dataset.format} data set: {shown} of {len(dataset.samples)} images, {len(dataset.classes)} classes"
+    return sheet(rows, COLUMNS, title=title, captions=captions, legend_names=dataset.class_names,
+                 legend_colors=colors[1:], cell=cell)
 
 
 def write_preview(dataset: Dataset, out: Path, count: int = 8, cell: int = 256, overwrite: bool = False) -> Path:
@@ -37,4 +41,5 @@ def write_preview(dataset: Dataset, out: Path, count: int = 8, cell: int = 256, 
         raise DatasetError("the data set holds no images to preview.", path=dataset.root or "",
                            fix="check the path, or see the problems `masksmith dataset inspect` lists.")
     folder, name = OutputFolder.for_file(out, inputs=[dataset.root], overwrite=overwrite)
-    return folder.save_image(name, preview_image(dataset, count, cell))
+    picture = preview_picture(dataset, count, cell)
+    return folder.save_image(name, picture.pixels, **picture.save_options())

@@ -6,13 +6,14 @@
 - `CocoAccumulator`: COCO box and mask AP with pycocotools' COCOeval on in-memory ground truth and
   predictions; training validation and `evaluate_instances` both use it, so their figures agree.
 - `evaluate_instances(model, data)`: AP, AP50, AP75 and per-class AP at each image's own size, plus the
-  semantic scores (IoU, Dice) of the union masks (each pixel takes the class of its highest-scoring object).
-- `predict_instances_to_folder`: <stem>_instances.json (COCO-style RLE) and <stem>_overlay.png per image.
+  semantic scores (IoU, Dice) of the union masks (each pixel takes the class of its highest-scoring object),
+  each image's own mask AP, and with an output folder the confusion matrix and worst / best galleries.
+- `predict_instances_to_folder`: <stem>_instances.json (COCO-style RLE) and <stem>_overlay.png per image
+  (drawn by `masksmith.draw.draw_instances`: class colours, outlines, "class score" tags).
 """
 
 from __future__ import annotations
 
-import colorsys
 import contextlib
 import io
 import json
@@ -24,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
 
 from masksmith.apps.extract import DetectedObject
+from masksmith.data.schema import Dataset
 from masksmith.errors import MasksmithError
 from masksmith.models.artifact import ModelArtifact, build_network, load_artifact
 from masksmith.models.instance import as_float_image
@@ -216,34 +217,6 @@ class InstancePredictor:
 
 
 # ------------------------------------------------------------------------------------------------ drawing
-def instance_color(k: int) -> tuple[int, int, int]:
-    """A distinct bright colour for the k-th object (golden-ratio hues)."""
-    r, g, b = colorsys.hsv_to_rgb((0.61803398875 * k + 0.1) % 1.0, 0.85, 1.0)
-    return int(r * 255), int(g * 255), int(b * 255)
-
-
-def draw_instances(image: np.ndarray, instances: Sequence[Instance], opacity: float = 0.5,
-                   show_scores: bool = True) -> np.ndarray:
-    """Each object's mask blended in its own colour, its box outlined and labelled ("wheel 0.93")."""
-    out = image[..., :3].astype(np.float32).copy()
-    colors = [instance_color(k) for k in range(len(instances))]
-    for inst, color in zip(reversed(instances), reversed(colors), strict=True):  # best on top
-        m = inst.mask.astype(bool)
-        out[m] = (1 - opacity) * out[m] + opacity * np.asarray(color, np.float32)
-    pic = Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(pic)
-    font = ImageFont.load_default()
-    for inst, color in zip(instances, colors, strict=True):
-        x0, y0, x1, y1 = inst.box
-        draw.rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=color, width=1)
-        text = f"{inst.label} {inst.score:.2f}" if show_scores else inst.label
-        tx, ty = x0, max(0.0, y0 - 11)
-        left, top, right, bottom = draw.textbbox((tx, ty), text, font=font)
-        draw.rectangle([left - 1, top - 1, right + 1, bottom + 1], fill=color)
-        draw.text((tx, ty), text, fill=(0, 0, 0), font=font)
-    return np.asarray(pic)
-
-
 def truth_instances(masks: np.ndarray, labels: Sequence[int], class_names: Sequence[str]) -> list[Instance]:
     """Ground-truth objects as Instances (score 1), for drawing."""
     from masksmith.apps.extract import mask_box
@@ -266,60 +239,99 @@ def union_mask(instances: Sequence[Instance], class_to_index: dict[str, int], sh
     return out
 
 
-def evaluate_instances(model: str | Path | InstancePredictor, data: str | Path, out: Path | None = None,
+def evaluate_instances(model: str | Path | InstancePredictor, data: str | Path | Dataset, out: Path | None = None,
                        score_threshold: float = 0.05, union_score_threshold: float = 0.5,
-                       format: str | None = None, strict: bool = True, **data_options: Any) -> dict[str, Any]:
+                       format: str | None = None, strict: bool = True, worst: int = 8, data_label: str | None = None,
+                       **data_options: Any) -> dict[str, Any]:
     """COCO box and mask AP, AP50, AP75 and per-class AP of an instance model on an annotated data set, at each
-    image's own size, plus IoU/Dice of the union masks (objects scoring at least `union_score_threshold`).
+    image's own size, plus IoU/Dice of the union masks (objects scoring at least `union_score_threshold`), and
+    each image's own mask AP and largest confusions (of its union mask).
 
     Predictions down to `score_threshold` (COCO's customary 0.05) enter AP. With `out`, writes
-    out/metrics.json. Returns the same dict.
+    out/metrics.json, confusion.png (union masks) and worst.png / best.png (`worst` images each, by image mask
+    AP; objects drawn from `union_score_threshold`), and the run's report.html when `out` is a run's
+    evaluation/<name>/ folder. Returns the metrics.json dict.
     """
+    import time
+
+    started = time.monotonic()
     predictor = model if isinstance(model, InstancePredictor) else InstancePredictor.from_file(model)
     own_threshold = predictor.score_threshold
     try:
         predictor.score_threshold = min(score_threshold, union_score_threshold)
-        report = _evaluate(predictor, data, score_threshold, union_score_threshold, format, strict, data_options)
+        report, context = _evaluate(predictor, data, score_threshold, union_score_threshold, format, strict,
+                                    data_options)
+        if data_label:
+            report["data"] = data_label
+        if out is not None:
+            _write_evaluation(predictor, report, context, out, worst, union_score_threshold)
     finally:
         predictor.score_threshold = own_threshold
+    report["seconds"] = round(time.monotonic() - started, 1)
     if out is not None:
         from masksmith.outputs import OutputFolder
 
-        folder = OutputFolder(out, inputs=[data])
-        report["files"]["metrics"] = str(folder.path("metrics.json"))
-        folder.write_text("metrics.json", json.dumps(report, indent=2))
+        folder = OutputFolder(out, inputs=[context["dataset"].root])
+        folder.write_text("metrics.json", json.dumps({**report, "files": {k: Path(v).name for k, v in
+                                                                           report["files"].items()}}, indent=2))
+        from masksmith.report import update_report
+
+        page = update_report(out)  # the run's report.html, when `out` is the run's evaluation/<name>/
+        if page is not None:
+            report["files"]["report"] = str(page)
     return report
 
 
-def _evaluate(predictor: InstancePredictor, data: str | Path, score_threshold: float, union_score_threshold: float,
-              format: str | None, strict: bool, data_options: dict[str, Any]) -> dict[str, Any]:
-    from masksmith.data import load_dataset
-    from masksmith.data.rasterize import instance_masks, semantic_mask
-    from masksmith.train.metrics import ConfusionMatrix
+def image_mask_ap(height: int, width: int, names: Sequence[str], gt_labels: list[int], gt_rles: list,
+                  crowd: list[bool], labels: list[int], scores: list[float], rles: list, boxes: list) -> float | None:
+    """One image's COCO mask AP (None when it has no ground-truth object: AP is undefined there)."""
+    if not [c for c in crowd if not c]:
+        return None
+    one = CocoAccumulator(names)
+    one.add(height, width, gt_labels, gt_rles, labels, scores, rles, boxes, gt_crowd=crowd)
+    return one.evaluate("segm")["ap"]
 
-    dataset = load_dataset(data, format, strict=strict, **data_options)
+
+def _evaluate(predictor: InstancePredictor, data: str | Path | Dataset, score_threshold: float,
+              union_score_threshold: float, format: str | None, strict: bool, data_options: dict[str, Any]
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+    from masksmith.data.rasterize import instance_masks, semantic_mask
+    from masksmith.infer.evaluate import ImageScore, open_data, ranked
+    from masksmith.metrics import ConfusionMatrix, top_confusions
+
+    dataset, label = open_data(data, format, strict, data_options)
     names = predictor.classes
     index = {n: i + 1 for i, n in enumerate(names)}
     if dataset.class_names and not set(dataset.class_names) & set(names):
         raise MasksmithError(f"none of the data set's classes ({', '.join(dataset.class_names)}) are the "
-                             f"model's ({', '.join(names)}).", path=data,
+                             f"model's ({', '.join(names)}).", path=label,
                              fix="evaluate on data annotated with the classes the model was trained on.")
     coco = CocoAccumulator(names)
     confusion = ConfusionMatrix(len(names) + 1)
+    images: list[ImageScore] = []
     for sample in dataset.samples:
         image = sample.load_image()
         masks, labels, crowd = instance_masks(sample, index)  # classes the model does not know are left out
         found = predictor.predict(image)
         scored = [i for i in found if i.score >= score_threshold]
-        coco.add(image.shape[0], image.shape[1], labels.tolist(), masks_to_rles(masks),
-                 [index[i.label] for i in scored], [i.score for i in scored],
-                 masks_to_rles(np.stack([i.mask for i in scored])) if scored else [],
-                 [i.box for i in scored], gt_crowd=crowd.tolist())
+        h, w = image.shape[:2]
+        truth = (labels.tolist(), masks_to_rles(masks), crowd.tolist())
+        guess = ([index[i.label] for i in scored], [i.score for i in scored],
+                 masks_to_rles(np.stack([i.mask for i in scored])) if scored else [], [i.box for i in scored])
+        coco.add(h, w, truth[0], truth[1], *guess, gt_crowd=truth[2])
         union = union_mask([i for i in found if i.score >= union_score_threshold], index, image.shape[:2])
-        confusion.update_numpy(union, semantic_mask(sample, index))
+        one = ConfusionMatrix(len(names) + 1)
+        one.update_numpy(union, semantic_mask(sample, index))
+        confusion.merge(one)
+        images.append(ImageScore(sample.name, image_mask_ap(h, w, names, *truth, *guess),
+                                 top_confusions(one.matrix.numpy(), ["background", *names])))
     summary = coco.summary()
+    worst, best = ranked(images)
     report: dict[str, Any] = {
+        "task": "instance",
+        "data": label,
         "images": len(dataset.samples),
+        "image_score": "mask AP",
         "mask": {k: summary["mask"][k] for k in ("ap", "ap50", "ap75")},
         "box": {k: summary["box"][k] for k in ("ap", "ap50", "ap75")},
         "per_class": [{"class": n, "mask_ap": summary["mask"]["per_class"][n],
@@ -327,9 +339,49 @@ def _evaluate(predictor: InstancePredictor, data: str | Path, score_threshold: f
         "semantic": confusion.scores().as_dict(names),
         "score_threshold": score_threshold,
         "union_score_threshold": union_score_threshold,
+        "worst_images": [i.to_dict() for i in worst[:20]],
+        "best_images": [i.to_dict() for i in best[:20]],
         "files": {},
     }
-    return report
+    return report, {"dataset": dataset, "matrix": confusion.matrix.numpy(), "images": images, "index": index}
+
+
+def _write_evaluation(predictor: InstancePredictor, report: dict[str, Any], context: dict[str, Any], out: Path,
+                      count: int, union_score_threshold: float) -> None:
+    """confusion.png and the worst / best galleries into `out` (metrics.json is written by the caller)."""
+    from masksmith.data.rasterize import instance_masks, semantic_mask
+    from masksmith.draw import instance_row
+    from masksmith.draw.charts import plot_confusion
+    from masksmith.infer.evaluate import GALLERY_CELL, gallery, ranked
+    from masksmith.outputs import OutputFolder
+    from masksmith.runfolder import shown_name
+
+    dataset, index = context["dataset"], context["index"]
+    names = predictor.classes
+    folder = OutputFolder(out, inputs=[dataset.root])
+    report["files"]["confusion_matrix"] = str(plot_confusion(context["matrix"], ["background", *names], folder,
+                                                             "confusion.png", "confusion matrix of the union masks"))
+    colors = dict(zip(names, predictor.colors[1:], strict=False))
+
+    def row(sample):
+        image = sample.load_image()
+        masks, labels, _ = instance_masks(sample, index)
+        truth = truth_instances(masks, labels.tolist(), names)
+        found = [i for i in predictor.predict(image) if i.score >= union_score_threshold]
+        return instance_row(image, truth, found, semantic_mask(sample, index),
+                            union_mask(found, index, image.shape[:2]), colors, GALLERY_CELL)
+
+    by_name = {s.name: s for s in dataset.samples}
+    worst, best = ranked(context["images"])
+    data = shown_name(out, report["data"])
+    for key, name, chosen, what in (("worst_gallery", "worst.png", worst[:count], "worst"),
+                                    ("best_gallery", "best.png", best[:count], "best")):
+        if chosen:
+            picture = gallery(chosen, by_name, row, f"{what}-predicted images of {data} ("
+                              f"{'lowest' if what == 'worst' else 'highest'} mask AP first)", "mask AP", names,
+                              predictor.colors[1:])
+            report["files"][key] = str(folder.save_image(name, picture.pixels, **picture.save_options()))
+    report["files"]["metrics"] = str(folder.path("metrics.json"))
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -346,16 +398,19 @@ def predict_instances_to_folder(predictor: InstancePredictor, inputs: Iterable[s
                                 opacity: float = 0.5, *, overwrite: bool = False, lenient: bool = False,
                                 skipped=None) -> list[dict[str, str]]:
     """Predict every input image (files or folders) and write <stem>_instances.json and <stem>_overlay.png."""
+    from masksmith.draw import draw_instances
     from masksmith.infer.write import Skipped, plan_outputs, readable
     from masksmith.outputs import OutputFolder
 
     inputs = list(inputs)
     folder = OutputFolder(out, inputs=inputs, overwrite=overwrite)
+    colors = dict(zip(predictor.classes, predictor.colors[1:], strict=False))
     written = []
     for job, image, instances in readable(predictor, plan_outputs(inputs, folder), lenient, skipped or Skipped()):
         files = {"json": folder.write_text(f"{job.stem}_instances.json",
                                            json.dumps(instances_json(job.path, image, instances), indent=1)),
-                 "overlay": folder.save_image(f"{job.stem}_overlay.png", draw_instances(image, instances, opacity))}
+                 "overlay": folder.save_image(f"{job.stem}_overlay.png",
+                                              draw_instances(image, instances, opacity, colors=colors))}
         written.append({"image": str(job.path), "instances": str(len(instances)),
                         **{k: str(v) for k, v in files.items()}})
     return written

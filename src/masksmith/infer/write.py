@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from masksmith.apps.overlay import colorize, overlay
 from masksmith.data.formats._common import is_image_file
+from masksmith.draw import colorize, overlay
 from masksmith.errors import MasksmithError
 from masksmith.infer.predictor import Predictor
 from masksmith.outputs import OutputFolder, as_output_folder

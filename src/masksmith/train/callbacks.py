@@ -1,21 +1,23 @@
 """Lightning callbacks that make a run folder worth opening: the clock-driven LR schedule, metrics.csv and
-curves.png, a preview picture per epoch, and the model file kept current. Training is extended by adding a
+curves.png, a preview picture per epoch, a progress bar with true epoch counts and the time left, and the
+model file kept current. Training is extended by adding a
 callback here, never by editing the loop."""
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
+from lightning.pytorch.callbacks import RichProgressBar
 
-from masksmith.outputs import atomic_save_figure, atomic_save_image, atomic_write_text
+from masksmith.draw.charts import plot_curves
+from masksmith.outputs import atomic_save_image
+from masksmith.report import format_duration
+from masksmith.runfolder import CURVES, METRICS, PREVIEWS, append_csv_row
 
 
 class ClockSchedule(L.Callback):
@@ -85,6 +87,47 @@ class ProgressiveResize(L.Callback):
         self.transform.size = self.small if self.clock.progress_now(trainer) < self.until else self.full
 
 
+def run_clock(trainer: L.Trainer) -> ClockSchedule | None:
+    """The run's ClockSchedule among the trainer's callbacks (it knows the time budget and time used)."""
+    return next((c for c in trainer.callbacks if isinstance(c, ClockSchedule)), None)
+
+
+def epoch_label(epoch: int, trainer: L.Trainer, word: str = "epoch") -> str:
+    """"epoch 3/10" (epochs counted from 1, out of the total), and with a time budget the time left:
+    "epoch 3 · 4m 10s left"."""
+    total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+    text = f"{word} {epoch}/{total}" if total else f"{word} {epoch}"
+    clock = run_clock(trainer)
+    if clock is not None and clock.time_budget:
+        text += f" \u00b7 {format_duration(clock.time_budget - clock.elapsed())} left"
+    return text
+
+
+class TrainingProgress(RichProgressBar):
+    """Lightning's rich progress bar, saying "Epoch 3/10" (it says "Epoch 2/9", and "Epoch 0/0" for one
+    epoch) and, for --time budgets, the time left instead of an epoch count it cannot know."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown = 0.0
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        text = epoch_label(current_epoch + 1, self.trainer, "Epoch")
+        width = len(self.validation_description)
+        return f"{text:{width}}" if len(text) < width else text
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        clock = run_clock(trainer)
+        now = time.monotonic()
+        if clock is not None and clock.time_budget and now - self._shown >= 1.0 and self.progress is not None \
+                and self.train_progress_bar_id is not None:
+            self._shown = now  # the time left, once a second
+            self.progress.update(self.train_progress_bar_id,
+                                 description=self._get_train_description(trainer.current_epoch))
+
+
 class History(L.Callback):
     """Appends one row per epoch to metrics.csv, redraws curves.png and prints a one-line summary."""
 
@@ -92,8 +135,8 @@ class History(L.Callback):
                "val_pixel_accuracy"]
 
     def __init__(self, run_dir: Path, echo: bool = True) -> None:
-        self.csv = run_dir / "metrics.csv"
-        self.png = run_dir / "curves.png"
+        self.csv = run_dir / METRICS
+        self.png = run_dir / CURVES
         self.echo = echo
         self.t0 = time.monotonic()
 
@@ -113,77 +156,58 @@ class History(L.Callback):
         if self.echo:
             shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "step") and
                               isinstance(v, float))
-            print(f"epoch {row['epoch']}: {shown}", flush=True)
-
-
-def append_csv_row(path: Path, columns: list[str], row: dict[str, Any]) -> Path:
-    """The CSV rewritten with one more row, atomically: an interrupted epoch never leaves half a line."""
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns)
-    if not old:
-        writer.writeheader()
-    writer.writerow(row)
-    return atomic_write_text(path, old + buf.getvalue())
-
-
-def read_metrics(path: Path) -> list[dict[str, float]]:
-    with path.open() as f:
-        return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)]
-
-
-def plot_curves(csv_path: Path, png_path: Path, losses: tuple[str, ...] = ("train_loss", "val_loss"),
-                metrics: tuple[str, ...] = ("val_miou", "val_mean_dice", "val_pixel_accuracy"),
-                metrics_title: str = "validation") -> Path:
-    """Loss curves (left) and validation metrics in [0, 1] (right) per epoch, from metrics.csv."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_metrics(csv_path)
-    epochs = [r["epoch"] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for axes, keys, title in ((a, losses, "loss"), (b, metrics, metrics_title)):
-        for key in keys:
-            if any(key in r for r in rows):
-                main = key == keys[0] or axes is b
-                axes.plot(epochs, [r.get(key, np.nan) for r in rows], marker="o" if main else ".", label=key,
-                          linewidth=2 if key == keys[0] else 1)
-        axes.set_xlabel("epoch")
-        axes.set_title(title)
-        if axes.lines:
-            axes.legend(fontsize=7 if len(keys) > 3 else None)
-    b.set_ylim(0, 1)
-    fig.tight_layout()
-    atomic_save_figure(fig, png_path, dpi=90)
-    plt.close(fig)
-    return png_path
+            print(f"{epoch_label(row['epoch'], trainer)}: {shown}", flush=True)
 
 
 class Previews(L.Callback):
-    """After every epoch, previews/epoch_NNN.png: fixed images, their truth and the model's prediction."""
+    """After every epoch, previews/epoch_NNN.png: fixed images as photo | truth | prediction | difference,
+    titled with the epoch and its validation score, each row with the image's name and mIoU, and the legend.
+
+    `names`: the preview images' names; `metric`: the callback metric shown in the title."""
+
+    CELL = 192
 
     def __init__(self, run_dir: Path, images: torch.Tensor, masks: torch.Tensor,
-                 colors: list[tuple[int, int, int]]) -> None:
-        self.dir = run_dir / "previews"
+                 colors: list[tuple[int, int, int]], class_names: list[str], names: list[str] | None = None,
+                 metric: str = "val_miou", metric_name: str = "validation mIoU") -> None:
+        self.dir = run_dir / PREVIEWS
         self.images = images
         self.masks = masks
         self.colors = colors
+        self.class_names = class_names
+        self.names = names or [f"image {k + 1}" for k in range(len(images))]
+        self.metric, self.metric_name = metric, metric_name
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or len(self.images) == 0:
             return
-        from masksmith.apps.overlay import colorize, grid, overlay
+        from masksmith.draw import comparison_sheet, semantic_row
+        from masksmith.metrics import ConfusionMatrix
 
         pred = pl_module.predict_masks(self.images)
-        pictures = []
-        for image, truth, p in zip(self.images, self.masks, pred, strict=True):
-            im = image.permute(1, 2, 0).numpy()
-            pictures += [im, colorize(truth.numpy(), self.colors), overlay(im, p.numpy(), self.colors, 0.6)]
-        self.dir.mkdir(parents=True, exist_ok=True)
-        name = f"epoch_{trainer.current_epoch + 1:03d}.png"
-        atomic_save_image(grid(pictures, columns=3, cell=192), self.dir / name)
+        rows, captions = [], []
+        for image, truth, p, name in zip(self.images, self.masks, pred, self.names, strict=True):
+            im, t, p = image.permute(1, 2, 0).numpy(), truth.numpy(), p.numpy()
+            rows.append(semantic_row(im, t, p, self.colors, self.CELL))
+            one = ConfusionMatrix(len(self.colors))
+            one.update_numpy(p, t)
+            captions.append(f"{name} \u00b7 mIoU {one.scores().miou(True):.3f}")
+        picture = comparison_sheet(rows, title=preview_title(trainer, self.metric, self.metric_name),
+                                   captions=captions, class_names=self.class_names, class_colors=self.colors[1:],
+                                   cell=self.CELL)
+        save_preview(picture, self.dir, trainer.current_epoch + 1)
+
+
+def preview_title(trainer: L.Trainer, metric: str, metric_name: str) -> str:
+    """"epoch 3/10 · validation mIoU 0.612" (the epoch's score, or a note that there is no validation set)."""
+    value = trainer.callback_metrics.get(metric)
+    score = f"{metric_name} {float(value):.3f}" if value is not None else "no validation set"
+    return f"{epoch_label(trainer.current_epoch + 1, trainer)} \u00b7 {score}"
+
+
+def save_preview(picture: Any, folder: Path, epoch: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return atomic_save_image(picture.pixels, folder / f"epoch_{epoch:03d}.png", **picture.save_options())
 
 
 class KeepModelFile(L.Callback):

@@ -4,7 +4,8 @@ laid out like the semantic one:
 runs/<name>/
   config.yaml        the TrainConfig, reusable with --resume
   metrics.csv        one row per epoch (losses, val_mask_ap, val_box_ap); curves.png draws it
-  previews/          epoch_NNN.png: fixed validation images, truth | prediction (boxes, labels, scores, masks)
+  previews/          epoch_NNN.png: fixed validation images, photo | truth | prediction (class and score
+                     tags) | difference
   checkpoints/       last.ckpt (resume point), best.ckpt (best val_mask_ap), interrupted.ckpt (on Ctrl-C)
   model.masksmith    the self-describing model file (task "instance")
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -30,16 +32,17 @@ from masksmith.data.instance_data import (
     collate_fn,
     flip_permutation,
 )
+from masksmith.draw.charts import plot_curves
 from masksmith.errors import MasksmithError
-from masksmith.infer.instance import CocoAccumulator, Instance, draw_instances, masks_to_rles, truth_instances
+from masksmith.infer.instance import CocoAccumulator, Instance, masks_to_rles, truth_instances
 from masksmith.models.instance import (
     build_instance_model,
     instance_model_config,
     instance_normalisation,
     trainable_parameters,
 )
-from masksmith.outputs import atomic_save_image, atomic_write_text
-from masksmith.train.callbacks import History, plot_curves
+from masksmith.outputs import atomic_write_text
+from masksmith.train.callbacks import History
 from masksmith.train.config import TrainConfig
 from masksmith.train.run import fit_run, model_saver, start_run
 from masksmith.train.samples import SampleSplit, split_samples
@@ -181,33 +184,53 @@ class InstanceHistory(History):
 
 
 class InstancePreviews(L.Callback):
-    """After every epoch, previews/epoch_NNN.png: fixed images with their truth | the model's objects."""
+    """After every epoch, previews/epoch_NNN.png: fixed images as photo | truth | the model's objects |
+    difference of the class masks, each object tagged with its class (and score), each row with the image's
+    name and mask AP, titled with the epoch and its validation mask AP, with the class legend."""
 
-    def __init__(self, run_dir: Path, data: InstanceTensors, count: int, score_threshold: float = 0.5) -> None:
+    CELL = 256
+
+    def __init__(self, run_dir: Path, data: InstanceTensors, count: int, colors: list[tuple[int, int, int]],
+                 score_threshold: float = 0.5) -> None:
         self.dir = run_dir / "previews"
         self.data = data
         self.indices = list(range(min(count, len(data))))
+        self.colors = colors  # background first
         self.score_threshold = score_threshold
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or not self.indices:
             return
-        from masksmith.apps.overlay import grid
+        from masksmith.draw import comparison_sheet, instance_row
+        from masksmith.infer.instance import image_mask_ap, union_mask
+        from masksmith.train.callbacks import preview_title, save_preview
 
         names = self.data.class_names
+        index = {n: i + 1 for i, n in enumerate(names)}
+        colors = dict(zip(names, self.colors[1:], strict=False))
         items = [self.data.items[i] for i in self.indices]
         outputs = pl_module.predict_instances([it.image.float() / 255.0 for it in items])
-        pictures = []
+        rows, texts, captions = [], [], []
         for item, out in zip(items, outputs, strict=True):
             image = item.image.permute(1, 2, 0).numpy()
+            shape = image.shape[:2]
             truth = truth_instances(item.masks(), item.labels.tolist(), names)
             found = [Instance(names[int(lab) - 1], float(s), (m[0] > 0.5).numpy(), tuple(b.tolist()))
-                     for b, lab, s, m in zip(out["boxes"], out["labels"], out["scores"], out["masks"], strict=True)
-                     if float(s) >= self.score_threshold]
-            pictures += [draw_instances(image, truth, show_scores=False), draw_instances(image, found)]
-        self.dir.mkdir(parents=True, exist_ok=True)
-        name = f"epoch_{trainer.current_epoch + 1:03d}.png"
-        atomic_save_image(grid(pictures, columns=2, cell=256), self.dir / name)
+                     for b, lab, s, m in zip(out["boxes"], out["labels"], out["scores"], out["masks"], strict=True)]
+            shown = [f for f in found if f.score >= self.score_threshold]
+            panels, written = instance_row(image, truth, shown, union_mask(truth, index, shape),
+                                           union_mask(shown, index, shape), colors, self.CELL)
+            rows.append(panels)
+            texts.append(written)
+            ap = image_mask_ap(*shape, names, item.labels.tolist(), list(item.rles), [False] * len(item.rles),
+                               [index[f.label] for f in found], [f.score for f in found],
+                               masks_to_rles(np.stack([f.mask for f in found])) if found else [],
+                               [f.box for f in found])
+            captions.append(f"{item.name} \u00b7 mask AP {'-' if ap is None else f'{ap:.3f}'}")
+        picture = comparison_sheet(rows, title=preview_title(trainer, "val_mask_ap", "validation mask AP"),
+                                   captions=captions, class_names=names, class_colors=self.colors[1:],
+                                   cell=self.CELL, panel_texts=texts)
+        save_preview(picture, self.dir, trainer.current_epoch + 1)
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -262,9 +285,11 @@ def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: boo
     fit_run(config, run_dir, module, train_loader, val_loader, save=model_saver(run_dir, config, artifact_base,
                                                                                 len(train_data), lr=lr),
             monitor="val_mask_ap" if val_data else None, history=InstanceHistory(run_dir),
-            previews=InstancePreviews(run_dir, val_data or train_data, config.preview_images),
+            previews=InstancePreviews(run_dir, val_data or train_data, config.preview_images,
+                                      split.dataset.colors()),
             precision=PRECISION, resume_from=resume_from,
-            resize=(RCNNInputSize(net), (config.size, config.size), 32), extra_callbacks=extra_callbacks,
+            resize=(RCNNInputSize(net), (config.size, config.size), 32), split=split,
+            extra_callbacks=extra_callbacks,
             # a safety net for SGD at 0.01 on small batches: the first steps on fresh heads can spike
             gradient_clip_val=10.0)
     return run_dir

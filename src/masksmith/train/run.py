@@ -1,6 +1,8 @@
 """What every training run shares, whatever the task: the model file writer and the Lightning Trainer with
 its checkpoints, clock-driven schedule, Ctrl-C checkpoint, history, previews, progressive resizing and
-progress bar. The task trainers (semantic.py, instance.py) build the data, module and callbacks that differ."""
+progress bar; data.json when training starts, and when it ends the model file evaluated on the validation
+split (evaluation/validation/) and report.html. The task trainers (semantic.py, instance.py) build the data,
+module and callbacks that differ."""
 
 from __future__ import annotations
 
@@ -18,10 +20,12 @@ import torch
 
 from masksmith.errors import MasksmithError
 from masksmith.models.artifact import ModelArtifact, save_artifact
-from masksmith.train.callbacks import ClockSchedule, KeepModelFile, ProgressiveResize
+from masksmith.runfolder import DATA, MODEL, VALIDATION
+from masksmith.train.callbacks import ClockSchedule, KeepModelFile, ProgressiveResize, TrainingProgress
 from masksmith.train.config import TrainConfig
+from masksmith.train.samples import SampleSplit
 
-MODEL_FILE = "model.masksmith"
+MODEL_FILE = MODEL
 
 
 def start_run(config: TrainConfig, run_dir: Path | None, resume: bool) -> tuple[Path, Path | None]:
@@ -84,9 +88,10 @@ def model_saver(run_dir: Path, config: TrainConfig, artifact_fields: dict[str, A
 def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train_loader: Any, val_loader: Any,
             *, save: Callable[[L.LightningModule, str], Path], monitor: str | None, history: L.Callback,
             previews: L.Callback, precision: str, resume_from: Path | None,
-            resize: tuple[Any, tuple[int, int], int] | None = None,
+            resize: tuple[Any, tuple[int, int], int] | None = None, split: SampleSplit | None = None,
             extra_callbacks: list[L.Callback] | None = None, **trainer_options: Any) -> None:
-    """Fit `module` and leave the run folder complete (the model file is written even when nothing improved).
+    """Fit `module` and leave the run folder complete (the model file is written even when nothing improved;
+    with `split`, data.json, the validation split's evaluation and report.html too).
 
     `monitor`: the validation metric (higher is better) that picks best.ckpt and the model file; None keeps the
     last. `resize`: (object with a `size`, full (h, w), divisor) for progressive resizing when the config asks.
@@ -108,7 +113,7 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
                                            divisor))
     interactive = sys.stdout.isatty()
     if interactive:
-        callbacks.append(L.pytorch.callbacks.RichProgressBar())
+        callbacks.append(TrainingProgress())
     trainer = L.Trainer(
         max_epochs=config.epochs if config.epochs else -1,
         max_time={"seconds": config.time_budget} if config.time_budget else None,
@@ -118,6 +123,56 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
         num_sanity_val_steps=0, log_every_n_steps=5, deterministic=False, **trainer_options,
     )
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, trainer.world_size)))
+    if split is not None and trainer.is_global_zero:
+        write_data_summary(run_dir, config, split)
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume_from) if resume_from else None)
     if trainer.is_global_zero and not (run_dir / MODEL_FILE).exists():
         save(module, "last")
+    if trainer.is_global_zero and split is not None:
+        finish_run(run_dir, config, split)
+
+
+def write_data_summary(run_dir: Path, config: TrainConfig, split: SampleSplit) -> Path:
+    """data.json: what this run trains on (the report's data section)."""
+    import json
+
+    from masksmith.data.stats import dataset_stats
+    from masksmith.outputs import atomic_write_text
+
+    stats = dataset_stats(split.dataset, pixels=False)
+    counts = {c.name: c for c in stats.classes}
+    summary = {
+        "data": str(config.data), "val_data": config.val_data, "format": split.dataset.format,
+        "images": {"total": len(split.dataset.samples), "train": len(split.train), "validation": len(split.val)},
+        "classes": [{"name": c.name, "color": list(c.color), "instances": counts[c.name].instances,
+                     "images": counts[c.name].images} for c in split.dataset.classes],
+        "flip_pairs": split.flip_pairs, "skipped": [str(p) for p in split.dataset.problems],
+        "validation_images": [s.name for s in split.val],
+    }
+    return atomic_write_text(run_dir / DATA, json.dumps(summary, indent=1))
+
+
+def finish_run(run_dir: Path, config: TrainConfig, split: SampleSplit) -> None:
+    """When training ends: the model file evaluated on the validation split into evaluation/validation/
+    (full-size scores, per-class table, confusion matrix, worst and best images), then report.html."""
+    from masksmith.data.schema import Dataset
+    from masksmith.report import write_report
+    from masksmith.runfolder import EVALUATION
+
+    if split.val:
+        # no root: the subset is only read, and writing goes to our own run folder
+        subset = Dataset(classes=split.dataset.classes, samples=list(split.val), format=split.dataset.format)
+        out = run_dir / EVALUATION / VALIDATION
+        try:
+            if config.task == "instance":
+                from masksmith.infer.instance import evaluate_instances
+
+                evaluate_instances(run_dir / MODEL_FILE, subset, out, worst=4, data_label=VALIDATION)
+            else:
+                from masksmith.infer.evaluate import evaluate_semantic
+
+                evaluate_semantic(run_dir / MODEL_FILE, subset, out, worst=4, data_label=VALIDATION)
+            return  # the evaluation wrote the report
+        except MasksmithError as exc:  # the model is saved; a failed evaluation must not hide that
+            logging.getLogger(__name__).warning("the validation split was not evaluated: %s", exc)
+    write_report(run_dir)

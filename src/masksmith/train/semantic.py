@@ -3,7 +3,9 @@
 runs/<name>/
   config.yaml        the TrainConfig, reusable with --resume
   metrics.csv        one row per epoch; curves.png draws it
-  previews/          epoch_NNN.png: fixed images | truth | prediction
+  previews/          epoch_NNN.png: fixed images: photo | truth | prediction | difference
+  evaluation/        validation/: the model file scored on the validation split when training ends
+  report.html        everything in one page (masksmith.report)
   checkpoints/       last.ckpt (resume point) and best.ckpt (when there is a validation set)
   model.masksmith    the self-describing model file (best validation weights, or the last ones)
 """
@@ -30,6 +32,7 @@ from masksmith.data.torchdata import (
     train_transform,
 )
 from masksmith.errors import MasksmithError
+from masksmith.metrics import ConfusionMatrix
 from masksmith.models.encoders import early_encoder_modules, freeze_modules
 from masksmith.models.registry import (
     ModelConfig,
@@ -43,8 +46,8 @@ from masksmith.outputs import atomic_write_text
 from masksmith.train.callbacks import History, Previews
 from masksmith.train.config import TrainConfig
 from masksmith.train.losses import SegmentationLoss
-from masksmith.train.metrics import ConfusionMatrix
 from masksmith.train.run import fit_run, model_saver, start_run
+from masksmith.train.samples import SampleSplit
 
 
 def bf16_supported() -> bool:
@@ -167,6 +170,7 @@ class PreparedData:
     flip_pairs: list[list[str]]
     size: tuple[int, int]  # (height, width) the network trains on
     scale: float | None = None  # set with --shrink: images were scaled by this, keeping their aspect
+    split: SampleSplit | None = None  # the samples behind train and val (data.json, the final evaluation)
 
 
 def input_geometry(config: TrainConfig, dataset: Dataset) -> tuple[tuple[int, int], float | None]:
@@ -196,7 +200,7 @@ def prepare_data(config: TrainConfig) -> PreparedData:
     size, scale = input_geometry(config, dataset)
     train = CachedSamples.build(dataset, size, train_samples, scale)
     val = CachedSamples.build(dataset, size, val_samples, scale) if val_samples else None
-    return PreparedData(dataset, train, val, pairs, size, scale)
+    return PreparedData(dataset, train, val, pairs, size, scale, split)
 
 
 def frozen_encoder_part(net: SegmentationNet, config: TrainConfig) -> list[torch.nn.Module]:
@@ -260,7 +264,9 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
     k = min(config.preview_images, len(preview_source))
     fit_run(config, run_dir, module, train_loader, val_loader, save=save,
             monitor="val_miou" if data.val else None, history=History(run_dir),
-            previews=Previews(run_dir, preview_source.images[:k], preview_source.masks[:k], data.dataset.colors()),
+            previews=Previews(run_dir, preview_source.images[:k], preview_source.masks[:k], data.dataset.colors(),
+                              names, preview_source.names[:k]),
             precision=resolve_precision(config), resume_from=resume_from,
-            resize=(augment, size, get_architecture(config.arch).divisor), extra_callbacks=extra_callbacks)
+            resize=(augment, size, get_architecture(config.arch).divisor), split=data.split,
+            extra_callbacks=extra_callbacks)
     return run_dir

@@ -56,6 +56,7 @@ from masksmith.data.schema import (
     BACKGROUND,
     IGNORE_INDEX,
     MAX_CLASSES,
+    VOID_COLOR,
     Dataset,
     ProblemLog,
     Region,
@@ -79,7 +80,6 @@ GENERIC_MASK_DIRS = ("masks", "mask", "labels", "label", "annotations", "gt", "g
 SPLIT_MASK_SUFFIXES = ("_masks", "_mask", "_labels", "_gt", "annot", "_annot")
 BACKGROUND_NAMES = frozenset({BACKGROUND, "background", "__background__", "_background", "bg"})
 IGNORE_NAMES = frozenset({"__ignore__", "_ignore_"})
-VOID_COLOR = (224, 224, 192)  # what voc_palette() draws index 255 in
 COLOR_TOLERANCE = 30.0  # JPEG noise on flat colours stays well inside this
 LOSSY_SUFFIXES = (".jpg", ".jpeg")
 LOSSY_EDGE = 3  # px either side of a class edge that JPEG's 4:2:0 chroma and ringing blend

@@ -302,7 +302,9 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
         except OSError as exc:  # e.g. an id too long to be a file name
             log.add(f"its files cannot be looked up ({exc.strerror or exc}).", path=root, item=image_id,
                     fix="list image ids relative to JPEGImages/, without extension.")
-    return Dataset(classes=make_classes(classes.names, classes.colors), samples=samples, root=root)
+    palette = classes.palette()  # the colours the masks are drawn in (the VOC palette unless a labelmap says)
+    colors = {name: palette[i] for i, name in enumerate(classes.names, start=1)}
+    return Dataset(classes=make_classes(classes.names, colors), samples=samples, root=root)
 
 
 # ---------------------------------------------------------------- writing

@@ -1,4 +1,5 @@
-"""Segmentation metrics from one confusion matrix, so every figure agrees with every other.
+"""Segmentation metrics from one confusion matrix, so every figure agrees with every other. Used by training
+(validation), `evaluate`, the pictures and the report, so it sits low in the house.
 
 Definitions (per class c, over all pixels of all images, void pixels left out):
 - IoU_c  = TP / (TP + FP + FN)
@@ -80,6 +81,30 @@ class SegmentationScores:
             "per_class": [{"class": n, "iou": _f(i), "dice": _f(d), "pixels": int(s)}
                           for n, i, d, s in zip(names, self.iou, self.dice, self.support, strict=True)],
         }
+
+
+def top_confusions(matrix: np.ndarray, names: list[str], count: int = 2, min_share: float = 0.01) -> list[dict]:
+    """The `count` largest mistakes in a (C, C) confusion matrix (rows truth, columns prediction): which true
+    class went to which predicted class, with the pixels and their share of that true class's pixels (a missed
+    object is "wheel -> background", a false one "background -> wheel"). Shares below `min_share` are left out."""
+    m = np.asarray(matrix, dtype=np.float64)
+    truth = m.sum(1)
+    wrong = m.copy()
+    np.fill_diagonal(wrong, 0)
+    out = []
+    for flat in np.argsort(wrong, axis=None, kind="stable")[::-1]:
+        i, j = divmod(int(flat), m.shape[1])
+        if wrong[i, j] <= 0 or len(out) == count:
+            break
+        share = wrong[i, j] / truth[i]
+        if share >= min_share:
+            out.append({"true": names[i], "predicted": names[j], "pixels": int(wrong[i, j]), "share": float(share)})
+    return out
+
+
+def describe_confusions(confusions: list[dict]) -> str:
+    """"window->body 12 %, wheel->background 3 %" for a caption."""
+    return ", ".join(f"{c['true']}→{c['predicted']} {100 * c['share']:.0f} %" for c in confusions)
 
 
 def _f(x: float) -> float | None:
