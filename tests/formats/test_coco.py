@@ -135,8 +135,11 @@ def test_undeclared_category_is_reported_and_skippable(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="category_id 77 is not declared"):
         load_dataset(path)
     ds = load_dataset(path, strict=False)
-    assert [s.name for s in ds.samples] == ["000000000001.jpg", "000000000003.jpg"]
-    assert len(ds.problems) == 1 and "annotation 5" in str(ds.problems[0])
+    # the one annotation is dropped, its image kept; its pixels are void, not background
+    assert [s.name for s in ds.samples] == ["000000000001.jpg", "000000000002.jpg", "000000000003.jpg"]
+    assert len(ds.problems) == 1 and "annotation 5" in str(ds.problems[0]) and ds.problems[0].dropped == "region"
+    two = ds.samples[1]
+    assert two.regions == [] and semantic_mask(two, ds.class_to_index())[:10, :8].tolist() == [[255] * 8] * 10
 
 
 def test_region_outside_image_and_missing_image(tmp_path: Path) -> None:
@@ -148,7 +151,9 @@ def test_region_outside_image_and_missing_image(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"000000000001\.jpg.*region 1 \(dog\).*outside the 64x48 image"):
         load_dataset(path)
     ds = load_dataset(path, strict=False)
-    assert [s.name for s in ds.samples] == ["000000000002.jpg"]
+    # the stray region is dropped alone; the image without its file is dropped (training needs its pixels)
+    assert [s.name for s in ds.samples] == ["000000000001.jpg", "000000000002.jpg"]
+    assert [r.label for r in ds.samples[0].regions] == ["car", "person"]
     messages = " | ".join(map(str, ds.problems))
     assert "outside the 64x48 image" in messages and "000000000003.jpg" in messages and "missing" in messages
 

@@ -177,8 +177,11 @@ def test_missing_label_attribute_names_it_and_the_alternatives(tmp_path: Path) -
     assert "no 'name' attribute" in text and "label_attribute=" in text and "'type'" in text
     assert "via_region_data.json" in text and "car_2.png" in text
     ds = load_dataset(path, strict=False)
-    assert sorted(s.name for s in ds.samples) == ["car_1.jpg", "car_3.jpg"]
-    assert len(ds.problems) == 1 and "'name'" in ds.problems[0].message
+    # the region without a class is dropped alone and its pixels become void; car_2 keeps its other regions
+    two = {s.name: s for s in ds.samples}["car_2.png"]
+    assert [r.label for r in two.regions] == ["rust", "scratch"]
+    assert len(ds.problems) == 1 and "'name'" in ds.problems[0].message and ds.problems[0].dropped == "region"
+    assert semantic_mask(two, ds.class_to_index())[32, 48] == 255
 
 
 def test_label_attribute_option(tmp_path: Path) -> None:
@@ -227,7 +230,9 @@ def test_csv_with_a_broken_json_cell(tmp_path: Path) -> None:
         load_dataset(path)
     assert "car_2.png" in str(info.value) and "line 5" in str(info.value)
     ds = load_dataset(path, strict=False)
-    assert sorted(s.name for s in ds.samples) == ["car_1.jpg", "car_3.jpg"]
+    # the row is one region: it is dropped, its image and the image's other rows are kept
+    two = {s.name: s for s in ds.samples}["car_2.png"]
+    assert [r.label for r in two.regions] == ["dent", "scratch"] and ds.problems[0].dropped == "region"
 
 
 def via3_project() -> dict:
@@ -311,7 +316,7 @@ def test_broken_json_names_the_file(tmp_path: Path) -> None:
     ({"name": "rect", "x": 1, "y": 1, "width": "wide", "height": 3}, "not a number"),
     ({"name": "hexagon"}, "'hexagon' is not one VIA draws"),
 ])
-def test_bad_shape_skips_its_image(tmp_path: Path, shape: dict, message: str) -> None:
+def test_bad_shape_drops_only_its_region(tmp_path: Path, shape: dict, message: str) -> None:
     doc = via2_metadata()
     bad = {"shape_attributes": shape, "region_attributes": {"name": "dent"}}
     doc["car_2.png30417"]["regions"].append(bad)
@@ -319,8 +324,10 @@ def test_bad_shape_skips_its_image(tmp_path: Path, shape: dict, message: str) ->
     with pytest.raises(DatasetError, match=message):
         load_dataset(path)
     ds = load_dataset(path, strict=False)
-    assert sorted(s.name for s in ds.samples) == ["car_1.jpg", "car_3.jpg"]
-    assert len(ds.problems) == 1 and "car_2.png" in ds.problems[0].item
+    assert sorted(s.name for s in ds.samples) == ["car_1.jpg", "car_2.png", "car_3.jpg"]
+    two = {s.name: s for s in ds.samples}["car_2.png"]
+    assert [r.label for r in two.regions] == ["rust", "dent", "scratch"]
+    assert len(ds.problems) == 1 and "car_2.png" in ds.problems[0].item and ds.problems[0].dropped == "region"
 
 
 def test_round_trip_through_coco(tmp_path: Path) -> None:
