@@ -280,14 +280,15 @@ def test_entity_declarations_are_refused(tmp_path: Path) -> None:
         load_dataset(tmp_path / "annotations.xml")
 
 
-def test_bad_shape_strict_raises_lenient_skips(tmp_path: Path) -> None:
+def test_bad_shape_strict_raises_lenient_drops_it_alone(tmp_path: Path) -> None:
     bad = IMAGE_1.replace('cx="32.00"', 'cx="abc"')
     write_task(tmp_path, IMAGE_0, bad, IMAGE_2)
     with pytest.raises(DatasetError, match="frame_000001.png, ellipse 1 .plate.: cx is 'abc'"):
         load_dataset(tmp_path)
     ds = load_dataset(tmp_path, strict=False)
-    assert [s.name for s in ds.samples] == ["frame_000000.png", "night/frame_000002.png"]
-    assert len(ds.problems) == 1 and "cx is 'abc'" in str(ds.problems[0])
+    assert [s.name for s in ds.samples] == ["frame_000000.png", "frame_000001.png", "night/frame_000002.png"]
+    assert [r.label for r in ds.samples[1].regions] == ["car"]  # the box stays, the broken ellipse goes
+    assert len(ds.problems) == 1 and "cx is 'abc'" in str(ds.problems[0]) and ds.problems[0].dropped == "region"
 
 
 def test_mask_outside_image_and_bad_rle_are_problems(tmp_path: Path) -> None:
@@ -296,7 +297,7 @@ def test_mask_outside_image_and_bad_rle_are_problems(tmp_path: Path) -> None:
                                         ' z_order="0"></mask></image>')
     write_task(tmp_path, outside, short)
     ds = load_dataset(tmp_path, strict=False)
-    assert ds.samples == []
+    assert [[r.label for r in s.regions] for s in ds.samples] == [["person", "car"], ["plate", "car"]]
     text = " ".join(str(p) for p in ds.problems)
     assert "mask box (left 62, top 40, 4x2) does not lie inside the 64x48 image" in text
     assert "covers 3 pixels, but its box is 4x2 = 8" in text
@@ -306,7 +307,10 @@ def test_undeclared_label_is_reported_by_the_shared_checks(tmp_path: Path) -> No
     write_task(tmp_path, IMAGE_0.replace('label="car" source="manual" occluded="0" points="10', 'label="bus" '
                                          'source="manual" occluded="0" points="10'))
     ds = load_dataset(tmp_path, strict=False)
-    assert ds.samples == [] and "class 'bus' is not declared" in str(ds.problems[0])
+    assert "class 'bus' is not declared" in str(ds.problems[0])
+    (one,) = ds.samples
+    assert [r.label for r in one.regions] == ["person", "road"]
+    assert semantic_mask(one, ds.class_to_index())[15, 15] == 255  # the bus's pixels are void, not background
 
 
 def test_video_export_is_refused_with_advice(tmp_path: Path) -> None:

@@ -181,7 +181,7 @@ def test_broken_single_file(tmp_path: Path) -> None:
     (shape("dent", [[1.0, 1.0], [5.0, 5.0], [1.0, 9.0]], "hexagon"), "'hexagon' is not one LabelMe draws"),
     (shape("", [[1.0, 1.0], [5.0, 5.0], [1.0, 9.0]]), "has no label"),
 ])
-def test_bad_shape_skips_its_file(tmp_path: Path, bad: dict, message: str) -> None:
+def test_bad_shape_drops_only_itself(tmp_path: Path, bad: dict, message: str) -> None:
     root = write_folder(tmp_path / "cars")
     doc = json.loads((root / "car_1.json").read_text())
     doc["shapes"].append(bad)
@@ -190,8 +190,11 @@ def test_bad_shape_skips_its_file(tmp_path: Path, bad: dict, message: str) -> No
         load_dataset(root)
     assert "car_1.json" in str(info.value) and "shape 9" in str(info.value)
     ds = load_dataset(root, strict=False)
-    assert [s.name for s in ds.samples] == ["car_2.png"]
-    assert len(ds.problems) == 1
+    assert [s.name for s in ds.samples] == ["car_1.jpg", "car_2.png"]  # the file's other shapes are kept
+    assert [r.label for r in ds.samples[0].regions] == ["scratch", "dent", "rust", "dent"]
+    assert len(ds.problems) == 1 and ds.problems[0].dropped == "region"
+    if message == "has no label":  # its shape is known, its class is not: void, not background
+        assert semantic_mask(ds.samples[0], ds.class_to_index())[3, 3] == IGNORE_INDEX
 
 
 def test_round_trip_through_coco(tmp_path: Path) -> None:

@@ -160,8 +160,10 @@ def test_tags_used_but_not_declared_are_reported(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="'rust' is not declared"):
         load_dataset(path)
     ds = load_dataset(path, strict=False)
-    assert [s.name for s in ds.samples] == ["car_1.jpg", "car_3.jpg"]
-    assert len(ds.problems) == 1 and "car_2.png" in ds.problems[0].item
+    # both 'rust' regions are dropped (their pixels void), car_2 stays
+    assert [s.name for s in ds.samples] == ["car_1.jpg", "car_2.png", "car_3.jpg"]
+    assert ds.samples[1].regions == [] and ds.samples[1].ignore_rle is not None
+    assert len(ds.problems) == 1 and "car_2.png" in ds.problems[0].item and ds.problems[0].dropped == "region"
 
 
 @pytest.mark.parametrize("region, message", [
@@ -172,7 +174,7 @@ def test_tags_used_but_not_declared_are_reported(tmp_path: Path) -> None:
     ({"id": "a", "type": "RECTANGLE", "tags": ["dent"], "boundingBox": {"left": "x", "top": 0, "width": 1,
                                                                          "height": 1}}, "not a number"),
 ])
-def test_bad_region_skips_its_image(tmp_path: Path, region: dict, message: str) -> None:
+def test_bad_region_drops_only_itself(tmp_path: Path, region: dict, message: str) -> None:
     doc = project(assets=assets())
     doc["assets"]["0d3de147fea94f1797f9d012acad9666"]["regions"].append(region)
     path = write_export(tmp_path / "t", doc)
@@ -180,7 +182,8 @@ def test_bad_region_skips_its_image(tmp_path: Path, region: dict, message: str) 
         load_dataset(path)
     assert "Car-parts-export.json" in str(info.value) and "car_2.png" in str(info.value)
     ds = load_dataset(path, strict=False)
-    assert [s.name for s in ds.samples] == ["car_1.jpg", "car_3.jpg"]
+    assert [s.name for s in ds.samples] == ["car_1.jpg", "car_2.png", "car_3.jpg"]
+    assert len(ds.samples[1].regions) == 1  # its good polygon is kept
     assert len(ds.problems) == 1 and message.split()[0] in ds.problems[0].message
 
 
@@ -202,7 +205,7 @@ def test_round_trip_through_coco(tmp_path: Path) -> None:
     coco = pytest.importorskip("masksmith.data.formats.coco")
     if not hasattr(coco, "write"):
         pytest.skip("the COCO writer is not there yet")
-    ds = load_dataset(write_export(tmp_path / "t"))
+    ds = load_dataset(write_export(tmp_path / "project" / "target"))  # the data set is project/
     coco.write(ds, tmp_path / "coco")
     back = load_dataset(tmp_path / "coco", format="coco")
     assert back.class_names == ds.class_names

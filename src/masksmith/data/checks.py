@@ -44,8 +44,7 @@ def validate(dataset: Dataset, log: ProblemLog, *, need_pixels: bool = True) -> 
             if need_pixels:
                 continue
             sample.image_missing = True
-        _check_regions(sample, declared, log)
-        if not _apply_void(sample, log):
+        if not _check_regions(sample, declared, log) or not _apply_void(sample, log):
             continue
         kept.append(sample)
     total = len(dataset.samples)
@@ -121,47 +120,52 @@ def _check_embedded(sample: Sample, log: ProblemLog) -> str:
     return "ok"
 
 
-def _check_regions(sample: Sample, declared: set[str], log: ProblemLog) -> None:
-    """Drop (or raise on) regions with problems; those whose shape is usable become void."""
+def _check_regions(sample: Sample, declared: set[str], log: ProblemLog) -> bool:
+    """Drop (or raise on) regions with problems; those whose shape is usable become void. False when a fault
+    spoils the whole image (a mask of another size: the annotation is not this image's)."""
     where = sample.image_path if sample.image_path is not None else sample.name
     w, h = sample.width, sample.height
     known = w > 0 and h > 0
     kept: list[Region] = []
     for k, region in enumerate(sample.regions):
         item = f"{sample.name}, region {k + 1} ({region.label})"
-        fault, fix, void = _region_fault(region, declared, w, h, known)
+        fault, fix, action = _region_fault(region, declared, w, h, known)
         if fault is None:
             kept.append(region)
             continue
-        log.add(fault, path=where, item=item, fix=fix, dropped="region")
-        if void:
+        log.add(fault, path=where, item=item, fix=fix, dropped="image" if action == "image" else "region")
+        if action == "image":
+            return False
+        if action == "void":
             sample.void_regions.append(region)
     sample.regions = kept
+    return True
 
 
 def _region_fault(region: Region, declared: set[str], w: int, h: int, known: bool
-                  ) -> tuple[str | None, str, bool]:
-    """(problem or None, fix, whether its pixels are usable as void)."""
-    if region.label not in declared:
-        return (f"class {region.label!r} is not declared in the data set's class list.",
-                "add the class to the annotation file's class list or relabel the region.", True)
+                  ) -> tuple[str | None, str, str]:
+    """(problem or None, fix, what to do: 'void' its pixels, 'drop' it alone, or drop the 'image')."""
     if region.rle is not None:
         rh, rw = region.rle["size"]
         if known and (rw, rh) != (w, h):
             return f"its mask is {rw}x{rh} but the image is {w}x{h}.", "make the mask the same size as its image.", \
-                False
-        return None, "", False
+                "image"
+    if region.label not in declared:
+        return (f"class {region.label!r} is not declared in the data set's class list.",
+                "add the class to the annotation file's class list or relabel the region.", "void")
+    if region.rle is not None:
+        return None, "", ""
     if not region.polygons:
-        return "the region has no shape.", "delete the empty region.", False
+        return "the region has no shape.", "delete the empty region.", "drop"
     if not known:
-        return None, "", False  # bounds need the image size: checked when the image is there
+        return None, "", ""  # bounds need the image size: checked when the image is there
     pts = np.concatenate(region.polygons, axis=0)
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     tol = bounds_tolerance(w, h)
     if lo[0] < -tol or lo[1] < -tol or hi[0] > w + tol or hi[1] > h + tol:
         return (f"the region reaches ({lo[0]:.0f}, {lo[1]:.0f})-({hi[0]:.0f}, {hi[1]:.0f}), outside the {w}x{h} "
-                "image.", "redraw the region inside the image, or check that it belongs to this image.", True)
-    return None, "", False
+                "image.", "redraw the region inside the image, or check that it belongs to this image.", "void")
+    return None, "", ""
 
 
 def _apply_void(sample: Sample, log: ProblemLog) -> bool:

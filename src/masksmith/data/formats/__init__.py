@@ -50,7 +50,7 @@ def check_options(module: ModuleType, options: dict[str, Any]) -> None:
 @dataclass
 class Detected:
     module: ModuleType
-    depth: int
+    depth: float
     error: DatasetError | None = None
 
 
@@ -61,8 +61,8 @@ def detect_formats(path: Path) -> list[Detected]:
         module = get_format(name)
         try:
             result = module.detect(path)
-        except DatasetError as exc:  # it recognises the layout but finds it ambiguous: said if it wins
-            found.append(Detected(module, 1, exc))
+        except DatasetError as exc:  # it recognises the layout but finds it ambiguous: said if it wins, after
+            found.append(Detected(module, 1.5, exc))  # the formats that recognise the folder's own layout cleanly
             continue
         except (OSError, ValueError):
             continue
