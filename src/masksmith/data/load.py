@@ -33,10 +33,7 @@ def load_dataset(path: str | Path, format: str | None = None, *, strict: bool = 
             raise DatasetError("is not a valid zip archive.", path=path, fix="re-create the archive.")
         path = extract_zip(path)
     log = ProblemLog(strict)
-    if format:
-        module = get_format(format)
-    else:
-        module = _detect(path, log)
+    module = get_format(format) if format else _detect(path, log)
     check_options(module, options)
     dataset = module.read(path, log, **options)
     dataset.format = module.NAME
@@ -68,6 +65,30 @@ def _detect(path: Path, log: ProblemLog):
                      f"sub-folder; read as {best.module.NAME}, the layout of the folder itself",
                      fix=f"Read the other with -f {other.module.NAME}, or point at its folder.", skipped=False)
     return best.module
+
+
+def reading_options(path: str | Path, format: str | None, given: dict[str, Any] | None,
+                    training: dict[str, Any]) -> tuple[str | None, dict[str, Any], str]:
+    """(format, options, what was decided) for reading `path` with a trained model: the options given, else
+    the ones the model was trained with (its `training` record) when the data is in the same format."""
+    if given is not None:
+        return format, given, ""
+    stored = training.get("data_options") or {}
+    trained_format = training.get("data_format")
+    if not stored:
+        return format, {}, ""
+    listed = ", ".join(f"{k}={v!r}" for k, v in stored.items())
+    name = format
+    if name is None:
+        path = Path(path)
+        if path.is_file() and path.suffix.lower() == ".zip" and zipfile.is_zipfile(path):
+            path = extract_zip(path)
+        found = detect_formats(path) if path.exists() else []
+        name = found[0].module.NAME if found and found[0].error is None else None
+    if name == trained_format:
+        return format, dict(stored), f"reading {path} with the options the model was trained with: {listed}"
+    return format, {}, (f"the model was trained on {trained_format} data read with {listed}; {path} is "
+                        f"{name or 'another format'}, so those options are not used (give -o to set some)")
 
 
 def _empty_reason(dataset: Dataset) -> str:

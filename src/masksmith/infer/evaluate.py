@@ -29,11 +29,13 @@ class EvaluationReport:
     at_full: SegmentationScores
     per_image: list[tuple[str, float]] = field(default_factory=list)  # (name, image mIoU), worst first
     files: dict[str, str] = field(default_factory=dict)
+    samples_used: str = ""  # which images were scored: the test split when the data set has one, else all
 
     def to_dict(self) -> dict[str, Any]:
         names = self.classes[1:]
         return {"at_input_size": self.at_input.as_dict(names), "at_full_size": self.at_full.as_dict(names),
-                "worst_images": [{"image": n, "miou": m} for n, m in self.per_image[:20]], "files": self.files}
+                "worst_images": [{"image": n, "miou": m} for n, m in self.per_image[:20]], "files": self.files,
+                "samples_used": self.samples_used}
 
 
 def _resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -49,7 +51,10 @@ def evaluate_semantic(model: str | Path | Predictor, data: str | Path, out: Path
     import torch.nn.functional as F
 
     predictor = model if isinstance(model, Predictor) else Predictor.from_file(model, tta=tta)
+    from masksmith.data.split import evaluation_samples
+
     dataset = load_dataset(data, format, strict=strict, **data_options)
+    scored, samples_used = evaluation_samples(dataset)
     classes = ["background", *predictor.artifact.classes]
     index = {n: i + 1 for i, n in enumerate(predictor.artifact.classes)}
     missing = [n for n in dataset.class_names if n not in index]
@@ -62,7 +67,7 @@ def evaluate_semantic(model: str | Path | Predictor, data: str | Path, out: Path
     k = len(classes)
     at_input, at_full = ConfusionMatrix(k), ConfusionMatrix(k)
     per_image: list[tuple[str, float, float]] = []
-    for sample in dataset.samples:
+    for sample in scored:
         image = sample.load_image()
         truth = semantic_mask(sample, index)  # classes the model does not know stay background
         probs = predictor.predict_proba(image, own_size=False)
@@ -75,7 +80,8 @@ def evaluate_semantic(model: str | Path | Predictor, data: str | Path, out: Path
         at_full.merge(one)
         per_image.append((sample.name, one.scores().miou(True), 0.0))
     per_image.sort(key=lambda t: t[1])
-    report = EvaluationReport(classes, at_input.scores(), at_full.scores(), [(n, m) for n, m, _ in per_image])
+    report = EvaluationReport(classes, at_input.scores(), at_full.scores(), [(n, m) for n, m, _ in per_image],
+                              samples_used=samples_used)
     if out is not None:
         from masksmith.outputs import OutputFolder
 

@@ -295,9 +295,11 @@ def _evaluate(predictor: InstancePredictor, data: str | Path, score_threshold: f
               format: str | None, strict: bool, data_options: dict[str, Any]) -> dict[str, Any]:
     from masksmith.data import load_dataset
     from masksmith.data.rasterize import instance_masks, semantic_mask
+    from masksmith.data.split import evaluation_samples
     from masksmith.train.metrics import ConfusionMatrix
 
     dataset = load_dataset(data, format, strict=strict, **data_options)
+    scored_samples, samples_used = evaluation_samples(dataset)
     names = predictor.classes
     index = {n: i + 1 for i, n in enumerate(names)}
     if dataset.class_names and not set(dataset.class_names) & set(names):
@@ -306,7 +308,7 @@ def _evaluate(predictor: InstancePredictor, data: str | Path, score_threshold: f
                              fix="evaluate on data annotated with the classes the model was trained on.")
     coco = CocoAccumulator(names)
     confusion = ConfusionMatrix(len(names) + 1)
-    for sample in dataset.samples:
+    for sample in scored_samples:
         image = sample.load_image()
         masks, labels, crowd = instance_masks(sample, index)  # classes the model does not know are left out
         found = predictor.predict(image)
@@ -319,7 +321,8 @@ def _evaluate(predictor: InstancePredictor, data: str | Path, score_threshold: f
         confusion.update_numpy(union, semantic_mask(sample, index))
     summary = coco.summary()
     report: dict[str, Any] = {
-        "images": len(dataset.samples),
+        "images": len(scored_samples),
+        "samples_used": samples_used,
         "mask": {k: summary["mask"][k] for k in ("ap", "ap50", "ap75")},
         "box": {k: summary["box"][k] for k in ("ap", "ap50", "ap75")},
         "per_class": [{"class": n, "mask_ap": summary["mask"]["per_class"][n],

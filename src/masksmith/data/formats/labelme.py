@@ -27,10 +27,9 @@ import binascii
 import contextlib
 import io
 import math
-import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -20,7 +20,7 @@ each class present becomes one class region (is_instance=False). Void pixels go 
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
