@@ -92,6 +92,8 @@ def dataset_inspect(
                   f"{len(stats.classes)} classes, {stats.instances} instances", highlight=False)
     if stats.splits:
         console.print("splits: " + ", ".join(f"{k} {n}" for k, n in sorted(stats.splits.items())))
+    for images, masks in stats.folders:
+        console.print(f"folders: images {images}/ with masks {masks}/", markup=False, highlight=False)
     sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in sorted(stats.sizes.items(), key=lambda kv: -kv[1])[:5])
     console.print(f"image sizes: {sizes or 'unknown'}{' ...' if len(stats.sizes) > 5 else ''}")
     table = Table("class", "instances", "images", "pixel share")

@@ -370,3 +370,37 @@ def test_truncated_xml_raises_only_our_error(tmp_path_factory, cut: int, junk: b
     path.write_bytes(path.read_bytes()[:cut] + junk)
     with contextlib.suppress(MasksmithError):
         load_dataset(path, "cvat", strict=False)
+
+
+# ---------------------------------------------------------------- skips reported, video refused, subsets apart
+
+def test_shapes_without_area_are_reported(tmp_path: Path) -> None:
+    write_task(tmp_path)
+    ds = load_dataset(tmp_path)
+    skipped = {str(n).split(" ")[1]: n.count for n in ds.notes if n.skipped}
+    assert skipped == {"polyline,": 3, "tag(s)": 1}  # a polyline, a points, a skeleton; and the tag
+    assert ds.samples[0].skipped == 4
+
+
+def test_video_task_without_tracks_is_refused_not_read_as_nothing(tmp_path: Path) -> None:
+    """A 'CVAT for video' export of a task with no tracks yet: only the meta, mode interpolation."""
+    meta = META.replace("<task>", "<task>\n      <mode>interpolation</mode>\n      <original_size><width>1920"
+                                  "</width><height>1080</height></original_size>")
+    write_task(tmp_path, "", meta=meta)
+    with pytest.raises(DatasetError, match="CVAT for video"):
+        load_dataset(tmp_path)
+
+
+def test_one_name_in_two_subsets_stays_two_images(tmp_path: Path) -> None:
+    """A project export with a.jpg in Train and in Validation: two images, named by subset, each its split."""
+    images = "".join(f"""
+  <image id="{k}" name="a.jpg" subset="{subset}" task_id="7" width="64" height="48">
+    <polygon label="car" source="manual" occluded="0" points="1,1;20,1;20,20" z_order="0"></polygon>
+  </image>""" for k, subset in enumerate(("Train", "Validation")))
+    write_task(tmp_path, images)
+    for k, subset in enumerate(("Train", "Validation")):
+        (tmp_path / "images" / subset).mkdir()
+        Image.new("RGB", (W, H), (k * 200, 0, 0)).save(tmp_path / "images" / subset / "a.jpg")
+    ds = load_dataset(tmp_path)
+    assert [(s.name, s.split) for s in ds.samples] == [("Train/a.jpg", "train"), ("Validation/a.jpg", "val")]
+    assert [s.load_image()[0, 0, 0] for s in ds.samples] == [0, 200]

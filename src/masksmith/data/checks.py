@@ -49,12 +49,13 @@ def validate(dataset: Dataset, log: ProblemLog, *, need_pixels: bool = True) -> 
         kept.append(sample)
     total = len(dataset.samples)
     for group, problem, fix in (
-            (missing, "missing", "put the images where the annotations name them (beside the annotation file or "
-                                 "in images/), or point at the folder that holds both."),
-            (lfs, "Git LFS pointer files, not the images", "fetch them with `git lfs pull` in the repository you "
-                                                             "cloned.")):
+            (missing, ("is missing", "are missing"),
+             "put the images where the annotations name them (beside the annotation file or in images/), or point "
+             "at the folder that holds both."),
+            (lfs, ("is a Git LFS pointer file, not the image", "are Git LFS pointer files, not the images"),
+             "fetch them with `git lfs pull` in the repository you cloned.")):
         if group:
-            _report_images(group, total, problem, fix, dataset, log, need_pixels)
+            _report_images(group, total, problem[len(group) > 1], fix, dataset, log, need_pixels)
     dataset.samples = kept
     return dataset
 
@@ -62,8 +63,7 @@ def validate(dataset: Dataset, log: ProblemLog, *, need_pixels: bool = True) -> 
 def _report_images(group: list[Sample], total: int, problem: str, fix: str, dataset: Dataset, log: ProblemLog,
                    need_pixels: bool) -> None:
     names = ", ".join(s.name for s in group[:SHOWN]) + (" ..." if len(group) > SHOWN else "")
-    verb = "is" if len(group) == 1 else "are"
-    message = f"{len(group)} of {total} image(s) {verb} {problem}: {names}."
+    message = f"{len(group)} of {total} image(s) {problem}: {names}."
     if need_pixels:
         message += " Training, conversion and previews need the pixels."
         if log.strict:

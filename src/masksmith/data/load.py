@@ -33,7 +33,7 @@ def load_dataset(path: str | Path, format: str | None = None, *, strict: bool = 
             raise DatasetError("is not a valid zip archive.", path=path, fix="re-create the archive.")
         path = extract_zip(path)
     log = ProblemLog(strict)
-    module = get_format(format) if format else _detect(path, log)
+    module = get_format(format) if format else _detect(path, log, options)
     check_options(module, options)
     dataset = module.read(path, log, **options)
     dataset.format = module.NAME
@@ -50,7 +50,7 @@ def load_dataset(path: str | Path, format: str | None = None, *, strict: bool = 
     return dataset
 
 
-def _detect(path: Path, log: ProblemLog):
+def _detect(path: Path, log: ProblemLog, options: dict[str, Any]):
     found = detect_formats(path)
     if not found:
         from masksmith.data.formats import detect_format
@@ -58,7 +58,10 @@ def _detect(path: Path, log: ProblemLog):
         return detect_format(path)  # raises FormatNotRecognised with the list of formats
     best = found[0]
     if best.error is not None:
-        raise best.error
+        # the format found the layout ambiguous; options it takes (such as masks=NAME) may settle that
+        if not set(options) & {o.name for o in getattr(best.module, "OPTIONS", ())}:
+            raise best.error
+        return best.module
     for other in found[1:]:
         if other.depth > best.depth and other.error is None:
             log.note(f"the folder also holds a {other.module.NAME} data set ({other.module.DESCRIPTION}) in a "

@@ -31,18 +31,19 @@ def mask_value_report(dataset: Dataset) -> tuple[list[tuple[int, str, float]], l
         if named and names.get(v, "").strip().lower() in VOID_NAMES:
             hints.append(f"value {v} is named {names[v]!r}, which sounds like void: pass -o ignore_value={v} to "
                          "leave it out of training and scores instead of learning it as a class.")
-    if classes and not named:
+    void = [v for v, m in names.items() if m == "void"]
+    if classes and not named and not void:  # once a void value is set, the others are the user's classes
         top = classes[-1][0]
-        shares = sorted(n / total for _, n in classes)
-        median = shares[len(shares) // 2]
+        shares = [n / total for _, n in classes]
         for v, n in classes:
-            why = [w for w, hit in (("the highest value", v == top and len(classes) > 1),
+            others = sorted(x for (u, _), x in zip(classes, shares, strict=True) if u != v)
+            median = others[len(others) // 2] if others else 0.0
+            why = [w for w, hit in (("the highest value", v == top and n / total < 0.5 * median),
                                      ("far rarer than the others", n / total < RARE * median)) if hit]
             if why:
                 hints.append(f"value {v} ({names.get(v, '?')}, {100 * n / total:.2f} % of pixels) is "
                              f"{' and '.join(why)}: if it marks unlabelled pixels, pass -o ignore_value={v} so it "
                              "is left out instead of learned.")
-    void = [v for v, m in names.items() if m == "void"]
     for v in void:
         hints.append(f"value {v} ({100 * values.get(v, 0) / total:.2f} % of pixels) is read as void (ignore_value)"
                      " and left out of training and scores.")
@@ -66,7 +67,7 @@ def training_summary(dataset: Dataset, train: list[Sample], val: list[Sample], h
     lines.append("reading options: " + (", ".join(f"{k}={v!r}" for k, v in used.items()) if used else "none"))
     for images, masks in dataset.info.get("folders") or []:
         lines.append(f"folders: images {images}/ with masks {masks}/")
-    lines.append(f"images: {len(train)} to train on, {len(val)} to validate on ({how})")
+    lines.append(f"images: {len(train)} to train on, {len(val)} to validate on; {how}")
     stats = dataset_stats(replace(dataset, samples=list(train)), pixels=pixels)
     if pixels and stats.counted_pixels:
         total = stats.counted_pixels + stats.ignored_pixels

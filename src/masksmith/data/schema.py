@@ -165,7 +165,7 @@ class Note:
         text = self.message.replace("{n}", str(self.count))  # never str.format: names from data hold braces
         if self.examples:
             more = " ..." if self.count > len(self.examples) else ""
-            text += f" (e.g. {', '.join(self.examples)}{more})"
+            text += f" (e.g. {'; '.join(self.examples)}{more})"
         return text + (f" {self.fix}" if self.fix else "")
 
 

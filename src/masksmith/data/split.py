@@ -107,25 +107,25 @@ def training_split(dataset: Dataset, val_fraction: float, seed: int = 0,
     pool = [s for s in dataset.samples if s.split not in ("val", "test")]
     val = [s for s in dataset.samples if s.split == "val"]
     how = []
-    if declared and len(declared) > 1 or "val" in declared or "test" in declared:
-        how.append("split folders: " + ", ".join(f"{k} {n}" for k, n in sorted(declared.items())))
     if val_set is not None:
         pool, val = pool + val, list(val_set.samples)
-        how.append(f"validating on the separate validation set ({len(val)} images)")
+        how.append("validating on the separate validation set")
     elif val:
-        how.append(f"validating on the val split ({len(val)} images)")
+        how.append("validating on the val split")
     elif val_fraction > 0 and len(pool) >= 4:
         parts = split_dataset(replace(dataset, samples=pool), {"train": None, "val": val_fraction}, seed=seed)
         pool, val = parts["train"].samples, parts["val"].samples
-        how.append(f"validating on a seeded {val_fraction:g} of the training images ({len(val)})")
+        how.append(f"validating on a seeded {val_fraction:g} of the training images")
     else:
         how.append("no validation images")
     if test:
         how.append(f"the test split ({len(test)} images) is left for `masksmith evaluate`")
+    if declared:
+        how.append("split folders: " + ", ".join(f"{k} {n}" for k, n in sorted(declared.items())))
     if not pool:
         raise DatasetError(f"has no images to train on: its {len(val)} val and {len(test)} test images are held out.",
                            path=dataset.root or "", fix="point at the data set that holds a train split.")
-    return TrainingSplit(list(pool), list(val), test, f"training on {len(pool)} images; " + "; ".join(how))
+    return TrainingSplit(list(pool), list(val), test, "; ".join(how))
 
 
 def evaluation_samples(dataset: Dataset) -> tuple[list[Sample], str]:

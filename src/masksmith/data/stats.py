@@ -37,6 +37,7 @@ class DatasetStats:
     missing_images: int = 0
     hints: list[str] = field(default_factory=list)  # mask values that look like void, unnamed classes
     mask_values: list[tuple[int, str, float]] = field(default_factory=list)  # (value, meaning, pixel share)
+    folders: list[tuple[str, str]] = field(default_factory=list)  # (images, masks) folders paired
 
     @property
     def instances(self) -> int:
@@ -60,7 +61,7 @@ class DatasetStats:
             "splits": self.splits, "images_with_pixels_counted": self.pixel_images,
             "missing_images": self.missing_images,
             "mask_values": [{"value": v, "meaning": m, "pixel_share": s} for v, m, s in self.mask_values],
-            "hints": self.hints,
+            "hints": self.hints, "folders": [{"images": i, "masks": m} for i, m in self.folders],
             "notes": [str(n) for n in self.notes],
             "problems": [str(p) for p in self.problems],
         }
@@ -114,7 +115,8 @@ def dataset_stats(dataset: Dataset, pixels: bool = True) -> DatasetStats:
     values, hints = mask_value_report(dataset)
     return DatasetStats(dataset.format, len(dataset.samples), per_class, background, ignored, unannotated,
                         sizes, list(dataset.problems), list(dataset.notes), declared_splits(dataset), counted,
-                        sum(1 for s in dataset.samples if s.image_missing), hints, values)
+                        sum(1 for s in dataset.samples if s.image_missing), hints, values,
+                        [tuple(f) for f in dataset.info.get("folders") or []])
 
 
 def _components(region, sample) -> int:

@@ -231,8 +231,11 @@ def _read_document(data: Any, file: Path, root: Path, log: ProblemLog, options: 
             log.add(f"refers to image_id {image_id!r}, which the file does not list.", path=file, item=item,
                     fix="remove the annotation or add its image.", dropped="region")
             continue
-        declared = ann.get("category_id") in cat_names
+        category = ann.get("category_id")
+        declared = isinstance(category, (int, str)) and not isinstance(category, bool) and category in cat_names
         seg = ann.get("segmentation")
+        if isinstance(seg, list) and seg and all(isinstance(part, list) and not part for part in seg):
+            seg = []  # [[]]: VIA's COCO export of a point, or a box-only annotation
         try:
             region = _parse_segmentation([] if seg is None or seg == {} else seg, sample.height, sample.width,
                                          path=file, item=item)

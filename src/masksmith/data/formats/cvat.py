@@ -44,6 +44,7 @@ from masksmith.data.formats._common import (
     points_array,
     rectangle,
     split_name,
+    stem_folders,
 )
 from masksmith.data.rasterize import mask_to_rle
 from masksmith.data.schema import Dataset, ProblemLog, Region, Sample, make_classes
@@ -345,7 +346,7 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
                            "its frames are not images masksmith can read.", path=file, fix=_FIX_EXPORT)
     names, colors = meta_labels(tree.find("meta"))
     subsets = len({el.get("subset") or "" for el in images}) > 1
-    finder = ImageFinder(root)
+    finder = ImageFinder(root, stem_folders(file))
     samples = []
     for el in images:
         try:

@@ -311,7 +311,7 @@ def mask_candidates(images: Path) -> list[Path]:
                      for i in top[:DETECT_SAMPLE] for pat in DEFAULT_PATTERNS)
         if paired or (top and len(theirs) == len(top)):
             out.append(d)
-    return out
+    return sorted(out)
 
 
 def _number(stem: str) -> str:
@@ -802,9 +802,6 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
         raise DatasetError(f"holds no image folder with a matching mask folder{where}.", path=path,
                            fix="put images in images/ and their masks in masks/, with the same names.")
     root, pairs = layout.root, layout.pairs
-    for pair in pairs:
-        log.note(f"images {_rel(pair.images, root)}{'/' + pair.only if pair.only else ''}/ paired with masks "
-                 f"{_rel(pair.masks, root)}/", skipped=False, count=0)
     matched = _match_masks(root, pairs, _patterns(options.get("mask_pattern")), log)
     cfg = _config(root, pairs, [m for _, m, _ in matched], options)
     samples = []
@@ -824,7 +821,8 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
         names = [cfg.zero_name, *names]
     colors = cfg.colors.colors if cfg.colors is not None else None
     dataset = Dataset(classes=make_classes(names, colors), samples=samples, root=root)
-    dataset.info["folders"] = [(_rel(p.images, root), _rel(p.masks, root)) for p in pairs]
+    dataset.info["folders"] = [(_rel(p.images, root) + (f"/{p.only}" if p.only else ""), _rel(p.masks, root))
+                               for p in pairs]
     if cfg.kind == "index":
         dataset.info["mask_values"] = {int(v): int(n) for v, n in enumerate(cfg.values) if n}
         dataset.info["mask_names"] = _value_names(cfg)

@@ -47,6 +47,7 @@ from masksmith.data.formats._common import (
     points_array,
     rectangle,
     rel_name,
+    stem_folders,
     usable_name,
 )
 from masksmith.data.schema import ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
@@ -355,7 +356,7 @@ def _build_samples(images: list[_Image], *, file: Path, root: Path, log: Problem
     A region that cannot be used is dropped alone (lenient mode); when its shape is good and only its class is
     missing, its pixels become void (neither learned nor background)."""
     samples: list[Sample] = []
-    finder = ImageFinder(root)
+    finder = ImageFinder(root, stem_folders(file))
     for image in images:
         if image.fault is not None:
             item, problem, fix = image.fault
@@ -709,7 +710,7 @@ def _read_via3(data: dict[str, Any], *, file: Path, root: Path, log: ProblemLog,
     order = list(dict.fromkeys(order + [str(v) for v in views]))
 
     images = [img for vid in order if (img := _via3_image(vid, views, files, by_view.get(vid, []), file))]
-    media = [spec for spec in files.values() if isinstance(spec, dict) and spec.get("type", _VIA3_IMAGE) in
+    media = [f for f in files.values() if isinstance(f, dict) and f.get("type", _VIA3_IMAGE) in
              (_VIA3_VIDEO, _VIA3_AUDIO)]
     if media and not images:
         kinds = "video" if all(m.get("type") == _VIA3_VIDEO for m in media) else "video/audio"
@@ -717,9 +718,9 @@ def _read_via3(data: dict[str, Any], *, file: Path, root: Path, log: ProblemLog,
                            "reads annotations of images, not of video frames or time segments.", path=file,
                            fix="annotate still images (VIA's image annotator), or export the frames you need as "
                                "images and annotate those.")
-    for spec in media:
+    for medium in media:
         log.note("{n} video or audio file(s) of the VIA 3 project skipped: masksmith reads image annotations",
-                 str(spec.get("fname", "")))
+                 str(medium.get("fname", "")))
 
     def label_of(av: Any, item: str) -> tuple[str, dict[str, Any]]:
         if aid is None or not isinstance(av, dict) or aid not in av:

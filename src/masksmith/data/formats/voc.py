@@ -51,7 +51,7 @@ from masksmith.data.schema import (
     voc_palette,
 )
 from masksmith.errors import DatasetError, MasksmithError
-from masksmith.paths import relative_parts
+from masksmith.paths import relative_parts, resolve_under
 
 NAME = "voc"
 DESCRIPTION = "Pascal VOC segmentation folders (SegmentationClass / SegmentationObject PNGs)"
@@ -196,7 +196,7 @@ def _ids(root: Path, class_dir: Path, list_file: Path | None, log: ProblemLog) -
         except (OSError, UnicodeDecodeError) as exc:
             raise DatasetError(f"cannot be read as UTF-8 text ({exc}).", path=file) from None
         for lineno, line in enumerate(text.splitlines(), start=1):
-            token = line.split()[0] if line.split() else ""
+            token = _list_id(line, class_dir)
             if not token:
                 continue
             try:
@@ -214,13 +214,23 @@ def _ids(root: Path, class_dir: Path, list_file: Path | None, log: ProblemLog) -
     return dict(sorted(ids.items()))
 
 
+def _list_id(line: str, class_dir: Path) -> str:
+    """The id on one line of a list: the whole line (ids may hold spaces), without a trailing flag column
+    (`2007_000032  1`, as ImageSets/Main lists write) unless a mask is named so."""
+    token = line.strip()
+    parts = token.rsplit(None, 1)
+    if len(parts) == 2 and parts[1] in ("1", "-1", "0") and not (class_dir / f"{token}.png").is_file():
+        return parts[0]
+    return token
+
+
 def _find_image(root: Path, image_id: str) -> Path:
-    folder = root / IMAGE_DIR
+    """JPEGImages/<id>.<suffix>, only ever under the root (an id is a name from a list file: masksmith.paths)."""
     for suffix in IMAGE_SUFFIXES + tuple(s.upper() for s in IMAGE_SUFFIXES):
-        candidate = folder / f"{image_id}{suffix}"
+        candidate = resolve_under(root, f"{IMAGE_DIR}/{image_id}{suffix}", what="image id")
         if candidate.is_file():
             return candidate
-    return folder / f"{image_id}.jpg"  # reported as missing by the shared checks
+    return root / IMAGE_DIR / f"{image_id}.jpg"  # reported as missing by the shared checks
 
 
 def _class_labels(path: Path, classes: Classes) -> np.ndarray:
@@ -287,7 +297,7 @@ def _instance_regions(labels: np.ndarray, objects: np.ndarray, names: dict[int, 
 
 
 def _read_sample(root: Path, class_dir: Path, image_id: str, classes: Classes, split: str | None) -> Sample:
-    mask = class_dir / f"{image_id}.png"
+    mask = resolve_under(root, f"{class_dir.name}/{image_id}.png", what="image id")
     if not mask.is_file():
         raise DatasetError(f"has no class mask {rel_name(mask, root)}.", path=mask,
                            fix="add the mask, or remove the id from ImageSets/Segmentation.")
@@ -322,7 +332,7 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     for image_id, split in _ids(root, class_dir, list_file, log).items():
         try:
             samples.append(_read_sample(root, class_dir, image_id, classes, split))
-        except DatasetError as exc:
+        except MasksmithError as exc:  # DatasetError, or masksmith.paths' UnsafePath for an id leading out
             log.add(exc.problem, path=exc.path or root, item=image_id, fix=exc.fix or "")
         except OSError as exc:  # e.g. an id too long to be a file name
             log.add(f"its files cannot be looked up ({exc.strerror or exc}).", path=root, item=image_id,
