@@ -279,3 +279,13 @@ def test_convert_round_trips_names_and_never_merges_two_images(tmp_path: Path) -
             other = by_stem[Path(s.name).stem + Path(s.name).parent.name]
             assert np.array_equal(semantic_mask(s, index), semantic_mask(other, back.class_to_index())), (to, s.name)
             assert np.array_equal(s.load_image(), other.load_image()), (to, s.name)
+
+
+def test_problem_header_counts_what_each_problem_dropped() -> None:
+    from masksmith.cli import _problem_header
+    from masksmith.data.schema import Problem
+
+    problems = [Problem("a", "r1", "x", dropped="region"), Problem("a", "r2", "x", dropped="region"),
+                Problem("b", "", "12 missing", dropped="image", count=12), "photos/bad.png: unreadable"]
+    assert _problem_header(problems) == ("4 problem(s): 2 region(s) dropped (the rest of their images kept), "
+                                         "12 image(s) dropped, 1 photo(s) skipped")

@@ -49,11 +49,14 @@ def _load(path: Path, format: str | None, lenient: bool, options: dict[str, Any]
 
 def _problem_header(problems) -> str:
     """'3 problem(s): 2 region(s) dropped (the rest of their images kept), 1 image(s) dropped'."""
+    from masksmith.data.schema import Problem
+
     dropped: dict[str, int] = {}
-    for p in problems:
-        dropped[p.dropped] = dropped.get(p.dropped, 0) + p.count
+    for p in problems:  # data set Problems; predict lists the photos it skipped as plain text
+        kind, count = (p.dropped, p.count) if isinstance(p, Problem) else ("photo", 1)
+        dropped[kind] = dropped.get(kind, 0) + count
     words = {"region": "region(s) dropped (the rest of their images kept)", "image": "image(s) dropped",
-             "file": "annotation file(s) dropped", "": "reported (nothing dropped)"}
+             "file": "annotation file(s) dropped", "": "reported (nothing dropped)", "photo": "photo(s) skipped"}
     parts = [f"{n} {words.get(k, k)}" for k, n in dropped.items()]
     return f"{len(problems)} problem(s): {', '.join(parts)}"
 

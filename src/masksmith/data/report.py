@@ -68,7 +68,7 @@ def training_summary(dataset: Dataset, train: list[Sample], val: list[Sample], h
     for images, masks in dataset.info.get("folders") or []:
         lines.append(f"folders: images {images}/ with masks {masks}/")
     lines.append(f"images: {len(train)} to train on, {len(val)} to validate on; {how}")
-    stats = dataset_stats(replace(dataset, samples=list(train)), pixels=pixels)
+    stats = dataset_stats(replace(dataset, samples=list(train)), pixels=pixels, objects=False)
     if pixels and stats.counted_pixels:
         total = stats.counted_pixels + stats.ignored_pixels
         shares = [f"{c.name} {100 * c.pixels / total:.1f} %" for c in [stats.background, *stats.classes]]

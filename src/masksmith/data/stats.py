@@ -67,8 +67,10 @@ class DatasetStats:
         }
 
 
-def dataset_stats(dataset: Dataset, pixels: bool = True) -> DatasetStats:
-    """Count instances per class and, with `pixels`, the share of labelled pixels per class.
+def dataset_stats(dataset: Dataset, pixels: bool = True, objects: bool = True) -> DatasetStats:
+    """Count instances per class and, with `pixels`, the share of labelled pixels per class. Class-only
+    regions (mask folders) count their connected components as objects, unless `objects` is False (then one
+    per region: the training summary needs no object count, and labelling them costs time).
 
     Pixel shares are over all non-ignored pixels of the images whose size is known, background included, as
     a semantic model sees them after rasterising (overlaps counted once, for the region on top). Only the
@@ -94,7 +96,8 @@ def dataset_stats(dataset: Dataset, pixels: bool = True) -> DatasetStats:
             i = index.get(region.label)
             if i is None:
                 continue
-            per_class[i - 1].instances += 1 if region.is_instance or not known else _components(region, sample)
+            per_class[i - 1].instances += 1 if region.is_instance or not known or not objects else \
+                _components(region, sample)
             seen.add(i)
         for i in seen:
             per_class[i - 1].images += 1
