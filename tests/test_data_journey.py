@@ -108,7 +108,8 @@ def test_no_images_left_is_one_clear_error_from_every_command(tmp_path: Path, mo
                                                                    "--out", str(tmp_path / "p.png")],
                  ["dataset", "convert", str(root), str(tmp_path / "c"), "--to", "coco", "--lenient"],
                  ["dataset", "split", str(root), str(tmp_path / "s"), "--lenient"],
-                 ["dataset", "tile", str(root), str(tmp_path / "t"), "--lenient"]):
+                 ["dataset", "tile", str(root), str(tmp_path / "t"), "--lenient"],
+                 ["train", str(root), "--lenient", "--runs", str(tmp_path / "runs")]):
         code, out, err = run(monkeypatch, capsys, *args)
         assert code == 2 and "holds no image left to use: 2 problem(s)" in err and "Traceback" not in err, args
     # a CVAT video task and a VIA 3 video project are refused with the reason, never read as 0 images

@@ -376,3 +376,11 @@ def test_images_in_the_source_folder_beside_the_target_and_never_at_asset_path(t
     assert by_name["car_2.png"].image_path == project_dir / "source" / "car_2.png"
     assert by_name["car_1.jpg"].image_missing and project_dir in by_name["car_1.jpg"].image_path.parents
     assert "2 of 3 image(s) are missing" in str(ds.problems[0])
+    # an export whose project holds the source folder's path unencrypted: looked for by that folder's name
+    save_image(project_dir / "shots" / "car_1.jpg")
+    save_image(project_dir / "old" / "car_1.jpg")  # the same name elsewhere: the source folder decides
+    doc = project(assets=entries)
+    doc["sourceConnection"]["providerOptions"] = {"folderPath": "C:\\Users\\ann\\shots"}
+    path.write_text(json.dumps(doc))
+    ds = load_dataset(path, need_pixels=False)
+    assert {s.name: s for s in ds.samples}["car_1.jpg"].image_path == project_dir / "shots" / "car_1.jpg"

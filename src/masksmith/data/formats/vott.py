@@ -333,9 +333,18 @@ def project_root(target: Path) -> Path:
     return target.parent if target.parent != target else target
 
 
-def _finder(target: Path) -> ImageFinder:
+def _finder(target: Path, project: Any = None) -> ImageFinder:
+    """Looks in the target folder, its export folder, and the folder named like the project's source folder
+    (when the project holds its path unencrypted), all under the project folder."""
     root = project_root(target)
     folders = (target.name, f"{target.name}/{EXPORT_FOLDER}") if target != root else ()
+    source = project.get("sourceConnection") if isinstance(project, dict) else None
+    options = source.get("providerOptions") if isinstance(source, dict) else None
+    folder_path = options.get("folderPath") if isinstance(options, dict) else None
+    if isinstance(folder_path, str):
+        parts = [p for p in folder_path.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+        if parts and ":" not in parts[-1]:
+            folders += (parts[-1],)
     return ImageFinder(root, folders)
 
 
@@ -346,7 +355,7 @@ def _read_export(file: Path, log: ProblemLog) -> Dataset:
                            path=file, fix="export the project from VoTT with the 'VoTT JSON' provider.")
     declared = _declared_tags(data, file)
     target = file.parent.parent if file.parent.name == EXPORT_FOLDER else file.parent
-    finder = _finder(target)
+    finder = _finder(target, data)
     samples = [s for key, entry in data["assets"].items()
                if (s := _sample(entry, str(key), file=file, finder=finder, log=log)) is not None]
     finder.report(log)
@@ -365,14 +374,14 @@ def _project_file(folder: Path) -> Path | None:
 def _read_asset_files(folder: Path, files: list[Path], log: ProblemLog) -> Dataset:
     """Per-asset files, with the tags of the folder's .vott project file when there is one."""
     project = _project_file(folder)
-    declared = None
+    declared, data = None, None
     if project is not None:
         data = load_json(project)
         if not isinstance(data, dict):
             raise DatasetError("is not a VoTT project: the top level must be an object.", path=project)
         declared = _declared_tags(data, project)
     samples: list[Sample] = []
-    finder = _finder(folder)
+    finder = _finder(folder, data)
     for file in files:
         try:
             entry = load_json(file)
