@@ -438,3 +438,6 @@ def test_git_lfs_pointer_images_say_so(tmp_path: Path) -> None:
         load_dataset(tmp_path)
     ds = load_dataset(tmp_path, need_pixels=False)
     assert "Git LFS pointer" in str(ds.problems[0]) and len(ds.samples) == 2
+    (tmp_path / "masks" / "cell_000.png").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:1\n")
+    with pytest.raises(DatasetError, match="cell_000.png: is a Git LFS pointer, not the mask itself"):
+        load_dataset(tmp_path, mask_kind="binary")

@@ -164,6 +164,8 @@ def _id_key(value: Any) -> Any:
         return None
     if isinstance(value, int):
         return value
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
+        return int(value)  # 7.0, as some exporters write numbers
     if isinstance(value, str):
         text = value.strip()
         return int(text) if text.isdigit() and len(text) < 19 else value

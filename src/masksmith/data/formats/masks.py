@@ -128,6 +128,11 @@ def open_mask(path: Path) -> Image.Image:
     except FileNotFoundError:
         raise DatasetError("the mask file is missing.", path=path) from None
     except Exception as exc:  # noqa: BLE001 - PIL raises many types on broken files; all mean "unreadable"
+        from masksmith.images import is_lfs_pointer
+
+        if is_lfs_pointer(path):
+            raise DatasetError("is a Git LFS pointer, not the mask itself.", path=path,
+                               fix="fetch the real files with `git lfs pull` in the repository you cloned.") from None
         raise DatasetError(f"cannot be read as an image ({type(exc).__name__}: {exc}).", path=path,
                            fix="replace it with a valid PNG mask, or remove it and its image.") from None
     if im.mode not in MASK_MODES:
