@@ -24,8 +24,8 @@ LenientOpt = Annotated[bool, typer.Option("--lenient", help="Skip bad items and 
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace files in the output folder that "
                                             "masksmith did not write (its own are always replaced).")]
 OptionOpt = Annotated[list[str] | None, typer.Option(
-    "--option", "-o", help="Reader/writer option KEY=VALUE, e.g. label_attribute=type, class_name=car, "
-                           "kind=color (repeatable; VALUE may be JSON).")]
+    "--option", "-o", help="Reading option KEY=VALUE, e.g. label_attribute=type, ignore_value=11, masks=mask "
+                           "(repeatable; VALUE may be JSON). `masksmith dataset formats` lists each format's.")]
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
@@ -41,19 +41,38 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
     return options
 
 
-def _load(path: Path, format: str | None, lenient: bool, options: dict[str, Any]):
+def _load(path: Path, format: str | None, lenient: bool, options: dict[str, Any], need_pixels: bool = True):
     from masksmith.data import load_dataset
 
-    return load_dataset(path, format, strict=not lenient, **options)
+    return load_dataset(path, format, strict=not lenient, need_pixels=need_pixels, **options)
+
+
+def _problem_header(problems) -> str:
+    """'3 problem(s): 2 region(s) dropped (the rest of their images kept), 1 image(s) dropped'."""
+    from masksmith.data.schema import Problem
+
+    dropped: dict[str, int] = {}
+    for p in problems:  # data set Problems; predict lists the photos it skipped as plain text
+        kind, count = (p.dropped, p.count) if isinstance(p, Problem) else ("photo", 1)
+        dropped[kind] = dropped.get(kind, 0) + count
+    words = {"region": "region(s) dropped (the rest of their images kept)", "image": "image(s) dropped",
+             "file": "annotation file(s) dropped", "": "reported (nothing dropped)", "photo": "photo(s) skipped"}
+    parts = [f"{n} {words.get(k, k)}" for k, n in dropped.items()]
+    return f"{len(problems)} problem(s): {', '.join(parts)}"
 
 
 def _print_problems(problems) -> None:
     if problems:
-        console.print(f"[yellow]{len(problems)} item(s) skipped:[/yellow]")
+        console.print(f"[yellow]{_problem_header(problems)}:[/yellow]")
         for p in problems[:50]:
             console.print(f"  - {p}", markup=False, highlight=False)
         if len(problems) > 50:
             console.print(f"  ... and {len(problems) - 50} more")
+
+
+def _print_notes(notes) -> None:
+    for note in notes:
+        console.print(f"{'skipped' if note.skipped else 'note'}: {note}", markup=False, highlight=False)
 
 
 @dataset_app.command("inspect")
@@ -61,36 +80,69 @@ def dataset_inspect(
     path: Annotated[Path, typer.Argument(help="Annotation file, folder or zip.")],
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    pixels: Annotated[bool, typer.Option(help="Count pixel shares (rasterises every image).")] = True,
+    pixels: Annotated[bool, typer.Option(help="Count pixel shares (rasterises every annotation).")] = True,
 ) -> None:
-    """Report format, images, classes, instances and pixel share per class, unannotated images and problems."""
+    """Report format, images, classes, instances and pixel share per class, splits, unannotated images, what was
+    skipped and problems. Reads the annotation file alone: missing images are one problem, not a stop."""
     from masksmith.data.stats import dataset_stats
 
-    ds = _load(path, format, lenient, parse_options(option))
+    ds = _load(path, format, lenient, parse_options(option), need_pixels=False)
     stats = dataset_stats(ds, pixels=pixels)
     if as_json:
         print(json.dumps(stats.to_dict(), indent=2))
         return
     console.print(f"[bold]{path}[/bold]: format [cyan]{ds.format}[/cyan], {stats.images} images, "
-                  f"{len(stats.classes)} classes, {stats.instances} instances")
+                  f"{len(stats.classes)} classes, {stats.instances} instances", highlight=False)
+    if stats.splits:
+        console.print("splits: " + ", ".join(f"{k} {n}" for k, n in sorted(stats.splits.items())))
+    for images, masks in stats.folders:
+        console.print(f"folders: images {images}/ with masks {masks}/", markup=False, highlight=False)
     sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in sorted(stats.sizes.items(), key=lambda kv: -kv[1])[:5])
-    console.print(f"image sizes: {sizes}{' ...' if len(stats.sizes) > 5 else ''}")
+    console.print(f"image sizes: {sizes or 'unknown'}{' ...' if len(stats.sizes) > 5 else ''}")
     table = Table("class", "instances", "images", "pixel share")
-    rows = [stats.background, *stats.classes] if pixels else stats.classes
+    counted = pixels and stats.counted_pixels > 0
+    rows = [stats.background, *stats.classes] if counted else stats.classes
     for c in rows:
-        share = f"{100 * c.pixel_share:.2f} %" if pixels else "-"
+        share = f"{100 * c.pixel_share:.2f} %" if counted else "-"
         table.add_row(c.name, str(c.instances) if c is not stats.background else "-", str(c.images)
                       if c is not stats.background else "-", share)
     console.print(table)
-    if pixels:
+    if counted:
         fg = 1.0 - stats.background.pixel_share
-        console.print(f"labelled pixels: {100 * fg:.1f} % objects / {100 * (1 - fg):.1f} % background")
+        console.print(f"labelled pixels: {100 * fg:.1f} % objects / {100 * (1 - fg):.1f} % background "
+                      f"(over {stats.pixel_images} of {stats.images} images)")
+    elif pixels:
+        console.print("no pixels counted: no image size is known (the images are missing and the annotations "
+                      "do not state their sizes)")
+    if stats.mask_values:
+        console.print("mask values: " + ", ".join(f"{v} {m} {100 * sh:.2f} %" for v, m, sh in stats.mask_values),
+                      markup=False, highlight=False)
+    for hint in stats.hints:
+        console.print(f"hint: {hint}", markup=False, highlight=False)
     if stats.unannotated:
         console.print(f"{len(stats.unannotated)} image(s) without annotations: "
-                      f"{', '.join(stats.unannotated[:10])}{' ...' if len(stats.unannotated) > 10 else ''}")
+                      f"{', '.join(stats.unannotated[:10])}{' ...' if len(stats.unannotated) > 10 else ''}",
+                      markup=False, highlight=False)
+    _print_notes(stats.notes)
     _print_problems(stats.problems)
-    if not stats.problems:
+    if not stats.problems and not stats.skipped_notes:
         console.print("no problems found")
+
+
+@dataset_app.command("formats")
+def dataset_formats() -> None:
+    """The annotation formats masksmith reads (and writes), with each one's reading options (-o KEY=VALUE)."""
+    from masksmith.data.formats import all_formats
+
+    for module in all_formats():
+        writes = " (read and write)" if hasattr(module, "write") else " (read)"
+        console.print(f"[bold]{module.NAME}[/bold]: {module.DESCRIPTION}{writes}")
+        options = getattr(module, "OPTIONS", ())
+        if not options:
+            console.print("  no options")
+        for o in options:
+            console.print(f"  -o {o.name}=...  {o.meaning} (default: {o.default!r})", markup=False,
+                          highlight=False)
 
 
 @dataset_app.command("convert")
@@ -116,8 +168,8 @@ def dataset_convert(
 def dataset_split(
     path: Annotated[Path, typer.Argument(help="Annotation file, folder or zip.")],
     out: Annotated[Path, typer.Argument(help="Folder for train.txt / val.txt / test.txt.")],
-    val: Annotated[float, typer.Option(help="Fraction for validation.")] = 0.2,
-    test: Annotated[float, typer.Option(help="Fraction for testing.")] = 0.0,
+    val: Annotated[float, typer.Option(help="Validation: a fraction (0.2) or a number of images (5).")] = 0.2,
+    test: Annotated[float, typer.Option(help="Testing: a fraction (0.1) or a number of images (5).")] = 0.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     to: Annotated[str | None, typer.Option("--to", help="Also write each part as a data set.")] = None,
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
@@ -129,8 +181,8 @@ def dataset_split(
     from masksmith.outputs import OutputFolder
 
     ds = _load(path, format, lenient, parse_options(option))
-    fractions = {"train": 1.0 - val - test, "val": val, "test": test}
-    parts = split_dataset(ds, {k: v for k, v in fractions.items() if v > 0}, seed=seed)
+    sizes: dict[str, float | None] = {"train": None, **{k: v for k, v in (("val", val), ("test", test)) if v}}
+    parts = split_dataset(ds, sizes, seed=seed)
     folder = OutputFolder(out, inputs=[ds.root], overwrite=overwrite)
     for file in write_split_lists(parts, folder):
         console.print(f"{file}: {len(file.read_text().splitlines())} images")
@@ -258,7 +310,7 @@ def train(
             cfg.epochs = epochs
         if time_budget is not None:
             cfg.time_budget = parse_duration(time_budget)
-        run_dir = run_training(cfg, resume, resume=True)
+        run_dir = run_training(cfg, resume, resume=True, announce=_announce)
     else:
         cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
         if data is None and not cfg.data:
@@ -280,7 +332,7 @@ def train(
         cfg.strategy, cfg.accelerator = strategy, accelerator
         cfg.time_budget = parse_duration(time_budget) if time_budget else None
         cfg.epochs = epochs if epochs is not None else (None if cfg.time_budget else cfg.epochs)
-        run_dir = run_training(cfg)
+        run_dir = run_training(cfg, announce=_announce)
     console.print(f"run folder: {run_dir}")
     console.print(f"  model:    {run_dir / 'model.masksmith'}")
     console.print(f"  curves:   {run_dir / 'curves.png'}   metrics: {run_dir / 'metrics.csv'}")
@@ -290,6 +342,11 @@ def train(
     console.print(f"  report:   {run_dir / 'report.html'} (one page to open or send)")
     console.print(f"next: masksmith evaluate {run_dir / 'model.masksmith'} DATA; "
                   f"masksmith predict {run_dir / 'model.masksmith'} IMAGES...")
+
+
+def _announce(summary: str) -> None:
+    """The data summary train prints before it starts (masksmith.data.report.training_summary)."""
+    console.print(summary, markup=False, highlight=False)
 
 
 def choose_task(task: str, model: str | None) -> str:
@@ -331,17 +388,23 @@ def evaluate(
     """Per-class IoU and Dice, mIoU, pixel accuracy, a confusion matrix and the worst and best images (each
     with its name, score and the classes it confuses most); for instance models COCO box and mask AP (AP50,
     AP75, per class) and the same semantic scores of the union masks. Written into the run's
-    evaluation/<data name>/, and the run's report.html is brought up to date."""
+    evaluation/<data name>/, and the run's report.html is brought up to date. The data is read with the
+    options the model was trained with unless -o gives others; a data set with a test split is scored on it."""
+    from masksmith.data.load import reading_options
     from masksmith.infer import open_predictor
     from masksmith.runfolder import evaluation_folder, run_folder_of
 
     run = run_folder_of(model)
     out = out or evaluation_folder(run or (model.parent if model.is_file() else model), data)
     predictor = open_predictor(model, tta=tta)
+    format, options, said = reading_options(data, format, parse_options(option) if option else None,
+                                            predictor.artifact.training)
+    if said:
+        console.print(said, markup=False, highlight=False)
     if predictor.artifact.task == "instance":
-        _evaluate_instances(predictor, data, out, format, not lenient, parse_options(option), worst)
+        _evaluate_instances(predictor, data, out, format, not lenient, options, worst)
     else:
-        _evaluate_semantic(predictor, data, out, format, not lenient, parse_options(option), worst)
+        _evaluate_semantic(predictor, data, out, format, not lenient, options, worst)
 
 
 def _evaluate_semantic(predictor, data: str, out: Path, format: str | None, strict: bool, options: dict,
@@ -349,6 +412,7 @@ def _evaluate_semantic(predictor, data: str, out: Path, format: str | None, stri
     from masksmith.infer.evaluate import evaluate_semantic
 
     report = evaluate_semantic(predictor, data, out, worst=worst, format=format, strict=strict, **options)
+    console.print(report.samples_used, markup=False, highlight=False)
     table = Table("class", "IoU", "Dice", "IoU (input size)", "pixels")
     for k, name in enumerate(report.classes):
         f = report.at_full
@@ -366,6 +430,7 @@ def _evaluate_instances(predictor, data: str, out: Path, format: str | None, str
     from masksmith.infer.instance import evaluate_instances
 
     report = evaluate_instances(predictor, data, out, format=format, strict=strict, worst=worst, **options)
+    console.print(report.get("samples_used", ""), markup=False, highlight=False)
     table = Table("class", "mask AP", "box AP", "IoU (union masks)")
     ious = {r["class"]: r["iou"] for r in report["semantic"]["per_class"]}
     for row in report["per_class"]:

@@ -43,18 +43,20 @@ def _failure(source: str | Path | bytes, where: str | Path, exc: BaseException) 
     if isinstance(exc, Image.DecompressionBombError):
         return ImageReadError(f"declares more pixels than masksmith reads ({exc}).", path=where,
                               fix=f"downscale the image below {MAX_PIXELS // 1_000_000} megapixels.")
-    head = b""
-    if not isinstance(source, bytes | bytearray):
-        try:
-            with open(source, "rb") as f:
-                head = f.read(64)
-        except OSError:
-            pass
-    if head.startswith(_LFS_HEAD):
+    if not isinstance(source, bytes | bytearray) and is_lfs_pointer(source):
         return ImageReadError("is a Git LFS pointer, not the image itself.", path=where,
                               fix="fetch the real files with `git lfs pull` in the repository you cloned.")
     return ImageReadError(f"cannot be read as an image ({exc}).", path=where,
                           fix="replace it with a valid JPEG or PNG.")
+
+
+def is_lfs_pointer(path: str | Path) -> bool:
+    """Whether the file is a Git LFS pointer (a clone without `git lfs pull`) instead of the file itself."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(64).startswith(_LFS_HEAD)
+    except OSError:
+        return False
 
 
 def open_image(source: str | Path | bytes, *, orient: bool = True) -> Image.Image:

@@ -135,8 +135,11 @@ def test_undeclared_category_is_reported_and_skippable(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="category_id 77 is not declared"):
         load_dataset(path)
     ds = load_dataset(path, strict=False)
-    assert [s.name for s in ds.samples] == ["000000000001.jpg", "000000000003.jpg"]
-    assert len(ds.problems) == 1 and "annotation 5" in str(ds.problems[0])
+    # the one annotation is dropped, its image kept; its pixels are void, not background
+    assert [s.name for s in ds.samples] == ["000000000001.jpg", "000000000002.jpg", "000000000003.jpg"]
+    assert len(ds.problems) == 1 and "annotation 5" in str(ds.problems[0]) and ds.problems[0].dropped == "region"
+    two = ds.samples[1]
+    assert two.regions == [] and semantic_mask(two, ds.class_to_index())[:10, :8].tolist() == [[255] * 8] * 10
 
 
 def test_region_outside_image_and_missing_image(tmp_path: Path) -> None:
@@ -148,7 +151,9 @@ def test_region_outside_image_and_missing_image(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"000000000001\.jpg.*region 1 \(dog\).*outside the 64x48 image"):
         load_dataset(path)
     ds = load_dataset(path, strict=False)
-    assert [s.name for s in ds.samples] == ["000000000002.jpg"]
+    # the stray region is dropped alone; the image without its file is dropped (training needs its pixels)
+    assert [s.name for s in ds.samples] == ["000000000001.jpg", "000000000002.jpg"]
+    assert [r.label for r in ds.samples[0].regions] == ["car", "person"]
     messages = " | ".join(map(str, ds.problems))
     assert "outside the 64x48 image" in messages and "000000000003.jpg" in messages and "missing" in messages
 
@@ -196,3 +201,122 @@ def test_random_json_raises_only_our_error(tmp_path_factory, doc) -> None:
     (root / "annotations.json").write_text(json.dumps(doc))
     with contextlib.suppress(MasksmithError):
         load_dataset(root / "annotations.json", "coco", strict=False)
+
+
+# ---------------------------------------------------------------- files as other tools write them
+
+def via_coco_export(root: Path) -> Path:
+    """What VIA 2's 'Export as COCO' writes: int image ids, image_id of the annotations as strings, segmentation
+    [[x0, y0, ...]] with bbox and area, a point region as keypoints with an empty segmentation."""
+    (root / "images").mkdir(parents=True)
+    for name in ("car_0.jpg", "car_1.jpg"):
+        Image.new("RGB", (W, H), (10, 20, 30)).save(root / "images" / name)
+    doc = {"info": {"year": 2024, "version": "1.0", "description": "VIA project exported to COCO format using "
+                    "VGG Image Annotator (http://www.robots.ox.ac.uk/~vgg/software/via/)", "contributor": "",
+                    "url": "http://www.robots.ox.ac.uk/~vgg/software/via/", "date_created": "Mon Jan 01 2024"},
+           "images": [{"id": 0, "width": W, "height": H, "file_name": "car_0.jpg", "license": 0,
+                       "flickr_url": "car_0.jpg", "coco_url": "car_0.jpg", "date_captured": ""},
+                      {"id": 1, "width": W, "height": H, "file_name": "car_1.jpg", "license": 0,
+                       "flickr_url": "car_1.jpg", "coco_url": "car_1.jpg", "date_captured": ""}],
+           "annotations": [
+               {"segmentation": [[5, 5, 25, 5, 25, 20, 5, 20]], "area": 300, "bbox": [5, 5, 20, 15], "iscrowd": 0,
+                "id": 1, "image_id": "0", "category_id": 1},
+               {"segmentation": [[]], "area": [], "bbox": [], "iscrowd": 0, "keypoints": [30, 30, 2],
+                "num_keypoints": 1, "id": 2, "image_id": "0", "category_id": 2},
+               {"segmentation": [[30, 10, 50, 10, 40, 30]], "area": 200, "bbox": [30, 10, 20, 20], "iscrowd": 0,
+                "id": 3, "image_id": "1", "category_id": 2}],
+           "licenses": [{"id": 0, "name": "Unknown License", "url": ""}],
+           "categories": [{"supercategory": "damage", "id": 1, "name": "scratch"},
+                          {"supercategory": "damage", "id": 2, "name": "dent"}]}
+    path = root / "via_project_coco.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_string_image_id_is_the_same_image(tmp_path: Path) -> None:
+    ds = load_dataset(via_coco_export(tmp_path / "via"))
+    assert [s.name for s in ds.samples] == ["car_0.jpg", "car_1.jpg"]
+    assert [[r.label for r in s.regions] for s in ds.samples] == [["scratch"], ["dent"]]
+    assert ds.problems == []
+    # the point has no shape: counted as skipped, and its image is not "without annotations"
+    assert ds.samples[0].skipped == 1 and any("neither a segmentation nor a bbox" in str(n) for n in ds.notes)
+
+
+def detection_ground_truth(root: Path) -> Path:
+    """A detection data set (COCO 2017 style) whose annotations are boxes only: empty segmentation lists."""
+    path = write_coco(root)
+    doc = json.loads(path.read_text())
+    for ann in doc["annotations"]:
+        ann["segmentation"] = []
+        ann["iscrowd"] = 0
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_box_only_annotations_are_counted_void_or_rectangles(tmp_path: Path) -> None:
+    from masksmith.data.stats import dataset_stats
+
+    path = detection_ground_truth(tmp_path / "det")
+    ds = load_dataset(path)
+    assert all(s.regions == [] for s in ds.samples)
+    (note,) = [n for n in ds.notes if "box-only" in str(n)]
+    assert note.count == 4 and "boxes_as_masks=true" in str(note)
+    stats = dataset_stats(ds)
+    assert stats.unannotated == ["000000000003.jpg"]  # the two boxed images are not "without annotations"
+    m = semantic_mask(ds.samples[0], ds.class_to_index())
+    assert m[15, 15] == 255 and m[45, 5] == 0  # the box is void, the rest background
+    boxes = load_dataset(path, boxes_as_masks=True)
+    assert [r.label for r in boxes.samples[0].regions] == ["dog", "car", "person"]
+    m = semantic_mask(boxes.samples[0], boxes.class_to_index())
+    assert m[15, 15] == boxes.class_to_index()["dog"] and not any("box-only" in str(n) for n in boxes.notes)
+
+
+def write_results(root: Path) -> Path:
+    """A COCO results file as detectors write it and pycocotools' loadRes reads it: a list of predictions."""
+    compressed = mask_utils.encode(np.asfortranarray((np.arange(H)[:, None] < 10) & (np.arange(W)[None] < 8)
+                                                     ).astype(np.uint8))
+    rle = {"size": [H, W], "counts": compressed["counts"].decode()}
+    results = [{"image_id": 1, "category_id": 3, "bbox": [0, 0, 8, 10], "score": 0.91, "segmentation": rle},
+               {"image_id": 1, "category_id": 1, "bbox": [20, 20, 10, 10], "score": 0.12, "segmentation": rle},
+               {"image_id": 2, "category_id": 18, "bbox": [5, 5, 20, 10], "score": 0.77}]
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "detections_val2017_results.json"
+    path.write_text(json.dumps(results))
+    return path
+
+
+def test_results_file_is_explained_then_read_against_ground_truth_or_a_folder(tmp_path: Path) -> None:
+    results = write_results(tmp_path / "out")
+    with pytest.raises(DatasetError, match="is a COCO results file: 3 prediction.* for 2 image") as info:
+        load_dataset(results)
+    assert "-o images=GT.json" in str(info.value)
+    truth = write_coco(tmp_path / "coco")
+    ds = load_dataset(results, images=str(truth))
+    assert ds.class_names == ["person", "car", "dog"]  # from the ground truth
+    assert [s.name for s in ds.samples] == ["000000000001.jpg", "000000000002.jpg", "000000000003.jpg"]
+    assert [r.label for r in ds.samples[0].regions] == ["car"]  # the 0.12 prediction is below min_score
+    assert ds.samples[0].regions[0].attributes["score"] == 0.91
+    assert any("kept 2 of 3 prediction" in str(n) for n in ds.notes)
+    assert len(load_dataset(results, images=str(truth), min_score=0.0).samples[0].regions) == 2
+    # pre-annotations of an image folder: image_id = file stem, classes named by option
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for stem in ("1", "2"):
+        Image.new("RGB", (W, H)).save(folder / f"{stem}.jpg")
+    pre = load_dataset(results, images=str(folder), class_names=["person", "bicycle", "car"], boxes_as_masks=True)
+    assert [s.name for s in pre.samples] == ["1.jpg", "2.jpg"]
+    assert [[r.label for r in s.regions] for s in pre.samples] == [["car"], ["category 18"]]
+
+
+def test_missing_images_do_not_stop_reading_the_file(tmp_path: Path) -> None:
+    """The file states every image's size: its counts, classes and geometry are read without the images."""
+    path = write_coco(tmp_path / "coco")
+    for p in (tmp_path / "coco" / "images").iterdir():
+        p.unlink()
+    ds = load_dataset(path, need_pixels=False)
+    assert len(ds.samples) == 3 and all(s.image_missing for s in ds.samples)
+    (problem,) = ds.problems
+    assert "3 of 3 image(s) are missing: 000000000001.jpg, 000000000002.jpg, 000000000003.jpg" in str(problem)
+    assert problem.dropped == "" and problem.count == 3
+    with pytest.raises(DatasetError, match="3 of 3 image.* are missing.*need the pixels"):
+        load_dataset(path)

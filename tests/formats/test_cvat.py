@@ -280,14 +280,15 @@ def test_entity_declarations_are_refused(tmp_path: Path) -> None:
         load_dataset(tmp_path / "annotations.xml")
 
 
-def test_bad_shape_strict_raises_lenient_skips(tmp_path: Path) -> None:
+def test_bad_shape_strict_raises_lenient_drops_it_alone(tmp_path: Path) -> None:
     bad = IMAGE_1.replace('cx="32.00"', 'cx="abc"')
     write_task(tmp_path, IMAGE_0, bad, IMAGE_2)
     with pytest.raises(DatasetError, match="frame_000001.png, ellipse 1 .plate.: cx is 'abc'"):
         load_dataset(tmp_path)
     ds = load_dataset(tmp_path, strict=False)
-    assert [s.name for s in ds.samples] == ["frame_000000.png", "night/frame_000002.png"]
-    assert len(ds.problems) == 1 and "cx is 'abc'" in str(ds.problems[0])
+    assert [s.name for s in ds.samples] == ["frame_000000.png", "frame_000001.png", "night/frame_000002.png"]
+    assert [r.label for r in ds.samples[1].regions] == ["car"]  # the box stays, the broken ellipse goes
+    assert len(ds.problems) == 1 and "cx is 'abc'" in str(ds.problems[0]) and ds.problems[0].dropped == "region"
 
 
 def test_mask_outside_image_and_bad_rle_are_problems(tmp_path: Path) -> None:
@@ -296,7 +297,7 @@ def test_mask_outside_image_and_bad_rle_are_problems(tmp_path: Path) -> None:
                                         ' z_order="0"></mask></image>')
     write_task(tmp_path, outside, short)
     ds = load_dataset(tmp_path, strict=False)
-    assert ds.samples == []
+    assert [[r.label for r in s.regions] for s in ds.samples] == [["person", "car"], ["plate", "car"]]
     text = " ".join(str(p) for p in ds.problems)
     assert "mask box (left 62, top 40, 4x2) does not lie inside the 64x48 image" in text
     assert "covers 3 pixels, but its box is 4x2 = 8" in text
@@ -306,7 +307,10 @@ def test_undeclared_label_is_reported_by_the_shared_checks(tmp_path: Path) -> No
     write_task(tmp_path, IMAGE_0.replace('label="car" source="manual" occluded="0" points="10', 'label="bus" '
                                          'source="manual" occluded="0" points="10'))
     ds = load_dataset(tmp_path, strict=False)
-    assert ds.samples == [] and "class 'bus' is not declared" in str(ds.problems[0])
+    assert "class 'bus' is not declared" in str(ds.problems[0])
+    (one,) = ds.samples
+    assert [r.label for r in one.regions] == ["person", "road"]
+    assert semantic_mask(one, ds.class_to_index())[15, 15] == 255  # the bus's pixels are void, not background
 
 
 def test_video_export_is_refused_with_advice(tmp_path: Path) -> None:
@@ -366,3 +370,37 @@ def test_truncated_xml_raises_only_our_error(tmp_path_factory, cut: int, junk: b
     path.write_bytes(path.read_bytes()[:cut] + junk)
     with contextlib.suppress(MasksmithError):
         load_dataset(path, "cvat", strict=False)
+
+
+# ---------------------------------------------------------------- skips reported, video refused, subsets apart
+
+def test_shapes_without_area_are_reported(tmp_path: Path) -> None:
+    write_task(tmp_path)
+    ds = load_dataset(tmp_path)
+    skipped = {str(n).split(" ")[1]: n.count for n in ds.notes if n.skipped}
+    assert skipped == {"polyline,": 3, "tag(s)": 1}  # a polyline, a points, a skeleton; and the tag
+    assert ds.samples[0].skipped == 4
+
+
+def test_video_task_without_tracks_is_refused_not_read_as_nothing(tmp_path: Path) -> None:
+    """A 'CVAT for video' export of a task with no tracks yet: only the meta, mode interpolation."""
+    meta = META.replace("<task>", "<task>\n      <mode>interpolation</mode>\n      <original_size><width>1920"
+                                  "</width><height>1080</height></original_size>")
+    write_task(tmp_path, "", meta=meta)
+    with pytest.raises(DatasetError, match="CVAT for video"):
+        load_dataset(tmp_path)
+
+
+def test_one_name_in_two_subsets_stays_two_images(tmp_path: Path) -> None:
+    """A project export with a.jpg in Train and in Validation: two images, named by subset, each its split."""
+    images = "".join(f"""
+  <image id="{k}" name="a.jpg" subset="{subset}" task_id="7" width="64" height="48">
+    <polygon label="car" source="manual" occluded="0" points="1,1;20,1;20,20" z_order="0"></polygon>
+  </image>""" for k, subset in enumerate(("Train", "Validation")))
+    write_task(tmp_path, images)
+    for k, subset in enumerate(("Train", "Validation")):
+        (tmp_path / "images" / subset).mkdir()
+        Image.new("RGB", (W, H), (k * 200, 0, 0)).save(tmp_path / "images" / subset / "a.jpg")
+    ds = load_dataset(tmp_path)
+    assert [(s.name, s.split) for s in ds.samples] == [("Train/a.jpg", "train"), ("Validation/a.jpg", "val")]
+    assert [s.load_image()[0, 0, 0] for s in ds.samples] == [0, 200]

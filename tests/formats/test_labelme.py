@@ -181,7 +181,7 @@ def test_broken_single_file(tmp_path: Path) -> None:
     (shape("dent", [[1.0, 1.0], [5.0, 5.0], [1.0, 9.0]], "hexagon"), "'hexagon' is not one LabelMe draws"),
     (shape("", [[1.0, 1.0], [5.0, 5.0], [1.0, 9.0]]), "has no label"),
 ])
-def test_bad_shape_skips_its_file(tmp_path: Path, bad: dict, message: str) -> None:
+def test_bad_shape_drops_only_itself(tmp_path: Path, bad: dict, message: str) -> None:
     root = write_folder(tmp_path / "cars")
     doc = json.loads((root / "car_1.json").read_text())
     doc["shapes"].append(bad)
@@ -190,8 +190,11 @@ def test_bad_shape_skips_its_file(tmp_path: Path, bad: dict, message: str) -> No
         load_dataset(root)
     assert "car_1.json" in str(info.value) and "shape 9" in str(info.value)
     ds = load_dataset(root, strict=False)
-    assert [s.name for s in ds.samples] == ["car_2.png"]
-    assert len(ds.problems) == 1
+    assert [s.name for s in ds.samples] == ["car_1.jpg", "car_2.png"]  # the file's other shapes are kept
+    assert [r.label for r in ds.samples[0].regions] == ["scratch", "dent", "rust", "dent"]
+    assert len(ds.problems) == 1 and ds.problems[0].dropped == "region"
+    if message == "has no label":  # its shape is known, its class is not: void, not background
+        assert semantic_mask(ds.samples[0], ds.class_to_index())[3, 3] == IGNORE_INDEX
 
 
 def test_round_trip_through_coco(tmp_path: Path) -> None:
@@ -297,3 +300,80 @@ def test_truncated_file(fuzz_root: Path, cut: int, strict: bool, folder: bool) -
 @given(doc=st.one_of(json_values, mutated_docs()), strict=st.booleans(), folder=st.booleans())
 def test_random_json(fuzz_root: Path, doc: Any, strict: bool, folder: bool) -> None:
     read_never_crashes(fuzz_root, json.dumps(doc).encode(), strict, folder)
+
+
+# ---------------------------------------------------------------- files as people have them
+
+@pytest.mark.parametrize("image_path", [None, "", "car_7", "car_7.json"])
+def test_embedded_image_stands_in_when_image_path_names_no_image(tmp_path: Path, image_path: Any) -> None:
+    """imagePath missing, not an image file, or the JSON itself (scripts write all three): imageData is used."""
+    root = tmp_path / "cars"
+    root.mkdir()
+    doc = labelme_doc("x", [shape("rust", [[30.0, 30.0], [60.0, 30.0], [45.0, 45.0]])], png_bytes())
+    doc["imagePath"] = image_path
+    if image_path is None:
+        del doc["imagePath"]
+    (root / "car_7.json").write_text(json.dumps(doc))
+    ds = load_dataset(root)
+    (one,) = ds.samples
+    assert one.image_path is None and one.image_data == png_bytes() and ds.problems == []
+    assert one.load_image()[0, 0].tolist() == [200, 30, 30] and (one.width, one.height) == (W, H)
+
+
+def test_legacy_instance_suffix_is_one_class_two_objects(tmp_path: Path) -> None:
+    """labelme's instance examples label objects person-1, person-2 (its converters read the class before the
+    '-'); a label kept in parts (person-2 twice) is one object."""
+    root = tmp_path / "people"
+    root.mkdir()
+    Image.new("RGB", (W, H)).save(root / "street.jpg")
+    shapes = [shape("person-1", [[2.0, 2.0], [20.0, 2.0], [20.0, 20.0]]),
+              shape("person-2", [[30.0, 2.0], [40.0, 2.0], [40.0, 10.0]]),
+              shape("person-2", [[30.0, 20.0], [40.0, 20.0], [40.0, 30.0]]),
+              shape("bus", [[45.0, 30.0], [60.0, 30.0], [60.0, 45.0]])]
+    (root / "street.json").write_text(json.dumps(labelme_doc("street.jpg", shapes)))
+    ds = load_dataset(root)
+    assert ds.class_names == ["person", "bus"]
+    people = [r for r in ds.samples[0].regions if r.label == "person"]
+    assert [r.attributes["instance"] for r in people] == [1, 2] and len(people[1].polygons) == 2
+    assert any("legacy instance suffix" in str(n) for n in ds.notes)
+    assert load_dataset(root, instance_suffix=False).class_names == ["person-1", "person-2", "bus"]
+    # a single 'model-3' is a class name, not an object number
+    (root / "street.json").write_text(json.dumps(labelme_doc("street.jpg", [shape("model-3", shapes[0]["points"])])))
+    assert load_dataset(root).class_names == ["model-3"]
+
+
+def test_lines_and_points_are_reported_not_silently_dropped(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "cars")
+    ds = load_dataset(root)
+    (note,) = [n for n in ds.notes if "no area" in str(n)]
+    assert note.count == 3 and str(note).startswith("3 line or point shape(s) skipped")
+    assert ds.samples[0].skipped == 3
+
+
+def test_image_path_cannot_climb_out_of_the_data_set(tmp_path: Path) -> None:
+    """'../../secret.jpg' is never opened: the image is looked up by its base name under the data set folder."""
+    outside = tmp_path / "secret.jpg"
+    Image.new("RGB", (W, H), (255, 0, 0)).save(outside)
+    root = tmp_path / "a" / "set"
+    root.mkdir(parents=True)
+    (root / "car.json").write_text(json.dumps(labelme_doc("../../secret.jpg", car_1_shapes())))
+    for absolute in ("/home/ann/secret.jpg", f"file:{outside}", "C:\\Users\\ann\\secret.jpg"):
+        (root / "abs.json").write_text(json.dumps(labelme_doc(absolute, car_1_shapes())))
+        ds = load_dataset(root, need_pixels=False)
+        assert all(s.image_path is not None and root in s.image_path.parents for s in ds.samples)
+        assert all(s.image_missing for s in ds.samples)
+    Image.new("RGB", (W, H)).save(root / "secret.jpg")  # the same base name inside: that one is used
+    ds = load_dataset(root)
+    assert {s.image_path for s in ds.samples} == {root / "secret.jpg"}
+
+
+def test_split_sub_folders_and_an_annotations_folder_beside_the_images(tmp_path: Path) -> None:
+    root = tmp_path / "set"
+    for split in ("train", "val"):
+        (root / "ann" / split).mkdir(parents=True)
+        (root / "img").mkdir(exist_ok=True)
+        Image.new("RGB", (W, H)).save(root / "img" / f"{split}.jpg")
+        (root / "ann" / split / f"{split}.json").write_text(json.dumps(labelme_doc(f"../../img/{split}.jpg",
+                                                                                   car_1_shapes())))
+    ds = load_dataset(root / "ann")  # the annotations folder: images are looked for in its parent
+    assert [(s.name, s.split) for s in ds.samples] == [("img/train.jpg", "train"), ("img/val.jpg", "val")]

@@ -314,3 +314,130 @@ def test_random_mask_files_raise_only_our_error(tmp_path_factory, first: bytes, 
     for strict in (True, False):
         with contextlib.suppress(MasksmithError):
             load_dataset(root, "masks", strict=strict, **options)
+
+
+# ---------------------------------------------------------------- public benchmark layouts, as published
+
+def write_drive(root: Path) -> Path:
+    """DRIVE's layout: training/images/21_training.tif, training/1st_manual/21_manual1.gif (the vessels),
+    training/mask/21_training_mask.gif (the field of view); the same under test/."""
+    for split, numbers in (("training", (21, 22)), ("test", (1,))):
+        for n in numbers:
+            stem = f"{n:02d}_{split}" if split == "test" else f"{n}_{split}"
+            photo(root / split / "images" / f"{stem}.tif")
+            vessels, fov = np.zeros((H, W), np.uint8), np.zeros((H, W), np.uint8)
+            vessels[10:12, :] = 255
+            fov[5:45, 5:60] = 255
+            (root / split / "1st_manual").mkdir(parents=True, exist_ok=True)
+            (root / split / "mask").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(vessels, "L").save(root / split / "1st_manual" / f"{n:02d}_manual1.gif")
+            Image.fromarray(fov, "L").save(root / split / "mask" / f"{stem}_mask.gif")
+    return root
+
+
+def test_several_mask_folders_stop_and_list_them(tmp_path: Path) -> None:
+    root = write_drive(tmp_path / "DRIVE")
+    with pytest.raises(DatasetError, match=r"several folders of masks .*1st_manual/ \(\d files\), mask/ \(\d files\)"
+                       r".*masksmith does not pick one") as info:
+        load_dataset(root)
+    assert "-o masks=" in str(info.value)
+    ds = load_dataset(root, masks="1st_manual", mask_pattern="{number}_manual1.gif")
+    assert [(s.name, s.split) for s in ds.samples] == [
+        ("test/images/01_test.tif", "test"), ("training/images/21_training.tif", "train"),
+        ("training/images/22_training.tif", "train")]
+    assert semantic_mask(ds.samples[1], ds.class_to_index())[11, 30] == 1
+    assert ds.info["folders"] == [("test/images", "test/1st_manual"), ("training/images", "training/1st_manual")]
+    # pointing at one mask folder uses that one
+    fov = load_dataset(root / "training" / "mask")
+    assert [s.name for s in fov.samples] == ["images/21_training.tif", "images/22_training.tif"]
+    assert semantic_mask(fov.samples[0], fov.class_to_index())[11, 30] == 1  # the field of view
+    assert semantic_mask(fov.samples[0], fov.class_to_index())[2, 2] == 0
+    # and so does one mask file
+    assert len(load_dataset(root / "training" / "mask" / "21_training_mask.gif").samples) == 2
+
+
+def write_camvid(root: Path, void: int = 11) -> Path:
+    """SegNet's CamVid: train/ trainannot/ val/ valannot/ test/ testannot/, index PNGs 0..11, 11 unlabelled."""
+    for split, count in (("train", 3), ("val", 1), ("test", 2)):
+        for k in range(count):
+            photo(root / split / f"0001TP_{split}{k:03d}.png")
+            lab = np.zeros((H, W), np.uint8)
+            for c in range(void):
+                lab[:, c * 5: c * 5 + 5] = c
+            lab[0, 0] = void  # unlabelled: a few pixels, the top value
+            (root / f"{split}annot").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(lab, "L").save(root / f"{split}annot" / f"0001TP_{split}{k:03d}.png")
+    return root
+
+
+def test_a_split_folder_is_that_split_alone(tmp_path: Path) -> None:
+    root = write_camvid(tmp_path / "CamVid")
+    whole = load_dataset(root)
+    assert sorted({s.split for s in whole.samples}) == ["test", "train", "val"] and len(whole.samples) == 6
+    for where in (root / "train", root / "trainannot", root / "train" / "0001TP_train000.png"):
+        part = load_dataset(where)
+        assert {s.split for s in part.samples} == {"train"} and len(part.samples) == 3, where
+    nested = tmp_path / "nested"
+    for split in ("train", "val"):
+        photo(nested / "images" / split / f"{split}_0.png")
+        (nested / "masks" / split).mkdir(parents=True)
+        Image.fromarray(blob().astype(np.uint8) * 255, "L").save(nested / "masks" / split / f"{split}_0.png")
+    assert [(s.name, s.split) for s in load_dataset(nested).samples] == [("images/train/train_0.png", "train"),
+                                                                        ("images/val/val_0.png", "val")]
+    assert [s.name for s in load_dataset(nested / "images" / "val").samples] == ["images/val/val_0.png"]
+
+
+def test_index_values_are_listed_with_void_and_naming_hints(tmp_path: Path) -> None:
+    from masksmith.data.stats import dataset_stats
+
+    root = write_camvid(tmp_path / "CamVid")
+    stats = dataset_stats(load_dataset(root / "train"))
+    assert [v for v, _, _ in stats.mask_values] == list(range(12))
+    assert stats.mask_values[0][1] == "_background_" and stats.mask_values[11][1] == "class_11"
+    hints = " ".join(stats.hints)
+    assert "value 11 (class_11" in hints and "the highest value and far rarer than the others" in hints
+    assert "-o ignore_value=11" in hints and "classes.txt" in hints and "value 0 is read as background" in hints
+    ds = load_dataset(root / "train", ignore_value=11)
+    assert len(ds.class_names) == 10 and ds.samples[0].ignore_rle is not None
+    # index 0 carries the user's name: it is a class like the others, not background
+    names = ["sky", "building", "pole", "road", "pavement", "tree", "sign", "fence", "car", "pedestrian",
+             "bicyclist", "unlabelled"]
+    (root / "classes.txt").write_text("\n".join(names) + "\n")
+    named = load_dataset(root / "train")
+    assert named.class_names == names
+    assert semantic_mask(named.samples[0], named.class_to_index())[5, 2] == named.class_to_index()["sky"]
+    assert any("named 'unlabelled', which sounds like void" in h for h in dataset_stats(named).hints)
+
+
+def test_blurred_binary_masks_are_detected_and_thresholded(tmp_path: Path) -> None:
+    """Binary masks resized with smoothing: greyscale with 250+ levels, most pixels near black or white."""
+    for k in range(2):
+        photo(tmp_path / "images" / f"cell_{k}.png")
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        sharp = Image.fromarray(blob(k).astype(np.uint8) * 255, "L").resize((W * 4, H * 4), Image.NEAREST)
+        blurred = sharp.filter(ImageFilter.GaussianBlur(6)).resize((W, H), Image.BILINEAR)
+        ramp = np.asarray(blurred).copy()
+        ramp[0, :] = np.linspace(0, 255, W).astype(np.uint8)  # every grey level somewhere
+        ramp[1, :] = np.linspace(255, 0, W).astype(np.uint8)
+        ramp[2, :] = (np.arange(W) * 4 + 1) % 256
+        Image.fromarray(ramp, "L").save(tmp_path / "masks" / f"cell_{k}.png")
+    with pytest.raises(DatasetError, match=r"holds \d{2,3} grey levels, most pixels near black or white") as info:
+        load_dataset(tmp_path)
+    assert "-o threshold=128" in str(info.value)
+    ds = load_dataset(tmp_path, threshold=128)
+    assert ds.class_names == ["foreground"]
+    m = semantic_mask(ds.samples[0], ds.class_to_index())
+    assert m[20, 15] == 1 and m[40, 10] == 0
+
+
+def test_git_lfs_pointer_images_say_so(tmp_path: Path) -> None:
+    write_binary(tmp_path, n=2)
+    (tmp_path / "images" / "cell_001.png").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 12345\n")
+    with pytest.raises(DatasetError, match="1 of 2 image.* is a Git LFS pointer file, not the image.*git lfs pull"):
+        load_dataset(tmp_path)
+    ds = load_dataset(tmp_path, need_pixels=False)
+    assert "Git LFS pointer" in str(ds.problems[0]) and len(ds.samples) == 2
+    (tmp_path / "masks" / "cell_000.png").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:1\n")
+    with pytest.raises(DatasetError, match="cell_000.png: is a Git LFS pointer, not the mask itself"):
+        load_dataset(tmp_path, mask_kind="binary")

@@ -177,8 +177,11 @@ def test_missing_label_attribute_names_it_and_the_alternatives(tmp_path: Path) -
     assert "no 'name' attribute" in text and "label_attribute=" in text and "'type'" in text
     assert "via_region_data.json" in text and "car_2.png" in text
     ds = load_dataset(path, strict=False)
-    assert sorted(s.name for s in ds.samples) == ["car_1.jpg", "car_3.jpg"]
-    assert len(ds.problems) == 1 and "'name'" in ds.problems[0].message
+    # the region without a class is dropped alone and its pixels become void; car_2 keeps its other regions
+    two = {s.name: s for s in ds.samples}["car_2.png"]
+    assert [r.label for r in two.regions] == ["rust", "scratch"]
+    assert len(ds.problems) == 1 and "'name'" in ds.problems[0].message and ds.problems[0].dropped == "region"
+    assert semantic_mask(two, ds.class_to_index())[32, 48] == 255
 
 
 def test_label_attribute_option(tmp_path: Path) -> None:
@@ -227,7 +230,9 @@ def test_csv_with_a_broken_json_cell(tmp_path: Path) -> None:
         load_dataset(path)
     assert "car_2.png" in str(info.value) and "line 5" in str(info.value)
     ds = load_dataset(path, strict=False)
-    assert sorted(s.name for s in ds.samples) == ["car_1.jpg", "car_3.jpg"]
+    # the row is one region: it is dropped, its image and the image's other rows are kept
+    two = {s.name: s for s in ds.samples}["car_2.png"]
+    assert [r.label for r in two.regions] == ["dent", "scratch"] and ds.problems[0].dropped == "region"
 
 
 def via3_project() -> dict:
@@ -311,7 +316,7 @@ def test_broken_json_names_the_file(tmp_path: Path) -> None:
     ({"name": "rect", "x": 1, "y": 1, "width": "wide", "height": 3}, "not a number"),
     ({"name": "hexagon"}, "'hexagon' is not one VIA draws"),
 ])
-def test_bad_shape_skips_its_image(tmp_path: Path, shape: dict, message: str) -> None:
+def test_bad_shape_drops_only_its_region(tmp_path: Path, shape: dict, message: str) -> None:
     doc = via2_metadata()
     bad = {"shape_attributes": shape, "region_attributes": {"name": "dent"}}
     doc["car_2.png30417"]["regions"].append(bad)
@@ -319,8 +324,10 @@ def test_bad_shape_skips_its_image(tmp_path: Path, shape: dict, message: str) ->
     with pytest.raises(DatasetError, match=message):
         load_dataset(path)
     ds = load_dataset(path, strict=False)
-    assert sorted(s.name for s in ds.samples) == ["car_1.jpg", "car_3.jpg"]
-    assert len(ds.problems) == 1 and "car_2.png" in ds.problems[0].item
+    assert sorted(s.name for s in ds.samples) == ["car_1.jpg", "car_2.png", "car_3.jpg"]
+    two = {s.name: s for s in ds.samples}["car_2.png"]
+    assert [r.label for r in two.regions] == ["rust", "dent", "scratch"]
+    assert len(ds.problems) == 1 and "car_2.png" in ds.problems[0].item and ds.problems[0].dropped == "region"
 
 
 def test_round_trip_through_coco(tmp_path: Path) -> None:
@@ -442,3 +449,60 @@ def test_random_csv_rows(fuzz_root: Path, rows: list[list[str]], strict: bool) -
     buf.write(via.CSV_HEADER + "\n")
     csv.writer(buf).writerows(rows)
     read_never_crashes(fuzz_root / "via.csv", buf.getvalue().encode(), strict)
+
+
+# ---------------------------------------------------------------- files as VIA writes them
+
+def test_csv_with_javascript_undefined_reads_it_as_empty(tmp_path: Path) -> None:
+    """VIA's CSV export writes `undefined` (JSON.stringify of a missing value) into attribute columns."""
+    path = write_csv(tmp_path / "csv")
+    lines = path.read_text().splitlines()
+    lines = [ln.replace('""occluded"":{""yes"":true}', '""occluded"":undefined') for ln in lines]
+    lines.append('car_3.jpg,19876,"{""caption"":undefined}",1,0,"{""name"":""rect"",""x"":1,""y"":1,""width"":5,'
+                 '""height"":5}","{""name"":undefined}"')
+    path.write_text("\n".join(lines) + "\n")
+    ds = load_dataset(path, strict=False)
+    by_name = {s.name: s for s in ds.samples}
+    assert [r.label for r in by_name["car_1.jpg"].regions] == ["scratch", "dent"]
+    assert by_name["car_1.jpg"].regions[0].attributes == {"occluded": ""}
+    # the region whose class is `undefined` has an empty class: dropped alone, named in the problem
+    assert by_name["car_3.jpg"].regions == [] and "'name' attribute is empty" in str(ds.problems[0])
+
+
+def test_via_1_0_key_value_csv(tmp_path: Path) -> None:
+    """VIA 1.0.x wrote '#filename,...' and attributes as key=value pairs (';' or '\\;'), arrays as [1:2:3]."""
+    save_images(tmp_path / "v10")
+    rows = ["#filename,file_size,file_attributes,region_count,region_id,region_shape_attributes,region_attributes",
+            'car_1.jpg,21548,"",2,0,"name=polygon;all_points_x=[5:25:25:5];all_points_y=[5:5:20:20];",'
+            '"name=scratch;"',
+            'car_1.jpg,21548,"",2,1,"name=rect\\;x=30\\;y=10\\;width=20\\;height=15","name=dent"',
+            'car_3.jpg,19876,"",0,0,"",""']
+    path = tmp_path / "v10" / "via_region_data.csv"
+    path.write_text("\n".join(rows) + "\n")
+    ds = load_dataset(path)
+    assert ds.format == "via" and ds.class_names == ["scratch", "dent"]
+    one = {s.name: s for s in ds.samples}["car_1.jpg"]
+    np.testing.assert_allclose(one.regions[0].polygons[0], [[5, 5], [25, 5], [25, 20], [5, 20]])
+    assert one.regions[1].bbox() == (30.0, 10.0, 20.0, 15.0)
+
+
+def test_points_are_reported_as_skipped(tmp_path: Path) -> None:
+    ds = load_dataset(write_json(tmp_path / "cars", via2_metadata()))
+    (note,) = [n for n in ds.notes if "no area" in str(n)]
+    assert note.count == 1 and "car_1.jpg, region 3" in str(note)
+
+
+def test_via3_video_project_is_refused_with_the_reason(tmp_path: Path) -> None:
+    doc = via3_project()
+    doc["file"] = {"1": {"fid": "1", "fname": "clip.mp4", "type": 4, "loc": 1, "src": ""}}
+    doc["view"] = {"1": {"fid_list": ["1"]}}
+    doc["project"]["vid_list"] = ["1"]
+    doc["metadata"] = {"1_a": {"vid": "1", "flg": 0, "z": [2.5, 4.0], "xy": [], "av": {"1": "0"}}}
+    path = write_json(tmp_path / "video", doc, "via_video.json")
+    with pytest.raises(DatasetError, match="VIA 3 video project .1 video file.*no images"):
+        load_dataset(path)
+    mixed = via3_project()
+    mixed["file"]["4"] = {"fid": "4", "fname": "clip.mp4", "type": 4, "loc": 1, "src": ""}
+    mixed["view"]["4"] = {"fid_list": ["4"]}
+    ds = load_dataset(write_json(tmp_path / "mixed", mixed, "via_mixed.json"))
+    assert len(ds.samples) == 3 and any("video or audio file" in str(n) and n.count == 1 for n in ds.notes)

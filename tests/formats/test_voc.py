@@ -281,3 +281,29 @@ def test_random_mask_files_raise_only_our_error(tmp_path_factory, data, which: s
     for strict in (True, False):
         with contextlib.suppress(MasksmithError):
             load_dataset(root, "voc", strict=strict)
+
+
+# ---------------------------------------------------------------- where the user points, what else lies there
+
+def test_one_png_finds_the_data_set_and_lists_give_the_splits(tmp_path: Path) -> None:
+    root = write_voc2012(tmp_path)
+    ds = load_dataset(root / "SegmentationClass" / "2007_000039.png")
+    assert ds.format == "voc" and ds.root == root and len(ds.samples) == 3
+    assert [(s.name, s.split) for s in ds.samples] == [("JPEGImages/2007_000032.jpg", "train"),
+                                                       ("JPEGImages/2007_000039.jpg", "val"),
+                                                       ("JPEGImages/2007_000063.jpg", "train")]
+
+
+def test_the_folders_own_layout_wins_and_the_other_is_named(tmp_path: Path) -> None:
+    """A VOC data set that also holds LabelMe JSON in a sub-folder (the annotations it was made from)."""
+    root = write_voc2012(tmp_path)
+    (root / "labelme").mkdir()
+    Image.new("RGB", (W, H)).save(root / "labelme" / "a.jpg")
+    (root / "labelme" / "a.json").write_text(
+        '{"version": "5.2.1", "flags": {}, "shapes": [], "imagePath": "a.jpg", "imageData": null, '
+        '"imageHeight": 48, "imageWidth": 64}')
+    ds = load_dataset(root)
+    assert ds.format == "voc"
+    (note,) = [n for n in ds.notes if "also holds" in str(n)]
+    assert "labelme" in str(note) and "-f labelme" in str(note)
+    assert load_dataset(root, "labelme").format == "labelme"

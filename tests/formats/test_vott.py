@@ -160,8 +160,10 @@ def test_tags_used_but_not_declared_are_reported(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="'rust' is not declared"):
         load_dataset(path)
     ds = load_dataset(path, strict=False)
-    assert [s.name for s in ds.samples] == ["car_1.jpg", "car_3.jpg"]
-    assert len(ds.problems) == 1 and "car_2.png" in ds.problems[0].item
+    # both 'rust' regions are dropped (their pixels void), car_2 stays
+    assert [s.name for s in ds.samples] == ["car_1.jpg", "car_2.png", "car_3.jpg"]
+    assert ds.samples[1].regions == [] and ds.samples[1].ignore_rle is not None
+    assert len(ds.problems) == 1 and "car_2.png" in ds.problems[0].item and ds.problems[0].dropped == "region"
 
 
 @pytest.mark.parametrize("region, message", [
@@ -172,7 +174,7 @@ def test_tags_used_but_not_declared_are_reported(tmp_path: Path) -> None:
     ({"id": "a", "type": "RECTANGLE", "tags": ["dent"], "boundingBox": {"left": "x", "top": 0, "width": 1,
                                                                          "height": 1}}, "not a number"),
 ])
-def test_bad_region_skips_its_image(tmp_path: Path, region: dict, message: str) -> None:
+def test_bad_region_drops_only_itself(tmp_path: Path, region: dict, message: str) -> None:
     doc = project(assets=assets())
     doc["assets"]["0d3de147fea94f1797f9d012acad9666"]["regions"].append(region)
     path = write_export(tmp_path / "t", doc)
@@ -180,7 +182,8 @@ def test_bad_region_skips_its_image(tmp_path: Path, region: dict, message: str) 
         load_dataset(path)
     assert "Car-parts-export.json" in str(info.value) and "car_2.png" in str(info.value)
     ds = load_dataset(path, strict=False)
-    assert [s.name for s in ds.samples] == ["car_1.jpg", "car_3.jpg"]
+    assert [s.name for s in ds.samples] == ["car_1.jpg", "car_2.png", "car_3.jpg"]
+    assert len(ds.samples[1].regions) == 1  # its good polygon is kept
     assert len(ds.problems) == 1 and message.split()[0] in ds.problems[0].message
 
 
@@ -202,7 +205,7 @@ def test_round_trip_through_coco(tmp_path: Path) -> None:
     coco = pytest.importorskip("masksmith.data.formats.coco")
     if not hasattr(coco, "write"):
         pytest.skip("the COCO writer is not there yet")
-    ds = load_dataset(write_export(tmp_path / "t"))
+    ds = load_dataset(write_export(tmp_path / "project" / "target"))  # the data set is project/
     coco.write(ds, tmp_path / "coco")
     back = load_dataset(tmp_path / "coco", format="coco")
     assert back.class_names == ds.class_names
@@ -294,3 +297,90 @@ def test_truncated_file(fuzz_root: Path, cut: int, strict: bool) -> None:
 @given(doc=st.one_of(json_values, mutated_exports()), strict=st.booleans())
 def test_random_json(fuzz_root: Path, doc: Any, strict: bool) -> None:
     read_never_crashes(fuzz_root, json.dumps(doc).encode(), strict)
+
+
+# ---------------------------------------------------------------- VoTT 1 and video projects
+
+def vott1_doc(keys: list[str], canvas: tuple[int, int] = (W * 2, H * 2)) -> dict:
+    """What VoTT 1 saves for an image folder: regions in the coordinates of the canvas they were drawn on
+    (here twice the image size), the class as the last tag, a Point region, the tags as one string."""
+    cw, ch = canvas
+
+    def box(x1: float, y1: float, x2: float, y2: float, tags: list[str], rid: int, kind: str = "Rectangle") -> dict:
+        return {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "id": rid, "width": cw, "height": ch, "type": kind,
+                "tags": tags, "name": rid, "UID": f"uid{rid}",
+                "box": {"x1": x1, "y1": y1, "x2": x2, "y2": y2},
+                "points": [{"x": x1, "y": y1}, {"x": x2, "y": y1}, {"x": x2, "y": y2}, {"x": x1, "y": y2}]}
+
+    first = [box(10, 20, 50, 40, ["dent", "scratch"], 1), box(60, 60, 60, 60, ["rust"], 2, "Point")]
+    return {"frames": {keys[0]: first, keys[1]: [box(0, 0, 40, 40, ["rust"], 3)]},
+            "framerate": "1", "inputTags": "scratch,dent,rust", "suggestiontype": "track", "scd": False,
+            "visitedFrames": keys, "tag_colors": ["#5db300", "#e81123", "#6917aa"]}
+
+
+def test_vott1_json_beside_its_image_folder(tmp_path: Path) -> None:
+    for name in ("car_1.jpg", "car_2.jpg"):
+        save_image(tmp_path / "cars" / name)
+    (tmp_path / "cars.json").write_text(json.dumps(vott1_doc(["car_1.jpg", "car_2.jpg"])))
+    ds = load_dataset(tmp_path / "cars.json")
+    assert ds.format == "vott" and ds.class_names == ["scratch", "dent", "rust"]
+    one, two = ds.samples
+    assert (one.name, two.name) == ("cars/car_1.jpg", "cars/car_2.jpg")
+    assert [r.label for r in one.regions] == ["scratch"]  # VoTT 1's exporter takes the last tag
+    assert one.regions[0].bbox() == (5.0, 10.0, 20.0, 10.0)  # canvas coordinates scaled to the image
+    assert one.skipped == 1 and any("point or polyline" in str(n) for n in ds.notes)
+    # older VoTT 1 numbered the frames of a folder: the images in name order, said in the report
+    (tmp_path / "cars.json").write_text(json.dumps(vott1_doc(["0", "1"])))
+    ds = load_dataset(tmp_path / "cars.json")
+    assert [s.name for s in ds.samples] == ["cars/car_1.jpg", "cars/car_2.jpg"]
+    assert any("in name order" in str(n) for n in ds.notes)
+
+
+def test_video_frame_assets_match_the_exported_frame_files(tmp_path: Path) -> None:
+    """VoTT 2 tags a video's frames as assets named clip.mp4#t=10.75; exports hold them as image files."""
+    def frame(asset_id: str, t: float) -> dict:
+        a = asset(asset_id, f"clip.mp4#t={t}")
+        a.update({"format": "mp4", "type": 3, "timestamp": t,
+                  "parent": {"format": "mp4", "id": "v0", "name": "clip.mp4", "path": "file:C:/Users/ann/clip.mp4",
+                             "size": {"width": W, "height": H}, "state": 2, "type": 2}})
+        return {"asset": a, "regions": [rect_region(f"r{asset_id}", ["dent"], 5, 5, 10, 10)], "version": "2.2.0"}
+
+    assets_ = {"f1": frame("f1", 10.75), "f2": frame("f2", 11.5),
+               "v0": {"asset": {**asset("v0", "clip.mp4"), "type": 2}, "regions": [], "version": "2.2.0"}}
+    out = tmp_path / "target" / "vott-json-export"
+    save_image(out / "clip.mp4#t=10.75.jpg")
+    Image.new("RGB", (W, H)).save(out / "clip.mp4#t=11.5", format="JPEG")  # VoTT JSON export: the asset's name
+    (out / "Car-parts-export.json").write_text(json.dumps(project(assets=assets_)))
+    ds = load_dataset(out / "Car-parts-export.json")
+    assert [s.image_path for s in ds.samples] == [out / "clip.mp4#t=10.75.jpg", out / "clip.mp4#t=11.5"]
+    assert all(len(s.regions) == 1 for s in ds.samples)
+    assert any("video asset" in str(n) for n in ds.notes)
+
+
+def test_images_in_the_source_folder_beside_the_target_and_never_at_asset_path(tmp_path: Path) -> None:
+    """VoTT's own layout: project/source/ (the images) beside project/target/ (.vott, asset files, export);
+    asset.path names the annotator's disk and is never opened."""
+    project_dir = tmp_path / "sample_project"
+    elsewhere = tmp_path / "elsewhere"
+    save_image(elsewhere / "car_1.jpg")  # where asset.path points: must not be read
+    save_image(project_dir / "source" / "car_2.png")
+    entries = assets()
+    for entry in entries.values():
+        entry["asset"]["path"] = f"file:{elsewhere.as_posix()}/{entry['asset']['name']}"
+    path = project_dir / "target" / "vott-json-export" / "Car-parts-export.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(project(assets=entries)))
+    ds = load_dataset(path, need_pixels=False)
+    assert ds.root == project_dir
+    by_name = {s.name: s for s in ds.samples}
+    assert by_name["car_2.png"].image_path == project_dir / "source" / "car_2.png"
+    assert by_name["car_1.jpg"].image_missing and project_dir in by_name["car_1.jpg"].image_path.parents
+    assert "2 of 3 image(s) are missing" in str(ds.problems[0])
+    # an export whose project holds the source folder's path unencrypted: looked for by that folder's name
+    save_image(project_dir / "shots" / "car_1.jpg")
+    save_image(project_dir / "old" / "car_1.jpg")  # the same name elsewhere: the source folder decides
+    doc = project(assets=entries)
+    doc["sourceConnection"]["providerOptions"] = {"folderPath": "C:\\Users\\ann\\shots"}
+    path.write_text(json.dumps(doc))
+    ds = load_dataset(path, need_pixels=False)
+    assert {s.name: s for s in ds.samples}["car_1.jpg"].image_path == project_dir / "shots" / "car_1.jpg"

@@ -1,15 +1,25 @@
 """Checks every format shares, run after reading: image files, sizes, bounds and classes.
 
-A sample with any problem is reported; in lenient mode it is skipped whole (dropping only the bad region would
-silently turn its pixels into background and teach the model something false).
+What a problem drops is the smallest thing it spoils: a region with an undeclared class or outside its image
+is dropped alone (in lenient mode) and its pixels become void, so they are neither learned as background nor
+scored; an image that cannot be read, or whose size disagrees with the annotations, is dropped whole.
+
+Missing images are one problem for the whole data set, with the count and a few names. When the pixels are
+needed (training, conversion, preview) that problem stops a strict read or drops those images; when only the
+annotation file is (`dataset inspect`), the samples stay, marked `image_missing`, and every check that the
+file alone allows (classes, geometry where it states the image size) still runs.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from pycocotools import mask as mask_utils
 
-from masksmith.data.schema import Dataset, ProblemLog, Sample
-from masksmith.images import ImageReadError, image_size
+from masksmith.data.schema import Dataset, Problem, ProblemLog, Region, Sample
+from masksmith.errors import DatasetError
+from masksmith.images import ImageReadError, image_size, is_lfs_pointer
+
+SHOWN = 5  # names listed in the one-line problem about missing images
 
 
 # Annotation tools let vertices stray a little past the border (a click on the edge: car-parts has vertices
@@ -18,75 +28,165 @@ def bounds_tolerance(width: int, height: int) -> float:
     return max(4.0, 0.01 * max(width, height))
 
 
-def validate(dataset: Dataset, log: ProblemLog) -> Dataset:
-    """Fill missing image sizes and drop (or raise on) samples with problems. Returns the same dataset."""
+def validate(dataset: Dataset, log: ProblemLog, *, need_pixels: bool = True) -> Dataset:
+    """Fill missing image sizes, drop (or raise on) bad regions and images, and report missing images once.
+    Returns the same dataset."""
     declared = set(dataset.class_names)
     kept: list[Sample] = []
+    missing: list[Sample] = []
+    lfs: list[Sample] = []
     for sample in dataset.samples:
-        if _check_sample(sample, declared, log):
-            kept.append(sample)
+        status = _check_image(sample, log)
+        if status == "bad":
+            continue
+        if status in ("missing", "lfs"):
+            (missing if status == "missing" else lfs).append(sample)
+            if need_pixels:
+                continue
+            sample.image_missing = True
+        if not _check_regions(sample, declared, log) or not _apply_void(sample, log):
+            continue
+        kept.append(sample)
+    total = len(dataset.samples)
+    for group, problem, fix in (
+            (missing, ("is missing", "are missing"),
+             "put the images where the annotations name them (beside the annotation file or in images/), or point "
+             "at the folder that holds both."),
+            (lfs, ("is a Git LFS pointer file, not the image", "are Git LFS pointer files, not the images"),
+             "fetch them with `git lfs pull` in the repository you cloned.")):
+        if group:
+            _report_images(group, total, problem[len(group) > 1], fix, dataset, log, need_pixels)
     dataset.samples = kept
     return dataset
 
 
+def _report_images(group: list[Sample], total: int, problem: str, fix: str, dataset: Dataset, log: ProblemLog,
+                   need_pixels: bool) -> None:
+    names = ", ".join(s.name for s in group[:SHOWN]) + (" ..." if len(group) > SHOWN else "")
+    message = f"{len(group)} of {total} image(s) {problem}: {names}."
+    if need_pixels:
+        message += " Training, conversion and previews need the pixels."
+        if log.strict:
+            raise DatasetError(message, path=dataset.root or "", fix=fix + " Or pass --lenient to leave them out.")
+        log.report(Problem(str(dataset.root or ""), "", message, fix, "image", len(group)))
+    else:
+        message += " The annotations were checked without them."
+        log.report(Problem(str(dataset.root or ""), "", message, fix, "", len(group)))
+
+
 def _exists(path) -> bool:
     try:
-        return path.exists()
+        return path.is_file()
     except (OSError, ValueError):  # a name too long for the file system
         return False
 
 
-def _check_sample(sample: Sample, declared: set[str], log: ProblemLog) -> bool:
-    where = sample.image_path if sample.image_path is not None else sample.name
-    before = len(log.problems)
-    if sample.image_path is not None and (sample.image_data is None or _exists(sample.image_path)):
-        if not _exists(sample.image_path):
-            log.add("the image file is missing.", path=sample.image_path, item=sample.name,
-                    fix="put the image beside the annotations or correct the file name in them.")
-            return False
+def _check_image(sample: Sample, log: ProblemLog) -> str:
+    """'ok', 'missing', 'lfs' or 'bad' (logged); fills the sample's size from the image when it is unknown."""
+    path = sample.image_path
+    if path is not None and _exists(path):
         try:
-            size = image_size(sample.image_path)
+            size = image_size(path)
         except ImageReadError as exc:
-            log.add(exc.problem, path=sample.image_path, item=sample.name,
-                    fix=exc.fix or "replace it with a valid JPEG or PNG, or remove it from the annotations.")
-            return False
+            if is_lfs_pointer(path):
+                return "lfs"
+            if sample.image_data is None:
+                log.add(exc.problem, path=path, item=sample.name,
+                        fix=exc.fix or "replace it with a valid JPEG or PNG, or remove it from the annotations.")
+                return "bad"
+            sample.image_path = None  # the embedded copy stands in for a file that is not an image
+            return _check_embedded(sample, log)
         if sample.width <= 0 or sample.height <= 0:
             sample.width, sample.height = size
         elif size != (sample.width, sample.height):
             log.add(f"the annotations say the image is {sample.width}x{sample.height} but the file is "
-                    f"{size[0]}x{size[1]}.", path=sample.image_path, item=sample.name,
+                    f"{size[0]}x{size[1]}.", path=path, item=sample.name,
                     fix="re-export the annotations for this image, or restore the original image.")
-            return False
-    elif sample.width <= 0 or sample.height <= 0:
-        try:
-            sample.width, sample.height = sample.open_image().size
-        except Exception as exc:  # noqa: BLE001 - reported, never raised past the log
-            log.add(f"the embedded image cannot be read ({exc}).", path=where, item=sample.name)
-            return False
+            return "bad"
+        return "ok"
+    if sample.image_data is not None:
+        return _check_embedded(sample, log)
+    return "missing"
+
+
+def _check_embedded(sample: Sample, log: ProblemLog) -> str:
+    try:
+        size = sample.open_image().size
+    except Exception as exc:  # noqa: BLE001 - reported, never raised past the log
+        log.add(f"the embedded image cannot be read ({exc}).", path=sample.name, item=sample.name)
+        return "bad"
+    if sample.width <= 0 or sample.height <= 0:
+        sample.width, sample.height = size
+    return "ok"
+
+
+def _check_regions(sample: Sample, declared: set[str], log: ProblemLog) -> bool:
+    """Drop (or raise on) regions with problems; those whose shape is usable become void. False when a fault
+    spoils the whole image (a mask of another size: the annotation is not this image's)."""
+    where = sample.image_path if sample.image_path is not None else sample.name
     w, h = sample.width, sample.height
+    known = w > 0 and h > 0
+    kept: list[Region] = []
     for k, region in enumerate(sample.regions):
         item = f"{sample.name}, region {k + 1} ({region.label})"
-        if region.label not in declared:
-            log.add(f"class {region.label!r} is not declared in the data set's class list.", path=where,
-                    item=item, fix="add the class to the annotation file's class list or relabel the region.")
+        fault, fix, action = _region_fault(region, declared, w, h, known)
+        if fault is None:
+            kept.append(region)
             continue
-        if region.rle is not None:
-            rh, rw = region.rle["size"]
-            if (rw, rh) != (w, h):
-                log.add(f"its mask is {rw}x{rh} but the image is {w}x{h}.", path=where, item=item,
-                        fix="make the mask the same size as its image.")
-            continue
-        if not region.polygons:
-            log.add("the region has no shape.", path=where, item=item, fix="delete the empty region.")
-            continue
-        pts = np.concatenate(region.polygons, axis=0)
-        lo = pts.min(axis=0)
-        hi = pts.max(axis=0)
-        tol = bounds_tolerance(w, h)
-        if lo[0] < -tol or lo[1] < -tol or hi[0] > w + tol or hi[1] > h + tol:
-            log.add(f"the region reaches ({lo[0]:.0f}, {lo[1]:.0f})-({hi[0]:.0f}, {hi[1]:.0f}), outside the "
-                    f"{w}x{h} image.", path=where, item=item,
-                    fix="redraw the region inside the image, or check that it belongs to this image.")
+        log.add(fault, path=where, item=item, fix=fix, dropped="image" if action == "image" else "region")
+        if action == "image":
+            return False
+        if action == "void":
+            sample.void_regions.append(region)
+    sample.regions = kept
+    return True
+
+
+def _region_fault(region: Region, declared: set[str], w: int, h: int, known: bool
+                  ) -> tuple[str | None, str, str]:
+    """(problem or None, fix, what to do: 'void' its pixels, 'drop' it alone, or drop the 'image')."""
+    if region.rle is not None:
+        rh, rw = region.rle["size"]
+        if known and (rw, rh) != (w, h):
+            return f"its mask is {rw}x{rh} but the image is {w}x{h}.", "make the mask the same size as its image.", \
+                "image"
+    if region.label not in declared:
+        return (f"class {region.label!r} is not declared in the data set's class list.",
+                "add the class to the annotation file's class list or relabel the region.", "void")
+    if region.rle is not None:
+        return None, "", ""
+    if not region.polygons:
+        return "the region has no shape.", "delete the empty region.", "drop"
+    if not known:
+        return None, "", ""  # bounds need the image size: checked when the image is there
+    pts = np.concatenate(region.polygons, axis=0)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    tol = bounds_tolerance(w, h)
+    if lo[0] < -tol or lo[1] < -tol or hi[0] > w + tol or hi[1] > h + tol:
+        return (f"the region reaches ({lo[0]:.0f}, {lo[1]:.0f})-({hi[0]:.0f}, {hi[1]:.0f}), outside the {w}x{h} "
+                "image.", "redraw the region inside the image, or check that it belongs to this image.", "void")
+    return None, "", ""
+
+
+def _apply_void(sample: Sample, log: ProblemLog) -> bool:
+    """Paint the sample's void shapes into its void mask once its size is known; False when the sample's own
+    void mask does not fit its image (logged, the image is dropped)."""
+    w, h = sample.width, sample.height
+    if w <= 0 or h <= 0:
+        return True
     if sample.ignore_rle is not None and tuple(sample.ignore_rle["size"]) != (h, w):
-        log.add("its void mask has a different size from the image.", path=where, item=sample.name)
-    return len(log.problems) == before
+        log.add("its void mask has a different size from the image.", path=sample.image_path or sample.name,
+                item=sample.name)
+        return False
+    if not sample.void_regions:
+        return True
+    from masksmith.data.rasterize import region_rle
+
+    rles = [region_rle(r, h, w) for r in sample.void_regions
+            if r.polygons or (r.rle is not None and tuple(r.rle["size"]) == (h, w))]
+    if sample.ignore_rle is not None:
+        rles.append(sample.ignore_rle)
+    if rles:
+        sample.ignore_rle = mask_utils.merge(rles) if len(rles) > 1 else rles[0]
+    sample.void_regions = []
+    return True

@@ -8,18 +8,22 @@ from typing import Any
 
 from masksmith.data.archive import extract_zip
 from masksmith.data.checks import validate
-from masksmith.data.formats import detect_format, get_format
+from masksmith.data.formats import check_options, detect_formats, get_format
 from masksmith.data.schema import Dataset, ProblemLog
-from masksmith.errors import DatasetError
+from masksmith.errors import DatasetError, FormatNotRecognised
 
 
-def load_dataset(path: str | Path, format: str | None = None, *, strict: bool = True,
+def load_dataset(path: str | Path, format: str | None = None, *, strict: bool = True, need_pixels: bool = True,
                  **options: Any) -> Dataset:
     """Read a data set, detecting its format unless `format` names it.
 
-    strict=True raises a DatasetError at the first problem; strict=False skips bad items and lists them in
-    `dataset.problems`. Format options (e.g. `label_attribute` for VIA, `color_map` for colour masks) pass
-    through to the reader.
+    strict=True raises a DatasetError at the first problem; strict=False drops the bad item (a region, or an
+    image) and lists it in `dataset.problems`. Format options (e.g. `label_attribute` for VIA, `color_map` for
+    colour masks; `masksmith dataset formats` lists them) pass through to the reader; unknown ones are refused.
+
+    need_pixels=False reads what the annotation file alone says (`dataset inspect`): missing images are one
+    problem, not a stop, and their samples stay (marked `image_missing`). Either way a data set with no image
+    left is an error.
     """
     path = Path(path)
     if not path.exists():
@@ -28,10 +32,73 @@ def load_dataset(path: str | Path, format: str | None = None, *, strict: bool = 
         if not zipfile.is_zipfile(path):
             raise DatasetError("is not a valid zip archive.", path=path, fix="re-create the archive.")
         path = extract_zip(path)
-    module = get_format(format) if format else detect_format(path)
     log = ProblemLog(strict)
+    module = get_format(format) if format else _detect(path, log, options)
+    check_options(module, options)
     dataset = module.read(path, log, **options)
     dataset.format = module.NAME
-    validate(dataset, log)
+    if options:
+        dataset.info["options"] = dict(options)
+    validate(dataset, log, need_pixels=need_pixels)
     dataset.problems = log.problems
+    dataset.notes = [*dataset.notes, *log.notes]
+    if not dataset.samples:
+        raise DatasetError(_empty_reason(dataset), path=dataset.root or path,
+                           fix="check the path and the problems above; `masksmith dataset inspect --lenient` "
+                               "lists every one." if dataset.problems else
+                           "point at the folder or file that holds the annotations.")
     return dataset
+
+
+def _detect(path: Path, log: ProblemLog, options: dict[str, Any]):
+    found = detect_formats(path)
+    if not found:
+        from masksmith.data.formats import detect_format
+
+        return detect_format(path)  # raises FormatNotRecognised with the list of formats
+    best = found[0]
+    if best.error is not None:
+        # the format found the layout ambiguous; options it takes (such as masks=NAME) may settle that
+        if not set(options) & {o.name for o in getattr(best.module, "OPTIONS", ())}:
+            raise best.error
+        return best.module
+    for other in found[1:]:
+        if other.depth > best.depth and other.error is None:
+            log.note(f"the folder also holds a {other.module.NAME} data set ({other.module.DESCRIPTION}) in a "
+                     f"sub-folder; read as {best.module.NAME}, the layout of the folder itself",
+                     fix=f"Read the other with -f {other.module.NAME}, or point at its folder.", skipped=False)
+    return best.module
+
+
+def reading_options(path: str | Path, format: str | None, given: dict[str, Any] | None,
+                    training: dict[str, Any]) -> tuple[str | None, dict[str, Any], str]:
+    """(format, options, what was decided) for reading `path` with a trained model: the options given, else
+    the ones the model was trained with (its `training` record) when the data is in the same format."""
+    if given is not None:
+        return format, given, ""
+    stored = training.get("data_options") or {}
+    trained_format = training.get("data_format")
+    if not stored:
+        return format, {}, ""
+    listed = ", ".join(f"{k}={v!r}" for k, v in stored.items())
+    name = format
+    if name is None:
+        path = Path(path)
+        if path.is_file() and path.suffix.lower() == ".zip" and zipfile.is_zipfile(path):
+            path = extract_zip(path)
+        found = detect_formats(path) if path.exists() else []
+        name = found[0].module.NAME if found and found[0].error is None else None
+    if name == trained_format:
+        return format, dict(stored), f"reading {path} with the options the model was trained with: {listed}"
+    return format, {}, (f"the model was trained on {trained_format} data read with {listed}; {path} is "
+                        f"{name or 'another format'}, so those options are not used (give -o to set some)")
+
+
+def _empty_reason(dataset: Dataset) -> str:
+    if dataset.problems:
+        first = dataset.problems[0]
+        return f"holds no image left to use: {len(dataset.problems)} problem(s), the first: {first}"
+    return "holds no annotated images."
+
+
+__all__ = ["FormatNotRecognised", "load_dataset"]

@@ -138,6 +138,12 @@ class Sample:
     regions: list[Region] = field(default_factory=list)
     ignore_rle: dict[str, Any] | None = None  # pixels to leave out of training and metrics (VOC void)
     image_data: bytes | None = None  # embedded image bytes (LabelMe imageData) when there is no file
+    split: str | None = None  # "train", "val" or "test" when the data set's layout says so (split folders)
+    # shapes whose pixels are known but not their class (a dropped region, a box-only annotation): painted as
+    # void once the image size is known, so they are neither learned nor counted as background
+    void_regions: list[Region] = field(default_factory=list)
+    skipped: int = 0  # annotations of this image left out on purpose (lines, points, box-only): not "unannotated"
+    image_missing: bool = False  # set by the checks when only the annotation file was needed (inspect)
 
     def open_image(self) -> Image.Image:
         """The decoded, upright image (EXIF orientation applied): the file, or the embedded bytes when the
@@ -164,31 +170,77 @@ class Sample:
         return to_rgb(self.open_image())
 
 
+# What a problem cost: the one region (the rest of its image is kept), the image, a whole annotation file, or
+# nothing (a problem that is only reported, such as images missing while inspecting the annotations alone).
+DROPPED = ("region", "image", "file", "")
+
+
 @dataclass
 class Problem:
-    """Something wrong with one item of a data set: what was skipped and why."""
+    """Something wrong with one item of a data set: what was dropped (see DROPPED) and why."""
 
     path: str
     item: str
     message: str
     fix: str = ""
+    dropped: str = "image"
+    count: int = 1  # items this one line stands for (e.g. "12 images are missing: ...")
 
     def __str__(self) -> str:
         text = f"{self.path}: {self.item}: {self.message}" if self.item else f"{self.path}: {self.message}"
         return text + (f" Fix: {self.fix}" if self.fix else "")
 
 
+@dataclass
+class Note:
+    """Something the report must say that is not a fault: annotations left out on purpose (`skipped`: line
+    shapes, box-only annotations, video files) or a choice made while reading (folders, options, splits)."""
+
+    message: str  # with {n} where the count goes
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+    fix: str = ""
+    skipped: bool = True
+
+    def __str__(self) -> str:
+        text = self.message.replace("{n}", str(self.count))  # never str.format: names from data hold braces
+        if self.examples:
+            more = " ..." if self.count > len(self.examples) else ""
+            text += f" (e.g. {'; '.join(self.examples)}{more})"
+        return text + (f" {self.fix}" if self.fix else "")
+
+
+MAX_EXAMPLES = 3
+
+
 class ProblemLog:
-    """Collects problems. Strict logs raise at the first one; lenient logs record it so the item is skipped."""
+    """Collects problems and notes. Strict logs raise at the first problem; lenient logs record it so the item
+    is dropped. Notes never raise: each kind is counted once, with a few examples."""
 
     def __init__(self, strict: bool = True) -> None:
         self.strict = strict
         self.problems: list[Problem] = []
+        self._notes: dict[str, Note] = {}
 
-    def add(self, message: str, *, path: str | Path, item: str = "", fix: str = "") -> None:
+    def add(self, message: str, *, path: str | Path, item: str = "", fix: str = "", dropped: str = "image") -> None:
         if self.strict:
             raise DatasetError(message, path=path, item=item or None, fix=fix or None)
-        self.problems.append(Problem(str(path), item, message, fix))
+        self.problems.append(Problem(str(path), item, message, fix, dropped))
+
+    def report(self, problem: Problem) -> None:
+        """Record a problem that never stops reading, in strict mode too (what the caller decides to say)."""
+        self.problems.append(problem)
+
+    def note(self, message: str, item: str = "", *, fix: str = "", skipped: bool = True, count: int = 1) -> None:
+        """Count one more case of `message` (a template with {n}); `item` may become one of its examples."""
+        note = self._notes.setdefault(message, Note(message, fix=fix, skipped=skipped))
+        note.count += count
+        if item and len(note.examples) < MAX_EXAMPLES and item not in note.examples:
+            note.examples.append(item)
+
+    @property
+    def notes(self) -> list[Note]:
+        return list(self._notes.values())
 
 
 @dataclass
@@ -200,6 +252,10 @@ class Dataset:
     format: str = "unknown"
     root: Path | None = None
     problems: list[Problem] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    # what the reader found that the report shows: "folders" (chosen image/mask folders), "mask_values" ({value:
+    # pixels} of index masks), "mask_names" ({value: class or "void"}), "options" (the reading options used)
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def class_names(self) -> list[str]:

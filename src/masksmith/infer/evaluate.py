@@ -52,6 +52,7 @@ class EvaluationReport:
     images: list[ImageScore] = field(default_factory=list)  # worst first, with their confusions
     data: str = ""
     seconds: float = 0.0
+    samples_used: str = ""  # which images were scored: the test split when the data set has one, else all
 
     def to_dict(self) -> dict[str, Any]:
         names = self.classes[1:]
@@ -61,7 +62,7 @@ class EvaluationReport:
                 "at_input_size": self.at_input.as_dict(names), "at_full_size": self.at_full.as_dict(names),
                 "worst_images": [i.to_dict() for i in worst[:LISTED_IMAGES]],
                 "best_images": [i.to_dict() for i in best[:LISTED_IMAGES]],
-                "files": {k: Path(v).name for k, v in self.files.items()}}
+                "files": {k: Path(v).name for k, v in self.files.items()}, "samples_used": self.samples_used}
 
 
 def ranked(images: Sequence[ImageScore]) -> tuple[list[ImageScore], list[ImageScore]]:
@@ -99,6 +100,9 @@ def evaluate_semantic(model: str | Path | Predictor, data: str | Path | Dataset,
     started = time.monotonic()
     predictor = model if isinstance(model, Predictor) else Predictor.from_file(model, tta=tta)
     dataset, label = open_data(data, format, strict, data_options)
+    from masksmith.data.split import evaluation_samples
+
+    scored, samples_used = evaluation_samples(dataset)
     classes = ["background", *predictor.artifact.classes]
     index = {n: i + 1 for i, n in enumerate(predictor.artifact.classes)}
     missing = [n for n in dataset.class_names if n not in index]
@@ -111,7 +115,7 @@ def evaluate_semantic(model: str | Path | Predictor, data: str | Path | Dataset,
     k = len(classes)
     at_input, at_full = ConfusionMatrix(k), ConfusionMatrix(k)
     images: list[ImageScore] = []
-    for sample in dataset.samples:
+    for sample in scored:
         image = sample.load_image()
         truth = semantic_mask(sample, index)  # classes the model does not know stay background
         probs = predictor.predict_proba(image, own_size=False)
@@ -125,7 +129,8 @@ def evaluate_semantic(model: str | Path | Predictor, data: str | Path | Dataset,
         images.append(ImageScore(sample.name, one.scores().miou(True), top_confusions(one.matrix.numpy(), classes)))
     images.sort(key=lambda i: i.score if i.score == i.score else float("inf"))
     report = EvaluationReport(classes, at_input.scores(), at_full.scores(), [(i.image, i.score) for i in images],
-                              images=images, data=data_label or label)
+                              images=images, data=data_label or label,
+                              samples_used=samples_used)
     if out is not None:
         from masksmith.draw.charts import plot_confusion
         from masksmith.outputs import OutputFolder

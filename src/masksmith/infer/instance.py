@@ -296,10 +296,12 @@ def _evaluate(predictor: InstancePredictor, data: str | Path | Dataset, score_th
               union_score_threshold: float, format: str | None, strict: bool, data_options: dict[str, Any]
               ) -> tuple[dict[str, Any], dict[str, Any]]:
     from masksmith.data.rasterize import instance_masks, semantic_mask
+    from masksmith.data.split import evaluation_samples
     from masksmith.infer.evaluate import ImageScore, open_data, ranked
     from masksmith.metrics import ConfusionMatrix, top_confusions
 
     dataset, label = open_data(data, format, strict, data_options)
+    scored_samples, samples_used = evaluation_samples(dataset)
     names = predictor.classes
     index = {n: i + 1 for i, n in enumerate(names)}
     if dataset.class_names and not set(dataset.class_names) & set(names):
@@ -309,7 +311,7 @@ def _evaluate(predictor: InstancePredictor, data: str | Path | Dataset, score_th
     coco = CocoAccumulator(names)
     confusion = ConfusionMatrix(len(names) + 1)
     images: list[ImageScore] = []
-    for sample in dataset.samples:
+    for sample in scored_samples:
         image = sample.load_image()
         masks, labels, crowd = instance_masks(sample, index)  # classes the model does not know are left out
         found = predictor.predict(image)
@@ -330,7 +332,8 @@ def _evaluate(predictor: InstancePredictor, data: str | Path | Dataset, score_th
     report: dict[str, Any] = {
         "task": "instance",
         "data": label,
-        "images": len(dataset.samples),
+        "images": len(scored_samples),
+        "samples_used": samples_used,
         "image_score": "mask AP",
         "mask": {k: summary["mask"][k] for k in ("ap", "ap50", "ap75")},
         "box": {k: summary["box"][k] for k in ("ap", "ap50", "ap75")},

@@ -6,6 +6,7 @@ the instance (Mask R-CNN) trainer from `config.task`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,16 +16,18 @@ if TYPE_CHECKING:
 TASKS = ("semantic", "instance")
 
 
-def run_training(config: TrainConfig, run_dir: Path | None = None, resume: bool = False) -> Path:
-    """Train (or with `resume`, continue `run_dir`) and return the run folder."""
+def run_training(config: TrainConfig, run_dir: Path | None = None, resume: bool = False,
+                 announce: Callable[[str], None] | None = None) -> Path:
+    """Train (or with `resume`, continue `run_dir`) and return the run folder. `announce` receives the data
+    summary (images in train and val, classes with pixel shares, folders, options, problems) before training."""
     from masksmith.errors import MasksmithError
 
     if config.task == "instance":
         from masksmith.train.instance import train_instance
 
-        return train_instance(config, run_dir, resume=resume)
+        return train_instance(config, run_dir, resume=resume, announce=announce)
     if config.task == "semantic":
         from masksmith.train.semantic import train_semantic
 
-        return train_semantic(config, run_dir, resume=resume)
+        return train_semantic(config, run_dir, resume=resume, announce=announce)
     raise MasksmithError(f"unknown task {config.task!r}.", fix=f"use one of: {', '.join(TASKS)}.")

@@ -18,6 +18,7 @@ here into an equivalent zoom range (see `scale_range`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -234,9 +235,9 @@ class InstancePreviews(L.Callback):
 
 
 # ---------------------------------------------------------------------------------------------------- data
-def split_instance_data(config: TrainConfig) -> SampleSplit:
+def split_instance_data(config: TrainConfig, announce: Callable[[str], None] | None = None) -> SampleSplit:
     """The shared train/validation choice (`split_samples`), plus the one thing detection needs: classes."""
-    split = split_samples(config)
+    split = split_samples(config, announce)
     if not split.dataset.classes:
         raise MasksmithError("has no classes to detect.", path=config.data, fix="annotate objects with labels.")
     return split
@@ -250,10 +251,11 @@ def model_config_for(config: TrainConfig) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------------- train
 def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: bool = False,
-                   extra_callbacks: list[L.Callback] | None = None) -> Path:
+                   extra_callbacks: list[L.Callback] | None = None,
+                   announce: Callable[[str], None] | None = None) -> Path:
     """Train Mask R-CNN and return the run folder. With `resume`, continue `run_dir` from its last checkpoint."""
     run_dir, resume_from = start_run(config, run_dir, resume)
-    split = split_instance_data(config)
+    split = split_instance_data(config, announce)
     names = split.dataset.class_names
     model_config = model_config_for(config)
     net = build_instance_model(model_config, len(names), pretrained=not resume)
@@ -282,8 +284,9 @@ def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: boo
                                         "max_size": config.size},
                          flip_pairs=split.flip_pairs)
 
-    fit_run(config, run_dir, module, train_loader, val_loader, save=model_saver(run_dir, config, artifact_base,
-                                                                                len(train_data), lr=lr),
+    save = model_saver(run_dir, config, artifact_base, len(train_data), lr=lr, data_format=split.dataset.format,
+                       data_options=dict(config.data_options))
+    fit_run(config, run_dir, module, train_loader, val_loader, save=save,
             monitor="val_mask_ap" if val_data else None, history=InstanceHistory(run_dir),
             previews=InstancePreviews(run_dir, val_data or train_data, config.preview_images,
                                       split.dataset.colors()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from masksmith.data import load_dataset
@@ -19,28 +20,25 @@ class SampleSplit:
     flip_pairs: list[list[str]]
 
 
-def split_samples(config: TrainConfig) -> SampleSplit:
-    """The training data set, its train/validation samples (a separate validation set, or a seeded
-    `val_fraction` of the data) and the left/right class pairs (detected from the names, or the config's)."""
-    from masksmith.data.split import split_dataset
+def split_samples(config: TrainConfig, announce: Callable[[str], None] | None = None) -> SampleSplit:
+    """The training data set, its train/validation samples (the data set's own train/val split folders, a
+    separate validation set, or a seeded `val_fraction` of the data; a test split is never trained on) and the
+    left/right class pairs (detected from the names, or the config's). `announce` receives the data summary
+    (masksmith.data.report.training_summary) before anything is trained."""
+    from masksmith.data.report import training_summary
+    from masksmith.data.split import training_split
 
     dataset = load_dataset(config.data, config.format, strict=config.strict_data, **config.data_options)
-    if not dataset.samples:
-        raise MasksmithError("has no usable images.", path=config.data,
-                             fix="check the data set with `masksmith dataset inspect`.")
+    val_set = None
     if config.val_data:
         val_set = load_dataset(config.val_data, config.format, strict=config.strict_data, **config.data_options)
         if val_set.class_names != dataset.class_names:
             raise MasksmithError(f"has classes {val_set.class_names}, the training set {dataset.class_names}.",
                                  path=config.val_data, fix="use the same class list in both.")
-        train, val = dataset.samples, val_set.samples
-    elif config.val_fraction > 0 and len(dataset.samples) >= 4:
-        parts = split_dataset(dataset, {"train": 1 - config.val_fraction, "val": config.val_fraction},
-                              seed=config.seed)
-        train, val = parts["train"].samples, parts["val"].samples
-    else:
-        train, val = dataset.samples, []
-    return SampleSplit(dataset, list(train), list(val), flip_pairs(config, dataset.class_names))
+    choice = training_split(dataset, config.val_fraction, config.seed, val_set)
+    if announce is not None:
+        announce("\n".join(training_summary(dataset, choice.train, choice.val, choice.how, config.data_options)))
+    return SampleSplit(dataset, choice.train, choice.val, flip_pairs(config, dataset.class_names))
 
 
 def flip_pairs(config: TrainConfig, class_names: list[str]) -> list[list[str]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,10 +193,10 @@ def input_geometry(config: TrainConfig, dataset: Dataset) -> tuple[tuple[int, in
     return (max(d, math.ceil(h / d) * d), max(d, math.ceil(w / d) * d)), 1.0 / config.shrink
 
 
-def prepare_data(config: TrainConfig) -> PreparedData:
+def prepare_data(config: TrainConfig, announce: Callable[[str], None] | None = None) -> PreparedData:
     from masksmith.train.samples import split_samples
 
-    split = split_samples(config)
+    split = split_samples(config, announce)
     dataset, train_samples, val_samples, pairs = split.dataset, split.train, split.val, split.flip_pairs
     size, scale = input_geometry(config, dataset)
     train = CachedSamples.build(dataset, size, train_samples, scale)
@@ -219,13 +220,14 @@ def frozen_encoder_part(net: SegmentationNet, config: TrainConfig) -> list[torch
 
 
 def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: bool = False,
-                   extra_callbacks: list[L.Callback] | None = None) -> Path:
+                   extra_callbacks: list[L.Callback] | None = None,
+                   announce: Callable[[str], None] | None = None) -> Path:
     """Train and return the run folder. With `resume`, continue `run_dir` from checkpoints/last.ckpt."""
     run_dir, resume_from = start_run(config, run_dir, resume)
     if config.model_options:
         raise MasksmithError(f"model_options {sorted(config.model_options)} apply to instance models only.",
                              fix="remove model_options from the config.")
-    data = prepare_data(config)
+    data = prepare_data(config, announce)
     names = data.dataset.class_names
     binary = is_binary(config, len(names))
     model_config = ModelConfig(arch=config.arch, num_outputs=1 if binary else len(names) + 1,
@@ -259,7 +261,8 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
                                            else {"input_mode": "resize"})},
                          flip_pairs=data.flip_pairs)
 
-    save = model_saver(run_dir, config, artifact_base, len(data.train))
+    save = model_saver(run_dir, config, artifact_base, len(data.train), data_format=data.dataset.format,
+                       data_options=dict(config.data_options))
     preview_source = data.val or data.train
     k = min(config.preview_images, len(preview_source))
     fit_run(config, run_dir, module, train_loader, val_loader, save=save,

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import math
+import os
+import posixpath
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from masksmith.errors import DatasetError
+from masksmith.errors import DatasetError, MasksmithError
+from masksmith.paths import relative_parts, resolve_under, safe_filename, safe_relative
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -45,40 +49,182 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
 
 
+@dataclass(frozen=True)
+class Option:
+    """One reading option a format takes (`-o name=value`): listed by `masksmith dataset formats`, and the
+    only keys load_dataset accepts for that format."""
+
+    name: str
+    meaning: str
+    default: Any = None
+
+
+# Split folder names as data sets publish them, and the one name masksmith gives each split.
+SPLIT_NAMES = {"train": "train", "training": "train", "trainval": "train", "val": "val", "valid": "val",
+               "validation": "val", "dev": "val", "test": "test", "testing": "test"}
+
+
+def split_name(text: str | None) -> str | None:
+    """'train', 'val' or 'test' for a folder, list or subset name that means one (Train, validation, ...)."""
+    return SPLIT_NAMES.get(text.strip().lower()) if isinstance(text, str) else None
+
+
 # Folders that annotation tools and data set conventions keep images in, beside the annotation file.
 IMAGE_FOLDERS = ("", "images", "JPEGImages", "imgs", "img", "data", "train", "val", "test")
+_INDEX_DEPTH = 4  # the base-name search goes this deep below the root ...
+_INDEX_LIMIT = 200_000  # ... and looks at no more entries than this (a data set, not a home folder)
 
 
-def find_image(root: Path, name: str, *extra: str) -> Path:
-    """The image `name` refers to: looked up beside the annotation, in the usual image folders, then anywhere
-    below `root` by bare file name. `extra` are other names the annotation gives (e.g. COCO Annotator's path).
+class ImageFinder:
+    """Finds the image an annotation names, reading only from under `root` (the data set's folder).
 
-    Returns the most plausible path even when it does not exist; validation reports missing files.
+    Names come from data and are hostile: every candidate goes through masksmith.paths.resolve_under, so
+    `..` cannot climb out and links cannot lead out. A name tried, in order:
+    1. relative to `near` (the annotation file's folder, as LabelMe's imagePath is), when that stays under root;
+    2. as a relative path in root and in the usual image folders (images/, JPEGImages/, ...) and the `folders`
+       the reader adds (the annotation file's stem folder, VoTT's source folder, a CVAT subset);
+    3. by base name in those folders, and then anywhere below the root (when exactly one file has that name,
+       compared case-insensitively only when the exact name is not there). An absolute name from another
+       machine (`/home/u/x.jpg`, `file:/Users/...`, `C:\\...`) is only ever looked up by its base name.
+
+    `find` returns the existing file, or None; `fallback` the path it would have had (for the report).
+    Base names that several files below the root share are not guessed: they are listed in `ambiguous`.
     """
-    names = [n.replace("\\", "/") for n in (name, *extra) if n]
-    try:
+
+    def __init__(self, root: Path, folders: tuple[str, ...] = ()) -> None:
+        self.root = Path(root)
+        self.folders = tuple(dict.fromkeys((*IMAGE_FOLDERS, *folders)))
+        self._index: dict[str, list[Path]] | None = None
+        self._lower: dict[str, list[Path]] | None = None
+        self.ambiguous: dict[str, list[Path]] = {}
+
+    def find(self, name: str, *extra: str, near: Path | None = None, folders: tuple[str, ...] = ()) -> Path | None:
+        names = [n for n in (name, *extra) if isinstance(n, str) and n.strip() and "\x00" not in n]
+        search = tuple(dict.fromkeys((*folders, *self.folders)))
         for n in names:
-            for folder in IMAGE_FOLDERS:
-                for candidate in (root / folder / n, root / folder / Path(n).name):
-                    if candidate.is_file():
-                        return candidate
-        found = _images_below(root).get(Path(names[0]).name) if names else None
-        if found is not None and found.is_file():
-            return found
-    except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte
-        pass
-    return root / names[0] if names else root
+            for rel in self._candidates(n, near, search):
+                found = self._existing(rel)
+                if found is not None:
+                    return found
+        for n in names:
+            found = self._by_base_name(_base_name(n))
+            if found is not None:
+                return found
+        return None
+
+    def fallback(self, name: str) -> Path:
+        """Where the image would be: root / the name made safe (its base name for an absolute one)."""
+        try:
+            return resolve_under(self.root, safe_relative(name.replace("\\", "/")), flatten=True)
+        except MasksmithError:
+            return self.root / (safe_filename(_base_name(name)) if name else "image")
+
+    def _candidates(self, name: str, near: Path | None, folders: tuple[str, ...]) -> list[str]:
+        """Relative paths (POSIX) under the root to try for `name`, most specific first."""
+        text = name.replace("\\", "/")
+        out: list[str] = []
+        try:
+            strict = "/".join(relative_parts(text))
+        except MasksmithError:
+            strict = ""  # absolute, or climbing out: only its safe remainder and base name are tried
+        if near is not None and not _is_absolute(text):
+            try:  # relative to the annotation's folder, '..' included, as long as it stays under the root
+                base = Path(near).relative_to(self.root).as_posix()
+            except ValueError:
+                base = None
+            if base is not None:
+                joined = posixpath.normpath(posixpath.join(base, text))
+                if joined != ".." and not joined.startswith("../") and joined != ".":
+                    out.append(joined)
+        try:
+            flat = safe_relative(text)
+        except MasksmithError:
+            return out
+        base_name = posixpath.basename(flat)
+        for rel in dict.fromkeys(r for r in (strict, flat, base_name) if r):
+            for folder in folders:
+                out.append(posixpath.join(folder, rel) if folder else rel)
+        return list(dict.fromkeys(out))
+
+    def _existing(self, rel: str) -> Path | None:
+        try:
+            if not (self.root / rel).is_file():  # a cheap stat first; most candidates are not there
+                return None
+            return resolve_under(self.root, rel)  # then the full check: no '..', no link out of the root
+        except (MasksmithError, OSError, ValueError):
+            return None
+
+    def _by_base_name(self, base: str) -> Path | None:
+        if not base:
+            return None
+        index, lower = self._indexes()
+        found = index.get(base) or lower.get(base.lower()) or []
+        if len(found) > 1:
+            self.ambiguous[base] = found
+            return None
+        if found:
+            return self._existing(found[0].relative_to(self.root).as_posix())
+        return None
+
+    def _indexes(self) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
+        """Every image file below the root by base name (and lower-cased), built once per finder: a lookup per
+        missing image would be quadratic on large folders."""
+        if self._index is None or self._lower is None:
+            self._index, self._lower = {}, {}
+            seen = 0
+            for top, dirs, files in os.walk(self.root):
+                depth = len(Path(top).relative_to(self.root).parts)
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if depth < _INDEX_DEPTH else []
+                for f in sorted(files):
+                    seen += 1
+                    if Path(f).suffix.lower() in IMAGE_SUFFIXES:
+                        path = Path(top) / f
+                        self._index.setdefault(f, []).append(path)
+                        self._lower.setdefault(f.lower(), []).append(path)
+                if seen > _INDEX_LIMIT:
+                    break
+        return self._index, self._lower
+
+    def report(self, log: Any) -> None:
+        """One note naming the base names that several files share (their annotations' images are missing)."""
+        for base, paths in self.ambiguous.items():
+            where = ", ".join(p.relative_to(self.root).as_posix() for p in paths[:3])
+            log.note("{n} image name(s) match several files below the data set folder and were not guessed",
+                     f"{base} ({where})", fix="Fix: write the image's path relative to the annotation file.",
+                     skipped=False)
 
 
-@functools.lru_cache(maxsize=8)
-def _images_below(root: Path) -> dict[str, Path]:
-    """Every image file below `root` by bare name (first found wins), built once per folder: looking each
-    missing image up with its own recursive search would be quadratic on large folders."""
-    index: dict[str, Path] = {}
-    for p in sorted(root.rglob("*")):
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            index.setdefault(p.name, p)
-    return index
+def find_image(root: Path, name: str, *extra: str, near: Path | None = None,
+               folders: tuple[str, ...] = ()) -> Path:
+    """The image `name` refers to (see ImageFinder), or where it would be when it is not there.
+
+    A reader that looks up many images keeps one ImageFinder instead, so the base-name index is built once."""
+    finder = ImageFinder(root)
+    return finder.find(name, *extra, near=near, folders=folders) or finder.fallback(name)
+
+
+def stem_folders(annotation_file: Path) -> tuple[str, ...]:
+    """Folders named after an annotation file, where tools put its images: `train.json` -> `train/`,
+    `instances_val2017.json` -> `val2017/`, VoTT 1's `photos.json` beside `photos/`."""
+    stem = annotation_file.name
+    for suffix in (".coco.json", ".json", ".xml", ".csv"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    names = [stem]
+    for prefix in ("instances_", "annotations_", "annotation_", "labels_", "_annotations"):
+        if stem.lower().startswith(prefix) and len(stem) > len(prefix):
+            names.append(stem[len(prefix):])
+    return tuple(n for n in dict.fromkeys(names) if n and n not in (".", ".."))
+
+
+def _base_name(name: str) -> str:
+    parts = [p for p in str(name).replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    return parts[-1] if parts else ""
+
+
+def _is_absolute(text: str) -> bool:
+    return text.startswith("/") or bool(re.match(r"^[A-Za-z]:", text)) or text.lower().startswith("file:")
 
 
 def usable_name(name: str, root: Path) -> bool:

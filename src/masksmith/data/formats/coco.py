@@ -1,7 +1,18 @@
 """COCO instances JSON: read and write (polygons, compressed and uncompressed RLE).
 
 Reads what real tools write: `iscrowd` as 0/1 or true/false (COCO Annotator writes booleans), extra keys
-anywhere, a `_background_` category that no annotation uses, images kept in a sub-folder such as JPEGImages/.
+anywhere, a `_background_` category that no annotation uses, images kept in a sub-folder such as JPEGImages/
+or in the folder named after the file (`instances_val2017.json` beside `val2017/`), `image_id` written as a
+string ("0") where `images[].id` is the number 0 (VIA's own COCO export does this).
+
+Box-only annotations (a `bbox` and an empty `segmentation`, as detection data sets have) hold no mask: they are
+counted in the report and their boxes are left out of training as void pixels, or with option
+`boxes_as_masks=true` read as rectangle masks.
+
+A COCO *results* file (a top-level list of annotations with scores, what detectors and pycocotools' loadRes
+take) holds predictions, not a data set: it is read with option `images`, either the ground-truth COCO file it
+was predicted on (images and classes from there) or a folder of images (image_id = the file's stem, classes
+named by option `class_names` or `category <id>`), keeping predictions scoring at least `min_score`.
 """
 
 from __future__ import annotations
@@ -13,16 +24,38 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from masksmith.data.formats._common import as_float, find_image, load_json, points_array
+from masksmith.data.formats._common import (
+    ImageFinder,
+    Option,
+    as_float,
+    is_image_file,
+    load_json,
+    points_array,
+    rectangle,
+    stem_folders,
+)
 from masksmith.data.formats._write import copy_image, output_folder, output_names
 from masksmith.data.rasterize import region_rle
 from masksmith.data.schema import Dataset, ProblemLog, Region, Sample, make_classes
-from masksmith.errors import DatasetError
+from masksmith.errors import DatasetError, MasksmithError
 from masksmith.outputs import OutputFolder
+from masksmith.paths import safe_relative
 
 NAME = "coco"
 DESCRIPTION = "COCO instances JSON"
 _DEFAULT_NAMES = ("annotations.json", "_annotations.coco.json", "instances_default.json", "instances.json")
+OPTIONS = (
+    Option("keep_colors", "use the categories' 'color' (COCO Annotator) as class colours", True),
+    Option("boxes_as_masks", "read box-only annotations (bbox, empty segmentation) as rectangle masks instead "
+           "of leaving their boxes out as void", False),
+    Option("images", "results files only: the ground-truth COCO file the predictions were made on, or a folder "
+           "of images whose file stems are the image_ids", None),
+    Option("min_score", "results files only: keep predictions scoring at least this", 0.5),
+    Option("class_names", "results files read against an image folder: names of category ids 1, 2, ... (a list) "
+           "or {id: name}", None),
+)
+BOX_ONLY = ("{n} box-only annotation(s) (a bbox, no segmentation) hold no mask: their boxes are left out of "
+            "training and scores as void")
 
 
 def _looks_like_coco(path: Path) -> bool:
@@ -32,6 +65,16 @@ def _looks_like_coco(path: Path) -> bool:
         head = f.read(1 << 16)
     # the image list may fill the first 64 KiB; its entries' key file_name is COCO's own
     return b'"images"' in head and (b'"file_name"' in head or b'"annotations"' in head)
+
+
+def _looks_like_results(path: Path) -> bool:
+    """A COCO results file: a JSON list of {image_id, category_id, ...} (with a score, from a detector)."""
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    with path.open("rb") as f:
+        head = f.read(1 << 16)
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[") and b'"image_id"' in head and \
+        b'"category_id"' in head
 
 
 def annotation_file(path: Path) -> Path:
@@ -57,7 +100,7 @@ def annotation_file(path: Path) -> Path:
 
 def detect(path: Path) -> bool:
     if path.is_file():
-        return _looks_like_coco(path)
+        return _looks_like_coco(path) or _looks_like_results(path)
     try:
         annotation_file(path)
     except DatasetError:
@@ -114,10 +157,37 @@ def _hex_color(value: Any) -> tuple[int, int, int] | None:
     return None
 
 
+def _id_key(value: Any) -> Any:
+    """An image id as one key whether the file writes it as 7 or "7" (VIA's COCO export writes image_id as a
+    string); None for what cannot be an id (true, a list ...)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
+        return int(value)  # 7.0, as some exporters write numbers
+    if isinstance(value, str):
+        text = value.strip()
+        return int(text) if text.isdigit() and len(text) < 19 else value
+    return None
+
+
+def _root_of(file: Path) -> Path:
+    return file.parent.parent if file.parent.name == "annotations" else file.parent
+
+
 def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     file = annotation_file(path)
-    root = file.parent.parent if file.parent.name == "annotations" else file.parent
     data = load_json(file)
+    if isinstance(data, list):
+        return _read_results(file, data, log, options)
+    if options.get("images") is not None:
+        raise DatasetError("option images is for COCO results files (a list of predictions); this file is a "
+                           "data set with its own images.", path=file, fix="leave out -o images=...")
+    return _read_document(data, file, _root_of(file), log, options)
+
+
+def _read_document(data: Any, file: Path, root: Path, log: ProblemLog, options: dict[str, Any]) -> Dataset:
     if not isinstance(data, dict):
         raise DatasetError("is not a COCO file: the top level must be an object.", path=file)
     images, annotations, categories = (_as_list(data, k, file) for k in ("images", "annotations", "categories"))
@@ -135,10 +205,11 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     classes = make_classes(list(cat_names.values()), colors if options.get("keep_colors", True) else None)
 
     samples: dict[Any, Sample] = {}
+    finder = ImageFinder(root, stem_folders(file))
     for img in images:
         item = f"image {img.get('id')!r}"
         file_name = img.get("file_name")
-        if not isinstance(file_name, str) or "id" not in img:
+        if not isinstance(file_name, str) or _id_key(img.get("id")) is None:
             log.add("has no id or file_name.", path=file, item=item, fix="re-export the annotations.")
             continue
         try:
@@ -148,36 +219,156 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
             log.add(exc.problem, path=file, item=item)
             continue
         extra = img.get("path") if isinstance(img.get("path"), str) else ""
-        image_path = find_image(root, file_name, extra)
-        samples[img["id"]] = Sample(name=file_name, image_path=image_path, width=width, height=height)
+        image_path = finder.find(file_name, extra) or finder.fallback(file_name)
+        samples[_id_key(img["id"])] = Sample(name=_sample_name(file_name), image_path=image_path, width=width,
+                                             height=height)
+    finder.report(log)
 
-    bad: set[Any] = set()
+    boxes = bool(options.get("boxes_as_masks", False))
     for k, ann in enumerate(annotations):
         image_id = ann.get("image_id")
         item = f"annotation {ann.get('id', k)!r}"
-        sample = samples.get(image_id) if isinstance(image_id, (int, str)) else None
+        sample = samples.get(_id_key(image_id))
         if sample is None:
             log.add(f"refers to image_id {image_id!r}, which the file does not list.", path=file, item=item,
-                    fix="remove the annotation or add its image.")
+                    fix="remove the annotation or add its image.", dropped="region")
             continue
-        if ann.get("category_id") not in cat_names:
-            log.add(f"category_id {ann.get('category_id')!r} is not declared in 'categories'.", path=file,
-                    item=item, fix="add the category or remove the annotation.")
-            bad.add(image_id)
-            continue
+        category = ann.get("category_id")
+        declared = isinstance(category, (int, str)) and not isinstance(category, bool) and category in cat_names
+        seg = ann.get("segmentation")
+        if isinstance(seg, list) and seg and all(isinstance(part, list) and not part for part in seg):
+            seg = []  # [[]]: VIA's COCO export of a point, or a box-only annotation
         try:
-            region = _parse_segmentation(ann.get("segmentation", []), sample.height, sample.width,
+            region = _parse_segmentation([] if seg is None or seg == {} else seg, sample.height, sample.width,
                                          path=file, item=item)
+            if region is None:
+                region = _box_region(ann, boxes, path=file, item=item)
+                if region is not None and not boxes:  # its pixels are not known: void, not background
+                    sample.void_regions.append(region)
+                    sample.skipped += 1
+                    log.note(BOX_ONLY, f"{sample.name} ({item})",
+                             fix="Fix: -o boxes_as_masks=true reads each box as a rectangle mask.")
+                    continue
         except DatasetError as exc:
-            log.add(exc.problem, path=file, item=item, fix=exc.fix or "")
-            bad.add(image_id)
+            log.add(exc.problem, path=file, item=item, fix=exc.fix or "", dropped="region")
+            continue
+        if not declared:
+            log.add(f"category_id {ann.get('category_id')!r} is not declared in 'categories'.", path=file,
+                    item=item, fix="add the category or remove the annotation.", dropped="region")
+            if region is not None:
+                sample.void_regions.append(region)  # an object of an unknown class: neither learned nor background
             continue
         if region is None:
+            sample.skipped += 1
+            log.note("{n} annotation(s) have neither a segmentation nor a bbox: nothing to draw",
+                     f"{sample.name} ({item})")
             continue
         region.label = cat_names[ann["category_id"]]
         region.iscrowd = bool(ann.get("iscrowd", False))
-        samples[image_id].regions.append(region)
-    return Dataset(classes=classes, samples=[s for i, s in samples.items() if i not in bad], root=root)
+        if "score" in ann:
+            region.attributes["score"] = ann["score"]
+        sample.regions.append(region)
+    return Dataset(classes=classes, samples=list(samples.values()), root=root)
+
+
+def _sample_name(file_name: str) -> str:
+    """The image's name as the file gives it, made a safe relative path (a name from another machine's disk,
+    `/home/u/x.jpg` or `C:\\x.jpg`, keeps its base name)."""
+    try:
+        return safe_relative(file_name.replace("\\", "/"), what="image file name")
+    except MasksmithError:
+        return file_name
+
+
+def _box_region(ann: dict[str, Any], as_mask: bool, *, path: Path, item: str) -> Region | None:
+    """The rectangle of a box-only annotation, or None when it has no usable bbox either."""
+    bbox = ann.get("bbox")
+    if not isinstance(bbox, list) or len(bbox) != 4:
+        return None
+    x, y, w, h = (as_float(v, path=path, item=item, what="a bbox value") for v in bbox)
+    if w <= 0 or h <= 0 or max(abs(x), abs(y), w, h) > 1e7:
+        raise DatasetError(f"the bbox {bbox} covers nothing.", path=path, item=item,
+                           fix="delete the annotation or redraw it.")
+    return Region(label="", polygons=[rectangle(x, y, w, h)], attributes={"from_box": True} if as_mask else {})
+
+
+# ---------------------------------------------------------------- results files
+
+def _read_results(file: Path, results: list[Any], log: ProblemLog, options: dict[str, Any]) -> Dataset:
+    """Predictions (a COCO results list) as annotations of the images option `images` names."""
+    source = options.get("images")
+    count = len(results)
+    ids = {_id_key(r.get("image_id")) for r in results if isinstance(r, dict)}
+    if source is None:
+        raise DatasetError(f"is a COCO results file: {count} prediction(s) for {len(ids)} image(s), without the "
+                           "images or the class names, so it is not a data set by itself.", path=file,
+                           fix="pass -o images=GT.json (the COCO file the predictions were made on) for images "
+                               "and classes, or -o images=FOLDER to read them as pre-annotations of the images "
+                               "in FOLDER (image_id = file stem).")
+    min_score = options.get("min_score", 0.5)
+    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)):
+        raise DatasetError(f"option min_score is {min_score!r}.", fix="give a number, e.g. min_score=0.5.")
+    if not all(isinstance(r, dict) for r in results):
+        raise DatasetError("is a list, but not of COCO result objects ({image_id, category_id, ...}).", path=file,
+                           fix="pass a COCO instances file, or a results file as detectors write it.")
+    kept = [r for r in results if _score(r) >= min_score]
+    log.note(f"kept {{n}} of {count} prediction(s) scoring at least {min_score:g}", count=len(kept),
+             fix="(-o min_score=... sets the threshold.)", skipped=False)
+    source = Path(str(source))
+    if source.is_dir():
+        doc, root = _folder_document(source, kept, ids, options, file), source
+    elif source.is_file():
+        truth = load_json(source)
+        if not isinstance(truth, dict):
+            raise DatasetError("is not a COCO file: the top level must be an object.", path=source,
+                               fix="pass the ground-truth COCO file the predictions were made on.")
+        doc = {"images": truth.get("images", []), "categories": truth.get("categories", []), "annotations": kept}
+        root = _root_of(source)
+        file = source
+    else:
+        raise DatasetError("does not exist.", path=source, fix="pass the ground-truth COCO file or an image folder.")
+    dataset = _read_document(doc, file, root, log, options)
+    return dataset
+
+
+def _score(result: dict[str, Any]) -> float:
+    value = result.get("score", 1.0)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 1.0
+
+
+def _folder_document(folder: Path, results: list[dict[str, Any]], ids: set[Any], options: dict[str, Any],
+                     file: Path) -> dict[str, Any]:
+    """images/categories for predictions made on the images of `folder`: image_id is a file's stem."""
+    by_stem: dict[Any, Path] = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and is_image_file(p):
+            by_stem.setdefault(_id_key(p.stem), p)
+    images = [{"id": key, "file_name": by_stem[key].relative_to(folder).as_posix(), "width": 0, "height": 0}
+              for key in sorted(ids & set(by_stem), key=str)]
+    if not images:
+        raise DatasetError(f"holds no image whose file stem is one of the {len(ids)} image_id(s) of the results.",
+                           path=folder, fix="pass the folder of the images the predictions were made on, or the "
+                                            "ground-truth COCO file (-o images=GT.json).")
+    used = sorted({r.get("category_id") for r in results if isinstance(r.get("category_id"), int)})
+    names = _category_names(options.get("class_names"), used)
+    return {"images": images, "categories": [{"id": c, "name": names[c]} for c in used], "annotations": results}
+
+
+def _category_names(option: Any, used: list[int]) -> dict[int, str]:
+    names = {c: f"category {c}" for c in used}
+    if isinstance(option, str):
+        option = [n.strip() for n in option.split(",")]
+    if isinstance(option, list):
+        names.update({i + 1: str(n) for i, n in enumerate(option) if i + 1 in names and str(n).strip()})
+    elif isinstance(option, dict):
+        for k, v in option.items():
+            key = _id_key(k)
+            if key in names and isinstance(v, str) and v.strip():
+                names[key] = v.strip()
+    elif option is not None:
+        raise DatasetError(f"option class_names is {option!r:.60}.",
+                           fix="give a list of names (category 1 first) or {id: name}.")
+    return names
 
 
 def _rle_json(rle: dict[str, Any]) -> dict[str, Any]:

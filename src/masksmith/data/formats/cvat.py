@@ -7,7 +7,8 @@
           <attribute name="...">value</attribute></polygon>
         <box label xtl ytl xbr ybr [rotation]/>  <ellipse label cx cy rx ry [rotation]/>
         <mask label rle="3, 5, 7, ..." left top width height z_order/>
-        <polyline>, <points>, <skeleton>, <cuboid>, <tag>: no area, skipped
+        <polyline>, <points>, <skeleton>, <cuboid>: no area, skipped and counted in the report; <tag>: an
+        image-level label, skipped and counted
 
 Classes are the meta labels in order, with their colours, including labels no shape uses; labels of a kind
 that never has an area (skeleton, points, polyline, cuboid, tag, and skeleton parts) are left out. A file
@@ -18,6 +19,10 @@ shapes of one label sharing a group_id are the parts of one object and become on
 A CVAT mask's rle counts alternate runs of 0s and 1s (starting with 0s) over its `width` x `height` box at
 (`left`, `top`), row by row — CVAT's own exporter and its MaskConverter read it so.
 The file is parsed with no DOCTYPE or entity declarations allowed (no "billion laughs").
+Images are looked for beside the XML, in images/, and in images/<subset>/ (a project export); when the file
+holds several subsets, sample names carry the subset (`Train/a.jpg`), so two images of one name in two subsets
+stay two images, and the subsets are the data set's splits. A 'CVAT for video' export (tracks of frames, or a
+video task's meta without images) is refused with that reason.
 """
 
 from __future__ import annotations
@@ -31,7 +36,16 @@ from xml.parsers import expat
 
 import numpy as np
 
-from masksmith.data.formats._common import as_float, ellipse, find_image, points_array, rectangle
+from masksmith.data.formats._common import (
+    ImageFinder,
+    Option,
+    as_float,
+    ellipse,
+    points_array,
+    rectangle,
+    split_name,
+    stem_folders,
+)
 from masksmith.data.rasterize import mask_to_rle
 from masksmith.data.schema import Dataset, ProblemLog, Region, Sample, make_classes
 from masksmith.errors import DatasetError
@@ -41,6 +55,10 @@ NAME = "cvat"
 DESCRIPTION = "CVAT for images 1.1 XML"
 
 AREA_SHAPES = ("polygon", "box", "ellipse", "mask")
+NO_AREA_SHAPES = ("polyline", "points", "skeleton", "cuboid")
+OPTIONS: tuple[Option, ...] = ()
+NO_AREA = "{n} polyline, points, skeleton or cuboid shape(s) skipped: lines and points have no area"
+TAGS = "{n} tag(s) skipped: a tag labels a whole image, not an area"
 NO_AREA_LABEL_TYPES = frozenset({"skeleton", "points", "polyline", "cuboid", "tag"})
 MAX_PIXELS = 1 << 28  # a mask this large would not fit in memory beside its image; no real photo is
 _ROOT = re.compile(rb"<annotations[\s>]")
@@ -257,23 +275,35 @@ def _size(el: ET.Element, image_path: Path, file: Path, item: str, need: bool) -
     return width, height
 
 
-def _sample(el: ET.Element, root: Path, file: Path) -> Sample:
+def _sample(el: ET.Element, finder: ImageFinder, file: Path, log: ProblemLog, subsets: bool) -> Sample:
     name = el.get("name")
     item = f"image {name!r}" if name else f"image id={el.get('id')!r}"
     if not name:
         raise DatasetError("has no name.", path=file, item=item, fix=_FIX_EXPORT)
-    subset = el.get("subset")
-    image_path = find_image(root, name, *([f"{subset}/{name}"] if subset else []))
+    subset = el.get("subset") or ""
+    folders = (f"images/{subset}", subset) if subset else ()
+    found = finder.find(name, *([f"{subset}/{name}"] if subset else []), folders=folders)
+    image_path = found or finder.fallback(f"{subset}/{name}" if subset else name)
     shapes = [child for child in el if child.tag in AREA_SHAPES]
     width, height = _size(el, image_path, file, item, need=any(s.tag == "mask" for s in shapes))
     ordered: list[tuple[int, Region]] = []
     for k, child in enumerate(shapes):
         shape_item = f"{name}, {child.tag} {k + 1} ({child.get('label')})"
-        z = _number(child, "z_order", file, shape_item, default=0.0)
-        ordered.append((int(z), _region(child, (width, height), file, shape_item)))
+        try:
+            z = _number(child, "z_order", file, shape_item, default=0.0)
+            ordered.append((int(z), _region(child, (width, height), file, shape_item)))
+        except DatasetError as exc:  # this shape is lost; the image and its other shapes are kept
+            log.add(exc.problem, path=exc.path or file, item=exc.item or shape_item, fix=exc.fix or "",
+                    dropped="region")
+    skipped = 0
+    for child in el:
+        if child.tag in NO_AREA_SHAPES or child.tag == "tag":
+            skipped += 1
+            log.note(NO_AREA if child.tag != "tag" else TAGS, f"{name}, {child.tag} ({child.get('label')})")
     ordered.sort(key=lambda zr: zr[0])  # stable: file order within one z level
-    return Sample(name=name, image_path=image_path, width=width, height=height,
-                  regions=_merge_groups([r for _, r in ordered]))
+    return Sample(name=f"{subset}/{name}" if subsets and subset else name, image_path=image_path, width=width,
+                  height=height, regions=_merge_groups([r for _, r in ordered]), split=split_name(subset),
+                  skipped=skipped)
 
 
 def _merge_groups(regions: list[Region]) -> list[Region]:
@@ -293,6 +323,16 @@ def _merge_groups(regions: list[Region]) -> list[Region]:
     return out
 
 
+def _is_video_export(tree: ET.Element) -> bool:
+    """A 'CVAT for video' export: tracks of frames, or (with no track) a video task's meta: interpolation
+    mode or the video's original_size, and no <image> at all."""
+    if tree.find("track") is not None:
+        return True
+    mode = (tree.findtext("meta/task/mode") or tree.findtext("meta/job/mode") or "").strip().lower()
+    return mode == "interpolation" or tree.find("meta/task/original_size") is not None or \
+        tree.find("meta/job/original_size") is not None
+
+
 def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     file = annotation_file(Path(path))
     root = file.parent
@@ -301,19 +341,22 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
         raise DatasetError(f"is not a CVAT XML file: its root element is <{tree.tag}>, not <annotations>.",
                            path=file, fix=_FIX_EXPORT)
     images = tree.findall("image")
-    if not images and tree.find("track") is not None:
-        raise DatasetError("is a 'CVAT for video' export (tracks of frames), not 'CVAT for images'.",
-                           path=file, fix=_FIX_EXPORT)
+    if not images and _is_video_export(tree):
+        raise DatasetError("is a 'CVAT for video' export (tracks of frames of a video), not 'CVAT for images': "
+                           "its frames are not images masksmith can read.", path=file, fix=_FIX_EXPORT)
     names, colors = meta_labels(tree.find("meta"))
+    subsets = len({el.get("subset") or "" for el in images}) > 1
+    finder = ImageFinder(root, stem_folders(file))
     samples = []
     for el in images:
         try:
-            samples.append(_sample(el, root, file))
+            samples.append(_sample(el, finder, file, log, subsets))
         except DatasetError as exc:
             log.add(exc.problem, path=exc.path or file, item=exc.item or "", fix=exc.fix or "")
         except OSError as exc:  # e.g. an image name too long to be a file name
             log.add(f"its image cannot be looked up ({exc.strerror or exc}).", path=file,
                     item=f"image {el.get('name')!r}", fix="correct the image name.")
+    finder.report(log)
     if not names:  # a hand-made file without <meta>: the shapes name the classes
         names = list(dict.fromkeys(r.label for s in samples for r in s.regions))
     return Dataset(classes=make_classes(names, colors), samples=samples, root=root)

@@ -3,11 +3,21 @@
 A folder of such files (sub-folders included) is one data set. What LabelMe's own tools (labelme2voc,
 labelme2coco) do is done here too:
 - shapes with the same label and a non-null group_id are one object with several parts (one region);
-- `imagePath` is relative to the JSON file; when it is not there the image is looked for by its bare name;
-- embedded `imageData` (base64) is kept on the sample, so a JSON without its image still trains;
+- `imagePath` is relative to the JSON file; when it is not there the image is looked for by its bare name
+  (only ever under the data set's folder: the folder read, or its parent when that folder is an annotations
+  folder such as `ann/`, `annotations/`, `labels/` or `json/` beside the images);
+- embedded `imageData` (base64) is kept on the sample, so a JSON without its image still trains; it is also
+  used when `imagePath` is missing, names no image file, or names the JSON itself;
 - a `labels.txt` beside the files (labelme2voc's class list, one name a line) fixes the class order, and
-  shapes labelled `__ignore__` mark pixels to leave out (the sample's void mask).
-Shapes without area (line, linestrip, point, points) are skipped without a problem.
+  shapes labelled `__ignore__` mark pixels to leave out (the sample's void mask);
+- the legacy instance suffix: labels `person-1`, `person-2` are one class `person` and two objects, as
+  labelme's own converters (shapes_to_label with type='instance', labelme2coco) read them. Option
+  `instance_suffix`: "auto" (default) reads a label `NAME-<number>` so when the data set uses NAME with two
+  or more numbers, or NAME itself, or labels.txt lists NAME (and not the suffixed label); true always,
+  false never. Unlike labelme (which cuts at the first '-'), only a trailing `-<number>` is the suffix, so
+  `traffic-light-1` is class `traffic-light`.
+Shapes without area (line, linestrip, point, points) are left out and counted in the report. Sub-folders named
+train/, val/, test/ are the data set's splits.
 """
 
 from __future__ import annotations
@@ -17,10 +27,9 @@ import binascii
 import contextlib
 import io
 import math
-import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +37,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from masksmith.data.formats._common import (
+    ImageFinder,
+    Option,
     as_float,
     ellipse,
     is_image_file,
@@ -35,6 +46,7 @@ from masksmith.data.formats._common import (
     points_array,
     rectangle,
     rel_name,
+    split_name,
     usable_name,
 )
 from masksmith.data.rasterize import polygons_to_rle
@@ -54,6 +66,17 @@ _FOLDER_PROBES = 5
 _SHAPES_KEY = re.compile(rb'"shapes"\s*:')
 _OTHER_KEYS = re.compile(rb'"(imagePath|imageData|shape_type)"\s*:')
 _NO_AREA = {"line", "linestrip", "point", "points"}
+NO_AREA = "{n} line or point shape(s) skipped: lines and points have no area"
+# folders that hold the JSON files of a data set whose images lie in a sibling folder
+ANNOTATION_FOLDERS = frozenset({"ann", "anns", "annotation", "annotations", "label", "labels", "json", "jsons",
+                                "labelme"})
+_SUFFIX = re.compile(r"^(.+)-(\d+)$")
+OPTIONS = (
+    Option("labels", "the class list (a list, or a file with one name a line, like labelme2voc's labels.txt); "
+           "by default labels.txt beside the files", None),
+    Option("instance_suffix", "read labels NAME-1, NAME-2 as class NAME, objects 1 and 2: auto, true or false",
+           "auto"),
+)
 
 
 
@@ -70,18 +93,15 @@ def _looks_like_labelme(path: Path) -> bool:
     return bool(_SHAPES_KEY.search(head) and _OTHER_KEYS.search(head))
 
 
-def _probe(folder: Path) -> list[Path]:
-    """A few JSON files to look at: those in `folder`, else those one level down (e.g. ann/, labels/)."""
-    files = sorted(folder.glob("*.json"))[:_FOLDER_PROBES]
-    return files or sorted(folder.glob("*/*.json"))[:_FOLDER_PROBES]
-
-
-def detect(path: Path) -> bool:
+def detect(path: Path) -> int | bool:
+    """True for a LabelMe file or a folder of them; 2 when the files lie one folder down (ann/, labels/)."""
     if path.is_file():
         return _looks_like_labelme(path)
     if not path.is_dir():
         return False
-    return any(_looks_like_labelme(p) for p in _probe(path))
+    if any(_looks_like_labelme(p) for p in sorted(path.glob("*.json"))[:_FOLDER_PROBES]):
+        return True
+    return 2 if any(_looks_like_labelme(p) for p in sorted(path.glob("*/*.json"))[:_FOLDER_PROBES]) else False
 
 
 def _json_files(folder: Path) -> list[Path]:
@@ -218,43 +238,56 @@ def _shape_attributes(shape: dict[str, Any]) -> dict[str, Any]:
     return {k: shape[k] for k in ("group_id", "flags", "description") if shape.get(k) not in (None, {}, "")}
 
 
-def _groups(shapes: list[Any], image: _Image, *, path: Path, name: str
-            ) -> tuple[list[_Group], list[np.ndarray]]:
-    """Objects in paint order (a group sits where its first shape is), and the polygons of void pixels."""
+def _groups(shapes: list[Any], image: _Image, log: ProblemLog, *, path: Path, name: str
+            ) -> tuple[list[_Group], list[np.ndarray], list[np.ndarray], int]:
+    """Objects in paint order (a group sits where its first shape is), the polygons of void pixels, the shapes
+    whose class is missing (also void), and the count of shapes skipped for having no area.
+
+    A shape that cannot be used is dropped alone (lenient mode); the file's other shapes are kept."""
     groups: dict[tuple[Any, ...], _Group] = {}
     ignore: list[np.ndarray] = []
+    unlabelled: list[np.ndarray] = []
+    skipped = 0
     for k, shape in enumerate(shapes):
         item = f"{name}, shape {k + 1}"
-        if not isinstance(shape, dict):
-            raise DatasetError(f"the shape is a {type(shape).__name__}, not an object.", path=path, item=item)
-        kind = _shape_kind(shape, path=path, item=item)
-        if kind in _NO_AREA:
-            continue  # lines and points mark nothing to segment, whatever their label says
-        label = shape.get("label")
-        if not isinstance(label, str) or not label.strip():
-            raise DatasetError("the shape has no label.", path=path, item=item,
-                               fix="label the shape in LabelMe or delete it.")
-        item = f"{name}, shape {k + 1} ({label})"
-        if label == BACKGROUND:
-            if groups:  # labelme2voc paints it as background over earlier shapes; masksmith cannot
-                raise DatasetError(f"a {BACKGROUND!r} shape is drawn over other shapes.", path=path,
-                                   item=item, fix="cut the hole into the other shapes, or delete this one.")
-            continue  # drawn first it changes nothing: everything unlabelled is background anyway
-        if kind == "mask":
-            part: np.ndarray = _mask(shape, image, path=path, item=item)
-        elif kind in ("polygon", "rectangle", "circle"):
-            part = _polygon(shape, kind, path=path, item=item)
-        else:
-            raise DatasetError(f"shape_type {kind!r} is not one LabelMe draws (polygon, rectangle, circle, "
-                               "mask, line, point, linestrip).", path=path, item=item,
-                               fix="redraw the shape in LabelMe or delete it.")
+        try:
+            if not isinstance(shape, dict):
+                raise DatasetError(f"the shape is a {type(shape).__name__}, not an object.", path=path, item=item)
+            kind = _shape_kind(shape, path=path, item=item)
+            if kind in _NO_AREA:
+                skipped += 1  # lines and points mark nothing to segment, whatever their label says
+                log.note(NO_AREA, item)
+                continue
+            label = shape.get("label")
+            if isinstance(label, str) and label.strip():
+                item = f"{name}, shape {k + 1} ({label})"
+            if label == BACKGROUND:
+                if groups:  # labelme2voc paints it as background over earlier shapes; masksmith cannot
+                    raise DatasetError(f"a {BACKGROUND!r} shape is drawn over other shapes.", path=path,
+                                       item=item, fix="cut the hole into the other shapes, or delete this one.")
+                continue  # drawn first it changes nothing: everything unlabelled is background anyway
+            if kind == "mask":
+                part: np.ndarray = _mask(shape, image, path=path, item=item)
+            elif kind in ("polygon", "rectangle", "circle"):
+                part = _polygon(shape, kind, path=path, item=item)
+            else:
+                raise DatasetError(f"shape_type {kind!r} is not one LabelMe draws (polygon, rectangle, circle, "
+                                   "mask, line, point, linestrip).", path=path, item=item,
+                                   fix="redraw the shape in LabelMe or delete it.")
+            if not isinstance(label, str) or not label.strip():
+                unlabelled.append(part)
+                raise DatasetError("the shape has no label.", path=path, item=item,
+                                   fix="label the shape in LabelMe or delete it.")
+        except DatasetError as exc:
+            log.add(exc.problem, path=path, item=exc.item or item, fix=exc.fix or "", dropped="region")
+            continue
         if label == IGNORE_LABEL:
             ignore.append(part)
             continue
         key = _group_key(shape, label, k)
         group = groups.setdefault(key, _Group(label, attributes=_shape_attributes(shape)))
         (group.masks if kind == "mask" else group.polygons).append(part)
-    return list(groups.values()), ignore
+    return list(groups.values()), ignore, unlabelled, skipped
 
 
 def _union(parts: list[np.ndarray], image: _Image, item: str) -> dict[str, Any]:
@@ -279,38 +312,21 @@ def _void(parts: list[np.ndarray], image: _Image, item: str) -> dict[str, Any] |
     return _union(parts, image, item) if parts else None
 
 
-class _Finder:
-    """Finds images the way LabelMe does (imagePath relative to the JSON, then its bare name beside the JSON),
-    then anywhere below the root by name through one index, so a folder of N files costs one walk, not N."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._index: dict[str, Path] | None = None
-
-    def find(self, json_file: Path, image_path: str) -> Path:
-        rel = image_path.replace("\\", "/")
-        if not usable_name(rel, json_file.parent):
-            raise DatasetError("imagePath is too long to be a file name.", path=json_file,
-                               fix="rename the image and save the annotations from LabelMe again.")
-        beside = Path(os.path.normpath(json_file.parent / rel))
-        base = PurePosixPath(rel).name
-        for candidate in (beside, json_file.parent / base, self.root / rel, self.root / base):
-            if candidate.is_file():
-                return candidate
-        if self._index is None:
-            self._index = {}
-            for p in sorted(self.root.rglob("*")):
-                if is_image_file(p) and p.is_file():
-                    self._index.setdefault(p.name, p)
-        return self._index.get(base, beside)
-
-
-def _image(data: dict[str, Any], file: Path, finder: _Finder, name: str) -> _Image:
+def _image(data: dict[str, Any], file: Path, finder: ImageFinder, name: str) -> _Image:
     """Where the image is (imagePath is relative to the JSON file), its embedded bytes and its size."""
     image_path: Path | None = None
     raw = data.get("imagePath")
     if isinstance(raw, str) and raw.strip():
-        image_path = finder.find(file, raw)
+        rel = raw.replace("\\", "/")
+        if not usable_name(rel, file.parent):
+            raise DatasetError("imagePath is too long to be a file name.", path=file,
+                               fix="rename the image and save the annotations from LabelMe again.")
+        # an imagePath that names no image (or this very JSON, as some scripts write) is no image: the
+        # embedded imageData stands in, when there is one
+        if is_image_file(Path(rel)) or data.get("imageData") is None:
+            found = finder.find(rel, near=file.parent)
+            image_path = found if found is not None and found != file else (
+                None if found == file else finder.fallback(rel))
     blob = None
     # the bytes are kept only when the file is missing: open_image() prefers the file, and a folder of
     # photos' worth of base64 would otherwise sit in memory for nothing
@@ -331,7 +347,7 @@ def _image(data: dict[str, Any], file: Path, finder: _Finder, name: str) -> _Ima
     return _Image(file, image_path, blob, width, height)
 
 
-def _sample(data: dict[str, Any], file: Path, finder: _Finder) -> Sample:
+def _sample(data: dict[str, Any], file: Path, finder: ImageFinder, log: ProblemLog) -> Sample:
     """The sample of one LabelMe file, or a DatasetError naming what is wrong with it."""
     root = finder.root
     name = rel_name(file, root)
@@ -340,12 +356,14 @@ def _sample(data: dict[str, Any], file: Path, finder: _Finder) -> Sample:
         raise DatasetError("'shapes' is not a list.", path=file, item=name,
                            fix="save the file from LabelMe again.")
     image = _image(data, file, finder, name)
-    groups, ignore = _groups(shapes, image, path=file, name=name)
+    groups, ignore, unlabelled, skipped = _groups(shapes, image, log, path=file, name=name)
     regions = [_region(g, image, name) for g in groups]
     void = _void(ignore, image, name)
+    voids = [_region(_Group("", polygons=[p] if p.dtype != bool else [], masks=[p] if p.dtype == bool else []),
+                     image, name) for p in unlabelled]
     sample_name = rel_name(image.path if image.path is not None else file.with_suffix(""), root)
     return Sample(name=sample_name, image_path=image.path, width=image.width, height=image.height,
-                  regions=regions, ignore_rle=void, image_data=image.data)
+                  regions=regions, ignore_rle=void, image_data=image.data, void_regions=voids, skipped=skipped)
 
 
 def _label_list(root: Path, option: Any) -> list[str] | None:
@@ -374,7 +392,7 @@ def _classes(names: list[str] | None, samples: list[Sample]) -> list[ClassInfo]:
     return make_classes(list(seen))
 
 
-def _read_one(file: Path, finder: _Finder, log: ProblemLog, single: bool) -> Sample | None:
+def _read_one(file: Path, finder: ImageFinder, log: ProblemLog, single: bool) -> Sample | None:
     """One file's sample. A lone file's faults raise; in a folder they are logged and the file skipped."""
     try:
         data = load_json(file)
@@ -383,7 +401,7 @@ def _read_one(file: Path, finder: _Finder, log: ProblemLog, single: bool) -> Sam
                 return None  # another tool's JSON beside the LabelMe files (a config, a COCO file ...)
             raise DatasetError("is not a LabelMe file: it has no 'shapes' list.", path=file,
                                fix="point at a JSON that LabelMe saved (with shapes and imagePath).")
-        return _sample(data, file, finder)
+        return _sample(data, file, finder, log)
     except DatasetError as exc:
         if single and exc.item is None:
             raise
@@ -391,18 +409,77 @@ def _read_one(file: Path, finder: _Finder, log: ProblemLog, single: bool) -> Sam
         return None
 
 
+def data_root(folder: Path) -> Path:
+    """Where images are looked for: the folder read, or its parent when it is an annotations folder
+    (`set/ann/*.json` beside `set/img/`, imagePath `../img/x.jpg`)."""
+    if folder.name.lower() in ANNOTATION_FOLDERS and folder.parent != folder:
+        return folder.parent
+    return folder
+
+
 def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     path = Path(path)
     if path.is_file():
-        root, files = path.parent, [path]
+        folder, files = path.parent, [path]
     elif path.is_dir():
-        root, files = path, _json_files(path)
+        folder, files = path, _json_files(path)
     else:
         raise DatasetError("does not exist.", path=path)
-    finder = _Finder(root)
-    samples = [s for f in files if (s := _read_one(f, finder, log, single=path.is_file())) is not None]
+    root = data_root(folder)
+    finder = ImageFinder(root)
+    samples = []
+    for f in files:
+        sample = _read_one(f, finder, log, single=path.is_file())
+        if sample is not None:
+            parts = f.relative_to(folder).parts
+            sample.split = split_name(parts[0]) if len(parts) > 1 else None
+            samples.append(sample)
+    finder.report(log)
     if path.is_dir() and not samples and not log.problems:
         raise DatasetError("holds no LabelMe JSON files.", path=path,
                            fix="point at the folder LabelMe saved its .json files in.")
-    return Dataset(classes=_classes(_label_list(root, options.get("labels")), samples), samples=samples,
-                   root=root)
+    names = _label_list(folder if (folder / LABELS_FILE).is_file() else root, options.get("labels"))
+    _instance_suffix(samples, names, options.get("instance_suffix", "auto"), log)
+    return Dataset(classes=_classes(names, samples), samples=samples, root=root)
+
+
+def _instance_suffix(samples: list[Sample], declared: list[str] | None, mode: Any, log: ProblemLog) -> None:
+    """Labels NAME-<n> read as class NAME, object n (labelme's legacy instance suffix): the shapes of one such
+    label in one file are the parts of one object."""
+    if mode not in ("auto", True, False):
+        raise DatasetError(f"option instance_suffix is {mode!r}.", fix="use auto, true or false.")
+    if mode is False:
+        return
+    labels = {r.label for s in samples for r in s.regions}
+    numbers: dict[str, set[str]] = {}
+    for label in labels:
+        m = _SUFFIX.match(label)
+        if m:
+            numbers.setdefault(m.group(1), set()).add(m.group(2))
+    listed = set(declared or ())
+    chosen = {base for base, n in numbers.items()
+              if mode is True or len(n) >= 2 or base in labels or base in listed}
+    chosen = {b for b in chosen if not any(f"{b}-{n}" in listed for n in numbers[b])}
+    if not chosen:
+        return
+    for sample in samples:
+        merged: dict[str, Region] = {}
+        kept: list[Region] = []
+        for region in sample.regions:
+            m = _SUFFIX.match(region.label)
+            if not m or m.group(1) not in chosen:
+                kept.append(region)
+                continue
+            log.note("{n} shape label(s) read as class and object number (labelme's legacy instance suffix, e.g. "
+                     "person-1 and person-2: two person objects)", region.label,
+                     fix="(-o instance_suffix=false keeps them as class names.)", skipped=False)
+            first = merged.get(region.label)
+            if first is not None and first.rle is None and region.rle is None:
+                first.polygons.extend(region.polygons)  # the same object drawn in parts
+                continue
+            region.attributes["instance"] = int(m.group(2))
+            region.attributes["labelme_label"] = region.label
+            region.label = m.group(1)
+            merged.setdefault(region.attributes["labelme_label"], region)
+            kept.append(region)
+        sample.regions = kept

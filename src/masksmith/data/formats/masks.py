@@ -4,18 +4,31 @@ Layouts recognised (the folder given, or one level below it, e.g. `train/` and `
 - `images/` + `masks/` (also `image/ imgs/ img/ JPEGImages/ rgb/` + `mask/ labels/ label/ annotations/ gt/`),
 - `<split>/` + `<split>_masks/` (`_mask`, `_labels`, `_gt`, `annot`, `_annot`), as Carvana (`train/` +
   `train_masks/xxx_mask.gif`) and CamVid (`train/` + `trainannot/`) ship them.
+The folder the user names is the data set: pointing at `DATA/train` (or at its mask folder `DATA/trainannot`,
+or at `DATA/images/train`) reads that split alone, never its siblings. Split folders (`train/ val/ test/`,
+`training/`, `images/train/`) set each sample's split.
+Any sibling folder that could hold the masks of an image folder (a conventional name, files named like the
+images, or as many image files) is a candidate; when there are several (DRIVE's `1st_manual/` vessel masks
+beside its `mask/` field-of-view masks) nothing is picked: the reader stops, lists them, and takes option
+`masks=NAME`. Pointing at a mask folder, or at a mask file, uses that one. The chosen folders are reported.
 Images are found recursively; the mask of `images/a/b.jpg` is looked up in `masks/a/` by the first name
 pattern that exists (option `mask_pattern`, a pattern or a list), by default in this order:
 `{stem}.png, {stem}_mask.png, {stem}_mask.gif, {stem}.gif, {stem}_mask.jpg, {stem}_mask.jpeg, {stem}.jpg,
 {stem}.jpeg, {stem}_label.png, {stem}_labels.png, {stem}_mask.tif, {stem}.tif, {stem}.tiff, {stem}.bmp`
-(`{stem}` is the image name without extension, `{name}` the full image name).
+(`{stem}` is the image name without extension, `{name}` the full image name, `{number}` the first run of
+digits in the stem: DRIVE's `21_training.tif` has its vessels in `{number}_manual1.gif`).
 
 Three kinds of mask (option `mask_kind`; otherwise guessed from the first masks):
 - "binary": 0/255 or 0/1 (also 2-colour GIF palettes, and anti-aliased JPEG masks thresholded at 128): one
-  class named by option `class_name`, else line 1 of classes.txt, else "foreground".
+  class named by option `class_name`, else line 1 of classes.txt, else "foreground". Option `threshold=N`
+  reads grey masks as binary with foreground at grey >= N (masks resized with smoothing).
 - "index": grey values are class indices 0..N (0 background); option `ignore_value` (default 255, None for
-  none) marks void pixels. Names from option `class_names` (index 1 first) or `classes.txt` (one name a line,
-  line i = index i, line 0 background; a leading labelme `__ignore__` line is skipped), else "class_1", ...
+  none) marks void pixels. Names from option `class_names` (a list: index 1 first; or {value: name}, which
+  may name 0) or `classes.txt` (one name a line, line i = index i; a leading labelme `__ignore__` line is
+  skipped), else "class_1", ... Index 0 is background unless it is given a name that is not a background
+  name (`sky`, `membrane`): then it is a class like the others. The values found and their pixel shares are
+  reported, with a hint when one looks like void (the highest value, one used far less than the others).
+  Grey masks with many levels (binary masks resized with smoothing) are refused, naming option `threshold`.
 - "color": RGB masks whose colours are classes, from option `color_map` {"name": (r, g, b) or "#rrggbb"} or a
   `classes.csv` file with `name,r,g,b` lines (an optional header line; a `_background_`/`background` row sets
   the background colour, black by default; a `__ignore__` row marks void pixels). Colours within distance 30
@@ -41,7 +54,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from masksmith.data.formats._common import is_image_file, rel_name
+from masksmith.data.formats._common import Option, is_image_file, rel_name, split_name
 from masksmith.data.formats._write import (
     GENERIC_IMAGE_DIRS,
     copy_image,
@@ -75,8 +88,25 @@ DEFAULT_PATTERNS = (
     "{stem}.jpg", "{stem}.jpeg", "{stem}_label.png", "{stem}_labels.png", "{stem}_mask.tif", "{stem}.tif",
     "{stem}.tiff", "{stem}.bmp",
 )
-SPLIT_IMAGE_DIRS = ("train", "val", "valid", "validation", "test")
+SPLIT_IMAGE_DIRS = ("train", "training", "val", "valid", "validation", "test", "testing")
 GENERIC_MASK_DIRS = ("masks", "mask", "labels", "label", "annotations", "gt", "groundtruth", "ground_truth")
+# sibling folders that hold pictures of the images but never their training masks
+NOT_MASK_DIRS = frozenset({"overlay", "overlays", "preview", "previews", "vis", "visualization", "visualizations",
+                           "thumbnails", "thumbs", "predictions", "prediction", "results", "output", "outputs",
+                           # Pascal VOC's own folders: that layout is read by the voc format
+                           "segmentationclass", "segmentationobject", "segmentationclassaug"})
+BLUR_LEVELS = 32  # a grey mask with more distinct values than this is not binary and not class indices
+OPTIONS = (
+    Option("mask_kind", "binary, index or color (guessed from the first masks)", None),
+    Option("masks", "the mask folder to pair with the images, when several could be", None),
+    Option("mask_pattern", "how a mask is named from its image: {stem}, {name}, {number} (a pattern or a list)",
+           None),
+    Option("class_name", "binary masks: the name of the foreground class", "foreground"),
+    Option("class_names", "index masks: names of values 1, 2, ... (a list) or {value: name} (may name 0)", None),
+    Option("ignore_value", "index masks: the value of void pixels (None for none)", IGNORE_INDEX),
+    Option("threshold", "read grey masks as binary, foreground at grey >= this (blurred masks)", None),
+    Option("color_map", "colour masks: {name: (r, g, b) or '#rrggbb'} (or classes.csv)", None),
+)
 SPLIT_MASK_SUFFIXES = ("_masks", "_mask", "_labels", "_gt", "annot", "_annot")
 BACKGROUND_NAMES = frozenset({BACKGROUND, "background", "__background__", "_background", "bg"})
 IGNORE_NAMES = frozenset({"__ignore__", "_ignore_"})
@@ -98,6 +128,11 @@ def open_mask(path: Path) -> Image.Image:
     except FileNotFoundError:
         raise DatasetError("the mask file is missing.", path=path) from None
     except Exception as exc:  # noqa: BLE001 - PIL raises many types on broken files; all mean "unreadable"
+        from masksmith.images import is_lfs_pointer
+
+        if is_lfs_pointer(path):
+            raise DatasetError("is a Git LFS pointer, not the mask itself.", path=path,
+                               fix="fetch the real files with `git lfs pull` in the repository you cloned.") from None
         raise DatasetError(f"cannot be read as an image ({type(exc).__name__}: {exc}).", path=path,
                            fix="replace it with a valid PNG mask, or remove it and its image.") from None
     if im.mode not in MASK_MODES:
@@ -218,6 +253,8 @@ def parse_names(value: Any, what: str) -> list[str]:
 class Pair:
     images: Path
     masks: Path
+    split: str | None = None  # the split all of its images belong to (train/ + trainannot/)
+    only: str | None = None  # read only this sub-folder of the images (the user named DATA/images/train)
 
 
 def _has_image(folder: Path) -> bool:
@@ -228,48 +265,149 @@ def _has_image(folder: Path) -> bool:
         return False
 
 
-def _mask_dir_for(folder: Path, name: str) -> Path | None:
-    candidates = [f"{name}{suffix}" for suffix in SPLIT_MASK_SUFFIXES]
+def _top_images(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    except OSError:
+        return []
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    try:
+        return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    except OSError:
+        return []
+
+
+def _image_dir_names() -> tuple[str, ...]:
+    return GENERIC_IMAGE_DIRS + SPLIT_IMAGE_DIRS
+
+
+def _other_pair_dir(name: str) -> bool:
+    """Names that belong to another pair: image folders and split folders, and their mask folders."""
+    lower = name.lower()
+    if name in _image_dir_names() or lower in _image_dir_names():
+        return True
+    return any(lower == f"{split}{suffix}" for split in SPLIT_IMAGE_DIRS for suffix in SPLIT_MASK_SUFFIXES)
+
+
+def _named_mask_dirs(name: str) -> list[str]:
+    names = [f"{name}{suffix}" for suffix in SPLIT_MASK_SUFFIXES]
     if name in GENERIC_IMAGE_DIRS:
-        candidates += list(GENERIC_MASK_DIRS)
-    for candidate in candidates:
-        path = folder / candidate
-        if path.is_dir() and _has_image(path):
-            return path
-    return None
+        names += list(GENERIC_MASK_DIRS)
+    return names
 
 
-def _pairs_in(folder: Path) -> list[Pair]:
+def mask_candidates(images: Path) -> list[Path]:
+    """Sibling folders that could hold the masks of `images`: a conventional name, or (for any other name)
+    files named like the images by the default patterns, or as many image files as `images` has."""
+    folder, name = images.parent, images.name
+    named = _named_mask_dirs(name)
+    out = [folder / n for n in named if (folder / n).is_dir() and _has_image(folder / n)]
+    top = _top_images(images)
+    for d in _subdirs(folder):
+        if d == images or d in out or d.name.lower() in NOT_MASK_DIRS or _other_pair_dir(d.name):
+            continue
+        theirs = _top_images(d)
+        if not theirs:
+            continue
+        listing = {p.name for p in theirs}
+        paired = any(pat.format(stem=i.stem, name=i.name, number=_number(i.stem)) in listing
+                     for i in top[:DETECT_SAMPLE] for pat in DEFAULT_PATTERNS)
+        if paired or (top and len(theirs) == len(top)):
+            out.append(d)
+    return sorted(out)
+
+
+def _number(stem: str) -> str:
+    m = re.search(r"\d+", stem)
+    return m.group(0) if m else stem
+
+
+def _choose(images: Path, chosen: str | None) -> Path | None:
+    """The mask folder of `images`: the one option `masks` names, else the only candidate; several candidates
+    and no choice stop with the list."""
+    if chosen is not None:
+        target = images.parent / chosen
+        return target if target.is_dir() else None
+    found = mask_candidates(images)
+    if len(found) > 1:
+        listed = ", ".join(f"{d.name}/ ({len(_top_images(d))} files)" for d in found)
+        raise DatasetError(f"has several folders of masks that could pair with {images.name}/: {listed}. "
+                           "masksmith does not pick one.", path=images.parent,
+                           fix=f"name the one to use with -o masks={found[0].name} (or another of them), or "
+                               "point at that mask folder.")
+    return found[0] if found else None
+
+
+def _pairs_in(folder: Path, chosen: str | None = None) -> list[Pair]:
     pairs = []
-    for name in GENERIC_IMAGE_DIRS + SPLIT_IMAGE_DIRS:
+    for name in _image_dir_names():
         images = folder / name
         if images.is_dir():
-            masks = _mask_dir_for(folder, name)
-            if masks is not None:
-                pairs.append(Pair(images, masks))
+            masks = _choose(images, chosen)
+            if masks is not None and masks != images:
+                pairs.append(Pair(images, masks, split_name(name)))
     return pairs
 
 
-def find_layout(path: Path) -> tuple[Path, list[Pair]] | None:
-    """(root, pairs) for `path`: a folder holding image/mask folder pairs (or whose sub-folders do), or one of
-    those folders or files inside them."""
-    starts = [path.parent.parent, path.parent.parent.parent] if path.is_file() else [path, path.parent]
-    for start in starts:
-        if not start.is_dir():
-            continue
-        pairs = _pairs_in(start)
-        if pairs:
-            return start, pairs
-        if start == path:  # one level down: train/{images,masks}, val/{images,masks}
-            children = sorted(c for c in start.iterdir() if c.is_dir())
-            nested = [p for child in children for p in _pairs_in(child)]
-            if nested:
-                return start, nested
+@dataclass
+class Layout:
+    root: Path
+    pairs: list[Pair]
+
+
+def find_layout(path: Path, chosen: str | None = None) -> Layout | None:
+    """The data set at `path`: a folder holding image/mask folder pairs (or whose sub-folders do), or one of
+    those folders (its pair alone), a split sub-folder of one (`images/train`), or a file inside them."""
+    path = Path(path)
+    if path.is_file():
+        return _enclosing(path.parent, chosen)
+    if not path.is_dir():
+        return None
+    pairs = _pairs_in(path, chosen)
+    if pairs:
+        return Layout(path, pairs)
+    nested = []
+    for child in _subdirs(path):
+        for pair in _pairs_in(child, chosen):
+            pair.split = pair.split or split_name(child.name)
+            nested.append(pair)
+    if nested:
+        return Layout(path, nested)
+    return _enclosing(path, chosen)
+
+
+def _enclosing(folder: Path, chosen: str | None) -> Layout | None:
+    """`folder` as the image or mask folder of a pair in its parent, or as a sub-folder of one."""
+    parent = folder.parent
+    if parent == folder:
+        return None
+    if folder.name in _image_dir_names():
+        masks = _choose(folder, chosen)
+        if masks is not None:
+            return Layout(parent, [Pair(folder, masks, split_name(folder.name))])
+    for name in _image_dir_names():  # `folder` is the mask folder of a pair: use it
+        images = parent / name
+        if images.is_dir() and images != folder and (folder.name in _named_mask_dirs(name) or
+                                                     folder in mask_candidates(images)):
+            return Layout(parent, [Pair(images, folder, split_name(name))])
+    if parent.parent != parent:  # DATA/images/train or DATA/masks/train: that split of the pair
+        inner = _enclosing(parent, chosen)
+        if inner is not None and len(inner.pairs) == 1:
+            pair = inner.pairs[0]
+            if (pair.images / folder.name).is_dir():
+                return Layout(inner.root, [Pair(pair.images, pair.masks, split_name(folder.name) or pair.split,
+                                                folder.name)])
     return None
 
 
-def detect(path: Path) -> bool:
-    return find_layout(path) is not None
+def detect(path: Path) -> int | bool:
+    layout = find_layout(path)
+    if layout is None:
+        return False
+    nested = path.is_dir() and layout.root == path and all(p.images.parent != path for p in layout.pairs)
+    return 2 if nested else True
 
 
 def _patterns(option: Any) -> tuple[str, ...]:
@@ -278,37 +416,40 @@ def _patterns(option: Any) -> tuple[str, ...]:
     patterns: tuple = (option,) if isinstance(option, str) else ()
     if isinstance(option, (list, tuple)):
         patterns = tuple(option)
-    if not patterns or not all(isinstance(p, str) and ("{stem}" in p or "{name}" in p) for p in patterns):
-        raise DatasetError(f"option mask_pattern {option!r:.60} is not a pattern with {{stem}} or {{name}}.",
-                           fix="for example mask_pattern='{stem}_mask.png'.")
+    if not patterns or not all(isinstance(p, str) and any(k in p for k in ("{stem}", "{name}", "{number}"))
+                               for p in patterns):
+        raise DatasetError(f"option mask_pattern {option!r:.60} is not a pattern with {{stem}}, {{name}} or "
+                           "{number}.", fix="for example mask_pattern='{stem}_mask.png'.")
     try:
         for p in patterns:
-            p.format(stem="x", name="x.jpg")
+            p.format(stem="x", name="x.jpg", number="1")
     except (KeyError, IndexError, ValueError) as exc:
         raise DatasetError(f"option mask_pattern {option!r:.60} is not a valid pattern ({exc}).",
-                           fix="use only the placeholders {stem} and {name}.") from None
+                           fix="use only the placeholders {stem}, {name} and {number}.") from None
     return patterns
 
 
 def _match_masks(root: Path, pairs: list[Pair], patterns: tuple[str, ...], log: ProblemLog
-                 ) -> list[tuple[Path, Path]]:
-    """(image, mask) for every image that has a mask; images without one are logged."""
-    matched: list[tuple[Path, Path]] = []
+                 ) -> list[tuple[Path, Path, str | None]]:
+    """(image, mask, split) for every image that has a mask; images without one are logged."""
+    matched: list[tuple[Path, Path, str | None]] = []
     listing: dict[Path, set[str]] = {}
     for pair in pairs:
-        for image in sorted(p for p in pair.images.rglob("*") if p.is_file() and is_image_file(p)):
+        top = pair.images / pair.only if pair.only else pair.images
+        for image in sorted(p for p in top.rglob("*") if p.is_file() and is_image_file(p)):
             rel = image.relative_to(pair.images)
             folder = pair.masks / rel.parent
             if folder not in listing:
                 listing[folder] = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
-            names = [p.format(stem=image.stem, name=image.name) for p in patterns]
+            names = [p.format(stem=image.stem, name=image.name, number=_number(image.stem)) for p in patterns]
             found = next((n for n in names if n in listing[folder]), None)
             if found is None:
                 log.add(f"has no mask in {rel_name(folder, root)}/ (looked for {', '.join(names[:4])}"
                         f"{', ...' if len(names) > 4 else ''}).", path=image, item=rel_name(image, root),
                         fix="add its mask, remove the image, or set mask_pattern to how the masks are named.")
                 continue
-            matched.append((image, folder / found))
+            split = pair.split or (split_name(rel.parts[0]) if len(rel.parts) > 1 else None)
+            matched.append((image, folder / found, split))
     return matched
 
 
@@ -328,15 +469,40 @@ def _read_text(path: Path) -> str:
         raise DatasetError(f"cannot be read as UTF-8 text ({exc}).", path=path) from None
 
 
-def read_classes_txt(path: Path) -> list[str]:
-    """Names of indices 1..N from a classes.txt (line i = index i, line 0 background)."""
+def read_classes_txt(path: Path) -> tuple[str | None, list[str]]:
+    """(name of index 0 unless it is a background name, names of indices 1..N) from a classes.txt (line i =
+    index i)."""
     lines = [ln.strip() for ln in _read_text(path).splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if lines and lines[0] in IGNORE_NAMES:
         lines = lines[1:]  # labelme's labels.txt puts __ignore__ (-1) before _background_
     names = lines[1:]
-    _check_unique(names, path)
-    return names
+    zero = lines[0] if lines and lines[0].lower() not in BACKGROUND_NAMES else None
+    _check_unique([*([zero] if zero else []), *names], path)
+    return zero, names
+
+
+def index_names(value: Any, what: str = "class_names") -> tuple[str | None, list[str]]:
+    """(name of value 0 or None, names of values 1..N) from option class_names: a list or comma-separated
+    string (value 1 first; a leading background name is dropped), or {value: name} (which may name 0; values
+    it skips are named class_<value>)."""
+    if not isinstance(value, dict):
+        return None, parse_names(value, what)
+    named: dict[int, str] = {}
+    for k, v in value.items():
+        key = int(k) if isinstance(k, int) or (isinstance(k, str) and k.strip().isdigit()) else None
+        if key is None or not 0 <= key <= MAX_CLASSES or not isinstance(v, str) or not v.strip():
+            raise DatasetError(f"option {what} maps {k!r:.20} to {v!r:.40}.",
+                               fix=f"map mask values 0..{MAX_CLASSES} to names, e.g. {what}={{\"0\": \"sky\", "
+                                   "\"1\": \"road\"}.")
+        named[key] = v.strip()
+    zero = named.pop(0, None)
+    if zero is not None and zero.lower() in BACKGROUND_NAMES:
+        zero = None
+    top = max(named, default=0)
+    names = [named.get(i, f"class_{i}") for i in range(1, top + 1)]
+    _check_unique([*([zero] if zero else []), *names], what)
+    return zero, names
 
 
 def _check_unique(names: list[str], path: Path | str) -> None:
@@ -438,6 +604,9 @@ class Config:
     class_name: str = "foreground"
     colors: ColorMap | None = None
     max_index: int = field(default=0)
+    zero_name: str | None = None  # value 0 is this class, not background
+    threshold: int | None = None  # binary: foreground at grey >= threshold
+    values: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))  # raw value histogram (index)
 
 
 def _guess_one(path: Path) -> str | None:
@@ -465,14 +634,31 @@ def _guess_one(path: Path) -> str | None:
             values = grey_or_indices(im, path)
         except DatasetError:
             return None
-    present = set(np.flatnonzero(np.bincount(values.ravel(), minlength=256)).tolist())
+    hist = np.bincount(values.ravel(), minlength=256)
+    present = set(np.flatnonzero(hist).tolist())
     if present <= {0, 255} or present <= {0, 1} or lossy:
         return "binary"
+    if len(present) > BLUR_LEVELS:  # too many levels to be classes: a smoothed binary mask, or no mask at all
+        extremes = hist[:BLUR_LEVELS + 1].sum() + hist[255 - BLUR_LEVELS:].sum()
+        return "blurred" if extremes >= 0.8 * hist.sum() else "grey"
     return "index"
 
 
 def guess_kind(masks: list[Path]) -> str:
-    kinds = {k for k in (_guess_one(m) for m in masks[:DETECT_SAMPLE]) if k}
+    looked = [(m, _guess_one(m)) for m in masks[:DETECT_SAMPLE]]
+    kinds = {k for _, k in looked if k}
+    for odd in ("blurred", "grey"):
+        if odd in kinds:
+            mask = next(m for m, k in looked if k == odd)
+            levels = len(np.unique(np.asarray(open_mask(mask).convert("L"))))
+            if odd == "blurred":
+                raise DatasetError(f"holds {levels} grey levels, most pixels near black or white: a binary mask "
+                                   "resized with smoothing, not class indices.", path=mask,
+                                   fix="pass -o threshold=128 to read the masks as binary (foreground where grey "
+                                       ">= 128), or -o mask_kind=index if the grey levels are classes.")
+            raise DatasetError(f"holds {levels} grey levels: too many to be class indices or a binary mask.",
+                               path=mask, fix="point at the folder of the masks, or pass -o mask_kind=index if "
+                                              "each grey level is a class, or -o threshold=N for binary masks.")
     for kind in ("color", "index"):
         if kind in kinds:
             return kind
@@ -483,16 +669,24 @@ def _config(root: Path, pairs: list[Pair], masks: list[Path], options: dict[str,
     kind = options.get("mask_kind")
     if kind is not None and kind not in KINDS:
         raise DatasetError(f"option mask_kind is {kind!r}.", fix=f"use one of: {', '.join(KINDS)}.")
+    threshold = options.get("threshold")
+    if threshold is not None:
+        if type(threshold) is not int or not 1 <= threshold <= 255:
+            raise DatasetError(f"option threshold is {threshold!r}.", fix="give a grey level 1..255, e.g. 128.")
+        if kind not in (None, "binary"):
+            raise DatasetError(f"option threshold reads binary masks; mask_kind is {kind!r}.",
+                               fix="leave out one of the two options.")
+        kind = "binary"
     colors = color_map_option(options["color_map"]) if options.get("color_map") is not None else None
     csv_file = _find_file(root, pairs, "classes.csv")
     if colors is None and csv_file is not None and kind in (None, "color"):
         colors = read_classes_csv(csv_file)
-    names = None
+    names, zero = None, None
     if options.get("class_names") is not None:
-        names = parse_names(options["class_names"], "class_names")
+        zero, names = index_names(options["class_names"], "class_names")
     txt_file = _find_file(root, pairs, "classes.txt")
     if names is None and txt_file is not None:
-        names = read_classes_txt(txt_file)
+        zero, names = read_classes_txt(txt_file)
     if kind is None:
         if colors is not None:
             kind = "color"
@@ -503,13 +697,14 @@ def _config(root: Path, pairs: list[Pair], masks: list[Path], options: dict[str,
     ignore = options.get("ignore_value", IGNORE_INDEX)
     if ignore is not None and (type(ignore) is not int or not 0 <= ignore <= 255):
         raise DatasetError(f"option ignore_value is {ignore!r}.", fix="give a pixel value 0..255, or None.")
-    cfg = Config(kind=kind, ignore_value=ignore, names=names)
+    cfg = Config(kind=kind, ignore_value=ignore, names=names, zero_name=zero, threshold=threshold)
     if kind == "binary":
         given = options.get("class_name")
         if given is not None and (not isinstance(given, str) or not given):
             raise DatasetError(f"option class_name is {given!r}.", fix="give the class a name.")
         cfg.class_name = given or (names[0] if names else "foreground")
     if kind == "color":
+        cfg.zero_name = None
         if colors is None:
             raise DatasetError("holds colour masks but no class colours are given.", path=root,
                                fix="pass color_map={'name': (r, g, b), ...}, or add classes.csv with "
@@ -524,13 +719,14 @@ def _config(root: Path, pairs: list[Pair], masks: list[Path], options: dict[str,
 def _labels(im: Image.Image, path: Path, cfg: Config) -> np.ndarray:
     """The mask as (H, W) uint8: 0 background, 1..N classes, 255 void."""
     if cfg.kind == "binary":
-        return _foreground(im, path).astype(np.uint8)
+        return _foreground(im, path, cfg).astype(np.uint8)
     if cfg.kind == "color":
         assert cfg.colors is not None
         fix = f"add the colour to {cfg.colors.source} (name,r,g,b), or repaint those pixels."
         return colors_to_indices(as_rgb(im, path), cfg.colors.palette(), path, fix,
                                  lossy=path.suffix.lower() in LOSSY_SUFFIXES)
     values = grey_or_indices(im, path)
+    cfg.values += np.bincount(values.ravel(), minlength=256)[:256]
     out = values.copy()
     void = values == cfg.ignore_value if cfg.ignore_value is not None else np.zeros(values.shape, bool)
     limit = len(cfg.names) if cfg.names is not None else MAX_CLASSES
@@ -545,9 +741,12 @@ def _labels(im: Image.Image, path: Path, cfg: Config) -> np.ndarray:
     return out
 
 
-def _foreground(im: Image.Image, path: Path) -> np.ndarray:
+def _foreground(im: Image.Image, path: Path, cfg: Config) -> np.ndarray:
     """Foreground of a binary mask: value 1 where the mask only holds 0/1 (also palette indices, as in
     Carvana's GIFs), else grey level >= 128 (0/255 masks, and anti-aliased JPEG masks)."""
+    if cfg.threshold is not None:  # a blurred mask: foreground wherever it is bright enough
+        values = np.asarray(im).astype(np.int64) if im.mode.startswith("I") else converted(im, "L", path)
+        return values >= cfg.threshold
     if im.mode == "P":
         indices = np.asarray(im, dtype=np.uint8)
         if indices.size and indices.max() <= 1:
@@ -567,37 +766,53 @@ def _foreground(im: Image.Image, path: Path) -> np.ndarray:
     return grey >= 128
 
 
-def _read_sample(image: Path, mask: Path, root: Path, cfg: Config) -> Sample:
+def _class_names(cfg: Config) -> dict[int, str]:
+    """Mask label (after _labels) -> class name."""
+    if cfg.kind == "binary":
+        return {1: cfg.class_name}
+    if cfg.kind == "color":
+        assert cfg.colors is not None
+        return {i + 1: n for i, n in enumerate(cfg.colors.names)}
+    if cfg.names is not None:
+        return {i + 1: n for i, n in enumerate(cfg.names)}
+    return {i: f"class_{i}" for i in range(1, 255)}
+
+
+def _read_sample(image: Path, mask: Path, root: Path, cfg: Config, split: str | None) -> Sample:
     im = open_mask(mask)
     labels = _labels(im, mask, cfg)
-    if cfg.kind == "binary":
-        names = {1: cfg.class_name}
-    elif cfg.kind == "color":
-        assert cfg.colors is not None
-        names = {i + 1: n for i, n in enumerate(cfg.colors.names)}
-    elif cfg.names is not None:
-        names = {i + 1: n for i, n in enumerate(cfg.names)}
-    else:
-        names = {i: f"class_{i}" for i in range(1, 255)}
+    names = _class_names(cfg)
+    if cfg.kind == "index" and cfg.names is None:
         present = labels[labels != IGNORE_INDEX]
         cfg.max_index = max(cfg.max_index, int(present.max()) if present.size else 0)
+    if cfg.zero_name is not None:  # value 0 is a class of its own: every label moves up by one
+        if labels[labels != IGNORE_INDEX].max(initial=0) >= MAX_CLASSES:
+            raise DatasetError(f"has class index {MAX_CLASSES}, one too many once value 0 is the class "
+                               f"{cfg.zero_name!r}.", path=mask, fix="use fewer classes.")
+        labels = np.where(labels == IGNORE_INDEX, IGNORE_INDEX, labels + 1).astype(np.uint8)
+        names = {1: cfg.zero_name, **{i + 1: n for i, n in names.items()}}
     regions, ignore = class_regions(labels, names)
     return Sample(name=rel_name(image, root), image_path=image, width=0, height=0, regions=regions,
-                  ignore_rle=ignore)
+                  ignore_rle=ignore, split=split)
 
 
 def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
-    layout = find_layout(Path(path))
+    chosen = options.get("masks")
+    if chosen is not None and (not isinstance(chosen, str) or not chosen.strip() or "/" in chosen or
+                               "\\" in chosen or chosen in (".", "..")):
+        raise DatasetError(f"option masks is {chosen!r}.", fix="give the name of the mask folder, e.g. masks=mask.")
+    layout = find_layout(Path(path), chosen)
     if layout is None:
-        raise DatasetError("holds no image folder with a matching mask folder.", path=path,
+        where = f" (looked for a folder named {chosen!r} beside the images)" if chosen else ""
+        raise DatasetError(f"holds no image folder with a matching mask folder{where}.", path=path,
                            fix="put images in images/ and their masks in masks/, with the same names.")
-    root, pairs = layout
+    root, pairs = layout.root, layout.pairs
     matched = _match_masks(root, pairs, _patterns(options.get("mask_pattern")), log)
-    cfg = _config(root, pairs, [m for _, m in matched], options)
+    cfg = _config(root, pairs, [m for _, m, _ in matched], options)
     samples = []
-    for image, mask in matched:
+    for image, mask, split in matched:
         try:
-            samples.append(_read_sample(image, mask, root, cfg))
+            samples.append(_read_sample(image, mask, root, cfg, split))
         except DatasetError as exc:
             log.add(exc.problem, path=exc.path or mask, item=rel_name(image, root), fix=exc.fix or "")
     if cfg.kind == "binary":
@@ -607,8 +822,38 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
         names = cfg.colors.names
     else:
         names = cfg.names if cfg.names is not None else [f"class_{i}" for i in range(1, cfg.max_index + 1)]
+    if cfg.zero_name is not None:
+        names = [cfg.zero_name, *names]
     colors = cfg.colors.colors if cfg.colors is not None else None
-    return Dataset(classes=make_classes(names, colors), samples=samples, root=root)
+    dataset = Dataset(classes=make_classes(names, colors), samples=samples, root=root)
+    dataset.info["folders"] = [(_rel(p.images, root) + (f"/{p.only}" if p.only else ""), _rel(p.masks, root))
+                               for p in pairs]
+    if cfg.kind == "index":
+        dataset.info["mask_values"] = {int(v): int(n) for v, n in enumerate(cfg.values) if n}
+        dataset.info["mask_names"] = _value_names(cfg)
+        dataset.info["names_given"] = cfg.names is not None
+    return dataset
+
+
+def _rel(path: Path, root: Path) -> str:
+    return rel_name(path, root) if path != root else "."
+
+
+def _value_names(cfg: Config) -> dict[int, str]:
+    """What each raw mask value means: 'void', a class name or the background."""
+    out: dict[int, str] = {}
+    for value in range(256):
+        if cfg.values[value] == 0:
+            continue
+        if cfg.ignore_value is not None and value == cfg.ignore_value:
+            out[value] = "void"
+        elif value == 0:
+            out[value] = cfg.zero_name or BACKGROUND
+        elif cfg.names is not None:
+            out[value] = cfg.names[value - 1] if value <= len(cfg.names) else "?"
+        else:
+            out[value] = f"class_{value}"
+    return out
 
 
 # ---------------------------------------------------------------- writing

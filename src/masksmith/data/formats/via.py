@@ -8,9 +8,16 @@
 - VIA 3 project: {project, config, attribute, file, metadata, view}; a region is a metadata entry with
   z == [] and xy == [shape id, coordinates...], its attributes in `av` keyed by attribute id.
 
+- VIA 1.0 CSV (header `#filename,...`): the same columns, but attributes written as `key=value` pairs
+  separated by `;` (or `\\;`), arrays as `[1:2:3]`.
+VIA writes JavaScript `undefined` into attribute columns of its CSV for attributes it has no value for; it is
+read as an empty value.
+
 VIA stores no class field: the class is the region attribute named by option `label_attribute` ("name" by
 default, matched against VIA 3's attribute names). Checkbox attributes give the one ticked option. VIA stores
 no image size either, so samples leave it at 0 for the checks to read from the image file.
+Points and open lines (2-point polylines) have no area: they are counted in the report and left out. A VIA 3
+project of video or audio files holds no images and is refused with that reason.
 """
 
 from __future__ import annotations
@@ -32,13 +39,15 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from masksmith.data.formats._common import (
+    ImageFinder,
+    Option,
     as_float,
     ellipse,
-    find_image,
     load_json,
     points_array,
     rectangle,
     rel_name,
+    stem_folders,
     usable_name,
 )
 from masksmith.data.schema import ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
@@ -46,6 +55,8 @@ from masksmith.errors import DatasetError
 
 NAME = "via"
 DESCRIPTION = "VGG Image Annotator (VIA 1/2 JSON or CSV, VIA 3 project)"
+OPTIONS = (Option("label_attribute", "the region attribute that holds the class", "name"),)
+NO_AREA = "{n} point or line region(s) skipped: points and lines have no area"
 
 DEFAULT_LABEL_ATTRIBUTE = "name"
 CSV_HEADER = ("filename,file_size,file_attributes,region_count,region_id,region_shape_attributes,"
@@ -62,7 +73,7 @@ _VIA3_PROJECT = (re.compile(rb'"vid_list"\s*:'), re.compile(rb'"pid"\s*:'))
 # (tuples, not sets: a value from the file may be unhashable)
 _OPTION_TYPES_2 = ("dropdown", "radio", "checkbox", "image")
 _OPTION_TYPES_3 = (2, 3, 4)
-_VIA3_IMAGE = 2  # _VIA_FILE_TYPE.IMAGE; VIDEO 4 and AUDIO 8 are not images
+_VIA3_IMAGE, _VIA3_VIDEO, _VIA3_AUDIO = 2, 4, 8  # _VIA_FILE_TYPE: only images are read
 _VIA3_INLINE = 4  # _VIA_FILE_LOC.INLINE: `src` holds the image as a data URL
 # _VIA_RSHAPE
 _POINT, _RECT, _CIRCLE, _ELLIPSE, _LINE, _POLYLINE, _POLYGON, _EXTREME_RECT, _EXTREME_CIRCLE = range(1, 10)
@@ -340,36 +351,50 @@ LabelOf = Callable[[Any, str], "tuple[str, dict[str, Any]]"]
 
 def _build_samples(images: list[_Image], *, file: Path, root: Path, log: ProblemLog,
                    label_of: LabelOf) -> list[Sample]:
-    """Samples from parsed images; `label_of(attrs, item)` gives a region's class or raises DatasetError."""
+    """Samples from parsed images; `label_of(attrs, item)` gives a region's class or raises DatasetError.
+
+    A region that cannot be used is dropped alone (lenient mode); when its shape is good and only its class is
+    missing, its pixels become void (neither learned nor background)."""
     samples: list[Sample] = []
+    finder = ImageFinder(root, stem_folders(file))
     for image in images:
         if image.fault is not None:
             item, problem, fix = image.fault
             log.add(problem, path=file, item=item, fix=fix)
             continue
         regions: list[Region] = []
-        try:
-            for shape, attrs, item in image.regions:
+        voids: list[Region] = []
+        skipped = 0
+        for shape, attrs, item in image.regions:
+            try:
                 polygon = _finite(shape(), path=file, item=item)
-                if polygon is None:
-                    continue
+            except DatasetError as exc:
+                log.add(exc.problem, path=file, item=exc.item or item, fix=exc.fix or "", dropped="region")
+                continue
+            if polygon is None:
+                skipped += 1
+                log.note(NO_AREA, item)
+                continue
+            try:
                 label, extra = label_of(attrs, item)
-                regions.append(Region(label=label, polygons=[polygon], attributes=extra))
-        except DatasetError as exc:
-            # one bad region spoils the whole image: dropping it alone would turn its pixels into background
-            log.add(exc.problem, path=file, item=exc.item or image.filename, fix=exc.fix or "")
-            continue
+            except DatasetError as exc:
+                log.add(exc.problem, path=file, item=exc.item or item, fix=exc.fix or "", dropped="region")
+                voids.append(Region(label="", polygons=[polygon]))
+                continue
+            regions.append(Region(label=label, polygons=[polygon], attributes=extra))
         local = _url_name(image.filename.replace("\\", "/"))
         if not usable_name(local, root):
             log.add("the image name is too long to be a file name.", path=file, item=image.filename[:120],
                     fix="rename the image and add it to VIA again.")
             continue
         others = [n for n in image.other_names if usable_name(n, root)]
-        image_path = find_image(root, local, *others)
+        found = finder.find(local, *others)
+        image_path = found or finder.fallback(local)
         # embedded bytes only stand in for a missing file (open_image() prefers the file)
-        data = image.image_data if not image_path.is_file() else None
+        data = image.image_data if found is None else None
         samples.append(Sample(name=rel_name(image_path, root), image_path=image_path, width=0, height=0,
-                              regions=regions, image_data=data))
+                              regions=regions, image_data=data, void_regions=voids, skipped=skipped))
+    finder.report(log)
     return samples
 
 
@@ -513,14 +538,92 @@ def _csv_row(row: list[str], line: int, images: dict[str, _Image], file: Path) -
         image.fault = (item, f"the row has {len(row)} columns; VIA writes 7.", _AGAIN)
         return
     try:
-        shape = json.loads(row[5] or "{}")
-        attrs = json.loads(row[6] or "{}")
-    except (ValueError, RecursionError) as exc:
-        image.fault = (item, f"a JSON column cannot be read ({str(exc)[:80]}).", _AGAIN)
+        shape = csv_cell(row[5])
+        attrs = csv_cell(row[6])
+    except (ValueError, RecursionError) as exc:  # this row's region alone is lost, not its image
+        image.regions.append((partial(_broken, f"a JSON column cannot be read ({str(exc)[:80]}).", path=file,
+                                      item=item), {}, item))
         return
     if shape == {}:
         return  # the row of an image without regions
     image.regions.append((partial(_shape2, shape, path=file, item=item), attrs, item))
+
+
+_UNDEFINED = re.compile(r"\bundefined\b")
+_KEYVAL_SEP = re.compile(r"\\?;")
+
+
+def csv_cell(text: str) -> Any:
+    """One attribute column of a VIA CSV: JSON (VIA 1.1 and later, where VIA writes JavaScript `undefined`
+    for a missing value: read as empty), or VIA 1.0's `key=value;key=value` with arrays as `[1:2:3]`."""
+    text = text.strip()
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError:
+        if text.startswith("{"):
+            repaired = _without_undefined(text)
+            if repaired != text:
+                return json.loads(repaired)
+            raise
+    if "=" not in text:
+        raise ValueError(f"{text[:40]!r} is neither JSON nor VIA 1.0's key=value pairs")
+    return _keyval(text)
+
+
+def _without_undefined(text: str) -> str:
+    """`undefined` outside JSON strings replaced by an empty string value."""
+    out: list[str] = []
+    i, start, in_string = 0, 0, False
+    while i < len(text):
+        ch = text[i]
+        if in_string:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == '"':
+                in_string = False
+                out.append(text[start:i + 1])
+                start = i + 1
+        elif ch == '"':
+            out.append(_UNDEFINED.sub('""', text[start:i]))
+            start, in_string = i, True
+        i += 1
+    tail = text[start:]
+    out.append(tail if in_string else _UNDEFINED.sub('""', tail))
+    return "".join(out)
+
+
+def _keyval(text: str) -> dict[str, Any]:
+    """VIA 1.0's `name=rect;x=10;y=20` (also with `\\;`), arrays `[1:2:3]`, numbers as numbers."""
+    out: dict[str, Any] = {}
+    for part in _KEYVAL_SEP.split(text.strip().strip('"')):
+        key, sep, value = part.partition("=")
+        if not sep:
+            if part.strip():
+                raise ValueError(f"{part[:40]!r} is not key=value")
+            continue
+        value = value.strip()
+        if value.startswith("[") and value.endswith("]"):
+            out[key.strip()] = [_number(v) for v in re.split(r"[:,]", value[1:-1]) if v.strip()]
+        else:
+            out[key.strip()] = _number(value)
+    return out
+
+
+def _number(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text.strip()
+
+
+def _broken(problem: str, *, path: Path, item: str) -> None:
+    raise DatasetError(problem, path=path, item=item, fix=_AGAIN)
 
 
 def _read_csv(file: Path, *, root: Path, log: ProblemLog, requested: str | None) -> Dataset:
@@ -607,6 +710,17 @@ def _read_via3(data: dict[str, Any], *, file: Path, root: Path, log: ProblemLog,
     order = list(dict.fromkeys(order + [str(v) for v in views]))
 
     images = [img for vid in order if (img := _via3_image(vid, views, files, by_view.get(vid, []), file))]
+    media = [f for f in files.values() if isinstance(f, dict) and f.get("type", _VIA3_IMAGE) in
+             (_VIA3_VIDEO, _VIA3_AUDIO)]
+    if media and not images:
+        kinds = "video" if all(m.get("type") == _VIA3_VIDEO for m in media) else "video/audio"
+        raise DatasetError(f"is a VIA 3 {kinds} project ({len(media)} {kinds} file(s), no images): masksmith "
+                           "reads annotations of images, not of video frames or time segments.", path=file,
+                           fix="annotate still images (VIA's image annotator), or export the frames you need as "
+                               "images and annotate those.")
+    for medium in media:
+        log.note("{n} video or audio file(s) of the VIA 3 project skipped: masksmith reads image annotations",
+                 str(medium.get("fname", "")))
 
     def label_of(av: Any, item: str) -> tuple[str, dict[str, Any]]:
         if aid is None or not isinstance(av, dict) or aid not in av:

@@ -7,7 +7,8 @@
     labelmap.txt                    optional: `name:r,g,b:parts:actions` lines in mask-index order
 
 The path may be that folder, a folder above it (VOCdevkit/, or an unzipped export's top folder), labelmap.txt,
-or one list in ImageSets/Segmentation (then only its ids are read).
+one mask or image inside it (the whole data set is read), or one list in ImageSets/Segmentation (then only its
+ids are read). The lists train.txt, val.txt, trainval.txt and test.txt set each sample's split.
 
 Classes: option `class_names` (index 1 first), else labelmap.txt (a `background` line is index 0 wherever it
 stands, as Datumaro reads it), else the 20 VOC classes. Masks may be palette PNGs (VOC2012), grey PNGs, or
@@ -19,13 +20,13 @@ each class present becomes one class region (is_instance=False). Void pixels go 
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from masksmith.data.formats._common import IMAGE_SUFFIXES, rel_name
+from masksmith.data.formats._common import IMAGE_SUFFIXES, Option, rel_name, split_name
 from masksmith.data.formats._write import copy_image, image_suffix, output_folder, output_stems, require_size, save_png
 from masksmith.data.formats.masks import (
     BACKGROUND_NAMES,
@@ -49,7 +50,8 @@ from masksmith.data.schema import (
     voc_color,
     voc_palette,
 )
-from masksmith.errors import DatasetError
+from masksmith.errors import DatasetError, MasksmithError
+from masksmith.paths import relative_parts, resolve_under
 
 NAME = "voc"
 DESCRIPTION = "Pascal VOC segmentation folders (SegmentationClass / SegmentationObject PNGs)"
@@ -63,6 +65,8 @@ OBJECT_DIR = "SegmentationObject"
 IMAGE_DIR = "JPEGImages"
 LISTS_DIR = Path("ImageSets") / "Segmentation"
 LABELMAP = "labelmap.txt"
+OPTIONS = (Option("class_names", "names of mask values 1, 2, ... (else labelmap.txt, else the 20 VOC classes)",
+                  None),)
 
 
 # ---------------------------------------------------------------- layout
@@ -83,28 +87,41 @@ def _subdirs(folder: Path) -> list[Path]:
 
 def find_root(path: Path) -> tuple[Path, Path | None] | None:
     """(root, list file or None): the VOC folder for `path`, and the list to read when `path` is a list."""
+    return _find_root(path)[0]
+
+
+def _find_root(path: Path) -> tuple[tuple[Path, Path | None] | None, int]:
+    """find_root, and how deep below `path` the VOC folder lies (1: the folder itself or a file in it)."""
     if path.is_file():
-        for up in (path.parent, path.parent.parent, path.parent.parent.parent):
-            if _class_dir(up) is not None:
-                in_lists = path.suffix == ".txt" and path.parent == up / LISTS_DIR
-                return up, path if in_lists else None
-        return None
+        return _root_of_file(path), 1
     if _class_dir(path) is not None:
-        return path, None
+        return (path, None), 1
     below = [d for d in _subdirs(path) if _class_dir(d) is not None]
-    # one or two levels down: an unzipped export's top folder, VOCdevkit/VOC2012
-    below += [d for c in _subdirs(path) for d in _subdirs(c) if _class_dir(d) is not None]
+    depth = 2
+    if not below:  # two levels down: VOCdevkit/VOC2012
+        below = [d for c in _subdirs(path) for d in _subdirs(c) if _class_dir(d) is not None]
+        depth = 3
     if len(below) > 1:
         names = ", ".join(rel_name(d, path) for d in below)
         raise DatasetError(f"holds several VOC data sets ({names}).", path=path,
                            fix="point at the one you mean.")
-    return (below[0], None) if below else None
+    return ((below[0], None), depth) if below else (None, 0)
 
 
-def detect(path: Path) -> bool:
-    if path.is_file() and path.suffix.lower() != ".txt":
-        return False
-    return find_root(path) is not None
+def _root_of_file(path: Path) -> tuple[Path, Path | None] | None:
+    """A list or labelmap.txt, or one mask or image of the data set (SegmentationClass/x.png): its root."""
+    if path.suffix.lower() != ".txt" and path.parent.name not in (*CLASS_DIRS, OBJECT_DIR, IMAGE_DIR):
+        return None
+    for up in (path.parent, path.parent.parent, path.parent.parent.parent):
+        if _class_dir(up) is not None:
+            in_lists = path.suffix == ".txt" and path.parent == up / LISTS_DIR
+            return up, path if in_lists else None
+    return None
+
+
+def detect(path: Path) -> int | bool:
+    found, depth = _find_root(path)
+    return depth if found is not None else False
 
 
 # ---------------------------------------------------------------- classes
@@ -166,36 +183,54 @@ def _classes(root: Path, options: dict[str, Any]) -> Classes:
 
 # ---------------------------------------------------------------- reading
 
-def _ids(root: Path, class_dir: Path, list_file: Path | None, log: ProblemLog) -> list[str]:
+def _ids(root: Path, class_dir: Path, list_file: Path | None, log: ProblemLog) -> dict[str, str | None]:
+    """The ids to read, each with its split (from the list it is in: train.txt, val.txt, ...)."""
     lists = [list_file] if list_file is not None else sorted((root / LISTS_DIR).glob("*.txt"))
     if not lists:
-        return sorted(p.relative_to(class_dir).with_suffix("").as_posix() for p in class_dir.rglob("*.png"))
-    ids: set[str] = set()
+        return {p.relative_to(class_dir).with_suffix("").as_posix(): None
+                for p in sorted(class_dir.rglob("*.png"))}
+    ids: dict[str, str | None] = {}
     for file in lists:
         try:
             text = file.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             raise DatasetError(f"cannot be read as UTF-8 text ({exc}).", path=file) from None
         for lineno, line in enumerate(text.splitlines(), start=1):
-            token = line.split()[0] if line.split() else ""
+            token = _list_id(line, class_dir)
             if not token:
                 continue
-            parts = PurePosixPath(token.replace("\\", "/")).parts
-            if token.startswith("/") or ".." in parts or ":" in token:
+            try:
+                relative_parts(token, what="image id")
+            except MasksmithError:
                 log.add(f"line {lineno} names {token!r}, which points outside the data set.", path=file,
                         item=token, fix="list image ids relative to JPEGImages/, without extension.")
                 continue
-            ids.add(token)
-    return sorted(ids)
+            split = split_name(file.stem) if file.stem.lower() != "trainval" else None
+            if ids.get(token) is None:  # train.txt / val.txt win over trainval.txt
+                ids[token] = split
+    if any(v is None for v in ids.values()) and {"train", "val"} & {*ids.values()} and \
+            any(f.stem.lower() == "trainval" for f in lists):
+        ids = {k: (v if v is not None else "train") for k, v in ids.items()}
+    return dict(sorted(ids.items()))
+
+
+def _list_id(line: str, class_dir: Path) -> str:
+    """The id on one line of a list: the whole line (ids may hold spaces), without a trailing flag column
+    (`2007_000032  1`, as ImageSets/Main lists write) unless a mask is named so."""
+    token = line.strip()
+    parts = token.rsplit(None, 1)
+    if len(parts) == 2 and parts[1] in ("1", "-1", "0") and not (class_dir / f"{token}.png").is_file():
+        return parts[0]
+    return token
 
 
 def _find_image(root: Path, image_id: str) -> Path:
-    folder = root / IMAGE_DIR
+    """JPEGImages/<id>.<suffix>, only ever under the root (an id is a name from a list file: masksmith.paths)."""
     for suffix in IMAGE_SUFFIXES + tuple(s.upper() for s in IMAGE_SUFFIXES):
-        candidate = folder / f"{image_id}{suffix}"
+        candidate = resolve_under(root, f"{IMAGE_DIR}/{image_id}{suffix}", what="image id")
         if candidate.is_file():
             return candidate
-    return folder / f"{image_id}.jpg"  # reported as missing by the shared checks
+    return root / IMAGE_DIR / f"{image_id}.jpg"  # reported as missing by the shared checks
 
 
 def _class_labels(path: Path, classes: Classes) -> np.ndarray:
@@ -261,8 +296,8 @@ def _instance_regions(labels: np.ndarray, objects: np.ndarray, names: dict[int, 
     return regions + rest
 
 
-def _read_sample(root: Path, class_dir: Path, image_id: str, classes: Classes) -> Sample:
-    mask = class_dir / f"{image_id}.png"
+def _read_sample(root: Path, class_dir: Path, image_id: str, classes: Classes, split: str | None) -> Sample:
+    mask = resolve_under(root, f"{class_dir.name}/{image_id}.png", what="image id")
     if not mask.is_file():
         raise DatasetError(f"has no class mask {rel_name(mask, root)}.", path=mask,
                            fix="add the mask, or remove the id from ImageSets/Segmentation.")
@@ -281,7 +316,7 @@ def _read_sample(root: Path, class_dir: Path, image_id: str, classes: Classes) -
         regions, ignore = class_regions(labels, names)
     image = _find_image(root, image_id)
     return Sample(name=rel_name(image, root), image_path=image, width=0, height=0, regions=regions,
-                  ignore_rle=ignore)
+                  ignore_rle=ignore, split=split)
 
 
 def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
@@ -294,10 +329,10 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     assert class_dir is not None
     classes = _classes(root, options)
     samples = []
-    for image_id in _ids(root, class_dir, list_file, log):
+    for image_id, split in _ids(root, class_dir, list_file, log).items():
         try:
-            samples.append(_read_sample(root, class_dir, image_id, classes))
-        except DatasetError as exc:
+            samples.append(_read_sample(root, class_dir, image_id, classes, split))
+        except MasksmithError as exc:  # DatasetError, or masksmith.paths' UnsafePath for an id leading out
             log.add(exc.problem, path=exc.path or root, item=image_id, fix=exc.fix or "")
         except OSError as exc:  # e.g. an id too long to be a file name
             log.add(f"its files cannot be looked up ({exc.strerror or exc}).", path=root, item=image_id,
