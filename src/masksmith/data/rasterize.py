@@ -123,6 +123,26 @@ def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
     return rle
 
 
+def placed_rle(part: np.ndarray, left: int, top: int, height: int, width: int) -> dict[str, Any]:
+    """A box-sized bool mask placed at (left, top) in a height x width image, as compressed RLE (bytes counts).
+
+    Built from the box's own runs, never from a full-size array: a file may declare a huge image around a
+    small mask, and the full array would cost height x width bytes several times over.
+    """
+    top_c, left_c = max(top, 0), max(left, 0)
+    bottom, right = min(top + part.shape[0], height), min(left + part.shape[1], width)
+    clipped = part[top_c - top: bottom - top, left_c - left: right - left] if bottom > top_c and right > left_c \
+        else np.zeros((0, 0), bool)
+    # column-major runs: pad each column with a background pixel above and below, then find the edges
+    padded = np.zeros((clipped.shape[0] + 2, clipped.shape[1]), np.int8)
+    padded[1:-1] = clipped
+    cols, rows = np.nonzero(np.diff(padded, axis=0).T)  # sorted by column, then row
+    edges = (cols.astype(np.int64) + left_c) * height + top_c + rows  # starts and ends of runs, alternating
+    bounds = np.concatenate([[0], edges, [height * width]])
+    counts = np.diff(bounds).tolist()
+    return mask_utils.frPyObjects({"counts": counts, "size": [height, width]}, height, width)
+
+
 def dataset_semantic_masks(dataset: Dataset):
     """Yield (sample, semantic mask) for every sample."""
     index = dataset.class_to_index()

@@ -46,7 +46,7 @@ from masksmith.data.formats._common import (
     split_name,
     stem_folders,
 )
-from masksmith.data.rasterize import mask_to_rle
+from masksmith.data.rasterize import placed_rle
 from masksmith.data.schema import Dataset, ProblemLog, Region, Sample, make_classes
 from masksmith.errors import DatasetError
 from masksmith.images import ImageReadError, image_size
@@ -222,9 +222,8 @@ def _mask(el: ET.Element, size: tuple[int, int], file: Path, item: str) -> dict[
         tight = decode_rle(counts, width, height)
     except DatasetError as exc:
         raise DatasetError(exc.problem, path=file, item=item, fix=exc.fix) from None
-    full = np.zeros((height_img, width_img), bool)
-    full[top: top + height, left: left + width] = tight
-    return mask_to_rle(full)
+    rle = placed_rle(tight, left, top, height_img, width_img)  # no full-size array for a small mask
+    return {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
 
 
 def _region(el: ET.Element, size: tuple[int, int], file: Path, item: str) -> Region:

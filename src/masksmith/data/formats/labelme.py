@@ -49,7 +49,7 @@ from masksmith.data.formats._common import (
     split_name,
     usable_name,
 )
-from masksmith.data.rasterize import polygons_to_rle
+from masksmith.data.rasterize import placed_rle, polygons_to_rle
 from masksmith.data.schema import BACKGROUND, ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
 from masksmith.errors import DatasetError
 from masksmith.images import ImageReadError, image_size
@@ -116,11 +116,11 @@ def _json_files(folder: Path) -> list[Path]:
 
 @dataclass
 class _Group:
-    """The shapes of one object: polygons, or (with a LabelMe 'mask' shape among them) bool masks."""
+    """The shapes of one object: polygons, and the RLEs of LabelMe 'mask' shapes among them."""
 
     label: str
     polygons: list[np.ndarray] = field(default_factory=list)
-    masks: list[np.ndarray] = field(default_factory=list)
+    masks: list[dict[str, Any]] = field(default_factory=list)
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -193,8 +193,8 @@ def _b64(value: str) -> bytes:
     return base64.b64decode(value, validate=False)
 
 
-def _mask(shape: dict[str, Any], image: _Image, *, path: Path, item: str) -> np.ndarray:
-    """A LabelMe 'mask' shape (a PNG of the object's box, placed at its top-left point) as a full mask."""
+def _mask(shape: dict[str, Any], image: _Image, *, path: Path, item: str) -> dict[str, Any]:
+    """A LabelMe 'mask' shape (a PNG of the object's box, placed at its top-left point) as an image-size RLE."""
     points, data = shape.get("points"), shape.get("mask")
     if not isinstance(data, str) or not isinstance(points, list) or not points or \
             not isinstance(points[0], list) or len(points[0]) != 2:
@@ -209,13 +209,8 @@ def _mask(shape: dict[str, Any], image: _Image, *, path: Path, item: str) -> np.
     x0 = int(math.floor(as_float(points[0][0], path=path, item=item, what="the mask's x")))
     y0 = int(math.floor(as_float(points[0][1], path=path, item=item, what="the mask's y")))
     width, height = image.size(item)
-    full = np.zeros((height, width), dtype=bool)
-    # clip the box to the image: LabelMe lets boxes reach a pixel past the border
-    top, left = max(y0, 0), max(x0, 0)
-    bottom, right = min(y0 + part.shape[0], height), min(x0 + part.shape[1], width)
-    if bottom > top and right > left:
-        full[top:bottom, left:right] = part[top - y0: bottom - y0, left - x0: right - x0]
-    return full
+    # LabelMe lets boxes reach a pixel past the border: placed_rle clips the box to the image
+    return placed_rle(part, x0, y0, height, width)
 
 
 def _shape_kind(shape: dict[str, Any], *, path: Path, item: str) -> str:
@@ -267,7 +262,7 @@ def _groups(shapes: list[Any], image: _Image, log: ProblemLog, *, path: Path, na
                                        item=item, fix="cut the hole into the other shapes, or delete this one.")
                 continue  # drawn first it changes nothing: everything unlabelled is background anyway
             if kind == "mask":
-                part: np.ndarray = _mask(shape, image, path=path, item=item)
+                part: Any = _mask(shape, image, path=path, item=item)
             elif kind in ("polygon", "rectangle", "circle"):
                 part = _polygon(shape, kind, path=path, item=item)
             else:
@@ -291,10 +286,10 @@ def _groups(shapes: list[Any], image: _Image, log: ProblemLog, *, path: Path, na
 
 
 def _union(parts: list[np.ndarray], image: _Image, item: str) -> dict[str, Any]:
-    """One RLE of polygons and full-size bool masks together."""
+    """One RLE of polygons and mask shapes (already image-size RLEs) together."""
     width, height = image.size(item)
-    polygons = [p for p in parts if p.dtype != bool]
-    rles = [mask_utils.encode(np.asfortranarray(p.astype(np.uint8))) for p in parts if p.dtype == bool]
+    polygons = [p for p in parts if not isinstance(p, dict)]
+    rles = [p for p in parts if isinstance(p, dict)]
     if polygons:
         rles.append(polygons_to_rle(polygons, height, width))
     return mask_utils.merge(rles) if len(rles) > 1 else rles[0]
@@ -359,7 +354,7 @@ def _sample(data: dict[str, Any], file: Path, finder: ImageFinder, log: ProblemL
     groups, ignore, unlabelled, skipped = _groups(shapes, image, log, path=file, name=name)
     regions = [_region(g, image, name) for g in groups]
     void = _void(ignore, image, name)
-    voids = [_region(_Group("", polygons=[p] if p.dtype != bool else [], masks=[p] if p.dtype == bool else []),
+    voids = [_region(_Group("", polygons=[] if isinstance(p, dict) else [p], masks=[p] if isinstance(p, dict) else []),
                      image, name) for p in unlabelled]
     sample_name = rel_name(image.path if image.path is not None else file.with_suffix(""), root)
     return Sample(name=sample_name, image_path=image.path, width=image.width, height=image.height,
