@@ -11,10 +11,17 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from masksmith.data.formats import coco  # noqa: E402
 from masksmith.data.schema import Dataset, Region, Sample, make_classes  # noqa: E402
+
+# The fuzz tests draw the same examples on every run (CI passes or fails for the code, not for the dice);
+# HYPOTHESIS_PROFILE=explore draws new ones to hunt for bugs.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True)
