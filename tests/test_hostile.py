@@ -126,3 +126,179 @@ def test_valid_rles_still_read(tmp_path: Path) -> None:
                                                                                               3, 28]}):
         ds = load_dataset(write_coco(tmp_path / "ok", rle_doc(seg), {"a.png": (8, 8)}))
         assert len(ds.samples[0].regions) == 1
+
+
+# ------------------------------------------------------------------------------- 2. resume and the model file
+def tiny_train_config(data: Path, runs: Path, **kw):
+    from masksmith.train.config import TrainConfig
+
+    base = dict(data=str(data), arch="baseline", size=32, epochs=1, batch_size=2, runs_dir=str(runs),
+                name="tiny", preview_images=1, val_fraction=0.25, encoder_weights=None, low_res_factor=None)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def tiny_cars(tmp_path_factory) -> Path:
+    from masksmith.data.sample import make_sample_dataset
+
+    return make_sample_dataset(tmp_path_factory.mktemp("cars") / "cars", n_images=8, size=(64, 48), seed=3)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_cars: Path, tmp_path_factory) -> Path:
+    """One epoch of a tiny model: a run folder with model.masksmith and checkpoints/last.ckpt."""
+    from masksmith.train.semantic import train_semantic
+
+    return train_semantic(tiny_train_config(tiny_cars, tmp_path_factory.mktemp("runs")))
+
+
+@pytest.fixture
+def run_copy(trained_run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(trained_run, tmp_path / "runs" / "tiny", symlinks=True))
+
+
+def resume(run: Path):
+    from masksmith.train.config import TrainConfig
+    from masksmith.train.semantic import train_semantic
+
+    config = TrainConfig.from_yaml(run / "config.yaml")
+    config.epochs = 2
+    return train_semantic(config, run, resume=True)
+
+
+def test_a_damaged_checkpoint_stops_the_resume_and_touches_nothing(run_copy: Path) -> None:
+    from masksmith.errors import MasksmithError
+
+    last = run_copy / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:200])  # cut short, as a full disk or a kill leaves it
+    before, files = checksums(run_copy), listing(run_copy)
+    with pytest.raises(MasksmithError) as err:
+        resume(run_copy)
+    text = str(err.value)
+    assert text.startswith(f"{last}: cannot be read as a training checkpoint") and "nothing was changed" in text
+    assert "Fix: delete it" in text and "\n" not in text
+    assert checksums(run_copy) == before and listing(run_copy) == files  # no interrupted.ckpt, model untouched
+
+
+def test_a_damaged_checkpoint_is_one_line_from_the_cli(run_copy: Path, monkeypatch, capsys) -> None:
+    last = run_copy / "checkpoints" / "last.ckpt"
+    last.write_bytes(b"\x80\x02 not a checkpoint")
+    before = checksums(run_copy)
+    code, out = run_cli(monkeypatch, capsys, "train", "--resume", run_copy)
+    assert code == 2 and out.strip() == out.strip().splitlines()[0] and "Traceback" not in out
+    assert f"error: {last}: cannot be read as a training checkpoint" in out
+    assert checksums(run_copy) == before
+
+
+def test_resume_takes_the_checkpoint_furthest_along_in_training_not_the_newest_file(run_copy: Path) -> None:
+    import os
+
+    import torch
+
+    from masksmith.train.run import resume_checkpoint
+
+    ckpts = run_copy / "checkpoints"
+    state = torch.load(ckpts / "last.ckpt", weights_only=True)
+    older = dict(state, global_step=0, epoch=0)
+    torch.save(older, ckpts / "interrupted.ckpt")  # written later, but from earlier in training
+    os.utime(ckpts / "last.ckpt", (1, 1))
+    assert resume_checkpoint(run_copy) == ckpts / "last.ckpt"
+    torch.save(dict(state, global_step=state["global_step"] + 1), ckpts / "interrupted.ckpt")
+    os.utime(ckpts / "interrupted.ckpt", (0, 0))  # older file, further in training
+    assert resume_checkpoint(run_copy) == ckpts / "interrupted.ckpt"
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch pwned",))
+
+
+def test_a_checkpoint_carrying_code_is_refused_even_when_torch_is_told_to_trust_it(run_copy: Path, monkeypatch
+                                                                                 ) -> None:
+    import torch
+
+    from masksmith.errors import MasksmithError
+
+    monkeypatch.chdir(run_copy)
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # switches torch's default to full pickle
+    last = run_copy / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    state["callbacks"]["evil"] = _Payload()
+    torch.save(state, last)
+    before = checksums(run_copy)
+    with pytest.raises(MasksmithError, match="cannot be read as a training checkpoint"):
+        resume(run_copy)
+    assert not (run_copy / "pwned").exists() and checksums(run_copy) == before
+
+
+def test_a_checkpoint_of_another_model_leaves_the_model_file_alone(run_copy: Path) -> None:
+    import torch
+
+    from masksmith.errors import MasksmithError
+
+    last = run_copy / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    state["state_dict"] = {"net.other.weight": torch.zeros(3)}
+    torch.save(state, last)
+    model = checksums(run_copy)["model.masksmith"]
+    with pytest.raises(MasksmithError, match="does not fit this run's model"):
+        resume(run_copy)
+    assert checksums(run_copy)["model.masksmith"] == model
+    assert not (run_copy / "checkpoints" / "interrupted.ckpt").exists()
+
+
+def test_the_model_file_is_written_only_from_trained_states_never_worse_ones() -> None:
+    from types import SimpleNamespace
+
+    from masksmith.train.callbacks import KeepModelFile
+
+    saved = []
+    keep = KeepModelFile(lambda module, reason: saved.append(reason), "val_miou")
+    keep.load_state_dict({"best": 0.5})  # a resumed run remembers its best
+    module = SimpleNamespace(current_epoch=3)
+    trainer = SimpleNamespace(is_global_zero=True, callback_metrics={"val_miou": 0.3})
+    keep.on_exception(trainer, module, RuntimeError("at start"))  # no step yet: nothing written
+    keep.on_train_epoch_end(trainer, module)
+    assert saved == []
+    keep.on_train_batch_end(trainer, module, None, None, 0)
+    keep.on_train_epoch_end(trainer, module)  # worse than the best: kept as it is
+    keep.on_exception(trainer, module, KeyboardInterrupt())  # a model is already kept: not replaced
+    assert saved == []
+    trainer.callback_metrics["val_miou"] = 0.7
+    keep.on_train_epoch_end(trainer, module)
+    assert saved == ["best"] and keep.saved == ("best", 4)
+
+
+class _CtrlC:
+    def __call__(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if batch_idx == 1:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_exits_130_saying_what_was_kept_and_how_to_resume(tiny_cars: Path, tmp_path: Path,
+                                                                  monkeypatch, capsys) -> None:
+    from masksmith.models.artifact import load_artifact
+    from masksmith.train.callbacks import History
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(History, "on_train_batch_end", _CtrlC(), raising=False)
+    code, out = run_cli(monkeypatch, capsys, "train", tiny_cars, "--model", "baseline", "--size", "32",
+                        "--epochs", "1", "--batch-size", "2", "--weights", "none", "--name", "c")
+    run = Path("runs") / "c"
+    assert code == 130 and "Traceback" not in out
+    line = out.strip().splitlines()[-1]
+    assert line == (f"interrupted: training stopped by Ctrl-C in epoch 1 (step 2). Kept: {run / 'model.masksmith'} "
+                    f"(interrupted, epoch 1) and the checkpoint {run / 'checkpoints' / 'interrupted.ckpt'}. "
+                    f"Fix: resume with: masksmith train --resume {run}")
+    assert load_artifact(run).training["reason"] == "interrupted"
+    assert (run / "config.yaml").exists()  # written when training started: the run can be understood
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    code, out = run_cli(monkeypatch, capsys, "train", "--resume", str(run))
+    assert code == 0, out
+    assert load_artifact(run).training["epoch"] == 1 and load_artifact(run).training["reason"] != "interrupted"

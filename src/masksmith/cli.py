@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from masksmith.errors import MasksmithError
+from masksmith.errors import MasksmithError, TrainingInterrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="masksmith: from annotated photos to a trained segmentation model and usable results.")
@@ -547,6 +547,9 @@ def demo(out: Annotated[Path, typer.Option(help="Folder for everything the demo 
 def main() -> None:
     try:
         app(standalone_mode=False)
+    except TrainingInterrupted as exc:  # Ctrl-C during training: what was kept and how to resume
+        print(f"interrupted: {exc}", file=sys.stderr)
+        sys.exit(130)
     except MasksmithError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
