@@ -302,3 +302,187 @@ def test_ctrl_c_exits_130_saying_what_was_kept_and_how_to_resume(tiny_cars: Path
     code, out = run_cli(monkeypatch, capsys, "train", "--resume", str(run))
     assert code == 0, out
     assert load_artifact(run).training["epoch"] == 1 and load_artifact(run).training["reason"] != "interrupted"
+
+
+# ------------------------------------------------------------------------------------------------------ zips
+def zip_folder(folder: Path, out: Path) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(folder).as_posix())
+    return out
+
+
+def crafted_zip(path: Path, members: int, size: int) -> Path:
+    """A zip of `members` members of `size` zero bytes each, written from one deflated stream (building it
+    with zipfile would compress gigabytes)."""
+    import struct
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = packer.compress(bytes(size)) + packer.flush()
+    crc = zlib.crc32(bytes(size))
+    central, offset = b"", 0
+    with path.open("wb") as f:
+        for k in range(members):
+            name = f"zeros_{k:03d}.bin".encode()
+            head = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 33, crc, len(data), size, len(name), 0)
+            f.write(head + name + data)
+            central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 33, crc, len(data), size,
+                                   len(name), 0, 0, 0, 0, 0, offset) + name
+            offset += len(head) + len(name) + len(data)
+        f.write(central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, members, members, len(central), offset, 0))
+    return path
+
+
+@pytest.mark.parametrize(("members", "size", "words"), [
+    (512, 16 << 20, "entry 'zeros_000.bin' inflates"),  # 8 MB declaring 8 GiB, each member a bomb
+    (600, 1 << 20, "would unpack 0.6 MiB into 600.0 MiB"),  # no member above the floor: the whole zip counts
+])
+def test_512_members_of_16_mib_are_refused_before_anything_is_written(tmp_path: Path, monkeypatch, members: int,
+                                                                      size: int, words: str) -> None:
+    from masksmith.errors import ArchiveError
+
+    monkeypatch.setenv("MASKSMITH_CACHE", str(tmp_path / "cache"))
+    bomb = crafted_zip(tmp_path / "photos.zip", members, size)
+    assert bomb.stat().st_size < 10 << 20
+    with pytest.raises(ArchiveError) as err:
+        load_dataset(bomb)
+    text = str(err.value)
+    assert text.startswith(f"{bomb}: ") and words in text and "zip bomb" in text and "cache" not in text
+    assert not (tmp_path / "cache").exists() or listing(tmp_path / "cache") in ([], ["zips"])
+
+
+def test_a_zip_that_breaks_mid_extraction_leaves_no_partial_folder(tmp_path: Path, monkeypatch) -> None:
+    import zipfile
+
+    from masksmith.errors import ArchiveError
+
+    monkeypatch.setenv("MASKSMITH_CACHE", str(tmp_path / "cache"))
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.txt", "first member, fine")
+        zf.writestr("b.txt", "the second member, which gets damaged " * 50)
+    raw = bytearray(archive.read_bytes())
+    at = raw.index(b"b.txt") + 5 + 10  # inside b.txt's compressed data
+    raw[at:at + 8] = b"\xff" * 8
+    archive.write_bytes(bytes(raw))
+    with pytest.raises(ArchiveError, match=rf"^{archive}: is damaged and cannot be extracted"):
+        load_dataset(archive)
+    assert listing(tmp_path / "cache") == ["zips"]  # no .extract-* folder, no half extraction
+
+
+def test_a_full_disk_while_extracting_names_the_zip_and_says_no_space_left(small_coco: Path, tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    import errno
+
+    from masksmith.data import archive as archive_module
+    from masksmith.errors import ArchiveError
+
+    monkeypatch.setenv("MASKSMITH_CACHE", str(tmp_path / "cache"))
+    data = zip_folder(small_coco, tmp_path / "data.zip")
+    real_open = Path.open
+
+    def full(self, mode="r", *args, **kwargs):
+        if "w" in mode and ".extract-" in str(self):
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", full)
+    with pytest.raises(ArchiveError) as err:
+        archive_module.extract_zip(data)
+    text = str(err.value)
+    assert text.startswith(f"{data}: cannot be extracted into the cache") and "No space left on device, ENOSPC" in text
+    assert "MASKSMITH_CACHE" in text
+    assert listing(tmp_path / "cache") == ["zips"]
+
+
+def test_the_cache_keeps_the_most_recently_used_extractions(small_coco: Path, tmp_path: Path, monkeypatch) -> None:
+    import os
+    import time
+    import zipfile
+
+    from masksmith.data import archive as archive_module
+
+    monkeypatch.setenv("MASKSMITH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(archive_module, "MAX_CACHE_ENTRIES", 2)
+    zips = []
+    for k in range(3):
+        z = zip_folder(small_coco, tmp_path / f"data{k}.zip")
+        with zipfile.ZipFile(z, "a") as zf:
+            zf.writestr("note.txt", f"copy {k}")  # another content, another cache entry
+        zips.append(z)
+    first = archive_module.extract_zip(zips[0])
+    second = archive_module.extract_zip(zips[1])
+    old = time.time() - 100
+    os.utime(second / ".masksmith-used", (old, old))
+    archive_module.extract_zip(zips[0])  # used again: now the most recent
+    third = archive_module.extract_zip(zips[2])
+    assert first.exists() and third.exists() and not second.exists()
+    assert len(list((tmp_path / "cache" / "zips").iterdir())) == 2
+    monkeypatch.setattr(archive_module, "MAX_CACHE_BYTES", 1)  # by size: all but the one in use go
+    archive_module.extract_zip(zips[1])
+    assert [p.name for p in (tmp_path / "cache" / "zips").iterdir()] == [second.name]
+
+
+def test_two_processes_extracting_one_zip_both_get_the_complete_folder(small_coco: Path, tmp_path: Path) -> None:
+    import os
+    import zipfile
+
+
+    data = zip_folder(small_coco, tmp_path / "data.zip")
+    with zipfile.ZipFile(data, "a") as zf:  # enough members that the two extractions overlap
+        for k in range(400):
+            zf.writestr(f"extra/{k:03d}.txt", "x" * 2000)
+    env = {**os.environ, "MASKSMITH_CACHE": str(tmp_path / "cache")}
+    code = ("import sys; from masksmith.data.archive import extract_zip; "
+            "print(extract_zip(sys.argv[1]))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(data)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    assert results[0][0] == results[1][0]
+    folder = Path(results[0][0].strip())
+    assert len(list((folder / "extra").iterdir())) == 400
+    assert [p.name for p in (tmp_path / "cache" / "zips").iterdir()] == [folder.name]
+
+
+def test_the_loser_of_an_extraction_race_uses_the_winners_folder(small_coco: Path, tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    import os
+
+    from masksmith.data import archive as archive_module
+
+    monkeypatch.setenv("MASKSMITH_CACHE", str(tmp_path / "cache"))
+    data = zip_folder(small_coco, tmp_path / "data.zip")
+    real_replace = os.replace
+    calls = []
+
+    def slow_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 1:  # another process finishes first
+            monkeypatch.setattr(archive_module.os, "replace", real_replace)
+            winner = archive_module.extract_zip(data)
+            (winner / "winner.txt").write_text("w")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(archive_module.os, "replace", slow_replace)
+    folder = archive_module.extract_zip(data)
+    assert (folder / "winner.txt").exists()
+    assert [p.name for p in (tmp_path / "cache" / "zips").iterdir()] == [folder.name]
+
+
+def test_problems_inside_a_zip_name_the_zip_not_the_cache(tmp_path: Path, monkeypatch) -> None:
+    import zipfile
+
+    monkeypatch.setenv("MASKSMITH_CACHE", str(tmp_path / "cache"))
+    doc = coco_doc([{"id": 1, "file_name": "a.png", "width": 8, "height": 8},
+                    {"id": 1, "file_name": "b.png", "width": 8, "height": 8}])
+    archive = tmp_path / "upload.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("set/annotations.json", json.dumps(doc))
+    with pytest.raises(DatasetError) as err:
+        load_dataset(archive)
+    assert str(err.value).startswith(f"{archive}:set/annotations.json: image id 1") and "cache" not in str(err.value)
