@@ -486,3 +486,184 @@ def test_problems_inside_a_zip_name_the_zip_not_the_cache(tmp_path: Path, monkey
     with pytest.raises(DatasetError) as err:
         load_dataset(archive)
     assert str(err.value).startswith(f"{archive}:set/annotations.json: image id 1") and "cache" not in str(err.value)
+
+
+# ----------------------------------------------------------------------------------------------- model files
+@pytest.mark.parametrize(("change", "words"), [
+    (lambda p: p["preprocessing"].update(size=[40000, 40000]), "asks for 40000x40000 inputs, more than the 8192"),
+    (lambda p: p.update(flip_pairs=[["left_door", "right_door"]]), "names 'left_door', which is not one of"),
+    (lambda p: p.update(classes="body"), "classes must be a list"),
+    (lambda p: p.update(colors=[[0, 0, 0]]), "colors must be"),
+    (lambda p: p["preprocessing"].update(std=[0, 1, 1]), "std [0, 1, 1] must be above 0"),
+    (lambda p: p["preprocessing"].update(size=["64", 64]), "size must be [height, width]"),
+    (lambda p: p["preprocessing"].update(input_mode="stretch"), "input_mode 'stretch'"),
+    (lambda p: p.update(task=["semantic"]), "task is ['semantic']"),
+    (lambda p: p.update(state_dict={"w": [1, 2]}), "state_dict must map names to tensors"),
+])
+def test_model_file_fields_are_checked_when_it_is_opened(trained_run: Path, tmp_path: Path, change, words: str,
+                                                         monkeypatch, capsys) -> None:
+    import torch
+
+    from masksmith.errors import ModelError
+    from masksmith.models.artifact import load_artifact
+
+    payload = torch.load(trained_run / "model.masksmith", weights_only=True)
+    change(payload)
+    bad = tmp_path / "model.masksmith"
+    torch.save(payload, bad)
+    with pytest.raises(ModelError) as err:
+        load_artifact(bad)
+    assert str(err.value).startswith(f"{bad}: ") and words in str(err.value) and "Fix: " in str(err.value)
+    photo = tmp_path / "photos"
+    photo.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (20, 20)).save(photo / "a.png")
+    code, out = run_cli(monkeypatch, capsys, "predict", bad, photo, "--out", tmp_path / "preds")
+    assert code == 2 and words in out and "Traceback" not in out and not (tmp_path / "preds").exists()
+
+
+# ------------------------------------------------------------------------------------- command-line ranges
+@pytest.mark.parametrize(("args", "words"), [
+    (["--batch-size", "0"], "batch_size (--batch-size) is 0; it must be a whole number of at least 1"),
+    (["--epochs", "-2"], "epochs (--epochs) is -2; it must be a whole number of at least 1"),
+    (["--epochs", "0"], "epochs (--epochs) is 0"),
+    (["--time", "-5m"], "time_budget (--time) is -300.0; it must be a number above 0"),
+    (["--size", "0"], "size (--size) is 0"),
+    (["--lr", "0"], "lr (--lr) is 0.0; it must be a number above 0"),
+    (["--val", "1.5"], "val_fraction (--val) is 1.5"),
+    (["--time", "soon"], "time 'soon' is not a duration"),
+])
+def test_training_values_out_of_range_are_one_line_before_the_data_is_read(tmp_path: Path, monkeypatch, capsys,
+                                                                          args: list[str], words: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out = run_cli(monkeypatch, capsys, "train", tmp_path / "does-not-matter", *args)
+    assert code == 2 and words in out and "Fix: " in out and "Traceback" not in out
+    assert len(out.strip().splitlines()) == 1 and listing(tmp_path) == []  # no runs/ folder either
+
+
+def test_runs_that_is_a_file_is_refused_before_training(tiny_cars: Path, tmp_path: Path, monkeypatch,
+                                                        capsys) -> None:
+    runs = tmp_path / "runs"
+    runs.write_text("my notes")
+    code, out = run_cli(monkeypatch, capsys, "train", tiny_cars, "--model", "baseline", "--epochs", "1",
+                        "--runs", runs)
+    assert code == 2 and out.strip() == f"error: {runs}: is a file, not a folder. Fix: choose a folder for the " \
+                                        "outputs."
+    assert runs.read_text() == "my notes"
+
+
+def test_a_read_only_output_folder_is_refused_before_work_starts(small_coco: Path, tmp_path: Path, monkeypatch,
+                                                                 capsys) -> None:
+    import errno
+    import tempfile
+
+    out = tmp_path / "readonly"
+    out.mkdir()
+    real = tempfile.mkstemp
+
+    def refuse(*args, dir=None, **kwargs):  # the tests run as root, whom chmod does not stop
+        if dir is not None and Path(dir) == out:
+            raise PermissionError(errno.EACCES, "Permission denied", str(out))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    code, text = run_cli(monkeypatch, capsys, "dataset", "convert", small_coco, out, "--to", "voc")
+    assert code == 2 and text.strip() == (f"error: {out}: cannot write (Permission denied, EACCES). Fix: choose a "
+                                          "folder you may write to.")
+    assert listing(out) == []
+
+
+def test_a_full_disk_says_no_space_left(small_coco: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    import errno
+
+    from masksmith import outputs
+
+    real = outputs.os.replace
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outputs.os, "replace", full)
+    out = tmp_path / "out"
+    code, text = run_cli(monkeypatch, capsys, "dataset", "convert", small_coco, out, "--to", "masks")
+    monkeypatch.setattr(outputs.os, "replace", real)
+    assert code == 2 and "Traceback" not in text
+    line = text.strip().splitlines()[-1]
+    assert line.startswith(f"error: {out}/") and "cannot write (No space left on device, ENOSPC)" in line
+    assert "Fix: free some disk space" in line
+    assert [p for p in listing(out) if p.endswith(".tmp")] == []  # no temporary file is left behind
+
+
+def test_os_error_names_the_errno_even_without_a_message() -> None:
+    import errno
+
+    from masksmith.outputs import os_error
+
+    text = str(os_error(OSError(errno.ENOSPC, ""), "/data/out.png"))
+    assert text == "/data/out.png: cannot write (No space left on device, ENOSPC). Fix: free some disk space or " \
+                   "choose a folder on another disk."
+
+
+@pytest.fixture
+def tiles(small_coco: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A tiles.json from `dataset tile` and a folder of per-tile masks (the tiles' own masks)."""
+    from masksmith.data.tiles import tile_dataset, write_manifest
+
+    ds = load_dataset(small_coco)
+    tiled, manifest = tile_dataset(ds, 32)
+    out = tmp_path / "tiles"
+    write_manifest(manifest, out)
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    from PIL import Image
+
+    for t in manifest["tiles"]:
+        Image.new("L", (32, 32), 1).save(preds / Path(t["name"]).with_suffix(".png").name)
+    return out / "tiles.json", preds
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    (lambda m: m["tiles"][0].update(x=10_000), "starts at (10000, 0), outside its"),
+    (lambda m: m["tiles"][0].update(x=True), "lacks a name, a listed source or x/y"),
+    (lambda m: m["tiles"][0].update(source=["a"]), "lacks a name, a listed source or x/y"),
+    (lambda m: m["sources"].update({next(iter(m["sources"])): [100_000, 100_000]}), "more than the 178 megapixels"),
+    (lambda m: m["sources"].update({next(iter(m["sources"])): "big"}), "not [width, height]"),
+    (lambda m: m.update(tiles={}), "it needs 'sources' and 'tiles'"),
+])
+def test_stitch_with_a_bad_tiles_json_is_one_line(tiles, tmp_path: Path, monkeypatch, capsys, change,
+                                                  words: str) -> None:
+    manifest_path, preds = tiles
+    manifest = json.loads(manifest_path.read_text())
+    change(manifest)
+    bad = tmp_path / "bad_tiles.json"
+    bad.write_text(json.dumps(manifest))
+    code, out = run_cli(monkeypatch, capsys, "dataset", "stitch", bad, preds, tmp_path / "full")
+    assert code == 2 and out.startswith(f"error: {bad}: is not a tiles.json") and words in out
+    assert "Traceback" not in out and not any((tmp_path / "full").glob("*.png"))
+
+
+def test_stitch_with_a_tile_mask_unlike_the_others_is_one_line(tiles, tmp_path: Path, monkeypatch, capsys) -> None:
+    from PIL import Image
+
+    manifest_path, preds = tiles
+    odd = sorted(preds.iterdir())[1]
+    Image.new("RGB", (32, 32)).save(odd)
+    code, out = run_cli(monkeypatch, capsys, "dataset", "stitch", manifest_path, preds, tmp_path / "full")
+    assert code == 2 and out.startswith(f"error: {odd}: the tile's mask is uint8 32x32x3, unlike") and \
+        "Traceback" not in out
+
+
+def test_preview_with_another_suffix_is_refused_before_reading(small_coco: Path, tmp_path: Path, monkeypatch,
+                                                               capsys) -> None:
+    code, out = run_cli(monkeypatch, capsys, "dataset", "preview", tmp_path / "nothing-here", "--out",
+                        tmp_path / "p.txt")
+    assert code == 2 and out.strip() == (f"error: {tmp_path / 'p.txt'}: the preview is a PNG picture; .txt is "
+                                         "another kind of file. Fix: name the output like p.png.")
+    assert not (tmp_path / "p.txt").exists()
+
+
+def test_preview_with_no_image_left_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    file = write_coco(tmp_path / "d", coco_doc([{"id": 1, "file_name": "gone.png", "width": 8, "height": 8}]))
+    code, out = run_cli(monkeypatch, capsys, "dataset", "preview", file, "--lenient", "--out", tmp_path / "p.png")
+    assert code == 2 and "holds no image left to use" in out and "gone.png" in out and "Traceback" not in out
+    assert not (tmp_path / "p.png").exists()
