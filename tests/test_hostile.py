@@ -667,3 +667,198 @@ def test_preview_with_no_image_left_is_one_line(tmp_path: Path, monkeypatch, cap
     code, out = run_cli(monkeypatch, capsys, "dataset", "preview", file, "--lenient", "--out", tmp_path / "p.png")
     assert code == 2 and "holds no image left to use" in out and "gone.png" in out and "Traceback" not in out
     assert not (tmp_path / "p.png").exists()
+
+
+# ----------------------------------------------------------------------- 1. and 2. paths, files, outputs
+def photo_set(folder: Path, names: list[str], size: tuple[int, int] = (24, 20)) -> Path:
+    from PIL import Image
+
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", size, (200, 40, 40)).save(folder / name)
+    return folder
+
+
+def escaping_coco(tmp_path: Path) -> Path:
+    """A COCO set whose file_name climbs out with ../ (the photo itself sits beside the annotations)."""
+    doc = coco_doc([{"id": 1, "file_name": "../../photo.jpg", "width": 24, "height": 20}],
+                   [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[2, 2, 20, 2, 20, 15, 2, 15]]}])
+    data = write_coco(tmp_path / "work" / "data", doc).parent
+    photo_set(data, ["photo.jpg"])
+    return data
+
+
+@pytest.mark.parametrize("command", [["convert", "--to", "coco"], ["tile", "--to", "coco", "--size", "16"],
+                                     ["split", "--to", "coco", "--val", "0"]])
+def test_names_that_climb_out_never_write_outside_the_output(tmp_path: Path, monkeypatch, capsys,
+                                                            command: list[str]) -> None:
+    data = escaping_coco(tmp_path)
+    out = tmp_path / "work" / "out"
+    around = listing(tmp_path)
+    inputs = checksums(data)
+    code, text = run_cli(monkeypatch, capsys, "dataset", command[0], data, out, *command[1:])
+    assert code == 0, text
+    assert [p for p in listing(tmp_path) if not p.startswith("work/out")] == around  # nothing beside or above
+    assert checksums(data) == inputs
+    written = json.loads(next(out.rglob("annotations.json")).read_text())
+    assert all(".." not in img["file_name"] and not img["file_name"].startswith("/") for img in written["images"])
+
+
+def test_an_absolute_file_name_never_copies_a_file_from_outside_the_data_set(tmp_path: Path, monkeypatch,
+                                                                             capsys) -> None:
+    private = photo_set(tmp_path / "home", ["private.jpg"]) / "private.jpg"
+    doc = coco_doc([{"id": 1, "file_name": str(private), "width": 24, "height": 20}])
+    data = write_coco(tmp_path / "data", doc)
+    code, text = run_cli(monkeypatch, capsys, "dataset", "convert", data, tmp_path / "out", "--to", "coco")
+    assert code == 2 and "1 of 1 image(s) is missing: private.jpg" in text and "Traceback" not in text
+    assert not any(p.name == "private.jpg" for p in (tmp_path / "out").rglob("*"))
+
+
+def test_convert_into_the_folder_holding_the_source_is_refused(small_coco: Path, monkeypatch, capsys) -> None:
+    before = checksums(small_coco)
+    code, text = run_cli(monkeypatch, capsys, "dataset", "convert", small_coco / "annotations.json", small_coco,
+                         "--to", "coco")
+    assert code == 2 and text.startswith(f"error: {small_coco}: ") and "Fix: choose an output folder" in text
+    assert checksums(small_coco) == before
+
+
+def test_convert_never_replaces_foreign_files_without_overwrite(small_coco: Path, tmp_path: Path, monkeypatch,
+                                                                capsys) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "annotations.json").write_text("the user's own")
+    code, text = run_cli(monkeypatch, capsys, "dataset", "convert", small_coco, out, "--to", "coco")
+    assert code == 2 and "was not written by masksmith" in text and "--overwrite" in text
+    assert (out / "annotations.json").read_text() == "the user's own"
+    code, _ = run_cli(monkeypatch, capsys, "dataset", "convert", small_coco, out, "--to", "coco", "--overwrite")
+    assert code == 0 and json.loads((out / "annotations.json").read_text())["images"]
+
+
+def test_predict_into_the_photo_folder_is_refused_and_same_stems_stay_apart(trained_run: Path, tmp_path: Path,
+                                                                          monkeypatch, capsys) -> None:
+    import os
+
+    photos = photo_set(tmp_path / "photos", ["a/car.jpg", "b/car.jpg", "car.png", "car_mask.png"])
+    before = checksums(photos)
+    inputs = [photos / "a", photos / "b", photos]
+    code, text = run_cli(monkeypatch, capsys, "predict", trained_run, *inputs, "--out", photos)
+    assert code == 2 and text.startswith(f"error: {photos}: ") and "the input" in text and "Fix: choose an output" in text
+    assert checksums(photos) == before
+    out = tmp_path / "preds"
+    code, text = run_cli(monkeypatch, capsys, "predict", trained_run, *inputs, "--out", out)
+    assert code == 0 and "predicted 4 image(s)" in text
+    masks = sorted(p.name for p in out.glob("*_mask.png"))
+    assert len(masks) == 4 and len(set(masks)) == 4  # a/car.jpg, b/car.jpg, car.png and car_mask.png
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {p.stat().st_mode & 0o777 for p in out.glob("*.png")} == {0o666 & ~umask}  # not mkstemp's 0600
+    code, text = run_cli(monkeypatch, capsys, "predict", trained_run, *inputs, "--out", out)  # again: replaces its
+    assert code == 0 and len(list(out.glob("*_mask.png"))) == 4  # own files, never reads them as photos
+
+
+def test_class_names_become_safe_file_names_in_extract(trained_run: Path, tmp_path: Path, monkeypatch,
+                                                       capsys) -> None:
+    import torch
+
+    payload = torch.load(trained_run / "model.masksmith", weights_only=True)
+    payload["classes"] = ["front/left wheel", "../x", "window", "light"]
+    payload["flip_pairs"] = []
+    model = tmp_path / "model.masksmith"
+    torch.save(payload, model)
+    photos = photo_set(tmp_path / "photos", ["car.jpg"], (64, 48))
+    around = listing(tmp_path)
+    code, text = run_cli(monkeypatch, capsys, "extract", model, photos, "--out", tmp_path / "cut", "--min-pixels",
+                         "1")
+    assert code == 0, text
+    assert [p for p in listing(tmp_path) if not p.startswith("cut")] == around
+    assert all(".." not in p.name and "/" not in p.name for p in (tmp_path / "cut").iterdir())
+
+
+# ------------------------------------------------------------------------------------------ 4. image bombs
+def bomb_png(path: Path, side: int = 50_000) -> Path:
+    """A PNG whose header declares side x side pixels (the data is a few bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    head = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) +
+                     chunk(b"IEND", b""))
+    return path
+
+
+def test_a_png_declaring_50000_pixels_a_side_is_skipped_with_lenient_and_one_line_without(
+        trained_run: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    photos = photo_set(tmp_path / "photos", ["good.jpg"])
+    bomb = bomb_png(photos / "huge.png")
+    code, text = run_cli(monkeypatch, capsys, "predict", trained_run, photos, "--out", tmp_path / "p1")
+    assert code == 2 and f"error: {bomb}: declares more pixels than masksmith reads" in text
+    assert "Traceback" not in text
+    code, text = run_cli(monkeypatch, capsys, "predict", trained_run, photos, "--out", tmp_path / "p2",
+                         "--lenient")
+    assert code == 0 and "predicted 1 image(s)" in text and "1 photo(s) skipped" in text and "huge.png" in text
+
+
+# ------------------------------------------------------------------------- the CLI over every case at once
+def test_the_cli_never_shows_a_traceback_for_any_hostile_case(trained_run: Path, tiny_cars: Path, small_coco: Path,
+                                                              tmp_path: Path, monkeypatch, capsys) -> None:
+    import shutil
+
+    import torch
+
+    t = tmp_path
+    cases: list[list] = []
+    dup = write_coco(t / "dup", coco_doc([{"id": 1, "file_name": "a.png", "width": 8, "height": 8},
+                                          {"id": 1, "file_name": "b.png", "width": 8, "height": 8}]))
+    cat = write_coco(t / "cat", coco_doc([{"id": 1, "file_name": "a.png", "width": 8, "height": 8}],
+                                         categories=[{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]))
+    rle = write_coco(t / "rle", rle_doc({"size": [200000, 200000], "counts": "PPYo1"}))
+    count = write_coco(t / "count", rle_doc({"size": [100000, 100000], "counts": [10**10]}, 100000, 100000))
+    bomb = crafted_zip(t / "bomb.zip", 512, 16 << 20)
+    import zipfile
+
+    slip = t / "slip.zip"
+    with zipfile.ZipFile(slip, "w") as zf:
+        zf.writestr("../../escaped.txt", "x")
+    broken = t / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 cut short")
+    photos = photo_set(t / "photos", ["a.jpg"])
+    bomb_png(photos / "huge.png")
+    payload = torch.load(trained_run / "model.masksmith", weights_only=True)
+    payload["preprocessing"]["size"] = [40000, 40000]
+    big_model = t / "big.masksmith"
+    torch.save(payload, big_model)
+    run = Path(shutil.copytree(trained_run, t / "run"))
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"damaged")
+    runs_file = t / "runs_file"
+    runs_file.write_text("x")
+    tiles = t / "tiles.json"
+    tiles.write_text(json.dumps({"sources": {"a": [10, 10]}, "tiles": [{"name": "t", "source": "a", "x": 50,
+                                                                         "y": 0}]}))
+    cases += [
+        ["dataset", "inspect", dup], ["dataset", "inspect", cat], ["dataset", "inspect", rle],
+        ["dataset", "inspect", count], ["dataset", "inspect", bomb], ["dataset", "inspect", slip],
+        ["dataset", "inspect", broken], ["dataset", "inspect", escaping_coco(t / "esc")],
+        ["predict", trained_run, photos, "--out", t / "p"], ["predict", trained_run, photos, "--out", photos],
+        ["predict", trained_run, photos, "--out", t / "pl", "--lenient"],
+        ["predict", big_model, photos, "--out", t / "pb"], ["predict", t / "no-model", photos],
+        ["extract", big_model, photos, "--out", t / "x"],
+        ["train", "--resume", run], ["train", "--resume", t / "photos"],
+        ["train", tiny_cars, "--batch-size", "0"], ["train", tiny_cars, "--epochs", "-1"],
+        ["train", tiny_cars, "--time", "-1m"], ["train", tiny_cars, "--runs", runs_file],
+        ["dataset", "stitch", tiles, photos, t / "st"], ["dataset", "stitch", photos / "a.jpg", photos, t / "st2"],
+        ["dataset", "preview", small_coco, "--out", t / "p.txt"],
+        ["dataset", "preview", write_coco(t / "gone", coco_doc([{"id": 1, "file_name": "gone.png"}])),
+         "--lenient", "--out", t / "gone.png"],
+        ["dataset", "convert", small_coco, small_coco, "--to", "coco"],
+        ["dataset", "convert", small_coco, photos / "a.jpg", "--to", "masks"],
+    ]
+    for args in cases:
+        code, out = run_cli(monkeypatch, capsys, *args)
+        assert "Traceback" not in out, (args, out)
+        assert code in (0, 2), (args, code, out)
+        if code == 2:
+            errors = [line for line in out.splitlines() if line.startswith("error: ")]
+            assert len(errors) == 1 and "Fix: " in errors[0] or "does not exist" in errors[0], (args, out)
