@@ -158,36 +158,36 @@ def _check_rle_size(size: list[int], height: int, width: int, *, path: Path, ite
 
 def compressed_rle_total(counts: str) -> int | None:
     """The pixels a compressed RLE string covers (the sum of its runs, as pycocotools' rleFrString reads
-    them), or None when the string is malformed (not ASCII, cut off inside a number, a negative run). Pure
-    Python over the string: nothing the size of the mask is allocated."""
+    them), or None when the string is malformed (not ASCII, cut off inside a number, a negative run). Numpy
+    over the string's characters: nothing the size of the mask is allocated."""
     try:
         data = counts.encode("ascii")
     except UnicodeEncodeError:
         return None
-    runs: list[int] = []
-    p, n = 0, len(data)
-    while p < n:
-        x, k, more = 0, 0, True
-        while more:
-            if p >= n:
-                return None
-            c = data[p] - 48
-            if c < 0 or c > 63:
-                return None
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and c & 0x10:
-                x |= -1 << (5 * k)
-            if k > 13:  # more than 64 bits: not a run length
-                return None
-        if len(runs) > 2:
-            x += runs[-2]
-        if x < 0:
-            return None
-        runs.append(x)
-    return sum(runs)
+    if not data:
+        return 0
+    c = np.frombuffer(data, np.uint8).astype(np.int64) - 48
+    if c.min() < 0 or c.max() > 63:
+        return None
+    more = (c & 0x20) != 0
+    if more[-1]:
+        return None  # cut off inside a number
+    ends = ~more
+    starts = np.flatnonzero(np.concatenate(([True], ends[:-1])))
+    group = np.cumsum(np.concatenate(([0], ends[:-1].astype(np.int64))))
+    k = np.arange(len(c)) - starts[group]
+    if k.max() > 11:  # more than 60 bits: not a run length
+        return None
+    x = np.add.reduceat((c & 0x1F) << (5 * k), starts)
+    last = np.flatnonzero(ends)
+    negative = (c[last] & 0x10) != 0
+    x[negative] -= np.left_shift(1, 5 * (k[last][negative] + 1))
+    runs = x.copy()  # from the fourth run on, each is stored as the difference to the run two before it
+    runs[2::2] = np.cumsum(x[2::2])
+    runs[1::2] = np.cumsum(x[1::2])
+    if len(runs) and (runs.min() < 0 or runs.max() > MAX_PIXELS):
+        return None
+    return int(runs.sum())
 
 
 def _as_list(data: dict, key: str, path: Path) -> list:
