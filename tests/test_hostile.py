@@ -863,3 +863,21 @@ def test_the_cli_never_shows_a_traceback_for_any_hostile_case(trained_run: Path,
         if code == 2:
             errors = [line for line in out.splitlines() if line.startswith("error: ")]
             assert len(errors) == 1 and "Fix: " in errors[0] or "does not exist" in errors[0], (args, out)
+
+
+def test_compressed_rle_counting_agrees_with_pycocotools() -> None:
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    from masksmith.data.formats.coco import compressed_rle_total
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        h, w = (int(v) for v in rng.integers(1, 200, 2))
+        m = np.asfortranarray((rng.random((h, w)) < rng.random()).astype(np.uint8))
+        counts = mask_utils.encode(m)["counts"].decode()
+        assert compressed_rle_total(counts) == h * w
+        decoded = mask_utils.decode({"size": [h, w], "counts": counts.encode()})
+        assert np.array_equal(decoded, m)
+    for bad in ("a", "0000zzzz", "\u00e9", "~~~~~~~~~~~~~~~0"):
+        assert compressed_rle_total(bad) is None
