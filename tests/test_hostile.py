@@ -881,3 +881,26 @@ def test_compressed_rle_counting_agrees_with_pycocotools() -> None:
         assert np.array_equal(decoded, m)
     for bad in ("a", "0000zzzz", "\u00e9", "~~~~~~~~~~~~~~~0"):
         assert compressed_rle_total(bad) is None
+
+
+def test_lightnings_checkpoint_reader_is_weights_only_and_reads_lightning_checkpoints(run_copy: Path,
+                                                                                     monkeypatch) -> None:
+    import pickle
+
+    import torch
+
+    from masksmith.train.run import SafeCheckpointIO
+
+    io = SafeCheckpointIO()
+    last = run_copy / "checkpoints" / "last.ckpt"
+    state = io.load_checkpoint(last, weights_only=False)  # what Lightning may ask for; refused quietly
+    assert {"state_dict", "optimizer_states", "loops", "callbacks", "epoch", "global_step"} <= set(state)
+    monkeypatch.chdir(run_copy)
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    state["callbacks"]["evil"] = _Payload()
+    torch.save(state, last)
+    with pytest.raises(pickle.UnpicklingError):
+        io.load_checkpoint(last, weights_only=False)
+    assert not (run_copy / "pwned").exists()
+    io.save_checkpoint({"epoch": 1}, run_copy / "checkpoints" / "x.ckpt")
+    assert not [p for p in (run_copy / "checkpoints").iterdir() if p.name.endswith(".tmp")]
