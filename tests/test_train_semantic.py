@@ -18,6 +18,7 @@ from masksmith.data import load_dataset
 from masksmith.data.sample import make_sample_dataset
 from masksmith.draw import COLUMNS, read_picture_info
 from masksmith.draw.masks import DARK, outline_width, region_outline
+from masksmith.errors import TrainingInterrupted
 from masksmith.infer.evaluate import evaluate_semantic
 from masksmith.infer.predictor import Predictor
 from masksmith.infer.write import predict_to_folder
@@ -208,10 +209,9 @@ class _Interrupt(L.Callback):
 
 def test_ctrl_c_leaves_a_usable_checkpoint_and_model(cars: Path, tmp_path: Path) -> None:
     config = tiny_config(cars, tmp_path, epochs=3, val_fraction=0.0)
-    try:
-        run = train_semantic(config, extra_callbacks=[_Interrupt()])
-    except (KeyboardInterrupt, SystemExit):
-        run = tmp_path / "tiny"
+    with pytest.raises(TrainingInterrupted, match="stopped by Ctrl-C in epoch 2"):
+        train_semantic(config, extra_callbacks=[_Interrupt()])
+    run = tmp_path / "tiny"
     assert (run / "checkpoints" / "interrupted.ckpt").exists()
     Predictor.from_file(run / "model.masksmith").predict(np.zeros((40, 50, 3), np.uint8))
     train_semantic(TrainConfig.from_yaml(run / "config.yaml"), run, resume=True)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from masksmith.errors import MasksmithError
+from masksmith.errors import MasksmithError, TrainingInterrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="masksmith: from annotated photos to a trained segmentation model and usable results.")
@@ -240,8 +240,9 @@ def dataset_preview(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """A PNG grid: each image, its mask over it, and the mask alone, in the class colours."""
-    from masksmith.data.preview import write_preview
+    from masksmith.data.preview import check_preview_name, write_preview
 
+    check_preview_name(out)  # before the data set is read
     ds = _load(path, format, lenient, parse_options(option))
     write_preview(ds, out, count, overwrite=overwrite)
     console.print(f"wrote {out}")
@@ -310,6 +311,7 @@ def train(
             cfg.epochs = epochs
         if time_budget is not None:
             cfg.time_budget = parse_duration(time_budget)
+        cfg.check()
         run_dir = run_training(cfg, resume, resume=True, announce=_announce)
     else:
         cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
@@ -320,8 +322,10 @@ def train(
         cfg.task = choose_task(task, model or (cfg.arch if config else None))
         instance = cfg.task == "instance"
         cfg.arch = model or (cfg.arch if config else ("maskrcnn_lite0" if instance else "unet"))
-        cfg.size = size or (cfg.size if config else (512 if instance else 256))
-        cfg.batch_size = batch_size or (cfg.batch_size if config else (2 if instance else 8))
+        # `is not None`: --size 0 or --batch-size 0 is refused by TrainConfig.check, never read as "default"
+        cfg.size = size if size is not None else (cfg.size if config else (512 if instance else 256))
+        cfg.batch_size = batch_size if batch_size is not None else \
+            (cfg.batch_size if config else (2 if instance else 8))
         cfg.lr = lr if lr is not None else cfg.lr
         cfg.encoder, cfg.loss = encoder or cfg.encoder, loss or cfg.loss
         cfg.shrink = shrink
@@ -332,6 +336,7 @@ def train(
         cfg.strategy, cfg.accelerator = strategy, accelerator
         cfg.time_budget = parse_duration(time_budget) if time_budget else None
         cfg.epochs = epochs if epochs is not None else (None if cfg.time_budget else cfg.epochs)
+        cfg.check()  # before the data set is read
         run_dir = run_training(cfg, announce=_announce)
     console.print(f"run folder: {run_dir}")
     console.print(f"  model:    {run_dir / 'model.masksmith'}")
@@ -547,6 +552,9 @@ def demo(out: Annotated[Path, typer.Option(help="Folder for everything the demo 
 def main() -> None:
     try:
         app(standalone_mode=False)
+    except TrainingInterrupted as exc:  # Ctrl-C during training: what was kept and how to resume
+        print(f"interrupted: {exc}", file=sys.stderr)
+        sys.exit(130)
     except MasksmithError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -43,3 +43,7 @@ class ArchiveError(DatasetError):
 
 class ModelError(MasksmithError):
     """A model file or model configuration that cannot be used."""
+
+
+class TrainingInterrupted(MasksmithError):
+    """Training stopped by Ctrl-C; the message says what was kept and how to resume (the CLI exits 130)."""

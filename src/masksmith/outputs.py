@@ -47,7 +47,7 @@ def os_error(exc: OSError, path: str | Path | None = None, action: str = "write"
     """One line for an OSError: the path, what failed, the system's words and the errno name."""
     where = exc.filename or path
     name = errno.errorcode.get(exc.errno or 0, "")
-    reason = exc.strerror or str(exc)
+    reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc))
     fixes = {errno.ENOSPC: "free some disk space or choose a folder on another disk.",
              errno.EDQUOT: "free some space in your quota or choose another folder.",
              errno.EACCES: "choose a folder you may write to.", errno.EPERM: "choose a folder you may write to.",

@@ -6,11 +6,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from masksmith.data.archive import extract_zip
+from masksmith.data.archive import extract_zip, zip_name, zips_cache
 from masksmith.data.checks import validate
 from masksmith.data.formats import check_options, detect_formats, get_format
 from masksmith.data.schema import Dataset, ProblemLog
-from masksmith.errors import DatasetError, FormatNotRecognised
+from masksmith.errors import DatasetError, FormatNotRecognised, MasksmithError
 
 
 def load_dataset(path: str | Path, format: str | None = None, *, strict: bool = True, need_pixels: bool = True,
@@ -31,7 +31,24 @@ def load_dataset(path: str | Path, format: str | None = None, *, strict: bool = 
     if path.is_file() and path.suffix.lower() == ".zip":
         if not zipfile.is_zipfile(path):
             raise DatasetError("is not a valid zip archive.", path=path, fix="re-create the archive.")
-        path = extract_zip(path)
+        inner = extract_zip(path)
+        entry = inner if inner.parent == zips_cache() else inner.parent
+        try:
+            dataset = _read(inner, format, strict, need_pixels, options)
+        except MasksmithError as exc:  # say the zip the user passed, not the cache folder it was unpacked in
+            if exc.path:
+                exc.path = zip_name(exc.path, entry, path)
+            exc.problem = zip_name(exc.problem, entry, path)
+            exc.args = (exc._compose(),)
+            raise
+        for problem in dataset.problems:
+            problem.path = zip_name(problem.path, entry, path)
+            problem.message = zip_name(problem.message, entry, path)
+        return dataset
+    return _read(path, format, strict, need_pixels, options)
+
+
+def _read(path: Path, format: str | None, strict: bool, need_pixels: bool, options: dict[str, Any]) -> Dataset:
     log = ProblemLog(strict)
     module = get_format(format) if format else _detect(path, log, options)
     check_options(module, options)

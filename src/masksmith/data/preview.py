@@ -31,12 +31,18 @@ def preview_picture(dataset: Dataset, count: int = 8, cell: int = 256, opacity: 
                  legend_colors=colors[1:], cell=cell)
 
 
-def write_preview(dataset: Dataset, out: Path, count: int = 8, cell: int = 256, overwrite: bool = False) -> Path:
-    """The preview as a PNG file (refusing another suffix, the data set's folder and files we did not write)."""
+def check_preview_name(out: str | Path) -> Path:
+    """The preview's file name, refused unless it ends in .png (it is a PNG picture)."""
     out = Path(out)
     if out.suffix.lower() != ".png":
-        raise DatasetError("the preview is a PNG picture; this name has another suffix.", path=out,
-                           fix="name the output like preview.png.")
+        raise DatasetError(f"the preview is a PNG picture; {out.suffix or 'no suffix'} is another kind of file.",
+                           path=out, fix=f"name the output like {out.with_suffix('.png').name}.")
+    return out
+
+
+def write_preview(dataset: Dataset, out: Path, count: int = 8, cell: int = 256, overwrite: bool = False) -> Path:
+    """The preview as a PNG file (refusing another suffix, the data set's folder and files we did not write)."""
+    out = check_preview_name(out)
     if not dataset.samples:
         raise DatasetError("the data set holds no images to preview.", path=dataset.root or "",
                            fix="check the path, or see the problems `masksmith dataset inspect` lists.")

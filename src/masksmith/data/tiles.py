@@ -23,7 +23,7 @@ from pycocotools import mask as mask_utils
 from masksmith.data.rasterize import mask_to_rle, sample_rles
 from masksmith.data.schema import Dataset, Region, Sample
 from masksmith.errors import DatasetError, MasksmithError
-from masksmith.images import open_image
+from masksmith.images import MAX_PIXELS, open_image
 from masksmith.outputs import OutputFolder, as_output_folder
 from masksmith.paths import resolve_under, safe_relative
 
@@ -141,18 +141,26 @@ def read_manifest(path: Path) -> tuple[dict[str, tuple[int, int]], list[dict[str
         raise DatasetError(f"{bad}: it needs 'sources' and 'tiles'.", path=path, fix=fix)
     sources: dict[str, tuple[int, int]] = {}
     for name, size in manifest["sources"].items():
-        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and 0 < v <= 100_000
-                                                                  for v in size)):
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                  and 0 < v <= 100_000 for v in size)):
             raise DatasetError(f"{bad}: source {name!r} has size {size!r:.40}, not [width, height].", path=path,
                                fix=fix)
+        if size[0] * size[1] > MAX_PIXELS:
+            raise DatasetError(f"{bad}: source {name!r} is {size[0]}x{size[1]}, more than the "
+                               f"{MAX_PIXELS // 1_000_000} megapixels masksmith stitches.", path=path, fix=fix)
         sources[name] = (size[0], size[1])
     tiles = manifest["tiles"]
     for k, t in enumerate(tiles):
-        ok = isinstance(t, dict) and isinstance(t.get("name"), str) and t.get("source") in sources and \
-            all(isinstance(t.get(key), int) and t[key] >= 0 for key in ("x", "y"))
+        ok = isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("source"), str) and \
+            t["source"] in sources and all(isinstance(t.get(key), int) and not isinstance(t[key], bool) and
+                                           t[key] >= 0 for key in ("x", "y"))
         if not ok:
             raise DatasetError(f"{bad}: tile {k + 1} ({str(t)[:60]}) lacks a name, a listed source or x/y.",
                                path=path, fix=fix)
+        w, h = sources[t["source"]]
+        if t["x"] >= w or t["y"] >= h:
+            raise DatasetError(f"{bad}: tile {k + 1} ({t['name']!r:.60}) starts at ({t['x']}, {t['y']}), outside "
+                               f"its {w}x{h} source {t['source']!r:.60}.", path=path, fix=fix)
     return sources, tiles
 
 
@@ -170,6 +178,12 @@ def stitch_folder(manifest_path: Path, predictions: Path, out: Path | OutputFold
         except MasksmithError:
             raise DatasetError("the tile's mask is missing or unreadable.", path=file,
                                fix="predict every tile listed in tiles.json first.") from None
+        first = next((a for _, _, a in by_source.get(t["source"], [])), arr)
+        if arr.ndim not in (2, 3) or arr.shape[2:] != first.shape[2:] or arr.dtype != first.dtype:
+            raise DatasetError(f"the tile's mask is {arr.dtype} {'x'.join(map(str, arr.shape))}, unlike the other "
+                               f"tiles of {t['source']!r:.60} ({first.dtype} {'x'.join(map(str, first.shape))}).",
+                               path=file, fix="predict every tile with the same model and write the masks the "
+                                               "same way.")
         by_source.setdefault(t["source"], []).append((t["x"], t["y"], arr))
     written = []
     for source, parts in by_source.items():

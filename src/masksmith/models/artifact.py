@@ -67,9 +67,81 @@ def load_artifact(path: str | Path) -> ModelArtifact:
                          fix="upgrade masksmith.")
     fields = {k: payload[k] for k in ModelArtifact.__dataclass_fields__ if k in payload}
     try:
-        return ModelArtifact(**fields)
+        artifact = ModelArtifact(**fields)
     except TypeError as exc:
         raise ModelError(f"is incomplete ({exc}).", path=path) from None
+    problem = artifact_problem(artifact)
+    if problem:
+        raise ModelError(f"{problem}; the file is damaged or was not written by masksmith.", path=path,
+                         fix="use the model.masksmith that `masksmith train` wrote, or train again.")
+    return artifact
+
+
+MAX_INPUT_SIDE = 8192  # the largest training size TrainConfig takes
+MAX_CLASSES = 10_000
+INPUT_MODES = ("resize", "scale", "instance")
+
+
+def _number(value: Any) -> bool:
+    import math
+
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def artifact_problem(a: ModelArtifact) -> str | None:
+    """What is wrong with a model file's fields (types, sizes, the input size, colours, flip pairs naming
+    its classes), or None; checked when the file is opened, before anything is built or allocated."""
+    if not isinstance(a.task, str) or a.task not in ("semantic", "instance"):
+        return f"task is {a.task!r}, not semantic or instance"
+    if not isinstance(a.model, dict):
+        return f"model is a {type(a.model).__name__}, not a mapping"
+    if not isinstance(a.classes, list) or not 1 <= len(a.classes) <= MAX_CLASSES or \
+            not all(isinstance(c, str) and c for c in a.classes):
+        return f"classes must be a list of 1 to {MAX_CLASSES} names, not {a.classes!r:.80}"
+    if len(set(a.classes)) != len(a.classes):
+        return "classes repeats a name"
+    if not isinstance(a.colors, list) or len(a.colors) != len(a.classes) + 1 or not all(
+            isinstance(c, list | tuple) and len(c) == 3 and all(_whole(v, 0, 255) for v in c) for c in a.colors):
+        return f"colors must be {len(a.classes) + 1} [r, g, b] triples of 0-255 (background first)"
+    p = a.preprocessing
+    if not isinstance(p, dict):
+        return f"preprocessing is a {type(p).__name__}, not a mapping"
+    for key in ("mean", "std"):
+        v = p.get(key)
+        if not (isinstance(v, list) and len(v) == 3 and all(_number(x) for x in v)):
+            return f"preprocessing {key} must be three numbers, not {v!r:.60}"
+    if not all(x > 0 for x in p["std"]):
+        return f"preprocessing std {p['std']} must be above 0"
+    size = p.get("size")
+    if not (isinstance(size, list) and len(size) == 2 and all(_whole(v, 1, 1 << 62) for v in size)):
+        return f"preprocessing size must be [height, width] in whole pixels, not {size!r:.60}"
+    if max(size) > MAX_INPUT_SIDE:
+        return (f"preprocessing asks for {size[1]}x{size[0]} inputs, more than the {MAX_INPUT_SIDE}x"
+                f"{MAX_INPUT_SIDE} masksmith trains at")
+    mode = p.get("input_mode", "resize")
+    if mode not in INPUT_MODES:
+        return f"preprocessing input_mode {mode!r} is not one of {', '.join(INPUT_MODES)}"
+    if mode == "scale" and not (_number(p.get("scale")) and 0 < p["scale"] <= 1):
+        return f"preprocessing scale {p.get('scale')!r} must be a number above 0 and at most 1"
+    if "max_size" in p and not _whole(p["max_size"], 1, MAX_INPUT_SIDE):
+        return f"preprocessing max_size {p['max_size']!r} must be a whole number of 1 to {MAX_INPUT_SIDE}"
+    if not isinstance(a.flip_pairs, list) or not all(
+            isinstance(pair, list | tuple) and len(pair) == 2 for pair in a.flip_pairs):
+        return f"flip_pairs must be a list of [left, right] class pairs, not {a.flip_pairs!r:.60}"
+    for left, right in a.flip_pairs:
+        for name in (left, right):
+            if name not in a.classes:
+                return f"flip pair [{left!r}, {right!r}] names {name!r}, which is not one of its classes"
+    if not isinstance(a.training, dict):
+        return f"training is a {type(a.training).__name__}, not a mapping"
+    if not isinstance(a.state_dict, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in a.state_dict.items()):
+        return "state_dict must map names to tensors"
+    return None
 
 
 def build_network(artifact: ModelArtifact) -> nn.Module:

@@ -12,7 +12,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks import OnExceptionCheckpoint, RichProgressBar
 
 from masksmith.draw.charts import plot_curves
 from masksmith.outputs import atomic_save_image
@@ -212,29 +212,61 @@ def save_preview(picture: Any, folder: Path, epoch: int) -> Path:
 
 class KeepModelFile(L.Callback):
     """Writes model.masksmith whenever validation improves (every epoch when there is no validation set), and
-    once more if training stops on an error or Ctrl-C, so the run folder always holds a usable model."""
+    once more if training stops on an error or Ctrl-C before any model was kept, so the run folder always
+    holds a usable model. Only ever from a trained state: nothing is written when the run stops before its
+    first step (a checkpoint that does not load, an error at start), and never a state worse than the best."""
 
     def __init__(self, save, monitor: str | None) -> None:
         self.save = save  # callable(pl_module, reason) -> Path
         self.monitor = monitor
         self.best = -math.inf
+        self.trained = False  # a training step ran in this session
+        self.saved: tuple[str, int] | None = None  # (reason, epoch) of the model file written in this session
+
+    def _save(self, pl_module: L.LightningModule, reason: str) -> None:
+        self.save(pl_module, reason)
+        self.saved = (reason, pl_module.current_epoch + 1)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self.trained = True
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
+        if not trainer.is_global_zero or not self.trained:
             return
         value = trainer.callback_metrics.get(self.monitor) if self.monitor else None
         if value is None:
-            self.save(pl_module, "last")
+            self._save(pl_module, "last")
         elif float(value) > self.best:
             self.best = float(value)
-            self.save(pl_module, "best")
+            self._save(pl_module, "best")
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if trainer.is_global_zero and self.best == -math.inf:
-            self.save(pl_module, "interrupted")
+        if trainer.is_global_zero and self.trained and self.best == -math.inf and self.saved is None:
+            self._save(pl_module, "interrupted")
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = float(state.get("best", -math.inf))
+
+
+class KeepInterrupted(OnExceptionCheckpoint):
+    """checkpoints/interrupted.ckpt when training stops on Ctrl-C or an error, but only after a training step
+    of this session: a run that fails while it starts (a checkpoint that does not fit) writes nothing that a
+    later --resume could prefer over the real last.ckpt."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.start_step: int | None = None
+        self.written: Path | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start_step = trainer.global_step  # after the checkpoint was restored
+
+    def on_exception(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if self.start_step is None or trainer.global_step <= self.start_step:
+            return
+        super().on_exception(trainer, *args, **kwargs)
+        self.written = Path(self.ckpt_path)

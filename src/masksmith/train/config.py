@@ -61,6 +61,59 @@ class TrainConfig:
     runs_dir: str = "runs"
     strict_data: bool = True
 
+    def check(self, path: str | Path | None = None) -> TrainConfig:
+        """Refuse values no run can use (a batch of 0, negative epochs or time, a fraction above 1 ...) with
+        one line naming the setting, its command-line flag and the fix; the one place these are checked."""
+        import math
+
+        def bad(key: str, rule: str) -> MasksmithError:
+            flag = _FLAGS.get(key)
+            where = f"{key} (--{flag})" if flag else key
+            return MasksmithError(f"{where} is {getattr(self, key)!r}; it must be {rule}.", path=path,
+                                  fix=f"give {flag and '--' + flag or key} {rule}.")
+
+        def number(key: str, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+                    optional: bool = False, integer: bool = False) -> None:
+            value = getattr(self, key)
+            if value is None and optional:
+                return
+            kind = "a whole number" if integer else "a number"
+            if isinstance(value, bool) or not isinstance(value, int if integer else int | float) or \
+                    not math.isfinite(value):
+                raise bad(key, kind)
+            if low is not None and (value <= low if low_open else value < low):
+                raise bad(key, f"{kind} {'above' if low_open else 'of at least'} {low:g}"
+                          + (f" and at most {high:g}" if high is not None else ""))
+            if high is not None and value > high:
+                raise bad(key, f"{kind} of at most {high:g}")
+
+        number("batch_size", 1, 4096, integer=True)
+        number("epochs", 1, None, optional=True, integer=True)
+        number("time_budget", 0, None, low_open=True, optional=True)
+        if self.epochs is None and self.time_budget is None:
+            raise MasksmithError("neither epochs nor a time budget is set: the run would never end.", path=path,
+                                 fix="pass --epochs N or --time 10m.")
+        number("size", 16, 8192, integer=True)
+        number("shrink", 0, 1, low_open=True, optional=True)
+        number("lr", 0, 10, low_open=True)
+        number("encoder_lr_factor", 0, None)
+        number("weight_decay", 0, None)
+        number("warmup_fraction", 0, 0.99)
+        number("val_fraction", 0, 0.95)
+        number("low_res_factor", 0, 1, low_open=True, optional=True)
+        number("low_res_until", 0, 1)
+        number("color_jitter", 0, 1)
+        number("freeze_encoder_levels", 0, 5, integer=True)
+        number("preview_images", 0, 64, integer=True)
+        number("num_workers", 0, 64, integer=True)
+        number("seed", 0, 2**32 - 1, integer=True)
+        if not (isinstance(self.scale, list) and len(self.scale) == 2 and
+                all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1 for v in self.scale)
+                and self.scale[0] <= self.scale[1]):
+            raise MasksmithError(f"scale is {self.scale!r}; it must be [low, high] with 0 < low <= high <= 1.",
+                                 path=path, fix="e.g. scale: [0.7, 1.0].")
+        return self
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(asdict(self), sort_keys=False)
 
@@ -80,7 +133,12 @@ class TrainConfig:
             if not _fits(value, hints[key]):
                 raise MasksmithError(f"{key}: {value!r} is not of type {_type_name(hints[key])}.", path=path,
                                      fix=f"give {key} a value of that type (default: {getattr(cls(), key)!r}).")
-        return cls(**data)
+        return cls(**data).check(path)
+
+
+# the command-line flags of the settings `masksmith train` takes (their names in messages)
+_FLAGS = {"batch_size": "batch-size", "epochs": "epochs", "time_budget": "time", "size": "size",
+          "shrink": "shrink", "lr": "lr", "val_fraction": "val", "seed": "seed"}
 
 
 def _fits(value: Any, hint: Any) -> bool:

@@ -42,7 +42,6 @@ from masksmith.models.instance import (
     instance_normalisation,
     trainable_parameters,
 )
-from masksmith.outputs import atomic_write_text
 from masksmith.train.callbacks import History
 from masksmith.train.config import TrainConfig
 from masksmith.train.run import fit_run, model_saver, start_run
@@ -268,8 +267,6 @@ def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: boo
     lr = instance_lr(config)
     module = InstanceModule(net, names, lr, config.weight_decay, val_data=val_data)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", config.to_yaml())
     batch = max(1, min(config.batch_size, len(train_data)))
     train_loader = DataLoader(train_data, batch_size=batch, shuffle=True, num_workers=config.num_workers,
                               collate_fn=collate_fn, drop_last=len(train_data) > batch,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -17,11 +19,20 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerStatus
 
-from masksmith.errors import MasksmithError
+from masksmith.errors import MasksmithError, TrainingInterrupted
 from masksmith.models.artifact import ModelArtifact, save_artifact
-from masksmith.runfolder import DATA, MODEL, VALIDATION
-from masksmith.train.callbacks import ClockSchedule, KeepModelFile, ProgressiveResize, TrainingProgress
+from masksmith.outputs import atomic_save, atomic_write_text, check_writable
+from masksmith.runfolder import CONFIG, DATA, MODEL, VALIDATION
+from masksmith.train.callbacks import (
+    ClockSchedule,
+    KeepInterrupted,
+    KeepModelFile,
+    ProgressiveResize,
+    TrainingProgress,
+)
 from masksmith.train.config import TrainConfig
 from masksmith.train.samples import SampleSplit
 
@@ -29,12 +40,26 @@ MODEL_FILE = MODEL
 
 
 def start_run(config: TrainConfig, run_dir: Path | None, resume: bool) -> tuple[Path, Path | None]:
-    """Quiet Lightning, seed everything, and return (run folder, checkpoint to resume from or None): a new
-    folder under config.runs_dir unless `run_dir` is given."""
+    """Check the config, quiet Lightning, seed everything, and return (run folder, checkpoint to resume from or
+    None): a new folder under config.runs_dir unless `run_dir` is given. Everything that can refuse the run
+    (values out of range, a runs folder that cannot be written, a checkpoint that cannot be read) does so here,
+    before the data is read and before anything in the run folder is touched."""
+    config.check()
     quiet_lightning()
     L.seed_everything(config.seed, workers=True, verbose=False)
-    run_dir = run_dir or new_run_dir(config)
+    if run_dir is None:
+        check_writable(Path(config.runs_dir))
+        run_dir = new_run_dir(config)
+    elif not resume:
+        check_writable(run_dir)
     return run_dir, resume_checkpoint(run_dir) if resume else None
+
+
+def begin_run(run_dir: Path, config: TrainConfig) -> None:
+    """The moment training starts: the run folder and its config.yaml (rewritten on resume, with the epochs or
+    time asked now), so an interrupted run is understood and can be resumed."""
+    check_writable(run_dir)
+    atomic_write_text(run_dir / CONFIG, config.to_yaml())
 
 
 def quiet_lightning() -> None:
@@ -59,13 +84,54 @@ def new_run_dir(config: TrainConfig) -> Path:
     return run
 
 
+CHECKPOINTS = ("last.ckpt", "interrupted.ckpt")  # what --resume continues from (best.ckpt may be older)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A Lightning checkpoint read with weights_only=True, whatever TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD says (a
+    poisoned checkpoint in a shared run folder must not run code), and checked to hold what resuming needs;
+    a MasksmithError naming the file otherwise."""
+    fix = "delete it (or move it away) to resume from another checkpoint, or start a new run without --resume."
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - damaged, truncated or code-carrying: one answer to the user
+        raise MasksmithError(f"cannot be read as a training checkpoint ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:160] if str(exc) else 'no detail'}); nothing was changed.",
+                             path=path, fix=fix) from None
+    ok = isinstance(state, dict) and isinstance(state.get("state_dict"), dict) and \
+        all(isinstance(state.get(k), int) and not isinstance(state.get(k), bool) and state[k] >= 0
+            for k in ("epoch", "global_step"))
+    if not ok:
+        raise MasksmithError("is not a Lightning training checkpoint (no state_dict, epoch and global_step); "
+                             "nothing was changed.", path=path, fix=fix)
+    return state
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint reader with weights_only=True always: the one way masksmith's trainer reads a
+    checkpoint."""
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None
+                        ) -> dict[str, Any]:
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        atomic_save(Path(path), lambda tmp: torch.save(checkpoint, tmp))  # never half a checkpoint
+
+
 def resume_checkpoint(run_dir: Path) -> Path:
-    """The newest of checkpoints/last.ckpt and interrupted.ckpt (written on Ctrl-C mid-epoch)."""
-    found = [p for p in (run_dir / "checkpoints" / n for n in ("last.ckpt", "interrupted.ckpt")) if p.exists()]
+    """The checkpoint furthest along in training (global step, then epoch, read inside each file, never by
+    file time) of checkpoints/last.ckpt and interrupted.ckpt (written on Ctrl-C mid-epoch). Every one of them
+    must be readable: a damaged one stops the resume, naming it, before anything is changed."""
+    found = [p for p in (run_dir / "checkpoints" / n for n in CHECKPOINTS) if p.exists()]
     if not found:
         raise MasksmithError("has no checkpoints/last.ckpt to resume from.", path=run_dir,
                              fix="start a new run without --resume.")
-    return max(found, key=lambda p: p.stat().st_mtime)
+    progress = {}
+    for path in found:
+        state = read_checkpoint(path)
+        progress[path] = (state["global_step"], state["epoch"], path.name == "last.ckpt")
+    return max(found, key=progress.__getitem__)
 
 
 def model_saver(run_dir: Path, config: TrainConfig, artifact_fields: dict[str, Any], images: int,
@@ -101,12 +167,10 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
         dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
         save_top_k=1 if monitor else 0, enable_version_counter=False)
     clock = ClockSchedule(module.base_lrs(), config.epochs, config.time_budget, config.warmup_fraction)
-    callbacks: list[L.Callback] = [
-        clock, checkpoint,
-        # written only when training stops on Ctrl-C or an error
-        L.pytorch.callbacks.OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted"),
-        history, previews, KeepModelFile(save, monitor), *(extra_callbacks or []),
-    ]
+    keep = KeepModelFile(save, monitor)
+    interrupted = KeepInterrupted(dirpath=ckpt_dir, filename="interrupted")  # on Ctrl-C or an error only
+    callbacks: list[L.Callback] = [clock, checkpoint, interrupted, history, previews, keep,
+                                   *(extra_callbacks or [])]
     if resize is not None and config.low_res_factor and config.low_res_factor < 1:
         target, full, divisor = resize
         callbacks.append(ProgressiveResize(target, clock, config.low_res_factor, config.low_res_until, full,
@@ -120,16 +184,60 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
         accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
         precision=precision, callbacks=callbacks, logger=False,
         enable_progress_bar=interactive, enable_model_summary=False, default_root_dir=str(run_dir),
-        num_sanity_val_steps=0, log_every_n_steps=5, deterministic=False, **trainer_options,
+        num_sanity_val_steps=0, log_every_n_steps=5, deterministic=False, plugins=[SafeCheckpointIO()],
+        **trainer_options,
     )
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, trainer.world_size)))
+    if trainer.is_global_zero:
+        begin_run(run_dir, config)
     if split is not None and trainer.is_global_zero:
         write_data_summary(run_dir, config, split)
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume_from) if resume_from else None)
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume_from) if resume_from else None,
+                    weights_only=True)
+    except SystemExit:  # Lightning's answer to Ctrl-C: sys.exit(1) after its on_exception hooks ran
+        if trainer.state.status == TrainerStatus.INTERRUPTED:
+            raise interrupted_error(run_dir, keep, interrupted, trainer) from None
+        raise
+    except Exception as exc:
+        if resume_from is not None and not keep.trained and not isinstance(exc, MasksmithError):
+            raise MasksmithError(f"does not fit this run's model, so training could not continue "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
+                                 "the model file was left as it was.", path=resume_from,
+                                 fix="resume with the config.yaml the run was started with, or start a new run."
+                                 ) from None
+        raise
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)  # Lightning ignores Ctrl-C from its first one on
     if trainer.is_global_zero and not (run_dir / MODEL_FILE).exists():
         save(module, "last")
     if trainer.is_global_zero and split is not None:
         finish_run(run_dir, config, split)
+
+
+def interrupted_error(run_dir: Path, keep: KeepModelFile, interrupted: KeepInterrupted,
+                      trainer: L.Trainer) -> TrainingInterrupted:
+    """What Ctrl-C kept (which model file, which checkpoint) and the exact command that resumes the run."""
+    import shlex
+
+    model = run_dir / MODEL_FILE
+    if keep.saved is not None:
+        reason, epoch = keep.saved
+        kept = f"{model} ({'best so far' if reason == 'best' else reason}, epoch {epoch})"
+    elif model.exists():
+        kept = f"{model} (unchanged, from before)"
+    else:
+        kept = "no model file yet"
+    ckpt = interrupted.written or next((p for p in (run_dir / "checkpoints" / n for n in CHECKPOINTS)
+                                        if p.exists()), None)
+    state = f" and the checkpoint {ckpt}" if ckpt else ""
+    return TrainingInterrupted(
+        f"training stopped by Ctrl-C in epoch {trainer.current_epoch + 1} (step {trainer.global_step}). "
+        f"Kept: {kept}{state}.",
+        fix=f"resume with: masksmith train --resume {shlex.quote(str(run_dir))}" if ckpt else
+        "start the run again; no checkpoint was written yet.")
 
 
 def write_data_summary(run_dir: Path, config: TrainConfig, split: SampleSplit) -> Path:

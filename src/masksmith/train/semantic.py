@@ -43,7 +43,6 @@ from masksmith.models.registry import (
     get_architecture,
 )
 from masksmith.models.sides import side_pairs_for
-from masksmith.outputs import atomic_write_text
 from masksmith.train.callbacks import History, Previews
 from masksmith.train.config import TrainConfig
 from masksmith.train.losses import SegmentationLoss
@@ -242,8 +241,6 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
                             config.encoder_lr_factor if config.encoder_weights else 1.0,
                             frozen=frozen_encoder_part(net, config))
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", config.to_yaml())
     size = data.size
     aug = AugmentConfig(flip=config.flip, scale=tuple(config.scale), color_jitter=config.color_jitter)
     lut = flip_lut(names, data.flip_pairs)

@@ -38,6 +38,7 @@ from masksmith.data.formats._write import copy_image, output_folder, output_name
 from masksmith.data.rasterize import region_rle
 from masksmith.data.schema import Dataset, ProblemLog, Region, Sample, make_classes
 from masksmith.errors import DatasetError, MasksmithError
+from masksmith.images import MAX_PIXELS
 from masksmith.outputs import OutputFolder
 from masksmith.paths import safe_relative
 
@@ -119,25 +120,74 @@ def _parse_segmentation(seg: Any, height: int, width: int, *, path: Path, item: 
         return Region(label="", polygons=polygons)
     if isinstance(seg, dict):
         counts, size = seg.get("counts"), seg.get("size")
-        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                    for v in size)):
             raise DatasetError("RLE 'size' must be [height, width].", path=path, item=item)
+        _check_rle_size(size, height, width, path=path, item=item)
         if isinstance(counts, list):
-            if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != size[0] * size[1]:
+            if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 2**32 for c in counts) \
+                    or sum(counts) != size[0] * size[1]:
                 raise DatasetError("uncompressed RLE counts do not add up to height x width.", path=path,
                                    item=item, fix="re-export the annotation.")
             rle = mask_utils.frPyObjects({"counts": counts, "size": size}, *size)
         elif isinstance(counts, str):
-            rle = {"counts": counts.encode("ascii", "replace"), "size": size}
-            try:
-                decoded = mask_utils.decode(rle)
-            except Exception:  # noqa: BLE001 - pycocotools raises bare exceptions on bad strings
-                decoded = None
-            if decoded is None or decoded.shape != (size[0], size[1]):
-                raise DatasetError("compressed RLE counts cannot be decoded.", path=path, item=item)
+            if compressed_rle_total(counts) != size[0] * size[1]:
+                raise DatasetError("compressed RLE counts cannot be decoded (they do not add up to height x "
+                                   "width).", path=path, item=item, fix="re-export the annotation.")
+            rle = {"counts": counts.encode("ascii"), "size": size}
         else:
             raise DatasetError("RLE 'counts' must be a string or a list of integers.", path=path, item=item)
         return Region(label="", rle=rle)
     raise DatasetError(f"segmentation is a {type(seg).__name__}, not polygons or RLE.", path=path, item=item)
+
+
+def _check_rle_size(size: list[int], height: int, width: int, *, path: Path, item: str) -> None:
+    """An RLE's [height, width] must be its image's (when the file states it) and never more pixels than
+    masksmith reads, checked before anything is decoded: pycocotools allocates height x width bytes at once,
+    and a crafted 200000x200000 crashes the process."""
+    h, w = size
+    if h <= 0 or w <= 0:
+        raise DatasetError(f"RLE size {size} is empty.", path=path, item=item, fix="re-export the annotation.")
+    if height > 0 and width > 0 and (h, w) != (height, width):
+        raise DatasetError(f"RLE size is {w}x{h} but its image is {width}x{height}.", path=path, item=item,
+                           fix="re-export the annotation; an RLE covers exactly its image.")
+    if h * w > MAX_PIXELS:
+        raise DatasetError(f"RLE size {w}x{h} is more than the {MAX_PIXELS // 1_000_000} megapixels masksmith "
+                           "reads.", path=path, item=item, fix="re-export the annotation at the image's size.")
+
+
+def compressed_rle_total(counts: str) -> int | None:
+    """The pixels a compressed RLE string covers (the sum of its runs, as pycocotools' rleFrString reads
+    them), or None when the string is malformed (not ASCII, cut off inside a number, a negative run). Numpy
+    over the string's characters: nothing the size of the mask is allocated."""
+    try:
+        data = counts.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    if not data:
+        return 0
+    c = np.frombuffer(data, np.uint8).astype(np.int64) - 48
+    if c.min() < 0 or c.max() > 63:
+        return None
+    more = (c & 0x20) != 0
+    if more[-1]:
+        return None  # cut off inside a number
+    ends = ~more
+    starts = np.flatnonzero(np.concatenate(([True], ends[:-1])))
+    group = np.cumsum(np.concatenate(([0], ends[:-1].astype(np.int64))))
+    k = np.arange(len(c)) - starts[group]
+    if k.max() > 11:  # more than 60 bits: not a run length
+        return None
+    x = np.add.reduceat((c & 0x1F) << (5 * k), starts)
+    last = np.flatnonzero(ends)
+    negative = (c[last] & 0x10) != 0
+    x[negative] -= np.left_shift(1, 5 * (k[last][negative] + 1))
+    runs = x.copy()  # from the fourth run on, each is stored as the difference to the run two before it
+    runs[2::2] = np.cumsum(x[2::2])
+    runs[1::2] = np.cumsum(x[1::2])
+    if len(runs) and (runs.min() < 0 or runs.max() > MAX_PIXELS):
+        return None
+    return int(runs.sum())
 
 
 def _as_list(data: dict, key: str, path: Path) -> list:
@@ -198,6 +248,10 @@ def _read_document(data: Any, file: Path, root: Path, log: ProblemLog, options: 
         name = cat.get("name")
         if not isinstance(name, str) or "id" not in cat:
             raise DatasetError(f"category {cat!r:.80} has no id or name.", path=file)
+        if cat["id"] in cat_names:
+            raise DatasetError(f"category id {cat['id']!r} is declared twice, as {cat_names[cat['id']]!r} and "
+                               f"as {name!r}; which class its annotations belong to is unknown.", path=file,
+                               fix="give each category its own id (and check the annotations' category_id).")
         cat_names[cat["id"]] = name
         color = _hex_color(cat.get("color"))
         if color:
@@ -219,8 +273,13 @@ def _read_document(data: Any, file: Path, root: Path, log: ProblemLog, options: 
             log.add(exc.problem, path=file, item=item)
             continue
         extra = img.get("path") if isinstance(img.get("path"), str) else ""
+        key = _id_key(img["id"])
+        if key in samples:
+            raise DatasetError(f"image id {img['id']!r} is given to two images, {samples[key].name!r} and "
+                               f"{file_name!r}; their annotations cannot be told apart.", path=file,
+                               fix="give each image its own id and re-export the annotations.")
         image_path = finder.find(file_name, extra) or finder.fallback(file_name)
-        samples[_id_key(img["id"])] = Sample(name=_sample_name(file_name), image_path=image_path, width=width,
+        samples[key] = Sample(name=_sample_name(file_name), image_path=image_path, width=width,
                                              height=height)
     finder.report(log)
 
