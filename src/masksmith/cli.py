@@ -252,12 +252,14 @@ def dataset_sample(
     out: Annotated[Path, typer.Argument(help="Folder to write the sample data set to.")],
     images: Annotated[int, typer.Option(help="Number of images.")] = 60,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    kind: Annotated[str, typer.Option(help="cars (small side views), thin (wires and grids 1-3 px wide on "
+                                      "~600x400 photos) or large (small objects on ~2000x1500 photos).")] = "cars",
 ) -> None:
-    """Write the built-in sample data set (procedurally drawn cars, COCO format)."""
+    """Write a built-in sample data set (procedurally drawn, COCO format)."""
     from masksmith.data.sample import make_sample_dataset
 
-    make_sample_dataset(out, n_images=images, seed=seed)
-    console.print(f"wrote {images} sample images with COCO annotations to {out}")
+    make_sample_dataset(out, n_images=images, seed=seed, kind=kind)
+    console.print(f"wrote {images} sample images ({kind}) with COCO annotations to {out}")
 
 
 @app.command("train")
@@ -296,12 +298,21 @@ def train(
     strategy: Annotated[str, typer.Option(help="Lightning strategy, e.g. auto or ddp.")] = "auto",
     accelerator: Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu or gpu.")] = "auto",
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
+    plan: Annotated[bool, typer.Option(help="Plan input mode, scale, crops and batch from the data set's "
+                                       "fingerprint (any flag given overrides its part of the plan).")] = True,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the data summary, the fingerprint and the "
+                                          "plan, and stop (writes nothing).")] = False,
 ) -> None:
-    """Train a semantic or instance segmentation model; writes a run folder and prints where everything went."""
+    """Train a semantic or instance segmentation model; writes a run folder and prints where everything went.
+    Before training it prints the plan made from the data (what input size, scale, crops and batch, and why)."""
+    from masksmith.train import dry_run as plan_only
     from masksmith.train import run_training
     from masksmith.train.config import TrainConfig
 
     if resume is not None:
+        if dry_run:
+            raise MasksmithError("--dry-run plans a new run; a resumed run keeps its plan.",
+                                 fix="leave out --dry-run, or --resume.")
         cfg = TrainConfig.from_yaml(resume / "config.yaml") if (resume / "config.yaml").exists() else None
         if cfg is None:
             raise MasksmithError("is not a run folder (no config.yaml).", path=resume,
@@ -332,6 +343,15 @@ def train(
         cfg.strategy, cfg.accelerator = strategy, accelerator
         cfg.time_budget = parse_duration(time_budget) if time_budget else None
         cfg.epochs = epochs if epochs is not None else (None if cfg.time_budget else cfg.epochs)
+        given = {"size": size, "shrink": shrink, "batch_size": batch_size}
+        cfg.fixed = sorted({*cfg.fixed, *(k for k, v in given.items() if v is not None)})
+        cfg.auto_plan = plan
+        if not plan:
+            cfg.plan = {}  # recorded afresh: each value from the user or the default
+        if dry_run:
+            plan_only(cfg, announce=_announce)
+            console.print("dry run: nothing trained, nothing written.")
+            return
         run_dir = run_training(cfg, announce=_announce)
     console.print(f"run folder: {run_dir}")
     console.print(f"  model:    {run_dir / 'model.masksmith'}")
