@@ -563,13 +563,13 @@ def _draw_thin(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Image, l
         d.line([(x, y), (x + rng.uniform(-w, w) * 0.3, y + rng.uniform(-h, h) * 0.3)],
                fill=_clip(rng.uniform(0, 255, 3)), width=int(rng.integers(6, 12)))
     painted = np.zeros((h, w), bool)
-    for label, layer, color in reversed(layers):  # the last painted is on top: cut it from those below
+    for label, layer, _ in reversed(layers):  # the last painted is on top: cut it from those below
         mask = (np.asarray(layer) > 0) & ~painted
         painted |= mask
         region = _shape_region(label, Image.fromarray(mask.astype(np.uint8) * 255))
         if region is not None:
             regions.append(region)
-    for label, layer, color in layers:
+    for _, layer, color in layers:
         _paint(im, layer, color)
     return im, regions[::-1]
 
