@@ -88,8 +88,9 @@ def dataset_inspect(
 
     ds = _load(path, format, lenient, parse_options(option), need_pixels=False)
     stats = dataset_stats(ds, pixels=pixels)
+    found = _fingerprint(ds) if pixels else None
     if as_json:
-        print(json.dumps(stats.to_dict(), indent=2))
+        print(json.dumps({**stats.to_dict(), "fingerprint": found.to_dict() if found else None}, indent=2))
         return
     console.print(f"[bold]{path}[/bold]: format [cyan]{ds.format}[/cyan], {stats.images} images, "
                   f"{len(stats.classes)} classes, {stats.instances} instances", highlight=False)
@@ -123,10 +124,23 @@ def dataset_inspect(
         console.print(f"{len(stats.unannotated)} image(s) without annotations: "
                       f"{', '.join(stats.unannotated[:10])}{' ...' if len(stats.unannotated) > 10 else ''}",
                       markup=False, highlight=False)
+    if found is not None:
+        console.print("\n".join(found.lines()), markup=False, highlight=False)
     _print_notes(stats.notes)
     _print_problems(stats.problems)
     if not stats.problems and not stats.skipped_notes:
         console.print("no problems found")
+
+
+def _fingerprint(ds):
+    """The data set's fingerprint (what `train` plans from), or None when its masks cannot be read here."""
+    from masksmith.data.fingerprint import dataset_fingerprint
+
+    try:
+        return dataset_fingerprint(ds)
+    except MasksmithError as exc:
+        console.print(f"no fingerprint: {exc}", markup=False, highlight=False)
+        return None
 
 
 @dataset_app.command("formats")
