@@ -179,6 +179,8 @@ def test_model_trained_on_crops_predicts_a_full_photo_at_the_same_scale(thin_dat
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["plan"]["shrink"]["source"] == "user" and saved["plan"]["crop"]["source"] == "plan"
     assert saved["shrink"] == 2.0 and saved["crop"] == saved["plan"]["crop"]["value"]
+    report = (run / "report.html").read_text()  # the report's configuration section shows the plan
+    assert "Training plan" in report and "crops_per_image" in report and "nnU-Net" in report
     artifact = load_artifact(run / "model.masksmith")
     assert artifact.preprocessing["input_mode"] == "scale" and artifact.preprocessing["scale"] == 0.5
     crop = saved["crop"] if isinstance(saved["crop"], list) else [saved["crop"]] * 2
