@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch.nn.functional as F
 import yaml
 from pycocotools import mask as mask_utils
 
+from masksmith.cli import main
 from masksmith.data import fingerprint as fpmod
 from masksmith.data import load_dataset
 from masksmith.data.fingerprint import ClassPrint, Fingerprint, compute_fingerprint, dataset_fingerprint
@@ -203,24 +203,43 @@ def test_model_trained_on_crops_predicts_a_full_photo_at_the_same_scale(thin_dat
     assert torch.allclose(small[:, :4, :4], direct[:, :4, :4], atol=1e-4)
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "masksmith.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["masksmith", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    return code, capsys.readouterr().out
 
 
-def test_dry_run_prints_fingerprint_and_plan_and_writes_nothing(thin_data: Path, tmp_path: Path) -> None:
-    before = set(tmp_path.rglob("*"))
-    result = _cli("train", str(thin_data), "--dry-run", "--batch-size", "3", "--runs", str(tmp_path / "runs"),
-                  cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+def test_dry_run_prints_fingerprint_and_plan_and_writes_nothing(thin_data: Path, tmp_path: Path, monkeypatch,
+                                                                 capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = set(tmp_path.rglob("*")) | set(thin_data.rglob("*"))
+    code, out = _cli(monkeypatch, capsys, "train", str(thin_data), "--dry-run", "--batch-size", "3")
+    assert code == 0, out
     assert "fingerprint" in out and "thickness" in out and "plan" in out
     assert "input_mode: 'scale' [plan]" in out and "batch_size: 3 [user]" in out
     assert "nothing written" in out
-    assert set(tmp_path.rglob("*")) == before  # no run folder: only the fingerprint cache, elsewhere
+    # no run folder (runs/ would be in the working folder), nothing beside the data: only the cache entry
+    assert set(tmp_path.rglob("*")) | set(thin_data.rglob("*")) == before
+    assert list(fpmod.fingerprint_cache().glob("*.json"))
 
 
-def test_inspect_shows_the_fingerprint(thin_data: Path, tmp_path: Path) -> None:
-    result = _cli("dataset", "inspect", str(thin_data), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "fingerprint" in result.stdout and "wire" in result.stdout and "thinnest" in result.stdout
+def test_inspect_shows_the_fingerprint(thin_data: Path, monkeypatch, capsys) -> None:
+    code, out = _cli(monkeypatch, capsys, "dataset", "inspect", str(thin_data))
+    assert code == 0, out
+    assert "fingerprint" in out and "wire" in out and "thinnest" in out
+    code, out = _cli(monkeypatch, capsys, "dataset", "inspect", str(thin_data), "--json")
+    assert json.loads(out)["fingerprint"]["classes"][0]["name"] == "wire"
+
+
+def test_without_planning_the_config_still_records_sources() -> None:
+    from masksmith.train.plan import record_unplanned
+
+    config = TrainConfig(size=192, fixed=["size"])
+    record_unplanned(config)
+    assert config.plan["size"] == {"value": 192, "source": "user", "reason": "planning is off"}
+    assert config.plan["batch_size"]["source"] == "default" and config.plan["crop"]["value"] is None
+    assert TrainConfig(**yaml.safe_load(config.to_yaml())).plan == config.plan  # config.yaml reads back
