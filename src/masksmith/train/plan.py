@@ -127,21 +127,21 @@ def _plan_semantic(fp: Fingerprint, machine: Machine, user: dict[str, Any], d: i
     h, w = fp.median_size
     longer = max(h, w)
     thin, small = fp.thinnest(), fp.smallest()
-    # -- scale
+    # -- scale: (strongest shrink, what limits it, its full-size px, the px it must keep)
     limits = []
     if thin is not None:
-        limits.append((thin.thickness_low / MIN_THIN,  # type: ignore[operator]
-                       f"the thinnest class, {thin.name}, is {thin.thickness_low:.1f} px thin at its thin end "
-                       f"(10th percentile) and should keep {MIN_THIN:.0f} px"))
+        limits.append((thin.thickness_low / MIN_THIN, f"{thin.name} (the thinnest class, 10th-percentile "  # type: ignore[operator]
+                       "thickness)", thin.thickness_low, MIN_THIN))
     if small is not None:
         typical = min((c for c in fp.classes if c.size_median is not None), key=lambda c: c.size_median)
-        limits.append((typical.size_median / MIN_OBJECT,  # type: ignore[operator]
-                       f"the smallest class, {typical.name}, has objects of {typical.size_median:.0f} px "
-                       f"(median) that should keep {MIN_OBJECT:.0f} px"))
+        limits.append((typical.size_median / MIN_OBJECT, f"{typical.name} (the smallest class, median "  # type: ignore[operator]
+                       "object size)", typical.size_median, MIN_OBJECT))
     if limits:
-        most, why = min(limits, key=lambda x: x[0])
+        most, what, px, keep = min(limits, key=lambda x: x[0])
+        why = f"{what} is {px:.1f} px and should keep {keep:.0f} px"
     else:
-        most, why = longer / BASE, "nothing is labelled in the measured images"
+        most, what, px, keep = longer / BASE, "", 0.0, 0.0
+        why = "nothing is labelled in the measured images"
     most = max(1.0, most)
     square = fp.aspect["min"] >= 1 / SQUARE and fp.aspect["max"] <= SQUARE
     alike = (fp.width["max"] <= ALIKE * fp.width["min"]) and (fp.height["max"] <= ALIKE * fp.height["min"])
@@ -161,8 +161,8 @@ def _plan_semantic(fp: Fingerprint, machine: Machine, user: dict[str, Any], d: i
         mode, mode_why, mode_src = "scale", (f"the whole photo would need {whole:.0f} px ({why}), more than "
                                              f"{RESIZE_MAX} px per step"), "plan"
     else:
-        mode, mode_why, mode_src = "resize", (f"photos are square and alike, and a whole photo fits in "
-                                              f"{max(BASE, _round_up(whole, d))} px ({why})"), "plan"
+        mode, mode_src = "resize", "plan"
+        mode_why = f"photos are square and alike, and a whole photo fits in {max(BASE, _round_up(whole, d))} px"
     plan.choices["input_mode"] = Choice(mode, mode_src, mode_why)
     # -- scale / size
     if mode == "resize":
@@ -172,9 +172,10 @@ def _plan_semantic(fp: Fingerprint, machine: Machine, user: dict[str, Any], d: i
         else:
             own = _round_up(longer, d)
             size = min(own, max(BASE, _round_up(whole, d)))
-            reason = (f"{BASE} px, the tuned default, keeps {why.split(' and should')[0]} above the minimum"
-                      if size == BASE else f"the photo's own {own} px: no enlarging" if size == own else
-                      f"{why}: the photo may shrink {longer / size:.1f}x")
+            kept = f"{what} keeps {px * size / longer:.1f} px" if what else "nothing labelled to keep"
+            reason = (f"the photo's own {own} px: no enlarging" if size == own else
+                      f"{BASE} px, the tuned default ({longer / size:.1f}x smaller: {kept}, >= {keep:.0f})"
+                      if size == BASE else f"{why}: {longer / size:.1f}x smaller keeps it")
             plan.choices["size"] = Choice(size, "plan", reason)
         crop_side = plan.value("size")
         plan.choices["crop"] = Choice(None, "plan", "whole photos, no crops")
