@@ -122,6 +122,8 @@ def main() -> None:
     parser.add_argument("--runs", default=None, help="where data and run folders go (default: a temporary folder)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     parser.add_argument("--render", type=Path, help="re-render a results.json and stop")
+    parser.add_argument("--ran", help="with --render: the command that produced the results (shown)")
+    parser.add_argument("--notes", type=Path, help="a markdown file of notes to add under the table")
     args = parser.parse_args()
     if args.render:
         results = json.loads(args.render.read_text())
@@ -138,6 +140,10 @@ def main() -> None:
                 print(json.dumps(result), flush=True)
                 (runs / "results.json").write_text(json.dumps(results, indent=1))
     text = render(results, args)
+    if args.ran:
+        text = f"Figures from `{args.ran}`, rendered by the command above.\n\n" + text
+    if args.notes:
+        text += "\n\n" + args.notes.read_text().strip()
     print(text)
     if not args.no_write:
         write_section("plan", "Training plan from the data (issue 18): today's default against the planned default",
