@@ -88,8 +88,9 @@ def dataset_inspect(
 
     ds = _load(path, format, lenient, parse_options(option), need_pixels=False)
     stats = dataset_stats(ds, pixels=pixels)
+    found = _fingerprint(ds) if pixels else None
     if as_json:
-        print(json.dumps(stats.to_dict(), indent=2))
+        print(json.dumps({**stats.to_dict(), "fingerprint": found.to_dict() if found else None}, indent=2))
         return
     console.print(f"[bold]{path}[/bold]: format [cyan]{ds.format}[/cyan], {stats.images} images, "
                   f"{len(stats.classes)} classes, {stats.instances} instances", highlight=False)
@@ -123,10 +124,23 @@ def dataset_inspect(
         console.print(f"{len(stats.unannotated)} image(s) without annotations: "
                       f"{', '.join(stats.unannotated[:10])}{' ...' if len(stats.unannotated) > 10 else ''}",
                       markup=False, highlight=False)
+    if found is not None:
+        console.print("\n".join(found.lines()), markup=False, highlight=False)
     _print_notes(stats.notes)
     _print_problems(stats.problems)
     if not stats.problems and not stats.skipped_notes:
         console.print("no problems found")
+
+
+def _fingerprint(ds):
+    """The data set's fingerprint (what `train` plans from), or None when its masks cannot be read here."""
+    from masksmith.data.fingerprint import dataset_fingerprint
+
+    try:
+        return dataset_fingerprint(ds)
+    except MasksmithError as exc:
+        console.print(f"no fingerprint: {exc}", markup=False, highlight=False)
+        return None
 
 
 @dataset_app.command("formats")
@@ -253,12 +267,14 @@ def dataset_sample(
     out: Annotated[Path, typer.Argument(help="Folder to write the sample data set to.")],
     images: Annotated[int, typer.Option(help="Number of images.")] = 60,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    kind: Annotated[str, typer.Option(help="cars (small side views), thin (wires and grids 1-3 px wide on "
+                                      "~600x400 photos) or large (small objects on ~2000x1500 photos).")] = "cars",
 ) -> None:
-    """Write the built-in sample data set (procedurally drawn cars, COCO format)."""
+    """Write a built-in sample data set (procedurally drawn, COCO format)."""
     from masksmith.data.sample import make_sample_dataset
 
-    make_sample_dataset(out, n_images=images, seed=seed)
-    console.print(f"wrote {images} sample images with COCO annotations to {out}")
+    make_sample_dataset(out, n_images=images, seed=seed, kind=kind)
+    console.print(f"wrote {images} sample images ({kind}) with COCO annotations to {out}")
 
 
 @app.command("train")
@@ -297,12 +313,21 @@ def train(
     strategy: Annotated[str, typer.Option(help="Lightning strategy, e.g. auto or ddp.")] = "auto",
     accelerator: Annotated[str, typer.Option(help="Lightning accelerator: auto, cpu or gpu.")] = "auto",
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
+    plan: Annotated[bool, typer.Option(help="Plan input mode, scale, crops and batch from the data set's "
+                                       "fingerprint (any flag given overrides its part of the plan).")] = True,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the data summary, the fingerprint and the "
+                                          "plan, and stop (writes nothing).")] = False,
 ) -> None:
-    """Train a semantic or instance segmentation model; writes a run folder and prints where everything went."""
+    """Train a semantic or instance segmentation model; writes a run folder and prints where everything went.
+    Before training it prints the plan made from the data (what input size, scale, crops and batch, and why)."""
+    from masksmith.train import dry_run as plan_only
     from masksmith.train import run_training
     from masksmith.train.config import TrainConfig
 
     if resume is not None:
+        if dry_run:
+            raise MasksmithError("--dry-run plans a new run; a resumed run keeps its plan.",
+                                 fix="leave out --dry-run, or --resume.")
         cfg = TrainConfig.from_yaml(resume / "config.yaml") if (resume / "config.yaml").exists() else None
         if cfg is None:
             raise MasksmithError("is not a run folder (no config.yaml).", path=resume,
@@ -337,6 +362,15 @@ def train(
         cfg.time_budget = parse_duration(time_budget) if time_budget else None
         cfg.epochs = epochs if epochs is not None else (None if cfg.time_budget else cfg.epochs)
         cfg.check()  # before the data set is read
+        given = {"size": size, "shrink": shrink, "batch_size": batch_size}
+        cfg.fixed = sorted({*cfg.fixed, *(k for k, v in given.items() if v is not None)})
+        cfg.auto_plan = plan
+        if not plan:
+            cfg.plan = {}  # recorded afresh: each value from the user or the default
+        if dry_run:
+            plan_only(cfg, announce=_announce)
+            console.print("dry run: nothing trained, nothing written.")
+            return
         run_dir = run_training(cfg, announce=_announce)
     console.print(f"run folder: {run_dir}")
     console.print(f"  model:    {run_dir / 'model.masksmith'}")

@@ -174,8 +174,20 @@ def config_rows(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix or "value", shown)]
 
 
+def plan_rows(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(choice, value, source, reason) of each choice a training plan recorded in config.yaml (as
+    masksmith.train.plan writes them: {name: {value, source, reason}})."""
+    plan = config.get("plan")
+    if not isinstance(plan, dict):
+        return []
+    return [(str(name), config_rows(c.get("value"))[0][1], str(c["source"]), str(c.get("reason", "")))
+            for name, c in plan.items() if isinstance(c, dict) and "source" in c]
+
+
 def _context(run: Path) -> dict[str, Any]:
     config, config_text = _read_yaml(run / runfolder.CONFIG)
+    planned = plan_rows(config)
+    shown = {f"plan.{name}." for name, *_ in planned}
     model = _model_summary(run)
     data = _read_json(run / runfolder.DATA)
     rows = runfolder.read_metrics(run / runfolder.METRICS) if (run / runfolder.METRICS).is_file() else []
@@ -188,7 +200,8 @@ def _context(run: Path) -> dict[str, Any]:
     evaluations = [_evaluation(folder, metrics, classes) for folder, metrics in runfolder.evaluations(run)]
     return {
         "run": {"name": run.name, "path": str(run.resolve())}, "task": task, "config": config,
-        "config_rows": config_rows(config), "config_text": config_text, "model": model, "data": data,
+        "config_rows": [(k, v) for k, v in config_rows(config) if not k.startswith(tuple(shown))],
+        "plan_rows": planned, "config_text": config_text, "model": model, "data": data,
         "classes": classes, "epochs": rows, "last": rows[-1] if rows else None, "best": best, "monitor": monitor,
         "monitor_name": "validation mask AP" if task == "instance" else "validation mIoU",
         "curves": picture(run / runfolder.CURVES, "training curves"),

@@ -420,9 +420,10 @@ def supported_formats() -> list[str]:
     return ["coco"] + (["masks"] if _masks_writer() is not None else [])
 
 
-def make_sample_dataset(out: Path, n_images: int = 60, size: tuple[int, int] = (160, 120), seed: int = 0,
-                        format: str = "coco", *, vary_size: bool = True) -> Path:
-    """Draw the sample data set and write it to `out` as COCO ("coco") or colour masks ("masks").
+def make_sample_dataset(out: Path, n_images: int = 60, size: tuple[int, int] | None = None, seed: int = 0,
+                        format: str = "coco", *, vary_size: bool = True, kind: str = "cars") -> Path:
+    """Draw a sample data set (`kind`: "cars", or "thin" / "large", see `kind_dataset`) and write it to `out`
+    as COCO ("coco") or colour masks ("masks").
 
     Returns `out`, which `load_dataset` reads.
     """
@@ -431,7 +432,8 @@ def make_sample_dataset(out: Path, n_images: int = 60, size: tuple[int, int] = (
     if format not in supported:
         raise DatasetError(f"the sample data set cannot be written as {format!r}.",
                            fix=f"use one of: {', '.join(supported)}.")
-    dataset = sample_dataset(n_images, size, seed, vary_size=vary_size)
+    dataset = (sample_dataset(n_images, size or (160, 120), seed, vary_size=vary_size) if kind == "cars"
+               else kind_dataset(kind, n_images, seed, size))
     with tempfile.TemporaryDirectory(prefix="masksmith-sample-") as tmp:
         for s in dataset.samples:
             path = Path(tmp) / s.name
@@ -478,3 +480,149 @@ def ensure_sample_dataset(n_images: int = 60, size: tuple[int, int] = (160, 120)
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+# ------------------------------------------------------------------- more kinds: thin structures, large photos
+
+KINDS = ("cars", "thin", "large")
+THIN_CLASSES = ["wire", "grid", "blob"]
+THIN_COLORS: dict[str, Color] = {"wire": (255, 0, 0), "grid": (0, 255, 0), "blob": (0, 0, 255)}
+LARGE_CLASSES = ["disc", "square", "triangle"]
+LARGE_COLORS: dict[str, Color] = {"disc": (255, 0, 0), "square": (0, 255, 0), "triangle": (0, 0, 255)}
+
+
+def _texture(rng: np.random.Generator, w: int, h: int) -> Image.Image:
+    """A textured photo-like background: a colour gradient, blotches at two scales and sensor noise."""
+    a, b = rng.uniform(40, 215, 3), rng.uniform(40, 215, 3)
+    t = np.linspace(0, 1, w)[None, :, None] * rng.uniform(0.3, 1) + np.linspace(0, 1, h)[:, None, None] * 0.5
+    img = a + (b - a) * np.clip(t, 0, 1)
+    for cell, amp in ((max(4, w // 12), rng.uniform(10, 30)), (max(2, w // 80), rng.uniform(5, 18))):
+        coarse = rng.uniform(-1, 1, (h // cell + 2, w // cell + 2)).astype(np.float32)
+        img = img + amp * np.asarray(Image.fromarray(coarse, mode="F").resize((w, h), Image.Resampling.BICUBIC)
+                                     )[..., None]
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def _finish(rng: np.random.Generator, im: Image.Image) -> bytes:
+    arr = np.asarray(im, dtype=np.float32) + rng.normal(0, rng.uniform(2, 5), (im.height, im.width, 3))
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=92, subsampling=0)
+    return buf.getvalue()
+
+
+def _shape_region(label: str, layer: Image.Image) -> Region | None:
+    mask = np.asarray(layer) > 0
+    if not mask.any():
+        return None
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return Region(label=label, rle=rle)
+
+
+def _paint(im: Image.Image, layer: Image.Image, color: Color) -> None:
+    im.paste(Image.new("RGB", im.size, color), (0, 0), layer)
+
+
+def _draw_thin(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Image, list[Region]]:
+    """Wires (single lines 1-2 px wide, any angle), grids (2-3 px lines in a lattice patch) and a few chunky
+    blobs, in colours close to the background's so the shape, not the colour, tells them apart; painted in
+    that order (blob over grid over wire) with masks that match the paint."""
+    im = _texture(rng, w, h)
+    regions: list[Region] = []
+    layers: list[tuple[str, Image.Image, Color]] = []
+    for _ in range(int(rng.integers(2, 5))):  # wires
+        layer = Image.new("L", (w, h), 0)
+        d = ImageDraw.Draw(layer)
+        pts = [(float(rng.uniform(0, w)), float(rng.uniform(0, h)))]
+        for _ in range(int(rng.integers(1, 4))):
+            angle, length = rng.uniform(0, 2 * np.pi), rng.uniform(0.2, 0.6) * w
+            x, y = pts[-1]
+            pts.append((x + length * math.cos(angle), y + length * math.sin(angle)))
+        d.line(pts, fill=255, width=int(rng.integers(1, 3)))
+        layers.append(("wire", layer, _clip(rng.uniform(0, 255, 3))))
+    for _ in range(int(rng.integers(1, 3))):  # grids
+        layer = Image.new("L", (w, h), 0)
+        d = ImageDraw.Draw(layer)
+        gw, gh = rng.uniform(0.2, 0.45) * w, rng.uniform(0.25, 0.6) * h
+        x0, y0 = rng.uniform(0, w - gw), rng.uniform(0, h - gh)
+        step, width = rng.uniform(10, 24), int(rng.integers(2, 4))
+        for gx in np.arange(x0, x0 + gw + 1, step):
+            d.line([(gx, y0), (gx, y0 + gh)], fill=255, width=width)
+        for gy in np.arange(y0, y0 + gh + 1, step):
+            d.line([(x0, gy), (x0 + gw, gy)], fill=255, width=width)
+        layers.append(("grid", layer, _clip(rng.uniform(0, 255, 3))))
+    for _ in range(int(rng.integers(1, 3))):  # blobs
+        layer = Image.new("L", (w, h), 0)
+        s = rng.uniform(0.06, 0.14) * h
+        cx, cy = rng.uniform(s, w - s), rng.uniform(s, h - s)
+        ImageDraw.Draw(layer).ellipse([cx - s * rng.uniform(0.6, 1.4), cy - s, cx + s, cy + s], fill=255)
+        layers.append(("blob", layer, _clip(rng.uniform(0, 255, 3))))
+    # distractors: thick strokes and soft spots that are not annotated
+    d = ImageDraw.Draw(im)
+    for _ in range(int(rng.integers(1, 4))):
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        d.line([(x, y), (x + rng.uniform(-w, w) * 0.3, y + rng.uniform(-h, h) * 0.3)],
+               fill=_clip(rng.uniform(0, 255, 3)), width=int(rng.integers(6, 12)))
+    painted = np.zeros((h, w), bool)
+    for label, layer, _ in reversed(layers):  # the last painted is on top: cut it from those below
+        mask = (np.asarray(layer) > 0) & ~painted
+        painted |= mask
+        region = _shape_region(label, Image.fromarray(mask.astype(np.uint8) * 255))
+        if region is not None:
+            regions.append(region)
+    for _, layer, color in layers:
+        _paint(im, layer, color)
+    return im, regions[::-1]
+
+
+def _draw_large(rng: np.random.Generator, w: int, h: int) -> tuple[Image.Image, list[Region]]:
+    """Many small objects (discs, squares, triangles of 18-45 px, any colour) scattered over a large photo."""
+    im = _texture(rng, w, h)
+    regions: list[Region] = []
+    taken = np.zeros((h, w), bool)
+    for _ in range(int(rng.integers(12, 30))):
+        label = LARGE_CLASSES[int(rng.integers(len(LARGE_CLASSES)))]
+        s = rng.uniform(9, 22)
+        cx, cy = rng.uniform(s, w - s), rng.uniform(s, h - s)
+        layer = Image.new("L", (w, h), 0)
+        d = ImageDraw.Draw(layer)
+        if label == "disc":
+            d.ellipse([cx - s, cy - s, cx + s, cy + s], fill=255)
+        elif label == "square":
+            a = rng.uniform(0, np.pi / 2)
+            d.polygon([(cx + s * math.cos(a + k * np.pi / 2), cy + s * math.sin(a + k * np.pi / 2))
+                       for k in range(4)], fill=255)
+        else:
+            a = rng.uniform(0, 2 * np.pi)
+            d.polygon([(cx + 1.2 * s * math.cos(a + k * 2 * np.pi / 3), cy + 1.2 * s * math.sin(a + k * 2 * np.pi / 3))
+                       for k in range(3)], fill=255)
+        mask = np.asarray(layer) > 0
+        if (mask & taken).any():
+            continue
+        taken |= mask
+        _paint(im, layer, _clip(rng.uniform(0, 255, 3)))
+        region = _shape_region(label, layer)
+        if region is not None:
+            regions.append(region)
+    return im, regions
+
+
+def kind_dataset(kind: str, n_images: int, seed: int = 0, size: tuple[int, int] | None = None) -> Dataset:
+    """A generated data set of another kind, in memory (JPEG bytes in `Sample.image_data`):
+    - "thin": wires 1-2 px and grids 2-3 px wide beside chunky blobs, on textured, non-square photos of about
+      600x400 (each up to 10 % larger or smaller);
+    - "large": photos of about 2000x1500 with many small objects (discs, squares, triangles of 18-45 px)."""
+    if kind == "cars":
+        return sample_dataset(n_images, size or (160, 120), seed)
+    if kind not in KINDS:
+        raise DatasetError(f"there is no sample kind {kind!r}.", fix=f"use one of: {', '.join(KINDS)}.")
+    width, height = size or ((600, 400) if kind == "thin" else (2000, 1500))
+    draw, classes, colors = ((_draw_thin, THIN_CLASSES, THIN_COLORS) if kind == "thin"
+                             else (_draw_large, LARGE_CLASSES, LARGE_COLORS))
+    samples = []
+    for i in range(n_images):
+        rng = np.random.default_rng([seed, i, KINDS.index(kind)])
+        w, h = (int(round(width * rng.uniform(0.9, 1.1))), int(round(height * rng.uniform(0.9, 1.1))))
+        im, regions = draw(rng, w, h)
+        samples.append(Sample(name=f"{kind}_{i:04d}.jpg", image_path=None, width=w, height=h, regions=regions,
+                              image_data=_finish(rng, im)))
+    return Dataset(classes=make_classes(classes, colors), samples=samples, format="sample")

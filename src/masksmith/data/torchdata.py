@@ -195,3 +195,119 @@ class SegmentationTensors(TorchDataset):
         if self.transform is not None:
             image, mask = self.transform(image, mask)
         return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()
+
+
+# ------------------------------------------------------------------------- keep the scale: crops of photos
+
+
+def tile_starts(length: int, window: int) -> list[int]:
+    """Window starts covering `length` without overlap except the last one, which ends at the edge."""
+    if length <= window:
+        return [0]
+    out = list(range(0, length - window, window))
+    return [*out, length - window]
+
+
+@dataclass
+class ScaledSamples:
+    """Every sample decoded once and resized by one factor, keeping its aspect and its own size: images
+    [(3, H, W) uint8], masks [(H, W) uint8], and per image the classes present with up to FOREGROUND_POINTS
+    pixel positions each (for crops centred on them)."""
+
+    images: list[torch.Tensor]
+    masks: list[torch.Tensor]
+    names: list[str]
+    points: list[dict[int, torch.Tensor]]  # class value -> (K, 2) (y, x)
+
+    FOREGROUND_POINTS = 256
+
+    @classmethod
+    def build(cls, dataset: Dataset, scale: float, samples: Sequence[Sample] | None = None,
+              seed: int = 0) -> ScaledSamples:
+        index = dataset.class_to_index()
+        chosen = list(dataset.samples if samples is None else samples)
+        rng = np.random.default_rng(seed)
+        images, masks, points = [], [], []
+        for sample in chosen:
+            image, mask = sample.load_image(), semantic_mask(sample, index)
+            target = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
+            im, m = resize_pair(image, mask, target)
+            images.append(torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1))))
+            masks.append(torch.from_numpy(np.array(m)))
+            found: dict[int, torch.Tensor] = {}
+            for value in np.unique(m):
+                if value in (0, IGNORE_INDEX):
+                    continue
+                ys, xs = np.nonzero(m == value)
+                pick = rng.choice(len(ys), min(len(ys), cls.FOREGROUND_POINTS), replace=False)
+                found[int(value)] = torch.from_numpy(np.stack([ys[pick], xs[pick]], 1))
+            points.append(found)
+        return cls(images, masks, [s.name for s in chosen], points)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def tiles(self, size: tuple[int, int], limit: int | None = None) -> CachedSamples:
+        """The photos cut into windows of `size` covering each whole (padded with void where a photo is
+        smaller): the fixed validation set of a crop-trained run. `limit` keeps that many, evenly spread."""
+        h, w = size
+        boxes = [(k, y, x) for k, im in enumerate(self.images)
+                 for y in tile_starts(im.shape[1], h) for x in tile_starts(im.shape[2], w)]
+        if limit is not None and len(boxes) > limit:
+            boxes = [boxes[i] for i in np.linspace(0, len(boxes) - 1, limit).round().astype(int)]
+        images = torch.zeros((len(boxes), 3, h, w), dtype=torch.uint8)
+        masks = torch.full((len(boxes), h, w), IGNORE_INDEX, dtype=torch.uint8)
+        for j, (k, y, x) in enumerate(boxes):
+            im, m = self.images[k][:, y:y + h, x:x + w], self.masks[k][y:y + h, x:x + w]
+            images[j, :, :im.shape[1], :im.shape[2]] = im
+            masks[j, :m.shape[0], :m.shape[1]] = m
+        return CachedSamples(images, masks, [f"{self.names[k]}@{y},{x}" for k, y, x in boxes])
+
+
+class CropTensors(TorchDataset):
+    """Random crops of scaled photos, `per_image` per photo and epoch: with probability `foreground` centred
+    on a labelled pixel of a class the photo has (the class drawn uniformly among them, so rare classes are
+    seen as often as common ones), else anywhere. The crop side is `transform.size` when the transform has
+    one (progressive resizing makes it smaller for a while, at the same scale), else `size`. Photos smaller
+    than the crop are padded (black image, void mask)."""
+
+    def __init__(self, samples: ScaledSamples, size: tuple[int, int], per_image: int = 1, foreground: float = 0.0,
+                 transform: v2.Transform | None = None) -> None:
+        self.samples, self.size, self.per_image = samples, tuple(size), max(1, per_image)
+        self.foreground, self.transform = foreground, transform
+
+    def __len__(self) -> int:
+        return len(self.samples) * self.per_image
+
+    def crop_size(self) -> tuple[int, int]:
+        return tuple(getattr(self.transform, "size", self.size))  # type: ignore[return-value]
+
+    def window(self, k: int, size: tuple[int, int]) -> tuple[int, int]:
+        """Top-left corner of a crop of `size` in photo k."""
+        _, h, w = self.samples.images[k].shape
+        ch, cw = size
+        points = self.samples.points[k]
+        if points and torch.rand(()) < self.foreground:
+            classes = list(points)
+            found = points[classes[int(torch.randint(len(classes), ()))]]
+            cy, cx = found[int(torch.randint(len(found), ()))].tolist()
+            y, x = cy - ch // 2, cx - cw // 2
+        else:
+            y, x = int(torch.randint(max(1, h - ch + 1), ())), int(torch.randint(max(1, w - cw + 1), ()))
+        return min(max(0, y), max(0, h - ch)), min(max(0, x), max(0, w - cw))
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k = i // self.per_image
+        ch, cw = self.crop_size()
+        y, x = self.window(k, (ch, cw))
+        im = self.samples.images[k][:, y:y + ch, x:x + cw]
+        m = self.samples.masks[k][y:y + ch, x:x + cw]
+        if tuple(m.shape) != (ch, cw):
+            pad_im = torch.zeros((3, ch, cw), dtype=torch.uint8)
+            pad_m = torch.full((ch, cw), IGNORE_INDEX, dtype=torch.uint8)
+            pad_im[:, :im.shape[1], :im.shape[2]], pad_m[:m.shape[0], :m.shape[1]] = im, m
+            im, m = pad_im, pad_m
+        image, mask = tv_tensors.Image(im), tv_tensors.Mask(m)
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()

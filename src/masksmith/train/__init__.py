@@ -31,3 +31,12 @@ def run_training(config: TrainConfig, run_dir: Path | None = None, resume: bool 
 
         return train_semantic(config, run_dir, resume=resume, announce=announce)
     raise MasksmithError(f"unknown task {config.task!r}.", fix=f"use one of: {', '.join(TASKS)}.")
+
+
+def dry_run(config: TrainConfig, announce: Callable[[str], None] | None = None) -> dict:
+    """What `train --dry-run` does: read the data, print its summary, fingerprint and the plan (when the config
+    plans), and stop; nothing is written but the fingerprint's cache entry. Returns the plan record."""
+    from masksmith.train.samples import planned_split
+
+    planned_split(config, announce)
+    return config.plan

@@ -34,6 +34,18 @@ class TrainConfig:
     model_options: dict[str, Any] = field(default_factory=dict)  # instance models: keys of instance_model_config
     size: int = 256  # images are resized to size x size (see input_mode in the model file) ...
     shrink: float | None = None  # ... or shrunk by this factor, keeping their aspect (sliding-window prediction)
+    # with shrink: train on random crops of this side ([h, w] when they differ) of the shrunk photos, instead of
+    # one window of the median photo's size cut from each photo's top-left corner
+    crop: int | list[int] | None = None
+    crops_per_image: int = 1  # crops per photo and epoch
+    foreground_crops: float = 0.0  # share of crops centred on a labelled pixel of a class the photo has
+    # plan the values above, batch_size and size from the data set's fingerprint (masksmith.train.plan) before
+    # training, except the fields named in `fixed` (the user set them); the plan applied is recorded in `plan`
+    # (each value with its source, plan / user / default, and its reason), and a config with a plan is not
+    # planned again (--resume, --config)
+    auto_plan: bool = False
+    fixed: list[str] = field(default_factory=list)
+    plan: dict[str, Any] = field(default_factory=dict)
     low_res_factor: float | None = 0.75  # progressive resizing: train at this fraction of the size first ...
     low_res_until: float = 0.5  # ... for this fraction of the run (by epochs or by the clock)
     loss: str = "auto"  # ce+dice; bce+dice (one sigmoid output) when there is a single class

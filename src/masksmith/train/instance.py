@@ -45,7 +45,7 @@ from masksmith.models.instance import (
 from masksmith.train.callbacks import History
 from masksmith.train.config import TrainConfig
 from masksmith.train.run import fit_run, model_saver, start_run
-from masksmith.train.samples import SampleSplit, split_samples
+from masksmith.train.samples import SampleSplit, planned_split
 
 INSTANCE_LR = 0.01  # SGD for Mask R-CNN (torchvision's reference: 0.02 for 16 images; ours see fewer, warmed up)
 LOSS_NAMES = ("loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg")
@@ -235,8 +235,9 @@ class InstancePreviews(L.Callback):
 
 # ---------------------------------------------------------------------------------------------------- data
 def split_instance_data(config: TrainConfig, announce: Callable[[str], None] | None = None) -> SampleSplit:
-    """The shared train/validation choice (`split_samples`), plus the one thing detection needs: classes."""
-    split = split_samples(config, announce)
+    """The shared train/validation choice (and the plan, `planned_split`), plus the one thing detection needs:
+    classes."""
+    split = planned_split(config, announce)
     if not split.dataset.classes:
         raise MasksmithError("has no classes to detect.", path=config.data, fix="annotate objects with labels.")
     return split

@@ -41,6 +41,19 @@ def split_samples(config: TrainConfig, announce: Callable[[str], None] | None = 
     return SampleSplit(dataset, choice.train, choice.val, flip_pairs(config, dataset.class_names))
 
 
+def planned_split(config: TrainConfig, announce: Callable[[str], None] | None = None) -> SampleSplit:
+    """The train/validation split, with the training plan made and written into `config` first when the
+    config asks for one (auto_plan) and has none yet (a resumed or repeated run keeps its own)."""
+    from masksmith.train.plan import plan_config, record_unplanned
+
+    split = split_samples(config, announce)
+    if config.auto_plan and not config.plan:
+        plan_config(config, split.dataset, announce=announce)
+    elif not config.plan:
+        record_unplanned(config)
+    return split
+
+
 def flip_pairs(config: TrainConfig, class_names: list[str]) -> list[list[str]]:
     if config.flip_pairs == "auto":
         return [list(p) for p in detect_flip_pairs(class_names)]

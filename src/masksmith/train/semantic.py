@@ -28,6 +28,8 @@ from masksmith.data.schema import Dataset
 from masksmith.data.torchdata import (
     AugmentConfig,
     CachedSamples,
+    CropTensors,
+    ScaledSamples,
     SegmentationTensors,
     flip_lut,
     train_transform,
@@ -47,7 +49,7 @@ from masksmith.train.callbacks import History, Previews
 from masksmith.train.config import TrainConfig
 from masksmith.train.losses import SegmentationLoss
 from masksmith.train.run import fit_run, model_saver, start_run
-from masksmith.train.samples import SampleSplit
+from masksmith.train.samples import SampleSplit, planned_split
 
 
 def bf16_supported() -> bool:
@@ -165,7 +167,7 @@ class SemanticModule(L.LightningModule):
 @dataclass
 class PreparedData:
     dataset: Dataset
-    train: CachedSamples
+    train: CachedSamples | ScaledSamples
     val: CachedSamples | None
     flip_pairs: list[list[str]]
     size: tuple[int, int]  # (height, width) the network trains on
@@ -173,12 +175,15 @@ class PreparedData:
     split: SampleSplit | None = None  # the samples behind train and val (data.json, the final evaluation)
 
 
+VAL_TILES = 512  # at most this many validation windows in a crop-trained run (about 100 MB)
+
+
 def input_geometry(config: TrainConfig, dataset: Dataset) -> tuple[tuple[int, int], float | None]:
     """(height, width) for training, and the scale factor when a shrink factor is given.
 
-    With `shrink`, images keep their aspect: the typical (median) image shrunk by that factor, rounded up to
-    what the architecture needs, is the training window; larger photos are later predicted with a sliding
-    window at the same scale.
+    With `shrink`, images keep their aspect: the training window is `crop` when given (random crops of the
+    shrunk photos), else the typical (median) image shrunk by that factor, rounded up to what the architecture
+    needs; larger photos are later predicted with a sliding window at the same scale.
     """
     if not config.shrink:
         return (config.size, config.size), None
@@ -187,17 +192,23 @@ def input_geometry(config: TrainConfig, dataset: Dataset) -> tuple[tuple[int, in
     if config.shrink < 1:
         raise MasksmithError(f"shrink factor {config.shrink} is below 1.", fix="use --shrink 2 to halve images.")
     d = get_architecture(config.arch).divisor
+    if config.crop:
+        h, w = (config.crop, config.crop) if isinstance(config.crop, int) else config.crop
+        return (max(d, math.ceil(h / d) * d), max(d, math.ceil(w / d) * d)), 1.0 / config.shrink
     h = float(np.median([s.height for s in dataset.samples])) / config.shrink
     w = float(np.median([s.width for s in dataset.samples])) / config.shrink
     return (max(d, math.ceil(h / d) * d), max(d, math.ceil(w / d) * d)), 1.0 / config.shrink
 
 
-def prepare_data(config: TrainConfig, announce: Callable[[str], None] | None = None) -> PreparedData:
-    from masksmith.train.samples import split_samples
-
-    split = split_samples(config, announce)
+def prepare_data(config: TrainConfig, announce: Callable[[str], None] | None = None,
+                 split: SampleSplit | None = None) -> PreparedData:
+    split = split or planned_split(config, announce)
     dataset, train_samples, val_samples, pairs = split.dataset, split.train, split.val, split.flip_pairs
     size, scale = input_geometry(config, dataset)
+    if config.crop and scale:
+        train: CachedSamples | ScaledSamples = ScaledSamples.build(dataset, scale, train_samples, config.seed)
+        val = ScaledSamples.build(dataset, scale, val_samples).tiles(size, VAL_TILES) if val_samples else None
+        return PreparedData(dataset, train, val, pairs, size, scale, split)
     train = CachedSamples.build(dataset, size, train_samples, scale)
     val = CachedSamples.build(dataset, size, val_samples, scale) if val_samples else None
     return PreparedData(dataset, train, val, pairs, size, scale, split)
@@ -245,9 +256,13 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
     aug = AugmentConfig(flip=config.flip, scale=tuple(config.scale), color_jitter=config.color_jitter)
     lut = flip_lut(names, data.flip_pairs)
     augment = train_transform(size, aug, lut)
-    train_loader = DataLoader(SegmentationTensors(data.train, augment),
+    if isinstance(data.train, ScaledSamples):
+        train_set: Any = CropTensors(data.train, size, config.crops_per_image, config.foreground_crops, augment)
+    else:
+        train_set = SegmentationTensors(data.train, augment)
+    train_loader = DataLoader(train_set,
                               batch_size=config.batch_size, shuffle=True, num_workers=config.num_workers,
-                              drop_last=len(data.train) > config.batch_size,
+                              drop_last=len(train_set) > config.batch_size,
                               persistent_workers=config.num_workers > 0)
     val_loader = DataLoader(SegmentationTensors(data.val), batch_size=config.batch_size) if data.val else None
 
@@ -261,11 +276,16 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
     save = model_saver(run_dir, config, artifact_base, len(data.train), data_format=data.dataset.format,
                        data_options=dict(config.data_options))
     preview_source = data.val or data.train
+    if isinstance(preview_source, ScaledSamples):
+        preview_source = preview_source.tiles(size, config.preview_images)
     k = min(config.preview_images, len(preview_source))
+    pick = list(range(k))
+    if data.scale and config.crop:  # windows of a few photos: spread them over the photos
+        pick = np.linspace(0, len(preview_source) - 1, k).round().astype(int).tolist() if k else []
     fit_run(config, run_dir, module, train_loader, val_loader, save=save,
             monitor="val_miou" if data.val else None, history=History(run_dir),
-            previews=Previews(run_dir, preview_source.images[:k], preview_source.masks[:k], data.dataset.colors(),
-                              names, preview_source.names[:k]),
+            previews=Previews(run_dir, preview_source.images[pick], preview_source.masks[pick],
+                              data.dataset.colors(), names, [preview_source.names[i] for i in pick]),
             precision=resolve_precision(config), resume_from=resume_from,
             resize=(augment, size, get_architecture(config.arch).divisor), split=data.split,
             extra_callbacks=extra_callbacks)
