@@ -535,6 +535,45 @@ def extract(
     console.print(f"cut out {len(rows)} object(s) into {out}; index: {csv_path}")
 
 
+# ---------------------------------------------------------------------------------------- export (issue 17)
+@app.command("export")
+def export(
+    model: Annotated[Path, typer.Argument(help="model.masksmith file or run folder.")],
+    to: Annotated[str, typer.Option("--to", help="Export format: onnx.")] = "onnx",
+    out: Annotated[Path | None, typer.Option(help="Output file (default: the model's name with .onnx).")] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="Also write an INT8 copy (<name>.int8.onnx), statically "
+                                       "quantised (QDQ, per-channel weights).")] = False,
+    calibrate: Annotated[Path | None, typer.Option(help="Photos to calibrate INT8 on: a folder of training "
+                                                   "images or the training data set.")] = None,
+    calibration_images: Annotated[int, typer.Option(help="Photos used for INT8 calibration.")] = 32,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Export a semantic model to ONNX (classes, colours and preprocessing kept in its metadata; dynamic height
+    and width); parity against PyTorch is checked and printed before success is reported."""
+    from masksmith.infer.onnx import export_onnx
+
+    if to.lower() != "onnx":
+        raise MasksmithError(f"unknown export format {to!r}.", fix="use --to onnx.")
+    report = export_onnx(model, out, int8=int8, calibrate=calibrate, calibration_images=calibration_images,
+                         overwrite=overwrite)
+    console.print(f"parity ONNX float vs PyTorch: {report.parity.describe()}", markup=False, highlight=False)
+    if not report.ok:
+        raise MasksmithError("ONNX parity check failed; nothing was written.", path=model,
+                             fix="report this with the model's architecture (masksmith export checks "
+                                 "99.9 % equal pixels and logits within 0.1 %).")
+    console.print(f"wrote {report.path}", markup=False, highlight=False)
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    if int8 and report.int8_parity is not None:
+        console.print(f"parity ONNX INT8 vs float ({report.calibrated_on} calibration photo(s)): "
+                      f"{report.int8_parity.describe()}", markup=False, highlight=False)
+        if not report.int8_ok:
+            raise MasksmithError("INT8 parity check failed (fewer than 95 % equal mask pixels against float); "
+                                 "the INT8 file was not written.", path=model,
+                                 fix="calibrate on more photos like those you predict, or use the float model.")
+        console.print(f"wrote {report.int8_path}", markup=False, highlight=False)
+
+
 @app.command("demo")
 def demo(out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.")] = Path("demo_output"),
          ) -> None:
