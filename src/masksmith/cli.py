@@ -469,36 +469,68 @@ def _fmt(x: float) -> str:
 
 @app.command("predict")
 def predict(
-    model: Annotated[Path, typer.Argument(help="model.masksmith file or run folder.")],
+    model: Annotated[Path, typer.Argument(help="model.masksmith file, run folder, or an exported .onnx.")],
     images: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("predictions"),
     opacity: Annotated[float, typer.Option(help="Overlay opacity: 1 opaque, 0.5 see-through.")] = 0.5,
     tta: Annotated[bool, typer.Option(help="Average with the mirrored prediction.")] = False,
     score: Annotated[float, typer.Option(help="Instance models: keep objects scoring at least this.")] = 0.5,
-    overwrite: OverwriteOpt = False,
+    backend: Annotated[str | None, typer.Option(help="torch or onnx (default: the model file's own; a "
+                                                ".masksmith semantic model is exported in memory for onnx).")
+                       ] = None,
+    summary: Annotated[Path | None, typer.Option(help="Also write a CSV: per photo, pixels per class (or "
+                                                 "objects per class).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Predict again photos whose outputs are there "
+                                            "from an earlier run (skipped otherwise), and replace files masksmith "
+                                            "did not write.")] = False,
     lenient: Annotated[bool, typer.Option("--lenient", help="Skip photos that cannot be read and list them.")
                        ] = False,
 ) -> None:
     """Masks (palette PNGs), overlays and colour masks for new photos, each at its own size; for instance
-    models a JSON per image (class, score, box, RLE mask) and an overlay with each object in its own colour."""
+    models a JSON per image (class, score, box, RLE mask) and an overlay with each object in its own colour.
+    Streams over any number of photos with a progress bar; a re-run skips photos already done."""
     from masksmith.infer import open_predictor
-    from masksmith.infer.write import Skipped
+    from masksmith.infer.write import Skipped, predict_batch
 
-    predictor = open_predictor(model, tta=tta, score_threshold=score)
+    predictor = open_predictor(model, backend=backend, tta=tta, score_threshold=score)
     skipped = Skipped()
-    if predictor.artifact.task == "instance":
-        from masksmith.infer.instance import predict_instances_to_folder
-
-        written = predict_instances_to_folder(predictor, images, out, opacity, overwrite=overwrite,
-                                              lenient=lenient, skipped=skipped)
-        console.print(f"predicted {len(written)} image(s) into {out} (*_instances.json, *_overlay.png)")
-    else:
-        from masksmith.infer.write import predict_to_folder
-
-        written = predict_to_folder(predictor, images, out, opacity, overwrite=overwrite, lenient=lenient,
-                                    skipped=skipped)
-        console.print(f"predicted {len(written)} image(s) into {out} (*_mask.png, *_overlay.png, *_color.png)")
+    counts = {"predicted": 0, "existing": 0}
+    with _photo_progress() as progress:
+        for row in predict_batch(predictor, images, out, opacity=opacity, overwrite=overwrite, lenient=lenient,
+                                 skipped=skipped, progress=progress, summary=summary):
+            counts[row["status"]] += 1
+    files = "*_instances.json, *_overlay.png" if predictor.artifact.task == "instance" else \
+        "*_mask.png, *_overlay.png, *_color.png"
+    kept = f"; {counts['existing']} already there, kept (--overwrite redoes them)" if counts["existing"] else ""
+    console.print(f"predicted {counts['predicted']} image(s) into {out} ({files}){kept}", markup=False,
+                  highlight=False)
+    if summary is not None:
+        console.print(f"summary: {summary}", markup=False, highlight=False)
     _print_problems(skipped.items)
+
+
+class _photo_progress:
+    """A progress bar for photo batches: done / total, photos per second and time left (stderr, drawn only on
+    a terminal; the rate counts predicted photos, not skipped ones)."""
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]}"), TextColumn("left"), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=True)
+        self.bar.__enter__()
+        self.task = None
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.task = self.bar.add_task("predict", total=total, rate="")
+        speed = self.bar.tasks[0].speed
+        self.bar.update(self.task, completed=done, rate=f"{speed:.2f} images/s" if speed else "")
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
 
 
 @app.command("extract")
