@@ -201,7 +201,7 @@ def sample_inputs(artifact: ModelArtifact, count: int = 2, seed: int = 0) -> lis
 
     h, w = artifact.input_size
     d = get_architecture(artifact.model["arch"]).divisor
-    big = (-(-(h + h // 2) // d) * d, -(-(w + w // 4 + d) // d) * d)
+    big = (-(-(h + h // 2) // d) * d, -(-(2 * w) // d) * d)  # taller and twice as wide: not square
     g = torch.Generator().manual_seed(seed)
     out = []
     for k in range(count):
