@@ -1,0 +1,260 @@
+"""PyTorch eager against ONNX Runtime float and ONNX Runtime INT8 for a semantic model, in one run (issue 17).
+
+Protocol: the default semantic recipe (`masksmith train` defaults) trained briefly on car-parts' trainingset
+(or an existing model with --model), exported with `masksmith export --to onnx --int8 --calibrate trainingset`
+(32 calibration photos). Then, with the same thread count for both runtimes:
+- latency of the network on 512x512 and 1024x1024 inputs (dynamic H/W of the export), the three backends'
+  runs interleaved repeat by repeat so a load change from other processes hits them alike; median seconds,
+  images/s and the ratio to eager;
+- peak memory: peak RSS of a fresh process that loads the model and runs the network at that size, less the
+  RSS of the same process before loading (interpreter, torch and onnxruntime imported);
+- the model's FLOPs per image (torch's FlopCounterMode: 2 per multiply-add) divided by the time, against a
+  float32 matrix multiply (torch.mm 2048x2048) measured in the same run, interleaved too;
+- test mIoU on car-parts' testset for each backend through the same Predictor (input size, 19 classes with
+  background), and the share of mask pixels each ONNX backend predicts equal to eager.
+Targets: ONNX float >= 1.6x eager with >= 99.9 % equal mask pixels; INT8 >= 2.5x eager, test mIoU within 1
+point of float.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import car_parts_or_exit, write_section  # noqa: E402
+
+BACKENDS = ("eager", "ort-float", "ort-int8")
+
+
+def cpu_flags() -> str:
+    wanted = ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile",
+              "amx_int8", "amx_bf16"]
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    have = set(line.split(":", 1)[-1].split())
+    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "?")
+    return f"{model}; " + ", ".join(f"{f} {'yes' if f in have else 'no'}" for f in wanted)
+
+
+def networks(model: Path, float_onnx: Path, int8_onnx: Path):
+    from masksmith.infer.onnx import OnnxNetwork
+    from masksmith.models.artifact import build_network, load_artifact
+
+    eager = build_network(load_artifact(model)).eval()
+
+    def run_eager(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return eager(x.contiguous(memory_format=torch.channels_last))
+
+    return {"eager": run_eager, "ort-float": OnnxNetwork(float_onnx), "ort-int8": OnnxNetwork(int8_onnx)}, eager
+
+
+def measure_memory(backend: str, size: int, model: Path, float_onnx: Path, int8_onnx: Path) -> None:
+    """Child process: RSS before and peak after loading one backend and running it at `size`."""
+    import onnxruntime  # noqa: F401 - imported before the baseline, like torch
+
+    from masksmith.infer.onnx import OnnxNetwork
+    from masksmith.models.artifact import build_network, load_artifact
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    x = torch.rand(1, 3, size, size) * 255
+    if backend == "eager":
+        net = build_network(load_artifact(model)).eval()
+        with torch.no_grad():
+            for _ in range(2):
+                net(x.contiguous(memory_format=torch.channels_last))
+    else:
+        net = OnnxNetwork(float_onnx if backend == "ort-float" else int8_onnx)
+        for _ in range(2):
+            net(x)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"before_mb": before / 1024, "peak_mb": peak / 1024}))
+
+
+def matmul_gflops(n: int = 2048) -> float:
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    torch.mm(a, b)
+    t = time.perf_counter()
+    torch.mm(a, b)
+    return 2 * n**3 / (time.perf_counter() - t) / 1e9
+
+
+def flops_per_image(net: torch.nn.Module, size: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net(torch.rand(1, 3, size, size) * 255)
+    return float(counter.get_total_flops())
+
+
+def train_model(data: Path, budget: float, runs: Path) -> Path:
+    from masksmith.train.config import TrainConfig
+    from masksmith.train.semantic import train_semantic
+
+    config = TrainConfig(data=str(data / "trainingset"), time_budget=budget, epochs=None, runs_dir=str(runs),
+                         name="bench-onnx", preview_images=2)
+    return train_semantic(config) / "model.masksmith"
+
+
+def test_scores(model: Path, float_onnx: Path, int8_onnx: Path, data: Path, limit: int | None) -> dict:
+    """Test mIoU per backend (same Predictor, same test photos) and the share of mask pixels equal to eager."""
+    from masksmith.data import load_dataset
+    from masksmith.images import read_image
+    from masksmith.infer import open_predictor
+    from masksmith.infer.evaluate import evaluate_semantic
+
+    dataset = load_dataset(data / "testset")
+    if limit:
+        dataset.samples = dataset.samples[:limit]
+    predictors = {"eager": open_predictor(model), "ort-float": open_predictor(float_onnx),
+                  "ort-int8": open_predictor(int8_onnx)}
+    out = {b: {"miou": evaluate_semantic(p, dataset, worst=0).at_input.miou(True)} for b, p in predictors.items()}
+    equal = {b: 0 for b in BACKENDS}
+    total = 0
+    for sample in dataset.samples:
+        image = read_image(sample.image_path)
+        masks = {b: p.predict_proba(image, own_size=False).argmax(0).numpy() for b, p in predictors.items()}
+        total += masks["eager"].size
+        for b in BACKENDS:
+            equal[b] += int((masks[b] == masks["eager"]).sum())
+    for b in BACKENDS:
+        out[b]["equal_to_eager"] = equal[b] / total
+    out["images"] = len(dataset.samples)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None, help="a trained .masksmith (default: train one)")
+    parser.add_argument("--budget", type=float, default=300, help="training seconds when no --model is given")
+    parser.add_argument("--sizes", default="512,1024")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per backend and size")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--test-images", type=int, default=None, help="limit the test photos (default: all)")
+    parser.add_argument("--work", type=Path, default=None, help="folder for the run and exports (default: temp)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--measure-memory", nargs=5, metavar=("BACKEND", "SIZE", "MODEL", "FLOAT", "INT8"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.measure_memory:
+        b, s, m, f, i = args.measure_memory
+        measure_memory(b, int(s), Path(m), Path(f), Path(i))
+        return
+    data = car_parts_or_exit()
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-onnx-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"CPU: {cpu_flags()}")
+    print(f"threads: torch {torch.get_num_threads()}, onnxruntime intra-op {args.threads}")
+    model = args.model or train_model(data, args.budget, work / "runs")
+    print(f"model: {model}")
+
+    from masksmith.infer.onnx import export_onnx
+
+    t = time.perf_counter()
+    report = export_onnx(model, work / "model.onnx", int8=True, calibrate=data / "trainingset", overwrite=True)
+    export_seconds = time.perf_counter() - t
+    print(f"export ({export_seconds:.0f} s): float {report.parity.describe()}; INT8 vs float "
+          f"{report.int8_parity.describe() if report.int8_parity else '-'}")
+    if not report.ok or not report.int8_ok:
+        raise SystemExit("export parity failed; see above")
+    float_onnx, int8_onnx = report.path, report.int8_path
+    nets, eager_module = networks(model, float_onnx, int8_onnx)
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results: dict = {"sizes": {}}
+    for size in sizes:
+        x = torch.rand(1, 3, size, size) * 255
+        for fn in nets.values():  # warm-up (ORT plans memory for the new shape)
+            fn(x)
+        times = {b: [] for b in BACKENDS}
+        mm = []
+        for _ in range(args.repeats):
+            for b in BACKENDS:
+                t = time.perf_counter()
+                nets[b](x)
+                times[b].append(time.perf_counter() - t)
+            mm.append(matmul_gflops())
+        flops = flops_per_image(eager_module, size)
+        peak = {}
+        for b in BACKENDS:
+            child = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--measure-memory", b,
+                                    str(size), str(model), str(float_onnx), str(int8_onnx)],
+                                   capture_output=True, text=True, check=True)
+            peak[b] = json.loads(child.stdout.strip().splitlines()[-1])
+        med = {b: statistics.median(v) for b, v in times.items()}
+        gf = statistics.median(mm)
+        results["sizes"][size] = {
+            "matmul_gflops": gf, "gflops_per_image": flops / 1e9,
+            **{b: {"median_s": med[b], "images_per_s": 1 / med[b], "vs_eager": med["eager"] / med[b],
+                   "achieved_gflops": flops / med[b] / 1e9, "share_of_matmul": flops / med[b] / 1e9 / gf,
+                   "peak_mb": peak[b]["peak_mb"] - peak[b]["before_mb"], "process_peak_mb": peak[b]["peak_mb"]}
+               for b in BACKENDS}}
+        print(json.dumps({size: results["sizes"][size]}, indent=1))
+
+    scores = test_scores(model, float_onnx, int8_onnx, data, args.test_images)
+    results["scores"] = scores
+    results.update({"export_seconds": export_seconds, "float_parity": report.parity.describe(),
+                    "int8_parity": report.int8_parity.describe(), "calibrated_on": report.calibrated_on})
+    print(json.dumps(scores, indent=1))
+    (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    body = render(results, args, model)
+    print(body)
+    if not args.no_write:
+        write_section("onnx", "ONNX Runtime float and INT8 against PyTorch eager (issue 17)", body)
+
+
+def render(results: dict, args, model: Path) -> str:
+    s = results["scores"]
+    lines = [f"CPU: {cpu_flags()}. Threads: {args.threads} for torch and for onnxruntime (intra-op). "
+             f"Model: the default semantic recipe (U-Net on tf_efficientnet_lite0, side head, 256x256 training), "
+             f"`{model.name}`; {args.repeats} interleaved repeats per size.", "",
+             "| input | backend | median latency | images/s | vs eager | peak memory (added) | GFLOP/s "
+             "(share of fp32 matmul) |", "|---|---|---|---|---|---|---|"]
+    for size, r in results["sizes"].items():
+        for b in BACKENDS:
+            v = r[b]
+            lines.append(f"| {size}x{size} | {b} | {1000 * v['median_s']:.0f} ms | {v['images_per_s']:.2f} | "
+                         f"{v['vs_eager']:.2f}x | {v['peak_mb']:.0f} MB | {v['achieved_gflops']:.0f} "
+                         f"({100 * v['share_of_matmul']:.0f} %) |")
+    lines += ["", "| input | model GFLOP per image | fp32 matmul GFLOP/s (same run) |", "|---|---|---|"]
+    for size, r in results["sizes"].items():
+        lines.append(f"| {size}x{size} | {r['gflops_per_image']:.1f} | {r['matmul_gflops']:.0f} |")
+    lines += ["", f"Test set ({s['images']} photos, mIoU at the network's input size, 19 classes):", "",
+              "| backend | test mIoU | mask pixels equal to eager |", "|---|---|---|"]
+    for b in BACKENDS:
+        lines.append(f"| {b} | {s[b]['miou']:.4f} | {100 * s[b]['equal_to_eager']:.3f} % |")
+    lines += ["", f"Export parity (sample inputs): float vs PyTorch {results['float_parity']}; INT8 vs float on "
+              f"held-out training photos ({results['calibrated_on']} calibration photos): {results['int8_parity']}.",
+              "", "Targets:"]
+    big = max(results["sizes"])
+    fl, i8 = results["sizes"][big]["ort-float"], results["sizes"][big]["ort-int8"]
+    float_ok = fl["vs_eager"] >= 1.6 and s["ort-float"]["equal_to_eager"] >= 0.999
+    int8_ok = i8["vs_eager"] >= 2.5 and abs(s["ort-int8"]["miou"] - s["ort-float"]["miou"]) <= 0.01
+    lines.append(f"- ONNX float >= 1.6x eager with >= 99.9 % equal mask pixels: {'met' if float_ok else 'missed'} "
+                 f"({', '.join(f'{z}: {r['ort-float']['vs_eager']:.2f}x' for z, r in results['sizes'].items())}; "
+                 f"{100 * s['ort-float']['equal_to_eager']:.3f} % equal).")
+    lines.append(f"- INT8 >= 2.5x eager, test mIoU within 1 point of float: {'met' if int8_ok else 'missed'} "
+                 f"({', '.join(f'{z}: {r['ort-int8']['vs_eager']:.2f}x' for z, r in results['sizes'].items())}; "
+                 f"mIoU {s['ort-int8']['miou']:.4f} against {s['ort-float']['miou']:.4f}).")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()
