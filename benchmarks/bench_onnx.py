@@ -246,11 +246,13 @@ def render(results: dict, args, model: Path) -> str:
     fl, i8 = results["sizes"][big]["ort-float"], results["sizes"][big]["ort-int8"]
     float_ok = fl["vs_eager"] >= 1.6 and s["ort-float"]["equal_to_eager"] >= 0.999
     int8_ok = i8["vs_eager"] >= 2.5 and abs(s["ort-int8"]["miou"] - s["ort-float"]["miou"]) <= 0.01
+    ratios = {b: ", ".join(f"{z}: {r[b]['vs_eager']:.2f}x" for z, r in results["sizes"].items())
+              for b in BACKENDS}
     lines.append(f"- ONNX float >= 1.6x eager with >= 99.9 % equal mask pixels: {'met' if float_ok else 'missed'} "
-                 f"({', '.join(f'{z}: {r['ort-float']['vs_eager']:.2f}x' for z, r in results['sizes'].items())}; "
+                 f"({ratios['ort-float']}; "
                  f"{100 * s['ort-float']['equal_to_eager']:.3f} % equal).")
     lines.append(f"- INT8 >= 2.5x eager, test mIoU within 1 point of float: {'met' if int8_ok else 'missed'} "
-                 f"({', '.join(f'{z}: {r['ort-int8']['vs_eager']:.2f}x' for z, r in results['sizes'].items())}; "
+                 f"({ratios['ort-int8']}; "
                  f"mIoU {s['ort-int8']['miou']:.4f} against {s['ort-float']['miou']:.4f}).")
     return "\n".join(lines)
 
