@@ -37,7 +37,7 @@ def open_predictor(path: str | Path, backend: str | None = None, **kwargs: Any):
         from masksmith.infer.instance import InstancePredictor
 
         if backend == "onnx":
-            raise MasksmithError("Mask R-CNN models run on PyTorch only (no ONNX export on this stack).",
+            raise MasksmithError("Mask R-CNN models run on PyTorch only (their ONNX export is not built yet).",
                                  path=path, fix="drop --backend onnx.")
         kwargs.pop("tta", None)
         return InstancePredictor(artifact, **kwargs)

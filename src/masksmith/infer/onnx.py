@@ -357,10 +357,10 @@ def export_onnx(model: str | Path, out: str | Path | None = None, *, int8: bool 
     model_path = Path(model)
     artifact = load_artifact(model_path)
     if artifact.task != "semantic":
-        raise OnnxError(f"ONNX export of {artifact.task} models (Mask R-CNN) is not supported on this stack: "
-                        "torchvision's detection export does not carry masksmith's RoIAlign and "
-                        "post-processing through the exporter.", path=model_path,
-                        fix="predict with the .masksmith file (PyTorch backend).")
+        raise OnnxError("ONNX export covers semantic models only in this version; Mask R-CNN models run on "
+                        "PyTorch (torchvision's graph exports, but its detection parity check and an ONNX "
+                        "backend for the instance predictor are not built yet).", path=model_path,
+                        fix="predict with the .masksmith file.")
     if int8 and calibrate is None:
         raise MasksmithError("--int8 needs photos to calibrate on.", fix="add --calibrate DATA (a folder of "
                              "training photos or the training data set).")
