@@ -164,16 +164,37 @@ def main() -> None:
     model = args.model or train_model(data, args.budget, work / "runs")
     print(f"model: {model}")
 
-    from masksmith.infer.onnx import export_onnx
+    from masksmith.images import read_image
+    from masksmith.infer.onnx import (
+        INT8_EQUAL_SHARE,
+        OnnxNetwork,
+        calibration_photos,
+        export_onnx,
+        parity,
+        predictor_inputs,
+        quantize_int8,
+        spread,
+    )
+    from masksmith.models.artifact import load_artifact
 
     t = time.perf_counter()
-    report = export_onnx(model, work / "model.onnx", int8=True, calibrate=data / "trainingset", overwrite=True)
-    export_seconds = time.perf_counter() - t
-    print(f"export ({export_seconds:.0f} s): float {report.parity.describe()}; INT8 vs float "
-          f"{report.int8_parity.describe() if report.int8_parity else '-'}")
-    if not report.ok or not report.int8_ok:
-        raise SystemExit("export parity failed; see above")
-    float_onnx, int8_onnx = report.path, report.int8_path
+    report = export_onnx(model, work / "model.onnx", overwrite=True)
+    print(f"export ({time.perf_counter() - t:.0f} s): float vs PyTorch {report.parity.describe()}")
+    if not report.ok:
+        raise SystemExit("float export parity failed; see above")
+    # INT8 as `masksmith export --int8 --calibrate trainingset` makes it (the same functions), written here
+    # even when its parity is below the command's threshold, so the benchmark can say how far off it is
+    artifact = load_artifact(model)
+    photos = [read_image(p) for p in spread(calibration_photos(data / "trainingset"), 40)]
+    t = time.perf_counter()
+    int8_bytes = quantize_int8(report.path.read_bytes(), predictor_inputs(artifact, photos[:32], 32))
+    quant_seconds = time.perf_counter() - t
+    int8_onnx = work / "model.int8.onnx"
+    int8_onnx.write_bytes(int8_bytes)
+    int8_parity = parity(OnnxNetwork(report.path), OnnxNetwork(int8_onnx), predictor_inputs(artifact, photos[32:], 8))
+    print(f"INT8 ({quant_seconds:.0f} s, 32 calibration photos): vs float on 8 held-out training photos "
+          f"{int8_parity.describe()} (export threshold {100 * INT8_EQUAL_SHARE:.0f} %)")
+    float_onnx = report.path
     nets, eager_module = networks(model, float_onnx, int8_onnx)
 
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -209,8 +230,8 @@ def main() -> None:
 
     scores = test_scores(model, float_onnx, int8_onnx, data, args.test_images)
     results["scores"] = scores
-    results.update({"export_seconds": export_seconds, "float_parity": report.parity.describe(),
-                    "int8_parity": report.int8_parity.describe(), "calibrated_on": report.calibrated_on})
+    results.update({"float_parity": report.parity.describe(), "int8_parity": int8_parity.describe(),
+                    "int8_parity_ok": int8_parity.ok(INT8_EQUAL_SHARE), "calibrated_on": 32})
     print(json.dumps(scores, indent=1))
     (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
     body = render(results, args, model)
@@ -240,7 +261,9 @@ def render(results: dict, args, model: Path) -> str:
     for b in BACKENDS:
         lines.append(f"| {b} | {s[b]['miou']:.4f} | {100 * s[b]['equal_to_eager']:.3f} % |")
     lines += ["", f"Export parity (sample inputs): float vs PyTorch {results['float_parity']}; INT8 vs float on "
-              f"held-out training photos ({results['calibrated_on']} calibration photos): {results['int8_parity']}.",
+              f"held-out training photos ({results['calibrated_on']} calibration photos): {results['int8_parity']}"
+              + ("." if results["int8_parity_ok"] else " (below the 95 % that `masksmith export --int8` requires; "
+                 "it would refuse to write this file)."),
               "", "Targets:"]
     big = max(results["sizes"])
     fl, i8 = results["sizes"][big]["ort-float"], results["sizes"][big]["ort-int8"]

@@ -219,3 +219,32 @@ def test_onnx_file_with_torch_backend_is_refused(tmp_path: Path) -> None:
     path = export_onnx(model).path
     with pytest.raises(MasksmithError, match="runs on ONNX Runtime only"):
         open_predictor(path, backend="torch")
+
+
+def test_export_that_fails_parity_writes_nothing_and_says_so(tmp_path: Path, monkeypatch, capsys) -> None:
+    import masksmith.infer.onnx as onnx_module
+
+    model = save_artifact(tiny_artifact("baseline"), tmp_path / "model.masksmith")
+    real = onnx_module.parity
+
+    def off_by_one(reference, candidate, inputs):  # an export whose graph disagrees with PyTorch
+        return real(reference, lambda x: candidate(x) + torch.tensor([0.0, 9.0, 0.0, 0.0]).view(1, 4, 1, 1),
+                    inputs)
+
+    monkeypatch.setattr(onnx_module, "parity", off_by_one)
+    code, out, err = run(monkeypatch, capsys, "export", str(model))
+    assert code == 2 and "ONNX parity check failed; nothing was written" in err and err.count("\n") == 1
+    assert "equal mask pixels" in out and not (tmp_path / "model.onnx").exists()
+
+
+def test_instance_model_export_says_it_is_not_supported_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    from masksmith.models.instance import build_instance_model, instance_model_config
+
+    config = instance_model_config("maskrcnn_lite0", 128, weights=None)
+    net = build_instance_model(config, 1, pretrained=False)
+    model = save_artifact(ModelArtifact("instance", config, ["car"], [[0, 0, 0], [255, 0, 0]],
+                                        {"max_size": 128}, state_dict=net.state_dict()), tmp_path / "mrcnn.masksmith")
+    code, _, err = run(monkeypatch, capsys, "export", str(model), "--to", "onnx")
+    assert code == 2 and err.count("\n") == 1 and "covers semantic models only" in err and "Traceback" not in err
+    with pytest.raises(MasksmithError, match="run on PyTorch only"):
+        open_predictor(model, backend="onnx")
