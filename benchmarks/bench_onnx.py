@@ -148,6 +148,8 @@ def main() -> None:
     parser.add_argument("--test-images", type=int, default=None, help="limit the test photos (default: all)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the run and exports (default: temp)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--render", type=Path, default=None,
+                        help="write docs/benchmarks.md from a results.json of an earlier run (no measuring)")
     parser.add_argument("--measure-memory", nargs=5, metavar=("BACKEND", "SIZE", "MODEL", "FLOAT", "INT8"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -155,6 +157,14 @@ def main() -> None:
     if args.measure_memory:
         b, s, m, f, i = args.measure_memory
         measure_memory(b, int(s), Path(m), Path(f), Path(i))
+        return
+    if args.render:
+        results = json.loads(args.render.read_text())
+        results["sizes"] = {int(k): v for k, v in results["sizes"].items()}
+        body = render(results, argparse.Namespace(**results["args"]), Path(results["model"]))
+        print(body)
+        if not args.no_write:
+            write_section("onnx", "ONNX Runtime float and INT8 against PyTorch eager (issue 17)", body)
         return
     data = car_parts_or_exit()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-onnx-"))
@@ -231,7 +241,8 @@ def main() -> None:
     scores = test_scores(model, float_onnx, int8_onnx, data, args.test_images)
     results["scores"] = scores
     results.update({"float_parity": report.parity.describe(), "int8_parity": int8_parity.describe(),
-                    "int8_parity_ok": int8_parity.ok(INT8_EQUAL_SHARE), "calibrated_on": 32})
+                    "int8_parity_ok": int8_parity.ok(INT8_EQUAL_SHARE), "calibrated_on": 32,
+                    "args": {"threads": args.threads, "repeats": args.repeats}, "model": str(model)})
     print(json.dumps(scores, indent=1))
     (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
     body = render(results, args, model)
