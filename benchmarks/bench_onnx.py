@@ -63,6 +63,15 @@ def networks(model: Path, float_onnx: Path, int8_onnx: Path):
     return {"eager": run_eager, "ort-float": OnnxNetwork(float_onnx), "ort-int8": OnnxNetwork(int8_onnx)}, eager
 
 
+def rss_peak_mb() -> float:
+    """This process's peak resident memory (VmHWM: per address space, so unlike ru_maxrss it does not carry
+    the parent's peak across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def measure_memory(backend: str, size: int, model: Path, float_onnx: Path, int8_onnx: Path) -> None:
     """Child process: RSS before and peak after loading one backend and running it at `size`."""
     import onnxruntime  # noqa: F401 - imported before the baseline, like torch
@@ -70,7 +79,7 @@ def measure_memory(backend: str, size: int, model: Path, float_onnx: Path, int8_
     from masksmith.infer.onnx import OnnxNetwork
     from masksmith.models.artifact import build_network, load_artifact
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = rss_peak_mb()
     x = torch.rand(1, 3, size, size) * 255
     if backend == "eager":
         net = build_network(load_artifact(model)).eval()
@@ -81,8 +90,17 @@ def measure_memory(backend: str, size: int, model: Path, float_onnx: Path, int8_
         net = OnnxNetwork(float_onnx if backend == "ort-float" else int8_onnx)
         for _ in range(2):
             net(x)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"before_mb": before / 1024, "peak_mb": peak / 1024}))
+    print(json.dumps({"before_mb": before, "peak_mb": rss_peak_mb()}))
+
+
+def peaks(threads: int, size: int, model: Path, float_onnx: Path, int8_onnx: Path) -> dict:
+    out = {}
+    for b in BACKENDS:
+        child = subprocess.run([sys.executable, __file__, "--threads", str(threads), "--measure-memory", b,
+                                str(size), str(model), str(float_onnx), str(int8_onnx)],
+                               capture_output=True, text=True, check=True)
+        out[b] = json.loads(child.stdout.strip().splitlines()[-1])
+    return out
 
 
 def matmul_gflops(n: int = 2048) -> float:
@@ -148,6 +166,8 @@ def main() -> None:
     parser.add_argument("--test-images", type=int, default=None, help="limit the test photos (default: all)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the run and exports (default: temp)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--memory-only", type=Path, default=None,
+                        help="measure peak memory again for a results.json of an earlier run, and update it")
     parser.add_argument("--render", type=Path, default=None,
                         help="write docs/benchmarks.md from a results.json of an earlier run (no measuring)")
     parser.add_argument("--measure-memory", nargs=5, metavar=("BACKEND", "SIZE", "MODEL", "FLOAT", "INT8"),
@@ -157,6 +177,17 @@ def main() -> None:
     if args.measure_memory:
         b, s, m, f, i = args.measure_memory
         measure_memory(b, int(s), Path(m), Path(f), Path(i))
+        return
+    if args.memory_only:
+        results = json.loads(args.memory_only.read_text())
+        work = args.memory_only.parent
+        for size, r in results["sizes"].items():
+            peak = peaks(args.threads, int(size), Path(results["model"]), work / "model.onnx", work / "model.int8.onnx")
+            for b in BACKENDS:
+                r[b]["peak_mb"] = peak[b]["peak_mb"] - peak[b]["before_mb"]
+                r[b]["process_peak_mb"] = peak[b]["peak_mb"]
+            print(size, {b: round(r[b]["peak_mb"]) for b in BACKENDS})
+        args.memory_only.write_text(json.dumps(results, indent=1))
         return
     if args.render:
         results = json.loads(args.render.read_text())
@@ -222,12 +253,7 @@ def main() -> None:
                 times[b].append(time.perf_counter() - t)
             mm.append(matmul_gflops())
         flops = flops_per_image(eager_module, size)
-        peak = {}
-        for b in BACKENDS:
-            child = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--measure-memory", b,
-                                    str(size), str(model), str(float_onnx), str(int8_onnx)],
-                                   capture_output=True, text=True, check=True)
-            peak[b] = json.loads(child.stdout.strip().splitlines()[-1])
+        peak = peaks(args.threads, size, model, float_onnx, int8_onnx)
         med = {b: statistics.median(v) for b, v in times.items()}
         gf = statistics.median(mm)
         results["sizes"][size] = {
