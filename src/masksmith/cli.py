@@ -508,36 +508,68 @@ def _fmt(x: float) -> str:
 
 @app.command("predict")
 def predict(
-    model: Annotated[Path, typer.Argument(help="model.masksmith file or run folder.")],
+    model: Annotated[Path, typer.Argument(help="model.masksmith file, run folder, or an exported .onnx.")],
     images: Annotated[list[Path], typer.Argument(help="Image files or folders.")],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("predictions"),
     opacity: Annotated[float, typer.Option(help="Overlay opacity: 1 opaque, 0.5 see-through.")] = 0.5,
     tta: Annotated[bool, typer.Option(help="Average with the mirrored prediction.")] = False,
     score: Annotated[float, typer.Option(help="Instance models: keep objects scoring at least this.")] = 0.5,
-    overwrite: OverwriteOpt = False,
+    backend: Annotated[str | None, typer.Option(help="torch or onnx (default: the model file's own; a "
+                                                ".masksmith semantic model is exported in memory for onnx).")
+                       ] = None,
+    summary: Annotated[Path | None, typer.Option(help="Also write a CSV: per photo, pixels per class (or "
+                                                 "objects per class).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Predict again photos whose outputs are there "
+                                            "from an earlier run (skipped otherwise), and replace files masksmith "
+                                            "did not write.")] = False,
     lenient: Annotated[bool, typer.Option("--lenient", help="Skip photos that cannot be read and list them.")
                        ] = False,
 ) -> None:
     """Masks (palette PNGs), overlays and colour masks for new photos, each at its own size; for instance
-    models a JSON per image (class, score, box, RLE mask) and an overlay with each object in its own colour."""
+    models a JSON per image (class, score, box, RLE mask) and an overlay with each object in its own colour.
+    Streams over any number of photos with a progress bar; a re-run skips photos already done."""
     from masksmith.infer import open_predictor
-    from masksmith.infer.write import Skipped
+    from masksmith.infer.write import Skipped, predict_batch
 
-    predictor = open_predictor(model, tta=tta, score_threshold=score)
+    predictor = open_predictor(model, backend=backend, tta=tta, score_threshold=score)
     skipped = Skipped()
-    if predictor.artifact.task == "instance":
-        from masksmith.infer.instance import predict_instances_to_folder
-
-        written = predict_instances_to_folder(predictor, images, out, opacity, overwrite=overwrite,
-                                              lenient=lenient, skipped=skipped)
-        console.print(f"predicted {len(written)} image(s) into {out} (*_instances.json, *_overlay.png)")
-    else:
-        from masksmith.infer.write import predict_to_folder
-
-        written = predict_to_folder(predictor, images, out, opacity, overwrite=overwrite, lenient=lenient,
-                                    skipped=skipped)
-        console.print(f"predicted {len(written)} image(s) into {out} (*_mask.png, *_overlay.png, *_color.png)")
+    counts = {"predicted": 0, "existing": 0}
+    with _photo_progress() as progress:
+        for row in predict_batch(predictor, images, out, opacity=opacity, overwrite=overwrite, lenient=lenient,
+                                 skipped=skipped, progress=progress, summary=summary):
+            counts[row["status"]] += 1
+    files = "*_instances.json, *_overlay.png" if predictor.artifact.task == "instance" else \
+        "*_mask.png, *_overlay.png, *_color.png"
+    kept = f"; {counts['existing']} already there, kept (--overwrite redoes them)" if counts["existing"] else ""
+    console.print(f"predicted {counts['predicted']} image(s) into {out} ({files}){kept}", markup=False,
+                  highlight=False)
+    if summary is not None:
+        console.print(f"summary: {summary}", markup=False, highlight=False)
     _print_problems(skipped.items)
+
+
+class _photo_progress:
+    """A progress bar for photo batches: done / total, photos per second and time left (stderr, drawn only on
+    a terminal; the rate counts predicted photos, not skipped ones)."""
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]}"), TextColumn("left"), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=True)
+        self.bar.__enter__()
+        self.task = None
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.task = self.bar.add_task("predict", total=total, rate="")
+        speed = self.bar.tasks[0].speed
+        self.bar.update(self.task, completed=done, rate=f"{speed:.2f} images/s" if speed else "")
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
 
 
 @app.command("extract")
@@ -572,6 +604,45 @@ def extract(
         rows += write_cutouts(job.path, image, objects, folder, background, pad, stem=job.stem)
     csv_path, _ = write_index(rows, folder)
     console.print(f"cut out {len(rows)} object(s) into {out}; index: {csv_path}")
+
+
+# ---------------------------------------------------------------------------------------- export (issue 17)
+@app.command("export")
+def export(
+    model: Annotated[Path, typer.Argument(help="model.masksmith file or run folder.")],
+    to: Annotated[str, typer.Option("--to", help="Export format: onnx.")] = "onnx",
+    out: Annotated[Path | None, typer.Option(help="Output file (default: the model's name with .onnx).")] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="Also write an INT8 copy (<name>.int8.onnx), statically "
+                                       "quantised (QDQ, per-channel weights).")] = False,
+    calibrate: Annotated[Path | None, typer.Option(help="Photos to calibrate INT8 on: a folder of training "
+                                                   "images or the training data set.")] = None,
+    calibration_images: Annotated[int, typer.Option(help="Photos used for INT8 calibration.")] = 32,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Export a semantic model to ONNX (classes, colours and preprocessing kept in its metadata; dynamic height
+    and width); parity against PyTorch is checked and printed before success is reported."""
+    from masksmith.infer.onnx import export_onnx
+
+    if to.lower() != "onnx":
+        raise MasksmithError(f"unknown export format {to!r}.", fix="use --to onnx.")
+    report = export_onnx(model, out, int8=int8, calibrate=calibrate, calibration_images=calibration_images,
+                         overwrite=overwrite)
+    console.print(f"parity ONNX float vs PyTorch: {report.parity.describe()}", markup=False, highlight=False)
+    if not report.ok:
+        raise MasksmithError("ONNX parity check failed; nothing was written.", path=model,
+                             fix="report this with the model's architecture (masksmith export checks "
+                                 "99.9 % equal pixels and logits within 0.1 %).")
+    console.print(f"wrote {report.path}", markup=False, highlight=False)
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    if int8 and report.int8_parity is not None:
+        console.print(f"parity ONNX INT8 vs float ({report.calibrated_on} calibration photo(s)): "
+                      f"{report.int8_parity.describe()}", markup=False, highlight=False)
+        if not report.int8_ok:
+            raise MasksmithError("INT8 parity check failed (fewer than 95 % equal mask pixels against float); "
+                                 "the INT8 file was not written.", path=model,
+                                 fix="calibrate on more photos like those you predict, or use the float model.")
+        console.print(f"wrote {report.int8_path}", markup=False, highlight=False)
 
 
 @app.command("demo")

@@ -1,6 +1,7 @@
 """Writing files: atomically, with the user's normal file mode, into output folders that protect the user.
 
-- `atomic_write_bytes/text`, `atomic_save_image`, `atomic_copy`, `atomic_save` (any writer callback): the data
+- `atomic_write_bytes/text`, `atomic_save_image`, `atomic_copy`, `atomic_save` (any writer callback),
+  `atomic_writing` (a `with` block that fills the file while other work streams): the data
   goes to a temporary file in the target's folder, then `os.replace` puts it in place, so a reader (or a second
   process writing the same name) never sees half a file and an interrupted write leaves the old file whole.
   The file gets the mode a plain `open()` would give (0666 minus the umask), not mkstemp's 0600.
@@ -13,12 +14,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,29 @@ def atomic_save(path: str | Path, write: Callable[[Path], Any]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def atomic_writing(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path` to fill inside the `with` block (for files written while work streams,
+    such as a summary CSV); it replaces `path` only when the block completes, and is removed otherwise."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise os_error(exc, path) from None
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise os_error(exc, path) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -251,6 +276,14 @@ class OutputFolder:
     def save(self, name: str, write: Callable[[Path], Any]) -> Path:
         """Any writer: `write(tmp_path)` fills a temporary file that then replaces output `name`."""
         return self._done(atomic_save(self.claim(name), write))
+
+    @contextlib.contextmanager
+    def writing(self, name: str) -> Iterator[Path]:
+        """A temporary path to fill while work streams; output `name` appears only when the block completes."""
+        path = self.claim(name)
+        with atomic_writing(path) as tmp:
+            yield tmp
+        self._done(path)
 
     def _done(self, path: Path) -> Path:
         self._record(self.relative(path))

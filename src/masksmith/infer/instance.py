@@ -397,23 +397,49 @@ def instances_json(path: Path, image: np.ndarray, instances: Sequence[Instance])
                           for i, r in zip(instances, rles, strict=True)]}
 
 
+class InstanceWriter:
+    """What an instance model writes per photo (for `masksmith.infer.write.predict_batch`), and its summary row:
+    objects per class."""
+
+    def __init__(self, predictor: InstancePredictor, opacity: float) -> None:
+        self.predictor, self.opacity = predictor, opacity
+        self.classes = predictor.classes
+        self.colors = dict(zip(predictor.classes, predictor.colors[1:], strict=False))
+        self.columns = ["image", "width", "height", "objects", *(f"objects_{n}" for n in self.classes)]
+
+    def names_for(self, stem: str) -> dict[str, str]:
+        return {"json": f"{stem}_instances.json", "overlay": f"{stem}_overlay.png"}
+
+    def predict(self, image: np.ndarray) -> list[Instance]:
+        return self.predictor.predict(image)
+
+    def write(self, folder, job, image: np.ndarray, instances: list[Instance]) -> dict[str, Any]:
+        from masksmith.draw import draw_instances
+
+        names = self.names_for(job.stem)
+        record = instances_json(job.path, image, instances)
+        files = {"json": folder.write_text(names["json"], json.dumps(record, indent=1)),
+                 "overlay": folder.save_image(names["overlay"], draw_instances(image, instances, self.opacity,
+                                                                               colors=self.colors))}
+        return {**{k: str(v) for k, v in files.items()}, **self.counts(record)}
+
+    def counts(self, record: dict[str, Any]) -> dict[str, Any]:
+        found = [obj["class"] for obj in record["instances"]]
+        return {"width": record["width"], "height": record["height"], "objects": len(found),
+                "instances": str(len(found)), **{f"objects_{c}": found.count(c) for c in self.classes}}
+
+    def existing(self, folder, job) -> dict[str, Any]:
+        names = self.names_for(job.stem)
+        record = json.loads(folder.path(names["json"]).read_text(encoding="utf-8"))
+        return {**{k: str(folder.path(v)) for k, v in names.items()}, **self.counts(record)}
+
+
 def predict_instances_to_folder(predictor: InstancePredictor, inputs: Iterable[str | Path], out: Path,
                                 opacity: float = 0.5, *, overwrite: bool = False, lenient: bool = False,
                                 skipped=None) -> list[dict[str, str]]:
-    """Predict every input image (files or folders) and write <stem>_instances.json and <stem>_overlay.png."""
-    from masksmith.draw import draw_instances
-    from masksmith.infer.write import Skipped, plan_outputs, readable
-    from masksmith.outputs import OutputFolder
+    """Predict every input image (files or folders) and write <stem>_instances.json and <stem>_overlay.png; the
+    rows of `predict_batch` as a list (stream `predict_batch` for many photos)."""
+    from masksmith.infer.write import predict_batch
 
-    inputs = list(inputs)
-    folder = OutputFolder(out, inputs=inputs, overwrite=overwrite)
-    colors = dict(zip(predictor.classes, predictor.colors[1:], strict=False))
-    written = []
-    for job, image, instances in readable(predictor, plan_outputs(inputs, folder), lenient, skipped or Skipped()):
-        files = {"json": folder.write_text(f"{job.stem}_instances.json",
-                                           json.dumps(instances_json(job.path, image, instances), indent=1)),
-                 "overlay": folder.save_image(f"{job.stem}_overlay.png",
-                                              draw_instances(image, instances, opacity, colors=colors))}
-        written.append({"image": str(job.path), "instances": str(len(instances)),
-                        **{k: str(v) for k, v in files.items()}})
-    return written
+    return list(predict_batch(predictor, inputs, out, InstanceWriter(predictor, opacity), overwrite=overwrite,
+                              lenient=lenient, skipped=skipped))

@@ -6,6 +6,10 @@ How an image reaches the network follows how the model was trained (the model fi
 - input_mode "scale": the photo is shrunk by the training factor, then a window of the training size slides
   over it with overlap, and overlapping scores are blended with weights that fall off towards the window's
   edges, so large images are predicted at the scale the model learned instead of being squashed.
+
+The network itself runs on PyTorch (`backend="torch"`, a `.masksmith` file) or ONNX Runtime (`backend="onnx"`,
+an exported `.onnx` file or a `.masksmith` file exported in memory); everything around the network call is the
+same code for both (`_network` is the only place they differ).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from masksmith.errors import MasksmithError
 from masksmith.images import read_image
 from masksmith.models.artifact import ModelArtifact, build_network, load_artifact
 from masksmith.models.registry import pad_amount
+
+BACKENDS = ("torch", "onnx")
 
 
 def window_weights(size: tuple[int, int]) -> torch.Tensor:
@@ -40,11 +46,18 @@ def starts(length: int, window: int, stride: int) -> list[int]:
 class Predictor:
     """Predicts class probabilities and masks with a trained semantic model."""
 
-    def __init__(self, artifact: ModelArtifact, net: torch.nn.Module | None = None, tta: bool = False,
-                 overlap: float = 0.25, batch_size: int = 4) -> None:
+    def __init__(self, artifact: ModelArtifact, net=None, tta: bool = False, overlap: float = 0.25,
+                 batch_size: int = 4, backend: str = "torch") -> None:
         if artifact.task != "semantic":
             raise MasksmithError(f"this is a {artifact.task} model; the semantic Predictor cannot run it.")
+        if backend not in BACKENDS:
+            raise MasksmithError(f"unknown backend {backend!r}.", fix=f"use one of: {', '.join(BACKENDS)}.")
         self.artifact = artifact
+        self.backend = backend
+        if net is None and backend == "onnx":
+            from masksmith.infer.onnx import OnnxNetwork, onnx_bytes_for
+
+            net = OnnxNetwork(onnx_bytes_for(artifact))
         self.net = (net or build_network(artifact)).eval()
         self.tta = tta
         self.overlap = overlap
@@ -59,6 +72,11 @@ class Predictor:
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs) -> Predictor:
+        """A Predictor for a `.masksmith` semantic model or an exported `.onnx` (see `open_predictor`)."""
+        if Path(path).suffix.lower() == ".onnx":
+            from masksmith.infer import open_predictor
+
+            return open_predictor(path, **kwargs)
         return cls(load_artifact(path), **kwargs)
 
     @property
@@ -76,11 +94,17 @@ class Predictor:
         h, w = pixels.shape[-2:]
         ph, pw = pad_amount(self.artifact.model["arch"], h, w)
         x = F.pad(pixels, (0, pw, 0, ph), mode="replicate") if ph or pw else pixels
-        probs = self._activate(self.net(x.contiguous(memory_format=torch.channels_last)).float())
+        probs = self._activate(self._network(x))
         if self.tta:  # mirrored image, mirrored back, with left/right classes swapped back
-            flipped = self._activate(self.net(x.flip(-1).contiguous(memory_format=torch.channels_last)).float())
+            flipped = self._activate(self._network(x.flip(-1)))
             probs = 0.5 * (probs + flipped.flip(-1)[:, self.flip_perm])
         return probs[..., :h, :w]
+
+    def _network(self, x: torch.Tensor) -> torch.Tensor:
+        """The one step the backends differ in: PyTorch runs channels_last, ONNX Runtime takes the array."""
+        if self.backend == "torch":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x).float()
 
     def _activate(self, logits: torch.Tensor) -> torch.Tensor:
         if self.binary:

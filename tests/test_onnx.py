@@ -1,0 +1,250 @@
+"""ONNX export over every registered semantic model (smp's habit: adding a model adds no test code), the
+metadata round trip, one Predictor on both backends, INT8 parity, and bad input as one line each."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from masksmith.cli import main
+from masksmith.errors import MasksmithError
+from masksmith.infer import open_predictor
+from masksmith.infer.onnx import (
+    FLOAT_EQUAL_SHARE,
+    FLOAT_LOGIT_TOLERANCE,
+    INT8_EQUAL_SHARE,
+    OnnxNetwork,
+    artifact_metadata,
+    export_network,
+    export_onnx,
+    parity,
+    read_onnx_artifact,
+    sample_inputs,
+)
+from masksmith.infer.predictor import Predictor
+from masksmith.models.artifact import ModelArtifact, build_network, save_artifact
+from masksmith.models.registry import ARCHITECTURES, ModelConfig, SegmentationNet, build_model
+
+ARCHS = sorted(ARCHITECTURES)
+CLASSES = ["box", "left_flag", "right_flag"]
+
+
+def tiny_artifact(arch: str, *, mode: str = "resize", size: int = 64, side: bool = False,
+                  net: torch.nn.Module | None = None) -> ModelArtifact:
+    config = ModelConfig(arch=arch, num_outputs=len(CLASSES) + 1, decoder_channels=[16, 8, 8, 8, 8],
+                         side_pairs=[[2, 3]] if side else None, extra={"width": 8})
+    torch.manual_seed(0)
+    net = net or SegmentationNet(build_model(config, pretrained=False), (0.5,) * 3, (0.5,) * 3)
+    preprocessing = {"mean": [0.5] * 3, "std": [0.5] * 3, "input_mode": mode, "size": [size, size]}
+    if mode == "scale":
+        preprocessing["scale"] = 0.5
+    return ModelArtifact("semantic", config.to_dict(), CLASSES, [[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]],
+                         preprocessing, flip_pairs=[["left_flag", "right_flag"]], training={"epochs": 1},
+                         state_dict=net.state_dict())
+
+
+def photos(folder: Path, count: int, seed: int = 0, size: tuple[int, int] = (72, 90)) -> Path:
+    """Photos with a bright square (class 1) on a dark noisy background."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for k in range(count):
+        h, w = size[0] + 3 * (k % 3), size[1] + 5 * (k % 2)
+        image = rng.integers(0, 60, (h, w, 3), dtype=np.uint8)
+        y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
+        image[y:y + h // 3, x:x + w // 3] = 230
+        Image.fromarray(image).save(folder / f"photo_{k:02d}.png")
+    return folder
+
+
+def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["masksmith", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_architecture_exports_with_parity_on_dynamic_sizes(arch: str) -> None:
+    artifact = tiny_artifact(arch)
+    net = build_network(artifact)
+    onnx_net = OnnxNetwork(export_network(net, artifact))
+    inputs = sample_inputs(artifact)
+    assert {x.shape[-2:] for x in inputs} == {(64, 64), (96, 128)}  # the training size and a wider one
+    result = parity(net, onnx_net, inputs)
+    assert result.ok(FLOAT_EQUAL_SHARE, FLOAT_LOGIT_TOLERANCE), result.describe()
+    assert result.max_abs < 1e-3 and result.pixels == 64 * 64 + 96 * 128
+
+
+def test_side_factored_head_exports_the_same_per_class_logits() -> None:
+    artifact = tiny_artifact("unet", side=True)
+    net = build_network(artifact)
+    onnx_net = OnnxNetwork(export_network(net, artifact))
+    x = sample_inputs(artifact)[1]
+    out = onnx_net(x)
+    assert out.shape == (1, len(CLASSES) + 1, 96, 128)
+    # normalised log-probabilities, as the PyTorch head gives
+    assert torch.allclose(out.exp().sum(1), torch.ones(1, 96, 128), atol=1e-4)
+    assert parity(net, onnx_net, [x]).max_abs < 1e-3
+
+
+def test_metadata_round_trip_and_the_file_describes_itself(tmp_path: Path, monkeypatch, capsys) -> None:
+    artifact = tiny_artifact("baseline")
+    model = save_artifact(artifact, tmp_path / "m" / "model.masksmith")
+    code, out, err = run(monkeypatch, capsys, "export", str(model), "--to", "onnx")
+    assert code == 0, err
+    assert "parity ONNX float vs PyTorch: max abs logit difference" in out and "equal mask pixels 100.000 %" in out
+    onnx_path = tmp_path / "m" / "model.onnx"
+    back = read_onnx_artifact(onnx_path)
+    assert back.classes == artifact.classes and back.colors == artifact.colors
+    assert back.preprocessing == artifact.preprocessing and back.model == artifact.model
+    assert back.flip_pairs == artifact.flip_pairs and back.training == artifact.training
+    assert back.state_dict == {}
+    meta = artifact_metadata(artifact)
+    assert "state_dict" not in meta and meta["format"] == "masksmith-model"
+    # a second export replaces our own file; a file masksmith did not write is left alone
+    assert run(monkeypatch, capsys, "export", str(model))[0] == 0
+    foreign = tmp_path / "m" / "other.onnx"
+    foreign.write_bytes(b"mine")
+    code, _, err = run(monkeypatch, capsys, "export", str(model), "--out", str(foreign))
+    assert code == 2 and "not written by masksmith" in err and foreign.read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize(("arch", "mode", "tta"), [("unet", "resize", False), ("baseline", "scale", True)])
+def test_open_predictor_on_onnx_gives_the_torch_masks(tmp_path: Path, arch: str, mode: str, tta: bool) -> None:
+    artifact = tiny_artifact(arch, mode=mode, size=64)
+    model = save_artifact(artifact, tmp_path / "model.masksmith")
+    report = export_onnx(model)
+    assert report.ok and report.path.exists()
+    torch_p = open_predictor(model, tta=tta)
+    onnx_p = open_predictor(report.path, tta=tta)
+    memory_p = open_predictor(model, backend="onnx", tta=tta)  # a .masksmith exported in memory
+    assert isinstance(onnx_p, Predictor) and onnx_p.backend == "onnx" and torch_p.backend == "torch"
+    assert onnx_p.colors == torch_p.colors and onnx_p.artifact.classes == CLASSES
+    rng = np.random.default_rng(1)
+    for h, w in [(50, 70), (150, 210)]:  # in scale mode the larger one takes several sliding windows
+        image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        a, b, c = torch_p.predict_proba(image), onnx_p.predict_proba(image), memory_p.predict_proba(image)
+        assert a.shape == b.shape == (len(CLASSES) + 1, h, w)
+        assert float((a - b).abs().max()) < 1e-4 and float((a - c).abs().max()) < 1e-4
+        assert (a.argmax(0) == b.argmax(0)).float().mean() > 0.999
+
+
+def trained_baseline() -> SegmentationNet:
+    """A three-layer CNN that has learned 'bright square = class 1': decisive logits, as a trained model has."""
+    torch.manual_seed(0)
+    config = ModelConfig(arch="baseline", num_outputs=len(CLASSES) + 1, extra={"width": 8})
+    net = SegmentationNet(build_model(config, pretrained=False), (0.5,) * 3, (0.5,) * 3)
+    x = torch.rand(8, 3, 48, 48) * 60
+    y = torch.zeros(8, 48, 48, dtype=torch.long)
+    for k in range(8):
+        a, b = 4 + 3 * k, 20 + 2 * k
+        x[k, :, a:b, a:b] = 230
+        y[k, a:b, a:b] = 1
+    opt = torch.optim.Adam(net.parameters(), 2e-2)
+    for _ in range(60):
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net.eval()
+
+
+def test_int8_parity_within_tolerance(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Tolerance: at least INT8_EQUAL_SHARE (95 %) of mask pixels equal to the float graph's on photos not
+    used for calibration (the export refuses to write an INT8 file below it)."""
+    artifact = tiny_artifact("baseline", net=trained_baseline())
+    model = save_artifact(artifact, tmp_path / "model.masksmith")
+    data = photos(tmp_path / "calib", 12)
+    code, out, err = run(monkeypatch, capsys, "export", str(model), "--int8", "--calibrate", str(data),
+                         "--calibration-images", "6")
+    assert code == 0, err
+    assert "parity ONNX INT8 vs float (4 calibration photo(s))" in out
+    int8_path = tmp_path / "model.int8.onnx"
+    assert int8_path.exists() and read_onnx_artifact(int8_path).classes == CLASSES
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(int8_path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ format
+    float_p, int8_p = open_predictor(tmp_path / "model.onnx"), open_predictor(int8_path)
+    equal = total = 0
+    for p in sorted(photos(tmp_path / "held_out", 4, seed=7).iterdir()):
+        image = np.asarray(Image.open(p).convert("RGB"))
+        a, b = float_p.predict(image), int8_p.predict(image)
+        equal, total = equal + int((a == b).sum()), total + a.size
+        assert (a == 1).any()  # the square is found
+    assert equal / total >= INT8_EQUAL_SHARE
+
+
+def test_bad_inputs_say_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    photo_dir = photos(tmp_path / "p", 1)
+    fake = tmp_path / "fake.masksmith"
+    fake.write_text("not a model")
+    code, _, err = run(monkeypatch, capsys, "export", str(fake), "--to", "onnx")
+    assert code == 2 and err.count("\n") == 1 and "fake.masksmith: cannot be read as a masksmith model" in err
+    assert "Traceback" not in err
+
+    bare = tmp_path / "bare.onnx"  # an ONNX file without our metadata
+    torch.onnx.export(torch.nn.Conv2d(3, 2, 1).eval(), (torch.rand(1, 3, 8, 8),), str(bare), dynamo=False)
+    code, _, err = run(monkeypatch, capsys, "predict", str(bare), str(photo_dir), "--out", str(tmp_path / "o"))
+    assert code == 2 and err.count("\n") == 1 and "without masksmith metadata" in err and "Traceback" not in err
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x00garbage")
+    code, _, err = run(monkeypatch, capsys, "predict", str(broken), str(photo_dir), "--out", str(tmp_path / "o"))
+    assert code == 2 and err.count("\n") == 1 and "cannot be read as an ONNX model" in err
+
+    model = save_artifact(tiny_artifact("baseline"), tmp_path / "model.masksmith")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no photos here")
+    code, _, err = run(monkeypatch, capsys, "export", str(model), "--int8", "--calibrate", str(empty))
+    assert code == 2 and err.count("\n") == 1 and "holds no images to calibrate on" in err
+    assert not (tmp_path / "model.onnx").exists()  # nothing written before the calibration set was checked
+    code, _, err = run(monkeypatch, capsys, "export", str(model), "--int8")
+    assert code == 2 and "--int8 needs photos" in err
+    code, _, err = run(monkeypatch, capsys, "predict", str(tmp_path / "missing.onnx"), str(photo_dir))
+    assert code == 2 and err.count("\n") == 1 and "the ONNX file does not exist" in err
+
+
+def test_onnx_file_with_torch_backend_is_refused(tmp_path: Path) -> None:
+    model = save_artifact(tiny_artifact("baseline"), tmp_path / "model.masksmith")
+    path = export_onnx(model).path
+    with pytest.raises(MasksmithError, match="runs on ONNX Runtime only"):
+        open_predictor(path, backend="torch")
+
+
+def test_export_that_fails_parity_writes_nothing_and_says_so(tmp_path: Path, monkeypatch, capsys) -> None:
+    import masksmith.infer.onnx as onnx_module
+
+    model = save_artifact(tiny_artifact("baseline"), tmp_path / "model.masksmith")
+    real = onnx_module.parity
+
+    def off_by_one(reference, candidate, inputs):  # an export whose graph disagrees with PyTorch
+        return real(reference, lambda x: candidate(x) + torch.tensor([0.0, 9.0, 0.0, 0.0]).view(1, 4, 1, 1),
+                    inputs)
+
+    monkeypatch.setattr(onnx_module, "parity", off_by_one)
+    code, out, err = run(monkeypatch, capsys, "export", str(model))
+    assert code == 2 and "ONNX parity check failed; nothing was written" in err and err.count("\n") == 1
+    assert "equal mask pixels" in out and not (tmp_path / "model.onnx").exists()
+
+
+def test_instance_model_export_says_it_is_not_supported_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    from masksmith.models.instance import build_instance_model, instance_model_config
+
+    config = instance_model_config("maskrcnn_lite0", 128, weights=None)
+    net = build_instance_model(config, 1, pretrained=False)
+    model = save_artifact(ModelArtifact("instance", config, ["car"], [[0, 0, 0], [255, 0, 0]],
+                                        {"max_size": 128}, state_dict=net.state_dict()), tmp_path / "mrcnn.masksmith")
+    code, _, err = run(monkeypatch, capsys, "export", str(model), "--to", "onnx")
+    assert code == 2 and err.count("\n") == 1 and "covers semantic models only" in err and "Traceback" not in err
+    with pytest.raises(MasksmithError, match="run on PyTorch only"):
+        open_predictor(model, backend="onnx")
