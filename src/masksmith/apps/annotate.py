@@ -87,3 +87,35 @@ def write_preannotations(predictions: Sequence[Prediction], class_names: Sequenc
     folder = as_output_folder(out, inputs=[p.path for p in predictions])
     get_format(to).write(dataset, folder)
     return folder.root
+
+
+def predictions_from_outputs(written: Sequence[dict], class_names: Sequence[str]) -> list[Prediction]:
+    """The Predictions that `masksmith predict` wrote (its returned rows): the class-index <stem>_mask.png of a
+    semantic model or the <stem>_instances.json (RLE masks) of an instance model, read back, so pre-annotations
+    need nothing from inside the prediction loop."""
+    import json
+
+    from PIL import Image
+
+    from masksmith.apps.extract import DetectedObject
+
+    predictions = []
+    for row in written:
+        path = Path(row["image"])
+        if row.get("mask"):
+            with Image.open(row["mask"]) as im:
+                mask = np.asarray(im)
+            predictions.append(Prediction(path, mask.shape[1], mask.shape[0], mask=mask))
+        elif row.get("json"):
+            from pycocotools import mask as mask_utils
+
+            doc = json.loads(Path(row["json"]).read_text(encoding="utf-8"))
+            objects = []
+            for obj in doc.get("instances", []):
+                rle = dict(obj["mask"])
+                rle["counts"] = rle["counts"].encode("ascii") if isinstance(rle["counts"], str) else rle["counts"]
+                objects.append(DetectedObject(obj["class"], float(obj["score"]), mask_utils.decode(rle).astype(bool)))
+            predictions.append(Prediction(path, int(doc["width"]), int(doc["height"]), objects=objects))
+        else:
+            raise MasksmithError(f"the prediction of {path} wrote neither a mask nor an instances file.")
+    return predictions

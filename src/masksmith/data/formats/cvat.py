@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import re
 import xml.etree.ElementTree as ET
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 from xml.parsers import expat
@@ -367,7 +368,7 @@ def write(dataset: Dataset, out: Any, **options: Any) -> None:
     and its labels with colours, one <image> per photo with <polygon label points="x,y;..." source="auto"
     occluded="0" z_order="0">; the parts of one object share a group_id) and the images under out/images/
     (the layout CVAT's "Upload annotations" and our reader take)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from masksmith.data.formats._write import (
         coordinate,
@@ -382,7 +383,7 @@ def write(dataset: Dataset, out: Any, **options: Any) -> None:
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
     task = ET.SubElement(ET.SubElement(root, "meta"), "task")
-    now = datetime.now(timezone.utc).isoformat(sep=" ")
+    now = datetime.now(UTC).isoformat(sep=" ")
     for key, value in (("id", "1"), ("name", str(options.get("task", "masksmith pre-annotations"))),
                        ("size", str(len(dataset.samples))), ("mode", "annotation"), ("overlap", "0"),
                        ("bugtracker", ""), ("created", now), ("updated", now), ("subset", "default"),
