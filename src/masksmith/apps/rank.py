@@ -56,7 +56,7 @@ def object_uncertainty(scores: Iterable[float], confident: float = 0.5) -> float
     if s.size == 0:
         return 0.0
     doubt = 1.0 - np.abs(2.0 * s - 1.0)
-    return float(doubt.sum() / (1.0 + (s >= confident).sum()))
+    return float(doubt.sum() / (1.0 + (s > confident).sum()))
 
 
 def semantic_score(predictor, image: np.ndarray, measure: str = "entropy") -> float:
