@@ -150,13 +150,14 @@ def dataset_formats() -> None:
 def dataset_convert(
     path: Annotated[Path, typer.Argument(help="Annotation file, folder or zip.")],
     out: Annotated[Path, typer.Argument(help="Output folder (must not be the source).")],
-    to: Annotated[str, typer.Option("--to", help="Target format: coco, voc or masks.")],
+    to: Annotated[str, typer.Option("--to", help="Target format: coco, voc, masks, via, labelme or cvat.")],
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
     write_option: Annotated[list[str] | None, typer.Option(
         "--write-option", "-w", help="Writer option KEY=VALUE, e.g. kind=color for masks.")] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Convert a data set to COCO JSON, Pascal VOC folders or mask images."""
+    """Convert a data set to COCO JSON, Pascal VOC folders, mask images, a VIA 2 project, LabelMe JSON or CVAT
+    1.1 XML (masks become polygons for the last three)."""
     from masksmith.data.convert import convert
 
     ds = _load(path, format, lenient, parse_options(option))
