@@ -70,7 +70,7 @@ def test_feather_is_soft_inside_and_zero_outside() -> None:
     mask[5:15, 5:15] = True
     w = feather_weights(mask, 3)
     assert (w[~mask] == 0).all() and w[10, 10] == 1.0
-    assert abs(w[5, 10] - 1 / 3) < 1e-6 and abs(w[6, 10] - 2 / 3) < 1e-6
+    assert abs(w[5, 10] - 0.5) < 1e-6 and abs(w[6, 10] - 0.75) < 1e-6 and w[7, 10] == 1.0
 
 
 def test_colour_conversion_agrees_with_skimage() -> None:

@@ -7,8 +7,8 @@ target's through a monotone map of [0, 100] onto itself, so a silver car asked t
 without any highlight clipping or changing order. Near-white highlights and near-black shadows get less of the
 target's chroma, as paint does under a specular reflection.
 
-The mask edge is feathered inwards: the new colour's weight grows from 1/feather at the mask's outermost
-pixels to 1 at `feather` pixels inside, so there is no hard seam and every pixel outside the mask is
+The mask edge is feathered inwards: the new colour's weight grows from 2/(feather+1) at the mask's outermost
+pixels (half, for the default 3) to 1 at `feather` pixels inside, so there is no hard seam and every pixel outside the mask is
 byte-identical to the photo. Only the mask's bounding box is converted to CIELAB, so a small part of a
 12-megapixel photo costs little.
 """
@@ -97,8 +97,8 @@ def to_rgb(lab: np.ndarray) -> np.ndarray:
 
 
 def feather_weights(mask: np.ndarray, feather: int) -> np.ndarray:
-    """(H, W) float32 weights in [0, 1]: 0 outside the mask, growing from 1/feather at its edge (its
-    outermost pixels) to 1 at `feather` pixels inside (distance counted in 8-connected steps)."""
+    """(H, W) float32 weights in [0, 1]: 0 outside the mask, 2/(feather+1) at its outermost pixels, growing by
+    1/(feather+1) per pixel inwards to 1 at `feather` pixels in (distance in 8-connected steps)."""
     mask = np.asarray(mask, bool)
     if feather <= 1:
         return mask.astype(np.float32)
@@ -109,7 +109,7 @@ def feather_weights(mask: np.ndarray, feather: int) -> np.ndarray:
     for _ in range(int(feather) - 1):
         layer = ndimage.binary_erosion(layer, structure=np.ones((3, 3), bool))
         depth += layer[1:-1, 1:-1]
-    return depth / float(feather)
+    return np.where(depth > 0, (depth + 1.0) / (feather + 1.0), 0.0).astype(np.float32)
 
 
 def _lightness_map(values: np.ndarray, source: float, target: float) -> np.ndarray:
