@@ -167,8 +167,9 @@ def main() -> None:
             rows.append(("cluster", "masksmith", t_ours, "KMeans (n_init=1) on every pixel", t_full + t_lab,
                          "reference"))
             print(rows[-1])
-    lines = [f"One {args.width}x{args.height} photo ({megapixels:.1f} MP: a sample car cropped to its box and scaled up, its body "
-             f"{100 * mask.mean():.0f} % of the pixels); {args.threads} threads for both sides (threadpoolctl); "
+    lines = [f"One {args.width}x{args.height} photo ({megapixels:.1f} MP: a sample car cropped to its box and scaled "
+             f"up, its body {100 * mask.mean():.0f} % of the pixels); {args.threads} threads for both sides "
+             "(threadpoolctl); "
              f"CPU {cpu_model()}, flags {cpu_flags()}. Reference times include the whole-photo CIELAB "
              "conversion they need.", "",
              "| app | ours s / photo | reference | reference s / photo | speed-up | result |",
