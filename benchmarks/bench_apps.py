@@ -79,10 +79,16 @@ def naive_recolor(image: np.ndarray, mask: np.ndarray, rgb: tuple[int, int, int]
     target = rgb2lab(np.array([[rgb]], np.uint8))[0, 0]
     L, ab = lab[..., 0], lab[..., 1:]
     inside = weights > 0
-    mean_L = np.average(L[inside], weights=weights[inside])
-    new_L = np.interp(L, [0, mean_L, 100], [0, mean_L + lightness * (target[0] - mean_L), 100])
+    parts, n = ndimage.label(mask, structure=np.ones((3, 3), bool))  # each part's own means, as ours
+    total = np.bincount(parts.ravel(), weights=weights.ravel(), minlength=n + 1)
+    means = [np.bincount(parts.ravel(), weights=(weights * lab[..., c]).ravel(), minlength=n + 1)
+             / np.maximum(total, 1e-12) for c in range(3)]
+    mean_L = means[0][parts]
+    mean_ab = np.dstack([means[1][parts], means[2][parts]])
+    t = mean_L + lightness * (target[0] - mean_L)
+    m = np.clip(mean_L, 1e-3, 100 - 1e-3)
+    new_L = np.where(m >= L, L * t / m, t + (L - m) * (100 - t) / (100 - m))
     fade = np.clip((100 - new_L) / 20, 0, 1) * np.clip(new_L / 10, 0, 1)
-    mean_ab = np.average(ab[inside], axis=0, weights=weights[inside])
     new = lab2rgb(np.dstack([new_L, ab - mean_ab + target[1:] * fade[..., None]])) * 255
     out = weights[..., None] * np.rint(new) + (1 - weights[..., None]) * image
     return np.where(inside[..., None], np.clip(np.rint(out), 0, 255), image).astype(np.uint8)

@@ -65,6 +65,20 @@ def test_recolor_keeps_the_photos_lightness_exactly_when_asked_and_shifts_hue() 
     assert abs(turn - 120) < 6
 
 
+def test_two_cars_of_different_colours_both_reach_the_target() -> None:
+    image = np.full((40, 80, 3), 128, np.uint8)
+    mask = np.zeros((40, 80), bool)
+    mask[10:30, 5:35] = True
+    mask[10:30, 45:75] = True
+    image[10:30, 5:35] = (60, 160, 60)  # a green car
+    image[10:30, 45:75] = (170, 170, 180)  # a silver one
+    out = recolor(image, mask, "red", feather=0)
+    target = to_lab(np.array([255, 0, 0], np.uint8))
+    for car in (out[20, 20], out[20, 60]):
+        lab = to_lab(car[None])[0]
+        assert abs(np.degrees(np.arctan2(lab[2], lab[1]) - np.arctan2(target[2], target[1]))) < 8
+
+
 def test_feather_is_soft_inside_and_zero_outside() -> None:
     mask = np.zeros((20, 20), bool)
     mask[5:15, 5:15] = True

@@ -2,15 +2,16 @@
 
 Works in CIELAB: every pixel keeps its own lightness variation (highlights stay highlights, shadows stay
 shadows), and its chroma (a, b) moves to the target colour's, keeping the pixel's own small variations of
-tint around the region's mean. `lightness` moves the region's mean lightness part of the way towards the
+tint around its part's mean (each 8-connected part of the mask on its own, so two cars of different colours
+both reach the target). `lightness` moves each part's mean lightness part of the way towards the
 target's through a monotone map of [0, 100] onto itself, so a silver car asked to be "black" gets darker
 without any highlight clipping or changing order. Near-white highlights and near-black shadows get less of the
 target's chroma, as paint does under a specular reflection.
 
 The mask edge is feathered inwards: the new colour's weight grows from 2/(feather+1) at the mask's outermost
-pixels (half, for the default 3) to 1 at `feather` pixels inside, so there is no hard seam and every pixel outside the mask is
-byte-identical to the photo. Only the mask's bounding box is converted to CIELAB, so a small part of a
-12-megapixel photo costs little.
+pixels (half, for the default 3) to 1 at `feather` pixels inside, so there is no hard seam and every pixel
+outside the mask is byte-identical to the photo. Only the mask's pixels are converted to CIELAB, so a small
+part of a 12-megapixel photo costs little.
 """
 
 from __future__ import annotations
@@ -112,11 +113,25 @@ def feather_weights(mask: np.ndarray, feather: int) -> np.ndarray:
     return np.where(depth > 0, (depth + 1.0) / (feather + 1.0), 0.0).astype(np.float32)
 
 
-def _lightness_map(values: np.ndarray, source: float, target: float) -> np.ndarray:
-    """Monotone piecewise-linear map of [0, 100] onto itself sending `source` to `target`."""
-    source = float(np.clip(source, 1e-3, 100 - 1e-3))
-    target = float(np.clip(target, 0.0, 100.0))
-    return np.interp(values, [0.0, source, 100.0], [0.0, target, 100.0])
+def _lightness_map(values: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Monotone piecewise-linear maps of [0, 100] onto itself sending `source` to `target` (per value)."""
+    source = np.clip(source, 1e-3, 100 - 1e-3)
+    target = np.clip(target, 0.0, 100.0)
+    return np.where(values <= source, values * (target / source),
+                    target + (values - source) * ((100.0 - target) / (100.0 - source)))
+
+
+def _part_means(mask: np.ndarray, inside: np.ndarray, weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per pixel of `inside`, the weighted mean of `values` ((N, C)) over its 8-connected part of `mask`:
+    two cars of different colours in one mask each move to the target from their own colour."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    part = labels[inside]
+    total = np.bincount(part, weights=weights, minlength=n + 1)
+    means = np.stack([np.bincount(part, weights=weights * values[:, c], minlength=n + 1) for c in
+                      range(values.shape[1])], 1) / np.maximum(total, 1e-12)[:, None]
+    return means[part]
 
 
 def check_inputs(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -161,12 +176,11 @@ def recolor(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] | s
         if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
             raise MasksmithError(f"colour {color!r} is not three values 0..255.")
         target = to_lab(np.asarray(rgb, np.uint8))
-        w = weights[inside]
-        mean_L = float(np.average(L, weights=w))
+        means = _part_means(inside, inside, weights[inside].astype(np.float64), lab.astype(np.float64))
+        mean_L, mean_ab = means[:, 0], means[:, 1:]
         new_L = _lightness_map(L, mean_L, mean_L + lightness * (float(target[0]) - mean_L))
         # the target's chroma, less of it in near-white highlights and near-black shadows
         fade = np.clip((100.0 - new_L) / 20.0, 0.0, 1.0) * np.clip(new_L / 10.0, 0.0, 1.0)
-        mean_ab = np.average(ab, axis=0, weights=w)
         new_ab = (ab - mean_ab) + target[1:][None, :] * fade[:, None]
     new = to_rgb(np.column_stack([new_L, new_ab])).astype(np.float32)
     w = weights[inside][:, None]
