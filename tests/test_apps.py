@@ -401,3 +401,36 @@ def test_group_files_and_class_lists() -> None:
         resolve_classes(["glass"], names, {"glass": ["window", "roof"]})
     with pytest.raises(MasksmithError):
         read_groups(Path("/nonexistent/groups.yaml"))
+
+
+@pytest.mark.parametrize("fmt", ["coco", "labelme", "cvat"])
+def test_instance_predictions_become_one_region_per_object(tmp_path: Path, fmt: str) -> None:
+    """What an instance model's predict writes (<stem>_instances.json, RLE masks) read back as
+    pre-annotations: one region per object, its two parts together, the masks the same."""
+    from masksmith.apps.annotate import predictions_from_outputs, write_preannotations
+    from masksmith.data import load_dataset
+    from masksmith.data.rasterize import region_mask
+    from masksmith.infer.instance import Instance, instances_json
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    image = np.full((50, 70, 3), 90, np.uint8)
+    Image.fromarray(image).save(photos / "shop.png")
+    bag = np.zeros((50, 70), bool)
+    bag[5:20, 5:25] = True
+    bag[5:20, 30:40] = True  # one bag seen in two parts (a strap in front)
+    boot = np.zeros((50, 70), bool)
+    boot[25:45, 40:65] = True
+    boot[30:35, 45:50] = False  # with a hole
+    objects = [Instance("bag", 0.91, bag, (5, 5, 40, 20)), Instance("boot", 0.62, boot, (40, 25, 65, 45))]
+    record = tmp_path / "shop_instances.json"
+    record.write_text(json.dumps(instances_json(photos / "shop.png", image, objects)))
+    predictions = predictions_from_outputs([{"image": str(photos / "shop.png"), "json": str(record)}],
+                                           ["bag", "boot"])
+    out = write_preannotations(predictions, ["bag", "boot"], fmt, tmp_path / fmt)
+    back = load_dataset(out)
+    regions = back.samples[0].regions
+    assert [r.label for r in regions] == ["bag", "boot"]
+    assert len(regions[0].polygons) == 2 and len(regions[1].polygons) == 1
+    for region, truth in zip(regions, (bag, boot), strict=True):
+        assert (region_mask(region, 50, 70) == truth).all()
