@@ -556,7 +556,7 @@ ClassesOpt = Annotated[list[str] | None, typer.Option(
     "--classes", "--class", help="Classes to work on (repeatable, or comma-separated); a name from --group "
                                  "stands for its classes.")]
 GroupOpt = Annotated[Path | None, typer.Option(
-    "--group", help="YAML file of class groups, e.g. `paint: [hood, front_door, back_door]`.")]
+    "--group", help="YAML file of class groups, one line each, e.g. paint: \\[hood, front_door, back_door].")]
 ScoreOpt = Annotated[float, typer.Option(help="Instance models: keep objects scoring at least this.")]
 
 
