@@ -66,24 +66,28 @@ def assign(features: np.ndarray, centres: np.ndarray) -> np.ndarray:
 
 def _assign_by_table(pixels: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(labels, counts, colour sums) through a table: each 7-bit-per-channel colour bin (2 levels wide) gets the
-    label of its centre colour, and every pixel the label of its bin. One pass over the pixels instead of a
-    CIELAB conversion and k distances each; pixels within a level of a cluster boundary may land on the
+    label of its centre colour, and every pixel the label of its bin: a few integer passes over the pixels
+    instead of a CIELAB conversion and k distances each; pixels within a level of a cluster boundary may land on the
     other side of it (benchmarks/bench_apps.py counts how many)."""
     shift = 8 - TABLE_BITS
-    q = (pixels >> shift).astype(np.uint32)
-    index = (q[:, 0] << (2 * TABLE_BITS)) | (q[:, 1] << TABLE_BITS) | q[:, 2]
-    bins = np.arange(1 << (3 * TABLE_BITS), dtype=np.uint32)
+    q = pixels >> shift
+    index = q[:, 0].astype(np.int32)  # built in place: one 12-megapixel int32 array, no temporaries
+    index <<= TABLE_BITS
+    index |= q[:, 1]
+    index <<= TABLE_BITS
+    index |= q[:, 2]
+    bins = np.arange(1 << (3 * TABLE_BITS), dtype=np.int32)
     mask = (1 << TABLE_BITS) - 1
     centre = np.column_stack([bins >> (2 * TABLE_BITS), (bins >> TABLE_BITS) & mask, bins & mask])
-    centre = (centre << shift) + (1 << shift) // 2
-    table = np.empty(len(bins), np.int64)
+    centre = ((centre << shift) + (1 << shift) // 2).astype(np.uint8)
+    table = np.empty(len(bins), np.uint8)
     for start in range(0, len(bins), CHUNK):
         part = slice(start, start + CHUNK)
-        table[part] = assign(to_lab(centre[part].astype(np.uint8)), centres)
-    hist = np.bincount(index, minlength=len(bins)).astype(np.float64)
-    counts = np.bincount(table, weights=hist, minlength=len(centres)).astype(np.int64)
-    sums = np.stack([np.bincount(table, weights=hist * centre[:, c], minlength=len(centres)) for c in range(3)], 1)
-    return table[index], counts, sums
+        table[part] = assign(to_lab(centre[part]), centres)
+    labels = table[index]
+    counts = np.bincount(labels, minlength=len(centres))
+    sums = np.stack([np.bincount(labels, weights=pixels[:, c], minlength=len(centres)) for c in range(3)], 1)
+    return labels, counts, sums
 
 
 def cluster_pixels(pixels: np.ndarray, k: int = 5, seed: int = 0, sample: int = 50_000,
@@ -100,7 +104,7 @@ def cluster_pixels(pixels: np.ndarray, k: int = 5, seed: int = 0, sample: int = 
     pick = np.sort(rng.choice(n, size=sample, replace=False)) if n > sample else np.arange(n)
     centres = fit_centres(_features(pixels[pick], None if coords is None else coords[pick], shape,
                                     position_weight), k, seed)
-    if coords is None and n > TABLE_FROM:
+    if coords is None and n > TABLE_FROM and len(centres) < 256:
         labels, counts, sums = _assign_by_table(pixels, centres)
     else:
         labels = np.empty(n, np.int64)
@@ -112,7 +116,7 @@ def cluster_pixels(pixels: np.ndarray, k: int = 5, seed: int = 0, sample: int = 
         sums = np.stack([np.bincount(labels, weights=pixels[:, c], minlength=len(centres)) for c in range(3)], 1)
     keep = np.flatnonzero(counts)
     order = keep[np.argsort(-counts[keep], kind="stable")]
-    remap = np.zeros(len(centres), np.int64)
+    remap = np.zeros(len(centres), np.uint8 if len(centres) < 256 else np.int64)
     remap[order] = np.arange(len(order))
     colors = np.clip(np.rint(sums[order] / counts[order, None]), 0, 255).astype(np.uint8)
     return remap[labels], colors, counts[order] / n
