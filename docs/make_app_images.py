@@ -88,7 +88,7 @@ def main() -> None:
     save("app-recolor.png", sheet([panels], ["photo", "#c0392b", "navy", "gold"], cell=300,
                                   title=f"masksmith recolor: {path.name}, predicted body recoloured"))
 
-    wheels = object_masks(mask, names, ["wheel"], min_pixels=32)
+    wheels = object_masks(mask, names, ["wheel"], min_pixels=64)  # the CLI's default
     pasted = paste_all(image, wheels, demo_rim(), "ellipse")
     save("app-paste.png", sheet([[fit(image, 400), fit(pasted, 400)]], ["photo", "demo rim on each wheel"],
                                 cell=400, title=f"masksmith paste --fit ellipse: {len(wheels)} predicted wheel(s)"))
@@ -103,8 +103,7 @@ def main() -> None:
     shown = image.copy()
     shown[~body] = (shown[~body] * 0.25 + 190).astype(np.uint8)
     grid = sheet([[fit(shown, 500)]], ["the predicted body"], cell=500,
-                 title="masksmith colors --classes body: " + ", ".join(f"{c.name} {100 * c.share:.0f} %"
-                                                                        for c in found))
+                 title="masksmith colors --classes body: its dominant colours")
     strip = palette_strip(np.array([c.rgb for c in found]), np.array([c.share for c in found]),
                           [c.name for c in found], width=grid.pixels.shape[1], height=90)
     save("app-colors.png", stack([grid.pixels, strip]))
@@ -128,8 +127,8 @@ def main() -> None:
                 vertices += len(points)
     regions = len(back.samples[0].regions)
     save("app-preannotate.png", sheet([[fit(np.asarray(canvas), 520)]], [f"{regions} polygons, {vertices} vertices"],
-                                      cell=520, title="masksmith predict --to cvat: polygons read back from "
-                                                      "annotations.xml", legend_names=[c.name for c in back.classes],
+                                      cell=520, title="predict --to cvat, read back",
+                                      legend_names=[c.name for c in back.classes],
                                       legend_colors=[c.color for c in back.classes]))
 
     rows = rank_images(predictor, [(f.name, im) for f, im in photos], "entropy")
