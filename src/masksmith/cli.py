@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -163,13 +164,14 @@ def dataset_formats() -> None:
 def dataset_convert(
     path: Annotated[Path, typer.Argument(help="Annotation file, folder or zip.")],
     out: Annotated[Path, typer.Argument(help="Output folder (must not be the source).")],
-    to: Annotated[str, typer.Option("--to", help="Target format: coco, voc or masks.")],
+    to: Annotated[str, typer.Option("--to", help="Target format: coco, voc, masks, via, labelme or cvat.")],
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
     write_option: Annotated[list[str] | None, typer.Option(
         "--write-option", "-w", help="Writer option KEY=VALUE, e.g. kind=color for masks.")] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Convert a data set to COCO JSON, Pascal VOC folders or mask images."""
+    """Convert a data set to COCO JSON, Pascal VOC folders, mask images, a VIA 2 project, LabelMe JSON or CVAT
+    1.1 XML (masks become polygons for the last three)."""
     from masksmith.data.convert import convert
 
     ds = _load(path, format, lenient, parse_options(option))
@@ -524,6 +526,8 @@ def predict(
                                             "did not write.")] = False,
     lenient: Annotated[bool, typer.Option("--lenient", help="Skip photos that cannot be read and list them.")
                        ] = False,
+    to: Annotated[str | None, typer.Option("--to", help="Also write pre-annotations for a labelling tool: coco, "
+                                           "via, labelme or cvat (into OUT/<format>/).")] = None,
 ) -> None:
     """Masks (palette PNGs), overlays and colour masks for new photos, each at its own size; for instance
     models a JSON per image (class, score, box, RLE mask) and an overlay with each object in its own colour.
@@ -531,13 +535,21 @@ def predict(
     from masksmith.infer import open_predictor
     from masksmith.infer.write import Skipped, predict_batch
 
+    if to is not None:
+        from masksmith.apps.annotate import FORMATS
+
+        if to not in FORMATS:
+            raise MasksmithError(f"cannot write pre-annotations as {to!r}.", fix=f"use one of: {', '.join(FORMATS)}.")
     predictor = open_predictor(model, backend=backend, tta=tta, score_threshold=score)
     skipped = Skipped()
     counts = {"predicted": 0, "existing": 0}
+    written: list[dict] = []  # kept only for --to, which reads every photo's outputs back at the end
     with _photo_progress() as progress:
         for row in predict_batch(predictor, images, out, opacity=opacity, overwrite=overwrite, lenient=lenient,
                                  skipped=skipped, progress=progress, summary=summary):
             counts[row["status"]] += 1
+            if to is not None:
+                written.append(row)
     files = "*_instances.json, *_overlay.png" if predictor.artifact.task == "instance" else \
         "*_mask.png, *_overlay.png, *_color.png"
     kept = f"; {counts['existing']} already there, kept (--overwrite redoes them)" if counts["existing"] else ""
@@ -545,6 +557,8 @@ def predict(
                   highlight=False)
     if summary is not None:
         console.print(f"summary: {summary}", markup=False, highlight=False)
+    if to is not None:
+        _write_preannotations(to, written, predictor, out, images, overwrite)
     _print_problems(skipped.items)
 
 
@@ -643,6 +657,277 @@ def export(
                                  "the INT8 file was not written.", path=model,
                                  fix="calibrate on more photos like those you predict, or use the float model.")
         console.print(f"wrote {report.int8_path}", markup=False, highlight=False)
+
+
+# ------------------------------------------------------------------------------------------ apps (issue 15)
+# recolor, paste, cluster, colors, rank: each takes its masks from a semantic model, an instance model or a
+# mask file the user has (--mask); the logic lives in masksmith.apps.*, shared with the web app.
+MaskOpt = Annotated[Path | None, typer.Option(
+    "--mask", help="A mask file of your own (non-zero or non-transparent pixels are the part) instead of a "
+                   "model; then every argument is a photo.")]
+ClassesOpt = Annotated[list[str] | None, typer.Option(
+    "--classes", "--class", help="Classes to work on (repeatable, or comma-separated); a name from --group "
+                                 "stands for its classes.")]
+GroupOpt = Annotated[Path | None, typer.Option(
+    "--group", help="YAML file of class groups, one line each, e.g. paint: \\[hood, front_door, back_door].")]
+ScoreOpt = Annotated[float, typer.Option(help="Instance models: keep objects scoring at least this.")]
+
+
+class _Source:
+    """Where an app's masks come from: a model (its predictions of the wanted classes) or the user's mask."""
+
+    def __init__(self, inputs: list[Path], mask: Path | None, classes: list[str] | None, group: Path | None,
+                 score: float = 0.5, need_classes: bool = True) -> None:
+        from masksmith.apps.masks import read_groups, resolve_classes
+
+        self.mask_file = mask
+        self.predictor = None
+        if mask is not None:
+            if classes:
+                raise MasksmithError("--classes names a model's classes; with --mask there is no model.",
+                                     fix="leave out --classes (the mask file says which pixels).")
+            self.photos, self.wanted = inputs, []
+        else:
+            if len(inputs) < 2:
+                raise MasksmithError("give a model and at least one photo (or --mask FILE and photos).",
+                                     fix="e.g. masksmith recolor runs/demo/model.masksmith car.jpg --classes body")
+            from masksmith.infer import open_predictor
+
+            model, self.photos = inputs[0], inputs[1:]
+            self.predictor = open_predictor(model, score_threshold=score)
+            names = self.predictor.artifact.classes
+            self.names = names
+            self.wanted = resolve_classes(classes, names, read_groups(group), model, default_all=not need_classes)
+        if not self.photos:
+            raise MasksmithError("no photo given.", fix="pass one or more photos after the model.")
+
+    def jobs(self, folder):
+        from masksmith.infer.write import plan_outputs
+
+        return plan_outputs(self.photos, folder)
+
+    def masks(self, image: np.ndarray, split_regions: bool, min_pixels: int = 16) -> list[np.ndarray]:
+        """The wanted objects' masks in a photo (one per object / region, or one for all with split=False)."""
+        from masksmith.apps.masks import object_masks, read_mask_file
+
+        if self.predictor is None:
+            mask = read_mask_file(self.mask_file, image.shape[:2])
+            if not split_regions:
+                return [mask]
+            from masksmith.apps.paste import regions
+
+            return regions(mask, min_pixels)
+        return object_masks(self.predictor.predict(image), self.names, self.wanted, min_pixels, split_regions)
+
+
+def _color_label(text: str) -> str:
+    from masksmith.paths import safe_filename
+
+    return safe_filename(text.strip().lstrip("#").lower(), "color")
+
+
+@app.command("recolor")
+def recolor_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="MODEL PHOTO... (or, with --mask, PHOTO...).")],
+    color: Annotated[list[str] | None, typer.Option(
+        "--color", help="Target colour: a CSS name (red, navy) or #rrggbb; repeat for one output each.")] = None,
+    hue_shift: Annotated[float | None, typer.Option("--hue-shift", help="Turn the hue by DEG degrees instead.")
+                         ] = None,
+    classes: ClassesOpt = None, group: GroupOpt = None, mask: MaskOpt = None,
+    feather: Annotated[int, typer.Option(min=0, help="Pixels of soft edge inside the mask.")] = 3,
+    lightness: Annotated[float, typer.Option(min=0.0, max=1.0, help="How far the part's mean lightness moves "
+                                             "towards the target colour's (0 keeps the photo's).")] = 0.5,
+    out: Annotated[Path, typer.Option(help="Output folder (not the photos' folder).")] = Path("recolored"),
+    score: ScoreOpt = 0.5, overwrite: OverwriteOpt = False,
+) -> None:
+    """Recolour a part (a car's paint) keeping its shading, reflections and highlights: <stem>_<colour>.png
+    at the photo's full size and <stem>_<colour>_before_after.png. Other pixels stay byte-identical."""
+    from masksmith.apps.masks import union_of
+    from masksmith.apps.recolor import before_after, parse_color, recolor
+    from masksmith.images import read_image
+    from masksmith.outputs import OutputFolder
+
+    if not color and hue_shift is None:
+        raise MasksmithError("no colour given.", fix="pass --color '#c0392b' (or a CSS name) or --hue-shift 40.")
+    if color and hue_shift is not None:
+        raise MasksmithError("--color and --hue-shift cannot be used together.", fix="pass one of them.")
+    targets = [(_color_label(c), parse_color(c)) for c in color] if color else \
+        [(f"hue{hue_shift:+g}", None)]  # every colour checked before any work
+    source = _Source(inputs, mask, classes, group, score)
+    folder = OutputFolder(out, inputs=source.photos, overwrite=overwrite)
+    written = 0
+    for job in source.jobs(folder):
+        image = read_image(job.path)
+        part = union_of(source.masks(image, split_regions=False), image.shape[:2])
+        if not part.any():
+            console.print(f"{job.path}: none of {', '.join(source.wanted) or 'the mask'} found; nothing recoloured",
+                          markup=False, highlight=False)
+        for label, rgb in targets:
+            result = recolor(image, part, rgb, None if rgb else hue_shift, feather, lightness=lightness)
+            file = folder.save_image(f"{job.stem}_{label}.png", result)
+            picture = before_after(image, result, title=f"{job.path.name}: {label}")
+            folder.save_image(f"{job.stem}_{label}_before_after.png", picture.pixels, **picture.save_options())
+            console.print(f"wrote {file} (and {file.stem}_before_after.png)", markup=False, highlight=False)
+            written += 1
+    console.print(f"recoloured {written} picture(s) into {out}")
+
+
+def _read_sprite(path: Path | None) -> np.ndarray:
+    from masksmith.apps.paste import check_sprite, demo_rim
+    from masksmith.images import open_image
+
+    if path is None:
+        return demo_rim()
+    im = open_image(path)
+    if not (im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)):
+        raise MasksmithError(f"the sprite has no alpha channel (mode {im.mode}).", path=path,
+                             fix="save it as a PNG with transparency around the part to paste.")
+    return check_sprite(np.asarray(im.convert("RGBA")), str(path))
+
+
+@app.command("paste")
+def paste_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="MODEL PHOTO... (or, with --mask, PHOTO...).")],
+    classes: ClassesOpt = None, group: GroupOpt = None, mask: MaskOpt = None,
+    sprite: Annotated[Path | None, typer.Option(help="PNG with alpha to paste (default: the built-in rim).")
+                      ] = None,
+    fit: Annotated[str, typer.Option(help="box (the region's box) or ellipse (its fitted ellipse).")] = "box",
+    min_pixels: Annotated[int, typer.Option(help="Ignore regions smaller than this.")] = 64,
+    out: Annotated[Path, typer.Option(help="Output folder (not the photos' folder).")] = Path("pasted"),
+    score: ScoreOpt = 0.5, overwrite: OverwriteOpt = False,
+) -> None:
+    """Try new wheels: the sprite fitted to each detected region (each instance, or each connected region
+    of a semantic class) and composited inside its mask only: <stem>_pasted.png and a before | after."""
+    from masksmith.apps.paste import FITS, paste_all
+    from masksmith.apps.recolor import before_after
+    from masksmith.images import read_image
+    from masksmith.outputs import OutputFolder
+
+    if fit not in FITS:
+        raise MasksmithError(f"unknown fit {fit!r}.", fix=f"use one of: {', '.join(FITS)}.")
+    picture = _read_sprite(sprite)
+    source = _Source(inputs, mask, classes, group, score)
+    folder = OutputFolder(out, inputs=[*source.photos, sprite], overwrite=overwrite)
+    for job in source.jobs(folder):
+        image = read_image(job.path)
+        masks = source.masks(image, split_regions=True, min_pixels=min_pixels)
+        result = paste_all(image, masks, picture, fit)
+        file = folder.save_image(f"{job.stem}_pasted.png", result)
+        sheet = before_after(image, result, title=f"{job.path.name}: {len(masks)} region(s)")
+        folder.save_image(f"{job.stem}_before_after.png", sheet.pixels, **sheet.save_options())
+        console.print(f"{job.path}: pasted onto {len(masks)} region(s) -> {file}", markup=False, highlight=False)
+
+
+@app.command("cluster")
+def cluster_cmd(
+    photos: Annotated[list[Path], typer.Argument(help="Photos or folders of photos.")],
+    k: Annotated[int, typer.Option("--k", min=1, max=64, help="Number of colours.")] = 5,
+    position_weight: Annotated[float, typer.Option(min=0.0, help="Weight of pixel position (0: colour only).")
+                               ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same clusters).")] = 0,
+    out: Annotated[Path, typer.Option(help="Output folder (not the photos' folder).")] = Path("clusters"),
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """K-means colour clustering, no training: <stem>_labels.png (cluster index per pixel, drawn in the
+    cluster colours), <stem>_clustered.png, <stem>_palette.png (each colour's share) and <stem>_palette.json."""
+    from masksmith.apps.cluster import cluster_image, hex_color, palette_strip
+    from masksmith.images import read_image
+    from masksmith.infer.write import plan_outputs, save_index_mask
+    from masksmith.outputs import OutputFolder
+
+    folder = OutputFolder(out, inputs=photos, overwrite=overwrite)
+    for job in plan_outputs(photos, folder):
+        result = cluster_image(read_image(job.path), k, seed, position_weight)
+        colors = [tuple(int(v) for v in c) for c in result.colors]
+        save_index_mask(result.labels, colors, folder, f"{job.stem}_labels.png")
+        folder.save_image(f"{job.stem}_clustered.png", result.image())
+        folder.save_image(f"{job.stem}_palette.png", palette_strip(result.colors, result.shares))
+        palette = [{"label": i, "hex": hex_color(c), "rgb": list(c), "share": round(float(s), 4)}
+                   for i, (c, s) in enumerate(zip(colors, result.shares, strict=True))]
+        folder.write_text(f"{job.stem}_palette.json", json.dumps({"image": str(job.path), "k": k, "seed": seed,
+                                                                  "colors": palette}, indent=1))
+        shares = ", ".join(f"{p['hex']} {100 * p['share']:.1f} %" for p in palette)
+        console.print(f"{job.path}: {shares}", markup=False, highlight=False)
+    console.print(f"wrote label maps, clustered images and palettes to {out}")
+
+
+@app.command("colors")
+def colors_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="MODEL PHOTO... (or, with --mask, PHOTO...).")],
+    classes: ClassesOpt = None, group: GroupOpt = None, mask: MaskOpt = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=16, help="Number of colours.")] = 3,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    score: ScoreOpt = 0.5,
+) -> None:
+    """The dominant colours inside a predicted class ("what colour is this car?"): shares and the nearest
+    CSS colour name, as a table or JSON."""
+    from masksmith.apps.colors import dominant_colors
+    from masksmith.apps.masks import union_of
+    from masksmith.images import read_image
+    from masksmith.infer.write import expand_inputs
+
+    source = _Source(inputs, mask, classes, group, score)
+    report = []
+    for path in expand_inputs(source.photos):
+        image = read_image(path)
+        part = union_of(source.masks(image, split_regions=False), image.shape[:2])
+        found = dominant_colors(image, part, k, seed) if part.any() else []
+        report.append({"image": str(path), "classes": source.wanted, "pixels": int(part.sum()),
+                       "colors": [c.to_dict() for c in found]})
+    if as_json:
+        print(json.dumps(report, indent=1))
+        return
+    for entry in report:
+        what = ", ".join(entry["classes"]) or "the mask"
+        if not entry["colors"]:
+            console.print(f"{entry['image']}: none of {what} found", markup=False, highlight=False)
+            continue
+        table = Table("colour", "name", "share", title=f"{entry['image']} ({what}, {entry['pixels']} pixels)")
+        for c in entry["colors"]:
+            table.add_row(f"[on {c['hex']}]      [/] {c['hex']}", c["name"], f"{100 * c['share']:.1f} %")
+        console.print(table)
+
+
+@app.command("rank")
+def rank_cmd(
+    model: Annotated[Path, typer.Argument(help="model.masksmith file or run folder.")],
+    photos: Annotated[list[Path], typer.Argument(help="Unlabelled photos or folders of photos.")],
+    out: Annotated[Path, typer.Option(help="CSV file to write (beside the photos is fine).")] = Path("ranking.csv"),
+    measure: Annotated[str, typer.Option(help="Semantic models: entropy or margin.")] = "entropy",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Order unlabelled photos by how unsure the model is about them (most unsure first), so you label the
+    ones that teach it most first; writes rank, image, score as CSV."""
+    from masksmith.apps.rank import MEASURES, rank_images, write_ranking
+    from masksmith.images import read_image
+    from masksmith.infer import open_predictor
+    from masksmith.infer.write import expand_inputs
+    from masksmith.outputs import OutputFolder
+
+    if measure not in MEASURES:
+        raise MasksmithError(f"unknown measure {measure!r}.", fix=f"use one of: {', '.join(MEASURES)}.")
+    predictor = open_predictor(model)
+    folder, name = OutputFolder.for_file(out, inputs=photos, overwrite=overwrite)
+    files = expand_inputs(photos, skip=folder)
+    rows = rank_images(predictor, ((str(f), read_image(f)) for f in files), measure)
+    csv_path = write_ranking(rows, folder, name)
+    for r in rows[:10]:
+        console.print(f"  {r.score:.4f}  {r.image}", markup=False, highlight=False)
+    console.print(f"ranked {len(rows)} photo(s), most uncertain first: {csv_path}")
+
+
+def _write_preannotations(to: str, written: list[dict], predictor, out: Path, images: list[Path],
+                          overwrite: bool) -> None:
+    """predict --to FMT: the masks predict just wrote, as polygons in the labelling tool's format."""
+    from masksmith.apps.annotate import predictions_from_outputs, write_preannotations
+    from masksmith.outputs import OutputFolder
+
+    names = predictor.artifact.classes
+    folder = OutputFolder(out / to, inputs=images, overwrite=overwrite)
+    write_preannotations(predictions_from_outputs(written, names), names, to, folder,
+                         colors=[tuple(c) for c in predictor.artifact.colors[1:]])
+    console.print(f"pre-annotations for {to} in {out / to} (open them in your labelling tool and correct)")
 
 
 @app.command("demo")

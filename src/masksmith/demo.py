@@ -1,7 +1,8 @@
 """`masksmith demo`: the whole path on the built-in sample set, printing where everything went.
 
 Build the sample data set -> inspect it -> write its masks and a preview -> train a small U-Net for a couple of
-minutes -> evaluate it on cars it never saw -> predict masks and overlays for them -> one HTML report.
+minutes -> evaluate it on cars it never saw -> predict masks and overlays for them -> one HTML report -> recolour
+one of the predicted cars.
 """
 
 from __future__ import annotations
@@ -51,8 +52,32 @@ def run_demo(out: Path, console: Console, train_seconds: float = 120.0) -> Path:
     console.print(f"[bold]6. evaluate[/bold] on unseen cars: mIoU {report.at_full.miou():.3f} "
                   f"(IoU: {per_class}); pixel accuracy {report.at_full.pixel_accuracy:.3f}; "
                   f"scores and galleries in {Path(report.files['metrics']).parent}")
-    written = predict_to_folder(Predictor.from_file(run / "model.masksmith"), [unseen / "images"],
-                                out / "predictions", opacity=0.5)
+    predictor = Predictor.from_file(run / "model.masksmith")
+    written = predict_to_folder(predictor, [unseen / "images"], out / "predictions", opacity=0.5)
     console.print(f"[bold]7. predict[/bold]: {len(written)} masks and overlays in {out / 'predictions'}")
     console.print(f"[bold]8. report[/bold]: {report.files['report']} (one page to open offline or send)")
+    recolored = recolor_one(written, out / "recolor", predictor.artifact.classes.index("body") + 1)
+    console.print(f"[bold]9. recolor[/bold]: a predicted car's body in red: {recolored} (before | after); try "
+                  f"masksmith recolor {run / 'model.masksmith'} PHOTO --classes body --color navy")
     return run
+
+
+def recolor_one(written: list[dict[str, str]], out: Path, body: int, color: str = "#c0392b") -> Path:
+    """The predicted car with the most pixels of class index `body`, its body recoloured; returns its
+    before | after picture."""
+    import numpy as np
+    from PIL import Image
+
+    from masksmith.apps.recolor import before_after, recolor
+    from masksmith.images import read_image
+    from masksmith.outputs import OutputFolder
+
+    masks = [np.asarray(Image.open(row["mask"])) == body for row in written]
+    best = int(np.argmax([m.sum() for m in masks]))
+    photo = Path(written[best]["image"])
+    image = read_image(photo)
+    result = recolor(image, masks[best], color)
+    folder = OutputFolder(out, inputs=[photo.parent])
+    folder.save_image(f"{photo.stem}_recolored.png", result)
+    picture = before_after(image, result, title=f"{photo.name}: body recoloured to {color}", cell=320)
+    return folder.save_image(f"{photo.stem}_before_after.png", picture.pixels, **picture.save_options())

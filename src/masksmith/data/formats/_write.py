@@ -89,3 +89,20 @@ def save_png(image: Image.Image, folder: OutputFolder, name: str) -> Path:
     buf = io.BytesIO()
     image.save(buf, format="PNG", optimize=False)
     return folder.write_bytes(name, buf.getvalue())
+
+
+def region_polygons(region, height: int, width: int, tolerance: float = 0.4) -> list:
+    """The polygons of a region for a polygon-only format: its own, or its mask traced
+    (masksmith.data.polygons: holes bridged in, parts under 4 pixels dropped)."""
+    if region.rle is None:
+        return list(region.polygons)
+    from masksmith.data.polygons import mask_polygons
+    from masksmith.data.rasterize import region_mask
+
+    return mask_polygons(region_mask(region, height, width), tolerance=tolerance, min_area=4)
+
+
+def coordinate(value: float) -> float | int:
+    """A coordinate as written to JSON/XML: 2 decimals, integers without a fraction."""
+    v = round(float(value), 2)
+    return int(v) if v.is_integer() else v

@@ -1,4 +1,4 @@
-"""CVAT for images 1.1 XML (annotations.xml of a task, job or project export). Reader only.
+"""CVAT for images 1.1 XML (annotations.xml of a task, job or project export). Read and written.
 
     <annotations><version>1.1</version>
       <meta><task>|<job>|<project> ... <labels><label><name>car</name><color>#fa3253</color>...</label>
@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import re
 import xml.etree.ElementTree as ET
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 from xml.parsers import expat
@@ -359,3 +360,59 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     if not names:  # a hand-made file without <meta>: the shapes name the classes
         names = list(dict.fromkeys(r.label for s in samples for r in s.regions))
     return Dataset(classes=make_classes(names, colors), samples=samples, root=root)
+
+
+def write(dataset: Dataset, out: Any, **options: Any) -> None:
+    """A "CVAT for images 1.1" task export, as CVAT writes it: out/annotations.xml (version, meta with the task
+    and its labels with colours, one <image> per photo with <polygon label points="x,y;..." source="auto"
+    occluded="0" z_order="0">; the parts of one object share a group_id) and the images under out/images/
+    (the layout CVAT's "Upload annotations" and our reader take)."""
+    from datetime import datetime
+
+    from masksmith.data.formats._write import (
+        coordinate,
+        copy_image,
+        output_folder,
+        output_names,
+        region_polygons,
+        require_size,
+    )
+
+    folder = output_folder(dataset, out)
+    root = ET.Element("annotations")
+    ET.SubElement(root, "version").text = "1.1"
+    task = ET.SubElement(ET.SubElement(root, "meta"), "task")
+    now = datetime.now(UTC).isoformat(sep=" ")
+    for key, value in (("id", "1"), ("name", str(options.get("task", "masksmith pre-annotations"))),
+                       ("size", str(len(dataset.samples))), ("mode", "annotation"), ("overlap", "0"),
+                       ("bugtracker", ""), ("created", now), ("updated", now), ("subset", "default"),
+                       ("start_frame", "0"), ("stop_frame", str(max(0, len(dataset.samples) - 1))),
+                       ("frame_filter", "")):
+        ET.SubElement(task, key).text = value
+    labels = ET.SubElement(task, "labels")
+    for c in dataset.classes:
+        label = ET.SubElement(labels, "label")
+        ET.SubElement(label, "name").text = c.name
+        ET.SubElement(label, "color").text = "#{:02x}{:02x}{:02x}".format(*c.color)
+        ET.SubElement(label, "type").text = "polygon"
+        ET.SubElement(label, "attributes")
+    group = 0
+    for k, (sample, name) in enumerate(zip(dataset.samples, output_names(dataset), strict=True)):
+        require_size(sample)
+        copy_image(sample, folder, f"images/{name}")
+        image = ET.SubElement(root, "image", {"id": str(k), "name": name, "width": str(sample.width),
+                                              "height": str(sample.height)})
+        for region in sample.regions:
+            polygons = region_polygons(region, sample.height, sample.width)
+            if len(polygons) > 1:
+                group += 1
+            for polygon in polygons:
+                attrs = {"label": region.label, "source": "auto", "occluded": "0",
+                         "points": ";".join(f"{coordinate(x)},{coordinate(y)}" for x, y in polygon),
+                         "z_order": "0"}
+                if len(polygons) > 1:
+                    attrs["group_id"] = str(group)
+                ET.SubElement(image, "polygon", attrs)
+    ET.indent(root, "  ")
+    folder.write_bytes("annotations.xml", b'<?xml version="1.0" encoding="utf-8"?>\n' +
+                       ET.tostring(root, encoding="unicode").encode("utf-8") + b"\n")

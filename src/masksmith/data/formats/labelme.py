@@ -478,3 +478,38 @@ def _instance_suffix(samples: list[Sample], declared: list[str] | None, mode: An
             merged.setdefault(region.attributes["labelme_label"], region)
             kept.append(region)
         sample.regions = kept
+
+
+def write(dataset: Dataset, out: Any, **options: Any) -> None:
+    """LabelMe's own layout: each image copied into `out` (sub-folders kept) with <stem>.json beside it, as
+    LabelMe 5 saves it (version, flags, shapes, imagePath = the image's name beside the JSON, imageData null,
+    imageHeight, imageWidth). Each region is a polygon shape; the parts of one object share a group_id."""
+    import json
+    from pathlib import PurePosixPath
+
+    from masksmith.data.formats._write import (
+        coordinate,
+        copy_image,
+        output_folder,
+        output_names,
+        region_polygons,
+        require_size,
+    )
+
+    folder = output_folder(dataset, out)
+    for sample, name in zip(dataset.samples, output_names(dataset), strict=True):
+        require_size(sample)
+        copy_image(sample, folder, name)
+        shapes, group = [], 0
+        for region in sample.regions:
+            polygons = region_polygons(region, sample.height, sample.width)
+            if len(polygons) > 1:
+                group += 1
+            for polygon in polygons:
+                shapes.append({"label": region.label,
+                               "points": [[coordinate(x), coordinate(y)] for x, y in polygon],
+                               "group_id": group if len(polygons) > 1 else None, "description": "",
+                               "shape_type": "polygon", "flags": {}})
+        doc = {"version": "5.2.1", "flags": {}, "shapes": shapes, "imagePath": PurePosixPath(name).name,
+               "imageData": None, "imageHeight": sample.height, "imageWidth": sample.width}
+        folder.write_text(str(PurePosixPath(name).with_suffix(".json")), json.dumps(doc, indent=2))

@@ -778,3 +778,51 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     if all(k in data for k in ("file", "metadata", "view")):
         return _read_via3(data, file=file, root=root, log=log, requested=requested)
     return _read_via2(data, file=file, root=root, log=log, requested=requested)
+
+
+def write(dataset: Dataset, out: Any, **options: Any) -> None:
+    """A VIA 2 project (Project > Open in VIA 2.0.x): out/via_project.json with the images copied beside it
+    (`default_filepath` is empty, so VIA finds them by their names next to the project, or after "Add Files").
+    Each region is a polygon (masks are traced; one object of several parts gives one region per part, as VIA
+    has no groups), its class in the dropdown region attribute "name" whose options are the classes."""
+    from masksmith.data.formats._write import (
+        coordinate,
+        copy_image,
+        output_folder,
+        output_names,
+        region_polygons,
+        require_size,
+    )
+
+    folder = output_folder(dataset, out)
+    metadata: dict[str, Any] = {}
+    for sample, name in zip(dataset.samples, output_names(dataset), strict=True):
+        require_size(sample)
+        size = copy_image(sample, folder, name).stat().st_size
+        regions = []
+        for region in sample.regions:
+            for polygon in region_polygons(region, sample.height, sample.width):
+                regions.append({"shape_attributes": {"name": "polygon",
+                                                     "all_points_x": [coordinate(v) for v in polygon[:, 0]],
+                                                     "all_points_y": [coordinate(v) for v in polygon[:, 1]]},
+                                "region_attributes": {"name": region.label}})
+        metadata[f"{name}{size}"] = {"filename": name, "size": size, "regions": regions, "file_attributes": {}}
+    project = {
+        "_via_settings": {
+            "ui": {"annotation_editor_height": 25, "annotation_editor_fontsize": 0.8, "leftsidebar_width": 18,
+                   "image_grid": {"img_height": 80, "rshape_fill": "none", "rshape_fill_opacity": 0.3,
+                                  "rshape_stroke": "yellow", "rshape_stroke_width": 2, "show_region_shape": True,
+                                  "show_image_policy": "all"},
+                   "image": {"region_label": "name", "region_color": "name", "region_label_font": "10px Sans",
+                             "on_image_annotation_editor_placement": "NEAR_REGION"}},
+            "core": {"buffer_size": 18, "filepath": {}, "default_filepath": ""},
+            "project": {"name": str(options.get("project", "masksmith"))}},
+        "_via_img_metadata": metadata,
+        "_via_attributes": {
+            "region": {"name": {"type": "dropdown", "description": "class",
+                                "options": {c.name: c.name for c in dataset.classes}, "default_options": {}}},
+            "file": {}},
+        "_via_data_format_version": "2.0.10",
+        "_via_image_id_list": list(metadata),
+    }
+    folder.write_text("via_project.json", json.dumps(project))
