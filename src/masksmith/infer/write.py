@@ -76,13 +76,27 @@ def readable(predictor, jobs: list[PhotoJob], lenient: bool, skipped: Skipped) -
         yield job, image, predictor.predict(image)
 
 
-def save_index_mask(mask: np.ndarray, colors: list[tuple[int, int, int]], folder: OutputFolder, name: str) -> Path:
-    """A palette PNG: pixel values are class indices, and viewers show the class colours."""
-    im = Image.fromarray(mask, mode="P")
+def index_mask_image(mask: np.ndarray, colors: list[tuple[int, int, int]]) -> Image.Image:
+    """A palette image of a class-index mask: pixel values are class indices, viewers show the class colours."""
+    im = Image.fromarray(np.asarray(mask, np.uint8), mode="P")
     palette = np.zeros((256, 3), np.uint8)
     palette[: len(colors)] = np.asarray(colors, np.uint8)
     im.putpalette(palette.ravel().tolist())
-    return folder.save_image(name, im)
+    return im
+
+
+def index_mask_png(mask: np.ndarray, colors: list[tuple[int, int, int]]) -> bytes:
+    """`index_mask_image` as PNG bytes (what the web app sends for download)."""
+    import io
+
+    buf = io.BytesIO()
+    index_mask_image(mask, colors).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def save_index_mask(mask: np.ndarray, colors: list[tuple[int, int, int]], folder: OutputFolder, name: str) -> Path:
+    """A palette PNG: pixel values are class indices, and viewers show the class colours."""
+    return folder.save_image(name, index_mask_image(mask, colors))
 
 
 def predict_to_folder(predictor: Predictor, inputs: Iterable[str | Path], out: Path | OutputFolder,
