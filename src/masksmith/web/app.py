@@ -86,7 +86,7 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
     app.state.predictors = {}
     app.state.predictor_lock = threading.Lock()
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.filters.update(rgb=lambda c: "#%02x%02x%02x" % tuple(int(v) for v in c),
+    templates.env.filters.update(rgb=lambda c: "#" + "".join(f"{int(v):02x}" for v in c),
                                  when=lambda t: time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-")
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -387,8 +387,8 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
         folder = data_dir / "results" / token
         folder.mkdir(parents=True)
         upload = folder / ".upload"
-        await _stream_to_file(request, upload, app.state.limits["photo"], what="the photo")
         try:
+            await _stream_to_file(request, upload, app.state.limits["photo"], what="the photo")
             return await asyncio.to_thread(_predict_photo, app, run_id, model, upload, folder, filename, token)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)

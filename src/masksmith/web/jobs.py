@@ -13,6 +13,7 @@ best epoch so far, so a stopped run is usable and can be resumed."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -79,10 +80,8 @@ class JobRunner:
             self.store.update_run(run_id, state="stopped", ended=time.time())
             return True
         if run["pid"]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(run["pid"], signal.SIGINT)
-            except ProcessLookupError:
-                pass
         self.store.update_run(run_id, state="stopping")
         return True
 
@@ -156,9 +155,7 @@ def process_alive(pid: int | None, folder: str | Path) -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    except (ProcessLookupError, PermissionError):
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
