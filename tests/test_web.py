@@ -402,7 +402,8 @@ def test_training_survives_a_server_restart_and_is_resumed_and_stopped(tmp_path:
         run = app.state.store.run(run_id)
         assert run["state"] == "running" and run["pid"]
         metrics = Path(run["folder"]) / "metrics.csv"
-        wait_for(lambda: metrics.is_file(), 240, "the first epoch", step=app.state.jobs.step)
+        last = Path(run["folder"]) / "checkpoints" / "last.ckpt"
+        wait_for(lambda: last.is_file(), 240, "the first checkpoint", step=app.state.jobs.step)
         assert '"epochs": [{' in c.get(f"/runs/{run_id}", headers=HTML).text  # the page starts with epoch 1
     app.state.jobs.shutdown()
     app.state.store.close()

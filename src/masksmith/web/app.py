@@ -304,7 +304,11 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
         from masksmith.train.config import TrainConfig
         from masksmith.train.run import resume_checkpoint
 
-        resume_checkpoint(folder)  # a clear error when there is nothing to resume from
+        try:
+            resume_checkpoint(folder)
+        except MasksmithError:
+            raise WebError(409, f"{run['name']} stopped before its first checkpoint, so there is nothing to resume; "
+                                "start a new training instead.") from None
         config = TrainConfig.from_yaml(folder / runfolder.CONFIG)
         more_minutes, more_epochs = _number(body, "more_minutes", 0), int(_number(body, "more_epochs", 0))
         if more_minutes > 0:
