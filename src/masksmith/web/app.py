@@ -173,12 +173,13 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
     def dataset_page(request: Request, dataset_id: int):
         ds = _dataset_or_404(store, dataset_id)
         stats = ds["stats"]
-        classes = [c for c in stats.get("per_class", []) if c["name"] != "background"]
+        per_class = stats.get("per_class", [])  # the background first, then the classes (DatasetStats.to_dict)
+        classes = per_class[1:]
         colors = {**{c["name"]: c.get("color") for c in stats.get("class_colors", [])}, **ds["colors"]}
         runs = [r for r in store.runs() if r["dataset_id"] == dataset_id]
         return page(request, "dataset.html", ds=ds, stats=stats, classes=classes, colors=colors, runs=runs,
                     max_share=max([c["pixel_share"] for c in classes] or [0]) or 1,
-                    background=next((c for c in stats.get("per_class", []) if c["name"] == "background"), None))
+                    background=per_class[0] if per_class and stats.get("images_with_pixels_counted") else None)
 
     @app.get("/datasets/{dataset_id}/preview.png")
     async def dataset_preview(dataset_id: int):
@@ -820,8 +821,8 @@ def _predict_photo(app: FastAPI, run_id: int, model: Path, upload: Path, folder:
     except MasksmithError as exc:
         raise WebError(400, f"{filename}: {exc.problem}") from None
     predictor, lock = _predictor(app, run_id, model)
-    with lock:
-        prediction = predict_photo(predictor, image)
+    with lock:  # regions under 0.2 % of the photo are not worth a cut-out
+        prediction = predict_photo(predictor, image, min_pixels=max(16, image.shape[0] * image.shape[1] // 500))
     files = write_photo_results(image, prediction, OutputFolder(folder), stem=stem)
     present = sorted({int(v) for v in set(prediction.mask.ravel().tolist())} - {0})
     meta = {"stem": stem, "filename": filename, "files": files, "run": run_id,

@@ -138,7 +138,7 @@ function setupTrainPage() {
 const PALETTE = ["#1f6feb", "#e8590c", "#2f9e44", "#ae3ec9"];
 
 function drawChart(svg, series, opts) {
-  const W = 460, H = 220, L = 44, R = 12, T = 12, B = 40;
+  const W = 460, H = 220, L = 44, R = 12, T = 12, B = 46;
   const points = series.flatMap(s => s.values.filter(v => v[1] !== undefined && v[1] === v[1]));
   const ns = "http://www.w3.org/2000/svg";
   svg.innerHTML = "";
@@ -161,7 +161,7 @@ function drawChart(svg, series, opts) {
     el("text", { x: L - 6, y: sy(y) + 4, "text-anchor": "end" }, y.toFixed(y1 - y0 < 0.1 ? 3 : 2));
   }
   el("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis" });
-  el("text", { x: (L + W - R) / 2, y: H - 22, "text-anchor": "middle" }, "epoch");
+  el("text", { x: W - R, y: H - B + 28, "text-anchor": "end" }, "epoch");
   const step = Math.max(1, Math.ceil((x1 - x0) / 8));
   for (let x = Math.ceil(x0); x <= x1; x += step) el("text", { x: sx(x), y: H - B + 14, "text-anchor": "middle" }, x);
   let lx = L;
@@ -185,8 +185,8 @@ function setupRunPage(runId, progress, task) {
     state.textContent = p.state; state.dataset.state = p.state;
     $("#bar").style.width = ((p.fraction || 0) * 100).toFixed(1) + "%";
     $("#phase").textContent = p.phase;
-    $("#epochs").textContent = p.epochs.length + " epoch(s)" + (p.max_epochs ? " of " + p.max_epochs : "");
-    $("#left").textContent = p.time_left && p.state === "running" ? p.time_left + " left" : "";
+    $("#epochs").textContent = " · " + p.epochs.length + " epoch(s)" + (p.max_epochs ? " of " + p.max_epochs : "");
+    $("#left").textContent = p.time_left && p.state === "running" ? " · " + p.time_left + " left" : "";
     const err = $("#run-error"); err.textContent = p.error || ""; err.hidden = !p.error;
     const epochs = p.epochs.map(r => r.epoch);
     drawChart($("#loss-chart"), [
