@@ -381,7 +381,7 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
 
         artifact = load_artifact(Path(run["folder"]) / runfolder.MODEL)
         classes = [{"name": n, "color": artifact.colors[i + 1]} for i, n in enumerate(artifact.classes)]
-        return page(request, "try.html", run=run, classes=classes, apps=_apps_available(),
+        return page(request, "try.html", run=run, row=_model_row(run), classes=classes, apps=_apps_available(),
                     limit_mb=app.state.limits["photo"] // MB)
 
     @app.post("/api/models/{run_id}/try")
