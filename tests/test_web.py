@@ -439,3 +439,16 @@ def test_training_survives_a_server_restart_and_is_resumed_and_stopped(tmp_path:
         assert c.post(f"/api/runs/{run_id}/stop").status_code == 409
         events = c.get(f"/runs/{run_id}/events").text  # a finished stream: one message, then it ends
         assert json.loads(events.split("data: ", 1)[1].split("\n\n")[0])["state"] == "stopped"
+
+
+def test_old_results_are_cleaned_at_start(app) -> None:
+    run_id, _ = fake_model_run(app)
+    with client(app) as c:
+        old = c.post(f"/api/models/{run_id}/try?filename=a.png", content=png_bytes()).json()["token"]
+        new = c.post(f"/api/models/{run_id}/try?filename=b.png", content=png_bytes()).json()["token"]
+    results = app.state.data_dir / "results"
+    week_ago = time.time() - 8 * 86400
+    os.utime(results / old, (week_ago, week_ago))
+    app.state.store.close()
+    create_app(app.state.data_dir, load_sample=False, watch=False)
+    assert not (results / old).exists() and (results / new).is_dir()

@@ -6,6 +6,8 @@ with MASKSMITH_DOCS_IMAGES=1 the README's pictures in docs/images/ are replaced 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import socket
@@ -63,14 +65,10 @@ def server(tmp_path: Path):
     proc.terminate()
     proc.wait(timeout=20)
     for run in (tmp_path / "data" / "runs").glob("*/status.json"):  # no training left behind
-        import json
-
         pid = json.loads(run.read_text()).get("pid")
         if pid:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
 
 
 def test_upload_train_watch_try_download(server: str, tmp_path: Path) -> None:
@@ -157,8 +155,8 @@ def test_upload_train_watch_try_download(server: str, tmp_path: Path) -> None:
         assert np.asarray(mask).max() <= 4
         browser.close()
     assert errors == [], errors
-    for k, name in enumerate(["01-datasets", "02-dataset", "03-train", "04-training", "05-finished", "06-model",
-                              "07-try", "08-opacity"]):
+    for name in ("01-datasets", "02-dataset", "03-train", "04-training", "05-finished", "06-model", "07-try",
+                 "08-opacity"):
         assert (shots / f"{name}.png").stat().st_size > 10_000, name
     if os.environ.get("MASKSMITH_DOCS_IMAGES") == "1":  # docs/make_web_images.sh: the README's pictures
         for name in ("02-dataset", "04-training", "07-try"):

@@ -465,7 +465,22 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
 
     if load_sample:
         _load_sample_once(store, data_dir)
+    _clean_results(data_dir)
     return app
+
+
+RESULTS_KEPT_DAYS = 7
+
+
+def _clean_results(data_dir: Path, days: float = RESULTS_KEPT_DAYS) -> None:
+    """"Try it" results older than a week go at start (they were downloadable; the photos were the user's)."""
+    cutoff = time.time() - days * 86400
+    for folder in (data_dir / "results").glob("*"):
+        try:
+            if folder.is_dir() and re.fullmatch(r"[0-9a-f]{32}", folder.name) and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder)
+        except OSError:
+            log.warning("could not remove the old result %s", folder)
 
 
 NOT_AVAILABLE = {
