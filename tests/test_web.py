@@ -452,3 +452,16 @@ def test_old_results_are_cleaned_at_start(app) -> None:
     app.state.store.close()
     create_app(app.state.data_dir, load_sample=False, watch=False)
     assert not (results / old).exists() and (results / new).is_dir()
+
+
+def test_class_colours_chosen_in_the_app_reach_training(small_coco: Path) -> None:
+    from masksmith.errors import DatasetError
+    from masksmith.train.config import TrainConfig
+    from masksmith.train.samples import split_samples
+
+    split = split_samples(TrainConfig(data=str(small_coco), class_colors={"roof": [1, 2, 3]}))
+    assert dict((c.name, c.color) for c in split.dataset.classes)["roof"] == (1, 2, 3)
+    with pytest.raises(DatasetError, match="does not have: nope"):
+        split_samples(TrainConfig(data=str(small_coco), class_colors={"nope": [1, 2, 3]}))
+    with pytest.raises(DatasetError, match="not three values"):
+        split_samples(TrainConfig(data=str(small_coco), class_colors={"roof": [1, 2, 300]}))
