@@ -129,7 +129,8 @@ def main() -> None:
     med_many, p95_many = statistics.median(many), percentile(many, 0.95)
     rows = [
         ("library, one photo at a time (`masksmith predict`'s calls)", med_lib, p95_lib, 1.0, 1.0),
-        ("web, one request at a time (alternating with the library)", med_one, p95_one, med_one / med_lib, p95_one / p95_lib),
+        ("web, one request at a time (alternating with the library)", med_one, p95_one, med_one / med_lib,
+         p95_one / p95_lib),
         (f"web, {len(photos)} requests at once", med_many, p95_many, med_many / med_lib, p95_many / p95_lib),
     ]
     table = ["| how | median (s) | p95 (s) | median / library | p95 / library |", "|---|---:|---:|---:|---:|"]
