@@ -121,6 +121,10 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
     assert still == "running", f"the background training was {still} at the end of the measurement"
     ok = sum(1 for status, _ in web_many if status == 200)
     many = [t for _, t in web_many]
