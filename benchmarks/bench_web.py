@@ -118,6 +118,7 @@ def main() -> None:
         web_many, wall = concurrent_latencies(port, model_run, photos)
         still = run_state(port, busy_run)[0]
         call(port, "POST", f"/api/runs/{busy_run}/stop")
+        wait(lambda: run_state(port, busy_run)[0] != "stopping", 300, "the background training to stop")
     finally:
         server.terminate()
         server.wait(timeout=30)
