@@ -86,6 +86,7 @@ def main() -> None:
     from masksmith.data.sample import make_sample_dataset
 
     threads = torch.get_num_threads()
+    load_before = os.getloadavg()[0]
     print(f"machine: {machine()}\ncpu flags: {cpu_flags()}\ntorch threads: {threads} (server, trainer and this "
           "process alike: torch's default on this machine)")
     photo_size = (320, 240) if args.short else (640, 480)
@@ -127,6 +128,8 @@ def main() -> None:
 
         shutil.rmtree(tmp, ignore_errors=True)
     assert still == "running", f"the background training was {still} at the end of the measurement"
+    load = f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (2 cores)"
+    print(load)
     ok = sum(1 for status, _ in web_many if status == 200)
     many = [t for _, t in web_many]
     med_lib, p95_lib = statistics.median(library), percentile(library, 0.95)
@@ -149,7 +152,7 @@ def main() -> None:
     body = (f"{len(photos)} photos of {photo_size[0]}x{photo_size[1]} (the sample generator, seed 7), a U-Net "
             f"(tf_efficientnet_lite0) trained 1 epoch at {train_size} px through the app, while a second "
             f"training runs in the app (it was still training when the measurement ended). torch threads: "
-            f"{threads} in each process; CPU flags: {cpu_flags()}. Each prediction reads the photo, predicts and "
+            f"{threads} in each process; CPU flags: {cpu_flags()}; {load}. Each prediction reads the photo, predicts and "
             "writes the mask, colour mask, overlay and cut-outs, in the library as in the web route (which also "
             "streams the upload and answers JSON).\n\n" + text +
             f"\n\n{ok}/{len(photos)} concurrent requests succeeded. The app predicts one photo at a time per model "
