@@ -153,8 +153,8 @@ def main() -> None:
             f"(tf_efficientnet_lite0) trained 1 epoch at {train_size} px through the app, while a second "
             f"training runs in the app (it was still training when the measurement ended). torch threads: "
             f"{threads} in each process; CPU flags: {cpu_flags()}; {load}. Each prediction reads the photo, "
-            "predicts and writes the mask, colour mask, overlay and cut-outs, in the library as in the web route (which also "
-            "streams the upload and answers JSON).\n\n" + text +
+            "predicts and writes the mask, colour mask, overlay and cut-outs, in the library as in the web route "
+            "(which also streams the upload and answers JSON).\n\n" + text +
             f"\n\n{ok}/{len(photos)} concurrent requests succeeded. The app predicts one photo at a time per model "
             "(a lock around the network: the two cores are already shared with the training), so 20 requests at "
             "once queue: their median and p95 are mostly waiting, and their throughput is "
