@@ -40,3 +40,14 @@ def write_section(key: str, title: str, body: str) -> None:
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     DOC.write_text(text)
     print(f"updated {DOC.relative_to(REPO)} ({key})")
+
+
+def cpu_flags() -> str:
+    """The vector extensions this CPU has (they decide torch's speed), from /proc/cpuinfo."""
+    try:
+        line = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags"))
+    except (OSError, StopIteration):
+        return "unknown"
+    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+    have = set(line.split(":", 1)[1].split())
+    return " ".join(f for f in wanted if f in have) or "none of the vector extensions"

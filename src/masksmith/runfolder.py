@@ -11,6 +11,7 @@ runs/<name>/
   evaluation/<data>/     one folder per data set evaluated: metrics.json, confusion.png, worst.png, best.png
                          ("validation" is the validation split, evaluated when training ends)
   report.html            everything above in one self-contained page (`masksmith report`)
+  status.json            written by a training started from the web app: state, process id, times, error
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ EVALUATION = "evaluation"
 EVALUATION_METRICS = "metrics.json"
 REPORT = "report.html"
 VALIDATION = "validation"
+STATUS = "status.json"
 
 
 def is_run_folder(path: str | Path) -> bool:
@@ -126,3 +128,31 @@ def evaluations(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
         if metrics is not None:
             found.append((folder, metrics))
     return sorted(found, key=lambda fm: (fm[0].name != VALIDATION, fm[0].name))
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    """status.json (what the process training this run last said), or {} when there is none."""
+    try:
+        data = json.loads((Path(run_dir) / STATUS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_status(run_dir: Path, **fields: Any) -> Path:
+    """status.json updated with `fields`, atomically."""
+    status = {**read_status(run_dir), **fields}
+    return atomic_write_text(Path(run_dir) / STATUS, json.dumps(status, indent=1))
+
+
+def run_progress(run_dir: Path) -> dict[str, Any]:
+    """What a run folder shows of a training in progress: the epochs so far (metrics.csv rows), the newest
+    preview's name and how many there are, whether a model file exists, and status.json."""
+    run_dir = Path(run_dir)
+    try:
+        rows = read_metrics(run_dir / METRICS) if (run_dir / METRICS).is_file() else []
+    except (OSError, ValueError):  # never half a row (atomic writes), but a damaged file must not stop a page
+        rows = []
+    shots = previews(run_dir)
+    return {"epochs": rows, "preview": shots[-1].name if shots else None, "previews": len(shots),
+            "model": (run_dir / MODEL).is_file(), "status": read_status(run_dir)}

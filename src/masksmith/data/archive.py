@@ -249,3 +249,24 @@ def zip_name(text: str, extracted: Path, zip_path: Path) -> str:
         return text
     out = text.replace(root + os.sep, f"{zip_path}:").replace(root, str(zip_path))
     return out
+
+
+def zip_folder(folder: str | Path, out: str | Path, *, arcname: str | None = None) -> Path:
+    """Zip every regular file under `folder` (links and hidden files left out) into `out`, atomically, the
+    entries under `arcname/` (default: the folder's name) so that `extract_zip` steps into it again."""
+    from masksmith.outputs import atomic_save
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ArchiveError("is not a folder to zip.", path=folder)
+    top = arcname if arcname is not None else folder.name
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+    def write(tmp: Path) -> None:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for p in files:
+                name = p.relative_to(folder).as_posix()
+                zf.write(p, f"{top}/{name}" if top else name)
+
+    return atomic_save(out, write)

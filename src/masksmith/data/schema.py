@@ -269,6 +269,20 @@ class Dataset:
         """Colour of each semantic index, background (black) first."""
         return [(0, 0, 0)] + [c.color for c in self.classes]
 
+    def recolor_classes(self, colors: dict[str, Any]) -> None:
+        """Draw the named classes in other colours ({name: (r, g, b)}); unknown names are refused."""
+        known = set(self.class_names)
+        unknown = sorted(set(colors) - known)
+        if unknown:
+            raise DatasetError(f"class colours name classes this data set does not have: {', '.join(unknown)}.",
+                               fix=f"use the class names: {', '.join(self.class_names)}.")
+        for c in self.classes:
+            if c.name in colors:
+                r, g, b = (int(v) for v in colors[c.name])
+                if not all(0 <= v <= 255 for v in (r, g, b)):
+                    raise DatasetError(f"class {c.name!r}: colour {colors[c.name]!r} is not three values 0-255.")
+                c.color = (r, g, b)
+
 
 def make_classes(names: list[str], colors: dict[str, tuple[int, int, int]] | None = None) -> list[ClassInfo]:
     """ClassInfo list for `names` (background dropped): the data set's own colours where it has them, else the

@@ -90,13 +90,27 @@ def readable(predictor, jobs: list[PhotoJob], lenient: bool, skipped: Skipped) -
         yield job, image, predictor.predict(image)
 
 
-def save_index_mask(mask: np.ndarray, colors: list[tuple[int, int, int]], folder: OutputFolder, name: str) -> Path:
-    """A palette PNG: pixel values are class indices, and viewers show the class colours."""
-    im = Image.fromarray(mask, mode="P")
+def index_mask_image(mask: np.ndarray, colors: list[tuple[int, int, int]]) -> Image.Image:
+    """A palette image of a class-index mask: pixel values are class indices, viewers show the class colours."""
+    im = Image.fromarray(np.asarray(mask, np.uint8), mode="P")
     palette = np.zeros((256, 3), np.uint8)
     palette[: len(colors)] = np.asarray(colors, np.uint8)
     im.putpalette(palette.ravel().tolist())
-    return folder.save_image(name, im)
+    return im
+
+
+def index_mask_png(mask: np.ndarray, colors: list[tuple[int, int, int]]) -> bytes:
+    """`index_mask_image` as PNG bytes (what the web app sends for download)."""
+    import io
+
+    buf = io.BytesIO()
+    index_mask_image(mask, colors).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def save_index_mask(mask: np.ndarray, colors: list[tuple[int, int, int]], folder: OutputFolder, name: str) -> Path:
+    """A palette PNG: pixel values are class indices, and viewers show the class colours."""
+    return folder.save_image(name, index_mask_image(mask, colors))
 
 
 class SemanticWriter:
@@ -248,3 +262,51 @@ def predict_to_folder(predictor: Predictor, inputs: Iterable[str | Path], out: P
     of `predict_batch` as a list (for a few photos; stream `predict_batch` for many)."""
     return list(predict_batch(predictor, inputs, out, opacity=opacity, overwrite=overwrite, lenient=lenient,
                               skipped=skipped))
+
+
+@dataclass
+class PhotoPrediction:
+    """One photo's prediction in the shape every app uses: the class-index mask at the photo's size (the
+    union of the objects for instance models), the objects (connected regions of each class for semantic
+    models, detected objects for instance models) and the class names and colours (background first)."""
+
+    mask: np.ndarray
+    objects: list
+    classes: list[str]
+    colors: list[tuple[int, int, int]]
+
+
+def predict_photo(predictor, image: np.ndarray, min_pixels: int = 16) -> PhotoPrediction:
+    """`predictor.predict(image)` as a PhotoPrediction, for either kind of model."""
+    from masksmith.apps.extract import regions_of_classes
+
+    classes = list(predictor.artifact.classes)
+    colors = [tuple(c) for c in predictor.colors]
+    found = predictor.predict(image)
+    if predictor.artifact.task == "instance":
+        from masksmith.infer.instance import union_mask
+
+        index = {n: i + 1 for i, n in enumerate(classes)}
+        objects = [o for o in found if int(o.mask.sum()) >= min_pixels]
+        return PhotoPrediction(union_mask(objects, index, image.shape[:2]), objects, classes, colors)
+    return PhotoPrediction(found, regions_of_classes(found, classes, None, min_pixels), classes, colors)
+
+
+def write_photo_results(image: np.ndarray, prediction: PhotoPrediction, out: Path | OutputFolder,
+                        opacity: float = 0.5, stem: str = "photo") -> dict[str, str]:
+    """Everything a user may want of one photo, in `out`: the photo, the mask (palette PNG of class indices),
+    the colour mask, the overlay and the cut-outs with their index; returns {kind: file name}."""
+    from masksmith.apps.extract import write_cutouts, write_index
+
+    folder = as_output_folder(out)
+    files = {
+        "photo": folder.save_image(f"{stem}.png", image),
+        "mask": save_index_mask(prediction.mask, prediction.colors, folder, f"{stem}_mask.png"),
+        "color": folder.save_image(f"{stem}_color.png", colorize(prediction.mask, prediction.colors)),
+        "overlay": folder.save_image(f"{stem}_overlay.png", overlay(image, prediction.mask, prediction.colors,
+                                                                    opacity)),
+    }
+    rows = write_cutouts(Path(f"{stem}.png"), image, prediction.objects, folder, "transparent", stem=stem)
+    csv_path, _ = write_index(rows, folder)
+    return {**{k: v.name for k, v in files.items()}, "index": csv_path.name,
+            **{f"cutout_{k}": r.file for k, r in enumerate(rows)}}

@@ -50,6 +50,9 @@ class TrainConfig:
     low_res_until: float = 0.5  # ... for this fraction of the run (by epochs or by the clock)
     loss: str = "auto"  # ce+dice; bce+dice (one sigmoid output) when there is a single class
     class_weights: list[float] | None = None
+    # {class name: [r, g, b]}: draw these classes (and record them in the model file) in these colours instead
+    # of the data set's own (the web app's data set page lets a user choose them)
+    class_colors: dict[str, list[int]] = field(default_factory=dict)
     lr: float = 4e-3  # short CPU runs learn far faster at 4e-3 than at the usual 1e-3 (docs/benchmarks.md)
     encoder_lr_factor: float = 1.0  # the pretrained encoder learns at lr * this; the new decoder at lr
     weight_decay: float = 1e-4

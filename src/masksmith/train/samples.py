@@ -29,6 +29,8 @@ def split_samples(config: TrainConfig, announce: Callable[[str], None] | None = 
     from masksmith.data.split import training_split
 
     dataset = load_dataset(config.data, config.format, strict=config.strict_data, **config.data_options)
+    if config.class_colors:
+        dataset.recolor_classes(config.class_colors)
     val_set = None
     if config.val_data:
         val_set = load_dataset(config.val_data, config.format, strict=config.strict_data, **config.data_options)
