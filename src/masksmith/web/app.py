@@ -381,7 +381,7 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
 
         artifact = load_artifact(Path(run["folder"]) / runfolder.MODEL)
         classes = [{"name": n, "color": artifact.colors[i + 1]} for i, n in enumerate(artifact.classes)]
-        return page(request, "try.html", run=run, row=_model_row(run), classes=classes, apps=_apps_available(),
+        return page(request, "try.html", run=run, row=_model_row(run), classes=classes,
                     limit_mb=app.state.limits["photo"] // MB)
 
     @app.post("/api/models/{run_id}/try")
@@ -433,11 +433,9 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
 
     @app.post("/api/results/{token}/recolor")
     async def recolor_result(request: Request, token: str):
+        from masksmith.apps.recolor import parse_color, recolor
+
         body = await _json(request)
-        try:
-            from masksmith.apps.recolor import parse_color, recolor
-        except ImportError:
-            raise WebError(501, NOT_AVAILABLE["recolor"]) from None
         folder, meta = _result(data_dir, token)
         mask = _class_mask(folder, meta, str(body.get("class", "")))
         color = parse_color(str(body.get("color", "")))
@@ -446,11 +444,9 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
 
     @app.post("/api/results/{token}/wheels")
     async def wheels_result(request: Request, token: str):
+        from masksmith.apps.paste import demo_rim, paste_all, regions
+
         body = await _json(request)
-        try:
-            from masksmith.apps.paste import demo_rim, paste_all, regions
-        except ImportError:
-            raise WebError(501, NOT_AVAILABLE["wheels"]) from None
         folder, meta = _result(data_dir, token)
         mask = _class_mask(folder, meta, str(body.get("class", "")))
         parts = regions(mask, min_pixels=16)
@@ -481,27 +477,6 @@ def _clean_results(data_dir: Path, days: float = RESULTS_KEPT_DAYS) -> None:
                 shutil.rmtree(folder)
         except OSError:
             log.warning("could not remove the old result %s", folder)
-
-
-NOT_AVAILABLE = {
-    "recolor": "Recolouring is not part of this masksmith yet (masksmith.apps.recolor is missing).",
-    "wheels": "New wheels are not part of this masksmith yet (masksmith.apps.paste is missing).",
-}
-
-
-def _apps_available() -> dict[str, str | None]:
-    """{app: None when it works, else the sentence the page shows}."""
-    import importlib.util
-
-    found = {"recolor": "masksmith.apps.recolor", "wheels": "masksmith.apps.paste"}
-    out: dict[str, str | None] = {}
-    for key, module in found.items():
-        try:
-            ok = importlib.util.find_spec(module) is not None
-        except ImportError:
-            ok = False
-        out[key] = None if ok else NOT_AVAILABLE[key]
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- helpers
