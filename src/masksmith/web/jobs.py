@@ -228,14 +228,14 @@ def worker_main(argv: list[str] | None = None) -> int:
     runfolder.write_status(run_dir, state="running", pid=os.getpid(), started=time.time(), error=None)
     state, error = "failed", None
     try:
-        from masksmith.errors import MasksmithError
+        from masksmith.errors import MasksmithError, TrainingInterrupted
         from masksmith.train import run_training
         from masksmith.train.config import TrainConfig
 
         config = TrainConfig.from_yaml(run_dir / runfolder.CONFIG)
         run_training(config, run_dir, resume=args.resume, announce=lambda text: print(text, flush=True))
         state = "finished"
-    except (KeyboardInterrupt, SystemExit):  # Lightning exits after writing interrupted.ckpt on SIGINT
+    except (KeyboardInterrupt, SystemExit, TrainingInterrupted):  # SIGINT: interrupted.ckpt and the model kept
         state = "stopped"
     except MasksmithError as exc:
         error = str(exc)
