@@ -109,7 +109,7 @@ class TrainConfig:
             raise MasksmithError("neither epochs nor a time budget is set: the run would never end.", path=path,
                                  fix="pass --epochs N or --time 10m.")
         number("size", 16, 8192, integer=True)
-        number("shrink", 0, 1, low_open=True, optional=True)
+        number("shrink", 1, 64, optional=True)  # a factor: 2 halves each side
         number("lr", 0, 10, low_open=True)
         number("encoder_lr_factor", 0, None)
         number("weight_decay", 0, None)
