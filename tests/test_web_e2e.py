@@ -159,6 +159,8 @@ def test_upload_train_watch_try_download(server: str, tmp_path: Path) -> None:
         found = page.inner_text(".result .found")
         part = next((name for name in ("body", "window", "light", "wheel") if name in found), None)
         assert part, f"the 60-second model found none of the sample's parts in {photo.name}: {found}"
+        options = page.eval_on_selector_all(".result .recolor-class option", "os => os.map(o => [o.value, o.disabled])")
+        assert [name for name, off in options if not off] == [n for n, _ in options if n in found]  # only found parts
         page.select_option(".result .recolor-class", part)
         page.fill(".result .recolor-color", "#1e90ff")
         page.click(".result .recolor-go")
