@@ -1,7 +1,8 @@
 """The web app end to end, as a user drives it: Debian's Chromium (Playwright, never `playwright install`)
 against a real `masksmith serve` (uvicorn) on a free loopback port. Upload the built-in sample as a zip, see
 its classes, start a 60-second training, watch a curve point and a preview appear live, open the model, try a
-photo, move the opacity slider, download the mask. A screenshot of each step is saved in the test's folder;
+photo, move the opacity slider, download the mask, recolour the car with the colour picker (download it) and
+put new wheels on. A screenshot of each step is saved in the test's folder;
 with MASKSMITH_DOCS_IMAGES=1 the README's pictures in docs/images/ are replaced by them."""
 
 from __future__ import annotations
@@ -153,11 +154,46 @@ def test_upload_train_watch_try_download(server: str, tmp_path: Path) -> None:
         mask = Image.open(saved)
         assert mask.mode == "P" and mask.size == Image.open(photo).size
         assert np.asarray(mask).max() <= 4
+
+        # 6. recolour the car with the colour picker: the result appears under the photo and downloads
+        found = page.inner_text(".result .found")
+        part = next((name for name in ("body", "window", "light", "wheel") if name in found), None)
+        assert part, f"the 60-second model found none of the sample's parts in {photo.name}: {found}"
+        options = page.eval_on_selector_all(".result .recolor-class option", "os => os.map(o => [o.value, o.disabled])")
+        assert [name for name, off in options if not off] == [n for n, _ in options if n in found]  # only found parts
+        page.select_option(".result .recolor-class", part)
+        page.fill(".result .recolor-color", "#1e90ff")
+        page.click(".result .recolor-go")
+        loaded = "(() => { const i = document.querySelector('.result .app-result.%s img'); " \
+                 "return !!i && i.complete && i.naturalWidth > 0; })()"
+        page.wait_for_function(loaded % "recolor", timeout=60_000)
+        assert f"The {part} recoloured to #1e90ff" in page.inner_text(".result .app-result.recolor figcaption")
+        shot(page, "09-recolor")
+        with page.expect_download() as download:
+            page.click(".result .app-result.recolor a.download")
+        recoloured = tmp_path / "downloaded_recolor.png"
+        download.value.save_as(recoloured)
+        before = np.asarray(Image.open(photo).convert("RGB"), dtype=np.int16)
+        after = np.asarray(Image.open(recoloured).convert("RGB"), dtype=np.int16)
+        assert after.shape == before.shape
+        changed = np.abs(after - before).max(axis=2) > 0
+        assert changed.any() and not changed.all()  # the part changed, the rest of the photo did not
+
+        # 7. new wheels: the result appears beside the recolour, which stays
+        if "wheel" in found:
+            page.select_option(".result .wheels-class", "wheel")
+        else:  # a 60-second model may miss the wheels of this photo: the rims go on any part it found
+            page.select_option(".result .wheels-class", part)
+        page.click(".result .wheels-go")
+        page.wait_for_function(loaded % "wheels", timeout=60_000)
+        assert page.locator(".result .app-result").count() == 2
+        assert page.get_attribute(".result .app-result.wheels a.download", "href").startswith("/results/")
+        shot(page, "10-wheels")
         browser.close()
     assert errors == [], errors
     for name in ("01-datasets", "02-dataset", "03-train", "04-training", "05-finished", "06-model", "07-try",
-                 "08-opacity"):
+                 "08-opacity", "09-recolor", "10-wheels"):
         assert (shots / f"{name}.png").stat().st_size > 10_000, name
     if os.environ.get("MASKSMITH_DOCS_IMAGES") == "1":  # docs/make_web_images.sh: the README's pictures
-        for name in ("02-dataset", "04-training", "07-try"):
+        for name in ("02-dataset", "04-training", "07-try", "09-recolor"):
             shutil.copyfile(shots / f"{name}.png", DOCS_IMAGES / f"web-{name[3:]}.png")

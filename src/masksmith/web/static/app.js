@@ -280,24 +280,52 @@ function setupTryPage(runId) {
     const links = { ".dl-mask": r.urls.mask, ".dl-color": r.urls.color, ".dl-zip": r.zip };
     for (const k in links) $(k, card).href = links[k];
     const cut = $(".cutouts", card);
-    Object.keys(r.urls).filter(k => k.startsWith("cutout_")).slice(0, 24).forEach(k => {
+    const cutouts = Object.keys(r.urls).filter(k => k.startsWith("cutout_"));
+    cutouts.slice(0, 24).forEach(k => {
       const a = document.createElement("a"); a.href = r.urls[k]; a.download = "";
       const img = document.createElement("img"); img.src = r.urls[k]; img.alt = "cut-out"; a.appendChild(img); cut.appendChild(a);
     });
-    async function runApp(kind, body, button) {
+    $(".cutouts-box", card).hidden = !cutouts.length;
+    // the parts the model did not find in this photo cannot be recoloured: say so in the lists, and start on a
+    // part it did find (the wheel list keeps its wheel class when there is one)
+    ["recolor-class", "wheels-class"].forEach(cls => {
+      const select = $("." + cls, card);
+      $$("option", select).forEach(o => {
+        if (!r.found.includes(o.value)) { o.disabled = true; o.textContent = o.value + " (not found here)"; }
+      });
+      if (select.selectedOptions[0] && select.selectedOptions[0].disabled) {
+        const first = $$("option", select).find(o => !o.disabled);
+        if (first) select.value = first.value;
+      }
+    });
+    async function runApp(kind, body, button, caption, color) {
       busy(button, true);
       try {
         const made = await api("POST", "/api/results/" + r.token + "/" + kind, body);
-        $(".app-result", card).innerHTML = "";
-        const a = document.createElement("a"); a.href = made.url; a.download = made.file;
-        const img = document.createElement("img"); img.src = made.url; img.alt = kind; a.appendChild(img);
-        $(".app-result", card).appendChild(a);
+        // one picture per app: a second recolour replaces the first, the new wheels stay beside it
+        let fig = $(".app-result." + kind, card);
+        if (!fig) {
+          fig = document.createElement("figure"); fig.className = "app-result " + kind;
+          fig.innerHTML = '<figcaption><span class="what"></span> <a class="button small primary download" download>Download</a></figcaption><img>';
+          $(".app-results", card).appendChild(fig);
+        }
+        $(".what", fig).textContent = caption;
+        if (color) { const i = document.createElement("i"); i.className = "swatch"; i.style.background = color; $(".what", fig).prepend(i); }
+        const a = $("a.download", fig); a.href = made.url; a.download = made.file;
+        const img = $("img", fig); img.src = made.url; img.alt = caption;
+        fig.scrollIntoView({ block: "nearest" });
       } catch (e) { say(e.message); }
       busy(button, false);
     }
     const rb = $(".recolor-go", card), wb = $(".wheels-go", card);
-    if (!rb.disabled) rb.addEventListener("click", () => runApp("recolor", { class: $(".recolor-class", card).value, color: $(".recolor-color", card).value }, rb));
-    if (!wb.disabled) wb.addEventListener("click", () => runApp("wheels", { class: $(".wheels-class", card).value }, wb));
+    rb.addEventListener("click", () => {
+      const part = $(".recolor-class", card).value, color = $(".recolor-color", card).value;
+      runApp("recolor", { class: part, color }, rb, "The " + part + " recoloured to " + color, color);
+    });
+    wb.addEventListener("click", () => {
+      const part = $(".wheels-class", card).value;
+      runApp("wheels", { class: part }, wb, "New wheels on every " + part);
+    });
     $("#results").prepend(card);
   }
   setupDrop($("#photo-drop"), $("#photos"), tryFiles);
