@@ -112,8 +112,10 @@ def test_upload_train_watch_try_download(server: str, tmp_path: Path) -> None:
         # 3. a 60-second training; a curve point and a preview appear without reloading the page
         page.click("#train-this")
         page.wait_for_url("**/train?dataset=*")
-        page.fill("#minutes", "1")
-        page.fill("#size", "96")
+        # docs/make_web_images.sh trains longer (MASKSMITH_E2E_MINUTES), so the README shows a model worth trying
+        minutes = float(os.environ.get("MASKSMITH_E2E_MINUTES", "1"))
+        page.fill("#minutes", f"{minutes:g}")
+        page.fill("#size", "96" if minutes <= 1 else "192")
         page.click("details summary")  # the advanced settings, folded away until asked for
         page.fill("#batch_size", "4")
         shot(page, "03-train")
@@ -125,7 +127,8 @@ def test_upload_train_watch_try_download(server: str, tmp_path: Path) -> None:
         assert page.url == url  # live, not reloaded
         assert "epoch" in page.inner_text("#epochs")
         shot(page, "04-training")
-        page.wait_for_function("document.querySelector('#state').textContent === 'finished'", timeout=300_000)
+        page.wait_for_function("document.querySelector('#state').textContent === 'finished'",
+                               timeout=int((240 + 60 * minutes) * 1000))
         shot(page, "05-finished")
 
         # 4. the model page: the report's sections, with the validation images' evaluation
