@@ -313,7 +313,10 @@ def render(results: dict, args, model: Path) -> str:
                  f"{100 * s['ort-float']['equal_to_eager']:.3f} % equal).")
     lines.append(f"- INT8 >= 2.5x eager, test mIoU within 1 point of float: {'met' if int8_ok else 'missed'} "
                  f"({ratios['ort-int8']}; "
-                 f"mIoU {s['ort-int8']['miou']:.4f} against {s['ort-float']['miou']:.4f}).")
+                 f"mIoU {s['ort-int8']['miou']:.4f} against {s['ort-float']['miou']:.4f}, "
+                 f"{100 * abs(s['ort-int8']['miou'] - s['ort-float']['miou']):.2f} points; INT8 against ONNX float: "
+                 + ", ".join(f"{z}: {r['ort-float']['median_s'] / r['ort-int8']['median_s']:.2f}x"
+                             for z, r in results["sizes"].items()) + ").")
     lines += ["", NOTES.strip()]
     return "\n".join(lines)
 
