@@ -132,6 +132,7 @@ def main() -> None:
     megapixels = args.width * args.height / 1e6
     print(f"CPU: {cpu_model()}; flags: {cpu_flags()}; {os.cpu_count()} cores; threads for both sides: "
           f"{args.threads}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     image, mask = photo(args.width, args.height)
     print(f"photo {args.width}x{args.height} ({megapixels:.1f} MP), mask {100 * mask.mean():.1f} % of it")
     rows = []
@@ -182,7 +183,9 @@ def main() -> None:
              "|---|---|---|---|---|---|"]
     for app, _, ours_s, ref_name, ref_s, note in rows:
         lines.append(f"| {app} | {ours_s:.2f} | {ref_name} | {ref_s:.2f} | **{ref_s / ours_s:.1f}x** | {note} |")
-    lines += ["", "OPENBLAS_CORETYPE is preset on these machines and slows numpy's matrix code on both sides alike."]
+    lines += ["", "OPENBLAS_CORETYPE is preset on these machines and slows numpy's matrix code on both sides alike.",
+              f"Load average at the start: {load:.1f} on {os.cpu_count()} cores (other jobs shared the machine, "
+              "so the seconds are high for both sides; the ratios are the figures)."]
     body = "\n".join(lines)
     print(body)
     if not args.no_write:

@@ -92,7 +92,7 @@ def to_rgb(lab: np.ndarray) -> np.ndarray:
     lab = np.asarray(lab, np.float32).reshape(-1, 3)
     fy = (lab[:, 0] + 16.0) / 116.0
     f = np.column_stack([fy + lab[:, 1] / 500.0, fy, fy - lab[:, 2] / 200.0])
-    xyz = np.where(f > 0.2068966, f ** 3, (f - np.float32(16 / 116)) / 7.787)
+    xyz = np.where(f > 0.2068966, f * f * f, (f - np.float32(16 / 116)) / np.float32(7.787))
     linear = np.clip(xyz @ _FROM_XYZN.T, 0.0, 1.0)
     return _ENCODE[(linear * _LINEAR_STEPS + 0.5).astype(np.int32)].reshape(shape)
 
@@ -105,12 +105,14 @@ def feather_weights(mask: np.ndarray, feather: int) -> np.ndarray:
         return mask.astype(np.float32)
     from scipy import ndimage
 
-    depth = mask.astype(np.float32)
-    layer = np.pad(mask, 1)
-    for _ in range(int(feather) - 1):
+    depth = mask.astype(np.uint8)
+    layer = mask
+    for _ in range(int(feather) - 1):  # outside the array counts as outside the mask (border_value=0)
         layer = ndimage.binary_erosion(layer, structure=np.ones((3, 3), bool))
-        depth += layer[1:-1, 1:-1]
-    return np.where(depth > 0, (depth + 1.0) / (feather + 1.0), 0.0).astype(np.float32)
+        depth += layer
+    weight = np.minimum((np.arange(int(feather) + 1, dtype=np.float32) + 1) / (feather + 1), 1)
+    weight[0] = 0
+    return weight[depth]
 
 
 def _lightness_map(values: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
