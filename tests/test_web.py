@@ -451,3 +451,17 @@ def test_class_colours_chosen_in_the_app_reach_training(small_coco: Path) -> Non
         split_samples(TrainConfig(data=str(small_coco), class_colors={"nope": [1, 2, 3]}))
     with pytest.raises(DatasetError, match="not three values"):
         split_samples(TrainConfig(data=str(small_coco), class_colors={"roof": [1, 2, 300]}))
+
+
+def test_train_form_plans_what_the_user_leaves_empty(tmp_path: Path) -> None:
+    """As `masksmith train`: empty size / shrink / batch fields are planned from the data; given ones win."""
+    from masksmith.web.app import WebError, _train_config
+
+    ds = {"root": str(tmp_path), "colors": {}}
+    planned = _train_config({"minutes": "2", "size": "", "shrink": "", "batch_size": ""}, ds, tmp_path)
+    assert planned.auto_plan and planned.fixed == [] and planned.shrink is None
+    assert (planned.size, planned.batch_size, planned.time_budget) == (256, 8, 120.0)
+    mine = _train_config({"minutes": "2", "size": "192", "shrink": "2", "batch_size": "4"}, ds, tmp_path)
+    assert mine.fixed == ["batch_size", "shrink", "size"] and (mine.size, mine.shrink, mine.batch_size) == (192, 2, 4)
+    with pytest.raises(WebError, match="1 to 64"):
+        _train_config({"minutes": "2", "shrink": "0.5"}, ds, tmp_path)

@@ -743,15 +743,17 @@ def _train_config(body: dict[str, Any], ds: dict[str, Any], data_dir: Path):
         config.epochs = epochs
     else:
         raise WebError(400, "give a time budget (minutes) or a number of epochs.")
-    shrink = _number(body, "shrink", 0)
-    if shrink:
-        if not 0 < shrink <= 1:
-            raise WebError(400, "the shrink factor is a fraction between 0 and 1, e.g. 0.5.")
-        config.shrink = shrink
-    config.size = int(_number(body, "size", 512 if task == "instance" else 256))
-    if not 32 <= config.size <= 2048:
+    # as `masksmith train`: what the user leaves empty is planned from the data set's fingerprint
+    given = {key: _number(body, key, 0) for key in ("size", "shrink", "batch_size")}
+    if given["shrink"] and not 1 <= given["shrink"] <= 64:
+        raise WebError(400, "the shrink factor divides each side of the photos: 1 to 64, e.g. 2 for half size.")
+    if given["size"] and not 32 <= given["size"] <= 2048:
         raise WebError(400, "the image size must be between 32 and 2048 pixels.")
-    config.batch_size = int(_number(body, "batch_size", 2 if task == "instance" else 8))
+    config.shrink = given["shrink"] or None
+    config.size = int(given["size"] or (512 if task == "instance" else 256))
+    config.batch_size = int(given["batch_size"] or (2 if task == "instance" else 8))
+    config.fixed = sorted(key for key, value in given.items() if value)
+    config.auto_plan = True
     config.lr = _number(body, "lr", config.lr)
     config.val_fraction = _number(body, "val_fraction", config.val_fraction)
     config.flip = bool(body.get("flip", True))

@@ -114,7 +114,6 @@ function setupTrainPage() {
       o.value = name; o.textContent = name + (k === 0 ? " (recommended)" : "");
       model.appendChild(o);
     });
-    $("#size").value = task === "instance" ? 512 : 256;
   }
   $$("input[name=task]").forEach(r => r.addEventListener("change", fillModels));
   fillModels();
