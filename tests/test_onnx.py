@@ -243,7 +243,9 @@ def test_instance_model_export_says_it_is_not_supported_in_one_line(tmp_path: Pa
     config = instance_model_config("maskrcnn_lite0", 128, weights=None)
     net = build_instance_model(config, 1, pretrained=False)
     model = save_artifact(ModelArtifact("instance", config, ["car"], [[0, 0, 0], [255, 0, 0]],
-                                        {"max_size": 128}, state_dict=net.state_dict()), tmp_path / "mrcnn.masksmith")
+                                        {"mean": [0.0] * 3, "std": [1.0] * 3, "input_mode": "instance",
+                                         "input_range": [0.0, 1.0], "size": [128, 128], "max_size": 128},
+                                        state_dict=net.state_dict()), tmp_path / "mrcnn.masksmith")
     code, _, err = run(monkeypatch, capsys, "export", str(model), "--to", "onnx")
     assert code == 2 and err.count("\n") == 1 and "covers semantic models only" in err and "Traceback" not in err
     with pytest.raises(MasksmithError, match="run on PyTorch only"):

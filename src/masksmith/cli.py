@@ -567,23 +567,24 @@ class _photo_progress:
     a terminal; the rate counts predicted photos, not skipped ones)."""
 
     def __enter__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]}"), TextColumn("left"), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=True)
-        self.bar.__enter__()
-        self.task = None
+        self.bar = self.task = None  # drawn at the first photo: an error before it prints alone, on its line
         return self
 
     def __call__(self, done: int, total: int) -> None:
-        if self.task is None:
+        if self.bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]}"), TextColumn("left"), TimeRemainingColumn(),
+                                console=Console(stderr=True), transient=True)
+            self.bar.__enter__()
             self.task = self.bar.add_task("predict", total=total, rate="")
         speed = self.bar.tasks[0].speed
         self.bar.update(self.task, completed=done, rate=f"{speed:.2f} images/s" if speed else "")
 
     def __exit__(self, *exc) -> None:
-        self.bar.__exit__(*exc)
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
 
 @app.command("extract")
