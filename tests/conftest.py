@@ -7,7 +7,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import NamedTuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -22,6 +24,28 @@ from masksmith.data.schema import Dataset, Region, Sample, make_classes  # noqa:
 settings.register_profile("ci", derandomize=True, database=None)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+class CliResult(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(monkeypatch, capsys, *args: object) -> CliResult:
+    """masksmith's CLI in this process, as a user runs it: exit code, stdout and stderr of this command only.
+    An exception escaping main() fails the test (the CLI must never show a traceback)."""
+    from masksmith.cli import main
+
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["masksmith", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    out = capsys.readouterr()
+    return CliResult(code, out.out, out.err)
 
 
 @pytest.fixture(autouse=True)

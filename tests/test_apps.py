@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import run_cli
 from masksmith.apps.cluster import cluster_image, palette_strip
 from masksmith.apps.colors import dominant_colors, nearest_color_name
 from masksmith.apps.masks import read_groups, resolve_classes
@@ -259,18 +259,8 @@ class Result:
 @pytest.fixture
 def cli(monkeypatch, capsys):
     """The masksmith command run in this process (as tests/test_cli.py does): exit code, stdout, stderr."""
-    from masksmith.cli import main
-
     def run(*args: str | Path) -> Result:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["masksmith", *map(str, args)])
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code or 0
-        out = capsys.readouterr()
-        return Result(code, out.out, out.err)
+        return Result(*run_cli(monkeypatch, capsys, *args))
 
     return run
 

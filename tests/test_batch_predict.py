@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from masksmith.cli import main
+from conftest import run_cli
 from masksmith.infer import open_predictor
 from masksmith.infer.write import predict_batch, prefetch
 from masksmith.models.artifact import save_artifact
@@ -127,14 +127,7 @@ def test_cli_predict_batch_with_summary_and_rerun(model: Path, tmp_path: Path, m
     (src / "broken.png").write_bytes(b"not a png")
 
     def cli(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["masksmith", *args])
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code or 0
-        out = capsys.readouterr()
-        return code, out.out, out.err
+        return run_cli(monkeypatch, capsys, *args)
 
     out = tmp_path / "results"
     code, stdout, err = cli("predict", str(model), str(src), "--out", str(out), "--summary",

@@ -11,18 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from masksmith.cli import main
+from conftest import run_cli
 
-
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["masksmith", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+run = run_cli  # (exit code, stdout, stderr) of one command, in this process
 
 
 def test_inspect_reports_format_counts_and_shares(small_coco: Path, monkeypatch, capsys) -> None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from masksmith.cli import main
+from conftest import run_cli
 from masksmith.data import load_dataset
 from masksmith.data.convert import convert
 from masksmith.data.rasterize import semantic_mask
@@ -24,15 +24,7 @@ from masksmith.errors import DatasetError
 W, H = 64, 48
 
 
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["masksmith", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+run = run_cli  # (exit code, stdout, stderr) of one command, in this process
 
 
 def cvat_task(root: Path, with_images: bool) -> Path:

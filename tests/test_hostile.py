@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from masksmith.cli import main
+from conftest import run_cli as run_in_process
 from masksmith.data import load_dataset
 from masksmith.errors import DatasetError
 
@@ -19,14 +19,8 @@ from masksmith.errors import DatasetError
 # ---------------------------------------------------------------------------------------------------- helpers
 def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
     """The CLI in process: (exit code, stdout + stderr). An exception escaping main() fails the test."""
-    monkeypatch.setattr(sys, "argv", ["masksmith", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out = capsys.readouterr()
-    return code, out.out + out.err
+    code, out, err = run_in_process(monkeypatch, capsys, *args)
+    return code, out + err
 
 
 def checksums(folder: Path) -> dict[str, str]:

@@ -3,7 +3,6 @@ metadata round trip, one Predictor on both backends, INT8 parity, and bad input 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from masksmith.cli import main
+from conftest import run_cli
 from masksmith.errors import MasksmithError
 from masksmith.infer import open_predictor
 from masksmith.infer.onnx import (
@@ -61,15 +60,7 @@ def photos(folder: Path, count: int, seed: int = 0, size: tuple[int, int] = (72,
     return folder
 
 
-def run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["masksmith", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+run = run_cli  # (exit code, stdout, stderr) of one command, in this process
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch.nn.functional as F
 import yaml
 from pycocotools import mask as mask_utils
 
-from masksmith.cli import main
+from conftest import run_cli
 from masksmith.data import fingerprint as fpmod
 from masksmith.data import load_dataset
 from masksmith.data.fingerprint import ClassPrint, Fingerprint, compute_fingerprint, dataset_fingerprint
@@ -204,13 +203,7 @@ def test_model_trained_on_crops_predicts_a_full_photo_at_the_same_scale(thin_dat
 
 
 def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["masksmith", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    return code, capsys.readouterr().out
+    return run_cli(monkeypatch, capsys, *args)[:2]
 
 
 def test_dry_run_prints_fingerprint_and_plan_and_writes_nothing(thin_data: Path, tmp_path: Path, monkeypatch,

@@ -62,24 +62,9 @@ def os_error(exc: OSError, path: str | Path | None = None, action: str = "write"
 
 def atomic_save(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """Call `write(tmp_path)` to fill a temporary file beside `path`, then rename it into place."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise os_error(exc, path) from None
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise os_error(exc, path) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_writing(path) as tmp:
+        write(tmp)
+    return Path(path)
 
 
 @contextlib.contextmanager
