@@ -184,8 +184,9 @@ def main() -> None:
     for app, _, ours_s, ref_name, ref_s, note in rows:
         lines.append(f"| {app} | {ours_s:.2f} | {ref_name} | {ref_s:.2f} | **{ref_s / ours_s:.1f}x** | {note} |")
     lines += ["", "OPENBLAS_CORETYPE is preset on these machines and slows numpy's matrix code on both sides alike.",
-              f"Load average at the start: {load:.1f} on {os.cpu_count()} cores (other jobs shared the machine, "
-              "so the seconds are high for both sides; the ratios are the figures)."]
+              f"Load average at the start: {load:.1f} on {os.cpu_count()} cores" + (
+                  " (other jobs shared the machine, so the seconds are high for both sides; the ratios are the "
+                  "figures)." if load > 1.5 * (os.cpu_count() or 1) / 2 else " (a quiet machine).")]
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
