@@ -47,6 +47,14 @@ from masksmith.data.formats._common import (
     split_name,
     stem_folders,
 )
+from masksmith.data.formats._write import (
+    coordinate,
+    copy_image,
+    output_folder,
+    output_names,
+    region_polygons,
+    require_size,
+)
 from masksmith.data.rasterize import placed_rle
 from masksmith.data.schema import Dataset, ProblemLog, Region, Sample, make_classes
 from masksmith.errors import DatasetError
@@ -368,15 +376,6 @@ def write(dataset: Dataset, out: Any, **options: Any) -> None:
     occluded="0" z_order="0">; the parts of one object share a group_id) and the images under out/images/
     (the layout CVAT's "Upload annotations" and our reader take)."""
     from datetime import datetime
-
-    from masksmith.data.formats._write import (
-        coordinate,
-        copy_image,
-        output_folder,
-        output_names,
-        region_polygons,
-        require_size,
-    )
 
     folder = output_folder(dataset, out)
     root = ET.Element("annotations")

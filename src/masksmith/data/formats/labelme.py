@@ -49,6 +49,14 @@ from masksmith.data.formats._common import (
     split_name,
     usable_name,
 )
+from masksmith.data.formats._write import (
+    coordinate,
+    copy_image,
+    output_folder,
+    output_names,
+    region_polygons,
+    require_size,
+)
 from masksmith.data.rasterize import placed_rle, polygons_to_rle
 from masksmith.data.schema import BACKGROUND, ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
 from masksmith.errors import DatasetError
@@ -486,15 +494,6 @@ def write(dataset: Dataset, out: Any, **options: Any) -> None:
     imageHeight, imageWidth). Each region is a polygon shape; the parts of one object share a group_id."""
     import json
     from pathlib import PurePosixPath
-
-    from masksmith.data.formats._write import (
-        coordinate,
-        copy_image,
-        output_folder,
-        output_names,
-        region_polygons,
-        require_size,
-    )
 
     folder = output_folder(dataset, out)
     for sample, name in zip(dataset.samples, output_names(dataset), strict=True):

@@ -50,6 +50,14 @@ from masksmith.data.formats._common import (
     stem_folders,
     usable_name,
 )
+from masksmith.data.formats._write import (
+    coordinate,
+    copy_image,
+    output_folder,
+    output_names,
+    region_polygons,
+    require_size,
+)
 from masksmith.data.schema import ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
 from masksmith.errors import DatasetError
 
@@ -785,15 +793,6 @@ def write(dataset: Dataset, out: Any, **options: Any) -> None:
     (`default_filepath` is empty, so VIA finds them by their names next to the project, or after "Add Files").
     Each region is a polygon (masks are traced; one object of several parts gives one region per part, as VIA
     has no groups), its class in the dropdown region attribute "name" whose options are the classes."""
-    from masksmith.data.formats._write import (
-        coordinate,
-        copy_image,
-        output_folder,
-        output_names,
-        region_polygons,
-        require_size,
-    )
-
     folder = output_folder(dataset, out)
     metadata: dict[str, Any] = {}
     for sample, name in zip(dataset.samples, output_names(dataset), strict=True):
