@@ -13,7 +13,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from masksmith.data import load_dataset
-from masksmith.data.rasterize import placed_rle, region_mask
+from masksmith.data.rasterize import placed_rle, polygons_to_rle, region_mask
 
 
 def full_placement(part: np.ndarray, left: int, top: int, height: int, width: int) -> np.ndarray:
@@ -60,3 +60,17 @@ def test_a_mask_shape_in_a_huge_declared_image_costs_memory_of_the_box_only(tmp_
     assert mask_utils.toBbox(rle).tolist() == [100.0, 200.0, 10.0, 10.0]
     small = region_mask(region, 12000, 12000)[195:215, 95:115]
     assert small.sum() == 100 and small[5:15, 5:15].all()
+
+
+def test_a_polygon_reaching_far_outside_is_clipped_before_pycocotools_sees_it() -> None:
+    """A vertex at 1e15 made pycocotools allocate by the polygon's extent (the fuzz tests' out-of-memory kill);
+    clipped to the image, it paints what lies inside, and polygons within the bounds tolerance are untouched."""
+    far = np.array([[2.0, 2.0], [1e15, 2.0], [2.0, 1e15]])
+    mask = mask_utils.decode(polygons_to_rle([far], 20, 30)).astype(bool)
+    assert mask.shape == (20, 30) and mask[5:, 5:].all() and not mask[0, 0]
+    assert mask_utils.area(polygons_to_rle([np.array([[-1e12, -1e12], [-1e12, -5e11], [-5e11, -1e12]])], 20, 30)) == 0
+    rng = np.random.default_rng(1)
+    for _ in range(200):  # inside the tolerance: exactly pycocotools' own raster
+        poly = rng.uniform((-3, -3), (33, 23), (int(rng.integers(3, 8)), 2))  # within 4 px of the 30x20 image
+        ref = mask_utils.decode(mask_utils.frPyObjects([poly.ravel().tolist()], 20, 30)[0])
+        assert (mask_utils.decode(polygons_to_rle([poly], 20, 30)) == ref).all()

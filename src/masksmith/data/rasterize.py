@@ -11,12 +11,50 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from masksmith.data.checks import bounds_tolerance
 from masksmith.data.schema import IGNORE_INDEX, Dataset, Region, Sample
 
 
+def clip_polygon(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The part of a polygon inside [-1, width + 1] x [-1, height + 1] (Sutherland-Hodgman against the four
+    sides); fewer than 3 points when none of it is there."""
+    pts = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    for axis, bound, inside in ((0, -1.0, np.greater_equal), (0, width + 1.0, np.less_equal),
+                                (1, -1.0, np.greater_equal), (1, height + 1.0, np.less_equal)):
+        if len(pts) == 0:
+            break
+        nxt = np.roll(pts, -1, axis=0)
+        a_in, b_in = inside(pts[:, axis], bound), inside(nxt[:, axis], bound)
+        with np.errstate(divide="ignore", invalid="ignore"):  # used only where the edge crosses the side
+            cross = pts + ((bound - pts[:, axis]) / (nxt[:, axis] - pts[:, axis]))[:, None] * (nxt - pts)
+        cross[:, axis] = bound
+        out = []
+        for k in range(len(pts)):  # inside points, and where each edge crosses the side
+            if a_in[k]:
+                out.append(pts[k])
+            if a_in[k] != b_in[k]:
+                out.append(cross[k])
+        pts = np.array(out, dtype=np.float64).reshape(-1, 2)
+    return pts
+
+
 def polygons_to_rle(polygons: list[np.ndarray], height: int, width: int) -> dict[str, Any]:
-    """One merged RLE for the polygons of a region."""
-    flat = [np.ascontiguousarray(p, dtype=np.float64).ravel().tolist() for p in polygons]
+    """One merged RLE for the polygons of a region.
+
+    pycocotools allocates by a polygon's extent, not the image's: a vertex at 1e15 (a file can hold one, and a
+    region that far out is voided, so still painted) asks it for terabytes and kills the process. A polygon
+    reaching past the checks' bounds tolerance is clipped to the image first; the others are rasterised as
+    they are, pixel for pixel as COCO's annToMask."""
+    tol = bounds_tolerance(width, height)
+    flat = []
+    for p in polygons:
+        pts = np.ascontiguousarray(p, dtype=np.float64).reshape(-1, 2)
+        if len(pts) and (pts.min() < -tol or (pts.max(axis=0) > (width + tol, height + tol)).any()):
+            pts = clip_polygon(pts, height, width)
+        if len(pts) >= 3:
+            flat.append(pts.ravel().tolist())
+    if not flat:  # nothing of it inside the image
+        return mask_utils.frPyObjects({"counts": [height * width], "size": [height, width]}, height, width)
     rles = mask_utils.frPyObjects(flat, height, width)
     return mask_utils.merge(rles) if len(rles) > 1 else rles[0]
 
