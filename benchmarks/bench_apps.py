@@ -9,7 +9,7 @@
   CIELAB. Also the k-means cost (inertia) of each result on every pixel, relative to full KMeans's, and the
   share of pixels labelled alike (clusters matched by the Hungarian method).
 
-The photo is a sample car (masksmith.data.sample) scaled up to 4000x3000, its body as the mask: content
+The photo is a sample car (masksmith.data.synthetic) scaled up to 4000x3000, its body as the mask: content
 matters little to these timings. Both sides get the same thread count (threadpoolctl), printed with the
 CPU flags; the figures are ratios measured side by side, so a busy machine slows both alike.
 """
@@ -55,7 +55,7 @@ def cpu_model() -> str:
 
 def photo(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     from masksmith.data.rasterize import semantic_mask
-    from masksmith.data.sample import sample_dataset
+    from masksmith.data.synthetic import sample_dataset
 
     ds = sample_dataset(1, (400, 300), seed=7, vary_size=False)
     sample = ds.samples[0]

@@ -28,8 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import car_parts_or_exit, write_section  # noqa: E402
+from masksmith import service  # noqa: E402
 from masksmith.data import load_dataset  # noqa: E402
-from masksmith.infer.instance import InstancePredictor, evaluate_instances  # noqa: E402
+from masksmith.infer import open_predictor  # noqa: E402
 from masksmith.train.config import TrainConfig  # noqa: E402
 from masksmith.train.instance import train_instance  # noqa: E402
 
@@ -69,7 +70,7 @@ def iteration_seconds(run: Path, config: TrainConfig) -> dict:
 
 def prediction_seconds(model: Path, data: Path, count: int = 20) -> float:
     """Seconds per test photo for InstancePredictor.predict (decoding excluded), after one warm-up image."""
-    predictor = InstancePredictor.from_file(model)
+    predictor = open_predictor(model)
     images = [s.load_image() for s in load_dataset(data / "testset").samples[:count + 1]]
     predictor.predict(images[0])
     t0 = time.perf_counter()
@@ -83,7 +84,7 @@ def run_recipe(recipe: str, data: Path, budget: float, seed: int, runs: Path) ->
     t0 = time.monotonic()
     run = train_instance(config)
     wall = time.monotonic() - t0
-    report = evaluate_instances(run / "model.masksmith", data / "testset", run / "evaluation")
+    report = service.evaluate(run / "model.masksmith", data / "testset", run / "evaluation").to_dict()
     return {"recipe": recipe, "seed": seed, "run": str(run), "budget_seconds": budget, "wall_seconds": round(wall, 1),
             **iteration_seconds(run, config),
             "seconds_per_test_image": round(prediction_seconds(run / "model.masksmith", data), 3),

@@ -51,7 +51,7 @@ def cpu_flags() -> str:
 
 
 def networks(model: Path, float_onnx: Path, int8_onnx: Path):
-    from masksmith.infer.onnx import OnnxNetwork
+    from masksmith.infer.export import OnnxNetwork
     from masksmith.models.artifact import build_network, load_artifact
 
     eager = build_network(load_artifact(model)).eval()
@@ -76,7 +76,7 @@ def measure_memory(backend: str, size: int, model: Path, float_onnx: Path, int8_
     """Child process: RSS before and peak after loading one backend and running it at `size`."""
     import onnxruntime  # noqa: F401 - imported before the baseline, like torch
 
-    from masksmith.infer.onnx import OnnxNetwork
+    from masksmith.infer.export import OnnxNetwork
     from masksmith.models.artifact import build_network, load_artifact
 
     before = rss_peak_mb()
@@ -131,17 +131,18 @@ def train_model(data: Path, budget: float, runs: Path) -> Path:
 
 def test_scores(model: Path, float_onnx: Path, int8_onnx: Path, data: Path, limit: int | None) -> dict:
     """Test mIoU per backend (same Predictor, same test photos) and the share of mask pixels equal to eager."""
+    from masksmith import service
+    from masksmith.core.images import read_image
     from masksmith.data import load_dataset
-    from masksmith.images import read_image
     from masksmith.infer import open_predictor
-    from masksmith.infer.evaluate import evaluate_semantic
 
     dataset = load_dataset(data / "testset")
     if limit:
         dataset.samples = dataset.samples[:limit]
     predictors = {"eager": open_predictor(model), "ort-float": open_predictor(float_onnx),
                   "ort-int8": open_predictor(int8_onnx)}
-    out = {b: {"miou": evaluate_semantic(p, dataset, worst=0).at_input.miou(True)} for b, p in predictors.items()}
+    out = {b: {"miou": service.evaluate(p, dataset, save=False).scores["input"].miou(True)}
+           for b, p in predictors.items()}
     equal = {b: 0 for b in BACKENDS}
     total = 0
     for sample in dataset.samples:
@@ -205,8 +206,8 @@ def main() -> None:
     model = args.model or train_model(data, args.budget, work / "runs")
     print(f"model: {model}")
 
-    from masksmith.images import read_image
-    from masksmith.infer.onnx import (
+    from masksmith.core.images import read_image
+    from masksmith.infer.export import (
         INT8_EQUAL_SHARE,
         OnnxNetwork,
         calibration_photos,

@@ -25,8 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import CAR_PARTS, write_section  # noqa: E402
-from masksmith.data.sample import make_sample_dataset  # noqa: E402
-from masksmith.infer.evaluate import evaluate_semantic  # noqa: E402
+from masksmith import service  # noqa: E402
+from masksmith.data.synthetic import make_sample_dataset  # noqa: E402
 from masksmith.train.config import TrainConfig  # noqa: E402
 from masksmith.train.semantic import train_semantic  # noqa: E402
 
@@ -71,8 +71,8 @@ def run_side(side: str, name: str, train: Path, test: Path, thinnest: str | None
     run = train_semantic(config, announce=print)
     wall = time.monotonic() - t0
     t1 = time.monotonic()
-    report = evaluate_semantic(run / "model.masksmith", test, worst=0)
-    scores = report.at_full
+    report = service.evaluate(run / "model.masksmith", test, save=False)
+    scores = report.scores["full"]
     iou = dict(zip(report.classes, [float(v) for v in scores.iou], strict=True))
     saved = TrainConfig.from_yaml(run / "config.yaml")
     return {"set": name, "side": side, "seed": seed, "run": str(run), "miou_full": scores.miou(True),

@@ -32,10 +32,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import car_parts_or_exit, write_section  # noqa: E402
-from masksmith.infer.evaluate import evaluate_semantic  # noqa: E402
+from masksmith import service  # noqa: E402
 from masksmith.models.artifact import load_artifact  # noqa: E402
 from masksmith.models.encoders import freeze_modules  # noqa: E402
-from masksmith.models.registry import ModelConfig, SegmentationNet, build_model  # noqa: E402
+from masksmith.models.semantic import ModelConfig, SegmentationNet, build_model  # noqa: E402
 from masksmith.train.config import TrainConfig  # noqa: E402
 from masksmith.train.losses import SegmentationLoss  # noqa: E402
 from masksmith.train.semantic import frozen_encoder_part, resolve_precision, train_semantic  # noqa: E402
@@ -71,13 +71,14 @@ def train_and_test(config: TrainConfig, data: Path) -> dict:
     run = train_semantic(config)
     wall = time.monotonic() - t0
     result = summarise_run(run, config)
-    report = evaluate_semantic(run / "model.masksmith", data / "testset")
-    with_tta = evaluate_semantic(run / "model.masksmith", data / "testset", tta=True, worst=0)
+    report = service.evaluate(run / "model.masksmith", data / "testset", save=False)
+    with_tta = service.evaluate(run / "model.masksmith", data / "testset", tta=True, save=False)
     result.update({
-        "wall_seconds": round(wall, 1), "miou_256": report.at_input.miou(True), "miou_full": report.at_full.miou(True),
-        "miou_256_tta": with_tta.at_input.miou(True), "seed": config.seed,
-        "per_class_iou_256": dict(zip(report.classes, [None if v != v else round(float(v), 4)
-                                                      for v in report.at_input.iou], strict=True)),
+        "wall_seconds": round(wall, 1), "miou_256": report.scores["input"].miou(True),
+        "miou_full": report.scores["full"].miou(True),
+        "miou_256_tta": with_tta.scores["input"].miou(True), "seed": config.seed,
+        "per_class_iou_256": {row.name: None if v != v else round(float(v), 4)
+                              for row, v in zip(report.per_class, report.scores["input"].iou, strict=True)},
     })
     return result
 

@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from masksmith.data.sample import make_sample_dataset
+    from masksmith.data.synthetic import make_sample_dataset
 
     threads = torch.get_num_threads()
     load_before = os.getloadavg()[0]
@@ -178,10 +178,10 @@ def interleaved_latencies(model: Path, port: int, run_id: int, photos: list[Path
                           ) -> tuple[list[float], list[float]]:
     """Each photo through the library, then through the app, one at a time, alternating, so that both see
     the same load (the training beside them, and whatever else the machine runs); one untimed warm-up each."""
-    from masksmith.images import read_image
+    from masksmith.apps.photo import predict_photo, write_photo_results
+    from masksmith.core.images import read_image
+    from masksmith.core.outputs import OutputFolder
     from masksmith.infer import open_predictor
-    from masksmith.infer.write import predict_photo, write_photo_results
-    from masksmith.outputs import OutputFolder
 
     predictor = open_predictor(model)
     folder = OutputFolder(out)

@@ -32,7 +32,7 @@ def stack(pictures: list[np.ndarray], gap: int = 6) -> np.ndarray:
 
 
 def fit(image: np.ndarray, cell: int) -> np.ndarray:
-    from masksmith.draw.masks import fitted_size
+    from masksmith.draw.overlay import fitted_size
 
     h, w = fitted_size(image.shape, cell)
     return np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.LANCZOS))
@@ -49,16 +49,16 @@ def main() -> None:
     from masksmith.apps.annotate import Prediction, write_preannotations
     from masksmith.apps.cluster import cluster_image, palette_strip
     from masksmith.apps.colors import dominant_colors
-    from masksmith.apps.masks import object_masks, semantic_class_mask
     from masksmith.apps.paste import demo_rim, paste_all
     from masksmith.apps.rank import rank_images
     from masksmith.apps.recolor import recolor
+    from masksmith.apps.selection import object_masks, semantic_class_mask
+    from masksmith.core.images import read_image
+    from masksmith.core.outputs import atomic_save_image
     from masksmith.data import load_dataset
-    from masksmith.data.sample import ensure_sample_dataset
+    from masksmith.data.synthetic import ensure_sample_dataset
     from masksmith.draw.sheet import sheet
-    from masksmith.images import read_image
     from masksmith.infer import open_predictor
-    from masksmith.outputs import atomic_save_image
 
     model = args.demo / "runs" / "demo" / "model.masksmith"
     if not model.exists():
@@ -66,7 +66,7 @@ def main() -> None:
 
         run_demo(args.demo, Console(), train_seconds=args.seconds)
     predictor = open_predictor(model)
-    names = predictor.artifact.classes
+    names = predictor.classes
     unseen = ensure_sample_dataset(n_images=16, seed=101) / "images"
     files = sorted(unseen.iterdir())
     photos = [(f, read_image(f)) for f in files]
@@ -128,8 +128,7 @@ def main() -> None:
     regions = len(back.samples[0].regions)
     save("app-preannotate.png", sheet([[fit(np.asarray(canvas), 520)]], [f"{regions} polygons, {vertices} vertices"],
                                       cell=520, title="predict --to cvat, read back",
-                                      legend_names=[c.name for c in back.classes],
-                                      legend_colors=[c.color for c in back.classes]))
+                                      classes=back.class_map))
 
     rows = rank_images(predictor, [(f.name, im) for f, im in photos], "entropy")
     by_name = dict((f.name, im) for f, im in photos)

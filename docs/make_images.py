@@ -26,7 +26,7 @@ def screenshot_report(report: Path, out: Path) -> list[Path]:
     """report-top.png (summary, data, configuration) and report-evaluation.png (the first evaluation)."""
     from playwright.sync_api import sync_playwright
 
-    from masksmith.outputs import atomic_save
+    from masksmith.core.outputs import atomic_save
 
     shots = []
     with sync_playwright() as p:
@@ -51,9 +51,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120.0, help="training time of the demo")
     args = parser.parse_args()
 
+    from masksmith.core.outputs import atomic_copy
+    from masksmith.core.runfolder import evaluations, previews
     from masksmith.demo import run_demo
-    from masksmith.outputs import atomic_copy
-    from masksmith.runfolder import evaluations, previews
 
     if args.out.exists():
         shutil.rmtree(args.out / "runs", ignore_errors=True)  # a fresh run named "demo"

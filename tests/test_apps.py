@@ -14,14 +14,15 @@ from PIL import Image
 from conftest import run_cli
 from masksmith.apps.cluster import cluster_image, palette_strip
 from masksmith.apps.colors import dominant_colors, nearest_color_name
-from masksmith.apps.masks import read_groups, resolve_classes
 from masksmith.apps.paste import demo_rim, ellipse_of, paste_all, regions
 from masksmith.apps.rank import object_uncertainty, pixel_uncertainty, rank_images
 from masksmith.apps.recolor import feather_weights, parse_color, recolor, to_lab, to_rgb
+from masksmith.apps.selection import read_groups, resolve_classes
+from masksmith.core.errors import MasksmithError
+from masksmith.core.labels import ClassMap
 from masksmith.data.polygons import mask_polygons
 from masksmith.data.rasterize import polygons_to_rle
-from masksmith.data.sample import make_sample_dataset, sample_dataset
-from masksmith.errors import MasksmithError
+from masksmith.data.synthetic import make_sample_dataset, sample_dataset
 
 
 def shaded_car(h: int = 90, w: int = 140) -> tuple[np.ndarray, np.ndarray]:
@@ -415,9 +416,8 @@ def test_instance_predictions_become_one_region_per_object(tmp_path: Path, fmt: 
     objects = [Instance("bag", 0.91, bag, (5, 5, 40, 20)), Instance("boot", 0.62, boot, (40, 25, 65, 45))]
     record = tmp_path / "shop_instances.json"
     record.write_text(json.dumps(instances_json(photos / "shop.png", image, objects)))
-    predictions = predictions_from_outputs([{"image": str(photos / "shop.png"), "json": str(record)}],
-                                           ["bag", "boot"])
-    out = write_preannotations(predictions, ["bag", "boot"], fmt, tmp_path / fmt)
+    predictions = predictions_from_outputs([{"image": str(photos / "shop.png"), "json": str(record)}])
+    out = write_preannotations(predictions, ClassMap.from_names(["bag", "boot"]), fmt, tmp_path / fmt)
     back = load_dataset(out)
     regions = back.samples[0].regions
     assert [r.label for r in regions] == ["bag", "boot"]

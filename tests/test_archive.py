@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from masksmith.core.errors import ArchiveError, DatasetError
 from masksmith.data import load_dataset
 from masksmith.data.archive import extract_zip
-from masksmith.errors import ArchiveError, DatasetError
 
 
 def zip_folder(folder: Path, out: Path, prefix: str = "") -> Path:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from conftest import run_cli
 from masksmith.infer import open_predictor
-from masksmith.infer.write import predict_batch, prefetch
+from masksmith.infer.batch import predict_batch, prefetch
 from masksmith.models.artifact import save_artifact
 
 sys.path.insert(0, str(Path(__file__).parent))

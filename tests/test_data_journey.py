@@ -15,11 +15,11 @@ import yaml
 from PIL import Image
 
 from conftest import run_cli
+from masksmith.core.errors import DatasetError
 from masksmith.data import load_dataset
 from masksmith.data.convert import convert
 from masksmith.data.rasterize import semantic_mask
 from masksmith.data.stats import dataset_stats
-from masksmith.errors import DatasetError
 
 W, H = 64, 48
 
@@ -152,7 +152,7 @@ def test_formats_lists_reading_options_and_unknown_keys_are_refused(tmp_path: Pa
 
 
 def test_split_takes_counts_as_well_as_fractions(tmp_path: Path, monkeypatch, capsys) -> None:
-    from masksmith.data.sample import make_sample_dataset
+    from masksmith.data.synthetic import make_sample_dataset
 
     data = make_sample_dataset(tmp_path / "cars", n_images=12, size=(64, 48), seed=0)
     code, _, _ = run(monkeypatch, capsys, "dataset", "split", str(data), str(tmp_path / "lists"), "--val", "0.25",
@@ -258,7 +258,7 @@ def test_convert_round_trips_names_and_never_merges_two_images(tmp_path: Path) -
     names = sorted(s.name for s in ds.samples)
     assert names == ["Train/my car 1.jpg", "Train/voiture été.jpg", "Validation/my car 1.jpg",
                      "Validation/voiture été.jpg"]
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     for to in ("coco", "voc", "masks"):
         out = tmp_path / to
         convert(ds, to, out)
@@ -270,7 +270,7 @@ def test_convert_round_trips_names_and_never_merges_two_images(tmp_path: Path) -
         by_stem = {Path(s.name).stem + Path(s.name).parent.name: s for s in back.samples}
         for s in ds.samples:
             other = by_stem[Path(s.name).stem + Path(s.name).parent.name]
-            assert np.array_equal(semantic_mask(s, index), semantic_mask(other, back.class_to_index())), (to, s.name)
+            assert np.array_equal(semantic_mask(s, index), semantic_mask(other, back.class_map.index())), (to, s.name)
             assert np.array_equal(s.load_image(), other.load_image()), (to, s.name)
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from masksmith.data.schema import CLASS_PALETTE, MAX_CLASSES, VOID_COLOR, class_color, make_classes
+from masksmith.core.labels import CLASS_PALETTE, MAX_CLASSES, VOID_COLOR, ClassMap, class_color
+from masksmith.data.schema import make_classes
 from masksmith.draw import (
     COLUMNS,
     comparison_sheet,
@@ -23,9 +24,9 @@ from masksmith.draw import (
     semantic_row,
     sheet,
 )
-from masksmith.draw.masks import DARK, WRONG
+from masksmith.draw.overlay import DARK, WRONG
 from masksmith.draw.sheet import BACKGROUND
-from masksmith.metrics import describe_confusions, top_confusions
+from masksmith.evaluate.metrics import describe_confusions, top_confusions
 
 
 def _lab(colors) -> np.ndarray:
@@ -162,7 +163,7 @@ def test_sheet_has_its_title_column_titles_captions_and_legend(tmp_path: Path) -
     panels = [[np.full((50, 80, 3), 90, np.uint8)] * 3, [np.full((80, 40, 3), 160, np.uint8)] * 3]
     pic = sheet(panels, ["photo", "truth", "prediction"], title="epoch 3/10 \u00b7 validation mIoU 0.612",
                 captions=["car_1.jpg \u00b7 mIoU 0.50", "car_2.jpg \u00b7 mIoU 0.70"],
-                legend_names=["body", "wheel"], legend_colors=[(0, 0, 255), (255, 0, 0)], cell=96)
+                classes=ClassMap(("body", "wheel"), ((0, 0, 255), (255, 0, 0))), cell=96)
     roles = {}
     for t in pic.texts:
         roles.setdefault(t.role, []).append(t.text)
@@ -188,7 +189,7 @@ def test_comparison_sheet_uses_the_shared_column_titles() -> None:
     image = np.zeros((40, 40, 3), np.uint8)
     mask = _square_mask()
     pic = comparison_sheet([semantic_row(image, mask, mask, [(0, 0, 0), (255, 0, 0)], 64)], title="t",
-                           captions=["a.png"], class_names=["box"], class_colors=[(255, 0, 0)], cell=200)
+                           captions=["a.png"], classes=ClassMap(("box",), ((255, 0, 0),)), cell=200)
     assert [t.text for t in pic.texts if t.role == "column"] == list(COLUMNS)
 
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from masksmith.core.durations import format_duration
 from masksmith.data.preview import COLUMNS, preview_picture, write_preview
 from masksmith.draw import read_picture_info
-from masksmith.report import format_duration
 from masksmith.train.callbacks import ClockSchedule, TrainingProgress, epoch_label
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from skimage import data as skdata  # noqa: E402
 
-from masksmith.errors import ModelError  # noqa: E402
+from masksmith.core.errors import ModelError  # noqa: E402
 from masksmith.models import encoders  # noqa: E402
 from masksmith.models.encoders import (  # noqa: E402
     LITE0_STAGE_DEPTHS,

@@ -10,15 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from masksmith.apps.extract import (
-    DetectedObject,
-    cut_out,
-    mask_box,
-    regions_of_classes,
-    write_cutouts,
-    write_index,
-)
-from masksmith.errors import MasksmithError
+from masksmith.apps.extract import cut_out, regions_of_classes, write_cutouts, write_index
+from masksmith.core.errors import MasksmithError
+from masksmith.core.labels import ClassMap
+from masksmith.core.objects import DetectedObject, mask_box
 
 
 def black_boot_photo() -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +64,7 @@ def test_regions_of_a_semantic_mask_and_the_index(tmp_path: Path) -> None:
     mask[2:10, 2:10] = 1
     mask[15:25, 20:35] = 1
     mask[2:8, 30:38] = 2
-    objects = regions_of_classes(mask, ["bag", "boots"], wanted=["bag"])
+    objects = regions_of_classes(mask, ClassMap.from_names(["bag", "boots"]), wanted=["bag"])
     assert [o.label for o in objects] == ["bag", "bag"]
     assert sorted(int(o.mask.sum()) for o in objects) == [64, 150]
     image = np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)
@@ -80,7 +75,7 @@ def test_regions_of_a_semantic_mask_and_the_index(tmp_path: Path) -> None:
     assert {(int(r["width"]), int(r["height"])) for r in table} == {(8, 8), (15, 10)}
     assert len(json.loads(json_path.read_text())) == 2
     with pytest.raises(MasksmithError, match="no class hat"):
-        regions_of_classes(mask, ["bag", "boots"], wanted=["hat"])
+        regions_of_classes(mask, ClassMap.from_names(["bag", "boots"]), wanted=["hat"])
 
 
 def test_mask_box_and_errors() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli as run_in_process
+from masksmith.core.errors import DatasetError
 from masksmith.data import load_dataset
-from masksmith.errors import DatasetError
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -134,7 +134,7 @@ def tiny_train_config(data: Path, runs: Path, **kw):
 
 @pytest.fixture(scope="module")
 def tiny_cars(tmp_path_factory) -> Path:
-    from masksmith.data.sample import make_sample_dataset
+    from masksmith.data.synthetic import make_sample_dataset
 
     return make_sample_dataset(tmp_path_factory.mktemp("cars") / "cars", n_images=8, size=(64, 48), seed=3)
 
@@ -164,7 +164,7 @@ def resume(run: Path):
 
 
 def test_a_damaged_checkpoint_stops_the_resume_and_touches_nothing(run_copy: Path) -> None:
-    from masksmith.errors import MasksmithError
+    from masksmith.core.errors import MasksmithError
 
     last = run_copy / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:200])  # cut short, as a full disk or a kill leaves it
@@ -216,7 +216,7 @@ def test_a_checkpoint_carrying_code_is_refused_even_when_torch_is_told_to_trust_
                                                                                  ) -> None:
     import torch
 
-    from masksmith.errors import MasksmithError
+    from masksmith.core.errors import MasksmithError
 
     monkeypatch.chdir(run_copy)
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # switches torch's default to full pickle
@@ -233,7 +233,7 @@ def test_a_checkpoint_carrying_code_is_refused_even_when_torch_is_told_to_trust_
 def test_a_checkpoint_of_another_model_leaves_the_model_file_alone(run_copy: Path) -> None:
     import torch
 
-    from masksmith.errors import MasksmithError
+    from masksmith.core.errors import MasksmithError
 
     last = run_copy / "checkpoints" / "last.ckpt"
     state = torch.load(last, weights_only=True)
@@ -337,7 +337,7 @@ def crafted_zip(path: Path, members: int, size: int) -> Path:
 ])
 def test_512_members_of_16_mib_are_refused_before_anything_is_written(tmp_path: Path, monkeypatch, members: int,
                                                                       size: int, words: str) -> None:
-    from masksmith.errors import ArchiveError
+    from masksmith.core.errors import ArchiveError
 
     monkeypatch.setenv("MASKSMITH_CACHE", str(tmp_path / "cache"))
     bomb = crafted_zip(tmp_path / "photos.zip", members, size)
@@ -352,7 +352,7 @@ def test_512_members_of_16_mib_are_refused_before_anything_is_written(tmp_path: 
 def test_a_zip_that_breaks_mid_extraction_leaves_no_partial_folder(tmp_path: Path, monkeypatch) -> None:
     import zipfile
 
-    from masksmith.errors import ArchiveError
+    from masksmith.core.errors import ArchiveError
 
     monkeypatch.setenv("MASKSMITH_CACHE", str(tmp_path / "cache"))
     archive = tmp_path / "data.zip"
@@ -372,8 +372,8 @@ def test_a_full_disk_while_extracting_names_the_zip_and_says_no_space_left(small
                                                                           monkeypatch) -> None:
     import errno
 
+    from masksmith.core.errors import ArchiveError
     from masksmith.data import archive as archive_module
-    from masksmith.errors import ArchiveError
 
     monkeypatch.setenv("MASKSMITH_CACHE", str(tmp_path / "cache"))
     data = zip_folder(small_coco, tmp_path / "data.zip")
@@ -498,7 +498,7 @@ def test_model_file_fields_are_checked_when_it_is_opened(trained_run: Path, tmp_
                                                          monkeypatch, capsys) -> None:
     import torch
 
-    from masksmith.errors import ModelError
+    from masksmith.core.errors import ModelError
     from masksmith.models.artifact import load_artifact
 
     payload = torch.load(trained_run / "model.masksmith", weights_only=True)
@@ -519,13 +519,13 @@ def test_model_file_fields_are_checked_when_it_is_opened(trained_run: Path, tmp_
 
 # ------------------------------------------------------------------------------------- command-line ranges
 @pytest.mark.parametrize(("args", "words"), [
-    (["--batch-size", "0"], "batch_size (--batch-size) is 0; it must be a whole number of at least 1"),
-    (["--epochs", "-2"], "epochs (--epochs) is -2; it must be a whole number of at least 1"),
-    (["--epochs", "0"], "epochs (--epochs) is 0"),
-    (["--time", "-5m"], "time_budget (--time) is -300.0; it must be a number above 0"),
-    (["--size", "0"], "size (--size) is 0"),
-    (["--lr", "0"], "lr (--lr) is 0.0; it must be a number above 0"),
-    (["--val", "1.5"], "val_fraction (--val) is 1.5"),
+    (["--batch-size", "0"], "--batch-size is 0; it must be a whole number of at least 1"),
+    (["--epochs", "-2"], "--epochs is -2; it must be a whole number of at least 1"),
+    (["--epochs", "0"], "--epochs is 0"),
+    (["--time", "-5m"], "--time is -300.0; it must be a number above 0"),
+    (["--size", "0"], "--size is 0"),
+    (["--lr", "0"], "--lr is 0.0; it must be a number above 0"),
+    (["--val", "1.5"], "--val is 1.5"),
     (["--time", "soon"], "time 'soon' is not a duration"),
 ])
 def test_training_values_out_of_range_are_one_line_before_the_data_is_read(tmp_path: Path, monkeypatch, capsys,
@@ -571,7 +571,7 @@ def test_a_read_only_output_folder_is_refused_before_work_starts(small_coco: Pat
 def test_a_full_disk_says_no_space_left(small_coco: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     import errno
 
-    from masksmith import outputs
+    from masksmith.core import outputs
 
     real = outputs.os.replace
     def full(src, dst):
@@ -591,7 +591,7 @@ def test_a_full_disk_says_no_space_left(small_coco: Path, tmp_path: Path, monkey
 def test_os_error_names_the_errno_even_without_a_message() -> None:
     import errno
 
-    from masksmith.outputs import os_error
+    from masksmith.core.outputs import os_error
 
     text = str(os_error(OSError(errno.ENOSPC, ""), "/data/out.png"))
     assert text == "/data/out.png: cannot write (No space left on device, ENOSPC). Fix: free some disk space or " \

@@ -15,6 +15,9 @@ import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from masksmith.core.errors import ModelError
+from masksmith.core.labels import ClassMap
+from masksmith.core.objects import Instance, union_mask
 from masksmith.data.instance_data import (
     InstanceFlip,
     InstanceTensors,
@@ -23,17 +26,11 @@ from masksmith.data.instance_data import (
     finish,
     flip_permutation,
 )
+from masksmith.data.rasterize import encode_masks as masks_to_rles
 from masksmith.data.schema import Dataset, Region, Sample, make_classes
-from masksmith.errors import ModelError
-from masksmith.infer.instance import (
-    CocoAccumulator,
-    Instance,
-    InstancePredictor,
-    evaluate_instances,
-    masks_to_rles,
-    predict_instances_to_folder,
-    union_mask,
-)
+from masksmith.evaluate.instance import CocoAccumulator
+from masksmith.infer import open_predictor
+from masksmith.infer.batch import predict_to_folder
 from masksmith.models.instance import build_instance_model, instance_model_config
 
 
@@ -120,7 +117,7 @@ def test_wrong_class_missed_objects_and_crowd() -> None:
 def test_union_mask_takes_the_best_object_per_pixel() -> None:
     a = Instance("a", 0.9, rect_mask(10, 10, 0, 0, 6, 6), (0, 0, 6, 6))
     b = Instance("b", 0.5, rect_mask(10, 10, 3, 3, 10, 10), (3, 3, 10, 10))
-    u = union_mask([b, a], {"a": 1, "b": 2}, (10, 10))
+    u = union_mask([b, a], ClassMap.from_names(["a", "b"]), (10, 10))
     assert u[4, 4] == 1 and u[8, 8] == 2 and u[0, 9] == 0
 
 
@@ -135,7 +132,7 @@ def sided_dataset() -> Dataset:
 
 def test_flip_swaps_left_and_right_labels() -> None:
     ds = sided_dataset()
-    perm = flip_permutation(ds.class_names)
+    perm = flip_permutation(ds.class_map)
     assert perm.tolist() == [0, 2, 1, 3]
     data = InstanceTensors(ds, max_size=None)
     assert len(data.items[0].rles) == 3 and len(data.items[0].crowd_rles) == 1  # crowd kept apart
@@ -224,14 +221,14 @@ def test_weights_that_cannot_be_had_are_refused_before_building(tmp_path: Path) 
         build_instance_model({"arch": "maskrcnn_lite0", "weights": "imagenet"}, 2, pretrained=True)
     with pytest.raises(ModelError, match="missing.pth: the weights file does not exist"):
         build_instance_model({"arch": "maskrcnn_resnet50_fpn", "weights": str(tmp_path / "missing.pth")}, 2, True)
-    with pytest.raises(ModelError, match="unknown instance model"):
+    with pytest.raises(ModelError, match="unknown model .maskrcnn_vit.. Fix: use one of: maskrcnn_lite0"):
         build_instance_model({"arch": "maskrcnn_vit"}, 2, pretrained=False)
 
 
 # ---------------------------------------------------------------------------------------- Lite0 training
 @pytest.fixture(scope="module")
 def cars(tmp_path_factory) -> Path:
-    from masksmith.data.sample import make_sample_dataset
+    from masksmith.data.synthetic import make_sample_dataset
 
     return make_sample_dataset(tmp_path_factory.mktemp("icars") / "cars", n_images=10, size=(128, 96), seed=3)
 
@@ -276,7 +273,7 @@ def test_training_writes_a_run_folder_with_a_usable_model(trained: Path, tmp_pat
     assert artifact.model["max_size"] == 128 and artifact.classes == ["body", "wheel", "window", "light"]
     assert artifact.preprocessing["mean"] == [0.5] * 3 and artifact.preprocessing["input_mode"] == "instance"
 
-    predictor = InstancePredictor.from_file(trained, score_threshold=0.0)
+    predictor = open_predictor(trained, score_threshold=0.0)
     image = np.random.default_rng(1).integers(0, 255, (90, 250, 3), dtype=np.uint8)  # larger than max_size
     found = predictor.predict(image)
     assert isinstance(found, list)
@@ -287,7 +284,7 @@ def test_training_writes_a_run_folder_with_a_usable_model(trained: Path, tmp_pat
     assert [i.score for i in found] == sorted((i.score for i in found), reverse=True)
 
     Image.fromarray(image).save(tmp_path / "wide.png")
-    written = predict_instances_to_folder(predictor, [tmp_path / "wide.png"], tmp_path / "out")
+    written = predict_to_folder(predictor, [tmp_path / "wide.png"], tmp_path / "out")
     record = json.loads(Path(written[0]["json"]).read_text())
     assert (record["width"], record["height"]) == (250, 90) and len(record["instances"]) == len(found)
     for obj in record["instances"]:
@@ -314,9 +311,11 @@ def test_previews_tag_each_object_and_say_what_they_show(trained: Path) -> None:
 
 
 def test_evaluate_reports_coco_ap_and_union_scores(trained: Path, cars: Path, tmp_path: Path) -> None:
+    from masksmith import service
     from masksmith.draw import read_picture_info
 
-    report = evaluate_instances(trained, cars, tmp_path / "eval", worst=3)
+    evaluation = service.evaluate(trained, cars, tmp_path / "eval", worst=3)
+    report = {**evaluation.to_dict(), "files": evaluation.files}
     assert report["images"] == 10 and Path(report["files"]["metrics"]).exists()
     scores = [i["score"] for i in report["worst_images"]]
     assert scores == sorted(scores) and all(0 <= s <= 1 for s in scores) and report["image_score"] == "mask AP"
@@ -376,7 +375,7 @@ def test_cli_trains_resumes_evaluates_predicts_and_extracts(cars: Path, tmp_path
     assert [int(r["epoch"]) for r in rows] == [1, 2]
 
     out = run_cli(tmp_path, "evaluate", "runs/inst", str(cars), "--out", "eval")
-    assert "mask: AP" in out and "box: AP" in out and "wheel" in out
+    assert "mask AP " in out and "box AP " in out and "wheel" in out
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["images"] == 10 and {"mask", "box", "per_class", "semantic"} <= set(metrics)
 
@@ -400,7 +399,7 @@ def test_cli_refuses_a_task_the_model_does_not_do(cars: Path, tmp_path: Path) ->
 
     proc = subprocess.run([sys.executable, "-m", "masksmith.cli", "train", str(cars), "--model", "unet",
                            "--task", "instance"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert proc.returncode == 2 and "does not do instance segmentation" in proc.stderr
+    assert proc.returncode == 2 and "does semantic segmentation, not instance" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "runs").exists()
 
 
@@ -429,10 +428,10 @@ def via_project_from(cars: Path, out: Path) -> Path:
 @pytest.mark.parametrize("layout", ["via", "voc"])
 def test_trains_from_via_and_voc_segmentation_object(cars: Path, tmp_path: Path, layout: str) -> None:
     """Mask R-CNN takes any instance-capable format: a VIA project and VOC's SegmentationObject folders."""
+    from masksmith import service
     from masksmith.data import load_dataset
     from masksmith.data.convert import convert
     from masksmith.models.artifact import load_artifact
-    from masksmith.train import run_training
     from masksmith.train.config import TrainConfig
 
     if layout == "via":
@@ -444,7 +443,7 @@ def test_trains_from_via_and_voc_segmentation_object(cars: Path, tmp_path: Path,
     assert dataset.format == layout and len(dataset.samples) == 10
     config = TrainConfig(data=str(data), task="instance", arch="maskrcnn_lite0", size=96, epochs=1, batch_size=4,
                          val_fraction=0.0, runs_dir=str(tmp_path / "runs"), name=layout, preview_images=1)
-    run = run_training(config)
+    run = service.train(config)
     artifact = load_artifact(run)
     assert artifact.task == "instance" and sorted(artifact.classes) == ["body", "light", "wheel", "window"]
     assert (run / "previews" / "epoch_001.png").exists()

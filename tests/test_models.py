@@ -8,19 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from masksmith.errors import ModelError
+from masksmith.core.errors import ModelError
 from masksmith.models.artifact import ModelArtifact, build_network, load_artifact, save_artifact
-from masksmith.models.registry import (
-    ARCHITECTURES,
-    ModelConfig,
-    SegmentationNet,
-    build_model,
-    check_input_size,
-    get_architecture,
-)
+from masksmith.models.registry import get_model, models_for
+from masksmith.models.semantic import ModelConfig, SegmentationNet, build_model, check_input_size
 from masksmith.train.losses import SegmentationLoss
 
-ARCHS = sorted(ARCHITECTURES)
+ARCHS = sorted(models_for("semantic"))
 
 
 def make(arch: str, outputs: int = 3, pretrained: bool = False) -> SegmentationNet:
@@ -37,7 +31,7 @@ def test_output_matches_any_fitting_input_size(arch: str, h: int, w: int) -> Non
     assert out.shape == (2, 3, h, w)
 
 
-@pytest.mark.parametrize("arch", [a for a in ARCHS if ARCHITECTURES[a].divisor > 1])
+@pytest.mark.parametrize("arch", [a for a in ARCHS if get_model(a).divisor > 1])
 def test_unfitting_size_says_how_to_pad(arch: str) -> None:
     with pytest.raises(ModelError, match=r"pad your images to 96x64"):
         check_input_size(arch, 50, 90)
@@ -99,8 +93,8 @@ def test_bad_model_files(tmp_path: Path) -> None:
 
 
 def test_unknown_architecture_lists_known_ones() -> None:
-    with pytest.raises(ModelError, match="baseline, unet, fcn, fpn, deeplabv3plus"):
-        get_architecture("segformer")
+    with pytest.raises(ModelError, match="unet, fpn, deeplabv3plus, fcn, baseline, maskrcnn_lite0"):
+        get_model("segformer")
 
 
 def test_early_encoder_modules_stop_at_the_asked_stride() -> None:

@@ -11,25 +11,24 @@ import torch
 from PIL import Image
 
 from conftest import run_cli
-from masksmith.errors import MasksmithError
+from masksmith.core.errors import MasksmithError
 from masksmith.infer import open_predictor
-from masksmith.infer.onnx import (
+from masksmith.infer.export import (
     FLOAT_EQUAL_SHARE,
     FLOAT_LOGIT_TOLERANCE,
     INT8_EQUAL_SHARE,
-    OnnxNetwork,
-    artifact_metadata,
     export_network,
     export_onnx,
     parity,
-    read_onnx_artifact,
     sample_inputs,
 )
 from masksmith.infer.predictor import Predictor
+from masksmith.infer.runtime import OnnxNetwork, artifact_metadata, read_onnx_artifact
 from masksmith.models.artifact import ModelArtifact, build_network, save_artifact
-from masksmith.models.registry import ARCHITECTURES, ModelConfig, SegmentationNet, build_model
+from masksmith.models.registry import models_for
+from masksmith.models.semantic import ModelConfig, SegmentationNet, build_model
 
-ARCHS = sorted(ARCHITECTURES)
+ARCHS = sorted(models_for("semantic"))
 CLASSES = ["box", "left_flag", "right_flag"]
 
 
@@ -119,7 +118,7 @@ def test_open_predictor_on_onnx_gives_the_torch_masks(tmp_path: Path, arch: str,
     onnx_p = open_predictor(report.path, tta=tta)
     memory_p = open_predictor(model, backend="onnx", tta=tta)  # a .masksmith exported in memory
     assert isinstance(onnx_p, Predictor) and onnx_p.backend == "onnx" and torch_p.backend == "torch"
-    assert onnx_p.colors == torch_p.colors and onnx_p.artifact.classes == CLASSES
+    assert onnx_p.classes == torch_p.classes and list(onnx_p.classes.names) == CLASSES
     rng = np.random.default_rng(1)
     for h, w in [(50, 70), (150, 210)]:  # in scale mode the larger one takes several sliding windows
         image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
@@ -213,7 +212,7 @@ def test_onnx_file_with_torch_backend_is_refused(tmp_path: Path) -> None:
 
 
 def test_export_that_fails_parity_writes_nothing_and_says_so(tmp_path: Path, monkeypatch, capsys) -> None:
-    import masksmith.infer.onnx as onnx_module
+    import masksmith.infer.export as onnx_module
 
     model = save_artifact(tiny_artifact("baseline"), tmp_path / "model.masksmith")
     real = onnx_module.parity
@@ -241,3 +240,28 @@ def test_instance_model_export_says_it_is_not_supported_in_one_line(tmp_path: Pa
     assert code == 2 and err.count("\n") == 1 and "covers semantic models only" in err and "Traceback" not in err
     with pytest.raises(MasksmithError, match="run on PyTorch only"):
         open_predictor(model, backend="onnx")
+
+
+def test_onnxruntime_scratch_files_stay_out_of_the_current_folder(tmp_path: Path, monkeypatch) -> None:
+    """onnxruntime's symbolic shape inference gives up on dynamic height and width and then saves
+    sym_shape_infer_temp.onnx (and its weights as *.data) into the current folder; masksmith runs onnxruntime's
+    tools in a private folder, so an export leaves the folder it was started from as it was."""
+    import onnx
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    from masksmith.infer.export import private_workdir
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    graph = onnx.load_from_string(export_network(build_network(tiny_artifact("unet")), tiny_artifact("unet")))
+    with private_workdir() as private:
+        with pytest.raises(Exception, match="Incomplete symbolic shape inference"):
+            SymbolicShapeInference.infer_shapes(graph)
+        assert (private / "sym_shape_infer_temp.onnx").exists()  # what used to land in the user's folder
+    assert not private.exists() and list(work.iterdir()) == []
+
+    model = save_artifact(tiny_artifact("unet"), tmp_path / "model.masksmith")
+    data = photos(tmp_path / "calib", 10)
+    report = export_onnx(model, int8=True, calibrate=data, calibration_images=6)
+    assert report.ok and list(work.iterdir()) == []

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from masksmith.images import ImageReadError, image_size, read_image
-from masksmith.outputs import OutputError, OutputFolder, atomic_write_text
-from masksmith.paths import UnsafePath, resolve_under, safe_filename, safe_relative, unique_stems
+from masksmith.core.images import ImageReadError, image_size, read_image
+from masksmith.core.outputs import OutputError, OutputFolder, atomic_write_text
+from masksmith.core.paths import UnsafePath, resolve_under, safe_filename, safe_relative, unique_stems
 
 
 @pytest.mark.parametrize("name", ["../x.jpg", "a/../../x.jpg", "/etc/passwd", "\\\\server\\share\\x.jpg",

@@ -16,8 +16,8 @@ from conftest import run_cli
 from masksmith.data import fingerprint as fpmod
 from masksmith.data import load_dataset
 from masksmith.data.fingerprint import ClassPrint, Fingerprint, compute_fingerprint, dataset_fingerprint
-from masksmith.data.sample import kind_dataset, make_sample_dataset
 from masksmith.data.schema import Dataset, Region, Sample, make_classes
+from masksmith.data.synthetic import kind_dataset, make_sample_dataset
 from masksmith.data.torchdata import CropTensors, ScaledSamples
 from masksmith.infer.predictor import Predictor
 from masksmith.models.artifact import load_artifact

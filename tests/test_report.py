@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from masksmith.data.sample import make_sample_dataset
-from masksmith.infer.evaluate import evaluate_semantic
-from masksmith.report import SECTIONS, render_report, report_sections, write_report
-from masksmith.runfolder import evaluation_folder
+from masksmith import service
+from masksmith.core.runfolder import evaluation_folder
+from masksmith.data.synthetic import make_sample_dataset
+from masksmith.html_report import SECTIONS, render_report, report_sections, write_report
 from masksmith.train.config import TrainConfig
 from masksmith.train.semantic import train_semantic
 
@@ -38,7 +38,7 @@ def run(tmp_path_factory) -> Path:
                                      preview_images=2))
     with (run / "config.yaml").open("a", encoding="utf-8") as f:
         f.write("plan:\n  reason: few images\n  phases:\n  - {name: warm-up, epochs: 1}\n")
-    evaluate_semantic(run / "model.masksmith", street, evaluation_folder(run, street), worst=2)
+    service.evaluate(run / "model.masksmith", street, evaluation_folder(run, street), worst=2)
     return run
 
 

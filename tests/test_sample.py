@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from masksmith.core.errors import DatasetError
 from masksmith.data import load_dataset
 from masksmith.data.formats import coco
 from masksmith.data.rasterize import region_mask, semantic_mask
-from masksmith.data.sample import (
+from masksmith.data.synthetic import (
     CLASS_COLORS,
     CLASSES,
     default_sample_dir,
@@ -23,7 +24,6 @@ from masksmith.data.sample import (
     sample_dataset,
     supported_formats,
 )
-from masksmith.errors import DatasetError
 
 N = 30
 SEED = 7
@@ -123,7 +123,7 @@ def _inner(mask: np.ndarray) -> np.ndarray:
 
 
 def test_pixels_agree_with_annotations(loaded, drawn) -> None:
-    index = loaded.class_to_index()
+    index = loaded.class_map.index()
     grey = total = 0
     checked_bodies = 0
     red_tails = tails = 0
@@ -158,7 +158,7 @@ def test_pixels_agree_with_annotations(loaded, drawn) -> None:
 
 def test_shifted_annotations_do_not_agree(loaded, drawn) -> None:
     """The colour check above is a real one: masks moved by a few pixels fail it."""
-    index = loaded.class_to_index()
+    index = loaded.class_map.index()
     misses = 0
     for sample, truth in zip(loaded.samples, drawn.samples, strict=True):
         image = sample.load_image().astype(np.int16)
@@ -172,7 +172,7 @@ def test_shifted_annotations_do_not_agree(loaded, drawn) -> None:
 
 
 def test_class_pixel_shares_are_plausible(loaded) -> None:
-    index = loaded.class_to_index()
+    index = loaded.class_map.index()
     counts = np.zeros(len(CLASSES) + 1)
     for sample in loaded.samples:
         counts += np.bincount(semantic_mask(sample, index).ravel(), minlength=len(counts))[: len(counts)]
@@ -224,7 +224,7 @@ def test_ensure_builds_once_into_the_cache(tmp_path: Path, monkeypatch: pytest.M
     def fail(*args, **kwargs):
         raise AssertionError("rebuilt")
 
-    monkeypatch.setattr("masksmith.data.sample.make_sample_dataset", fail)
+    monkeypatch.setattr("masksmith.data.synthetic.make_sample_dataset", fail)
     assert ensure_sample_dataset() == target
     monkeypatch.undo()
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from masksmith.errors import ModelError
+from masksmith.core.errors import ModelError
+from masksmith.core.labels import ClassMap
 from masksmith.models.artifact import ModelArtifact, build_network, load_artifact, save_artifact
-from masksmith.models.registry import ModelConfig, SegmentationNet, build_model
+from masksmith.models.semantic import ModelConfig, SegmentationNet, build_model
 from masksmith.models.sides import FIRST_SIDE, NO_SIDE, SECOND_SIDE, SideFactoredHead, side_layout, side_pairs_for
 from masksmith.train.losses import SegmentationLoss
 
@@ -26,8 +27,10 @@ def test_layout_shares_a_part_per_pair_and_keeps_class_order() -> None:
 
 
 def test_pairs_put_left_first_whatever_the_order_given() -> None:
-    assert side_pairs_for(NAMES, [["left_door", "right_door"], ["right_mirror", "left_mirror"]]) == PAIRS
-    assert side_pairs_for(["port", "starboard"], [["starboard", "port"]]) == [[2, 1]]  # no left/right: as given
+    pairs = [["left_door", "right_door"], ["right_mirror", "left_mirror"]]
+    assert side_pairs_for(ClassMap.from_names(NAMES), pairs) == PAIRS
+    # no left/right in the names: as given
+    assert side_pairs_for(ClassMap.from_names(["port", "starboard"]), [["starboard", "port"]]) == [[2, 1]]
 
 
 @pytest.mark.parametrize("pairs", [[[1, 1]], [[1, 3], [3, 2]], [[0, 1]], [[1, 9]], [[1, 2, 3]]])

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from masksmith.core.errors import DatasetError
+from masksmith.core.labels import IGNORE_INDEX
 from masksmith.data import load_dataset
 from masksmith.data.convert import convert
 from masksmith.data.rasterize import semantic_mask
-from masksmith.data.schema import IGNORE_INDEX
 from masksmith.data.split import split_dataset, write_split_lists
 from masksmith.data.stats import dataset_stats
 from masksmith.data.tiles import stitch, stitch_folder, tile_dataset, tile_grid, tile_origins, write_manifest
-from masksmith.errors import DatasetError
 
 
 @pytest.mark.parametrize(("length", "tile", "mode", "expected"), [
@@ -41,7 +41,7 @@ def test_tile_dataset_masks_and_void_padding(small_coco: Path, tmp_path: Path) -
     tiles, manifest = tile_dataset(ds, 32, "pad")
     # 70x50 -> 3x2, 64x64 -> 2x2, 33x47 -> 2x2
     assert len(tiles.samples) == 6 + 4 + 4 == len(manifest["tiles"])
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     full = semantic_mask(ds.samples[0], index)
     parts = []
     for t, info in zip(tiles.samples, manifest["tiles"], strict=True):
@@ -65,7 +65,7 @@ def test_tile_write_and_stitch_folder(small_coco: Path, tmp_path: Path) -> None:
     # stand-in "predictions": the true tile masks written as PNGs named like the tiles
     preds = tmp_path / "preds"
     preds.mkdir()
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     for t in load_dataset(tmp_path / "tiles").samples:
         Image.fromarray(semantic_mask(t, index)).save(preds / t.name)
     written = stitch_folder(tmp_path / "tiles" / "tiles.json", preds, tmp_path / "full")
@@ -105,7 +105,7 @@ def test_stats_counts_instances_pixels_and_unannotated(small_coco: Path) -> None
     assert stats.images == 3 and stats.instances == 4
     assert [c.instances for c in stats.classes] == [2, 2]
     assert stats.unannotated == [ds.samples[2].name]
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     masks = [semantic_mask(s, index) for s in ds.samples]
     total = sum(m.size for m in masks)
     roof = sum(int((m == 2).sum()) for m in masks)

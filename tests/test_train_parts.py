@@ -7,8 +7,9 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
+from masksmith.core.labels import ClassMap
 from masksmith.data.torchdata import AugmentConfig, HorizontalFlipSwap, detect_flip_pairs, flip_lut, train_transform
-from masksmith.metrics import ConfusionMatrix
+from masksmith.evaluate.metrics import ConfusionMatrix
 from masksmith.train.callbacks import ClockSchedule
 from masksmith.train.losses import SegmentationLoss
 
@@ -28,7 +29,7 @@ def test_flip_pairs_detected_from_car_parts_names() -> None:
 
 def test_flip_mirrors_pixels_and_swaps_classes() -> None:
     names = ["left_door", "right_door", "hood"]
-    lut = flip_lut(names, detect_flip_pairs(names))
+    lut = flip_lut(ClassMap.from_names(names), detect_flip_pairs(names))
     image = torch.arange(2 * 3 * 4, dtype=torch.uint8).reshape(2, 3, 4)[:1].expand(3, 3, 4).clone()
     mask = torch.tensor([[1, 1, 0, 3], [2, 0, 0, 3], [0, 0, 0, 0]], dtype=torch.uint8)
     flip = HorizontalFlipSwap(lut, p=1.0)
@@ -119,7 +120,7 @@ def test_multiclass_dice_matches_smp_value_and_gradient(void: bool) -> None:
 
 
 def test_config_file_values_of_the_wrong_type_name_the_key_and_file(tmp_path) -> None:
-    from masksmith.errors import MasksmithError
+    from masksmith.core.errors import MasksmithError
     from masksmith.train.config import TrainConfig
 
     good = tmp_path / "good.yaml"
@@ -140,7 +141,7 @@ def test_config_file_values_of_the_wrong_type_name_the_key_and_file(tmp_path) ->
     ([["left_door", "wing"]], "lacks: \\['wing'\\]"),
 ])
 def test_configured_flip_pairs_must_pair_known_classes_once(pairs: list[list[str]], message: str) -> None:
-    from masksmith.errors import MasksmithError
+    from masksmith.core.errors import MasksmithError
     from masksmith.train.config import TrainConfig
     from masksmith.train.samples import flip_pairs
 

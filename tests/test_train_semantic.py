@@ -14,14 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
+from masksmith import service
+from masksmith.core.errors import TrainingInterrupted
 from masksmith.data import load_dataset
-from masksmith.data.sample import make_sample_dataset
+from masksmith.data.synthetic import make_sample_dataset
 from masksmith.draw import COLUMNS, read_picture_info
-from masksmith.draw.masks import DARK, outline_width, region_outline
-from masksmith.errors import TrainingInterrupted
-from masksmith.infer.evaluate import evaluate_semantic
-from masksmith.infer.predictor import Predictor
-from masksmith.infer.write import predict_to_folder
+from masksmith.draw.overlay import DARK, outline_width, region_outline
+from masksmith.infer import open_predictor
+from masksmith.infer.batch import predict_to_folder
 from masksmith.models.artifact import load_artifact
 from masksmith.train.config import TrainConfig
 from masksmith.train.semantic import train_semantic
@@ -55,7 +55,7 @@ def test_run_folder_has_everything(trained: Path) -> None:
     artifact = load_artifact(trained / "model.masksmith")
     assert artifact.classes == ["body", "wheel", "window", "light"]
     assert artifact.preprocessing["size"] == [64, 64] and artifact.preprocessing["mean"] == [0.5, 0.5, 0.5]
-    assert artifact.colors[1] == [0, 0, 255]
+    assert artifact.class_map.colors[0] == (0, 0, 255)
 
 
 def test_previews_say_what_they_show(trained: Path) -> None:
@@ -68,7 +68,7 @@ def test_previews_say_what_they_show(trained: Path) -> None:
     assert [c.split(" \u00b7 ")[0] for c in captions] == validation[:2] and all("mIoU 0." in c for c in captions)
     artifact = load_artifact(trained / "model.masksmith")
     assert [e["name"] for e in info["legend"]] == artifact.classes
-    assert [e["color"] for e in info["legend"]] == artifact.colors[1:]
+    assert [tuple(e["color"]) for e in info["legend"]] == list(artifact.class_map.colors)
     for row in (0, 1):  # truth and prediction side by side at the same size
         boxes = {p["column"]: p["box"] for p in info["panels"] if p["row"] == row}
         sizes = {(b[2] - b[0], b[3] - b[1]) for b in boxes.values()}
@@ -89,7 +89,7 @@ def test_training_ends_with_the_validation_scores_and_the_report(trained: Path) 
 
 
 def test_pretrained_stem_and_early_stages_stay_as_loaded(trained: Path) -> None:
-    from masksmith.models.registry import ModelConfig, build_model
+    from masksmith.models.semantic import ModelConfig, build_model
 
     state = load_artifact(trained / "model.masksmith").state_dict
     start = build_model(ModelConfig(arch="unet", num_outputs=state["model.segmentation_head.0.weight"].shape[0],
@@ -103,28 +103,29 @@ def test_pretrained_stem_and_early_stages_stay_as_loaded(trained: Path) -> None:
 
 
 def test_evaluate_writes_report_with_consistent_numbers(trained: Path, cars: Path, tmp_path: Path) -> None:
-    report = evaluate_semantic(trained / "model.masksmith", cars, tmp_path / "eval", worst=3)
+    report = service.evaluate(trained / "model.masksmith", cars, tmp_path / "eval", worst=3)
     for key in ("metrics", "confusion_matrix", "worst_gallery"):
         assert Path(report.files[key]).exists()
     ds = load_dataset(cars)
-    assert report.at_full.matrix.sum() == sum(s.width * s.height for s in ds.samples)
-    assert report.at_input.matrix.sum() == len(ds.samples) * 64 * 64
-    f = report.at_full
+    assert report.scores["full"].matrix.sum() == sum(s.width * s.height for s in ds.samples)
+    assert report.scores["input"].matrix.sum() == len(ds.samples) * 64 * 64
+    f = report.scores["full"]
     tp = np.diag(f.matrix)
     assert f.pixel_accuracy == pytest.approx(tp.sum() / f.matrix.sum())
     assert np.allclose(f.dice, 2 * f.iou / (1 + f.iou), equal_nan=True)  # Dice and IoU agree per class
     assert 0.3 < f.pixel_accuracy <= 1 and 0 < f.miou() < 1
-    worst = [m for _, m in report.per_image]
+    per_image = [(i.image, i.score) for i in report.image_scores]
+    worst = [m for _, m in per_image]
     assert worst == sorted(worst) and len(worst) == len(ds.samples)
     gallery = read_picture_info(report.files["worst_gallery"])
     captions = [t["text"] for t in gallery["texts"] if t["role"] == "caption"]
-    assert [c.split(" \u00b7 ")[0] for c in captions] == [n for n, _ in report.per_image[:3]]
-    assert all(f"mIoU {m:.3f}" in c for c, (_, m) in zip(captions, report.per_image, strict=False))
+    assert [c.split(" \u00b7 ")[0] for c in captions] == [n for n, _ in per_image[:3]]
+    assert all(f"mIoU {m:.3f}" in c for c, (_, m) in zip(captions, per_image, strict=False))
     best = read_picture_info(report.files["best_gallery"])
     assert [t["text"].split(" \u00b7 ")[0] for t in best["texts"] if t["role"] == "caption"] == \
-        [n for n, _ in report.per_image[::-1][:3]]
+        [n for n, _ in per_image[::-1][:3]]
     saved = json.loads(Path(report.files["metrics"]).read_text())
-    assert [i["image"] for i in saved["worst_images"]] == [n for n, _ in report.per_image]
+    assert [i["image"] for i in saved["worst_images"]] == [n for n, _ in per_image]
     for item in saved["worst_images"]:  # the classes each image confuses most, largest first
         shares = [c["pixels"] for c in item["confusions"]]
         assert shares == sorted(shares, reverse=True) and len(shares) <= 2
@@ -136,7 +137,7 @@ def test_predict_outputs_at_each_images_own_size(trained: Path, tmp_path: Path) 
     photos.mkdir()
     for name, (w, h) in {"wide.jpg": (150, 40), "tall.png": (33, 90)}.items():
         Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(photos / name)
-    predictor = Predictor.from_file(trained)
+    predictor = open_predictor(trained)
     written = predict_to_folder(predictor, [photos], tmp_path / "out", opacity=1.0)
     assert len(written) == 2
     for row in written:
@@ -156,7 +157,7 @@ def test_predict_outputs_at_each_images_own_size(trained: Path, tmp_path: Path) 
 
 
 def test_scale_mode_slides_a_window_over_large_images(trained: Path) -> None:
-    predictor = Predictor.from_file(trained)
+    predictor = open_predictor(trained)
     predictor.artifact.preprocessing.update(input_mode="scale", scale=1.0)
     image = np.random.default_rng(1).integers(0, 255, (150, 200, 3), dtype=np.uint8)
     calls = []
@@ -181,7 +182,7 @@ def test_shrink_factor_keeps_aspect_and_predicts_large_images_by_sliding(cars: P
     assert artifact.preprocessing["input_mode"] == "scale" and artifact.preprocessing["scale"] == 0.5
     h, w = artifact.input_size
     assert h % 32 == 0 and w % 32 == 0 and h <= 64 and w <= 64
-    predictor = Predictor.from_file(run)
+    predictor = open_predictor(run)
     shapes = []
     original = predictor._probabilities
     predictor._probabilities = lambda x: shapes.append(tuple(x.shape)) or original(x)
@@ -213,7 +214,7 @@ def test_ctrl_c_leaves_a_usable_checkpoint_and_model(cars: Path, tmp_path: Path)
         train_semantic(config, extra_callbacks=[_Interrupt()])
     run = tmp_path / "tiny"
     assert (run / "checkpoints" / "interrupted.ckpt").exists()
-    Predictor.from_file(run / "model.masksmith").predict(np.zeros((40, 50, 3), np.uint8))
+    open_predictor(run / "model.masksmith").predict(np.zeros((40, 50, 3), np.uint8))
     train_semantic(TrainConfig.from_yaml(run / "config.yaml"), run, resume=True)
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert int(rows[-1]["epoch"]) == 3

@@ -21,8 +21,9 @@ from PIL import Image
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from masksmith.core.errors import MasksmithError  # noqa: E402
 from masksmith.data.archive import zip_folder  # noqa: E402
-from masksmith.data.sample import make_sample_dataset  # noqa: E402
+from masksmith.data.synthetic import make_sample_dataset  # noqa: E402
 from masksmith.web.app import create_app  # noqa: E402
 from masksmith.web.store import MIGRATIONS, Store  # noqa: E402
 
@@ -270,9 +271,9 @@ def fake_model_run(app) -> tuple[int, Path]:
     """A run folder with a (random, tiny) model file, registered as a finished run: enough to try photos."""
     import torch
 
+    from masksmith.core.outputs import atomic_write_text
     from masksmith.models.artifact import ModelArtifact, save_artifact
-    from masksmith.models.registry import ModelConfig, SegmentationNet, build_model
-    from masksmith.outputs import atomic_write_text
+    from masksmith.models.semantic import ModelConfig, SegmentationNet, build_model
     from masksmith.train.config import TrainConfig
 
     torch.manual_seed(0)
@@ -441,7 +442,7 @@ def test_old_results_are_cleaned_at_start(app) -> None:
 
 
 def test_class_colours_chosen_in_the_app_reach_training(small_coco: Path) -> None:
-    from masksmith.errors import DatasetError
+    from masksmith.core.errors import DatasetError
     from masksmith.train.config import TrainConfig
     from masksmith.train.samples import split_samples
 
@@ -455,7 +456,7 @@ def test_class_colours_chosen_in_the_app_reach_training(small_coco: Path) -> Non
 
 def test_train_form_plans_what_the_user_leaves_empty(tmp_path: Path) -> None:
     """As `masksmith train`: empty size / shrink / batch fields are planned from the data; given ones win."""
-    from masksmith.web.app import WebError, _train_config
+    from masksmith.web.app import _train_config
 
     ds = {"root": str(tmp_path), "colors": {}}
     planned = _train_config({"minutes": "2", "size": "", "shrink": "", "batch_size": ""}, ds, tmp_path)
@@ -463,5 +464,5 @@ def test_train_form_plans_what_the_user_leaves_empty(tmp_path: Path) -> None:
     assert (planned.size, planned.batch_size, planned.time_budget) == (256, 8, 120.0)
     mine = _train_config({"minutes": "2", "size": "192", "shrink": "2", "batch_size": "4"}, ds, tmp_path)
     assert mine.fixed == ["batch_size", "shrink", "size"] and (mine.size, mine.shrink, mine.batch_size) == (192, 2, 4)
-    with pytest.raises(WebError, match="1 to 64"):
+    with pytest.raises(MasksmithError, match="`shrink` is 0.5; it must be a number of at least 1 and at most 64"):
         _train_config({"minutes": "2", "shrink": "0.5"}, ds, tmp_path)

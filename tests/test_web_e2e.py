@@ -75,7 +75,7 @@ def server(tmp_path: Path):
 def test_upload_train_watch_try_download(server: str, tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
     from masksmith.data.archive import zip_folder
-    from masksmith.data.sample import make_sample_dataset
+    from masksmith.data.synthetic import make_sample_dataset
 
     cars = make_sample_dataset(tmp_path / "my-cars")  # the built-in sample: 60 photos
     archive = zip_folder(cars, tmp_path / "my-cars.zip")

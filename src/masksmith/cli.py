@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from masksmith.errors import MasksmithError, TrainingInterrupted
+from masksmith.core.durations import parse_duration
+from masksmith.core.errors import MasksmithError, TrainingInterrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="masksmith: from annotated photos to a trained segmentation model and usable results.")
@@ -66,14 +67,14 @@ def _print_problems(problems) -> None:
     if problems:
         console.print(f"[yellow]{_problem_header(problems)}:[/yellow]")
         for p in problems[:50]:
-            console.print(f"  - {p}", markup=False, highlight=False)
+            _say(f"  - {p}")
         if len(problems) > 50:
             console.print(f"  ... and {len(problems) - 50} more")
 
 
 def _print_notes(notes) -> None:
     for note in notes:
-        console.print(f"{'skipped' if note.skipped else 'note'}: {note}", markup=False, highlight=False)
+        _say(f"{'skipped' if note.skipped else 'note'}: {note}")
 
 
 @dataset_app.command("inspect")
@@ -120,7 +121,7 @@ def dataset_inspect(
         console.print("mask values: " + ", ".join(f"{v} {m} {100 * sh:.2f} %" for v, m, sh in stats.mask_values),
                       markup=False, highlight=False)
     for hint in stats.hints:
-        console.print(f"hint: {hint}", markup=False, highlight=False)
+        _say(f"hint: {hint}")
     if stats.unannotated:
         console.print(f"{len(stats.unannotated)} image(s) without annotations: "
                       f"{', '.join(stats.unannotated[:10])}{' ...' if len(stats.unannotated) > 10 else ''}",
@@ -192,9 +193,9 @@ def dataset_split(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Split at random (seeded) into train/val/test lists, optionally writing each part as a data set."""
+    from masksmith.core.outputs import OutputFolder
     from masksmith.data.convert import convert
     from masksmith.data.split import split_dataset, write_split_lists
-    from masksmith.outputs import OutputFolder
 
     ds = _load(path, format, lenient, parse_options(option))
     sizes: dict[str, float | None] = {"train": None, **{k: v for k, v in (("val", val), ("test", test)) if v}}
@@ -219,9 +220,9 @@ def dataset_tile(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Cut images and masks into square patches; tiles.json lets `dataset stitch` put predictions back."""
+    from masksmith.core.outputs import OutputFolder
     from masksmith.data.convert import convert
     from masksmith.data.tiles import tile_dataset, write_manifest
-    from masksmith.outputs import OutputFolder
 
     ds = _load(path, format, lenient, parse_options(option))
     folder = OutputFolder(out, inputs=[ds.root], overwrite=overwrite)  # checked before the tiles are cut
@@ -240,8 +241,8 @@ def dataset_stitch(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Put per-tile masks back together into full-size masks."""
+    from masksmith.core.outputs import OutputFolder
     from masksmith.data.tiles import stitch_folder
-    from masksmith.outputs import OutputFolder
 
     written = stitch_folder(manifest, predictions, OutputFolder(out, inputs=[predictions], overwrite=overwrite))
     console.print(f"stitched {len(written)} full-size masks into {out}")
@@ -273,7 +274,7 @@ def dataset_sample(
                                       "~600x400 photos) or large (small objects on ~2000x1500 photos).")] = "cars",
 ) -> None:
     """Write a built-in sample data set (procedurally drawn, COCO format)."""
-    from masksmith.data.sample import make_sample_dataset
+    from masksmith.data.synthetic import make_sample_dataset
 
     make_sample_dataset(out, n_images=images, seed=seed, kind=kind)
     console.print(f"wrote {images} sample images ({kind}) with COCO annotations to {out}")
@@ -322,58 +323,29 @@ def train(
 ) -> None:
     """Train a semantic or instance segmentation model; writes a run folder and prints where everything went.
     Before training it prints the plan made from the data (what input size, scale, crops and batch, and why)."""
-    from masksmith.train import dry_run as plan_only
-    from masksmith.train import run_training
-    from masksmith.train.config import TrainConfig
+    from masksmith import service
 
     if resume is not None:
         if dry_run:
             raise MasksmithError("--dry-run plans a new run; a resumed run keeps its plan.",
                                  fix="leave out --dry-run, or --resume.")
-        cfg = TrainConfig.from_yaml(resume / "config.yaml") if (resume / "config.yaml").exists() else None
-        if cfg is None:
-            raise MasksmithError("is not a run folder (no config.yaml).", path=resume,
-                                 fix="pass the folder that `masksmith train` printed.")
-        if epochs is not None:
-            cfg.epochs = epochs
-        if time_budget is not None:
-            cfg.time_budget = parse_duration(time_budget)
-        cfg.check()
-        run_dir = run_training(cfg, resume, resume=True, announce=_announce)
+        cfg = service.resume_config(resume, epochs=epochs,
+                                    time_budget=parse_duration(time_budget) if time_budget else None)
+        run_dir = service.train(cfg, resume, resume=True, announce=_announce)
     else:
-        cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
-        if data is None and not cfg.data:
-            raise MasksmithError("no data set given.", fix="run `masksmith train DATA` with your annotations.")
-        cfg.data = data or cfg.data
-        cfg.format, cfg.data_options, cfg.strict_data = format, parse_options(option), not lenient
-        cfg.task = choose_task(task, model or (cfg.arch if config else None))
-        instance = cfg.task == "instance"
-        cfg.arch = model or (cfg.arch if config else ("maskrcnn_lite0" if instance else "unet"))
-        # `is not None`: --size 0 or --batch-size 0 is refused by TrainConfig.check, never read as "default"
-        cfg.size = size if size is not None else (cfg.size if config else (512 if instance else 256))
-        cfg.batch_size = batch_size if batch_size is not None else \
-            (cfg.batch_size if config else (2 if instance else 8))
-        cfg.lr = lr if lr is not None else cfg.lr
-        cfg.encoder, cfg.loss = encoder or cfg.encoder, loss or cfg.loss
-        cfg.shrink = shrink
-        cfg.encoder_weights = None if weights.lower() == "none" else weights
-        cfg.val_fraction, cfg.val_data, cfg.flip, cfg.seed = val, val_data, flip, seed
-        cfg.name, cfg.runs_dir = name, runs
-        cfg.devices = int(devices) if devices.isdigit() else devices
-        cfg.strategy, cfg.accelerator = strategy, accelerator
-        cfg.time_budget = parse_duration(time_budget) if time_budget else None
-        cfg.epochs = epochs if epochs is not None else (None if cfg.time_budget else cfg.epochs)
-        cfg.check()  # before the data set is read
-        given = {"size": size, "shrink": shrink, "batch_size": batch_size}
-        cfg.fixed = sorted({*cfg.fixed, *(k for k, v in given.items() if v is not None)})
-        cfg.auto_plan = plan
-        if not plan:
-            cfg.plan = {}  # recorded afresh: each value from the user or the default
+        cfg = service.training_config(
+            data, task=task, model=model, start_from=config, plan=plan, format=format,
+            data_options=parse_options(option), strict_data=not lenient, size=size, shrink=shrink,
+            batch_size=batch_size, lr=lr, encoder=encoder, loss=loss, epochs=epochs,
+            time_budget=parse_duration(time_budget) if time_budget else None,
+            encoder_weights=weights, val_fraction=val, val_data=val_data,
+            flip=flip, seed=seed, name=name, runs_dir=runs, devices=int(devices) if devices.isdigit() else devices,
+            strategy=strategy, accelerator=accelerator)
         if dry_run:
-            plan_only(cfg, announce=_announce)
+            service.dry_run(cfg, announce=_announce)
             console.print("dry run: nothing trained, nothing written.")
             return
-        run_dir = run_training(cfg, announce=_announce)
+        run_dir = service.train(cfg, announce=_announce)
     console.print(f"run folder: {run_dir}")
     console.print(f"  model:    {run_dir / 'model.masksmith'}")
     console.print(f"  curves:   {run_dir / 'curves.png'}   metrics: {run_dir / 'metrics.csv'}")
@@ -386,33 +358,8 @@ def train(
 
 
 def _announce(summary: str) -> None:
-    """The data summary train prints before it starts (masksmith.data.report.training_summary)."""
-    console.print(summary, markup=False, highlight=False)
-
-
-def choose_task(task: str, model: str | None) -> str:
-    """semantic or instance: as asked, or from the model name (Mask R-CNN models are instance models)."""
-    from masksmith.train import TASKS
-
-    implied = "instance" if model and model.lower().replace("-", "_").startswith("maskrcnn") else None
-    if task == "auto":
-        return implied or "semantic"
-    if task not in TASKS:
-        raise MasksmithError(f"unknown task {task!r}.", fix=f"use one of: auto, {', '.join(TASKS)}.")
-    if model and (implied == "instance") != (task == "instance"):
-        raise MasksmithError(f"model {model!r} does not do {task} segmentation.",
-                             fix="leave out --task, or pick a model of that task (see `masksmith train --help`).")
-    return task
-
-
-def parse_duration(text: str) -> float:
-    """'12m', '90s', '1.5h' or plain seconds."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    t = text.strip().lower()
-    try:
-        return float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
-    except ValueError:
-        raise MasksmithError(f"time {text!r} is not a duration.", fix="write it like 12m, 90s or 1.5h.") from None
+    """The data summary train prints before it starts (masksmith.data.summary.training_summary)."""
+    _say(summary)
 
 
 @app.command("evaluate")
@@ -431,60 +378,33 @@ def evaluate(
     AP75, per class) and the same semantic scores of the union masks. Written into the run's
     evaluation/<data name>/, and the run's report.html is brought up to date. The data is read with the
     options the model was trained with unless -o gives others; a data set with a test split is scored on it."""
-    from masksmith.data.load import reading_options
-    from masksmith.infer import open_predictor
-    from masksmith.runfolder import evaluation_folder, run_folder_of
+    from masksmith import service
 
-    run = run_folder_of(model)
-    out = out or evaluation_folder(run or (model.parent if model.is_file() else model), data)
-    predictor = open_predictor(model, tta=tta)
-    format, options, said = reading_options(data, format, parse_options(option) if option else None,
-                                            predictor.artifact.training)
-    if said:
-        console.print(said, markup=False, highlight=False)
-    if predictor.artifact.task == "instance":
-        _evaluate_instances(predictor, data, out, format, not lenient, options, worst)
-    else:
-        _evaluate_semantic(predictor, data, out, format, not lenient, options, worst)
+    evaluation = service.evaluate(model, data, out, format=format, options=parse_options(option) if option else None,
+                                  strict=not lenient, worst=worst, tta=tta, announce=_say)
+    print_evaluation(evaluation)
 
 
-def _evaluate_semantic(predictor, data: str, out: Path, format: str | None, strict: bool, options: dict,
-                       worst: int) -> None:
-    from masksmith.infer.evaluate import evaluate_semantic
+def _say(text: str) -> None:
+    """A line from the library, with the settings it names spelled as this command line's flags."""
+    from masksmith.core.errors import spell_settings
 
-    report = evaluate_semantic(predictor, data, out, worst=worst, format=format, strict=strict, **options)
-    console.print(report.samples_used, markup=False, highlight=False)
-    table = Table("class", "IoU", "Dice", "IoU (input size)", "pixels")
-    for k, name in enumerate(report.classes):
-        f = report.at_full
-        table.add_row(name, _fmt(f.iou[k]), _fmt(f.dice[k]), _fmt(report.at_input.iou[k]), str(int(f.support[k])))
+    console.print(spell_settings(text, spell_flag), markup=False, highlight=False)
+
+
+def print_evaluation(evaluation) -> None:
+    """Which images were scored, the per-class table, the figures (the headline first) and the files."""
+    from masksmith.evaluate.result import format_value
+
+    _say(evaluation.samples_used)
+    table = Table("class", *(c.name for c in evaluation.columns))
+    for row in evaluation.per_class:
+        table.add_row(row.name, *(format_value(v, c.kind) for v, c in zip(row.values, evaluation.columns,
+                                                                          strict=True)))
     console.print(table)
-    for label, s in (("full size", report.at_full), ("input size", report.at_input)):
-        console.print(f"{label}: mIoU {s.miou(True):.4f} (without background {s.miou(False):.4f}), mean Dice "
-                      f"{s.mean_dice(True):.4f}, pixel accuracy {s.pixel_accuracy:.4f}")
-    for key, path in report.files.items():
-        console.print(f"{key}: {path}")
-
-
-def _evaluate_instances(predictor, data: str, out: Path, format: str | None, strict: bool, options: dict,
-                        worst: int) -> None:
-    from masksmith.infer.instance import evaluate_instances
-
-    report = evaluate_instances(predictor, data, out, format=format, strict=strict, worst=worst, **options)
-    console.print(report.get("samples_used", ""), markup=False, highlight=False)
-    table = Table("class", "mask AP", "box AP", "IoU (union masks)")
-    ious = {r["class"]: r["iou"] for r in report["semantic"]["per_class"]}
-    for row in report["per_class"]:
-        iou = ious.get(row["class"])
-        table.add_row(row["class"], _pct(row["mask_ap"]), _pct(row["box_ap"]), "-" if iou is None else f"{iou:.4f}")
-    console.print(table)
-    for kind in ("mask", "box"):
-        r = report[kind]
-        console.print(f"{kind}: AP {_pct(r['ap'])}  AP50 {_pct(r['ap50'])}  AP75 {_pct(r['ap75'])}")
-    console.print(f"{report['images']} images; metrics: {report['files'].get('metrics')}")
-    for key in ("confusion_matrix", "worst_gallery", "best_gallery", "report"):
-        if key in report["files"]:
-            console.print(f"{key}: {report['files'][key]}")
+    _say(", ".join(f"{f.name} {f.text()}" for f in evaluation.figures))
+    for key, path in evaluation.files.items():
+        _say(f"{key}: {path}")
 
 
 @app.command("report")
@@ -495,17 +415,9 @@ def report(
 ) -> None:
     """One self-contained HTML page for a run: data, configuration, curves, per-class scores, confusion
     matrix, worst and best images, and every evaluation so far. Opens offline in any browser."""
-    from masksmith.report import write_report
+    from masksmith.html_report import write_report
 
     console.print(f"wrote {write_report(run, out, overwrite=overwrite)}")
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
-
-
-def _fmt(x: float) -> str:
-    return "-" if x != x else f"{x:.4f}"
 
 
 @app.command("predict")
@@ -533,7 +445,7 @@ def predict(
     models a JSON per image (class, score, box, RLE mask) and an overlay with each object in its own colour.
     Streams over any number of photos with a progress bar; a re-run skips photos already done."""
     from masksmith.infer import open_predictor
-    from masksmith.infer.write import Skipped, predict_batch
+    from masksmith.infer.batch import Skipped, predict_batch
 
     if to is not None:
         from masksmith.apps.annotate import FORMATS
@@ -550,8 +462,9 @@ def predict(
             counts[row["status"]] += 1
             if to is not None:
                 written.append(row)
-    files = "*_instances.json, *_overlay.png" if predictor.artifact.task == "instance" else \
-        "*_mask.png, *_overlay.png, *_color.png"
+    from masksmith.tasks import get_task
+
+    files = get_task(predictor.artifact.task).outputs
     kept = f"; {counts['existing']} already there, kept (--overwrite redoes them)" if counts["existing"] else ""
     console.print(f"predicted {counts['predicted']} image(s) into {out} ({files}){kept}", markup=False,
                   highlight=False)
@@ -601,21 +514,19 @@ def extract(
 ) -> None:
     """Cut each detected object out (each Mask R-CNN object, or each connected region of a class for semantic
     models), on a white, black or transparent background, with an index of source image, class, score and box."""
-    from masksmith.apps.extract import check_wanted, objects_of_classes, regions_of_classes, write_cutouts, write_index
+    from masksmith.apps.extract import check_wanted, objects_of_classes, write_cutouts, write_index
+    from masksmith.apps.photo import predict_photo
+    from masksmith.core.outputs import OutputFolder
     from masksmith.infer import open_predictor
-    from masksmith.infer.write import Skipped, plan_outputs, readable
-    from masksmith.outputs import OutputFolder
+    from masksmith.infer.batch import Skipped, plan_outputs, readable
 
     predictor = open_predictor(model, score_threshold=score)
-    names = predictor.artifact.classes
     wanted = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
-    check_wanted(wanted, names, model)  # before any photo is read
+    check_wanted(wanted, predictor.classes.names, model)  # before any photo is read
     folder = OutputFolder(out, inputs=images, overwrite=overwrite)
-    instance = predictor.artifact.task == "instance"
     rows = []
-    for job, image, found in readable(predictor, plan_outputs(images, folder), False, Skipped()):
-        objects = objects_of_classes(found, wanted, min_pixels) if instance else \
-            regions_of_classes(found, names, wanted, min_pixels)
+    for job, image in readable(plan_outputs(images, folder), False, Skipped()):
+        objects = objects_of_classes(predict_photo(predictor, image, min_pixels).objects, wanted, min_pixels)
         rows += write_cutouts(job.path, image, objects, folder, background, pad, stem=job.stem)
     csv_path, _ = write_index(rows, folder)
     console.print(f"cut out {len(rows)} object(s) into {out}; index: {csv_path}")
@@ -636,7 +547,7 @@ def export(
 ) -> None:
     """Export a semantic model to ONNX (classes, colours and preprocessing kept in its metadata; dynamic height
     and width); parity against PyTorch is checked and printed before success is reported."""
-    from masksmith.infer.onnx import export_onnx
+    from masksmith.infer.export import export_onnx
 
     if to.lower() != "onnx":
         raise MasksmithError(f"unknown export format {to!r}.", fix="use --to onnx.")
@@ -679,7 +590,7 @@ class _Source:
 
     def __init__(self, inputs: list[Path], mask: Path | None, classes: list[str] | None, group: Path | None,
                  score: float = 0.5, need_classes: bool = True) -> None:
-        from masksmith.apps.masks import read_groups, resolve_classes
+        from masksmith.apps.selection import read_groups, resolve_classes
 
         self.mask_file = mask
         self.predictor = None
@@ -696,20 +607,20 @@ class _Source:
 
             model, self.photos = inputs[0], inputs[1:]
             self.predictor = open_predictor(model, score_threshold=score)
-            names = self.predictor.artifact.classes
-            self.names = names
-            self.wanted = resolve_classes(classes, names, read_groups(group), model, default_all=not need_classes)
+            self.classes = self.predictor.classes
+            self.wanted = resolve_classes(classes, self.classes.names, read_groups(group), model,
+                                          default_all=not need_classes)
         if not self.photos:
             raise MasksmithError("no photo given.", fix="pass one or more photos after the model.")
 
     def jobs(self, folder):
-        from masksmith.infer.write import plan_outputs
+        from masksmith.infer.batch import plan_outputs
 
         return plan_outputs(self.photos, folder)
 
     def masks(self, image: np.ndarray, split_regions: bool, min_pixels: int = 16) -> list[np.ndarray]:
         """The wanted objects' masks in a photo (one per object / region, or one for all with split=False)."""
-        from masksmith.apps.masks import object_masks, read_mask_file
+        from masksmith.apps.selection import object_masks, read_mask_file
 
         if self.predictor is None:
             mask = read_mask_file(self.mask_file, image.shape[:2])
@@ -718,11 +629,11 @@ class _Source:
             from masksmith.apps.paste import regions
 
             return regions(mask, min_pixels)
-        return object_masks(self.predictor.predict(image), self.names, self.wanted, min_pixels, split_regions)
+        return object_masks(self.predictor.predict(image), self.classes, self.wanted, min_pixels, split_regions)
 
 
 def _color_label(text: str) -> str:
-    from masksmith.paths import safe_filename
+    from masksmith.core.paths import safe_filename
 
     return safe_filename(text.strip().lstrip("#").lower(), "color")
 
@@ -743,10 +654,10 @@ def recolor_cmd(
 ) -> None:
     """Recolour a part (a car's paint) keeping its shading, reflections and highlights: <stem>_<colour>.png
     at the photo's full size and <stem>_<colour>_before_after.png. Other pixels stay byte-identical."""
-    from masksmith.apps.masks import union_of
     from masksmith.apps.recolor import before_after, parse_color, recolor
-    from masksmith.images import read_image
-    from masksmith.outputs import OutputFolder
+    from masksmith.apps.selection import union_of
+    from masksmith.core.images import read_image
+    from masksmith.core.outputs import OutputFolder
 
     if not color and hue_shift is None:
         raise MasksmithError("no colour given.", fix="pass --color '#c0392b' (or a CSS name) or --hue-shift 40.")
@@ -775,7 +686,7 @@ def recolor_cmd(
 
 def _read_sprite(path: Path | None) -> np.ndarray:
     from masksmith.apps.paste import check_sprite, demo_rim
-    from masksmith.images import open_image
+    from masksmith.core.images import open_image
 
     if path is None:
         return demo_rim()
@@ -801,8 +712,8 @@ def paste_cmd(
     of a semantic class) and composited inside its mask only: <stem>_pasted.png and a before | after."""
     from masksmith.apps.paste import FITS, paste_all
     from masksmith.apps.recolor import before_after
-    from masksmith.images import read_image
-    from masksmith.outputs import OutputFolder
+    from masksmith.core.images import read_image
+    from masksmith.core.outputs import OutputFolder
 
     if fit not in FITS:
         raise MasksmithError(f"unknown fit {fit!r}.", fix=f"use one of: {', '.join(FITS)}.")
@@ -832,9 +743,9 @@ def cluster_cmd(
     """K-means colour clustering, no training: <stem>_labels.png (cluster index per pixel, drawn in the
     cluster colours), <stem>_clustered.png, <stem>_palette.png (each colour's share) and <stem>_palette.json."""
     from masksmith.apps.cluster import cluster_image, hex_color, palette_strip
-    from masksmith.images import read_image
-    from masksmith.infer.write import plan_outputs, save_index_mask
-    from masksmith.outputs import OutputFolder
+    from masksmith.core.images import read_image
+    from masksmith.core.outputs import OutputFolder
+    from masksmith.infer.batch import plan_outputs, save_index_mask
 
     folder = OutputFolder(out, inputs=photos, overwrite=overwrite)
     for job in plan_outputs(photos, folder):
@@ -864,9 +775,9 @@ def colors_cmd(
     """The dominant colours inside a predicted class ("what colour is this car?"): shares and the nearest
     CSS colour name, as a table or JSON."""
     from masksmith.apps.colors import dominant_colors
-    from masksmith.apps.masks import union_of
-    from masksmith.images import read_image
-    from masksmith.infer.write import expand_inputs
+    from masksmith.apps.selection import union_of
+    from masksmith.core.images import read_image
+    from masksmith.infer.batch import expand_inputs
 
     source = _Source(inputs, mask, classes, group, score)
     report = []
@@ -901,10 +812,10 @@ def rank_cmd(
     """Order unlabelled photos by how unsure the model is about them (most unsure first), so you label the
     ones that teach it most first; writes rank, image, score as CSV."""
     from masksmith.apps.rank import MEASURES, rank_images, write_ranking
-    from masksmith.images import read_image
+    from masksmith.core.images import read_image
+    from masksmith.core.outputs import OutputFolder
     from masksmith.infer import open_predictor
-    from masksmith.infer.write import expand_inputs
-    from masksmith.outputs import OutputFolder
+    from masksmith.infer.batch import expand_inputs
 
     if measure not in MEASURES:
         raise MasksmithError(f"unknown measure {measure!r}.", fix=f"use one of: {', '.join(MEASURES)}.")
@@ -922,12 +833,11 @@ def _write_preannotations(to: str, written: list[dict], predictor, out: Path, im
                           overwrite: bool) -> None:
     """predict --to FMT: the masks predict just wrote, as polygons in the labelling tool's format."""
     from masksmith.apps.annotate import predictions_from_outputs, write_preannotations
-    from masksmith.outputs import OutputFolder
+    from masksmith.core.outputs import OutputFolder
 
-    names = predictor.artifact.classes
+    classes = predictor.classes
     folder = OutputFolder(out / to, inputs=images, overwrite=overwrite)
-    write_preannotations(predictions_from_outputs(written, names), names, to, folder,
-                         colors=[tuple(c) for c in predictor.artifact.colors[1:]])
+    write_preannotations(predictions_from_outputs(written), classes, to, folder)
     console.print(f"pre-annotations for {to} in {out / to} (open them in your labelling tool and correct)")
 
 
@@ -958,20 +868,50 @@ def serve(
     serve_app(data_dir.expanduser(), host=host, port=port, load_sample=not no_sample, echo=console.print)
 
 
+# how the CLI spells the settings library messages name in backticks (`size`, `ignore_value=11`)
+FLAG_NAMES = {"time_budget": "--time", "val_fraction": "--val", "strict_data": "--lenient", "lenient": "--lenient",
+              "data_options": "--option", "arch": "--model", "encoder_weights": "--weights", "runs_dir": "--runs"}
+
+
+def spell_flag(name: str, value: str | None) -> str:
+    """A setting as the command line writes it: a reading option as -o NAME=VALUE, `resume=DIR` as the
+    command that resumes, any other as its --flag (and value)."""
+    import shlex
+
+    if name == "resume" and value:
+        return f"masksmith train --resume {value}"
+    if value is not None and name in reading_option_names():
+        return f"-o {shlex.quote(f'{name}={value}')}"
+    flag = FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+    return flag if value is None else f"{flag} {shlex.quote(value)}"
+
+
+def reading_option_names() -> set[str]:
+    from masksmith.data.formats import all_formats
+
+    return {o.name for module in all_formats() for o in getattr(module, "OPTIONS", ())}
+
+
+def cli_message(exc: BaseException) -> str:
+    from masksmith.core.errors import spell_settings
+
+    return spell_settings(str(exc), spell_flag)
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)
     except TrainingInterrupted as exc:  # Ctrl-C during training: what was kept and how to resume
-        print(f"interrupted: {exc}", file=sys.stderr)
+        print(f"interrupted: {cli_message(exc)}", file=sys.stderr)
         sys.exit(130)
     except MasksmithError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {cli_message(exc)}", file=sys.stderr)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except OSError as exc:  # a full disk, a read-only folder: one line with the path and errno, no traceback
-        from masksmith.outputs import os_error
+        from masksmith.core.outputs import os_error
 
         print(f"error: {os_error(exc, action='read or write')}", file=sys.stderr)
         sys.exit(2)

@@ -14,17 +14,14 @@ from rich.console import Console
 
 def run_demo(out: Path, console: Console, train_seconds: float = 120.0) -> Path:
     """Run the whole path into `out`; returns the run folder."""
+    from masksmith import service
     from masksmith.data import load_dataset
     from masksmith.data.convert import convert
     from masksmith.data.preview import write_preview
-    from masksmith.data.sample import ensure_sample_dataset
     from masksmith.data.stats import dataset_stats
-    from masksmith.infer.evaluate import evaluate_semantic
-    from masksmith.infer.predictor import Predictor
-    from masksmith.infer.write import predict_to_folder
-    from masksmith.runfolder import evaluation_folder
-    from masksmith.train.config import TrainConfig
-    from masksmith.train.semantic import train_semantic
+    from masksmith.data.synthetic import ensure_sample_dataset
+    from masksmith.infer import open_predictor
+    from masksmith.infer.batch import predict_to_folder
 
     out.mkdir(parents=True, exist_ok=True)
     source = ensure_sample_dataset()
@@ -41,22 +38,21 @@ def run_demo(out: Path, console: Console, train_seconds: float = 120.0) -> Path:
     console.print(f"[bold]4. preview[/bold]: {preview}")
     console.print(f"[bold]5. train[/bold]: U-Net on EfficientNet-Lite0 (offline ImageNet weights), "
                   f"{train_seconds:.0f} s on this machine ...")
-    config = TrainConfig(data=str(source), size=128, epochs=None, time_budget=train_seconds, batch_size=8,
-                         runs_dir=str(out / "runs"), name="demo", val_fraction=0.15)
-    run = train_semantic(config)
+    config = service.training_config(source, size=128, time_budget=train_seconds, batch_size=8, plan=False,
+                                     runs_dir=str(out / "runs"), name="demo", val_fraction=0.15)
+    run = service.train(config)
     console.print(f"   run folder: {run} (model.masksmith, curves.png, previews/, checkpoints/, "
                   "evaluation/validation/)")
-    report = evaluate_semantic(run / "model.masksmith", unseen, evaluation_folder(run, unseen, name="unseen"),
-                               worst=4)
-    per_class = ", ".join(f"{n} {v:.2f}" for n, v in zip(report.classes, report.at_full.iou, strict=True))
-    console.print(f"[bold]6. evaluate[/bold] on unseen cars: mIoU {report.at_full.miou():.3f} "
-                  f"(IoU: {per_class}); pixel accuracy {report.at_full.pixel_accuracy:.3f}; "
+    report = service.evaluate(run / "model.masksmith", unseen, label="unseen", worst=4)
+    per_class = ", ".join(f"{n} {v:.2f}" for n, v in report.class_values("IoU").items() if v is not None)
+    console.print(f"[bold]6. evaluate[/bold] on unseen cars: mIoU {report.headline.text()} "
+                  f"(IoU: {per_class}); pixel accuracy {report.figure('pixel accuracy').text()}; "
                   f"scores and galleries in {Path(report.files['metrics']).parent}")
-    predictor = Predictor.from_file(run / "model.masksmith")
+    predictor = open_predictor(run / "model.masksmith")
     written = predict_to_folder(predictor, [unseen / "images"], out / "predictions", opacity=0.5)
     console.print(f"[bold]7. predict[/bold]: {len(written)} masks and overlays in {out / 'predictions'}")
     console.print(f"[bold]8. report[/bold]: {report.files['report']} (one page to open offline or send)")
-    recolored = recolor_one(written, out / "recolor", predictor.artifact.classes.index("body") + 1)
+    recolored = recolor_one(written, out / "recolor", predictor.classes.value("body"))
     console.print(f"[bold]9. recolor[/bold]: a predicted car's body in red: {recolored} (before | after); try "
                   f"masksmith recolor {run / 'model.masksmith'} PHOTO --classes body --color navy")
     return run
@@ -69,8 +65,8 @@ def recolor_one(written: list[dict[str, str]], out: Path, body: int, color: str 
     from PIL import Image
 
     from masksmith.apps.recolor import before_after, recolor
-    from masksmith.images import read_image
-    from masksmith.outputs import OutputFolder
+    from masksmith.core.images import read_image
+    from masksmith.core.outputs import OutputFolder
 
     masks = [np.asarray(Image.open(row["mask"])) == body for row in written]
     best = int(np.argmax([m.sum() for m in masks]))

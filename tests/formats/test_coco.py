@@ -14,11 +14,11 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.outputs import OutputError
 from masksmith.data import load_dataset
 from masksmith.data.convert import convert
 from masksmith.data.rasterize import instance_masks, semantic_mask
-from masksmith.errors import DatasetError, MasksmithError
-from masksmith.outputs import OutputError
 
 W, H = 64, 48
 
@@ -93,7 +93,7 @@ def test_masks_match_pycocotools_annToMask(tmp_path: Path) -> None:
     path = write_coco(tmp_path / "coco")
     ds = load_dataset(path)
     coco = COCO(str(path))
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     cat_to_index = {c["id"]: index[c["name"]] for c in coco.loadCats(coco.getCatIds())}
     for img_id, sample in zip(coco.getImgIds(), ds.samples, strict=True):
         expected = np.zeros((H, W), np.uint8)
@@ -108,7 +108,7 @@ def test_round_trip_keeps_classes_polygons_and_masks(tmp_path: Path) -> None:
     second = load_dataset(tmp_path / "out")
     assert second.class_names == first.class_names
     assert [c.color for c in second.classes] == [c.color for c in first.classes]
-    idx = first.class_to_index()
+    idx = first.class_map.index()
     for a, b in zip(first.samples, second.samples, strict=True):
         assert a.name == b.name and (a.width, a.height) == (b.width, b.height)
         for ra, rb in zip(a.regions, b.regions, strict=True):
@@ -139,7 +139,7 @@ def test_undeclared_category_is_reported_and_skippable(tmp_path: Path) -> None:
     assert [s.name for s in ds.samples] == ["000000000001.jpg", "000000000002.jpg", "000000000003.jpg"]
     assert len(ds.problems) == 1 and "annotation 5" in str(ds.problems[0]) and ds.problems[0].dropped == "region"
     two = ds.samples[1]
-    assert two.regions == [] and semantic_mask(two, ds.class_to_index())[:10, :8].tolist() == [[255] * 8] * 10
+    assert two.regions == [] and semantic_mask(two, ds.class_map.index())[:10, :8].tolist() == [[255] * 8] * 10
 
 
 def test_region_outside_image_and_missing_image(tmp_path: Path) -> None:
@@ -263,12 +263,12 @@ def test_box_only_annotations_are_counted_void_or_rectangles(tmp_path: Path) -> 
     assert note.count == 4 and "boxes_as_masks=true" in str(note)
     stats = dataset_stats(ds)
     assert stats.unannotated == ["000000000003.jpg"]  # the two boxed images are not "without annotations"
-    m = semantic_mask(ds.samples[0], ds.class_to_index())
+    m = semantic_mask(ds.samples[0], ds.class_map.index())
     assert m[15, 15] == 255 and m[45, 5] == 0  # the box is void, the rest background
     boxes = load_dataset(path, boxes_as_masks=True)
     assert [r.label for r in boxes.samples[0].regions] == ["dog", "car", "person"]
-    m = semantic_mask(boxes.samples[0], boxes.class_to_index())
-    assert m[15, 15] == boxes.class_to_index()["dog"] and not any("box-only" in str(n) for n in boxes.notes)
+    m = semantic_mask(boxes.samples[0], boxes.class_map.index())
+    assert m[15, 15] == boxes.class_map.index()["dog"] and not any("box-only" in str(n) for n in boxes.notes)
 
 
 def write_results(root: Path) -> Path:
@@ -289,7 +289,7 @@ def test_results_file_is_explained_then_read_against_ground_truth_or_a_folder(tm
     results = write_results(tmp_path / "out")
     with pytest.raises(DatasetError, match="is a COCO results file: 3 prediction.* for 2 image") as info:
         load_dataset(results)
-    assert "-o images=GT.json" in str(info.value)
+    assert "`images=GT.json`" in str(info.value)
     truth = write_coco(tmp_path / "coco")
     ds = load_dataset(results, images=str(truth))
     assert ds.class_names == ["person", "car", "dog"]  # from the ground truth

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from masksmith.core.errors import DatasetError, MasksmithError
 from masksmith.data import load_dataset
 from masksmith.data.formats import cvat
 from masksmith.data.rasterize import instance_masks, semantic_mask
-from masksmith.errors import DatasetError, MasksmithError
 
 W, H = 64, 48
 
@@ -183,7 +183,7 @@ def test_reads_task_export(tmp_path: Path) -> None:
 def test_masks_at_known_pixels(tmp_path: Path) -> None:
     write_task(tmp_path)
     ds = load_dataset(tmp_path / "annotations.xml")
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     sem = semantic_mask(ds.samples[0], index)
     assert sem[25, 35] == index["car"]  # the overlap: car's z_order is higher though the box comes later
     assert sem[35, 45] == index["person"]
@@ -216,7 +216,7 @@ def test_grouped_polygons_are_one_object(tmp_path: Path) -> None:
     ds = load_dataset(tmp_path)
     regions = ds.samples[0].regions
     assert [(r.label, len(r.polygons)) for r in regions] == [("car", 2), ("person", 1)]
-    masks, labels, _ = instance_masks(ds.samples[0], ds.class_to_index())
+    masks, labels, _ = instance_masks(ds.samples[0], ds.class_map.index())
     assert labels.tolist() == [1, 2] and masks[0].sum() == 2 * 8 * 8
 
 
@@ -310,7 +310,7 @@ def test_undeclared_label_is_reported_by_the_shared_checks(tmp_path: Path) -> No
     assert "class 'bus' is not declared" in str(ds.problems[0])
     (one,) = ds.samples
     assert [r.label for r in one.regions] == ["person", "road"]
-    assert semantic_mask(one, ds.class_to_index())[15, 15] == 255  # the bus's pixels are void, not background
+    assert semantic_mask(one, ds.class_map.index())[15, 15] == 255  # the bus's pixels are void, not background
 
 
 def test_video_export_is_refused_with_advice(tmp_path: Path) -> None:

@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.labels import IGNORE_INDEX
 from masksmith.data import load_dataset
 from masksmith.data.formats import labelme
 from masksmith.data.rasterize import semantic_mask
-from masksmith.data.schema import IGNORE_INDEX
-from masksmith.errors import DatasetError, MasksmithError
 
 W, H = 64, 48
 
@@ -82,7 +82,7 @@ def test_reads_a_folder(tmp_path: Path) -> None:
     assert one.regions[1].bbox() == (20.0, 10.0, 10.0, 15.0)
     x, y, w, h = one.regions[2].bbox()
     assert abs(x - 12) < 0.1 and abs(w - 16) < 0.1 and abs(y - 27) < 0.1
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     m = semantic_mask(one, index)
     assert m[10, 10] == index["scratch"] and m[15, 22] == index["dent"]  # the later rectangle covers
     assert m[35, 20] == index["rust"] and m[40, 45] == index["dent"] and m[40, 58] == index["dent"]
@@ -97,8 +97,8 @@ def test_embedded_image_and_void_pixels(tmp_path: Path) -> None:
     assert two.image_path == root / "car_2.png" and not two.image_path.exists()
     assert two.image_data == png_bytes() and (two.width, two.height) == (W, H)
     assert two.load_image()[0, 0].tolist() == [200, 30, 30]
-    m = semantic_mask(two, ds.class_to_index())
-    assert m[5, 5] == IGNORE_INDEX and m[35, 45] == ds.class_to_index()["rust"] and m[20, 30] == 0
+    m = semantic_mask(two, ds.class_map.index())
+    assert m[5, 5] == IGNORE_INDEX and m[35, 45] == ds.class_map.index()["rust"] and m[20, 30] == 0
 
 
 def test_annotations_apart_from_images_and_windows_paths(tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ def test_mask_shape(tmp_path: Path) -> None:
     ds = load_dataset(root)
     (region,) = ds.samples[0].regions
     assert region.rle is not None and region.bbox() == (13.0, 12.0, 5.0, 5.0)
-    m = semantic_mask(ds.samples[0], ds.class_to_index())
+    m = semantic_mask(ds.samples[0], ds.class_map.index())
     assert m[14, 15] == 1 and m[11, 15] == 0 and int(m.sum()) == 25
 
 
@@ -194,7 +194,7 @@ def test_bad_shape_drops_only_itself(tmp_path: Path, bad: dict, message: str) ->
     assert [r.label for r in ds.samples[0].regions] == ["scratch", "dent", "rust", "dent"]
     assert len(ds.problems) == 1 and ds.problems[0].dropped == "region"
     if message == "has no label":  # its shape is known, its class is not: void, not background
-        assert semantic_mask(ds.samples[0], ds.class_to_index())[3, 3] == IGNORE_INDEX
+        assert semantic_mask(ds.samples[0], ds.class_map.index())[3, 3] == IGNORE_INDEX
 
 
 def test_round_trip_through_coco(tmp_path: Path) -> None:
@@ -210,7 +210,7 @@ def test_round_trip_through_coco(tmp_path: Path) -> None:
         assert [r.label for r in a.regions] == [r.label for r in b.regions]
         for ra, rb in zip(a.regions, b.regions, strict=True):
             np.testing.assert_allclose(np.concatenate(ra.polygons), np.concatenate(rb.polygons))
-        ma, mb = semantic_mask(a, ds.class_to_index()), semantic_mask(b, back.class_to_index())
+        ma, mb = semantic_mask(a, ds.class_map.index()), semantic_mask(b, back.class_map.index())
         keep = ma != IGNORE_INDEX  # COCO has no void pixels
         np.testing.assert_array_equal(ma[keep], mb[keep])
 

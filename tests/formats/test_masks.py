@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFilter
 
+from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.outputs import OutputError, OutputFolder
 from masksmith.data import load_dataset
 from masksmith.data.formats import masks
 from masksmith.data.rasterize import instance_masks, semantic_mask
-from masksmith.errors import DatasetError, MasksmithError
-from masksmith.outputs import OutputError, OutputFolder
 
 W, H = 64, 48
 ROAD, CAR = (128, 64, 128), (0, 0, 142)  # Cityscapes colours
@@ -109,9 +109,9 @@ def test_binary_png_masks(tmp_path: Path) -> None:
     sample = ds.samples[1]
     assert [(r.label, r.is_instance) for r in sample.regions] == [("foreground", False)]
     assert (sample.width, sample.height) == (W, H)  # filled from the image by the shared checks
-    sem = semantic_mask(sample, ds.class_to_index())
+    sem = semantic_mask(sample, ds.class_map.index())
     assert np.array_equal(sem == 1, blob(1))
-    _, labels, _ = instance_masks(sample, ds.class_to_index())
+    _, labels, _ = instance_masks(sample, ds.class_map.index())
     assert len(labels) == 2  # the two blobs become two objects
     assert load_dataset(tmp_path, class_name="nucleus").class_names == ["nucleus"]
 
@@ -121,7 +121,7 @@ def test_carvana_gif_masks(tmp_path: Path) -> None:
     ds = load_dataset(tmp_path)
     assert ds.format == "masks" and ds.class_names == ["foreground"]
     assert [s.name for s in ds.samples] == ["train/00087a6bd4dc_01.jpg", "train/00087a6bd4dc_02.jpg"]
-    sem = semantic_mask(ds.samples[0], ds.class_to_index())
+    sem = semantic_mask(ds.samples[0], ds.class_map.index())
     assert np.array_equal(sem == 1, blob(1))
     assert sem[20, 10] == 1 and sem[2, 2] == 0
 
@@ -133,7 +133,7 @@ def test_antialiased_jpeg_masks_are_thresholded(tmp_path: Path) -> None:
     soft.save(tmp_path / "mask" / "leaf_mask.jpg", quality=75)
     ds = load_dataset(tmp_path)
     assert ds.class_names == ["foreground"]
-    sem = semantic_mask(ds.samples[0], ds.class_to_index())
+    sem = semantic_mask(ds.samples[0], ds.class_map.index())
     assert sem[20, 15] == 1 and sem[40, 45] == 1 and sem[2, 60] == 0
     assert abs(int((sem == 1).sum()) - int(blob().sum())) < 40
 
@@ -144,7 +144,7 @@ def test_index_masks_with_classes_txt_and_void(tmp_path: Path) -> None:
     assert ds.format == "masks"
     assert ds.class_names == ["road", "car", "sign"]  # line 0 is the background; 'sign' has no pixels
     sample = ds.samples[0]
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     sem = semantic_mask(sample, index)
     assert sem[40, 50] == index["road"] and sem[20, 15] == index["car"] and sem[10, 50] == 0
     assert (sem[0:3] == 255).all() and sample.ignore_rle is not None
@@ -164,7 +164,7 @@ def test_colour_masks_with_classes_csv(tmp_path: Path) -> None:
     ds = load_dataset(tmp_path)
     assert ds.class_names == ["road", "car", "sky"]
     assert ds.classes[1].color == CAR
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     sem = semantic_mask(ds.samples[1], index)
     assert sem[40, 50] == index["road"] and sem[20, 12] == index["car"] and sem[5, 5] == 0
 
@@ -172,7 +172,7 @@ def test_colour_masks_with_classes_csv(tmp_path: Path) -> None:
 def test_colour_jpeg_masks_with_colour_map_option(tmp_path: Path) -> None:
     write_colour(tmp_path, csv=False, jpeg=True)
     ds = load_dataset(tmp_path, color_map={"road": ROAD, "car": "#00008e"})
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     sem = semantic_mask(ds.samples[0], index)
     expected = np.zeros((H, W), np.uint8)
     expected[30:] = index["road"]
@@ -236,7 +236,7 @@ def test_split_folders_one_level_down_and_mask_pattern(tmp_path: Path) -> None:
 
 def assert_same(first, second) -> None:
     assert second.class_names == first.class_names
-    index = first.class_to_index()
+    index = first.class_map.index()
     for a, b in zip(first.samples, second.samples, strict=True):
         assert np.array_equal(semantic_mask(a, index), semantic_mask(b, index))
         ma, la, _ = instance_masks(a, index)
@@ -340,18 +340,18 @@ def test_several_mask_folders_stop_and_list_them(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"several folders of masks .*1st_manual/ \(\d files\), mask/ \(\d files\)"
                        r".*masksmith does not pick one") as info:
         load_dataset(root)
-    assert "-o masks=" in str(info.value)
+    assert "`masks=" in str(info.value)
     ds = load_dataset(root, masks="1st_manual", mask_pattern="{number}_manual1.gif")
     assert [(s.name, s.split) for s in ds.samples] == [
         ("test/images/01_test.tif", "test"), ("training/images/21_training.tif", "train"),
         ("training/images/22_training.tif", "train")]
-    assert semantic_mask(ds.samples[1], ds.class_to_index())[11, 30] == 1
+    assert semantic_mask(ds.samples[1], ds.class_map.index())[11, 30] == 1
     assert ds.info["folders"] == [("test/images", "test/1st_manual"), ("training/images", "training/1st_manual")]
     # pointing at one mask folder uses that one
     fov = load_dataset(root / "training" / "mask")
     assert [s.name for s in fov.samples] == ["images/21_training.tif", "images/22_training.tif"]
-    assert semantic_mask(fov.samples[0], fov.class_to_index())[11, 30] == 1  # the field of view
-    assert semantic_mask(fov.samples[0], fov.class_to_index())[2, 2] == 0
+    assert semantic_mask(fov.samples[0], fov.class_map.index())[11, 30] == 1  # the field of view
+    assert semantic_mask(fov.samples[0], fov.class_map.index())[2, 2] == 0
     # and so does one mask file
     assert len(load_dataset(root / "training" / "mask" / "21_training_mask.gif").samples) == 2
 
@@ -396,7 +396,7 @@ def test_index_values_are_listed_with_void_and_naming_hints(tmp_path: Path) -> N
     assert stats.mask_values[0][1] == "_background_" and stats.mask_values[11][1] == "class_11"
     hints = " ".join(stats.hints)
     assert "value 11 (class_11" in hints and "the highest value and far rarer than the others" in hints
-    assert "-o ignore_value=11" in hints and "classes.txt" in hints and "value 0 is read as background" in hints
+    assert "`ignore_value=11`" in hints and "classes.txt" in hints and "value 0 is read as background" in hints
     ds = load_dataset(root / "train", ignore_value=11)
     assert len(ds.class_names) == 10 and ds.samples[0].ignore_rle is not None
     # index 0 carries the user's name: it is a class like the others, not background
@@ -405,7 +405,7 @@ def test_index_values_are_listed_with_void_and_naming_hints(tmp_path: Path) -> N
     (root / "classes.txt").write_text("\n".join(names) + "\n")
     named = load_dataset(root / "train")
     assert named.class_names == names
-    assert semantic_mask(named.samples[0], named.class_to_index())[5, 2] == named.class_to_index()["sky"]
+    assert semantic_mask(named.samples[0], named.class_map.index())[5, 2] == named.class_map.index()["sky"]
     assert any("named 'unlabelled', which sounds like void" in h for h in dataset_stats(named).hints)
 
 
@@ -423,10 +423,10 @@ def test_blurred_binary_masks_are_detected_and_thresholded(tmp_path: Path) -> No
         Image.fromarray(ramp, "L").save(tmp_path / "masks" / f"cell_{k}.png")
     with pytest.raises(DatasetError, match=r"holds \d{2,3} grey levels, most pixels near black or white") as info:
         load_dataset(tmp_path)
-    assert "-o threshold=128" in str(info.value)
+    assert "`threshold=128`" in str(info.value)
     ds = load_dataset(tmp_path, threshold=128)
     assert ds.class_names == ["foreground"]
-    m = semantic_mask(ds.samples[0], ds.class_to_index())
+    m = semantic_mask(ds.samples[0], ds.class_map.index())
     assert m[20, 15] == 1 and m[40, 10] == 0
 
 

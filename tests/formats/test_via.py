@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from masksmith.core.errors import DatasetError, MasksmithError
 from masksmith.data import load_dataset
 from masksmith.data.formats import via
 from masksmith.data.rasterize import semantic_mask
-from masksmith.errors import DatasetError, MasksmithError
 
 W, H = 64, 48
 FILE_ATTRS = {"caption": "", "public_domain": "no", "image_url": ""}
@@ -108,7 +108,7 @@ def check_geometry(ds: Any) -> None:
     np.testing.assert_allclose(one.regions[0].polygons[0], [[5, 5], [25, 5], [25, 20], [5, 20]])
     assert one.regions[1].bbox() == (30.0, 10.0, 20.0, 15.0)
     assert one.regions[0].attributes == {"occluded": {"yes": True}}
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     m1, m2 = semantic_mask(one, index), semantic_mask(two, index)
     assert m1[10, 10] == index["scratch"] and m1[15, 40] == index["dent"] and m1[40, 10] == 0
     assert m2[24, 20] == index["rust"] and m2[16, 20] == index["rust"] and m2[24, 33] == 0
@@ -181,7 +181,7 @@ def test_missing_label_attribute_names_it_and_the_alternatives(tmp_path: Path) -
     two = {s.name: s for s in ds.samples}["car_2.png"]
     assert [r.label for r in two.regions] == ["rust", "scratch"]
     assert len(ds.problems) == 1 and "'name'" in ds.problems[0].message and ds.problems[0].dropped == "region"
-    assert semantic_mask(two, ds.class_to_index())[32, 48] == 255
+    assert semantic_mask(two, ds.class_map.index())[32, 48] == 255
 
 
 def test_label_attribute_option(tmp_path: Path) -> None:
@@ -285,7 +285,7 @@ def test_via3_project(tmp_path: Path) -> None:
     np.testing.assert_allclose(one.regions[0].polygons[0], [[5, 5], [25, 5], [25, 20], [5, 20]])
     assert two.regions[1].bbox() == (40.0, 14.0, 16.0, 20.0)
     assert one.regions[0].attributes == {"occluded": "0"}
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     m1, m2 = semantic_mask(one, index), semantic_mask(two, index)
     assert m1[10, 10] == index["scratch"] and m1[15, 40] == index["dent"]
     assert m2[24, 20] == index["rust"] and m2[24, 33] == 0 and m2[30, 50] == index["dent"]
@@ -343,8 +343,8 @@ def test_round_trip_through_coco(tmp_path: Path) -> None:
         assert [r.label for r in a.regions] == [r.label for r in b.regions]
         for ra, rb in zip(a.regions, b.regions, strict=True):
             np.testing.assert_allclose(np.concatenate(ra.polygons), np.concatenate(rb.polygons))
-        np.testing.assert_array_equal(semantic_mask(a, ds.class_to_index()),
-                                      semantic_mask(b, back.class_to_index()))
+        np.testing.assert_array_equal(semantic_mask(a, ds.class_map.index()),
+                                      semantic_mask(b, back.class_map.index()))
 
 
 def test_detect(tmp_path: Path) -> None:

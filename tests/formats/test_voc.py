@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.labels import voc_color, voc_palette
+from masksmith.core.outputs import OutputError
 from masksmith.data import load_dataset
 from masksmith.data.formats import voc
 from masksmith.data.rasterize import instance_masks, semantic_mask
-from masksmith.data.schema import voc_color, voc_palette
-from masksmith.errors import DatasetError, MasksmithError
-from masksmith.outputs import OutputError
 
 W, H = 64, 48
 AEROPLANE, PERSON = 1, 15  # VOC class indices
@@ -93,7 +93,7 @@ def test_reads_voc2012_with_instances_and_void(tmp_path: Path) -> None:
     assert [(r.label, r.is_instance) for r in sample.regions] == [("aeroplane", True), ("person", True),
                                                                    ("person", True)]
     cls, obj = scene(0)
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     assert index["person"] == PERSON
     assert np.array_equal(semantic_mask(sample, index), cls)  # void borders come back as 255
     masks, labels, _ = instance_masks(sample, index)
@@ -108,7 +108,7 @@ def test_without_object_masks_gives_class_regions(tmp_path: Path) -> None:
     ds = load_dataset(tmp_path / "VOCdevkit" / "VOC2012")
     sample = ds.samples[0]
     assert [(r.label, r.is_instance) for r in sample.regions] == [("aeroplane", False), ("person", False)]
-    _, labels, _ = instance_masks(sample, ds.class_to_index())
+    _, labels, _ = instance_masks(sample, ds.class_map.index())
     assert labels.tolist() == [AEROPLANE, PERSON, PERSON]  # the two persons are two connected parts
 
 
@@ -150,7 +150,7 @@ def test_reads_cvat_segmentation_mask_export(tmp_path: Path) -> None:
     assert ds.classes[1].color == (140, 120, 240)
     sample = ds.samples[0]
     assert [(r.label, r.is_instance) for r in sample.regions] == [("road", True), ("car", True)]
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     sem = semantic_mask(sample, index)
     assert sem[32, 30] == index["car"] and sem[40, 5] == index["road"] and sem[5, 5] == 0
     masks, labels, _ = instance_masks(sample, index)
@@ -179,7 +179,7 @@ def test_round_trip_keeps_classes_masks_and_instances(tmp_path: Path) -> None:
     second = load_dataset(out)
     assert second.class_names == first.class_names
     assert [c.color for c in second.classes] == [c.color for c in first.classes]
-    index = first.class_to_index()
+    index = first.class_map.index()
     for a, b in zip(first.samples, second.samples, strict=True):
         assert a.name == b.name
         assert np.array_equal(semantic_mask(a, index), semantic_mask(b, index))
@@ -197,7 +197,7 @@ def test_round_trip_of_class_only_masks_and_custom_classes(tmp_path: Path) -> No
     second = load_dataset(tmp_path / "out")
     assert second.class_names == ["car", "road", "sign"]
     assert [c.color for c in second.classes] == [c.color for c in first.classes]
-    index = first.class_to_index()
+    index = first.class_map.index()
     assert np.array_equal(semantic_mask(first.samples[0], index), semantic_mask(second.samples[0], index))
     assert all(not r.is_instance for r in second.samples[0].regions)
 

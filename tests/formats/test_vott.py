@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from masksmith.core.errors import DatasetError, MasksmithError
 from masksmith.data import load_dataset
 from masksmith.data.formats import vott
 from masksmith.data.rasterize import semantic_mask
-from masksmith.errors import DatasetError, MasksmithError
 
 W, H = 64, 48
 TAGS = [{"name": "scratch", "color": "#5db300"}, {"name": "dent", "color": "#e81123"},
@@ -123,7 +123,7 @@ def test_geometry_and_masks(tmp_path: Path) -> None:
     assert rect.label == "scratch" and rect.bbox() == (5.0, 8.0, 20.0, 10.0)
     np.testing.assert_allclose(dent.polygons[0], [[20, 10], [50, 10], [50, 30], [20, 30]])
     assert dent.label == "dent" and dent.attributes["tags"] == ["dent", "scratch"]  # first tag is the class
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     mask = semantic_mask(first, index)
     assert mask.shape == (H, W)
     assert mask[12, 10] == index["scratch"]
@@ -215,8 +215,8 @@ def test_round_trip_through_coco(tmp_path: Path) -> None:
         assert [r.label for r in a.regions] == [r.label for r in b.regions]
         for ra, rb in zip(a.regions, b.regions, strict=True):
             np.testing.assert_allclose(np.concatenate(ra.polygons), np.concatenate(rb.polygons))
-        np.testing.assert_array_equal(semantic_mask(a, ds.class_to_index()),
-                                      semantic_mask(b, back.class_to_index()))
+        np.testing.assert_array_equal(semantic_mask(a, ds.class_map.index()),
+                                      semantic_mask(b, back.class_map.index()))
 
 
 def test_detect_ignores_other_json(tmp_path: Path) -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from masksmith.core.outputs import OutputError
 from masksmith.data import load_dataset
 from masksmith.data.convert import convert
 from masksmith.data.rasterize import mask_to_rle, semantic_mask
 from masksmith.data.schema import Dataset, Region, Sample, make_classes
-from masksmith.outputs import OutputError
 
 FORMATS = ["via", "labelme", "cvat"]
 
@@ -57,7 +57,7 @@ def test_polygons_read_back_pixel_for_pixel(fmt: str, tmp_path: Path) -> None:
     out = convert(ds, fmt, tmp_path / fmt)
     back = load_dataset(out)
     assert back.format == fmt and [c.name for c in back.classes] == ["box", "roof"]
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     for a, b in zip(sorted(ds.samples, key=lambda s: s.name), sorted(back.samples, key=lambda s: s.name),
                     strict=True):
         assert Path(a.name).name == Path(b.name).name
@@ -68,7 +68,7 @@ def test_polygons_read_back_pixel_for_pixel(fmt: str, tmp_path: Path) -> None:
 def test_masks_with_holes_become_polygons_that_keep_the_hole(fmt: str, tmp_path: Path) -> None:
     ds = masks_with_a_hole(tmp_path / "src")
     back = load_dataset(convert(ds, fmt, tmp_path / fmt))
-    index = ds.class_to_index()
+    index = ds.class_map.index()
     expected = semantic_mask(ds.samples[0], index)
     got = semantic_mask(back.samples[0], index)
     assert (got == expected).mean() > 0.995

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from masksmith.core.errors import MasksmithError
+from masksmith.core.labels import ClassMap
+from masksmith.core.objects import DetectedObject
 from masksmith.data.polygons import mask_polygons
 from masksmith.data.schema import Dataset, Region, Sample, make_classes
-from masksmith.errors import MasksmithError
 
 FORMATS = ("coco", "via", "labelme", "cvat")
 
@@ -34,12 +36,12 @@ class Prediction:
     objects: list = field(default_factory=list)  # DetectedObject / Instance (instance models)
 
 
-def semantic_regions(mask: np.ndarray, class_names: Sequence[str], tolerance: float = 0.4,
+def semantic_regions(mask: np.ndarray, classes: ClassMap, tolerance: float = 0.4,
                      min_area: int = 16) -> list[Region]:
-    """One polygon region per connected part of each class of a class-index mask (index i = class_names[i-1])."""
+    """One polygon region per connected part of each class of a class-value mask."""
     regions = []
-    for i, name in enumerate(class_names, start=1):
-        part = mask == i
+    for value, name in zip(classes.values, classes.names, strict=True):
+        part = mask == value
         if part.any():
             regions += [Region(name, [p]) for p in mask_polygons(part, tolerance, min_area)]
     return regions
@@ -55,49 +57,44 @@ def object_regions(objects: Sequence, tolerance: float = 0.4, min_area: int = 16
     return regions
 
 
-def predictions_dataset(predictions: Sequence[Prediction], class_names: Sequence[str],
-                        colors: Sequence[tuple[int, int, int]] | None = None, tolerance: float = 0.4,
+def predictions_dataset(predictions: Sequence[Prediction], classes: ClassMap, tolerance: float = 0.4,
                         min_area: int = 16) -> Dataset:
     """The predictions as a Dataset of polygon regions (sample names: the photos' file names, made unique)."""
-    from masksmith.paths import unique_stems
+    from masksmith.core.paths import unique_stems
 
     stems = unique_stems([p.path for p in predictions])
     samples = []
     for pred, stem in zip(predictions, stems, strict=True):
-        regions = (semantic_regions(pred.mask, class_names, tolerance, min_area) if pred.mask is not None
+        regions = (semantic_regions(pred.mask, classes, tolerance, min_area) if pred.mask is not None
                    else object_regions(pred.objects, tolerance, min_area))
         samples.append(Sample(name=f"{stem}{pred.path.suffix.lower() or '.png'}", image_path=pred.path,
                               width=pred.width, height=pred.height, regions=regions))
-    named = dict(zip(class_names, colors, strict=False)) if colors else None
-    return Dataset(classes=make_classes(list(class_names), named), samples=samples, format="prediction",
-                   root=None)
+    return Dataset(classes=make_classes(list(classes.names), classes.colors_by_name()), samples=samples,
+                   format="prediction", root=None)
 
 
-def write_preannotations(predictions: Sequence[Prediction], class_names: Sequence[str], to: str, out,
-                         colors: Sequence[tuple[int, int, int]] | None = None, tolerance: float = 0.4,
-                         min_area: int = 16) -> Path:
+def write_preannotations(predictions: Sequence[Prediction], classes: ClassMap, to: str, out,
+                         tolerance: float = 0.4, min_area: int = 16) -> Path:
     """Write the predictions as format `to` (coco, via, labelme, cvat) into `out` (a folder or OutputFolder;
     the photos are copied beside the annotations as the tool expects). Returns the folder."""
+    from masksmith.core.outputs import as_output_folder
     from masksmith.data.formats import get_format
-    from masksmith.outputs import as_output_folder
 
     if to not in FORMATS:
         raise MasksmithError(f"cannot write pre-annotations as {to!r}.", fix=f"use one of: {', '.join(FORMATS)}.")
-    dataset = predictions_dataset(predictions, class_names, colors, tolerance, min_area)
+    dataset = predictions_dataset(predictions, classes, tolerance, min_area)
     folder = as_output_folder(out, inputs=[p.path for p in predictions])
     get_format(to).write(dataset, folder)
     return folder.root
 
 
-def predictions_from_outputs(written: Sequence[dict], class_names: Sequence[str]) -> list[Prediction]:
+def predictions_from_outputs(written: Sequence[dict]) -> list[Prediction]:
     """The Predictions that `masksmith predict` wrote (its returned rows): the class-index <stem>_mask.png of a
     semantic model or the <stem>_instances.json (RLE masks) of an instance model, read back, so pre-annotations
     need nothing from inside the prediction loop."""
     import json
 
     from PIL import Image
-
-    from masksmith.apps.extract import DetectedObject
 
     predictions = []
     for row in written:

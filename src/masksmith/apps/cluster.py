@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from masksmith.apps.recolor import to_lab
-from masksmith.errors import MasksmithError
+from masksmith.core.errors import MasksmithError
 
 CHUNK = 1 << 20  # pixels assigned at a time (a few tens of MB of features)
 TABLE_BITS = 7  # colour-only clustering of large photos: labels looked up per 7-bit-per-channel colour bin

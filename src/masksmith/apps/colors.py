@@ -14,7 +14,7 @@ import numpy as np
 
 from masksmith.apps.cluster import cluster_pixels, hex_color
 from masksmith.apps.recolor import check_inputs, css_colors, to_lab
-from masksmith.errors import MasksmithError
+from masksmith.core.errors import MasksmithError
 
 
 @dataclass

@@ -17,18 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from masksmith.errors import MasksmithError
-from masksmith.outputs import OutputFolder, as_output_folder
-from masksmith.paths import safe_filename
+from masksmith.core.errors import MasksmithError
+from masksmith.core.labels import ClassMap
+from masksmith.core.objects import DetectedObject, mask_box
+from masksmith.core.outputs import OutputFolder, as_output_folder
+from masksmith.core.paths import safe_filename
 
 BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0), "transparent": None}
-
-
-@dataclass
-class DetectedObject:
-    label: str
-    score: float
-    mask: np.ndarray  # (H, W) bool, at the photo's size
 
 
 @dataclass
@@ -38,16 +33,6 @@ class CutOut:
     score: float
     box: tuple[int, int, int, int]  # x, y, width, height of the crop in the photo
     file: str
-
-
-def mask_box(mask: np.ndarray, pad: int = 0) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1), end-exclusive, of the mask's pixels grown by `pad` and clipped to the image."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return None
-    h, w = mask.shape
-    return (max(0, int(xs.min()) - pad), max(0, int(ys.min()) - pad),
-            min(w, int(xs.max()) + 1 + pad), min(h, int(ys.max()) + 1 + pad))
 
 
 def cut_out(image: np.ndarray, mask: np.ndarray, background: str = "white", pad: int = 0) -> np.ndarray:
@@ -91,16 +76,16 @@ def objects_of_classes(objects: Iterable[DetectedObject], wanted: Iterable[str] 
     return [o for o in objects if (wanted_set is None or o.label in wanted_set) and int(o.mask.sum()) >= min_pixels]
 
 
-def regions_of_classes(mask: np.ndarray, class_names: Sequence[str], wanted: Iterable[str] | None = None,
+def regions_of_classes(mask: np.ndarray, classes: ClassMap, wanted: Iterable[str] | None = None,
                        min_pixels: int = 16) -> list[DetectedObject]:
-    """One object per connected region of each class in a semantic mask (index i = class_names[i - 1])."""
+    """One object per connected region of each class in a class-value mask."""
     from masksmith.data.rasterize import connected_components
 
-    wanted_set = check_wanted(wanted, class_names)
+    wanted_set = check_wanted(wanted, classes.names)
     objects = []
-    for i, name in enumerate(class_names, start=1):
+    for value, name in zip(classes.values, classes.names, strict=True):
         if name in wanted_set:
-            objects += [DetectedObject(name, 1.0, part) for part in connected_components(mask == i)
+            objects += [DetectedObject(name, 1.0, part) for part in connected_components(mask == value)
                         if part.sum() >= min_pixels]
     return objects
 

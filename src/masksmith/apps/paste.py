@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from masksmith.errors import MasksmithError
+from masksmith.core.errors import MasksmithError
 
 FITS = ("box", "ellipse")
 

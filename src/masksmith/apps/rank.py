@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from masksmith.errors import MasksmithError
+from masksmith.core.errors import MasksmithError
 
 MEASURES = ("entropy", "margin")
 
@@ -93,7 +93,7 @@ def rank_images(predictor, images: Iterable[tuple[str, np.ndarray]], measure: st
 
 def write_ranking(rows: Iterable[Ranked], out, name: str = "ranking.csv") -> Path:
     """rank, image, score, measure (and objects) as CSV, written atomically through an OutputFolder."""
-    from masksmith.outputs import as_output_folder
+    from masksmith.core.outputs import as_output_folder
 
     buf = io.StringIO()
     writer = csv.writer(buf)

@@ -20,7 +20,7 @@ import re
 
 import numpy as np
 
-from masksmith.errors import MasksmithError
+from masksmith.core.errors import MasksmithError
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 
@@ -155,7 +155,8 @@ def recolor(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] | s
     the photo's lightness exactly). Pixels outside the mask are returned byte-identical."""
     image, mask = check_inputs(image, mask)
     if (color is None) == (hue_shift is None):
-        raise MasksmithError("give either a colour or a hue shift.", fix="pass --color NAME or --hue-shift DEG.")
+        raise MasksmithError("give either a colour or a hue shift.",
+                             fix="give `color` (a name or #rrggbb) or `hue_shift` (degrees).")
     if not 0.0 <= lightness <= 1.0:
         raise MasksmithError(f"lightness {lightness} is outside 0..1.")
     out = image.copy()
@@ -196,7 +197,7 @@ def before_after(before: np.ndarray, after: np.ndarray, title: str = "", cell: i
     """A titled before | after picture (masksmith.draw.sheet), both halves fitted to `cell` pixels."""
     from PIL import Image
 
-    from masksmith.draw.masks import fitted_size
+    from masksmith.draw.overlay import fitted_size
     from masksmith.draw.sheet import sheet
 
     h, w = fitted_size(before.shape, cell)

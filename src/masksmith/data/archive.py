@@ -25,7 +25,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from masksmith.errors import ArchiveError
+from masksmith.core.errors import ArchiveError
 
 MAX_TOTAL_BYTES = 4 * 1024**3  # uncompressed, all members together
 MAX_FILES = 200_000
@@ -174,7 +174,7 @@ def _publish(tmp: Path, dest: Path) -> None:
 
 
 def _write_error(exc: OSError, zip_path: Path, dest: Path) -> ArchiveError:
-    from masksmith.outputs import os_error
+    from masksmith.core.outputs import os_error
 
     reason = os_error(exc, dest, "extract")
     return ArchiveError(f"cannot be extracted into the cache {dest.parent} ({exc.strerror or exc}"
@@ -254,7 +254,7 @@ def zip_name(text: str, extracted: Path, zip_path: Path) -> str:
 def zip_folder(folder: str | Path, out: str | Path, *, arcname: str | None = None) -> Path:
     """Zip every regular file under `folder` (links and hidden files left out) into `out`, atomically, the
     entries under `arcname/` (default: the folder's name) so that `extract_zip` steps into it again."""
-    from masksmith.outputs import atomic_save
+    from masksmith.core.outputs import atomic_save
 
     folder = Path(folder)
     if not folder.is_dir():

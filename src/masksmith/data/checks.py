@@ -15,17 +15,12 @@ from __future__ import annotations
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from masksmith.core.errors import DatasetError
+from masksmith.core.images import ImageReadError, image_size, is_lfs_pointer
+from masksmith.data.rasterize import bounds_tolerance, region_rle
 from masksmith.data.schema import Dataset, Problem, ProblemLog, Region, Sample
-from masksmith.errors import DatasetError
-from masksmith.images import ImageReadError, image_size, is_lfs_pointer
 
 SHOWN = 5  # names listed in the one-line problem about missing images
-
-
-# Annotation tools let vertices stray a little past the border (a click on the edge: car-parts has vertices
-# 2 px outside); rasterising clips those. Further out is a real fault, such as a region on the wrong image.
-def bounds_tolerance(width: int, height: int) -> float:
-    return max(4.0, 0.01 * max(width, height))
 
 
 def validate(dataset: Dataset, log: ProblemLog, *, need_pixels: bool = True) -> Dataset:
@@ -67,7 +62,8 @@ def _report_images(group: list[Sample], total: int, problem: str, fix: str, data
     if need_pixels:
         message += " Training, conversion and previews need the pixels."
         if log.strict:
-            raise DatasetError(message, path=dataset.root or "", fix=fix + " Or pass --lenient to leave them out.")
+            raise DatasetError(message, path=dataset.root or "",
+                               fix=fix + " Or read it leniently (`lenient`) to leave them out.")
         log.report(Problem(str(dataset.root or ""), "", message, fix, "image", len(group)))
     else:
         message += " The annotations were checked without them."
@@ -180,7 +176,6 @@ def _apply_void(sample: Sample, log: ProblemLog) -> bool:
         return False
     if not sample.void_regions:
         return True
-    from masksmith.data.rasterize import region_rle
 
     rles = [region_rle(r, h, w) for r in sample.void_regions
             if r.polygons or (r.rle is not None and tuple(r.rle["size"]) == (h, w))]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from masksmith.core.errors import DatasetError
+from masksmith.core.outputs import OutputFolder, as_output_folder
 from masksmith.data.formats import get_format, writable_formats
 from masksmith.data.schema import Dataset
-from masksmith.errors import DatasetError
-from masksmith.outputs import OutputFolder, as_output_folder
 
 
 def convert(dataset: Dataset, to: str, out: str | Path | OutputFolder, *, overwrite: bool = False,

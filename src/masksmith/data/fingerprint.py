@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from masksmith.data.schema import IGNORE_INDEX, Dataset, Sample
+from masksmith.core.labels import IGNORE_INDEX
+from masksmith.data.schema import Dataset, Sample
 
 VERSION = 1  # bump when what is measured changes, so cached fingerprints are measured again
 MAX_IMAGES = 48
@@ -157,12 +158,12 @@ def compute_fingerprint(dataset: Dataset, limit: int = MAX_IMAGES) -> Fingerprin
     heights = [float(s.height) for s in sized] or [0.0]
     aspects = [w / h for w, h in zip(widths, heights, strict=True) if h] or [1.0]
     vary = (max(widths) > 1.1 * min(widths)) or (max(heights) > 1.1 * min(heights))
-    index = dataset.class_to_index()
-    names = dataset.class_names
-    pixels = np.zeros(len(names) + 1, np.float64)
+    class_map = dataset.class_map
+    index, names, values = class_map.index(), list(class_map.names), class_map.values
+    pixels = np.zeros(class_map.num_values, np.float64)
     void = 0.0
-    images = np.zeros(len(names) + 1, int)
-    measures: list[list[tuple[float, float]]] = [[] for _ in names]
+    images = np.zeros(class_map.num_values, int)
+    measures: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     chosen = measured_samples(dataset, limit)
     for sample in chosen:
         mask = semantic_mask(sample, index)
@@ -174,11 +175,11 @@ def compute_fingerprint(dataset: Dataset, limit: int = MAX_IMAGES) -> Fingerprin
             mask = mask[rows][:, cols]
         counts = np.bincount(mask.ravel(), minlength=256)
         void += counts[IGNORE_INDEX] / factor**2
-        pixels += counts[: len(names) + 1] / factor**2
-        images += counts[: len(names) + 1] > 0
-        for i in range(len(names)):
-            if counts[i + 1]:
-                measures[i] += [(s / factor, t / factor) for s, t in piece_measures(mask == i + 1)]
+        pixels += counts[: class_map.num_values] / factor**2
+        images += counts[: class_map.num_values] > 0
+        for value, name in zip(values, names, strict=True):
+            if counts[value]:
+                measures[name] += [(s / factor, t / factor) for s, t in piece_measures(mask == value)]
     labelled = pixels.sum()
     per_class_instances = {n: 0 for n in names}
     for s in dataset.samples:
@@ -186,10 +187,10 @@ def compute_fingerprint(dataset: Dataset, limit: int = MAX_IMAGES) -> Fingerprin
             if r.label in per_class_instances:
                 per_class_instances[r.label] += 1
     classes = []
-    for i, name in enumerate(names):
-        m = measures[i]
-        c = ClassPrint(name, pixel_share=float(pixels[i + 1] / labelled) if labelled else 0.0,
-                       images=int(images[i + 1]), pieces=len(m))
+    for value, name in zip(values, names, strict=True):
+        m = measures[name]
+        c = ClassPrint(name, pixel_share=float(pixels[value] / labelled) if labelled else 0.0,
+                       images=int(images[value]), pieces=len(m))
         c.instances_per_image = per_class_instances[name] / max(1, len(dataset.samples))
         if m and not any(r.is_instance for s in dataset.samples for r in s.regions if r.label == name):
             c.instances_per_image = len(m) / max(1, len(chosen))  # mask folders: pieces stand for objects
@@ -246,7 +247,7 @@ def dataset_fingerprint(dataset: Dataset, use_cache: bool = True) -> Fingerprint
     found = compute_fingerprint(dataset)
     found.key = key
     if use_cache:
-        from masksmith.outputs import atomic_write_text
+        from masksmith.core.outputs import atomic_write_text
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

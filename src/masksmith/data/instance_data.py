@@ -19,31 +19,17 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from pycocotools import mask as mask_utils
 from torch.utils.data import Dataset as TorchDataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from masksmith.data.rasterize import instance_masks
+from masksmith.core.labels import ClassMap
+from masksmith.data.rasterize import decode_masks, encode_masks, instance_masks
 from masksmith.data.schema import Dataset, Sample
 from masksmith.data.torchdata import colour_jitter, detect_flip_pairs
 
 Target = dict[str, torch.Tensor]
-
-
-def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
-    """(N, H, W) bool masks as compressed COCO RLEs (bytes counts), in one pycocotools call."""
-    if len(masks) == 0:
-        return []
-    return mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-
-
-def decode_masks(rles: Sequence[dict[str, Any]], height: int, width: int) -> np.ndarray:
-    """COCO RLEs -> (N, H, W) uint8 masks."""
-    if not rles:
-        return np.zeros((0, height, width), np.uint8)
-    return np.ascontiguousarray(mask_utils.decode(list(rles)).transpose(2, 0, 1))
 
 
 def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:
@@ -61,17 +47,13 @@ def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:
     return boxes * rows.any(1, keepdim=True)
 
 
-def flip_permutation(class_names: Sequence[str], pairs: Sequence[Sequence[str]] | None = None) -> torch.Tensor:
+def flip_permutation(classes: ClassMap, pairs: Sequence[Sequence[str]] | None = None) -> torch.Tensor:
     """(K + 1,) int64 table: label -> label after a horizontal flip (a flipped left door is a right door).
 
     `pairs` defaults to the left/right pairs found in the class names (`detect_flip_pairs`)."""
     if pairs is None:
-        pairs = detect_flip_pairs(class_names)
-    index = {n: i + 1 for i, n in enumerate(class_names)}
-    perm = torch.arange(len(class_names) + 1, dtype=torch.int64)
-    for a, b in pairs:
-        perm[index[a]], perm[index[b]] = index[b], index[a]
-    return perm
+        pairs = detect_flip_pairs(classes.names)
+    return torch.tensor(classes.mirrored(pairs), dtype=torch.int64)
 
 
 @dataclass
@@ -197,7 +179,7 @@ class InstanceTensors(TorchDataset):
 
     def __init__(self, dataset: Dataset, samples: Sequence[Sample] | None = None, max_size: int | None = 512,
                  transform: v2.Transform | None = None) -> None:
-        index = dataset.class_to_index()
+        index = dataset.class_map.index()
         chosen = list(dataset.samples if samples is None else samples)
         self.class_names = dataset.class_names
         self.items = [cache_sample(s, index, max_size) for s in chosen]

@@ -6,11 +6,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from masksmith.core.errors import DatasetError, FormatNotRecognised, MasksmithError
 from masksmith.data.archive import extract_zip, zip_name, zips_cache
 from masksmith.data.checks import validate
 from masksmith.data.formats import check_options, detect_formats, get_format
 from masksmith.data.schema import Dataset, ProblemLog
-from masksmith.errors import DatasetError, FormatNotRecognised, MasksmithError
 
 
 def load_dataset(path: str | Path, format: str | None = None, *, strict: bool = True, need_pixels: bool = True,
@@ -61,8 +61,8 @@ def _read(path: Path, format: str | None, strict: bool, need_pixels: bool, optio
     dataset.notes = [*dataset.notes, *log.notes]
     if not dataset.samples:
         raise DatasetError(_empty_reason(dataset), path=dataset.root or path,
-                           fix="check the path and the problems above; `masksmith dataset inspect --lenient` "
-                               "lists every one." if dataset.problems else
+                           fix="check the path and the problems above; reading it leniently (`lenient`) lists "
+                               "every one." if dataset.problems else
                            "point at the folder or file that holds the annotations.")
     return dataset
 
@@ -108,7 +108,8 @@ def reading_options(path: str | Path, format: str | None, given: dict[str, Any] 
     if name == trained_format:
         return format, dict(stored), f"reading {path} with the options the model was trained with: {listed}"
     return format, {}, (f"the model was trained on {trained_format} data read with {listed}; {path} is "
-                        f"{name or 'another format'}, so those options are not used (give -o to set some)")
+                        f"{name or 'another format'}, so those options are not used (set reading options to choose "
+                        "some)")
 
 
 def _empty_reason(dataset: Dataset) -> str:

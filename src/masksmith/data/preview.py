@@ -5,20 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from masksmith.core.errors import DatasetError
+from masksmith.core.outputs import OutputFolder
 from masksmith.data.rasterize import semantic_mask
 from masksmith.data.schema import Dataset
 from masksmith.draw import Picture, colorize, overlay, sheet
-from masksmith.draw.masks import fitted_size, resize_pair
-from masksmith.errors import DatasetError
-from masksmith.outputs import OutputFolder
+from masksmith.draw.overlay import fitted_size, resize_pair
 
 COLUMNS = ("photo", "annotation", "mask")
 
 
 def preview_picture(dataset: Dataset, count: int = 8, cell: int = 256, opacity: float = 0.5) -> Picture:
     """Rows of (photo, annotation over it, mask alone) for the first `count` samples, then a colour legend."""
-    index = dataset.class_to_index()
-    colors = dataset.colors()
+    classes = dataset.class_map
+    index, colors = classes.index(), classes.palette()
     rows, captions = [], []
     for sample in dataset.samples[:count]:
         image = sample.load_image()
@@ -27,8 +27,7 @@ def preview_picture(dataset: Dataset, count: int = 8, cell: int = 256, opacity: 
         captions.append(f"{sample.name} ({sample.width}x{sample.height}, {len(sample.regions)} regions)")
     shown = min(count, len(dataset.samples))
     title = f"{dataset.format} data set: {shown} of {len(dataset.samples)} images, {len(dataset.classes)} classes"
-    return sheet(rows, COLUMNS, title=title, captions=captions, legend_names=dataset.class_names,
-                 legend_colors=colors[1:], cell=cell)
+    return sheet(rows, COLUMNS, title=title, captions=captions, classes=classes, cell=cell)
 
 
 def check_preview_name(out: str | Path) -> Path:

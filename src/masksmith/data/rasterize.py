@@ -11,8 +11,35 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from masksmith.data.checks import bounds_tolerance
-from masksmith.data.schema import IGNORE_INDEX, Dataset, Region, Sample
+from masksmith.core.labels import IGNORE_INDEX
+from masksmith.data.schema import Dataset, Region, Sample
+
+
+# Annotation tools let vertices stray a little past the border (a click on the edge: car-parts has vertices
+# 2 px outside); rasterising clips those. Further out is a real fault, such as a region on the wrong image.
+def bounds_tolerance(width: int, height: int) -> float:
+    return max(4.0, 0.01 * max(width, height))
+
+
+def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
+    """(N, H, W) masks as compressed COCO RLEs (bytes counts), in one pycocotools call."""
+    if len(masks) == 0:
+        return []
+    return mask_utils.encode(np.asfortranarray(np.asarray(masks, dtype=bool).transpose(1, 2, 0).astype(np.uint8)))
+
+
+def decode_masks(rles: list[dict[str, Any]], height: int, width: int) -> np.ndarray:
+    """COCO RLEs -> (N, H, W) uint8 masks."""
+    if not rles:
+        return np.zeros((0, height, width), np.uint8)
+    return np.ascontiguousarray(mask_utils.decode(list(rles)).transpose(2, 0, 1))
+
+
+def rle_json(rle: dict[str, Any]) -> dict[str, Any]:
+    """An RLE with `counts` as str and `size` as plain ints, ready for JSON."""
+    counts = rle["counts"]
+    return {"size": [int(s) for s in rle["size"]],
+            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
 
 
 def clip_polygon(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -183,6 +210,6 @@ def placed_rle(part: np.ndarray, left: int, top: int, height: int, width: int) -
 
 def dataset_semantic_masks(dataset: Dataset):
     """Yield (sample, semantic mask) for every sample."""
-    index = dataset.class_to_index()
+    index = dataset.class_map.index()
     for sample in dataset.samples:
         yield sample, semantic_mask(sample, index)

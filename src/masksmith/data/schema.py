@@ -19,73 +19,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from masksmith.errors import DatasetError
-
-BACKGROUND = "_background_"
-IGNORE_INDEX = 255  # value of "void" / "don't care" pixels in semantic masks (the Pascal VOC convention)
-MAX_CLASSES = 254  # class indices 1..254 fit a uint8 mask beside background 0 and ignore 255
-
-
-def voc_color(index: int) -> tuple[int, int, int]:
-    """The Pascal VOC colour of class `index` (0 is black): the palette every segmentation tool knows."""
-    r = g = b = 0
-    c = index
-    for bit in range(8):
-        r |= ((c >> 0) & 1) << (7 - bit)
-        g |= ((c >> 1) & 1) << (7 - bit)
-        b |= ((c >> 2) & 1) << (7 - bit)
-        c >>= 3
-    return (r, g, b)
-
-
-# The default class colours: bright (they read on dark photos; overlays add a dark outline for light ones),
-# each clearly unlike its neighbours in the list (CIELAB distance >= 75) and no two of the first 20 alike
-# (>= 14). The first, a saturated magenta, stands out on dark and light photos alike (contrast 6.7 against
-# black, 3.2 against white) and is rare in real scenes: a single class gets it.
-CLASS_PALETTE: tuple[tuple[int, int, int], ...] = tuple(
-    (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)) for h in (
-        "FF38C8", "00D2FF", "FFD000", "7C5CFF", "3DE05A", "FF6A2C", "00E0B4", "C86BFF", "B8F23C", "FF3A5C",
-        "4AA8FF", "FFA030", "FF80E0", "2CF0F0", "E0E860", "9C8CFF", "70FF9C", "FF8C8C", "66C8FF", "FFC890"))
-VOID_COLOR = (224, 224, 192)  # what the VOC palette draws void (255) in
-
-
-def class_color(index: int) -> tuple[int, int, int]:
-    """The default colour of class `index` (1-based; 0 is background, black). Beyond the 20 listed colours,
-    golden-ratio hues at alternating saturation, all bright and all different (colour masks need that)."""
-    if index <= 0:
-        return (0, 0, 0)
-    if index <= len(CLASS_PALETTE):
-        return CLASS_PALETTE[index - 1]
-    return _extra_colors()[index - len(CLASS_PALETTE) - 1]
-
-
-_EXTRA: list[tuple[int, int, int]] = []
-
-
-def _extra_colors() -> list[tuple[int, int, int]]:
-    import colorsys
-
-    if not _EXTRA:
-        taken = {(0, 0, 0), VOID_COLOR, *CLASS_PALETTE}
-        k = 0
-        while len(_EXTRA) < MAX_CLASSES - len(CLASS_PALETTE):
-            hue = (0.9 + 0.61803398875 * k) % 1.0
-            saturation, value = ((0.95, 1.0), (0.6, 1.0), (0.85, 0.85))[k % 3]
-            color = tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(hue, saturation, value))
-            if color not in taken:
-                taken.add(color)
-                _EXTRA.append(color)  # type: ignore[arg-type]
-            k += 1
-    return _EXTRA
-
-
-def voc_palette() -> list[int]:
-    """A flat 768-entry palette for PIL 'P' images, index 255 drawn in VOC's cream colour for void."""
-    pal: list[int] = []
-    for i in range(256):
-        pal.extend(voc_color(i))
-    pal[IGNORE_INDEX * 3: IGNORE_INDEX * 3 + 3] = list(VOID_COLOR)
-    return pal
+from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.labels import BACKGROUND, MAX_CLASSES, ClassMap, class_color
 
 
 @dataclass
@@ -148,7 +83,7 @@ class Sample:
     def open_image(self) -> Image.Image:
         """The decoded, upright image (EXIF orientation applied): the file, or the embedded bytes when the
         file is not there."""
-        from masksmith.images import ImageReadError, open_image
+        from masksmith.core.images import ImageReadError, open_image
 
         if self.image_data is not None and (self.image_path is None or not self.image_path.exists()):
             source: Path | bytes = self.image_data
@@ -165,7 +100,7 @@ class Sample:
 
     def load_image(self) -> np.ndarray:
         """The image as an upright (H, W, 3) uint8 RGB array (high bit depths scaled to 8 bits)."""
-        from masksmith.images import to_rgb
+        from masksmith.core.images import to_rgb
 
         return to_rgb(self.open_image())
 
@@ -261,27 +196,23 @@ class Dataset:
     def class_names(self) -> list[str]:
         return [c.name for c in self.classes]
 
-    def class_to_index(self) -> dict[str, int]:
-        """Semantic-mask value of each class: 1..N in declaration order (0 is background)."""
-        return {c.name: i + 1 for i, c in enumerate(self.classes)}
-
-    def colors(self) -> list[tuple[int, int, int]]:
-        """Colour of each semantic index, background (black) first."""
-        return [(0, 0, 0)] + [c.color for c in self.classes]
+    @property
+    def class_map(self) -> ClassMap:
+        """The classes as a ClassMap: mask value i + 1 for classes[i], their colours, background 0, void 255."""
+        return ClassMap(tuple(c.name for c in self.classes), tuple(tuple(c.color) for c in self.classes))
 
     def recolor_classes(self, colors: dict[str, Any]) -> None:
         """Draw the named classes in other colours ({name: (r, g, b)}); unknown names are refused."""
-        known = set(self.class_names)
-        unknown = sorted(set(colors) - known)
+        unknown = sorted(set(colors) - set(self.class_names))
         if unknown:
             raise DatasetError(f"class colours name classes this data set does not have: {', '.join(unknown)}.",
                                fix=f"use the class names: {', '.join(self.class_names)}.")
-        for c in self.classes:
-            if c.name in colors:
-                r, g, b = (int(v) for v in colors[c.name])
-                if not all(0 <= v <= 255 for v in (r, g, b)):
-                    raise DatasetError(f"class {c.name!r}: colour {colors[c.name]!r} is not three values 0-255.")
-                c.color = (r, g, b)
+        try:
+            recolored = self.class_map.recolored(colors)
+        except MasksmithError as exc:
+            raise DatasetError(exc.problem, fix=exc.fix) from None
+        for info, color in zip(self.classes, recolored.colors, strict=True):
+            info.color = color
 
 
 def make_classes(names: list[str], colors: dict[str, tuple[int, int, int]] | None = None) -> list[ClassInfo]:

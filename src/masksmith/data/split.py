@@ -7,9 +7,9 @@ import random
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from masksmith.core.errors import DatasetError
+from masksmith.core.outputs import OutputFolder, as_output_folder
 from masksmith.data.schema import Dataset, Sample
-from masksmith.errors import DatasetError
-from masksmith.outputs import OutputFolder, as_output_folder
 
 
 def part_sizes(n: int, parts: dict[str, float | int | None]) -> list[int]:
@@ -19,17 +19,17 @@ def part_sizes(n: int, parts: dict[str, float | int | None]) -> list[int]:
     given = {k: v for k, v in parts.items() if v is not None}
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in given.values()):
         raise DatasetError(f"split sizes {parts} must be fractions below 1 or counts of images.",
-                           fix="for example --val 0.2 --test 5 keeps 20 % for validation and 5 images for testing.")
+                           fix="for example `val=0.2` and `test=5` keep 20 % for validation and 5 images for testing.")
     counts = [k for k, v in given.items() if v >= 1]
     for k in counts:
         if float(given[k]) != int(given[k]):
             raise DatasetError(f"split size {k}={given[k]} is neither a fraction below 1 nor a whole count.",
-                               fix=f"give --{k} as 0.2 (a fraction) or 5 (images).")
+                               fix=f"give `{k}` as 0.2 (a fraction) or 5 (images).")
     if not counts and parts.get(names[0]) is not None:
         total = sum(given.values())
         if abs(total - 1.0) > 1e-6:
             raise DatasetError(f"split fractions {fractions_text(parts)} must be non-negative and add up to 1.",
-                               fix="for example --val 0.2 --test 0.1 leaves 0.7 for training.")
+                               fix="for example `val=0.2` and `test=0.1` leave 0.7 for training.")
     sizes = [0] * len(names)
     for i, k in enumerate(names[1:], start=1):
         v = parts[k]

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from masksmith.core.labels import BACKGROUND, IGNORE_INDEX
 from masksmith.data.rasterize import semantic_mask
-from masksmith.data.schema import BACKGROUND, IGNORE_INDEX, Dataset, Note, Problem
+from masksmith.data.schema import Dataset, Note, Problem
 
 
 @dataclass
@@ -78,9 +79,10 @@ def dataset_stats(dataset: Dataset, pixels: bool = True, objects: bool = True) -
     """
     from masksmith.data.split import declared_splits
 
-    index = dataset.class_to_index()
-    per_class = [ClassStats(c.name) for c in dataset.classes]
-    counts = np.zeros(len(per_class) + 1, dtype=np.int64)
+    classes = dataset.class_map
+    index = classes.index()
+    by_name = {name: ClassStats(name) for name in classes.names}
+    counts = np.zeros(classes.num_values, dtype=np.int64)
     ignored = 0
     unannotated: list[str] = []
     sizes: dict[tuple[int, int], int] = {}
@@ -91,16 +93,16 @@ def dataset_stats(dataset: Dataset, pixels: bool = True, objects: bool = True) -
             sizes[(sample.width, sample.height)] = sizes.get((sample.width, sample.height), 0) + 1
         if not sample.regions and not sample.skipped:
             unannotated.append(sample.name)
-        seen: set[int] = set()
+        seen: set[str] = set()
         for region in sample.regions:
-            i = index.get(region.label)
-            if i is None:
+            stats = by_name.get(region.label)
+            if stats is None:
                 continue
-            per_class[i - 1].instances += 1 if region.is_instance or not known or not objects else \
+            stats.instances += 1 if region.is_instance or not known or not objects else \
                 _components(region, sample)
-            seen.add(i)
-        for i in seen:
-            per_class[i - 1].images += 1
+            seen.add(region.label)
+        for name in seen:
+            by_name[name].images += 1
         if pixels and known:
             mask = semantic_mask(sample, index)
             hist = np.bincount(mask.ravel(), minlength=256)
@@ -110,11 +112,10 @@ def dataset_stats(dataset: Dataset, pixels: bool = True, objects: bool = True) -
     total = int(counts.sum())
     share = (lambda n: float(n) / total) if total else (lambda n: 0.0)
     background = ClassStats(BACKGROUND, pixels=int(counts[0]), pixel_share=share(counts[0]))
-    for i, c in enumerate(per_class, start=1):
-        c.pixels = int(counts[i])
-        c.pixel_share = share(counts[i])
-    from masksmith.data.report import mask_value_report
-
+    per_class = [by_name[name] for name in classes.names]
+    for value, c in zip(classes.values, per_class, strict=True):
+        c.pixels = int(counts[value])
+        c.pixel_share = share(counts[value])
     values, hints = mask_value_report(dataset)
     return DatasetStats(dataset.format, len(dataset.samples), per_class, background, ignored, unannotated,
                         sizes, list(dataset.problems), list(dataset.notes), declared_splits(dataset), counted,
@@ -127,3 +128,50 @@ def _components(region, sample) -> int:
     from masksmith.data.rasterize import connected_components, region_mask
 
     return len(connected_components(region_mask(region, sample.height, sample.width)))
+
+
+RARE = 1 / 20  # a value used less than this share of the median value's pixels is "far less than the others"
+VOID_NAMES = frozenset({"void", "unlabelled", "unlabeled", "ignore", "__ignore__", "_ignore_", "undefined",
+                        "unknown", "don't care", "dontcare"})
+
+
+def mask_value_report(dataset: Dataset) -> tuple[list[tuple[int, str, float]], list[str]]:
+    """For index masks: (value, what it is read as, share of all mask pixels) per value found, and hints: a
+    value that looks like void (the highest value, or one used far less than the others) and how to mark it;
+    unnamed classes and how to name them; value 0 and how to give it a name."""
+    values: dict[int, int] = dataset.info.get("mask_values") or {}
+    names: dict[int, str] = dataset.info.get("mask_names") or {}
+    if not values:
+        return [], []
+    total = sum(values.values()) or 1
+    rows = [(v, names.get(v, "?"), n / total) for v, n in sorted(values.items())]
+    hints: list[str] = []
+    classes = [(v, n) for v, n in sorted(values.items()) if names.get(v) != "void" and v != 0]
+    named = bool(dataset.info.get("names_given"))
+    for v, _ in classes:
+        if named and names.get(v, "").strip().lower() in VOID_NAMES:
+            hints.append(f"value {v} is named {names[v]!r}, which sounds like void: set `ignore_value={v}` to "
+                         "leave it out of training and scores instead of learning it as a class.")
+    void = [v for v, m in names.items() if m == "void"]
+    if classes and not named and not void:  # once a void value is set, the others are the user's classes
+        top = classes[-1][0]
+        shares = [n / total for _, n in classes]
+        for v, n in classes:
+            others = sorted(x for (u, _), x in zip(classes, shares, strict=True) if u != v)
+            median = others[len(others) // 2] if others else 0.0
+            why = [w for w, hit in (("the highest value", v == top and n / total < 0.5 * median),
+                                     ("far rarer than the others", n / total < RARE * median)) if hit]
+            if why:
+                hints.append(f"value {v} ({names.get(v, '?')}, {100 * n / total:.2f} % of pixels) is "
+                             f"{' and '.join(why)}: if it marks unlabelled pixels, set `ignore_value={v}` so it "
+                             "is left out instead of learned.")
+    for v in void:
+        hints.append(f"value {v} ({100 * values.get(v, 0) / total:.2f} % of pixels) is read as void (ignore_value)"
+                     " and left out of training and scores.")
+    if not dataset.info.get("names_given"):
+        hints.append("the classes have no names: name them in a classes.txt beside the masks (line i names value "
+                     "i; line 0 may name a class too, such as sky) or with `class_names=road,car,...`")
+    if 0 in values and names.get(0) not in (None, "void") and not dataset.info.get("names_given"):
+        hints.append("value 0 is read as background; if it is a class of its own (sky, membrane), name it on line "
+                     "0 of classes.txt or with `class_names={\"0\": \"sky\", \"1\": \"road\"}`.")
+    return rows, hints

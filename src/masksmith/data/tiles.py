@@ -20,12 +20,12 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.images import MAX_PIXELS, open_image
+from masksmith.core.outputs import OutputFolder, as_output_folder
+from masksmith.core.paths import resolve_under, safe_relative
 from masksmith.data.rasterize import mask_to_rle, sample_rles
 from masksmith.data.schema import Dataset, Region, Sample
-from masksmith.errors import DatasetError, MasksmithError
-from masksmith.images import MAX_PIXELS, open_image
-from masksmith.outputs import OutputFolder, as_output_folder
-from masksmith.paths import resolve_under, safe_relative
 
 REMAINDERS = ("pad", "shift", "drop")
 
@@ -46,7 +46,7 @@ class Tile:
 def tile_origins(length: int, tile: int, remainder: str) -> list[int]:
     """Start offsets along one axis."""
     if tile <= 0:
-        raise DatasetError(f"tile size {tile} must be positive.", fix="use --size 256 or similar.")
+        raise DatasetError(f"tile size {tile} must be positive.", fix="use `size=256` or similar.")
     if remainder not in REMAINDERS:
         raise DatasetError(f"unknown remainder mode {remainder!r}.", fix=f"use one of {', '.join(REMAINDERS)}.")
     full = list(range(0, length - tile + 1, tile))

@@ -18,8 +18,9 @@ from torch.utils.data import Dataset as TorchDataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from masksmith.core.labels import IGNORE_INDEX, ClassMap
 from masksmith.data.rasterize import semantic_mask
-from masksmith.data.schema import IGNORE_INDEX, Dataset, Sample
+from masksmith.data.schema import Dataset, Sample
 
 _SIDE = re.compile(r"(?<![a-z])(left|right)(?![a-z])", re.IGNORECASE)
 
@@ -54,12 +55,10 @@ def detect_flip_pairs(class_names: Sequence[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def flip_lut(class_names: Sequence[str], pairs: Sequence[Sequence[str]]) -> torch.Tensor:
+def flip_lut(classes: ClassMap, pairs: Sequence[Sequence[str]]) -> torch.Tensor:
     """(256,) uint8 table mapping each mask value to its value after a horizontal flip."""
-    index = {n: i + 1 for i, n in enumerate(class_names)}
     lut = torch.arange(256, dtype=torch.uint8)
-    for a, b in pairs:
-        lut[index[a]], lut[index[b]] = index[b], index[a]
+    lut[:classes.num_values] = torch.tensor(classes.mirrored(pairs), dtype=torch.uint8)
     return lut
 
 
@@ -97,7 +96,7 @@ class CachedSamples:
               scale: float | None = None) -> CachedSamples:
         """Every sample resized to `size` (h, w); with `scale`, resized by that factor keeping its aspect and
         then padded (void in the mask) or cut to `size` from the top-left corner."""
-        index = dataset.class_to_index()
+        index = dataset.class_map.index()
         chosen = list(dataset.samples if samples is None else samples)
         images = torch.empty((len(chosen), 3, *size), dtype=torch.uint8)
         masks = torch.empty((len(chosen), *size), dtype=torch.uint8)
@@ -224,7 +223,7 @@ class ScaledSamples:
     @classmethod
     def build(cls, dataset: Dataset, scale: float, samples: Sequence[Sample] | None = None,
               seed: int = 0) -> ScaledSamples:
-        index = dataset.class_to_index()
+        index = dataset.class_map.index()
         chosen = list(dataset.samples if samples is None else samples)
         rng = np.random.default_rng(seed)
         images, masks, points = [], [], []

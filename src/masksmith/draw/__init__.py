@@ -1,10 +1,10 @@
 """Drawing, used by every floor (data preview, training previews, evaluation, predict, the report): masks over
-photos (`masks`), objects (`instances`), truth beside prediction (`compare`), titled sheets with legends
+photos (`overlay`), objects (`instances`), truth beside prediction (`compare`), titled sheets with legends
 (`sheet`) and matplotlib charts (`charts`, imported on use)."""
 
 from masksmith.draw.compare import COLUMNS, comparison_sheet, instance_row, semantic_row
 from masksmith.draw.instances import draw_instances, render_instances
-from masksmith.draw.masks import colorize, difference, overlay, palette_array, wrong_pixels
+from masksmith.draw.overlay import colorize, difference, overlay, palette_array, wrong_pixels
 from masksmith.draw.sheet import Picture, legend, read_picture_info, sheet
 
 __all__ = ["COLUMNS", "Picture", "colorize", "comparison_sheet", "difference", "draw_instances", "instance_row",

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from masksmith.outputs import atomic_save_figure
+from masksmith.core.outputs import atomic_save_figure
 
 
 def _pyplot():
@@ -25,7 +25,7 @@ def plot_curves(csv_path: Path, png_path: Path, losses: tuple[str, ...] = ("trai
                 metrics_title: str = "validation") -> Path:
     """Loss curves (left) and validation metrics in [0, 1] (right) per epoch, from metrics.csv; the best epoch
     of the first metric (the one that picks the model file) is marked."""
-    from masksmith.runfolder import read_metrics
+    from masksmith.core.runfolder import read_metrics
 
     plt = _pyplot()
     rows = read_metrics(csv_path)

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from masksmith.core.labels import ClassMap
 from masksmith.draw.instances import Drawable, render_instances
-from masksmith.draw.masks import Color, difference, fitted_size, overlay, resize_pair
+from masksmith.draw.overlay import Color, difference, fitted_size, overlay, resize_pair
 from masksmith.draw.sheet import Picture, TextBox, sheet
 
 COLUMNS = ("photo", "truth", "prediction", "wrong pixels (red)")
@@ -57,8 +58,8 @@ def instance_row(image: np.ndarray, truth: Sequence[Drawable], found: Sequence[D
 
 
 def comparison_sheet(rows: Sequence[Sequence[np.ndarray]], *, title: str, captions: Sequence[str],
-                     class_names: Sequence[str], class_colors: Sequence[Color], cell: int,
+                     classes: ClassMap, cell: int,
                      panel_texts: Sequence[Sequence[Sequence[TextBox]]] | None = None) -> Picture:
     """Comparison rows under the shared column titles, with the class legend."""
-    return sheet(rows, COLUMNS, title=title, captions=captions, legend_names=class_names,
-                 legend_colors=class_colors, cell=cell, panel_texts=panel_texts)
+    return sheet(rows, COLUMNS, title=title, captions=captions, classes=classes, cell=cell,
+                 panel_texts=panel_texts)

@@ -10,8 +10,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image, ImageDraw
 
-from masksmith.data.schema import class_color
-from masksmith.draw.masks import DARK, Color, outline_width, region_outline
+from masksmith.core.labels import class_color
+from masksmith.draw.overlay import DARK, Color, outline_width, region_outline
 from masksmith.draw.sheet import INK, TextBox, draw_text, font
 
 TAG_SIZE = 11

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from masksmith.draw.masks import DARK, Color
+from masksmith.core.labels import ClassMap
+from masksmith.draw.overlay import DARK, Color
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
 INFO_KEY = "masksmith"
@@ -188,11 +189,10 @@ def legend(names: Sequence[str], colors: Sequence[Color], width: int) -> Picture
 
 
 def sheet(rows: Sequence[Sequence[np.ndarray]], columns: Sequence[str], *, title: str = "",
-          captions: Sequence[str] | None = None, legend_names: Sequence[str] | None = None,
-          legend_colors: Sequence[Color] | None = None, cell: int = 256, gap: int = 6,
+          captions: Sequence[str] | None = None, classes: ClassMap | None = None, cell: int = 256, gap: int = 6,
           panel_texts: Sequence[Sequence[Sequence[TextBox]]] | None = None) -> Picture:
     """Panels in a grid, each centred in a column `cell` pixels wide, under `title` and the column titles, with one
-    caption line above each row (file name, score, ...) and, when names are given, a legend below.
+    caption line above each row (file name, score, ...) and, with `classes`, their legend below.
     `panel_texts[r][c]`: what was written on that panel (boxes relative to it), kept in the picture's info."""
     if not rows or not any(rows):
         raise ValueError("no pictures to lay out")
@@ -205,8 +205,7 @@ def sheet(rows: Sequence[Sequence[np.ndarray]], columns: Sequence[str], *, title
     heights = [max((p.shape[0] for p in row), default=0) for row in rows]
     tops = np.cumsum([0] + [caption_h + h + gap for h in heights]).tolist()
     body_top = gap + title_h + column_h
-    legend_h, entries = (layout_legend(legend_names, legend_colors or [], width)
-                         if legend_names else (0, []))
+    legend_h, entries = (layout_legend(classes.names, classes.colors, width) if classes else (0, []))
     height = body_top + tops[-1] + legend_h + (gap if not legend_h else 0)
     canvas = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)

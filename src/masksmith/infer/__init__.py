@@ -1,47 +1,47 @@
-"""Prediction: one predictor per task, chosen by the model file (`open_predictor`)."""
+"""Prediction: one predictor per task (`masksmith.tasks`), opened from a model file by `open_predictor`."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
 
 def open_predictor(path: str | Path, backend: str | None = None, **kwargs: Any):
-    """A `Predictor` for a semantic model or an `InstancePredictor` for a Mask R-CNN one.
+    """The task's predictor for a model: a `Predictor` for a semantic model, an `InstancePredictor` for a
+    Mask R-CNN one.
 
     `path` is a `.masksmith` file (or a run folder), or an `.onnx` file that `masksmith export` wrote.
     `backend`: "torch" or "onnx"; by default the file's own (an ONNX file runs on ONNX Runtime, a model file on
     PyTorch); a `.masksmith` semantic model with backend "onnx" is exported in memory first.
-    `kwargs` go to the predictor; those the other kind takes (``tta`` for semantic models, ``score_threshold``
-    for instance models) are dropped when they do not apply, so callers can pass both."""
-    from masksmith.errors import MasksmithError
+    `kwargs` go to the predictor; those it does not take (``tta`` for instance models, ``score_threshold``
+    for semantic ones) are dropped, so callers can pass both."""
+    from masksmith.core.errors import MasksmithError
+    from masksmith.tasks import get_task
 
     path = Path(path)
     if backend not in (None, "torch", "onnx"):
-        raise MasksmithError(f"unknown backend {backend!r}.", fix="use torch or onnx.")
+        raise MasksmithError(f"unknown backend {backend!r}.", fix="use `backend=torch` or `backend=onnx`.")
     if path.suffix.lower() == ".onnx":
-        from masksmith.infer.onnx import OnnxNetwork, read_onnx_artifact
-        from masksmith.infer.predictor import Predictor
+        from masksmith.infer.runtime import OnnxNetwork, read_onnx_artifact
 
         if backend == "torch":
             raise MasksmithError("is an ONNX file; it runs on ONNX Runtime only.", path=path,
-                                 fix="drop --backend torch, or pass the .masksmith file it was exported from.")
+                                 fix="use `backend=onnx`, or the .masksmith file it was exported from.")
         artifact = read_onnx_artifact(path)
-        kwargs.pop("score_threshold", None)
-        return Predictor(artifact, net=OnnxNetwork(path), backend="onnx", **kwargs)
+        kwargs |= {"net": OnnxNetwork(path), "backend": "onnx"}
+    else:
+        from masksmith.models.artifact import load_artifact
 
-    from masksmith.models.artifact import load_artifact
+        artifact = load_artifact(path)
+    predictor = get_task(artifact.task).load("predictor")
+    accepted = inspect.signature(predictor).parameters
+    if (backend == "onnx" or "net" in kwargs) and "backend" not in accepted:
+        raise MasksmithError(f"{artifact.task} models run on PyTorch only (their ONNX export is not built yet).",
+                             path=path, fix="use `backend=torch`.")
+    if backend == "onnx" and "net" not in kwargs:
+        from masksmith.infer.export import onnx_bytes_for
+        from masksmith.infer.runtime import OnnxNetwork
 
-    artifact = load_artifact(path)
-    if artifact.task == "instance":
-        from masksmith.infer.instance import InstancePredictor
-
-        if backend == "onnx":
-            raise MasksmithError("Mask R-CNN models run on PyTorch only (their ONNX export is not built yet).",
-                                 path=path, fix="drop --backend onnx.")
-        kwargs.pop("tta", None)
-        return InstancePredictor(artifact, **kwargs)
-    from masksmith.infer.predictor import Predictor
-
-    kwargs.pop("score_threshold", None)
-    return Predictor(artifact, backend=backend or "torch", **kwargs)
+        kwargs |= {"net": OnnxNetwork(onnx_bytes_for(artifact)), "backend": "onnx"}
+    return predictor(artifact, **{k: v for k, v in kwargs.items() if k in accepted})

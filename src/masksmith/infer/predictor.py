@@ -21,10 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from masksmith.errors import MasksmithError
-from masksmith.images import read_image
-from masksmith.models.artifact import ModelArtifact, build_network, load_artifact
-from masksmith.models.registry import pad_amount
+from masksmith.core.errors import MasksmithError
+from masksmith.core.images import read_image
+from masksmith.core.labels import ClassMap
+from masksmith.models.artifact import ModelArtifact, build_network
+from masksmith.models.semantic import pad_amount
 
 BACKENDS = ("torch", "onnx")
 
@@ -55,37 +56,18 @@ class Predictor:
         self.artifact = artifact
         self.backend = backend
         if net is None and backend == "onnx":
-            from masksmith.infer.onnx import OnnxNetwork, onnx_bytes_for
-
-            net = OnnxNetwork(onnx_bytes_for(artifact))
+            raise MasksmithError("the ONNX backend needs the network as an ONNX session.",
+                                 fix="open the model with masksmith.infer.open_predictor(path, backend='onnx').")
         self.net = (net or build_network(artifact)).eval()
         self.tta = tta
         self.overlap = overlap
         self.batch_size = batch_size
         self.binary = artifact.model.get("num_outputs") == 1
-        names = artifact.classes
-        index = {n: i + 1 for i, n in enumerate(names)}
-        perm = list(range(len(names) + 1))
-        for a, b in artifact.flip_pairs:
-            perm[index[a]], perm[index[b]] = index[b], index[a]
-        self.flip_perm = torch.tensor(perm)
-
-    @classmethod
-    def from_file(cls, path: str | Path, **kwargs) -> Predictor:
-        """A Predictor for a `.masksmith` semantic model or an exported `.onnx` (see `open_predictor`)."""
-        if Path(path).suffix.lower() == ".onnx":
-            from masksmith.infer import open_predictor
-
-            return open_predictor(path, **kwargs)
-        return cls(load_artifact(path), **kwargs)
+        self.flip_perm = torch.tensor(artifact.class_map.mirrored(artifact.flip_pairs))
 
     @property
-    def num_classes(self) -> int:
-        return len(self.artifact.classes) + 1
-
-    @property
-    def colors(self) -> list[tuple[int, int, int]]:
-        return [tuple(c) for c in self.artifact.colors]
+    def classes(self) -> ClassMap:
+        return self.artifact.class_map
 
     # -- the network on a batch of pixel tensors ---------------------------------------------------------
     @torch.no_grad()
@@ -142,7 +124,7 @@ class Predictor:
         if h <= wh and w <= ww:
             return self._probabilities(x)
         weights = window_weights((min(wh, h), min(ww, w)))
-        total = torch.zeros((1, self.num_classes, h, w))
+        total = torch.zeros((1, self.classes.num_values, h, w))
         norm = torch.zeros((h, w))
         sy, sx = max(1, int(wh * (1 - self.overlap))), max(1, int(ww * (1 - self.overlap)))
         boxes = [(y, x0) for y in starts(h, wh, sy) for x0 in starts(w, ww, sx)]

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from masksmith.errors import ModelError
+from masksmith.core.errors import ModelError
+from masksmith.core.labels import ClassMap
 
 FORMAT = "masksmith-model"
 VERSION = 1
@@ -24,12 +25,19 @@ SUFFIX = ".masksmith"
 class ModelArtifact:
     task: str  # "semantic" or "instance"
     model: dict[str, Any]  # architecture config (ModelConfig.to_dict() for semantic models)
-    classes: list[str]  # without background
-    colors: list[list[int]]  # background first
+    # the class map as stored in the file: `classes` without the background, `colors` with it first; use
+    # `class_map` (and `class_map_fields` to write one) rather than offsetting these by hand
+    classes: list[str]
+    colors: list[list[int]]
     preprocessing: dict[str, Any]  # mean, std, input_mode ("resize"), size [h, w]
     flip_pairs: list[list[str]] = field(default_factory=list)
     training: dict[str, Any] = field(default_factory=dict)
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def class_map(self) -> ClassMap:
+        """The model's classes, their mask values and colours (`classes` and `colors` as one object)."""
+        return ClassMap.from_palette(self.classes, self.colors)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -42,7 +50,7 @@ def save_artifact(artifact: ModelArtifact, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **asdict(artifact)}
     payload["state_dict"] = {k: v.detach().cpu().contiguous() for k, v in artifact.state_dict.items()}
-    from masksmith.outputs import atomic_save
+    from masksmith.core.outputs import atomic_save
 
     return atomic_save(path, lambda tmp: torch.save(payload, tmp))
 
@@ -146,20 +154,16 @@ def artifact_problem(a: ModelArtifact) -> str | None:
 
 def build_network(artifact: ModelArtifact) -> nn.Module:
     """The network the artifact describes, with its weights loaded, in eval mode."""
-    if artifact.task == "semantic":
-        from masksmith.models.registry import ModelConfig, SegmentationNet, build_model
+    from masksmith.models.registry import get_model
 
-        config = ModelConfig.from_dict(artifact.model)
-        net = SegmentationNet(build_model(config, pretrained=False), tuple(artifact.preprocessing["mean"]),
-                              tuple(artifact.preprocessing["std"]))
-    elif artifact.task == "instance":
-        from masksmith.models.instance import build_instance_model
-
-        net = build_instance_model(artifact.model, len(artifact.classes), pretrained=False)
-    else:
-        raise ModelError(f"task {artifact.task!r} is not known to this masksmith.", fix="upgrade masksmith.")
+    net = get_model(str(artifact.model.get("arch", "")), artifact.task).build(artifact)
     try:
         net.load_state_dict(artifact.state_dict, strict=True)
     except RuntimeError as exc:
         raise ModelError(f"weights do not fit the described architecture ({str(exc)[:300]}).") from None
     return net.eval()
+
+
+def class_map_fields(class_map: ClassMap) -> dict[str, Any]:
+    """The `classes` and `colors` fields of a ModelArtifact for `class_map`."""
+    return {"classes": list(class_map.names), "colors": [list(c) for c in class_map.palette()]}

@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from masksmith.errors import ModelError
+from masksmith.core.errors import ModelError
 
 LITE0_TIMM_NAME = "tf_efficientnet_lite0"
 OFFLINE_WEIGHTS = "imagenet-offline"

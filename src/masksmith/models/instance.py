@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from masksmith.errors import ModelError
+from masksmith.core.errors import ModelError
 from masksmith.models.encoders import (
     LITE0_TIMM_NAME,
     OFFLINE_WEIGHTS,
@@ -32,12 +32,9 @@ from masksmith.models.encoders import (
     early_encoder_modules,
     freeze_modules,
 )
+from masksmith.models.registry import get_model
 from masksmith.models.roi_align import use_gather_roi_align
 
-INSTANCE_ARCHS: dict[str, str] = {
-    "maskrcnn_lite0": "Mask R-CNN on EfficientNet-Lite0 + 128-channel FPN (offline ImageNet weights; CPU-friendly)",
-    "maskrcnn_resnet50_fpn": "torchvision Mask R-CNN ResNet-50 FPN (from scratch, or from a COCO weights file)",
-}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_MAX_SIZE = 512
@@ -98,10 +95,8 @@ def instance_model_config(arch: str, max_size: int = DEFAULT_MAX_SIZE, min_size:
 
 
 def check_instance_arch(arch: str) -> str:
-    key = arch.lower().replace("-", "_")
-    if key not in INSTANCE_ARCHS:
-        raise ModelError(f"unknown instance model {arch!r}.", fix=f"use one of: {', '.join(INSTANCE_ARCHS)}.")
-    return key
+    """The registry's name of instance model `arch` (ModelError when it is not one)."""
+    return get_model(arch, "instance").name
 
 
 def instance_normalisation(config: Mapping[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -329,3 +324,8 @@ def as_float_image(image: Any) -> Tensor:
     if t.ndim == 3 and t.shape[-1] == 3 and t.shape[0] != 3:
         t = t.permute(2, 0, 1)
     return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
+
+
+def network_for(artifact: Any) -> nn.Module:
+    """The Mask R-CNN a model file describes, weights not yet loaded."""
+    return build_instance_model(artifact.model, len(artifact.class_map), pretrained=False)

@@ -1,196 +1,79 @@
-"""Semantic model registry: a name -> a builder. Encoders and decoders come from segmentation_models_pytorch
-(and timm through smp's `tu-` encoders); the baseline CNN and the FCN head are ours.
-
-Every model maps (B, 3, H, W) float images to (B, C, H, W) logits, C = number of classes + 1 (background),
-or C = 1 for binary models trained with BCE. With `side_pairs`, left/right classes come from a part and a
-shared side map (models/sides.py); the outputs are still one logit per class.
+"""The one model table: every network masksmith trains, with its task, what it is, and the input-size divisor
+its encoder needs. The CLI help, the web app's model lists, the task table (`masksmith.tasks`), training and
+the ONNX export all read this table; the builders live beside the networks (`models/semantic.py`,
+`models/instance.py`), so reading the table imports no deep-learning code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+import importlib
+from dataclasses import dataclass
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+from masksmith.core.errors import ModelError
 
-from masksmith.errors import ModelError
-from masksmith.models.encoders import LITE0_TIMM_NAME, OFFLINE_WEIGHTS, resolve_encoder_weights
-
-DEFAULT_ENCODER = LITE0_TIMM_NAME
-
-
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild a model's architecture (weights travel separately, in the artifact)."""
-
-    arch: str = "unet"
-    num_outputs: int = 2
-    encoder: str = DEFAULT_ENCODER
-    encoder_weights: str | None = OFFLINE_WEIGHTS
-    decoder_channels: list[int] | None = None
-    # output indices of left/right class pairs (left first) predicted as a part and a side (models/sides.py)
-    side_pairs: list[list[int]] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+SEMANTIC_NETWORK = "masksmith.models.semantic:network_for"
+INSTANCE_NETWORK = "masksmith.models.instance:network_for"
 
 
 @dataclass(frozen=True)
-class Architecture:
+class ModelSpec:
     name: str
+    task: str  # "semantic" or "instance" (masksmith.tasks)
     description: str
-    builder: Callable[[ModelConfig, bool], nn.Module]  # (config, load pretrained encoder weights) -> model
     divisor: int  # input height and width must be multiples of this
+    network: str  # "module:function" building the network a model file describes (artifact -> nn.Module)
     uses_encoder: bool = True
+    fast: bool = False  # a preset for speed on a CPU (the web app and docs say so)
+
+    def build(self, artifact: Any) -> Any:
+        """The untrained network of `artifact` (a ModelArtifact); weights are loaded by the caller."""
+        module, _, function = self.network.partition(":")
+        return getattr(importlib.import_module(module), function)(artifact)
 
 
-def smp_encoder_name(name: str) -> str:
-    """smp's name for an encoder: its own encoders as they are, any other timm model as `tu-<name>`."""
-    import segmentation_models_pytorch as smp
-
-    if name.startswith("tu-") or name in smp.encoders.get_encoder_names():
-        return name
-    return f"tu-{name}"
-
-
-class BaselineCNN(nn.Module):
-    """Three 3x3 conv layers at full resolution: the classic first try, kept as a yardstick."""
-
-    def __init__(self, num_outputs: int, width: int = 32) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Conv2d(3, width // 2, 3, padding=1), nn.BatchNorm2d(width // 2), nn.ReLU(inplace=True),
-            nn.Conv2d(width // 2, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            nn.Conv2d(width, num_outputs, 3, padding=1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
-
-
-class FCN(nn.Module):
-    """FCN-8s (Long et al. 2015) on an smp encoder: 1x1 class scores at strides 32, 16 and 8, summed
-    after upsampling, then upsampled to the input size."""
-
-    def __init__(self, encoder: nn.Module, num_outputs: int) -> None:
-        super().__init__()
-        self.encoder = encoder
-        channels = encoder.out_channels
-        self.score32 = nn.Conv2d(channels[-1], num_outputs, 1)
-        self.score16 = nn.Conv2d(channels[-2], num_outputs, 1)
-        self.score8 = nn.Conv2d(channels[-3], num_outputs, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(x)
-        out = self.score32(features[-1])
-        out = F.interpolate(out, size=features[-2].shape[-2:], mode="bilinear", align_corners=False)
-        out = out + self.score16(features[-2])
-        out = F.interpolate(out, size=features[-3].shape[-2:], mode="bilinear", align_corners=False)
-        out = out + self.score8(features[-3])
-        return F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
-
-
-def _build_baseline(config: ModelConfig, pretrained: bool) -> nn.Module:
-    return BaselineCNN(config.num_outputs, width=int(config.extra.get("width", 32)))
-
-
-def _smp_builder(smp_arch: str) -> Callable[[ModelConfig, bool], nn.Module]:
-    def build(config: ModelConfig, pretrained: bool) -> nn.Module:
-        from masksmith.models.encoders import create_smp_model
-
-        kwargs: dict[str, Any] = {"in_channels": 3, "classes": config.num_outputs}
-        if config.decoder_channels and smp_arch == "unet":
-            kwargs["decoder_channels"] = list(config.decoder_channels)
-        weights = config.encoder_weights if pretrained else None
-        return create_smp_model(smp_arch, smp_encoder_name(config.encoder), weights, **kwargs)
-
-    return build
-
-
-def _build_fcn(config: ModelConfig, pretrained: bool) -> nn.Module:
-    import segmentation_models_pytorch as smp
-
-    name = smp_encoder_name(config.encoder)
-    plan = resolve_encoder_weights(name, config.encoder_weights if pretrained else None)
-    encoder = smp.encoders.get_encoder(name, in_channels=3, depth=5, weights=plan.smp_encoder_weights)
-    plan.load_into(encoder)
-    return FCN(encoder, config.num_outputs)
-
-
-ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in [
-    Architecture("baseline", "three conv layers, no encoder (a yardstick)", _build_baseline, 1, False),
-    Architecture("unet", "U-Net (smp) on a pretrained encoder", _smp_builder("unet"), 32),
-    Architecture("fcn", "FCN-8s head on a pretrained encoder", _build_fcn, 32),
-    Architecture("fpn", "Feature Pyramid Network (smp)", _smp_builder("fpn"), 32),
-    Architecture("deeplabv3plus", "DeepLabV3+ (smp)", _smp_builder("deeplabv3plus"), 32),
+MODELS: dict[str, ModelSpec] = {m.name: m for m in [
+    ModelSpec("unet", "semantic", "U-Net (smp) on a pretrained encoder", 32, SEMANTIC_NETWORK, fast=True),
+    ModelSpec("fpn", "semantic", "Feature Pyramid Network (smp)", 32, SEMANTIC_NETWORK),
+    ModelSpec("deeplabv3plus", "semantic", "DeepLabV3+ (smp)", 32, SEMANTIC_NETWORK),
+    ModelSpec("fcn", "semantic", "FCN-8s head on a pretrained encoder", 32, SEMANTIC_NETWORK),
+    ModelSpec("baseline", "semantic", "three conv layers, no encoder (a yardstick)", 1, SEMANTIC_NETWORK,
+              uses_encoder=False),
+    ModelSpec("maskrcnn_lite0", "instance", "Mask R-CNN on EfficientNet-Lite0 + 128-channel FPN (offline ImageNet "
+              "weights; CPU-friendly)", 32, INSTANCE_NETWORK, fast=True),
+    ModelSpec("maskrcnn_resnet50_fpn", "instance", "torchvision Mask R-CNN ResNet-50 FPN (from scratch, or from a "
+              "COCO weights file)", 32, INSTANCE_NETWORK),
 ]}
 
-
-def get_architecture(name: str) -> Architecture:
-    key = name.lower().replace("-", "").replace("_", "")
-    aliases = {"deeplab": "deeplabv3plus", "deeplabv3+": "deeplabv3plus", "cnn": "baseline"}
-    key = aliases.get(key, key)
-    if key not in ARCHITECTURES:
-        raise ModelError(f"unknown model {name!r}.", fix=f"use one of: {', '.join(ARCHITECTURES)}.")
-    return ARCHITECTURES[key]
+ALIASES = {"deeplab": "deeplabv3plus", "deeplabv3+": "deeplabv3plus", "cnn": "baseline", "maskrcnn": "maskrcnn_lite0"}
 
 
-def build_model(config: ModelConfig, pretrained: bool = True) -> nn.Module:
-    """The model for `config`; with `pretrained`, the encoder starts from `config.encoder_weights`."""
-    arch = get_architecture(config.arch)
-    config.arch = arch.name
-    if not config.side_pairs:
-        return arch.builder(config, pretrained)
-    from masksmith.models.sides import SideFactoredHead
-
-    inner = replace(config, num_outputs=SideFactoredHead.inner_outputs(config.num_outputs, config.side_pairs))
-    return SideFactoredHead(arch.builder(inner, pretrained), config.num_outputs, config.side_pairs)
+def _key(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
 
 
-def check_input_size(arch_name: str, height: int, width: int) -> None:
-    """Raise a ModelError that says how to pad when (height, width) do not fit the architecture."""
-    divisor = get_architecture(arch_name).divisor
-    if height % divisor or width % divisor:
-        ph, pw = -(-height // divisor) * divisor, -(-width // divisor) * divisor
-        raise ModelError(f"input {width}x{height} does not fit {arch_name}: height and width must be multiples "
-                         f"of {divisor}.", fix=f"pad your images to {pw}x{ph} (or choose --size {max(ph, pw)}).")
+def find_model(name: str) -> ModelSpec | None:
+    """The model `name` names (any case, - or _, and a few aliases), or None."""
+    key = _key(name)
+    if key in MODELS:
+        return MODELS[key]
+    squashed = {k.replace("_", ""): k for k in MODELS}
+    key = ALIASES.get(key.replace("_", ""), ALIASES.get(key, squashed.get(key.replace("_", ""), key)))
+    return MODELS.get(key)
 
 
-def pad_amount(arch_name: str, height: int, width: int) -> tuple[int, int]:
-    """Bottom and right padding that makes (height, width) fit the architecture."""
-    d = get_architecture(arch_name).divisor
-    return (-height) % d, (-width) % d
+def models_for(task: str) -> list[str]:
+    """The names of the task's models, its default first (the table's order)."""
+    return [m.name for m in MODELS.values() if m.task == task]
 
 
-class SegmentationNet(nn.Module):
-    """A model with its preprocessing inside: takes RGB pixels as floats in [0, 255], normalises them the way
-    the encoder's weights expect, returns logits. Training, prediction and the ONNX export all go through
-    this, so preprocessing can never differ between them (the timm `resolve_data_config` idea)."""
-
-    def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        super().__init__()
-        self.model = model
-        self.register_buffer("scale", 1.0 / (255.0 * torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)))
-        self.register_buffer("shift", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-                             / torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model(pixels * self.scale - self.shift)
-
-
-def default_normalisation(config: ModelConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """mean and std for the encoder's weights: [-1, 1] inputs for the offline Lite0 weights, ImageNet
-    statistics for hub weights, and [-1, 1] for random or baseline models."""
-    from masksmith.models.encoders import PREPROCESS
-
-    if config.encoder_weights == "imagenet" and get_architecture(config.arch).uses_encoder:
-        return (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    return tuple(PREPROCESS["mean"]), tuple(PREPROCESS["std"])
+def get_model(name: str, task: str | None = None) -> ModelSpec:
+    """The model `name` names; a ModelError listing the choices (of `task`, when given) otherwise."""
+    spec = find_model(str(name))
+    if spec is None:
+        choices = models_for(task) if task else list(MODELS)
+        raise ModelError(f"unknown model {name!r}.", fix=f"use one of: {', '.join(choices)}.")
+    if task is not None and spec.task != task:
+        raise ModelError(f"model {spec.name!r} does {spec.task} segmentation, not {task}.",
+                         fix=f"use one of: {', '.join(models_for(task))}.")
+    return spec

@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from masksmith.core.errors import ModelError
+from masksmith.core.labels import ClassMap
 from masksmith.data.torchdata import names_left_side
-from masksmith.errors import ModelError
 
 NO_SIDE, FIRST_SIDE, SECOND_SIDE = 0, 1, 2
 
@@ -83,10 +84,10 @@ class SideFactoredHead(nn.Module):
         return log_parts.index_select(1, self.part_index) + side_terms.index_select(1, self.side_index)
 
 
-def side_pairs_for(class_names: Sequence[str], pairs: Sequence[Sequence[str]]) -> list[list[int]]:
+def side_pairs_for(classes: ClassMap, pairs: Sequence[Sequence[str]]) -> list[list[int]]:
     """Output indices (background is 0) of left/right class pairs, the member named `left` first, so the side
     map means the same for every pair; pairs named otherwise (port/starboard) keep the order given."""
-    index = {n: i + 1 for i, n in enumerate(class_names)}
+    index = classes.index()
     ordered = []
     for a, b in pairs:
         if names_left_side(b):

@@ -14,10 +14,11 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import OnExceptionCheckpoint, RichProgressBar
 
+from masksmith.core.durations import format_duration
+from masksmith.core.labels import ClassMap
+from masksmith.core.outputs import atomic_save_image
+from masksmith.core.runfolder import CURVES, METRICS, PREVIEWS, append_csv_row
 from masksmith.draw.charts import plot_curves
-from masksmith.outputs import atomic_save_image
-from masksmith.report import format_duration
-from masksmith.runfolder import CURVES, METRICS, PREVIEWS, append_csv_row
 
 
 class ClockSchedule(L.Callback):
@@ -168,13 +169,12 @@ class Previews(L.Callback):
     CELL = 192
 
     def __init__(self, run_dir: Path, images: torch.Tensor, masks: torch.Tensor,
-                 colors: list[tuple[int, int, int]], class_names: list[str], names: list[str] | None = None,
+                 classes: ClassMap, names: list[str] | None = None,
                  metric: str = "val_miou", metric_name: str = "validation mIoU") -> None:
         self.dir = run_dir / PREVIEWS
         self.images = images
         self.masks = masks
-        self.colors = colors
-        self.class_names = class_names
+        self.classes = classes
         self.names = names or [f"image {k + 1}" for k in range(len(images))]
         self.metric, self.metric_name = metric, metric_name
 
@@ -182,18 +182,18 @@ class Previews(L.Callback):
         if not trainer.is_global_zero or len(self.images) == 0:
             return
         from masksmith.draw import comparison_sheet, semantic_row
-        from masksmith.metrics import ConfusionMatrix
+        from masksmith.evaluate.metrics import ConfusionMatrix
 
         pred = pl_module.predict_masks(self.images)
         rows, captions = [], []
         for image, truth, p, name in zip(self.images, self.masks, pred, self.names, strict=True):
             im, t, p = image.permute(1, 2, 0).numpy(), truth.numpy(), p.numpy()
-            rows.append(semantic_row(im, t, p, self.colors, self.CELL))
-            one = ConfusionMatrix(len(self.colors))
+            rows.append(semantic_row(im, t, p, self.classes.palette(), self.CELL))
+            one = ConfusionMatrix(self.classes.num_values)
             one.update_numpy(p, t)
             captions.append(f"{name} \u00b7 mIoU {one.scores().miou(True):.3f}")
         picture = comparison_sheet(rows, title=preview_title(trainer, self.metric, self.metric_name),
-                                   captions=captions, class_names=self.class_names, class_colors=self.colors[1:],
+                                   captions=captions, classes=self.classes,
                                    cell=self.CELL)
         save_preview(picture, self.dir, trainer.current_epoch + 1)
 

@@ -9,7 +9,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from masksmith.errors import MasksmithError
+from masksmith.core.errors import MasksmithError
 
 
 @dataclass
@@ -76,16 +76,31 @@ class TrainConfig:
     runs_dir: str = "runs"
     strict_data: bool = True
 
+    @classmethod
+    def for_task(cls, task: str | None = None, model: str | None = None, **values: Any) -> TrainConfig:
+        """A config with the task's defaults (model, size, batch; `masksmith.tasks`), the task chosen from the
+        model when not given, then `values` on top. Not yet checked: call `check()`."""
+        from masksmith.tasks import choose_task
+
+        chosen = choose_task(task, model)
+        config = cls(task=chosen.name, arch=model or chosen.default_model, size=chosen.default_size,
+                     batch_size=chosen.default_batch)
+        for key, value in values.items():
+            if key not in cls.__dataclass_fields__:
+                raise MasksmithError(f"`{key}` is not a training setting.",
+                                     fix=f"use one of: {', '.join(sorted(cls.__dataclass_fields__))}.")
+            setattr(config, key, value)
+        return config
+
     def check(self, path: str | Path | None = None) -> TrainConfig:
-        """Refuse values no run can use (a batch of 0, negative epochs or time, a fraction above 1 ...) with
-        one line naming the setting, its command-line flag and the fix; the one place these are checked."""
+        """Refuse values no run can use (a batch of 0, negative epochs or time, a fraction above 1, a model of
+        another task ...) with one line naming the setting (as `name`, which each front spells its own way:
+        a flag, a form field) and the fix; the one place these are checked."""
         import math
 
         def bad(key: str, rule: str) -> MasksmithError:
-            flag = _FLAGS.get(key)
-            where = f"{key} (--{flag})" if flag else key
-            return MasksmithError(f"{where} is {getattr(self, key)!r}; it must be {rule}.", path=path,
-                                  fix=f"give {flag and '--' + flag or key} {rule}.")
+            return MasksmithError(f"`{key}` is {getattr(self, key)!r}; it must be {rule}.", path=path,
+                                  fix=f"give `{key}` {rule}.")
 
         def number(key: str, low: float | None = None, high: float | None = None, *, low_open: bool = False,
                     optional: bool = False, integer: bool = False) -> None:
@@ -107,7 +122,11 @@ class TrainConfig:
         number("time_budget", 0, None, low_open=True, optional=True)
         if self.epochs is None and self.time_budget is None:
             raise MasksmithError("neither epochs nor a time budget is set: the run would never end.", path=path,
-                                 fix="pass --epochs N or --time 10m.")
+                                 fix="set `epochs` or `time_budget`.")
+        from masksmith.models.registry import get_model
+        from masksmith.tasks import get_task
+
+        self.arch = get_model(self.arch, get_task(self.task).name).name
         number("size", 16, 8192, integer=True)
         number("shrink", 1, 64, optional=True)  # a factor: 2 halves each side
         number("lr", 0, 10, low_open=True)
@@ -125,8 +144,8 @@ class TrainConfig:
         if not (isinstance(self.scale, list) and len(self.scale) == 2 and
                 all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1 for v in self.scale)
                 and self.scale[0] <= self.scale[1]):
-            raise MasksmithError(f"scale is {self.scale!r}; it must be [low, high] with 0 < low <= high <= 1.",
-                                 path=path, fix="e.g. scale: [0.7, 1.0].")
+            raise MasksmithError(f"`scale` is {self.scale!r}; it must be [low, high] with 0 < low <= high <= 1.",
+                                 path=path, fix="e.g. `scale` [0.7, 1.0].")
         return self
 
     def to_yaml(self) -> str:
@@ -149,11 +168,6 @@ class TrainConfig:
                 raise MasksmithError(f"{key}: {value!r} is not of type {_type_name(hints[key])}.", path=path,
                                      fix=f"give {key} a value of that type (default: {getattr(cls(), key)!r}).")
         return cls(**data).check(path)
-
-
-# the command-line flags of the settings `masksmith train` takes (their names in messages)
-_FLAGS = {"batch_size": "batch-size", "epochs": "epochs", "time_budget": "time", "size": "size",
-          "shrink": "shrink", "lr": "lr", "val_fraction": "val", "seed": "seed"}
 
 
 def _fits(value: Any, hint: Any) -> bool:

@@ -27,15 +27,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from masksmith.core.errors import MasksmithError
+from masksmith.core.labels import ClassMap
+from masksmith.core.objects import Instance, truth_instances
 from masksmith.data.instance_data import (
     InstanceAugment,
     InstanceTensors,
     collate_fn,
     flip_permutation,
 )
+from masksmith.data.rasterize import encode_masks as masks_to_rles
 from masksmith.draw.charts import plot_curves
-from masksmith.errors import MasksmithError
-from masksmith.infer.instance import CocoAccumulator, Instance, masks_to_rles, truth_instances
+from masksmith.evaluate.instance import CocoAccumulator
+from masksmith.models.artifact import class_map_fields
 from masksmith.models.instance import (
     build_instance_model,
     instance_model_config,
@@ -121,7 +125,7 @@ class InstanceModule(L.LightningModule):
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             raise MasksmithError(f"training diverged at step {self.global_step} (loss {float(loss)}).",
-                                 fix="lower --lr (for example to 0.005) or lengthen the warm-up.")
+                                 fix="lower `lr` (for example to `lr=0.005`) or lengthen `warmup_fraction`.")
         n = len(images)
         for name, value in losses.items():
             self.log(name, value, on_step=False, on_epoch=True, batch_size=n)
@@ -190,36 +194,36 @@ class InstancePreviews(L.Callback):
 
     CELL = 256
 
-    def __init__(self, run_dir: Path, data: InstanceTensors, count: int, colors: list[tuple[int, int, int]],
+    def __init__(self, run_dir: Path, data: InstanceTensors, count: int, classes: ClassMap,
                  score_threshold: float = 0.5) -> None:
         self.dir = run_dir / "previews"
         self.data = data
         self.indices = list(range(min(count, len(data))))
-        self.colors = colors  # background first
+        self.classes = classes
         self.score_threshold = score_threshold
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or not self.indices:
             return
+        from masksmith.core.objects import union_mask
         from masksmith.draw import comparison_sheet, instance_row
-        from masksmith.infer.instance import image_mask_ap, union_mask
+        from masksmith.evaluate.instance import image_mask_ap
         from masksmith.train.callbacks import preview_title, save_preview
 
-        names = self.data.class_names
-        index = {n: i + 1 for i, n in enumerate(names)}
-        colors = dict(zip(names, self.colors[1:], strict=False))
+        classes = self.classes
+        names, index, colors = list(classes.names), classes.index(), classes.colors_by_name()
         items = [self.data.items[i] for i in self.indices]
         outputs = pl_module.predict_instances([it.image.float() / 255.0 for it in items])
         rows, texts, captions = [], [], []
         for item, out in zip(items, outputs, strict=True):
             image = item.image.permute(1, 2, 0).numpy()
             shape = image.shape[:2]
-            truth = truth_instances(item.masks(), item.labels.tolist(), names)
-            found = [Instance(names[int(lab) - 1], float(s), (m[0] > 0.5).numpy(), tuple(b.tolist()))
+            truth = truth_instances(item.masks(), item.labels.tolist(), classes)
+            found = [Instance(classes.name(int(lab)), float(s), (m[0] > 0.5).numpy(), tuple(b.tolist()))
                      for b, lab, s, m in zip(out["boxes"], out["labels"], out["scores"], out["masks"], strict=True)]
             shown = [f for f in found if f.score >= self.score_threshold]
-            panels, written = instance_row(image, truth, shown, union_mask(truth, index, shape),
-                                           union_mask(shown, index, shape), colors, self.CELL)
+            panels, written = instance_row(image, truth, shown, union_mask(truth, classes, shape),
+                                           union_mask(shown, classes, shape), colors, self.CELL)
             rows.append(panels)
             texts.append(written)
             ap = image_mask_ap(*shape, names, item.labels.tolist(), list(item.rles), [False] * len(item.rles),
@@ -228,7 +232,7 @@ class InstancePreviews(L.Callback):
                                [f.box for f in found])
             captions.append(f"{item.name} \u00b7 mask AP {'-' if ap is None else f'{ap:.3f}'}")
         picture = comparison_sheet(rows, title=preview_title(trainer, "val_mask_ap", "validation mask AP"),
-                                   captions=captions, class_names=names, class_colors=self.colors[1:],
+                                   captions=captions, classes=classes,
                                    cell=self.CELL, panel_texts=texts)
         save_preview(picture, self.dir, trainer.current_epoch + 1)
 
@@ -261,7 +265,7 @@ def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: boo
     net = build_instance_model(model_config, len(names), pretrained=not resume)
 
     bf16_backbone(net, config)
-    perm = flip_permutation(names, split.flip_pairs) if config.flip else None
+    perm = flip_permutation(split.dataset.class_map, split.flip_pairs) if config.flip else None
     augment = InstanceAugment(perm, scale_range(config), config.color_jitter)
     train_data = InstanceTensors(split.dataset, split.train, config.size, augment)
     val_data = InstanceTensors(split.dataset, split.val, config.size) if split.val else None
@@ -275,8 +279,7 @@ def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: boo
     val_loader = DataLoader(val_data, batch_size=batch, collate_fn=collate_fn) if val_data else None
 
     mean, std = instance_normalisation(model_config)
-    artifact_base = dict(task="instance", model=model_config, classes=names,
-                         colors=[list(c) for c in split.dataset.colors()],
+    artifact_base = dict(task="instance", model=model_config, **class_map_fields(split.dataset.class_map),
                          preprocessing={"mean": list(mean), "std": list(std), "input_mode": "instance",
                                         "input_range": [0.0, 1.0], "size": [config.size, config.size],
                                         "max_size": config.size},
@@ -287,7 +290,7 @@ def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: boo
     fit_run(config, run_dir, module, train_loader, val_loader, save=save,
             monitor="val_mask_ap" if val_data else None, history=InstanceHistory(run_dir),
             previews=InstancePreviews(run_dir, val_data or train_data, config.preview_images,
-                                      split.dataset.colors()),
+                                      split.dataset.class_map),
             precision=PRECISION, resume_from=resume_from,
             resize=(RCNNInputSize(net), (config.size, config.size), 32), split=split,
             extra_callbacks=extra_callbacks,

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from masksmith.data.schema import IGNORE_INDEX
-from masksmith.errors import ModelError
+from masksmith.core.errors import ModelError
+from masksmith.core.labels import IGNORE_INDEX
 
 MULTICLASS = ("ce", "dice", "ce+dice", "focal", "focal+dice")
 BINARY = ("bce", "dice", "bce+dice", "focal", "focal+dice")

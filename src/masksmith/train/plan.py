@@ -148,9 +148,9 @@ def _plan_semantic(fp: Fingerprint, machine: Machine, user: dict[str, Any], d: i
     whole = longer / most  # the longer side of the typical photo at the strongest shrink
     # -- input mode
     if "shrink" in user and user["shrink"]:
-        mode, mode_why, mode_src = "scale", "--shrink was given", "user"
+        mode, mode_why, mode_src = "scale", "set by you", "user"
     elif "size" in user and user["size"]:
-        mode, mode_why, mode_src = "resize", "--size was given", "user"
+        mode, mode_why, mode_src = "resize", "set by you", "user"
     elif not square:
         mode, mode_why, mode_src = "scale", (f"photos are not square (aspect w/h {fp.aspect['min']:.2f}-"
                                              f"{fp.aspect['max']:.2f}): resizing them to a square would distort "
@@ -168,7 +168,7 @@ def _plan_semantic(fp: Fingerprint, machine: Machine, user: dict[str, Any], d: i
     if mode == "resize":
         plan.choices["shrink"] = Choice(None, "plan" if mode_src == "plan" else "user", "whole photos are resized")
         if "size" in user and user["size"]:
-            plan.choices["size"] = Choice(int(user["size"]), "user", "--size was given")
+            plan.choices["size"] = Choice(int(user["size"]), "user", "set by you")
         else:
             own = _round_up(longer, d)
             size = min(own, max(BASE, _round_up(whole, d)))
@@ -184,7 +184,7 @@ def _plan_semantic(fp: Fingerprint, machine: Machine, user: dict[str, Any], d: i
         step_area = crop_side * crop_side
     else:
         if "shrink" in user and user["shrink"]:
-            shrink, src, reason = float(user["shrink"]), "user", "--shrink was given"
+            shrink, src, reason = float(user["shrink"]), "user", "set by you"
         else:
             shrink, src = round(most, 2), "plan"
             reason = f"{why}: shrink {shrink:g}x" if shrink > 1 else f"{why}: keep the photo's own scale"
@@ -196,7 +196,7 @@ def _plan_semantic(fp: Fingerprint, machine: Machine, user: dict[str, Any], d: i
         plan.choices["shrink"] = Choice(shrink, src, reason)
         sh, sw = h / shrink, w / shrink
         if "size" in user and user["size"]:
-            crop, crop_src, crop_why = int(user["size"]), "user", "--size was given (the crop side)"
+            crop, crop_src, crop_why = int(user["size"]), "user", "set by you (the crop side)"
         else:
             crop = min(CROP, _round_up(min(sh, sw), d)) if min(sh, sw) < CROP else CROP
             crop_src = "plan"
@@ -219,7 +219,7 @@ def _plan_semantic(fp: Fingerprint, machine: Machine, user: dict[str, Any], d: i
         step_area = crop_h * crop_w
     # -- batch
     if "batch_size" in user and user["batch_size"]:
-        plan.choices["batch_size"] = Choice(int(user["batch_size"]), "user", "--batch-size was given")
+        plan.choices["batch_size"] = Choice(int(user["batch_size"]), "user", "set by you")
     else:
         batch = max(2, min(16, round(STEP_PIXELS / step_area)))
         fits = max(1, int(MEMORY_SHARE * machine.memory_free / (BYTES_PER_PIXEL * step_area)))
@@ -242,7 +242,7 @@ def _plan_instance(fp: Fingerprint, user: dict[str, Any], defaults: dict[str, An
     plan = Plan("instance")
     longer = max(fp.median_size)
     if "size" in user and user["size"]:
-        plan.choices["size"] = Choice(int(user["size"]), "user", "--size was given")
+        plan.choices["size"] = Choice(int(user["size"]), "user", "set by you")
     else:
         known = [c for c in fp.classes if c.size_median is not None]
         if not known:
@@ -257,7 +257,7 @@ def _plan_instance(fp: Fingerprint, user: dict[str, Any], defaults: dict[str, An
                                           f"{c.size_median:.0f} px (median) at full size: {at:.0f} px at a "
                                           f"{side} px longer side (want >= {RCNN_MIN_OBJECT:.0f})")
     if "batch_size" in user and user["batch_size"]:
-        plan.choices["batch_size"] = Choice(int(user["batch_size"]), "user", "--batch-size was given")
+        plan.choices["batch_size"] = Choice(int(user["batch_size"]), "user", "set by you")
     else:
         side = plan.value("size")
         batch = max(1, round(2 * (RCNN_BASE / side) ** 2))
@@ -278,10 +278,10 @@ def plan_config(config: Any, dataset: Any, machine: Machine | None = None,
     """Fingerprint the data set (cached), plan, write the plan into `config` (config.plan records it) and
     announce the fingerprint and the plan."""
     from masksmith.data.fingerprint import dataset_fingerprint
-    from masksmith.models.registry import get_architecture
+    from masksmith.models.registry import get_model
 
     fp = dataset_fingerprint(dataset)
-    divisor = 32 if config.task == "instance" else get_architecture(config.arch).divisor
+    divisor = 32 if config.task == "instance" else get_model(config.arch).divisor
     plan = plan_training(fp, machine or Machine.here(), task=config.task, time_budget=config.time_budget,
                          user=user_values(config), divisor=divisor)
     plan.apply(config)

@@ -22,10 +22,10 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerStatus
 
-from masksmith.errors import MasksmithError, TrainingInterrupted
+from masksmith.core.errors import MasksmithError, TrainingInterrupted
+from masksmith.core.outputs import atomic_save, atomic_write_text, check_writable
+from masksmith.core.runfolder import CONFIG, DATA, MODEL, VALIDATION
 from masksmith.models.artifact import ModelArtifact, save_artifact
-from masksmith.outputs import atomic_save, atomic_write_text, check_writable
-from masksmith.runfolder import CONFIG, DATA, MODEL, VALIDATION
 from masksmith.train.callbacks import (
     ClockSchedule,
     KeepInterrupted,
@@ -91,7 +91,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     """A Lightning checkpoint read with weights_only=True, whatever TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD says (a
     poisoned checkpoint in a shared run folder must not run code), and checked to hold what resuming needs;
     a MasksmithError naming the file otherwise."""
-    fix = "delete it (or move it away) to resume from another checkpoint, or start a new run without --resume."
+    fix = "delete it (or move it away) to resume from another checkpoint, or start a new run instead of resuming."
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - damaged, truncated or code-carrying: one answer to the user
@@ -126,7 +126,7 @@ def resume_checkpoint(run_dir: Path) -> Path:
     found = [p for p in (run_dir / "checkpoints" / n for n in CHECKPOINTS) if p.exists()]
     if not found:
         raise MasksmithError("has no checkpoints/last.ckpt to resume from.", path=run_dir,
-                             fix="start a new run without --resume.")
+                             fix="start a new run instead of resuming.")
     progress = {}
     for path in found:
         state = read_checkpoint(path)
@@ -236,7 +236,7 @@ def interrupted_error(run_dir: Path, keep: KeepModelFile, interrupted: KeepInter
     return TrainingInterrupted(
         f"training stopped by Ctrl-C in epoch {trainer.current_epoch + 1} (step {trainer.global_step}). "
         f"Kept: {kept}{state}.",
-        fix=f"resume with: masksmith train --resume {shlex.quote(str(run_dir))}" if ckpt else
+        fix=f"resume with: `resume={shlex.quote(str(run_dir))}`" if ckpt else
         "start the run again; no checkpoint was written yet.")
 
 
@@ -244,8 +244,8 @@ def write_data_summary(run_dir: Path, config: TrainConfig, split: SampleSplit) -
     """data.json: what this run trains on (the report's data section)."""
     import json
 
+    from masksmith.core.outputs import atomic_write_text
     from masksmith.data.stats import dataset_stats
-    from masksmith.outputs import atomic_write_text
 
     stats = dataset_stats(split.dataset, pixels=False)
     counts = {c.name: c for c in stats.classes}
@@ -263,24 +263,21 @@ def write_data_summary(run_dir: Path, config: TrainConfig, split: SampleSplit) -
 def finish_run(run_dir: Path, config: TrainConfig, split: SampleSplit) -> None:
     """When training ends: the model file evaluated on the validation split into evaluation/validation/
     (full-size scores, per-class table, confusion matrix, worst and best images), then report.html."""
+    from masksmith.core.runfolder import EVALUATION
     from masksmith.data.schema import Dataset
-    from masksmith.report import write_report
-    from masksmith.runfolder import EVALUATION
+    from masksmith.html_report import write_report
+    from masksmith.models.artifact import load_artifact
+    from masksmith.tasks import get_task
 
     if split.val:
         # no root: the subset is only read, and writing goes to our own run folder
         subset = Dataset(classes=split.dataset.classes, samples=list(split.val), format=split.dataset.format)
         out = run_dir / EVALUATION / VALIDATION
+        task = get_task(config.task)
         try:
-            if config.task == "instance":
-                from masksmith.infer.instance import evaluate_instances
-
-                evaluate_instances(run_dir / MODEL_FILE, subset, out, worst=4, data_label=VALIDATION)
-            else:
-                from masksmith.infer.evaluate import evaluate_semantic
-
-                evaluate_semantic(run_dir / MODEL_FILE, subset, out, worst=4, data_label=VALIDATION)
-            return  # the evaluation wrote the report
+            predictor = task.load("predictor")(load_artifact(run_dir / MODEL_FILE))
+            task.load("evaluator")(predictor, subset, VALIDATION, subset.samples,
+                                   f"evaluating on the {len(subset.samples)} validation images", out, worst=4)
         except MasksmithError as exc:  # the model is saved; a failed evaluation must not hide that
             logging.getLogger(__name__).warning("the validation split was not evaluated: %s", exc)
     write_report(run_dir)

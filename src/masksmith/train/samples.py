@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from masksmith.core.errors import MasksmithError
 from masksmith.data import load_dataset
 from masksmith.data.schema import Dataset, Sample
 from masksmith.data.torchdata import detect_flip_pairs
-from masksmith.errors import MasksmithError
 from masksmith.train.config import TrainConfig
 
 
@@ -24,9 +24,9 @@ def split_samples(config: TrainConfig, announce: Callable[[str], None] | None = 
     """The training data set, its train/validation samples (the data set's own train/val split folders, a
     separate validation set, or a seeded `val_fraction` of the data; a test split is never trained on) and the
     left/right class pairs (detected from the names, or the config's). `announce` receives the data summary
-    (masksmith.data.report.training_summary) before anything is trained."""
-    from masksmith.data.report import training_summary
+    (masksmith.data.summary.training_summary) before anything is trained."""
     from masksmith.data.split import training_split
+    from masksmith.data.summary import training_summary
 
     dataset = load_dataset(config.data, config.format, strict=config.strict_data, **config.data_options)
     if config.class_colors:

@@ -5,7 +5,7 @@ runs/<name>/
   metrics.csv        one row per epoch; curves.png draws it
   previews/          epoch_NNN.png: fixed images: photo | truth | prediction | difference
   evaluation/        validation/: the model file scored on the validation split when training ends
-  report.html        everything in one page (masksmith.report)
+  report.html        everything in one page (masksmith.html_report)
   checkpoints/       last.ckpt (resume point) and best.ckpt (when there is a validation set)
   model.masksmith    the self-describing model file (best validation weights, or the last ones)
 """
@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from masksmith.core.errors import MasksmithError
 from masksmith.data.schema import Dataset
 from masksmith.data.torchdata import (
     AugmentConfig,
@@ -34,16 +35,11 @@ from masksmith.data.torchdata import (
     flip_lut,
     train_transform,
 )
-from masksmith.errors import MasksmithError
-from masksmith.metrics import ConfusionMatrix
+from masksmith.evaluate.metrics import ConfusionMatrix
+from masksmith.models.artifact import class_map_fields
 from masksmith.models.encoders import early_encoder_modules, freeze_modules
-from masksmith.models.registry import (
-    ModelConfig,
-    SegmentationNet,
-    build_model,
-    default_normalisation,
-    get_architecture,
-)
+from masksmith.models.registry import get_model
+from masksmith.models.semantic import ModelConfig, SegmentationNet, build_model, default_normalisation
 from masksmith.models.sides import side_pairs_for
 from masksmith.train.callbacks import History, Previews
 from masksmith.train.config import TrainConfig
@@ -187,11 +183,9 @@ def input_geometry(config: TrainConfig, dataset: Dataset) -> tuple[tuple[int, in
     """
     if not config.shrink:
         return (config.size, config.size), None
-    from masksmith.models.registry import get_architecture
+    from masksmith.models.registry import get_model
 
-    if config.shrink < 1:
-        raise MasksmithError(f"shrink factor {config.shrink} is below 1.", fix="use --shrink 2 to halve images.")
-    d = get_architecture(config.arch).divisor
+    d = get_model(config.arch).divisor
     if config.crop:
         h, w = (config.crop, config.crop) if isinstance(config.crop, int) else config.crop
         return (max(d, math.ceil(h / d) * d), max(d, math.ceil(w / d) * d)), 1.0 / config.shrink
@@ -238,23 +232,23 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
         raise MasksmithError(f"model_options {sorted(config.model_options)} apply to instance models only.",
                              fix="remove model_options from the config.")
     data = prepare_data(config, announce)
-    names = data.dataset.class_names
-    binary = is_binary(config, len(names))
-    model_config = ModelConfig(arch=config.arch, num_outputs=1 if binary else len(names) + 1,
+    classes = data.dataset.class_map
+    binary = is_binary(config, len(classes))
+    model_config = ModelConfig(arch=config.arch, num_outputs=1 if binary else classes.num_values,
                                encoder=config.encoder, encoder_weights=config.encoder_weights,
                                decoder_channels=config.decoder_channels,
-                               side_pairs=side_pairs_for(names, data.flip_pairs)
+                               side_pairs=side_pairs_for(classes, data.flip_pairs)
                                if config.side_head and not binary else None)
     mean, std = default_normalisation(model_config)
     net = SegmentationNet(build_model(model_config, pretrained=not resume), mean, std)
     loss = SegmentationLoss(loss_name(config, binary), model_config.num_outputs, config.class_weights)
-    module = SemanticModule(net, loss, len(names) + 1, config.lr, config.weight_decay, config.channels_last,
+    module = SemanticModule(net, loss, classes.num_values, config.lr, config.weight_decay, config.channels_last,
                             config.encoder_lr_factor if config.encoder_weights else 1.0,
                             frozen=frozen_encoder_part(net, config))
 
     size = data.size
     aug = AugmentConfig(flip=config.flip, scale=tuple(config.scale), color_jitter=config.color_jitter)
-    lut = flip_lut(names, data.flip_pairs)
+    lut = flip_lut(classes, data.flip_pairs)
     augment = train_transform(size, aug, lut)
     if isinstance(data.train, ScaledSamples):
         train_set: Any = CropTensors(data.train, size, config.crops_per_image, config.foreground_crops, augment)
@@ -266,8 +260,7 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
                               persistent_workers=config.num_workers > 0)
     val_loader = DataLoader(SegmentationTensors(data.val), batch_size=config.batch_size) if data.val else None
 
-    artifact_base = dict(task="semantic", model=model_config.to_dict(), classes=names,
-                         colors=[list(c) for c in data.dataset.colors()],
+    artifact_base = dict(task="semantic", model=model_config.to_dict(), **class_map_fields(classes),
                          preprocessing={"mean": list(mean), "std": list(std), "size": list(size),
                                         **({"input_mode": "scale", "scale": data.scale} if data.scale
                                            else {"input_mode": "resize"})},
@@ -285,8 +278,8 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
     fit_run(config, run_dir, module, train_loader, val_loader, save=save,
             monitor="val_miou" if data.val else None, history=History(run_dir),
             previews=Previews(run_dir, preview_source.images[pick], preview_source.masks[pick],
-                              data.dataset.colors(), names, [preview_source.names[i] for i in pick]),
+                              classes, [preview_source.names[i] for i in pick]),
             precision=resolve_precision(config), resume_from=resume_from,
-            resize=(augment, size, get_architecture(config.arch).divisor), split=data.split,
+            resize=(augment, size, get_model(config.arch).divisor), split=data.split,
             extra_callbacks=extra_callbacks)
     return run_dir

@@ -9,7 +9,7 @@ Safety, because a local app is reachable by every page the user visits:
 - served on another address than loopback, every request needs the token printed at start (cookie after the
   first visit with ?token=);
 - uploads are streamed to disk under a size limit, zips are extracted by masksmith.data.archive (no path
-  escapes, no links, no bombs), photos read by masksmith.images; names from users go through masksmith.paths;
+  escapes, no links, no bombs), photos read by masksmith.core.images; names from users go through masksmith.core.paths;
   files are served only from under the data folder;
 - errors reach the page as one sentence (MasksmithError's text); the server log keeps the traceback.
 """
@@ -35,9 +35,9 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from masksmith import runfolder
-from masksmith.errors import MasksmithError
-from masksmith.paths import UnsafePath, resolve_under, safe_filename
+from masksmith.core import runfolder
+from masksmith.core.errors import MasksmithError
+from masksmith.core.paths import UnsafePath, resolve_under, safe_filename
 from masksmith.web.jobs import JobRunner, run_progress
 from masksmith.web.store import ACTIVE, Store
 
@@ -49,8 +49,6 @@ PHOTO_LIMIT = 50 * MB  # one photo to try a model on
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 TOKEN_COOKIE = "masksmith_token"
-SEMANTIC_MODELS = ("unet", "fpn", "deeplabv3plus", "fcn", "baseline")
-INSTANCE_MODELS = ("maskrcnn_lite0", "maskrcnn_resnet50_fpn")
 
 
 class WebError(Exception):
@@ -126,7 +124,7 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
     @app.exception_handler(MasksmithError)
     async def masksmith_error(request: Request, exc: MasksmithError):
         log.info("refused %s %s: %s", request.method, request.url.path, exc)
-        return _refuse(request, 400, _plain(str(exc), data_dir))
+        return _refuse(request, 400, _plain(web_message(str(exc)), data_dir))
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception):
@@ -221,8 +219,10 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
     # -- training ----------------------------------------------------------------------------------------
     @app.get("/train", response_class=HTMLResponse)
     def train_page(request: Request, dataset: int | None = None):
+        from masksmith.tasks import TASKS
+
         return page(request, "train.html", datasets=store.datasets(), chosen=dataset,
-                    semantic_models=SEMANTIC_MODELS, instance_models=INSTANCE_MODELS)
+                    semantic_models=TASKS["semantic"].models, instance_models=TASKS["instance"].models)
 
     @app.post("/api/runs")
     async def start_run(request: Request):
@@ -234,7 +234,7 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
         folder = data_dir / "runs" / safe_filename(f"{name}-{uuid.uuid4().hex[:6]}", "run")
         config.name, config.runs_dir = folder.name, str(folder.parent)
         folder.mkdir(parents=True)
-        from masksmith.outputs import atomic_write_text
+        from masksmith.core.outputs import atomic_write_text
 
         atomic_write_text(folder / runfolder.CONFIG, config.to_yaml())
         run_id = store.add_run(name, ds, folder, config.task, config.arch)
@@ -247,8 +247,10 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, run_id: int):
+        from masksmith.tasks import get_task
+
         run = _run_or_404(store, run_id)
-        return page(request, "run.html", run=run, progress=run_progress(run))
+        return page(request, "run.html", run=run, progress=run_progress(run), task=get_task(run["task"]))
 
     @app.get("/runs/{run_id}/events")
     async def run_events(request: Request, run_id: int):
@@ -301,8 +303,8 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
             raise WebError(409, f"{run['name']} is already {run['state']}.")
         body = await _json(request)
         folder = Path(run["folder"])
-        from masksmith.outputs import atomic_write_text
-        from masksmith.train.config import TrainConfig
+        from masksmith import service
+        from masksmith.core.outputs import atomic_write_text
         from masksmith.train.run import resume_checkpoint
 
         try:
@@ -310,14 +312,8 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
         except MasksmithError:
             raise WebError(409, f"{run['name']} stopped before its first checkpoint, so there is nothing to resume; "
                                 "start a new training instead.") from None
-        config = TrainConfig.from_yaml(folder / runfolder.CONFIG)
-        more_minutes, more_epochs = _number(body, "more_minutes", 0), int(_number(body, "more_epochs", 0))
-        if more_minutes > 0:
-            config.time_budget = (config.time_budget or _trained_seconds(folder)) + 60 * more_minutes
-            config.epochs = None
-        elif more_epochs > 0:
-            config.epochs = len(runfolder.run_progress(folder)["epochs"]) + more_epochs
-            config.time_budget = None
+        config = service.extend_config(folder, more_minutes=_number(body, "more_minutes", 0),
+                                       more_epochs=int(_number(body, "more_epochs", 0)))
         atomic_write_text(folder / runfolder.CONFIG, config.to_yaml())
         jobs.submit(run_id)
         return {"id": run_id, "url": f"/runs/{run_id}"}
@@ -330,7 +326,7 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
 
     @app.get("/models/{run_id}", response_class=HTMLResponse)
     def model_page(request: Request, run_id: int):
-        from masksmith.report import report_css, report_sections
+        from masksmith.html_report import report_css, report_sections
 
         run = _run_or_404(store, run_id)
         folder = Path(run["folder"])
@@ -349,7 +345,7 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
 
     @app.get("/models/{run_id}/report")
     def model_report(run_id: int):
-        from masksmith.report import render_report
+        from masksmith.html_report import render_report
 
         run = _run_or_404(store, run_id)
         return HTMLResponse(render_report(run["folder"]))
@@ -380,7 +376,7 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
         from masksmith.models.artifact import load_artifact
 
         artifact = load_artifact(Path(run["folder"]) / runfolder.MODEL)
-        classes = [{"name": n, "color": artifact.colors[i + 1]} for i, n in enumerate(artifact.classes)]
+        classes = [{"name": n, "color": c} for n, c in artifact.class_map.colors_by_name().items()]
         return page(request, "try.html", run=run, row=_model_row(run), classes=classes,
                     limit_mb=app.state.limits["photo"] // MB)
 
@@ -406,8 +402,8 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
         """The overlay at the opacity the slider shows (the download button)."""
         import numpy as np
 
+        from masksmith.core.images import read_image
         from masksmith.draw import overlay
-        from masksmith.images import read_image
 
         folder, meta = _result(data_dir, token)
         image = read_image(folder / meta["files"]["photo"])
@@ -588,7 +584,7 @@ def _file_under(root: Path, name: str, download: bool = False) -> FileResponse:
 
 def _remove_under(root: Path, folder: Path) -> None:
     """Delete `folder` only when it lies inside `root` (our data folder's part)."""
-    from masksmith.paths import is_under
+    from masksmith.core.paths import is_under
 
     if folder.exists() and is_under(folder, root) and folder.resolve() != root.resolve():
         shutil.rmtree(folder)
@@ -649,7 +645,7 @@ def _load_sample_once(store: Store, data_dir: Path) -> None:
     marker = data_dir / ".sample-loaded"
     if marker.exists():
         return
-    from masksmith.data.sample import make_sample_dataset
+    from masksmith.data.synthetic import make_sample_dataset
 
     folder = data_dir / "datasets" / "sample"
     if not folder.is_dir():
@@ -673,8 +669,8 @@ def _preview_file(data_dir: Path, ds: dict[str, Any]) -> Path:
     """The preview grid in the class colours (cached per colour choice)."""
     import hashlib
 
+    from masksmith.core.outputs import atomic_save_image
     from masksmith.data.preview import preview_picture
-    from masksmith.outputs import atomic_save_image
 
     key = hashlib.sha1(json.dumps(ds["colors"], sort_keys=True).encode()).hexdigest()[:10]
     path = data_dir / "cache" / f"dataset-{ds['id']}" / f"preview-{key}.png"
@@ -687,14 +683,10 @@ def _preview_file(data_dir: Path, ds: dict[str, Any]) -> Path:
 def _split_dataset(store: Store, data_dir: Path, ds: dict[str, Any], val: float, test: float,
                    seed: int) -> dict[str, Any]:
     """Split at random (seeded) into train / val / test, each written as a COCO data set of its own."""
+    from masksmith import service
     from masksmith.data.convert import convert
-    from masksmith.data.split import split_dataset
 
-    if val < 0 or test < 0:
-        raise WebError(400, "the validation and test parts cannot be negative.")
-    dataset = _dataset_for_training(ds)
-    sizes: dict[str, float | None] = {"train": None, **{k: v for k, v in (("val", val), ("test", test)) if v}}
-    parts = split_dataset(dataset, sizes, seed=seed)
+    parts = service.split(_dataset_for_training(ds), val, test, seed)
     made = []
     for part_name, part in parts.items():
         folder = data_dir / "datasets" / uuid.uuid4().hex[:12]
@@ -704,87 +696,66 @@ def _split_dataset(store: Store, data_dir: Path, ds: dict[str, Any], val: float,
 
 
 def _evaluate(model: Path, ds: dict[str, Any]) -> dict[str, Any]:
-    from masksmith.data.load import reading_options
-    from masksmith.infer import open_predictor
-    from masksmith.runfolder import evaluation_folder
+    from masksmith import service
 
-    predictor = open_predictor(model)
-    out = evaluation_folder(model.parent, ds["root"], name=safe_filename(ds["name"], "data"))
-    format, options, _ = reading_options(ds["root"], None, None, predictor.artifact.training)
-    if predictor.artifact.task == "instance":
-        from masksmith.infer.instance import evaluate_instances
-
-        evaluate_instances(predictor, ds["root"], out, format=format, strict=False, **options)
-    else:
-        from masksmith.infer.evaluate import evaluate_semantic
-
-        evaluate_semantic(predictor, ds["root"], out, format=format, strict=False, **options)
-    return {"evaluation": out.name}
+    name = safe_filename(ds["name"], "data")
+    evaluation = service.evaluate(model, ds["root"], strict=False, label=name)
+    return {"evaluation": Path(evaluation.files["metrics"]).parent.name}
 
 
 # -------------------------------------------------------------------------------------- training settings
-def _train_config(body: dict[str, Any], ds: dict[str, Any], data_dir: Path):
-    """A TrainConfig from the train form, with the defaults `masksmith train` uses."""
-    from masksmith.train.config import TrainConfig
+# the train form's fields, as the page labels them (messages name settings; the page names its fields)
+FIELD_LABELS = {"size": "Image size", "shrink": "Shrink factor", "batch_size": "Batch size",
+                "time_budget": "Minutes", "epochs": "Epochs", "lr": "Learning rate",
+                "val_fraction": "Validation share", "arch": "Model", "task": "Task", "val": "Validation part",
+                "test": "Test part", "seed": "Seed", "color": "Colour", "classes": "Part"}
 
-    task = str(body.get("task") or "semantic")
-    if task not in ("semantic", "instance"):
-        raise WebError(400, f"unknown task {task!r}; choose semantic or instance.")
-    models = INSTANCE_MODELS if task == "instance" else SEMANTIC_MODELS
-    arch = str(body.get("model") or models[0])
-    if arch not in models:
-        raise WebError(400, f"model {arch!r} does not do {task} segmentation; choose one of {', '.join(models)}.")
-    config = TrainConfig(data=ds["root"], task=task, arch=arch, strict_data=False, class_colors=ds["colors"])
+
+def spell_field(name: str, value: str | None) -> str:
+    label = FIELD_LABELS.get(name)
+    if label is None:
+        return f"the setting {name}" + (f"={value}" if value is not None else "")
+    return f"“{label}”" + (f" {value}" if value is not None else "")
+
+
+def web_message(text: str) -> str:
+    """A library message worded for the page: settings named by their field labels."""
+    from masksmith.core.errors import spell_settings
+
+    return spell_settings(text, spell_field)
+
+
+def _train_config(body: dict[str, Any], ds: dict[str, Any], data_dir: Path):
+    """A TrainConfig from the train form, as `masksmith train` builds one (masksmith.service)."""
+    from masksmith import service
+
     minutes, epochs = _number(body, "minutes", 0), int(_number(body, "epochs", 0))
     seconds = _number(body, "seconds", 0) or 60 * minutes
-    if seconds > 0:
-        config.time_budget, config.epochs = seconds, None
-    elif epochs > 0:
-        config.epochs = epochs
-    else:
+    if seconds <= 0 and epochs <= 0:
         raise WebError(400, "give a time budget (minutes) or a number of epochs.")
     # as `masksmith train`: what the user leaves empty is planned from the data set's fingerprint
-    given = {key: _number(body, key, 0) for key in ("size", "shrink", "batch_size")}
-    if given["shrink"] and not 1 <= given["shrink"] <= 64:
-        raise WebError(400, "the shrink factor divides each side of the photos: 1 to 64, e.g. 2 for half size.")
-    if given["size"] and not 32 <= given["size"] <= 2048:
-        raise WebError(400, "the image size must be between 32 and 2048 pixels.")
-    config.shrink = given["shrink"] or None
-    config.size = int(given["size"] or (512 if task == "instance" else 256))
-    config.batch_size = int(given["batch_size"] or (2 if task == "instance" else 8))
-    config.fixed = sorted(key for key, value in given.items() if value)
-    config.auto_plan = True
-    config.lr = _number(body, "lr", config.lr)
-    config.val_fraction = _number(body, "val_fraction", config.val_fraction)
-    config.flip = bool(body.get("flip", True))
-    if body.get("pretrained") is False:
-        config.encoder_weights = None
-    return config
-
-
-def _trained_seconds(folder: Path) -> float:
-    rows = runfolder.run_progress(folder)["epochs"]
-    return float(rows[-1].get("seconds", 0)) if rows else 0.0
+    given = {key: _number(body, key, 0) or None for key in ("size", "shrink", "batch_size")}
+    return service.training_config(
+        ds["root"], task=str(body.get("task") or "semantic"), model=str(body.get("model") or "") or None,
+        strict_data=False, class_colors=ds["colors"], time_budget=seconds if seconds > 0 else None,
+        epochs=epochs if seconds <= 0 else None, size=int(given["size"]) if given["size"] else None,
+        shrink=given["shrink"], batch_size=int(given["batch_size"]) if given["batch_size"] else None,
+        lr=_number(body, "lr", 0) or None, val_fraction=_number(body, "val_fraction", 0) or None,
+        flip=bool(body.get("flip", True)),
+        encoder_weights="none" if body.get("pretrained") is False else None)
 
 
 def _model_row(run: dict[str, Any]) -> dict[str, Any]:
     """A models table row: data set, task, time trained, headline metric."""
+    from masksmith import service
+
     folder = Path(run["folder"])
     progress = runfolder.run_progress(folder)
     rows = progress["epochs"]
-    metric_name = "mask AP" if run["task"] == "instance" else "mIoU"
-    key = "val_mask_ap" if run["task"] == "instance" else "val_miou"
-    scored = [r[key] for r in rows if key in r]
-    evaluation = runfolder.read_evaluation(folder / runfolder.EVALUATION / runfolder.VALIDATION)
-    if evaluation:
-        value = evaluation.get("mask", {}).get("ap") if run["task"] == "instance" else \
-            evaluation.get("at_full_size", {}).get("miou")
-        metric_name += " (validation images, full size)"
-    else:
-        value = max(scored) if scored else None
-        metric_name += " (validation, best epoch)"
+    headline = service.run_headline(folder, run["task"])
     return {**run, "epochs": len(rows), "seconds": rows[-1].get("seconds") if rows else None,
-            "metric": value, "metric_name": metric_name, "has_model": progress["model"]}
+            "metric": headline.value, "metric_text": headline.text(),
+            "metric_name": f"{headline.name} ({headline.source})", "has_model": progress["model"]}
 
 
 # ------------------------------------------------------------------------------------------------- try it
@@ -803,9 +774,9 @@ def _predictor(app: FastAPI, run_id: int, model: Path):
 
 def _predict_photo(app: FastAPI, run_id: int, model: Path, upload: Path, folder: Path, filename: str,
                    token: str) -> dict[str, Any]:
-    from masksmith.images import read_image
-    from masksmith.infer.write import predict_photo, write_photo_results
-    from masksmith.outputs import OutputFolder
+    from masksmith.apps.photo import predict_photo, write_photo_results
+    from masksmith.core.images import read_image
+    from masksmith.core.outputs import OutputFolder
 
     stem = safe_filename(Path(filename).stem, "photo")
     try:
@@ -816,12 +787,11 @@ def _predict_photo(app: FastAPI, run_id: int, model: Path, upload: Path, folder:
     with lock:  # regions under 0.2 % of the photo are not worth a cut-out
         prediction = predict_photo(predictor, image, min_pixels=max(16, image.shape[0] * image.shape[1] // 500))
     files = write_photo_results(image, prediction, OutputFolder(folder), stem=stem)
-    present = sorted({int(v) for v in set(prediction.mask.ravel().tolist())} - {0})
     meta = {"stem": stem, "filename": filename, "files": files, "run": run_id,
-            "classes": prediction.classes, "colors": [list(c) for c in prediction.colors],
-            "found": [prediction.classes[i - 1] for i in present if i - 1 < len(prediction.classes)],
+            "classes": list(prediction.classes.names), "colors": [list(c) for c in prediction.classes.palette()],
+            "found": prediction.found(),
             "objects": len(prediction.objects), "size": [int(image.shape[1]), int(image.shape[0])]}
-    from masksmith.outputs import atomic_write_text
+    from masksmith.core.outputs import atomic_write_text
 
     atomic_write_text(folder / ".meta.json", json.dumps(meta))
     return {"token": token, **meta, "urls": {k: f"/results/{token}/{v}" for k, v in files.items()},
@@ -843,17 +813,20 @@ def _class_mask(folder: Path, meta: dict[str, Any], name: str):
     import numpy as np
     from PIL import Image
 
+    from masksmith.core.labels import ClassMap
+
     if name not in meta["classes"]:
         raise WebError(400, f"the model has no class {name!r}; choose one of {', '.join(meta['classes'])}.")
-    mask = np.asarray(Image.open(folder / meta["files"]["mask"])) == meta["classes"].index(name) + 1
+    classes = ClassMap.from_palette(meta["classes"], meta["colors"])
+    mask = np.asarray(Image.open(folder / meta["files"]["mask"])) == classes.value(name)
     if not mask.any():
         raise WebError(400, f"the model found no {name!r} in this photo.")
     return mask
 
 
 def _write_app_result(folder: Path, meta: dict[str, Any], kind: str, make) -> dict[str, Any]:
-    from masksmith.images import read_image
-    from masksmith.outputs import OutputFolder
+    from masksmith.core.images import read_image
+    from masksmith.core.outputs import OutputFolder
 
     image = read_image(folder / meta["files"]["photo"])
     name = f"{meta['stem']}_{kind}.png"

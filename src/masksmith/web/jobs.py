@@ -1,5 +1,5 @@
 """Training jobs for the web app: each run trains in a process of its own (`python -m masksmith.web.jobs RUN`),
-which makes the same library call as `masksmith train` (`run_training`), so the server stays responsive and a
+which makes the same library call as `masksmith train` (`masksmith.service.train`), so the server stays responsive and a
 closed page changes nothing. One job trains at a time (two cores); the others wait in the queue.
 
 The process tells how it is doing through its run folder only: status.json (state, process id, error),
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from masksmith import runfolder
+from masksmith.core import runfolder
 from masksmith.web.store import ACTIVE, Store
 
 log = logging.getLogger("masksmith.web")
@@ -172,7 +172,7 @@ def process_alive(pid: int | None, folder: str | Path) -> bool:
 
 def run_progress(run: dict[str, Any]) -> dict[str, Any]:
     """What the live page shows: state, epochs so far, the newest preview, the fraction done and time left."""
-    from masksmith.report import format_duration
+    from masksmith.core.durations import format_duration
     from masksmith.train.config import TrainConfig
 
     folder = Path(run["folder"])
@@ -228,12 +228,12 @@ def worker_main(argv: list[str] | None = None) -> int:
     runfolder.write_status(run_dir, state="running", pid=os.getpid(), started=time.time(), error=None)
     state, error = "failed", None
     try:
-        from masksmith.errors import MasksmithError, TrainingInterrupted
-        from masksmith.train import run_training
+        from masksmith import service
+        from masksmith.core.errors import MasksmithError, TrainingInterrupted
         from masksmith.train.config import TrainConfig
 
         config = TrainConfig.from_yaml(run_dir / runfolder.CONFIG)
-        run_training(config, run_dir, resume=args.resume, announce=lambda text: print(text, flush=True))
+        service.train(config, run_dir, resume=args.resume, announce=lambda text: print(text, flush=True))
         state = "finished"
     except (KeyboardInterrupt, SystemExit, TrainingInterrupted):  # SIGINT: interrupted.ckpt and the model kept
         state = "stopped"

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from masksmith.errors import MasksmithError
+from masksmith.core.errors import MasksmithError
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 

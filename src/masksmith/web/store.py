@@ -81,7 +81,7 @@ class Store:
                 self._db.execute("INSERT INTO schema_version VALUES (0)")
             done = self.version
             if done > len(MIGRATIONS):
-                from masksmith.errors import MasksmithError
+                from masksmith.core.errors import MasksmithError
 
                 raise MasksmithError(f"was written by a newer masksmith (schema {done}, this one knows "
                                      f"{len(MIGRATIONS)}).", path=self.path, fix="upgrade masksmith.")

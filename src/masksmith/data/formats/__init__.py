@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from masksmith.errors import DatasetError, FormatNotRecognised
+from masksmith.core.errors import DatasetError, FormatNotRecognised
 
 # module names, in detection order
 _MODULES = ["coco", "vott", "via", "labelme", "cvat", "voc", "masks"]
@@ -78,7 +78,7 @@ def detect_format(path: Path) -> ModuleType:
         known = ", ".join(f"{m.NAME} ({m.DESCRIPTION})" for m in all_formats())
         raise FormatNotRecognised(
             "no annotation format recognised here.", path=path,
-            fix=f"point at the annotation file or its folder, or name the format with --format. Known: {known}.")
+            fix=f"point at the annotation file or its folder, or name the `format`. Known: {known}.")
     if found[0].error is not None:
         raise found[0].error
     return found[0].module

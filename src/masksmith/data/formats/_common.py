@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from masksmith.errors import DatasetError, MasksmithError
-from masksmith.paths import relative_parts, resolve_under, safe_filename, safe_relative
+from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.paths import relative_parts, resolve_under, safe_filename, safe_relative
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -78,7 +78,7 @@ _INDEX_LIMIT = 200_000  # ... and looks at no more entries than this (a data set
 class ImageFinder:
     """Finds the image an annotation names, reading only from under `root` (the data set's folder).
 
-    Names come from data and are hostile: every candidate goes through masksmith.paths.resolve_under, so
+    Names come from data and are hostile: every candidate goes through masksmith.core.paths.resolve_under, so
     `..` cannot climb out and links cannot lead out. A name tried, in order:
     1. relative to `near` (the annotation file's folder, as LabelMe's imagePath is), when that stays under root;
     2. as a relative path in root and in the usual image folders (images/, JPEGImages/, ...) and the `folders`

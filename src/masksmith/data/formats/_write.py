@@ -2,7 +2,7 @@
 
 Writers take `out` as a folder path or an `OutputFolder` (which `convert` makes with the data set as input and
 the user's --overwrite choice): the folder may not be, hold or lie inside the data set, no file masksmith did
-not write is replaced without --overwrite, and every file is written atomically (masksmith.outputs).
+not write is replaced without --overwrite, and every file is written atomically (masksmith.core.outputs).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
+from masksmith.core.errors import DatasetError
+from masksmith.core.outputs import OutputFolder, as_output_folder
+from masksmith.core.paths import safe_relative
 from masksmith.data.formats._common import IMAGE_SUFFIXES
 from masksmith.data.schema import Dataset, Sample
-from masksmith.errors import DatasetError
-from masksmith.outputs import OutputFolder, as_output_folder
-from masksmith.paths import safe_relative
 
 GENERIC_IMAGE_DIRS = ("images", "image", "imgs", "img", "JPEGImages", "rgb")
 
@@ -27,7 +27,7 @@ def output_folder(dataset: Dataset, out: str | Path | OutputFolder, overwrite: b
 
 
 def output_names(dataset: Dataset) -> list[str]:
-    """Each sample's name as a relative path safe to write below an output folder (masksmith.paths
+    """Each sample's name as a relative path safe to write below an output folder (masksmith.core.paths
     flattens '../' and absolute names), refusing two samples that would land on one file."""
     names, seen = [], {}
     for sample in dataset.samples:

@@ -24,6 +24,10 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.images import MAX_PIXELS
+from masksmith.core.outputs import OutputFolder
+from masksmith.core.paths import safe_relative
 from masksmith.data.formats._common import (
     ImageFinder,
     Option,
@@ -35,12 +39,8 @@ from masksmith.data.formats._common import (
     stem_folders,
 )
 from masksmith.data.formats._write import copy_image, output_folder, output_names
-from masksmith.data.rasterize import region_rle
+from masksmith.data.rasterize import region_rle, rle_json
 from masksmith.data.schema import Dataset, ProblemLog, Region, Sample, make_classes
-from masksmith.errors import DatasetError, MasksmithError
-from masksmith.images import MAX_PIXELS
-from masksmith.outputs import OutputFolder
-from masksmith.paths import safe_relative
 
 NAME = "coco"
 DESCRIPTION = "COCO instances JSON"
@@ -233,7 +233,7 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
         return _read_results(file, data, log, options)
     if options.get("images") is not None:
         raise DatasetError("option images is for COCO results files (a list of predictions); this file is a "
-                           "data set with its own images.", path=file, fix="leave out -o images=...")
+                           "data set with its own images.", path=file, fix="leave out `images=...`")
     return _read_document(data, file, _root_of(file), log, options)
 
 
@@ -306,7 +306,7 @@ def _read_document(data: Any, file: Path, root: Path, log: ProblemLog, options: 
                     sample.void_regions.append(region)
                     sample.skipped += 1
                     log.note(BOX_ONLY, f"{sample.name} ({item})",
-                             fix="Fix: -o boxes_as_masks=true reads each box as a rectangle mask.")
+                             fix="`boxes_as_masks=true` reads each box as a rectangle mask.")
                     continue
         except DatasetError as exc:
             log.add(exc.problem, path=file, item=item, fix=exc.fix or "", dropped="region")
@@ -361,8 +361,8 @@ def _read_results(file: Path, results: list[Any], log: ProblemLog, options: dict
     if source is None:
         raise DatasetError(f"is a COCO results file: {count} prediction(s) for {len(ids)} image(s), without the "
                            "images or the class names, so it is not a data set by itself.", path=file,
-                           fix="pass -o images=GT.json (the COCO file the predictions were made on) for images "
-                               "and classes, or -o images=FOLDER to read them as pre-annotations of the images "
+                           fix="set `images=GT.json` (the COCO file the predictions were made on) for images "
+                               "and classes, or `images=FOLDER` to read them as pre-annotations of the images "
                                "in FOLDER (image_id = file stem).")
     min_score = options.get("min_score", 0.5)
     if isinstance(min_score, bool) or not isinstance(min_score, (int, float)):
@@ -372,7 +372,7 @@ def _read_results(file: Path, results: list[Any], log: ProblemLog, options: dict
                            fix="pass a COCO instances file, or a results file as detectors write it.")
     kept = [r for r in results if _score(r) >= min_score]
     log.note(f"kept {{n}} of {count} prediction(s) scoring at least {min_score:g}", count=len(kept),
-             fix="(-o min_score=... sets the threshold.)", skipped=False)
+             fix="(`min_score=...` sets the threshold.)", skipped=False)
     source = Path(str(source))
     if source.is_dir():
         doc, root = _folder_document(source, kept, ids, options, file), source
@@ -407,7 +407,7 @@ def _folder_document(folder: Path, results: list[dict[str, Any]], ids: set[Any],
     if not images:
         raise DatasetError(f"holds no image whose file stem is one of the {len(ids)} image_id(s) of the results.",
                            path=folder, fix="pass the folder of the images the predictions were made on, or the "
-                                            "ground-truth COCO file (-o images=GT.json).")
+                                            "ground-truth COCO file (`images=GT.json`).")
     used = sorted({r.get("category_id") for r in results if isinstance(r.get("category_id"), int)})
     names = _category_names(options.get("class_names"), used)
     return {"images": images, "categories": [{"id": c, "name": names[c]} for c in used], "annotations": results}
@@ -430,16 +430,11 @@ def _category_names(option: Any, used: list[int]) -> dict[int, str]:
     return names
 
 
-def _rle_json(rle: dict[str, Any]) -> dict[str, Any]:
-    counts = rle["counts"]
-    return {"size": list(rle["size"]), "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
-
-
 def write(dataset: Dataset, out: Path | OutputFolder, **options: Any) -> None:
     """Write out/annotations.json and copy the images to out/images/ (sample names keep their sub-folders;
-    names that would leave the folder are flattened by masksmith.paths, and the JSON says the same name)."""
+    names that would leave the folder are flattened by masksmith.core.paths, and the JSON says the same name)."""
     folder = output_folder(dataset, out)
-    index = dataset.class_to_index()
+    index = dataset.class_map.index()
     categories = [{"id": index[c.name], "name": c.name, "supercategory": "",
                    "color": "#{:02x}{:02x}{:02x}".format(*c.color)} for c in dataset.classes]
     images, annotations = [], []
@@ -458,7 +453,7 @@ def write(dataset: Dataset, out: Path | OutputFolder, **options: Any) -> None:
             if region.rle is None:
                 ann["segmentation"] = [np.asarray(p, dtype=np.float64).ravel().tolist() for p in region.polygons]
             else:
-                ann["segmentation"] = _rle_json(rle)
+                ann["segmentation"] = rle_json(rle)
             annotations.append(ann)
     doc = {"info": {"description": "written by masksmith"}, "images": images, "annotations": annotations,
            "categories": categories}

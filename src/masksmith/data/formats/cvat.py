@@ -37,6 +37,8 @@ from xml.parsers import expat
 
 import numpy as np
 
+from masksmith.core.errors import DatasetError
+from masksmith.core.images import ImageReadError, image_size
 from masksmith.data.formats._common import (
     ImageFinder,
     Option,
@@ -57,8 +59,6 @@ from masksmith.data.formats._write import (
 )
 from masksmith.data.rasterize import placed_rle
 from masksmith.data.schema import Dataset, ProblemLog, Region, Sample, make_classes
-from masksmith.errors import DatasetError
-from masksmith.images import ImageReadError, image_size
 
 NAME = "cvat"
 DESCRIPTION = "CVAT for images 1.1 XML"

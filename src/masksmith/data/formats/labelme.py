@@ -36,6 +36,9 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from masksmith.core.errors import DatasetError
+from masksmith.core.images import ImageReadError, image_size
+from masksmith.core.labels import BACKGROUND
 from masksmith.data.formats._common import (
     ImageFinder,
     Option,
@@ -58,9 +61,7 @@ from masksmith.data.formats._write import (
     require_size,
 )
 from masksmith.data.rasterize import placed_rle, polygons_to_rle
-from masksmith.data.schema import BACKGROUND, ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
-from masksmith.errors import DatasetError
-from masksmith.images import ImageReadError, image_size
+from masksmith.data.schema import ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
 
 NAME = "labelme"
 DESCRIPTION = "LabelMe JSON (one file per image)"
@@ -475,7 +476,7 @@ def _instance_suffix(samples: list[Sample], declared: list[str] | None, mode: An
                 continue
             log.note("{n} shape label(s) read as class and object number (labelme's legacy instance suffix, e.g. "
                      "person-1 and person-2: two person objects)", region.label,
-                     fix="(-o instance_suffix=false keeps them as class names.)", skipped=False)
+                     fix="(`instance_suffix=false` keeps them as class names.)", skipped=False)
             first = merged.get(region.label)
             if first is not None and first.rle is None and region.rle is None:
                 first.polygons.extend(region.polygons)  # the same object drawn in parts

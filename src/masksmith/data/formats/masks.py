@@ -54,6 +54,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from masksmith.core.errors import DatasetError
+from masksmith.core.labels import BACKGROUND, BACKGROUND_NAMES, IGNORE_INDEX, MAX_CLASSES, VOID_COLOR, voc_palette
 from masksmith.data.formats._common import Option, is_image_file, rel_name, split_name
 from masksmith.data.formats._write import (
     GENERIC_IMAGE_DIRS,
@@ -65,19 +67,7 @@ from masksmith.data.formats._write import (
     save_png,
 )
 from masksmith.data.rasterize import mask_to_rle, semantic_mask
-from masksmith.data.schema import (
-    BACKGROUND,
-    IGNORE_INDEX,
-    MAX_CLASSES,
-    VOID_COLOR,
-    Dataset,
-    ProblemLog,
-    Region,
-    Sample,
-    make_classes,
-    voc_palette,
-)
-from masksmith.errors import DatasetError
+from masksmith.data.schema import Dataset, ProblemLog, Region, Sample, make_classes
 
 NAME = "masks"
 DESCRIPTION = "image folder + mask folder (binary, class-index or colour masks)"
@@ -108,7 +98,6 @@ OPTIONS = (
     Option("color_map", "colour masks: {name: (r, g, b) or '#rrggbb'} (or classes.csv)", None),
 )
 SPLIT_MASK_SUFFIXES = ("_masks", "_mask", "_labels", "_gt", "annot", "_annot")
-BACKGROUND_NAMES = frozenset({BACKGROUND, "background", "__background__", "_background", "bg"})
 IGNORE_NAMES = frozenset({"__ignore__", "_ignore_"})
 COLOR_TOLERANCE = 30.0  # JPEG noise on flat colours stays well inside this
 LOSSY_SUFFIXES = (".jpg", ".jpeg")
@@ -128,7 +117,7 @@ def open_mask(path: Path) -> Image.Image:
     except FileNotFoundError:
         raise DatasetError("the mask file is missing.", path=path) from None
     except Exception as exc:  # noqa: BLE001 - PIL raises many types on broken files; all mean "unreadable"
-        from masksmith.images import is_lfs_pointer
+        from masksmith.core.images import is_lfs_pointer
 
         if is_lfs_pointer(path):
             raise DatasetError("is a Git LFS pointer, not the mask itself.", path=path,
@@ -335,7 +324,7 @@ def _choose(images: Path, chosen: str | None) -> Path | None:
         listed = ", ".join(f"{d.name}/ ({len(_top_images(d))} files)" for d in found)
         raise DatasetError(f"has several folders of masks that could pair with {images.name}/: {listed}. "
                            "masksmith does not pick one.", path=images.parent,
-                           fix=f"name the one to use with -o masks={found[0].name} (or another of them), or "
+                           fix=f"name the one to use with `masks={found[0].name}` (or another of them), or "
                                "point at that mask folder.")
     return found[0] if found else None
 
@@ -654,11 +643,11 @@ def guess_kind(masks: list[Path]) -> str:
             if odd == "blurred":
                 raise DatasetError(f"holds {levels} grey levels, most pixels near black or white: a binary mask "
                                    "resized with smoothing, not class indices.", path=mask,
-                                   fix="pass -o threshold=128 to read the masks as binary (foreground where grey "
-                                       ">= 128), or -o mask_kind=index if the grey levels are classes.")
+                                   fix="set `threshold=128` to read the masks as binary (foreground where grey "
+                                       ">= 128), or `mask_kind=index` if the grey levels are classes.")
             raise DatasetError(f"holds {levels} grey levels: too many to be class indices or a binary mask.",
-                               path=mask, fix="point at the folder of the masks, or pass -o mask_kind=index if "
-                                              "each grey level is a class, or -o threshold=N for binary masks.")
+                               path=mask, fix="point at the folder of the masks, or set `mask_kind=index` if "
+                                              "each grey level is a class, or `threshold=N` for binary masks.")
     for kind in ("color", "index"):
         if kind in kinds:
             return kind
@@ -866,7 +855,7 @@ def write(dataset: Dataset, out: Path, **options: Any) -> None:
     if kind not in KINDS:
         raise DatasetError(f"option kind is {kind!r}.", fix=f"use one of: {', '.join(KINDS)}.")
     folder = output_folder(dataset, out)
-    index = dataset.class_to_index()
+    index = dataset.class_map.index()
     stems = output_stems(dataset)
     has_void = any(s.ignore_rle is not None for s in dataset.samples)
     lut = _color_lut(dataset, has_void) if kind == "color" else None

@@ -38,6 +38,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from masksmith.core.errors import DatasetError
 from masksmith.data.formats._common import (
     ImageFinder,
     Option,
@@ -59,7 +60,6 @@ from masksmith.data.formats._write import (
     require_size,
 )
 from masksmith.data.schema import ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
-from masksmith.errors import DatasetError
 
 NAME = "via"
 DESCRIPTION = "VGG Image Annotator (VIA 1/2 JSON or CSV, VIA 3 project)"

@@ -26,6 +26,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.labels import IGNORE_INDEX, voc_color, voc_palette
+from masksmith.core.paths import relative_parts, resolve_under
 from masksmith.data.formats._common import IMAGE_SUFFIXES, Option, rel_name, split_name
 from masksmith.data.formats._write import copy_image, image_suffix, output_folder, output_stems, require_size, save_png
 from masksmith.data.formats.masks import (
@@ -40,18 +43,7 @@ from masksmith.data.formats.masks import (
     parse_names,
 )
 from masksmith.data.rasterize import instance_masks, mask_to_rle, semantic_mask
-from masksmith.data.schema import (
-    IGNORE_INDEX,
-    Dataset,
-    ProblemLog,
-    Region,
-    Sample,
-    make_classes,
-    voc_color,
-    voc_palette,
-)
-from masksmith.errors import DatasetError, MasksmithError
-from masksmith.paths import relative_parts, resolve_under
+from masksmith.data.schema import Dataset, ProblemLog, Region, Sample, make_classes
 
 NAME = "voc"
 DESCRIPTION = "Pascal VOC segmentation folders (SegmentationClass / SegmentationObject PNGs)"
@@ -225,7 +217,7 @@ def _list_id(line: str, class_dir: Path) -> str:
 
 
 def _find_image(root: Path, image_id: str) -> Path:
-    """JPEGImages/<id>.<suffix>, only ever under the root (an id is a name from a list file: masksmith.paths)."""
+    """JPEGImages/<id>.<suffix>, only ever under the root (an id is a name from a list file: masksmith.core.paths)."""
     for suffix in IMAGE_SUFFIXES + tuple(s.upper() for s in IMAGE_SUFFIXES):
         candidate = resolve_under(root, f"{IMAGE_DIR}/{image_id}{suffix}", what="image id")
         if candidate.is_file():
@@ -332,7 +324,7 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     for image_id, split in _ids(root, class_dir, list_file, log).items():
         try:
             samples.append(_read_sample(root, class_dir, image_id, classes, split))
-        except MasksmithError as exc:  # DatasetError, or masksmith.paths' UnsafePath for an id leading out
+        except MasksmithError as exc:  # DatasetError, or masksmith.core.paths' UnsafePath for an id leading out
             log.add(exc.problem, path=exc.path or root, item=image_id, fix=exc.fix or "")
         except OSError as exc:  # e.g. an id too long to be a file name
             log.add(f"its files cannot be looked up ({exc.strerror or exc}).", path=root, item=image_id,
@@ -347,7 +339,7 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
 def _palette(dataset: Dataset) -> list[int]:
     """The VOC palette with entries 1..N in the class colours, so viewers show the classes as labelled."""
     pal = voc_palette()
-    for i, (r, g, b) in enumerate(dataset.colors()):
+    for i, (r, g, b) in enumerate(dataset.class_map.palette()):
         pal[3 * i: 3 * i + 3] = [int(r), int(g), int(b)]
     return pal
 
@@ -371,7 +363,7 @@ def write(dataset: Dataset, out: Path, **options: Any) -> None:
         if ":" in c.name or "\n" in c.name:
             raise DatasetError(f"class {c.name!r} has a ':' or line break, which labelmap.txt cannot hold.",
                                fix="rename the class.")
-    index = dataset.class_to_index()
+    index = dataset.class_map.index()
     stems = output_stems(dataset, (IMAGE_DIR, "images", "image", "imgs", "img"))
     with_objects = any(r.is_instance for s in dataset.samples for r in s.regions)
     palette = _palette(dataset)

@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from masksmith.core.errors import DatasetError
 from masksmith.data.formats._common import (
     IMAGE_SUFFIXES,
     ImageFinder,
@@ -43,7 +44,6 @@ from masksmith.data.formats._common import (
     usable_name,
 )
 from masksmith.data.schema import ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
-from masksmith.errors import DatasetError
 
 NAME = "vott"
 DESCRIPTION = "Microsoft VoTT v2 JSON export or project folder, VoTT 1 JSON"
@@ -522,7 +522,7 @@ def _read_v1(file: Path, log: ProblemLog) -> Dataset:
 def _v1_scale(image: Path | None, canvas: tuple[float, float] | None, regions: list[Region]) -> tuple[int, int]:
     """Scale canvas coordinates to the image's pixels (VoTT 1's exporter multiplies by image size / canvas
     size); the image size, or the canvas size when the image is not there."""
-    from masksmith.images import ImageReadError, image_size
+    from masksmith.core.images import ImageReadError, image_size
 
     size = None
     if image is not None:

@@ -177,8 +177,8 @@ function drawChart(svg, series, opts) {
   });
 }
 
-function setupRunPage(runId, progress, task) {
-  const metric = task === "instance" ? "val_mask_ap" : "val_miou";
+function setupRunPage(runId, progress, monitor, headline) {
+  const metric = monitor;
   function show(p) {
     const state = $("#state");
     state.textContent = p.state; state.dataset.state = p.state;
@@ -191,7 +191,7 @@ function setupRunPage(runId, progress, task) {
     drawChart($("#loss-chart"), [
       { name: "training loss", values: p.epochs.map(r => [r.epoch, r.train_loss]) },
       { name: "validation loss", values: p.epochs.map(r => [r.epoch, r.val_loss]) }], {});
-    drawChart($("#metric-chart"), [{ name: task === "instance" ? "mask AP" : "mIoU", values: p.epochs.map(r => [r.epoch, r[metric]]) }],
+    drawChart($("#metric-chart"), [{ name: headline, values: p.epochs.map(r => [r.epoch, r[metric]]) }],
       { min: 0, max: 1 });
     if (p.preview) {
       const img = $("#preview"), src = "/runs/" + runId + "/previews/" + p.preview;

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -47,3 +49,14 @@ class ModelError(MasksmithError):
 
 class TrainingInterrupted(MasksmithError):
     """Training stopped by Ctrl-C; the message says what was kept and how to resume (the CLI exits 130)."""
+
+
+# Messages name settings in backticks: `size`, or `ignore_value=11` with a value. The library never writes a
+# command-line flag or a form field: each front spells a setting its own way (`--size` in the CLI, the field's
+# label on a web page), through `spell_settings`.
+SETTING = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)(?:=([^`]*))?`")
+
+
+def spell_settings(text: str, spell: Callable[[str, str | None], str]) -> str:
+    """`text` with every `setting` / `setting=value` replaced by spell(setting, value or None)."""
+    return SETTING.sub(lambda m: spell(m.group(1), m.group(2)), text)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from masksmith.errors import MasksmithError
+from masksmith.core.errors import MasksmithError
+from masksmith.core.labels import ClassMap
 
 
 def read_groups(path: str | Path | None) -> dict[str, list[str]]:
@@ -22,7 +23,7 @@ def read_groups(path: str | Path | None) -> dict[str, list[str]]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise MasksmithError("does not exist.", path=path, fix="check the path of the --group file.") from None
+        raise MasksmithError("does not exist.", path=path, fix="check the path of the `group` file.") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise MasksmithError(f"is not YAML ({str(exc).splitlines()[0][:100]}).", path=path,
                              fix="write it as `paint: [hood, front_door, back_door]`.") from None
@@ -48,7 +49,7 @@ def resolve_classes(asked: Iterable[str] | None, class_names: Sequence[str], gro
     if not words:
         if default_all:
             return list(class_names)
-        raise MasksmithError("no classes given.", path=model, fix=f"pass --classes, one of: {', '.join(class_names)}.")
+        raise MasksmithError("no classes given.", path=model, fix=f"give `classes`, one of: {', '.join(class_names)}.")
     wanted: list[str] = []
     unknown = []
     for word in words:
@@ -64,19 +65,18 @@ def resolve_classes(asked: Iterable[str] | None, class_names: Sequence[str], gro
     return [n for n in class_names if n in wanted]
 
 
-def semantic_class_mask(mask: np.ndarray, class_names: Sequence[str], wanted: Iterable[str]) -> np.ndarray:
-    """(H, W) bool: the pixels of the wanted classes in a class-index mask (index i = class_names[i - 1])."""
-    indices = [i for i, n in enumerate(class_names, start=1) if n in set(wanted)]
-    return np.isin(mask, indices)
+def semantic_class_mask(mask: np.ndarray, classes: ClassMap, wanted: Iterable[str]) -> np.ndarray:
+    """(H, W) bool: the pixels of the wanted classes in a class-value mask."""
+    return np.isin(mask, [classes.value(n) for n in set(wanted)])
 
 
-def object_masks(prediction, class_names: Sequence[str], wanted: Iterable[str], min_pixels: int = 16,
+def object_masks(prediction, classes: ClassMap, wanted: Iterable[str], min_pixels: int = 16,
                  split_regions: bool = True) -> list[np.ndarray]:
     """One bool mask per object of the wanted classes: each instance of an instance model's objects, or each
     connected region of a semantic mask (or, with split_regions=False, one mask of all its wanted pixels)."""
     wanted = set(wanted)
     if isinstance(prediction, np.ndarray):
-        union = semantic_class_mask(prediction, class_names, wanted)
+        union = semantic_class_mask(prediction, classes, wanted)
         if not split_regions:
             return [union] if union.any() else []
         from masksmith.apps.paste import regions
@@ -95,7 +95,7 @@ def union_of(masks: Sequence[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
 def read_mask_file(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
     """A user's mask file as (H, W) bool: every pixel that is not 0 (or, with an alpha channel, not
     transparent) is in the mask. `shape`: the photo's (H, W), which the mask must match."""
-    from masksmith.images import open_image
+    from masksmith.core.images import open_image
 
     path = Path(path)
     im = open_image(path)

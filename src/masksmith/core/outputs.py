@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from masksmith.errors import MasksmithError
-from masksmith.paths import is_under, resolve_under
+from masksmith.core.errors import MasksmithError
+from masksmith.core.paths import is_under, resolve_under
 
 _umask_lock = threading.Lock()
 _umask: int | None = None
@@ -144,7 +144,7 @@ class OutputFolder:
 
     `inputs`: files or folders the command reads; the output folder may not be one of them, lie inside one,
     or hold one. `overwrite`: replace files masksmith did not write. Names passed to `path()` and the write
-    methods are relative to the folder and resolved through `masksmith.paths` (never outside it).
+    methods are relative to the folder and resolved through `masksmith.core.paths` (never outside it).
     """
 
     MANIFEST = ".masksmith-written"
@@ -235,7 +235,7 @@ class OutputFolder:
         path = self.path(name)
         if (path.exists() or path.is_symlink()) and not self.overwrite and not self.owns(path):
             raise OutputError("exists and was not written by masksmith; it is left as it is.", path=path,
-                              fix="choose an empty output folder, or pass --overwrite to replace it.")
+                              fix="choose an empty output folder, or set `overwrite` to replace it.")
         return path
 
     def exists(self, name: str) -> bool:

@@ -22,8 +22,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from masksmith.outputs import atomic_write_text
-from masksmith.paths import safe_filename
+from masksmith.core.outputs import atomic_write_text
+from masksmith.core.paths import safe_filename
 
 CONFIG = "config.yaml"
 DATA = "data.json"

@@ -1,5 +1,5 @@
-"""ONNX export of semantic models, parity against PyTorch, INT8 static quantisation, and the ONNX Runtime
-network the Predictor runs.
+"""ONNX export of semantic models, parity against PyTorch, and INT8 static quantisation (the ONNX Runtime
+network the Predictor runs is `infer/runtime.py`).
 
 - The exported graph is `SegmentationNet` itself (normalisation inside), input ``pixels`` (B, 3, H, W) float
   RGB in [0, 255], output ``logits`` (B, C, H, W), batch, height and width dynamic. H and W must fit the
@@ -21,78 +21,35 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import logging
 import tempfile
+import threading
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from masksmith.errors import MasksmithError, ModelError
-from masksmith.models.artifact import FORMAT, VERSION, ModelArtifact, build_network, load_artifact
+from masksmith.core.errors import MasksmithError
+from masksmith.infer.runtime import (
+    INPUT_NAME,
+    METADATA_KEY,
+    OUTPUT_NAME,
+    OnnxError,
+    OnnxNetwork,
+    metadata_json,
+    quiet_onnxruntime,
+)
+from masksmith.models.artifact import ModelArtifact, build_network, load_artifact
 
-METADATA_KEY = "masksmith"
-INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
 OPSET = 17
 # Float parity: every compared pixel's class equal for at least this share, logits within this fraction of
 # their largest magnitude (at least 1).
 FLOAT_EQUAL_SHARE, FLOAT_LOGIT_TOLERANCE = 0.999, 1e-3
 # INT8 parity against the float graph, on photos not used for calibration.
 INT8_EQUAL_SHARE = 0.95
-
-
-class OnnxError(ModelError):
-    """An ONNX file or export that masksmith cannot use."""
-
-
-# ---------------------------------------------------------------------------------------------- metadata
-def artifact_metadata(artifact: ModelArtifact) -> dict[str, Any]:
-    """The model file's description without its weights (what the ONNX metadata holds)."""
-    data = asdict(artifact)
-    data.pop("state_dict")
-    return {"format": FORMAT, "version": VERSION, **data}
-
-
-def read_onnx_artifact(path: str | Path) -> ModelArtifact:
-    """The ModelArtifact (without weights) that an exported `.onnx` file describes in its metadata."""
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise OnnxError("the ONNX file does not exist.", path=path, fix="pass the file `masksmith export` wrote.")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - any parse failure means the same to the user
-        raise OnnxError(f"cannot be read as an ONNX model ({type(exc).__name__}).", path=path,
-                        fix="pass a .onnx file written by `masksmith export`; it may be truncated.") from None
-    props = {p.key: p.value for p in model.metadata_props}
-    if METADATA_KEY not in props:
-        raise OnnxError("is an ONNX model without masksmith metadata (classes, colours, preprocessing).",
-                        path=path, fix="export it with `masksmith export MODEL --to onnx` from a .masksmith file.")
-    try:
-        data = json.loads(props[METADATA_KEY])
-        if data.get("format") != FORMAT:
-            raise ValueError("format")
-        if int(data.get("version", 0)) > VERSION:
-            raise OnnxError(f"was written by a newer masksmith (format {data['version']}).", path=path,
-                            fix="upgrade masksmith.")
-        fields = {k: data[k] for k in ModelArtifact.__dataclass_fields__ if k in data and k != "state_dict"}
-        return ModelArtifact(**fields)
-    except OnnxError:
-        raise
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise OnnxError(f"has broken masksmith metadata ({type(exc).__name__}: {exc}).", path=path,
-                        fix="export the model again with `masksmith export`.") from None
-
-
-def _metadata_json(artifact: ModelArtifact) -> str:
-    return json.dumps(artifact_metadata(artifact), default=str)
 
 
 # ------------------------------------------------------------------------------------------------ export
@@ -113,45 +70,11 @@ def export_network(net: nn.Module, artifact: ModelArtifact) -> bytes:
                                         OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}})
     model = onnx.load_from_string(buffer.getvalue())
     entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, _metadata_json(artifact)
+    entry.key, entry.value = METADATA_KEY, metadata_json(artifact)
     model.producer_name = "masksmith"
     model.doc_string = (f"masksmith {artifact.task} model: input {INPUT_NAME} (B, 3, H, W) RGB floats 0-255, "
                         f"output {OUTPUT_NAME} (B, C, H, W); classes: {', '.join(artifact.classes)}")
     return model.SerializeToString()
-
-
-def session(model: str | Path | bytes, threads: int | None = None):
-    """An onnxruntime CPU session with all graph optimisations, on `threads` threads (torch's count by
-    default, so both backends use the same)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # errors only: shape-inference warnings on dynamic outputs are noise
-    source = model if isinstance(model, bytes) else str(model)
-    try:
-        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        where = None if isinstance(model, bytes) else model
-        raise OnnxError(f"onnxruntime cannot load it ({str(exc).splitlines()[0][:200]}).", path=where,
-                        fix="export the model again with `masksmith export`.") from None
-
-
-class OnnxNetwork:
-    """An ONNX Runtime session behind the interface the Predictor calls: (B, 3, H, W) float pixels -> logits."""
-
-    def __init__(self, model: str | Path | bytes, threads: int | None = None) -> None:
-        self.session = session(model, threads)
-        self.input_name = self.session.get_inputs()[0].name
-
-    def eval(self) -> OnnxNetwork:
-        return self
-
-    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = np.ascontiguousarray(pixels.detach().cpu().numpy(), dtype=np.float32)
-        return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
 
 
 # ------------------------------------------------------------------------------------------------ parity
@@ -197,10 +120,10 @@ def parity(reference, candidate, inputs: Sequence[torch.Tensor]) -> Parity:
 def sample_inputs(artifact: ModelArtifact, count: int = 2, seed: int = 0) -> list[torch.Tensor]:
     """Smooth random photos at the network's training size and at a larger, non-square size (padded as the
     Predictor pads), so parity is checked on dynamic shapes too."""
-    from masksmith.models.registry import get_architecture
+    from masksmith.models.registry import get_model
 
     h, w = artifact.input_size
-    d = get_architecture(artifact.model["arch"]).divisor
+    d = get_model(artifact.model["arch"]).divisor
     big = (-(-(h + h // 2) // d) * d, -(-(2 * w) // d) * d)  # taller and twice as wide: not square
     g = torch.Generator().manual_seed(seed)
     out = []
@@ -212,21 +135,6 @@ def sample_inputs(artifact: ModelArtifact, count: int = 2, seed: int = 0) -> lis
 
 
 # ----------------------------------------------------------------------------------------- INT8 (static)
-@contextlib.contextmanager
-def quiet_onnxruntime():
-    """onnxruntime.quantization logs dozens of warnings on the root logger and ORT's own logger; the export
-    prints parity instead."""
-    import onnxruntime as ort
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    ort.set_default_logger_severity(3)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-
 def predictor_inputs(artifact: ModelArtifact, images: Sequence[np.ndarray], limit: int) -> list[torch.Tensor]:
     """The (1, 3, H, W) inputs the Predictor gives the network for these photos (resize or sliding window,
     padding included), at most `limit` of them: what calibration and INT8 parity must see."""
@@ -240,7 +148,7 @@ def predictor_inputs(artifact: ModelArtifact, images: Sequence[np.ndarray], limi
 
         def __call__(self, x: torch.Tensor) -> torch.Tensor:
             seen.extend(t[None].clone() for t in x)
-            n = 1 if artifact.model.get("num_outputs") == 1 else len(artifact.classes) + 1
+            n = 1 if artifact.model.get("num_outputs") == 1 else artifact.class_map.num_values
             return torch.zeros((x.shape[0], n, *x.shape[-2:]))
 
     predictor = Predictor(artifact, net=Recorder(), backend="torch")  # type: ignore[arg-type]
@@ -253,7 +161,7 @@ def predictor_inputs(artifact: ModelArtifact, images: Sequence[np.ndarray], limi
 
 def calibration_photos(data: str | Path) -> list[Path]:
     """Photos of a calibration set: a folder of images, or any annotated data set masksmith reads."""
-    from masksmith.infer.write import expand_inputs
+    from masksmith.infer.batch import expand_inputs
 
     data = Path(data)
     if not data.exists():
@@ -289,6 +197,19 @@ def spread(items: Sequence, count: int) -> list:
     return [items[round(i * (len(items) - 1) / max(1, count - 1))] for i in range(count)]
 
 
+_WORKDIR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def private_workdir():
+    """Run onnxruntime's tools inside a private temporary folder as the current folder, removed afterwards:
+    some of them write scratch files into the current folder (symbolic shape inference saves
+    sym_shape_infer_temp.onnx and its external *.data when it gives up on dynamic sizes). The current folder
+    is process-wide, so one export at a time holds it. Yields the folder."""
+    with _WORKDIR_LOCK, tempfile.TemporaryDirectory(prefix="masksmith-onnx-") as tmp, contextlib.chdir(tmp):
+        yield Path(tmp)
+
+
 def quantize_int8(float_model: bytes, inputs: Sequence[torch.Tensor]) -> bytes:
     """Static INT8 quantisation (QDQ, per-channel int8 weights, int8 activations, MinMax calibration over
     `inputs`), metadata kept."""
@@ -297,7 +218,7 @@ def quantize_int8(float_model: bytes, inputs: Sequence[torch.Tensor]) -> bytes:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if not inputs:
-        raise OnnxError("no calibration inputs.", fix="pass --calibrate with a folder of photos.")
+        raise OnnxError("no calibration inputs.", fix="give `calibrate` a folder of photos.")
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -307,7 +228,7 @@ def quantize_int8(float_model: bytes, inputs: Sequence[torch.Tensor]) -> bytes:
             x = next(self.items, None)
             return None if x is None else {INPUT_NAME: np.ascontiguousarray(x.numpy(), dtype=np.float32)}
 
-    with tempfile.TemporaryDirectory(prefix="masksmith-int8-") as tmp:
+    with private_workdir() as tmp:
         src, pre, dst = Path(tmp, "float.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
         src.write_bytes(float_model)
         with warnings.catch_warnings(), quiet_onnxruntime():
@@ -351,8 +272,8 @@ def export_onnx(model: str | Path, out: str | Path | None = None, *, int8: bool 
                 overwrite: bool = False) -> ExportReport:
     """Export a `.masksmith` semantic model to ONNX (and with `int8` an INT8 copy beside it, `<name>.int8.onnx`);
     files are written only when parity holds."""
-    from masksmith.images import read_image
-    from masksmith.outputs import OutputFolder
+    from masksmith.core.images import read_image
+    from masksmith.core.outputs import OutputFolder
 
     model_path = Path(model)
     artifact = load_artifact(model_path)
@@ -362,7 +283,7 @@ def export_onnx(model: str | Path, out: str | Path | None = None, *, int8: bool 
                         "backend for the instance predictor are not built yet).", path=model_path,
                         fix="predict with the .masksmith file.")
     if int8 and calibrate is None:
-        raise MasksmithError("--int8 needs photos to calibrate on.", fix="add --calibrate DATA (a folder of "
+        raise MasksmithError("`int8` needs photos to calibrate on.", fix="give `calibrate` DATA (a folder of "
                              "training photos or the training data set).")
     out_path = Path(out) if out is not None else default_onnx_path(model_path)
     folder, name = OutputFolder.for_file(out_path, inputs=[model_path], overwrite=overwrite)

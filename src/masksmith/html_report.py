@@ -23,8 +23,10 @@ from typing import Any
 
 import yaml
 
-from masksmith import runfolder
-from masksmith.errors import MasksmithError
+from masksmith.core import runfolder
+from masksmith.core.durations import format_duration
+from masksmith.core.errors import MasksmithError
+from masksmith.tasks import get_task
 
 SECTIONS = ("summary", "data", "configuration", "training", "evaluation")
 
@@ -78,10 +80,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, overwrite: 
     html = render_report(run)
     target = run / runfolder.REPORT
     if out is None or Path(out).resolve() == target.resolve():
-        from masksmith.outputs import atomic_write_text
+        from masksmith.core.outputs import atomic_write_text
 
         return atomic_write_text(target, html)
-    from masksmith.outputs import OutputFolder
+    from masksmith.core.outputs import OutputFolder
 
     folder, name = OutputFolder.for_file(out, inputs=[run], overwrite=overwrite)
     return folder.write_text(name, html)
@@ -151,8 +153,8 @@ def _model_summary(run: Path) -> dict[str, Any] | None:
         artifact = load_artifact(path)
     except MasksmithError:
         return None
-    return {"task": artifact.task, "model": artifact.model, "classes": artifact.classes,
-            "colors": [tuple(c) for c in artifact.colors], "training": artifact.training,
+    return {"task": artifact.task, "model": artifact.model, "class_map": artifact.class_map,
+            "training": artifact.training,
             "input_size": list(artifact.input_size), "megabytes": path.stat().st_size / 1e6}
 
 
@@ -192,7 +194,8 @@ def _context(run: Path) -> dict[str, Any]:
     data = _read_json(run / runfolder.DATA)
     rows = runfolder.read_metrics(run / runfolder.METRICS) if (run / runfolder.METRICS).is_file() else []
     task = (model or {}).get("task") or config.get("task", "semantic")
-    monitor = "val_mask_ap" if task == "instance" else "val_miou"
+    facts = get_task(task)
+    monitor = facts.monitor
     scored = [r for r in rows if monitor in r]
     best = max(scored, key=lambda r: r[monitor]) if scored else None
     classes = _classes(model, data)
@@ -203,7 +206,7 @@ def _context(run: Path) -> dict[str, Any]:
         "config_rows": [(k, v) for k, v in config_rows(config) if not k.startswith(tuple(shown))],
         "plan_rows": planned, "config_text": config_text, "model": model, "data": data,
         "classes": classes, "epochs": rows, "last": rows[-1] if rows else None, "best": best, "monitor": monitor,
-        "monitor_name": "validation mask AP" if task == "instance" else "validation mIoU",
+        "monitor_name": f"validation {facts.headline}",
         "curves": picture(run / runfolder.CURVES, "training curves"),
         "preview": picture(previews[-1], "the last epoch's preview") if previews else None,
         "preview_count": len(previews), "evaluations": evaluations,
@@ -213,44 +216,26 @@ def _context(run: Path) -> dict[str, Any]:
 def _classes(model: dict[str, Any] | None, data: dict[str, Any] | None) -> list[dict[str, Any]]:
     """[{name, color}], from the model file (its colours are the ones drawn) or data.json."""
     if model:
-        colors = model["colors"][1:]
-        return [{"name": n, "color": tuple(colors[k]) if k < len(colors) else (128, 128, 128)}
-                for k, n in enumerate(model["classes"])]
+        return [{"name": n, "color": c} for n, c in model["class_map"].colors_by_name().items()]
     return [{"name": c["name"], "color": tuple(c["color"])} for c in (data or {}).get("classes", [])]
 
 
 def _evaluation(folder: Path, metrics: dict[str, Any], classes: list[dict[str, Any]]) -> dict[str, Any]:
-    """One evaluated data set, ready for the template."""
+    """One evaluated data set, ready for the template (the same for both tasks: `Evaluation`)."""
+    from masksmith.evaluate.result import Evaluation, format_value
+
+    evaluation = Evaluation.from_dict(metrics)
     files = metrics.get("files", {})
     colors = {c["name"]: c["color"] for c in classes}
-    task = metrics.get("task") or ("instance" if "mask" in metrics else "semantic")
-    if task == "instance":
-        ious = {r["class"]: r["iou"] for r in metrics.get("semantic", {}).get("per_class", [])}
-        per_class = [{"class": r["class"], "color": colors.get(r["class"]), "values": [
-            _pct(r.get("mask_ap")), _pct(r.get("box_ap")), _num(ious.get(r["class"]))]}
-            for r in metrics.get("per_class", [])]
-        headers = ["mask AP", "box AP", "IoU (union masks)"]
-        mask, box = metrics.get("mask", {}), metrics.get("box", {})
-        headline = [("mask AP", _pct(mask.get("ap"))), ("mask AP50", _pct(mask.get("ap50"))),
-                    ("mask AP75", _pct(mask.get("ap75"))), ("box AP", _pct(box.get("ap"))),
-                    ("box AP50", _pct(box.get("ap50"))),
-                    ("mIoU (union masks)", _num(metrics.get("semantic", {}).get("miou")))]
-    else:
-        full = metrics.get("at_full_size", {})
-        small = {r["class"]: r["iou"] for r in metrics.get("at_input_size", {}).get("per_class", [])}
-        per_class = [{"class": r["class"], "color": colors.get(r["class"], (0, 0, 0)), "values": [
-            _num(r.get("iou")), _num(r.get("dice")), _num(small.get(r["class"])), f"{r.get('pixels', 0):,}"]}
-            for r in full.get("per_class", [])]
-        headers = ["IoU", "Dice", "IoU (input size)", "pixels"]
-        headline = [("mIoU", _num(full.get("miou"))), ("mIoU without background",
-                                                          _num(full.get("miou_without_background"))),
-                    ("mean Dice", _num(full.get("mean_dice"))), ("pixel accuracy", _num(full.get("pixel_accuracy"))),
-                    ("mIoU at input size", _num(metrics.get("at_input_size", {}).get("miou")))]
+    per_class = [{"class": r.name, "color": colors.get(r.name, (0, 0, 0)),
+                  "values": [format_value(v, c.kind) for v, c in zip(r.values, evaluation.columns, strict=False)]}
+                 for r in evaluation.per_class]
     name = folder.name if folder.name != runfolder.EVALUATION else runfolder.data_name(metrics.get("data", "data"))
     return {
-        "id": name, "name": name, "data": metrics.get("data", ""), "images": metrics.get("images"),
-        "seconds": metrics.get("seconds"), "task": task, "headline": headline, "headers": headers,
-        "per_class": per_class, "score_name": metrics.get("image_score", "score"),
+        "id": name, "name": name, "data": evaluation.data, "images": evaluation.images,
+        "seconds": metrics.get("seconds"), "task": evaluation.task,
+        "headline": [(f.name, f.text()) for f in evaluation.figures], "headers": [c.name for c in evaluation.columns],
+        "per_class": per_class, "score_name": evaluation.image_score,
         "confusion": picture(folder / files.get("confusion_matrix", "confusion.png"), "confusion matrix"),
         "worst": picture(folder / files.get("worst_gallery", "worst.png"), "worst-predicted images"),
         "best": picture(folder / files.get("best_gallery", "best.png"), "best-predicted images"),
@@ -267,16 +252,6 @@ def _num(x: Any, digits: int = 3) -> str:
 
 def _pct(x: Any) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
-
-
-def format_duration(seconds: float) -> str:
-    """"45s", "4m 10s", "1h 05m" (progress lines, previews and the report)."""
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {s % 3600 // 60:02d}m"
 
 
 def _duration(seconds: Any) -> str:

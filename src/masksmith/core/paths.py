@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from masksmith.errors import MasksmithError
+from masksmith.core.errors import MasksmithError
 
 
 class UnsafePath(MasksmithError):

@@ -33,10 +33,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
+from masksmith.core.errors import DatasetError
 from masksmith.data.archive import cache_dir
 from masksmith.data.rasterize import sample_rles
 from masksmith.data.schema import Dataset, Region, Sample, make_classes
-from masksmith.errors import DatasetError
 
 VERSION = "cars-v1"  # bump when the drawings change, so cached copies are rebuilt
 CLASSES = ["body", "wheel", "window", "light"]

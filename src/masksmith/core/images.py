@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from masksmith.errors import MasksmithError
+from masksmith.core.errors import MasksmithError
 
 # Pillow's own refusal threshold (twice MAX_IMAGE_PIXELS, ~179 megapixels): far above any photo, far below
 # what fills memory.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from masksmith.data.schema import IGNORE_INDEX
+from masksmith.core.labels import IGNORE_INDEX, ClassMap
 
 
 class ConfusionMatrix:
@@ -72,8 +72,8 @@ class SegmentationScores:
         values = self.dice if with_background else self.dice[1:]
         return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
-    def as_dict(self, class_names: list[str]) -> dict:
-        names = ["background", *class_names] if len(class_names) + 1 == len(self.iou) else class_names
+    def as_dict(self, classes: ClassMap) -> dict:
+        names = classes.labels()  # one row per mask value, the background first
         return {
             "miou": self.miou(True), "miou_without_background": self.miou(False),
             "mean_dice": self.mean_dice(True), "mean_dice_without_background": self.mean_dice(False),

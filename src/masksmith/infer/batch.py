@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from masksmith.core.errors import MasksmithError
+from masksmith.core.outputs import OutputFolder, as_output_folder
+from masksmith.core.paths import unique_stems
 from masksmith.data.formats._common import is_image_file
 from masksmith.draw import colorize, overlay
-from masksmith.errors import MasksmithError
 from masksmith.infer.predictor import Predictor
-from masksmith.outputs import OutputFolder, as_output_folder
-from masksmith.paths import unique_stems
 
 
 def expand_inputs(paths: Iterable[str | Path], skip: OutputFolder | None = None) -> list[Path]:
@@ -73,11 +73,10 @@ class Skipped:
     items: list[str] = field(default_factory=list)
 
 
-def readable(predictor, jobs: list[PhotoJob], lenient: bool, skipped: Skipped) -> Iterator[tuple[PhotoJob,
-                                                                                                np.ndarray, object]]:
-    """(job, image, prediction) for every job; unreadable photos stop the run, or with `lenient` are listed
-    in `skipped` and passed over."""
-    from masksmith.images import read_image
+def readable(jobs: list[PhotoJob], lenient: bool, skipped: Skipped) -> Iterator[tuple[PhotoJob, np.ndarray]]:
+    """(job, image) for every job; unreadable photos stop the run, or with `lenient` are listed in `skipped`
+    and passed over."""
+    from masksmith.core.images import read_image
 
     for job in jobs:
         try:
@@ -87,7 +86,7 @@ def readable(predictor, jobs: list[PhotoJob], lenient: bool, skipped: Skipped) -
                 raise
             skipped.items.append(str(exc))
             continue
-        yield job, image, predictor.predict(image)
+        yield job, image
 
 
 def index_mask_image(mask: np.ndarray, colors: list[tuple[int, int, int]]) -> Image.Image:
@@ -118,8 +117,8 @@ class SemanticWriter:
 
     def __init__(self, predictor: Predictor, opacity: float) -> None:
         self.predictor, self.opacity = predictor, opacity
-        self.colors = predictor.colors
-        self.names = ["background", *predictor.artifact.classes]
+        self.colors = predictor.classes.palette()
+        self.names = predictor.classes.labels()
         self.columns = ["image", "width", "height", *(f"pixels_{n}" for n in self.names)]
 
     def names_for(self, stem: str) -> dict[str, str]:
@@ -198,17 +197,14 @@ def predict_batch(predictor, inputs: Iterable[str | Path], out: Path | OutputFol
                   summary: Path | None = None) -> Iterator[dict[str, Any]]:
     """Predict every photo and write its outputs, streaming: yields one row per photo (``status`` "predicted"
     or "existing", the files, the summary counts). See the module docstring."""
-    from masksmith.images import read_image
+    from masksmith.core.images import read_image
 
     inputs = list(inputs)
     folder = as_output_folder(out, inputs=inputs, overwrite=overwrite)
     if writer is None:
-        if getattr(predictor, "artifact", None) is not None and predictor.artifact.task == "instance":
-            from masksmith.infer.instance import InstanceWriter
+        from masksmith.tasks import get_task
 
-            writer = InstanceWriter(predictor, opacity)
-        else:
-            writer = SemanticWriter(predictor, opacity)
+        writer = get_task(predictor.artifact.task).load("writer")(predictor, opacity)
     skipped = skipped if skipped is not None else Skipped()
     jobs = plan_outputs(inputs, folder)
     finished = set() if overwrite else {
@@ -262,51 +258,3 @@ def predict_to_folder(predictor: Predictor, inputs: Iterable[str | Path], out: P
     of `predict_batch` as a list (for a few photos; stream `predict_batch` for many)."""
     return list(predict_batch(predictor, inputs, out, opacity=opacity, overwrite=overwrite, lenient=lenient,
                               skipped=skipped))
-
-
-@dataclass
-class PhotoPrediction:
-    """One photo's prediction in the shape every app uses: the class-index mask at the photo's size (the
-    union of the objects for instance models), the objects (connected regions of each class for semantic
-    models, detected objects for instance models) and the class names and colours (background first)."""
-
-    mask: np.ndarray
-    objects: list
-    classes: list[str]
-    colors: list[tuple[int, int, int]]
-
-
-def predict_photo(predictor, image: np.ndarray, min_pixels: int = 16) -> PhotoPrediction:
-    """`predictor.predict(image)` as a PhotoPrediction, for either kind of model."""
-    from masksmith.apps.extract import regions_of_classes
-
-    classes = list(predictor.artifact.classes)
-    colors = [tuple(c) for c in predictor.colors]
-    found = predictor.predict(image)
-    if predictor.artifact.task == "instance":
-        from masksmith.infer.instance import union_mask
-
-        index = {n: i + 1 for i, n in enumerate(classes)}
-        objects = [o for o in found if int(o.mask.sum()) >= min_pixels]
-        return PhotoPrediction(union_mask(objects, index, image.shape[:2]), objects, classes, colors)
-    return PhotoPrediction(found, regions_of_classes(found, classes, None, min_pixels), classes, colors)
-
-
-def write_photo_results(image: np.ndarray, prediction: PhotoPrediction, out: Path | OutputFolder,
-                        opacity: float = 0.5, stem: str = "photo") -> dict[str, str]:
-    """Everything a user may want of one photo, in `out`: the photo, the mask (palette PNG of class indices),
-    the colour mask, the overlay and the cut-outs with their index; returns {kind: file name}."""
-    from masksmith.apps.extract import write_cutouts, write_index
-
-    folder = as_output_folder(out)
-    files = {
-        "photo": folder.save_image(f"{stem}.png", image),
-        "mask": save_index_mask(prediction.mask, prediction.colors, folder, f"{stem}_mask.png"),
-        "color": folder.save_image(f"{stem}_color.png", colorize(prediction.mask, prediction.colors)),
-        "overlay": folder.save_image(f"{stem}_overlay.png", overlay(image, prediction.mask, prediction.colors,
-                                                                    opacity)),
-    }
-    rows = write_cutouts(Path(f"{stem}.png"), image, prediction.objects, folder, "transparent", stem=stem)
-    csv_path, _ = write_index(rows, folder)
-    return {**{k: v.name for k, v in files.items()}, "index": csv_path.name,
-            **{f"cutout_{k}": r.file for k, r in enumerate(rows)}}

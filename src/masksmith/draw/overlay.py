@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from masksmith.data.schema import IGNORE_INDEX, VOID_COLOR
+from masksmith.core.labels import IGNORE_INDEX, VOID_COLOR
 
 Color = tuple[int, int, int]
 DARK: Color = (20, 20, 20)  # outlines

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, semantic and COCO scoring, galleries. Training and prediction both import it."""
