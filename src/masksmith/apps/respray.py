@@ -1,0 +1,520 @@
+"""Respray a car: change its paint, and only its paint, to a new colour that looks like that colour.
+
+Three steps, each a function of its own:
+
+1. `find_paint`: which pixels are paint. Inside the chosen parts (doors, hood, bumpers...) the dominant paint
+   colour is found by k-means (masksmith.apps.cluster) on a sample of the part's pixels, one paint per car
+   (per connected region of the car mask). Features are the shading-invariant chromaticity a/(L+16),
+   b/(L+16) (scaling a surface's light scales L+16, a and b alike, so a door in shadow and a lit hood have
+   the same chromaticity) and the log of the luminance, weighed so that shading alone rarely splits the paint.
+   A pixel is paint when its chromaticity is close to the paint's and it is not much darker than the paint's
+   darkest shading: door glass, lights, plates, chrome of another hue, tyres and black trim are left alone
+   (soft weights, so mixed edge pixels blend). The paint then grows into connected pixels of the same paint
+   inside the car (each car's convex hull, widened a little, made at a small size so it is cheap): fenders,
+   roof and pillars, which the model has no class for, are painted too. `keep` (e.g. the other predicted
+   parts: glass, lights, wheels) is never painted; `grow=False` paints only inside the chosen parts.
+2. `shade_transfer` (in linear light): each paint pixel is the paint colour times its shading (its luminance
+   over the paint's median) plus, above a highlight level taken from the paint's own luminance, a specular
+   excess. The new pixel is the target colour times the same shading plus the same excess, so the paint's
+   mid-tones become the target colour (white -> navy is navy), shadows keep their depth, and reflections of the
+   sky and highlights stay bright on any colour. `lightness` (0..1) overrides how far the mid-tone moves to
+   the target's luminance (1, the default, all the way; 0 keeps the photo's). Out-of-gamut colours lose
+   saturation at constant luminance rather than hue.
+3. The edge of the painted region is feathered inwards as `recolor` does, so every pixel that is not paint is
+   byte-identical to the photo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from masksmith.apps.recolor import _ENCODE, _LINEAR, _LINEAR_STEPS, check_inputs, feather_weights, to_lab
+from masksmith.errors import MasksmithError
+
+# luminance weights of linear sRGB (the Y row of skimage's RGB -> XYZ matrix)
+_Y = np.array([0.212671, 0.715160, 0.072169], np.float32)
+WORK_SIDE = 384  # the car's outline (hull, widening) is worked out at this size: geometry, not detail
+SAMPLE = 20_000  # part pixels per car that the paint colour is clustered from
+K = 4  # clusters per car: paint, glass, trim, lights/chrome
+DARK = float(np.log2(0.085))  # paints with a mid-tone darker than this (L* 35) have no darkest shade (black
+# paint in shadow is black) and grow only inside the closed car, as the shadows around the car look the same
+NON_PAINT_WORDS = ("glass", "window", "windshield", "windscreen", "light", "lamp", "wheel", "tyre", "tire", "rim",
+                   "plate", "grille", "mirror")
+
+
+@dataclass
+class PaintInfo:
+    """One paint (one car's, or one of several in a car): its colour and the luminance statistics the shading
+    transfer uses."""
+    rgb: tuple[int, int, int]  # the paint's median colour in the photo
+    luminance: float  # median linear luminance of its pixels (the mid-tone)
+    highlight: float  # luminance over the mid-tone above which brightness counts as a specular highlight
+    pixels: int  # paint pixels (weight > 0.5)
+    grown: int  # ... of which outside the chosen parts (growth)
+
+
+@dataclass
+class Paint:
+    """Where the paint is: `weight` (H, W) float32 in [0, 1] (0 for every pixel that is not paint) and
+    `label` (H, W) int32 (0 = no paint, i = the paint described by paints[i])."""
+    weight: np.ndarray
+    label: np.ndarray
+    paints: dict[int, PaintInfo] = field(default_factory=dict)
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.weight > 0.5
+
+
+def _check_mask(mask: np.ndarray | None, shape: tuple[int, int], what: str) -> np.ndarray | None:
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != shape:
+        raise MasksmithError(f"the {what} is {mask.shape[1] if mask.ndim > 1 else '?'}x{mask.shape[0]} but the image "
+                             f"is {shape[1]}x{shape[0]}.", fix=f"pass a {what} of the image's size.")
+    return mask.astype(bool)
+
+
+def _box(mask: np.ndarray, margin: int) -> tuple[int, int, int, int]:
+    ys = np.flatnonzero(mask.any(1))
+    xs = np.flatnonzero(mask.any(0))
+    h, w = mask.shape
+    return (max(0, ys[0] - margin), min(h, ys[-1] + 1 + margin), max(0, xs[0] - margin), min(w, xs[-1] + 1 + margin))
+
+
+def _shrink_any(mask: np.ndarray, f: int) -> np.ndarray:
+    """(H, W) bool -> (ceil(H/f), ceil(W/f)) bool: a cell is set when any of its pixels is."""
+    h, w = mask.shape
+    H, W = -(-h // f), -(-w // f)
+    padded = np.zeros((H * f, W * f), bool)
+    padded[:h, :w] = mask
+    return padded.reshape(H, f, W, f).any(axis=(1, 3))
+
+
+def _grow_cells(cells: np.ndarray, f: int, shape: tuple[int, int]) -> np.ndarray:
+    """Cells back to pixels (nearest), cut to `shape`."""
+    return np.repeat(np.repeat(cells, f, 0), f, 1)[:shape[0], :shape[1]]
+
+
+def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Dilation by a disc (Euclidean distance <= radius), through the distance transform: fast for any radius."""
+    from scipy import ndimage
+
+    if not mask.any():
+        return mask.copy()
+    return ndimage.distance_transform_edt(~mask) <= radius
+
+
+def _paste(grid: np.ndarray, local: np.ndarray, y0: int, x0: int, value) -> None:
+    """grid[y0 + y, x0 + x] = value where `local` is set and not yet taken (the parts inside the grid)."""
+    ys, xs = np.nonzero(local)
+    ys, xs = ys + y0, xs + x0
+    ok = (ys >= 0) & (ys < grid.shape[0]) & (xs >= 0) & (xs < grid.shape[1])
+    ys, xs = ys[ok], xs[ok]
+    free = grid[ys, xs] == 0
+    grid[ys[free], xs[free]] = value
+
+
+def _closed(mask: np.ndarray, radius: float) -> np.ndarray:
+    return ~_dilate(~mask, radius) if radius <= 0 else ~_dilate(~_dilate(mask, radius), radius)
+
+
+def car_regions(car: np.ndarray, part: np.ndarray | None = None, join: float = 0.25, close: float = 0.2,
+                widen: float = 0.03) -> tuple[np.ndarray, int, np.ndarray]:
+    """(labels (H, W) int32, n, tight (H, W) bool): where each car is, so growth may go there and nowhere else.
+
+    Pieces of the car mask closer than `join` of the mask's size (the square root of its area) are one car (a
+    wheel and the doors with the unlabelled fender between them). Its region: its pieces closed with a disc of
+    `close` of its size (the pillars, the gaps between parts, but not the background beside a narrower roof),
+    with the convex hull of their lower 70 % (fenders and quarter panels out to the wheels and lights), its top
+    30 % widened by `widen` of its size (the roof's edge above the glass), and never below the chosen parts' (`part`)
+    lowest pixel in that column, give or take (the road beside the wheels and under the sills stays out).
+    `tight`: the chosen parts closed alone, for dark paints, whose colour the shadows around a car share.
+    Worked out on a grid of at most WORK_SIDE cells a side: geometry, not detail."""
+    from scipy import ndimage
+    from skimage.morphology import convex_hull_image
+
+    f = max(1, int(np.ceil(max(car.shape) / WORK_SIDE)))
+    cells = _shrink_any(car, f)
+    chosen = cells if part is None else _shrink_any(part, f)
+    labels, n = ndimage.label(_dilate(cells, max(1.0, join * np.sqrt(cells.sum()))), structure=np.ones((3, 3), bool))
+    region = np.zeros(cells.shape, np.int32)
+    tight = np.zeros(cells.shape, np.int32)
+    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
+        mine = cells[sl] & (labels[sl] == i)
+        if not mine.any():
+            continue
+        r = max(1.0, close * np.sqrt(mine.sum()))
+        w = max(1.0, widen * max(mine.shape))
+        pad = int(np.ceil(r + w)) + 1
+        padded = np.pad(mine, pad)
+        rows = np.flatnonzero(mine.any(1))
+        low = np.zeros_like(padded)
+        low[pad + rows[0] + int(0.3 * (rows[-1] - rows[0] + 1)):] = True
+        body = _closed(padded, r) | (convex_hull_image(padded) & low)
+        grown = body | (_dilate(body, w) & ~low)  # widened upwards only: the roof, not the road
+        _paste(region, grown, sl[0].start - pad, sl[1].start - pad, i)
+        _paste(tight, _closed(np.pad(chosen[sl] & (labels[sl] == i), pad), r), sl[0].start - pad,
+               sl[1].start - pad, 1)
+    slack = max(1, int(round(0.02 * cells.shape[0])))
+    below = np.arange(cells.shape[0])[:, None] > _bottom(chosen)[None, :] + slack
+    region[below] = 0
+    tight[below] = 0
+    return _grow_cells(region, f, car.shape).astype(np.int32), n, _grow_cells(tight > 0, f, car.shape)
+
+
+def _bottom(cells: np.ndarray, window: float = 0.08) -> np.ndarray:
+    """Per column, the row of the car's lowest cell within `window` of the car's width either side
+    (interpolated over wider gaps, held beyond the ends): cars stand on the ground, so no paint lies below
+    their lowest part (the road stays out), and a column where only the glass was found keeps the doors'."""
+    from scipy import ndimage
+
+    has = cells.any(0)
+    cols = np.flatnonzero(has)
+    if len(cols) == 0:
+        return np.full(cells.shape[1], -1)
+    lowest = np.full(cells.shape[1], -1)
+    lowest[cols] = cells.shape[0] - 1 - np.argmax(cells[::-1, cols], axis=0)
+    size = 2 * max(1, int(round(window * (cols[-1] - cols[0] + 1)))) + 1
+    lowest = ndimage.maximum_filter1d(lowest, size, mode="nearest")
+    cols = np.flatnonzero(lowest >= 0)
+    return np.rint(np.interp(np.arange(cells.shape[1]), cols, lowest[cols])).astype(int)
+
+
+def _features(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(chromaticity (N, 2) in chroma units at L = 84, log2 luminance (N,)) from CIELAB. Below L = 24 the
+    chromaticity is damped towards grey: there a pixel's few levels of colour are mostly noise."""
+    scale = 100.0 / np.maximum(lab[:, 0] + 16.0, 40.0)
+    chroma = lab[:, 1:] * scale[:, None]
+    fy = (lab[:, 0] + 16.0) / 116.0
+    y = np.where(fy > 0.2068966, fy ** 3, (fy - 16 / 116) / 7.787)
+    return chroma, np.log2(np.maximum(y, 1e-4))
+
+
+def _reference(lab: np.ndarray, where: np.ndarray, seed: int) -> tuple[tuple, float]:
+    """The paint among a car's part pixels (`lab`, at positions `where` (N, 2)): ((chromaticity (2,), its
+    spread, its median log2 luminance, the log2 luminance of its darkest shading), the share of the pixels it
+    holds). K-means on chromaticity and log luminance; the paint is the cluster that covers the parts most
+    widely (the most cells of an 8 x 8 grid over them where it holds a third of the pixels), not merely the
+    largest: glass sits in the windows and a black car's sky reflections on its hood, the paint everywhere."""
+    from masksmith.apps.cluster import assign, fit_centres
+
+    chroma, logy = _features(lab)
+    features = np.column_stack([chroma, 4.0 * logy]).astype(np.float32)  # one stop of shading = 4 chroma units
+    centres = fit_centres(features, K, seed)
+    labels = assign(features, centres)
+    k = len(centres)
+    counts = np.bincount(labels, minlength=k)
+    lo, hi = where.min(0), where.max(0) + 1
+    grid = np.minimum(((where - lo) * 8) // np.maximum(hi - lo, 1), 7)
+    cell = grid[:, 0] * 8 + grid[:, 1]
+    table = np.zeros((64, k))
+    np.add.at(table, (cell, labels), 1)
+    covered = (table >= table.sum(1, keepdims=True) / 3) & (table > 0)
+    score = covered.sum(0) * len(labels) + counts  # coverage first, size breaks ties
+    best = int(np.argmax(score))
+    inside = labels == best
+    c0 = np.median(chroma[inside], axis=0)
+    spread = float(np.sqrt(np.median(((chroma[inside] - c0) ** 2).sum(1))))
+    return (c0, spread, float(np.median(logy[inside])), float(np.percentile(logy[inside], 5))), \
+        float(inside.mean())
+
+
+def _smooth_below(x: np.ndarray, edge: float, width: float) -> np.ndarray:
+    """1 for x <= edge, falling linearly to 0 at edge + width."""
+    return np.clip((edge + width - x) / width, 0.0, 1.0)
+
+
+def paint_likeness(chroma: np.ndarray, logy: np.ndarray, c0: np.ndarray, spread: float, mid: float, floor: float,
+                   lightness: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N,) weights in [0, 1] for each pixel: how much it looks like the paint (c0, spread, mid: `_reference`;
+    floor: the darkest paint); how far it is along the way from the paint's chromaticity to grey; how much
+    its hue alone matches (for the edge, where paint mixes with its neighbours).
+
+    Paint under any light is the paint's chromaticity c0 (shading does not move it), plus neutral light
+    reflected off its clear coat, which pulls the chromaticity towards grey along the segment c0 -> 0 and
+    makes the pixel brighter. So the distance is measured to that segment; the further along it (the more
+    grey), the brighter the pixel must be; and nothing darker than the paint's darkest shading is paint."""
+    c0 = np.asarray(c0, np.float32)
+    norm2 = float(c0 @ c0)
+    base = max(7.0, 3.0 * spread)
+    noise = 1.0 + 12.0 / np.maximum(lightness, 4.0)  # dark pixels' chromaticity is noisier: more room
+    tol = base * noise
+    if norm2 > 1e-6:
+        t = np.clip(1.0 - (chroma @ c0) / norm2, 0.0, 1.0)  # 0 at the paint, 1 at grey
+    else:
+        t = np.zeros(len(chroma), np.float32)
+    nearest = (1.0 - t)[:, None] * c0[None, :]
+    # a near-grey paint (white, silver, black) is its own grey end: no highlight rule, within tolerance anyway
+    mid_l = 116.0 * 2.0 ** (mid / 3.0) - 16.0
+    t = t * float(np.clip(np.sqrt(norm2) / (base * (1.0 + 12.0 / max(mid_l, 4.0))) - 1.0, 0.0, 1.0))
+    # towards grey the hue is less sure (clipped highlights of a red turn pink): more room there
+    d = np.sqrt(((chroma - nearest) ** 2).sum(1)) / (tol * (1.0 + 1.5 * t))
+    # tinted: no darker than the darkest shading (dark reflections on the paint keep some of its hue); grey:
+    # brighter than the mid-tone, the more so the greyer (a white plate on a cyan car is not its highlight)
+    brighter = mid - 0.5 + np.log2(0.5 / np.maximum(1.0 - t, 0.0625))
+    need = floor + np.clip((t - 0.75) / 0.15, 0.0, 1.0) * np.maximum(brighter - floor, 0.0)
+    hue = _smooth_below(d, 1.0, 0.5)
+    return hue * (1.0 - _smooth_below(logy, need - 0.5, 0.5)), t, hue
+
+
+def _connected(solid: np.ndarray, seeds: np.ndarray, f: int, min_cells: int = 4) -> np.ndarray:
+    """The pixels of `solid` in a connected piece (8-connected on a grid of f x f cells, after closing gaps of
+    a few cells such as the dark line between two panels) that holds some of `seeds`."""
+    from scipy import ndimage
+    cells = _shrink_any(solid, f)
+    closed = ~_dilate(~_dilate(cells, 2.5), 2.5) | cells
+    comps, _ = ndimage.label(closed, structure=np.ones((3, 3), bool))
+    seeded = np.bincount(comps[_shrink_any(seeds & solid, f)], minlength=comps.max() + 1)
+    total = int(seeded[1:].sum())
+    good = seeded >= max(min_cells, 0.002 * total)
+    good[0] = False
+    return solid & _grow_cells(good[comps], f, solid.shape)
+
+
+def _soft_edge(solid: np.ndarray, hue: np.ndarray, feather: int) -> np.ndarray:
+    """Weights: 1 on the paint, and on the `feather` rings of pixels outside it falling as (1 - k/(feather+1))^2
+    for the k-th ring, times how well each pixel's hue matches the paint (0 where it may not change)."""
+    from scipy import ndimage
+
+    w = solid.astype(np.float32)
+    grown = solid
+    for k in range(1, max(0, feather) + 1):
+        ring = ndimage.binary_dilation(grown, structure=np.ones((3, 3), bool)) & ~grown
+        w[ring] = hue[ring] * (1.0 - k / (feather + 1)) ** 2
+        grown = grown | ring
+    return w
+
+
+def _small_holes(solid: np.ndarray, allowed: np.ndarray, size: float = 0.05) -> np.ndarray:
+    """The `allowed` pixels of holes in `solid` (4-connected pieces of the rest that do not reach the edge)
+    smaller than (size x its square-root area)^2 pixels."""
+    from scipy import ndimage
+
+    area = int(solid.sum())
+    if area == 0:
+        return np.zeros_like(solid)
+    biggest = max(4, int((size * np.sqrt(area)) ** 2))
+    pieces, _ = ndimage.label(~solid)
+    sizes = np.bincount(pieces.ravel())
+    small = sizes <= biggest
+    small[0] = False
+    small[np.unique(np.concatenate([pieces[0], pieces[-1], pieces[:, 0], pieces[:, -1]]))] = False
+    return small[pieces] & allowed
+
+
+def _references(lab: np.ndarray, where: np.ndarray, in_part: np.ndarray, which: np.ndarray, n: int,
+                part_pieces: np.ndarray, rng: np.random.Generator, seed: int) -> list[tuple[int, tuple]]:
+    """[(car region, paint (c0, spread, mid, dark))]: each car's paint, from all its part pixels; and, where a
+    connected piece of the chosen parts holds at least a quarter of its car's part pixels and is mostly one
+    colour of its own, that piece's paint too (two cars of different colours side by side each keep theirs)."""
+
+    def sample(index: np.ndarray) -> np.ndarray:
+        return index if len(index) <= SAMPLE else np.sort(rng.choice(index, SAMPLE, replace=False))
+
+    refs = []
+    for i in range(1, n + 1):
+        own = np.flatnonzero(in_part & (which == i))
+        if len(own) == 0:
+            continue
+        pick = sample(own)
+        main, _ = _reference(lab[pick], where[pick], seed)
+        refs.append((i, main))
+        pieces = part_pieces[own]
+        sizes = np.bincount(pieces)
+        for p in np.flatnonzero(sizes >= len(own) / 4):
+            if sizes[p] == len(own):
+                break
+            pick = sample(own[pieces == p])
+            other, share = _reference(lab[pick], where[pick], seed)
+            if share >= 0.6 and np.hypot(*(other[0] - main[0])) > max(7.0, 3.0 * main[1]):
+                refs.append((i, other))
+    return refs
+
+
+def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | None = None,
+               keep: np.ndarray | None = None, grow: bool = True, paint_only: bool = True, feather: int = 2,
+               seed: int = 0) -> Paint:
+    """Where the paint of the chosen parts (`part_mask`) is, grown over the rest of the car (`car_mask`, the
+    union of every predicted part; without it nothing outside `part_mask` changes); `keep`: pixels never
+    painted. `feather`: pixels of soft edge outside the paint, where edge pixels mix the paint with their
+    neighbours (weights fall off outwards and follow how well each pixel's hue matches the paint).
+    `paint_only=False`: every pixel of the parts is paint (the old recolour, feathered inwards), none grows."""
+    from scipy import ndimage
+
+    image, part = check_inputs(image, part_mask)
+    shape = image.shape[:2]
+    car = _check_mask(car_mask, shape, "car mask")
+    keep = _check_mask(keep, shape, "keep mask")
+    weight = np.zeros(shape, np.float32)
+    labels = np.zeros(shape, np.int32)
+    if keep is not None:
+        part = part & ~keep
+    if not part.any():
+        return Paint(weight, labels, {})
+    grow = grow and paint_only and car is not None
+    car = part if car is None else (car | part)
+    y0, y1, x0, x1 = _box(car if grow else part, margin=int(0.05 * max(shape)) if grow else 0)
+    crop = (slice(y0, y1), slice(x0, x1))
+    part_c = part[crop]
+    if not paint_only:
+        w = feather_weights(part_c, int(feather))
+        weight[crop] = w
+        labels[crop] = (w > 0).astype(np.int32)
+        values = image[crop][part_c]
+        lum = _LINEAR[values] @ _Y
+        mid = max(float(np.median(lum)), 1e-4)
+        return Paint(weight, labels, {1: _info(values, lum, mid, int(part_c.sum()), 0)})
+    regions, n, tight = car_regions(car[crop], part_c)
+    candidates = (part_c | (regions > 0)) if grow else part_c.copy()
+    if keep is not None:
+        candidates &= ~keep[crop]
+    pixels = image[crop][candidates]
+    lab = to_lab(pixels)
+    chroma, logy = _features(lab)
+    in_part = part_c[candidates]
+    which = regions[candidates]
+    pieces, _ = ndimage.label(part_c, structure=np.ones((3, 3), bool))
+    where = np.argwhere(candidates)
+    tight_c = tight[candidates]
+    refs = _references(lab, where, in_part, which, n, pieces[candidates], np.random.default_rng(seed), seed)
+    soft = np.zeros(len(pixels), np.float32)
+    hues = np.zeros(len(pixels), np.float32)
+    best = np.zeros(len(pixels), np.int32)
+    for k, (i, (c0, spread, mid, dark)) in enumerate(refs, start=1):
+        mine = np.flatnonzero(which == i)
+        floor = min(dark, mid - 1.0) - 1.5 if mid >= DARK else -20.0
+        like, t, hue = paint_likeness(chroma[mine], logy[mine], c0, spread, mid, floor, lab[mine, 0])
+        # outside the chosen parts only paint-coloured pixels: a highlight-like pale wall is not grown into
+        like = np.where(in_part[mine], like, like * _smooth_below(t, 0.35, 0.2))
+        better = like > soft[mine]
+        soft[mine[better]] = like[better]
+        best[mine[better]] = k
+        hues[mine] = np.maximum(hues[mine], hue)
+    w = np.zeros(part_c.shape, np.float32)
+    w[candidates] = soft
+    f = max(1, int(np.ceil(max(part_c.shape) / 768)))
+    # connected to the paint inside the chosen parts: glass, the road and the wall stay out
+    solid = _connected(w > 0.5, part_c, f)
+    # small holes are the paint too (reflections, JPEG blocks, a badge): filled; glass, lights, plates stay
+    solid |= _small_holes(solid, candidates)
+    hue_map = np.zeros(part_c.shape, np.float32)
+    hue_map[candidates] = hues
+    w = _soft_edge(solid, hue_map, int(feather))
+    paint_of = np.zeros(part_c.shape, np.int32)
+    paint_of[candidates] = best
+    if len(refs) > 1:  # holes and edge pixels take the paint of the nearest painted pixel
+        inside = solid & (paint_of > 0)
+        _, nearest = ndimage.distance_transform_edt(~inside, return_indices=True)
+        paint_of = paint_of[nearest[0], nearest[1]]
+    else:
+        paint_of[:] = 1
+    paint_of[w <= 0] = 0
+    weight[crop] = w
+    labels[crop] = paint_of
+    paints = {}
+    for k in range(1, len(refs) + 1):
+        sel = (paint_of == k) & (w > 0.5)
+        values = image[crop][sel]
+        if len(values) == 0:
+            continue
+        lum = _LINEAR[values] @ _Y
+        paints[k] = _info(values, lum, max(float(np.median(lum)), 1e-4), int(sel.sum()), int((sel & ~part_c).sum()))
+    return Paint(weight, labels, paints)
+
+
+def _info(values: np.ndarray, lum: np.ndarray, mid: float, pixels: int, grown: int) -> PaintInfo:
+    hi = float(np.percentile(lum, 70)) if len(lum) else mid
+    rgb = tuple(int(v) for v in np.median(values, axis=0)) if len(values) else (0, 0, 0)
+    return PaintInfo(rgb, mid, float(np.clip(hi / mid, 1.1, 1.4)), pixels, grown)
+
+
+def _target_linear(color) -> np.ndarray:
+    from masksmith.apps.recolor import parse_color
+
+    rgb = parse_color(color) if isinstance(color, str) else tuple(int(c) for c in color)
+    if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
+        raise MasksmithError(f"colour {color!r} is not three values 0..255.")
+    return _LINEAR[np.asarray(rgb, np.uint8)].astype(np.float32)
+
+
+def _into_gamut(rgb: np.ndarray) -> np.ndarray:
+    """Linear RGB (N, 3) -> in [0, 1]: colours with a channel above 1 move towards the grey of their own
+    luminance until they fit (hue and luminance kept, saturation lost), then everything is clipped."""
+    y = (rgb @ _Y)[:, None]
+    top = rgb.max(1, keepdims=True)
+    over = top > 1.0
+    if over.any():
+        t = np.where(over, np.clip((1.0 - np.minimum(y, 1.0)) / np.maximum(top - y, 1e-6), 0.0, 1.0), 1.0)
+        rgb = np.where(over, np.minimum(y, 1.0) + t * (rgb - y), rgb)
+    return np.clip(rgb, 0.0, 1.0)
+
+
+def shade_transfer(pixels: np.ndarray, info: PaintInfo, target: np.ndarray, lightness: float = 1.0
+                   ) -> np.ndarray:
+    """(N, 3) uint8 paint pixels of one car -> (N, 3) float32 linear RGB of the same paint in `target`
+    (linear RGB): target x shading, plus the photo's own light above the highlight level, unchanged."""
+    lin = _LINEAR[pixels]
+    lum = lin @ _Y
+    t_lum = float(target @ _Y)
+    if t_lum > 1e-6:
+        goal = info.luminance ** (1.0 - lightness) * t_lum ** lightness
+        paint = target * (goal / t_lum)
+    else:  # black: the shading has nothing to scale; use a near-black of the photo's shading
+        goal = info.luminance ** (1.0 - lightness) * 1e-3 ** lightness
+        paint = np.full(3, goal, np.float32)
+    shading = lum / info.luminance
+    cap = info.highlight
+    # on a dark paint most of the brightness variation is reflection, not shading: compressed (a black car
+    # resprayed white is not grey where it was blackest)
+    mid_l = 116.0 * info.luminance ** (1 / 3) - 16.0
+    gamma = 1.0 - lightness * (1.0 - float(np.clip((mid_l - 10.0) / 40.0, 0.35, 1.0)))
+    diffuse = np.minimum(shading, cap) ** gamma
+    excess = np.maximum(lum - cap * info.luminance, 0.0)
+    out = paint[None, :] * diffuse[:, None] + excess[:, None]
+    return _into_gamut(out.astype(np.float32))
+
+
+def _encode(linear: np.ndarray) -> np.ndarray:
+    return _ENCODE[(np.clip(linear, 0.0, 1.0) * _LINEAR_STEPS + 0.5).astype(np.int32)]
+
+
+def respray(image: np.ndarray, part_mask: np.ndarray, color, *, car_mask: np.ndarray | None = None,
+            keep: np.ndarray | None = None, grow: bool = True, lightness: float | None = None, feather: int = 2,
+            paint_only: bool = True, paint: Paint | None = None) -> np.ndarray:
+    """The photo with the paint of the chosen parts (and, with `grow`, the same paint around them inside the
+    car) in `color` (RGB or any parse_color text). `car_mask`: every predicted part of the car (growth stays
+    inside it, widened a little); `keep`: pixels never changed (the other predicted parts). `lightness`: None
+    (automatic: the paint's mid-tones reach the colour) or 0..1 (how far the mid-tone's luminance moves to the
+    colour's; 0 keeps the photo's). `paint`: a `find_paint` result to reuse for several colours."""
+    image, part = check_inputs(image, part_mask)
+    if lightness is not None and not 0.0 <= lightness <= 1.0:
+        raise MasksmithError(f"lightness {lightness} is outside 0..1.", fix="give a value from 0 to 1, or none "
+                             "for automatic.")
+    target = _target_linear(color)
+    if paint is None:
+        paint = find_paint(image, part, car_mask, keep, grow, paint_only, int(feather))
+    out = image.copy()
+    solid = paint.weight > 0
+    if not solid.any():
+        return out
+    y0, y1, x0, x1 = _box(solid, 0)
+    crop = (slice(y0, y1), slice(x0, x1))
+    weight = paint.weight[crop]
+    inside = weight > 0
+    pixels = image[crop][inside]
+    which = paint.label[crop][inside]
+    new = np.zeros((len(pixels), 3), np.float32)
+    for i, info in paint.paints.items():
+        sel = which == i
+        if sel.any():
+            new[sel] = shade_transfer(pixels[sel], info, target, 1.0 if lightness is None else float(lightness))
+    w = weight[inside][:, None]
+    blended = w * _encode(new).astype(np.float32) + (1.0 - w) * pixels
+    view = out[crop]
+    view[inside] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    return out
