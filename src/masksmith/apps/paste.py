@@ -173,7 +173,10 @@ class Wheels:
 
 
 RIM_SCALE = 0.68  # the rim's diameter over the tyre's, when the photo does not show it (17" rims: 0.64-0.71)
-RIM_MATCH = 0.8  # a rim found in the photo matches its ellipse at least this (spokes and perspective: less than 1)
+# a rim found in the photo scores at least this: how well it matches its ellipse (spokes and perspective: less than
+# 1) times how much of that ellipse lies inside the wheel's region (a whole rim has the tyre all round it); a rim
+# a quarter hidden scores ~0.85, half hidden ~0.76
+RIM_MATCH = 0.8
 
 
 def _window(shape: tuple[int, int], ellipse) -> tuple[slice, slice]:
@@ -203,18 +206,18 @@ def ellipse_match(mask: np.ndarray, ellipse: tuple[float, float, float, float, f
     u, v = _axes_coordinates(window, ellipse)
     inside = (u / max(major / 2, 1e-6)) ** 2 + (v / max(minor / 2, 1e-6)) ** 2 <= 1.0
     both = int((inside & mask[window]).sum())
-    union = int(inside.sum()) + int(mask.sum()) - both
+    union = max(np.pi / 4 * major * minor, float(inside.sum())) + int(mask.sum()) - both  # beyond the photo too
     return float(both / union) if union else 0.0
 
 
 def find_rim(image: np.ndarray, mask: np.ndarray, min_match: float = 0.8
              ) -> tuple[tuple[float, float, float, float, float], float] | None:
-    """(ellipse, match) of the rim inside a wheel's region: the light part (Otsu's threshold on lightness, when
+    """(ellipse, score) of the rim inside a wheel's region: the light part (Otsu's threshold on lightness, when
     the wheel holds a dark tyre and a light rim at least 20 levels apart), its spokes' gaps closed and filled,
     the largest piece, and the ellipse of its moments, which follows the wheel's perspective even when the
     wheel arch hides the top of the tyre. None when there is no such rim (a dark rim, a blurred wheel), or
-    when what was found is not a whole rim (matches its ellipse less than `min_match`, or is not within
-    15..85 % of the wheel)."""
+    when what was found is not a whole rim (its score, the IoU with its ellipse times the share of the ellipse
+    inside the wheel's region, is under `min_match`; or it is not 15..85 % of the wheel)."""
     from scipy import ndimage
     from skimage.filters import threshold_otsu
 
@@ -247,7 +250,18 @@ def find_rim(image: np.ndarray, mask: np.ndarray, min_match: float = 0.8
     full[window] = rim
     ellipse = ellipse_of(full)
     match = ellipse_match(full, ellipse)
-    return (ellipse, match) if match >= min_match else None
+    # a whole rim lies inside its wheel, the tyre all round; one cut by a bumper or the photo's edge pokes out
+    window, pixels = _ellipse_pixels(mask.shape, ellipse)
+    inside = float(mask[window][pixels].sum()) / max(np.pi / 4 * ellipse[2] * ellipse[3], 1.0)
+    score = match * min(inside, 1.0)
+    return (ellipse, score) if score >= min_match else None
+
+
+def _ellipse_pixels(shape: tuple[int, int], ellipse) -> tuple[tuple[slice, slice], np.ndarray]:
+    """(window, (h, w) bool): the ellipse's pixels within its window of the image."""
+    window = _window(shape, ellipse)
+    u, v = _axes_coordinates(window, ellipse)
+    return window, (u / max(ellipse[2] / 2, 1e-6)) ** 2 + (v / max(ellipse[3] / 2, 1e-6)) ** 2 <= 1.0
 
 
 def _disc(radius: int) -> np.ndarray:

@@ -26,7 +26,7 @@ Three steps, each a function of its own:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,8 +41,6 @@ SAMPLE = 20_000  # part pixels per car that the paint colour is clustered from
 K = 4  # clusters per car: paint, glass, trim, lights/chrome
 DARK = float(np.log2(0.085))  # paints with a mid-tone darker than this (L* 35) have no darkest shade (black
 # paint in shadow is black) and grow only inside the closed car, as the shadows around the car look the same
-NON_PAINT_WORDS = ("glass", "window", "windshield", "windscreen", "light", "lamp", "wheel", "tyre", "tire", "rim",
-                   "plate", "grille", "mirror")
 
 
 @dataclass
@@ -428,9 +426,9 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
 
 
 def _info(values: np.ndarray, lum: np.ndarray, mid: float, pixels: int, grown: int) -> PaintInfo:
-    hi = float(np.percentile(lum, 70)) if len(lum) else mid
+    hi = float(np.percentile(lum, 90)) if len(lum) else mid
     rgb = tuple(int(v) for v in np.median(values, axis=0)) if len(values) else (0, 0, 0)
-    return PaintInfo(rgb, mid, float(np.clip(hi / mid, 1.1, 1.4)), pixels, grown)
+    return PaintInfo(rgb, mid, float(np.clip(hi / mid, 1.3, 2.0)), pixels, grown)
 
 
 def _target_linear(color) -> np.ndarray:
@@ -454,10 +452,11 @@ def _into_gamut(rgb: np.ndarray) -> np.ndarray:
     return np.clip(rgb, 0.0, 1.0)
 
 
-def shade_transfer(pixels: np.ndarray, info: PaintInfo, target: np.ndarray, lightness: float = 1.0
-                   ) -> np.ndarray:
+def shade_transfer(pixels: np.ndarray, info: PaintInfo, target: np.ndarray, lightness: float = 1.0,
+                   glint: np.ndarray | None = None) -> np.ndarray:
     """(N, 3) uint8 paint pixels of one car -> (N, 3) float32 linear RGB of the same paint in `target`
-    (linear RGB): target x shading, plus the photo's own light above the highlight level, unchanged."""
+    (linear RGB): target x shading, plus the photo's own light above the highlight level, unchanged. `glint`
+    (N,) in [0, 1]: how much each pixel is a clipped highlight, kept as it is."""
     lin = _LINEAR[pixels]
     lum = lin @ _Y
     t_lum = float(target @ _Y)
@@ -475,8 +474,33 @@ def shade_transfer(pixels: np.ndarray, info: PaintInfo, target: np.ndarray, ligh
     gamma = 1.0 - lightness * (1.0 - float(np.clip((mid_l - 10.0) / 40.0, 0.35, 1.0)))
     diffuse = np.minimum(shading, cap) ** gamma
     excess = np.maximum(lum - cap * info.luminance, 0.0)
-    out = paint[None, :] * diffuse[:, None] + excess[:, None]
-    return _into_gamut(out.astype(np.float32))
+    out = _into_gamut((paint[None, :] * diffuse[:, None] + excess[:, None]).astype(np.float32))
+    if glint is None:
+        return out
+    g = (glint * lightness)[:, None]
+    return out * (1.0 - g) + lin * g
+
+
+def glints(image: np.ndarray, weight: np.ndarray, paint: Paint) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: clipped highlights on the paint, which stay as they are: near-white pixels
+    (luminance above 0.9) a quarter brighter than their paint's mid-tone, in spots smaller than 1.5 % of the
+    paint (how much brighter they really were is lost; a sun glint on red paint is one on navy paint too).
+    Large clipped areas are paint in too much light (an over-exposed white car), and are resprayed."""
+    from scipy import ndimage
+
+    lum = _LINEAR[image] @ _Y
+    mid = np.zeros(len(paint.paints) + 2, np.float32) + 10.0
+    for i, info in paint.paints.items():
+        mid[i] = info.luminance
+    label = np.clip(paint.label, 0, len(mid) - 1)
+    soft = np.clip((lum - np.maximum(0.9, 1.25 * mid[label])) / 0.05, 0.0, 1.0) * (weight > 0)
+    spots, n = ndimage.label(soft > 0, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return soft
+    sizes = np.bincount(spots.ravel())
+    small = sizes <= max(9, 0.015 * float((weight > 0.5).sum()))
+    small[0] = False
+    return (soft * small[spots]).astype(np.float32)
 
 
 def _encode(linear: np.ndarray) -> np.ndarray:
@@ -508,13 +532,50 @@ def respray(image: np.ndarray, part_mask: np.ndarray, color, *, car_mask: np.nda
     inside = weight > 0
     pixels = image[crop][inside]
     which = paint.label[crop][inside]
+    shine = glints(image[crop], weight, Paint(weight, paint.label[crop], paint.paints))[inside]
     new = np.zeros((len(pixels), 3), np.float32)
     for i, info in paint.paints.items():
         sel = which == i
         if sel.any():
-            new[sel] = shade_transfer(pixels[sel], info, target, 1.0 if lightness is None else float(lightness))
+            new[sel] = shade_transfer(pixels[sel], info, target, 1.0 if lightness is None else float(lightness),
+                                      shine[sel])
     w = weight[inside][:, None]
     blended = w * _encode(new).astype(np.float32) + (1.0 - w) * pixels
     view = out[crop]
     view[inside] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return out
+
+
+@dataclass
+class ResprayMasks:
+    """What `respray` needs from a model's prediction: the chosen parts, the car (every predicted part: where
+    the paint may grow), and the other predicted parts (`keep`: never changed)."""
+    part: np.ndarray
+    car: np.ndarray
+    keep: np.ndarray
+
+
+def respray_masks(prediction, class_names: Sequence[str], parts: Iterable[str],
+                  shape: tuple[int, int] | None = None) -> ResprayMasks:
+    """The masks for `respray` from a prediction: a semantic class-index mask (0 background, i = class_names[i-1],
+    255 void) or an instance model's objects (each with .label and .mask; `shape`, the photo's (H, W), for
+    when there are none). `parts`: the chosen class names."""
+    wanted = set(parts)
+    if isinstance(prediction, np.ndarray):
+        indices = [i for i, name in enumerate(class_names, start=1) if name in wanted]
+        part = np.isin(prediction, indices)
+        car = (prediction > 0) & (prediction <= len(class_names))
+        return ResprayMasks(part, car, car & ~part)
+    objects = list(prediction)
+    if objects:
+        shape = np.asarray(objects[0].mask).shape
+    elif shape is None:
+        raise MasksmithError("an instance prediction without objects needs the photo's shape.",
+                             fix="pass shape=image.shape[:2].")
+    part, car = np.zeros(shape, bool), np.zeros(shape, bool)
+    for o in objects:
+        m = np.asarray(o.mask, bool)
+        car |= m
+        if o.label in wanted:
+            part |= m
+    return ResprayMasks(part, car, car & ~part)
