@@ -37,8 +37,9 @@ from masksmith.errors import MasksmithError
 # luminance weights of linear sRGB (the Y row of skimage's RGB -> XYZ matrix)
 _Y = np.array([0.212671, 0.715160, 0.072169], np.float32)
 WORK_SIDE = 384  # the car's outline (hull, widening) is worked out at this size: geometry, not detail
-SAMPLE = 20_000  # part pixels per car that the paint colour is clustered from
+SAMPLE = 6_000  # part pixels per car that the paint colour is clustered from
 K = 4  # clusters per car: paint, glass, trim, lights/chrome
+MERGE = 13.0  # clusters closer than this (chroma units; 4 a stop of luminance) are one colour
 DARK = float(np.log2(0.085))  # paints with a mid-tone darker than this (L* 35) have no darkest shade (black
 # paint in shadow is black) and grow only inside the closed car, as the shadows around the car look the same
 
@@ -196,7 +197,8 @@ def _features(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _reference(lab: np.ndarray, where: np.ndarray, seed: int) -> tuple[tuple, float]:
     """The paint among a car's part pixels (`lab`, at positions `where` (N, 2)): ((chromaticity (2,), its
     spread, its median log2 luminance, the log2 luminance of its darkest shading), the share of the pixels it
-    holds). K-means on chromaticity and log luminance; the paint is the cluster that covers the parts most
+    holds). K-means on chromaticity and log luminance, clusters closer than MERGE joined (a black paint's
+    shades and its noisy tints are one paint); the paint is the cluster that covers the parts most
     widely (the most cells of an 8 x 8 grid over them where it holds a third of the pixels), not merely the
     largest: glass sits in the windows and a black car's sky reflections on its hood, the paint everywhere."""
     from masksmith.apps.cluster import assign, fit_centres
@@ -204,8 +206,8 @@ def _reference(lab: np.ndarray, where: np.ndarray, seed: int) -> tuple[tuple, fl
     chroma, logy = _features(lab)
     features = np.column_stack([chroma, 4.0 * logy]).astype(np.float32)  # one stop of shading = 4 chroma units
     centres = fit_centres(features, K, seed)
-    labels = assign(features, centres)
-    k = len(centres)
+    labels = _merge_close(centres)[assign(features, centres)]
+    k = int(labels.max()) + 1
     counts = np.bincount(labels, minlength=k)
     lo, hi = where.min(0), where.max(0) + 1
     grid = np.minimum(((where - lo) * 8) // np.maximum(hi - lo, 1), 7)
@@ -220,6 +222,16 @@ def _reference(lab: np.ndarray, where: np.ndarray, seed: int) -> tuple[tuple, fl
     spread = float(np.sqrt(np.median(((chroma[inside] - c0) ** 2).sum(1))))
     return (c0, spread, float(np.median(logy[inside])), float(np.percentile(logy[inside], 5))), \
         float(inside.mean())
+
+
+def _merge_close(centres: np.ndarray) -> np.ndarray:
+    """(k,) the group of each centre: centres closer than MERGE (directly or through others) are one group."""
+    group = np.arange(len(centres))
+    for a in range(len(centres)):
+        for b in range(a + 1, len(centres)):
+            if np.linalg.norm(centres[a] - centres[b]) < MERGE:
+                group[group == group[b]] = group[a]
+    return np.unique(group, return_inverse=True)[1]
 
 
 def _smooth_below(x: np.ndarray, edge: float, width: float) -> np.ndarray:
@@ -242,10 +254,8 @@ def paint_likeness(chroma: np.ndarray, logy: np.ndarray, c0: np.ndarray, spread:
     base = max(7.0, 3.0 * spread)
     noise = 1.0 + 12.0 / np.maximum(lightness, 4.0)  # dark pixels' chromaticity is noisier: more room
     tol = base * noise
-    if norm2 > 1e-6:
-        t = np.clip(1.0 - (chroma @ c0) / norm2, 0.0, 1.0)  # 0 at the paint, 1 at grey
-    else:
-        t = np.zeros(len(chroma), np.float32)
+    # 0 at the paint, 1 at grey
+    t = np.clip(1.0 - (chroma @ c0) / norm2, 0.0, 1.0) if norm2 > 1e-6 else np.zeros(len(chroma), np.float32)
     nearest = (1.0 - t)[:, None] * c0[None, :]
     # a near-grey paint (white, silver, black) is its own grey end: no highlight rule, within tolerance anyway
     mid_l = 116.0 * 2.0 ** (mid / 3.0) - 16.0
@@ -305,14 +315,88 @@ def _small_holes(solid: np.ndarray, allowed: np.ndarray, size: float = 0.05) -> 
     return small[pieces] & allowed
 
 
-def _references(lab: np.ndarray, where: np.ndarray, in_part: np.ndarray, which: np.ndarray, n: int,
-                part_pieces: np.ndarray, rng: np.random.Generator, seed: int) -> list[tuple[int, tuple]]:
-    """[(car region, paint (c0, spread, mid, dark))]: each car's paint, from all its part pixels; and, where a
-    connected piece of the chosen parts holds at least a quarter of its car's part pixels and is mostly one
-    colour of its own, that piece's paint too (two cars of different colours side by side each keep theirs)."""
+BITS = 6  # paint likeness is looked up per colour in a table of 6 bits a channel (bins 4 levels wide)
 
-    def sample(index: np.ndarray) -> np.ndarray:
-        return index if len(index) <= SAMPLE else np.sort(rng.choice(index, SAMPLE, replace=False))
+
+def _colour_index(pixels: np.ndarray) -> np.ndarray:
+    """(N,) int32 index of each uint8 RGB pixel's colour bin in the tables (BITS bits a channel)."""
+    q = pixels >> (8 - BITS)
+    index = q[:, 0].astype(np.int32)
+    index <<= BITS
+    index |= q[:, 1]
+    index <<= BITS
+    index |= q[:, 2]
+    return index
+
+
+def _table_colours() -> np.ndarray:
+    """(2^(3 BITS), 3) uint8: the centre colour of every bin, in `_colour_index` order."""
+    bins = np.arange(1 << (3 * BITS), dtype=np.int32)
+    mask = (1 << BITS) - 1
+    q = np.column_stack([bins >> (2 * BITS), (bins >> BITS) & mask, bins & mask])
+    return ((q << (8 - BITS)) + (1 << (8 - BITS)) // 2).astype(np.uint8)
+
+
+_TABLE: dict[str, np.ndarray] = {}
+
+
+def _table_features() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(chromaticity, log2 luminance, lightness) of every bin's colour, computed once."""
+    if not _TABLE:
+        lab = to_lab(_table_colours())
+        chroma, logy = _features(lab)
+        _TABLE.update(chroma=chroma, logy=logy, lightness=lab[:, 0])
+    return _TABLE["chroma"], _TABLE["logy"], _TABLE["lightness"]
+
+
+@dataclass
+class _Ref:
+    """One paint found in the photo and its likeness per colour bin."""
+    region: int
+    c0: np.ndarray
+    mid: float
+    like: np.ndarray  # (bins,) float32: how much a colour looks like this paint
+    grow: np.ndarray  # (bins,) ... outside the chosen parts (only paint-coloured pixels: no pale wall)
+    hue: np.ndarray  # (bins,) how well its hue alone matches
+
+
+def _ref(region: int, paint: tuple) -> _Ref:
+    c0, spread, mid, dark = paint
+    floor = min(dark, mid - 1.0) - 1.5 if mid >= DARK else -20.0
+    chroma, logy, lightness = _table_features()
+    like, t, hue = paint_likeness(chroma, logy, c0, spread, mid, floor, lightness)
+    return _Ref(region, c0, mid, like.astype(np.float32), (like * _smooth_below(t, 0.35, 0.2)).astype(np.float32),
+                hue.astype(np.float32))
+
+
+class _Where:
+    """Positions of the candidate pixels, worked out only for the rows asked (a 12-megapixel photo has millions)."""
+
+    def __init__(self, candidates: np.ndarray, f: int) -> None:
+        self.flat = np.flatnonzero(candidates)
+        self.width = candidates.shape[1]
+        self.f = f
+
+    def at(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.divmod(self.flat[rows], self.width)
+
+    def points(self, rows: np.ndarray) -> np.ndarray:
+        return np.column_stack(self.at(rows))
+
+    def cells(self, rows: np.ndarray, grid: np.ndarray) -> np.ndarray:
+        ys, xs = self.at(rows)
+        return grid[ys // self.f, xs // self.f]
+
+
+def _references(pixels: np.ndarray, index: np.ndarray, where: _Where, in_part: np.ndarray, which: np.ndarray,
+                n: int, pieces_grid: np.ndarray, rng: np.random.Generator, seed: int) -> list[_Ref]:
+    """Each car's paint, from a sample of its part pixels; and, where a connected piece of the chosen parts holds
+    at least a quarter of its car's part pixels, is mostly one colour of its own and hardly looks like the car's
+    paint, that piece's paint too (two cars of different colours side by side each keep theirs; a bumper that is
+    half black plastic does not)."""
+
+    def sample(rows: np.ndarray) -> np.ndarray:
+        return rows if len(rows) <= SAMPLE else np.sort(rng.choice(rows, SAMPLE, replace=False))
 
     refs = []
     for i in range(1, n + 1):
@@ -320,17 +404,18 @@ def _references(lab: np.ndarray, where: np.ndarray, in_part: np.ndarray, which: 
         if len(own) == 0:
             continue
         pick = sample(own)
-        main, _ = _reference(lab[pick], where[pick], seed)
-        refs.append((i, main))
-        pieces = part_pieces[own]
+        main, _ = _reference(to_lab(pixels[pick]), where.points(pick), seed)
+        refs.append(_ref(i, main))
+        pieces = where.cells(own, pieces_grid)
         sizes = np.bincount(pieces)
         for p in np.flatnonzero(sizes >= len(own) / 4):
-            if sizes[p] == len(own):
-                break
-            pick = sample(own[pieces == p])
-            other, share = _reference(lab[pick], where[pick], seed)
-            if share >= 0.6 and np.hypot(*(other[0] - main[0])) > max(7.0, 3.0 * main[1]):
-                refs.append((i, other))
+            mine = own[pieces == p]
+            if len(mine) == len(own) or (refs[-1].grow[index[mine]] > 0.5).mean() >= 0.25:
+                continue
+            pick = sample(mine)
+            other, share = _reference(to_lab(pixels[pick]), where.points(pick), seed)
+            if share >= 0.3:
+                refs.append(_ref(i, other))
     return refs
 
 
@@ -367,35 +452,35 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
         lum = _LINEAR[values] @ _Y
         mid = max(float(np.median(lum)), 1e-4)
         return Paint(weight, labels, {1: _info(values, lum, mid, int(part_c.sum()), 0)})
-    regions, n, tight = car_regions(car[crop], part_c)
+    regions, n, _ = car_regions(car[crop], part_c)
     candidates = (part_c | (regions > 0)) if grow else part_c.copy()
     if keep is not None:
         candidates &= ~keep[crop]
     pixels = image[crop][candidates]
-    lab = to_lab(pixels)
-    chroma, logy = _features(lab)
+    index = _colour_index(pixels)
     in_part = part_c[candidates]
     which = regions[candidates]
-    pieces, _ = ndimage.label(part_c, structure=np.ones((3, 3), bool))
-    where = np.argwhere(candidates)
-    tight_c = tight[candidates]
-    refs = _references(lab, where, in_part, which, n, pieces[candidates], np.random.default_rng(seed), seed)
+    f = max(1, int(np.ceil(max(part_c.shape) / 768)))
+    pieces, _ = ndimage.label(_shrink_any(part_c, f), structure=np.ones((3, 3), bool))
+    where = _Where(candidates, f)
+    refs = _references(pixels, index, where, in_part, which, n, pieces, np.random.default_rng(seed), seed)
     soft = np.zeros(len(pixels), np.float32)
     hues = np.zeros(len(pixels), np.float32)
     best = np.zeros(len(pixels), np.int32)
-    for k, (i, (c0, spread, mid, dark)) in enumerate(refs, start=1):
-        mine = np.flatnonzero(which == i)
-        floor = min(dark, mid - 1.0) - 1.5 if mid >= DARK else -20.0
-        like, t, hue = paint_likeness(chroma[mine], logy[mine], c0, spread, mid, floor, lab[mine, 0])
-        # outside the chosen parts only paint-coloured pixels: a highlight-like pale wall is not grown into
-        like = np.where(in_part[mine], like, like * _smooth_below(t, 0.35, 0.2))
-        better = like > soft[mine]
-        soft[mine[better]] = like[better]
+    score = np.zeros(len(pixels), np.float32)
+    for k, ref in enumerate(refs, start=1):
+        mine = np.flatnonzero(which == ref.region)
+        bins = index[mine]
+        like = np.where(in_part[mine], ref.like[bins], ref.grow[bins])
+        soft[mine] = np.maximum(soft[mine], like)
+        hues[mine] = np.maximum(hues[mine], ref.hue[bins])
+        # each pixel belongs to the paint it looks most like, its own colour before a highlight of another's
+        mine_score = like + ref.grow[bins]
+        better = mine_score > score[mine]
+        score[mine[better]] = mine_score[better]
         best[mine[better]] = k
-        hues[mine] = np.maximum(hues[mine], hue)
     w = np.zeros(part_c.shape, np.float32)
     w[candidates] = soft
-    f = max(1, int(np.ceil(max(part_c.shape) / 768)))
     # connected to the paint inside the chosen parts: glass, the road and the wall stay out
     solid = _connected(w > 0.5, part_c, f)
     # small holes are the paint too (reflections, JPEG blocks, a badge): filled; glass, lights, plates stay
@@ -404,11 +489,14 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
     hue_map[candidates] = hues
     w = _soft_edge(solid, hue_map, int(feather))
     paint_of = np.zeros(part_c.shape, np.int32)
-    paint_of[candidates] = best
-    if len(refs) > 1:  # holes and edge pixels take the paint of the nearest painted pixel
-        inside = solid & (paint_of > 0)
-        _, nearest = ndimage.distance_transform_edt(~inside, return_indices=True)
-        paint_of = paint_of[nearest[0], nearest[1]]
+    if len(refs) > 1:  # holes and edge pixels take the paint of the nearest painted pixel (on the cell grid)
+        paint_of[candidates] = best
+        cells = np.zeros(_shrink_any(solid, f).shape, np.int32)
+        ys, xs = where.at(np.arange(len(best)))
+        cells[ys // f, xs // f] = np.where(solid[candidates], best, 0)
+        _, nearest = ndimage.distance_transform_edt(cells == 0, return_indices=True)
+        filled = cells[nearest[0], nearest[1]]
+        paint_of = np.where(paint_of > 0, paint_of, _grow_cells(filled, f, part_c.shape))
     else:
         paint_of[:] = 1
     paint_of[w <= 0] = 0
@@ -443,13 +531,14 @@ def _target_linear(color) -> np.ndarray:
 def _into_gamut(rgb: np.ndarray) -> np.ndarray:
     """Linear RGB (N, 3) -> in [0, 1]: colours with a channel above 1 move towards the grey of their own
     luminance until they fit (hue and luminance kept, saturation lost), then everything is clipped."""
-    y = (rgb @ _Y)[:, None]
-    top = rgb.max(1, keepdims=True)
-    over = top > 1.0
-    if over.any():
-        t = np.where(over, np.clip((1.0 - np.minimum(y, 1.0)) / np.maximum(top - y, 1e-6), 0.0, 1.0), 1.0)
-        rgb = np.where(over, np.minimum(y, 1.0) + t * (rgb - y), rgb)
-    return np.clip(rgb, 0.0, 1.0)
+    over = np.flatnonzero(rgb.max(1) > 1.0)
+    if len(over):
+        part = rgb[over]
+        y = np.minimum(part @ _Y, 1.0)[:, None]
+        top = part.max(1, keepdims=True)
+        t = np.clip((1.0 - y) / np.maximum(top - y, 1e-6), 0.0, 1.0)
+        rgb[over] = y + t * (part - y)
+    return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
 def shade_transfer(pixels: np.ndarray, info: PaintInfo, target: np.ndarray, lightness: float = 1.0,
@@ -488,12 +577,14 @@ def glints(image: np.ndarray, weight: np.ndarray, paint: Paint) -> np.ndarray:
     Large clipped areas are paint in too much light (an over-exposed white car), and are resprayed."""
     from scipy import ndimage
 
-    lum = _LINEAR[image] @ _Y
-    mid = np.zeros(len(paint.paints) + 2, np.float32) + 10.0
+    mid = np.full(max(paint.paints, default=0) + 1, 10.0, np.float32)
     for i, info in paint.paints.items():
         mid[i] = info.luminance
-    label = np.clip(paint.label, 0, len(mid) - 1)
-    soft = np.clip((lum - np.maximum(0.9, 1.25 * mid[label])) / 0.05, 0.0, 1.0) * (weight > 0)
+    inside = weight > 0
+    soft = np.zeros(weight.shape, np.float32)
+    lum = _LINEAR[image[inside]] @ _Y
+    soft[inside] = np.clip((lum - np.maximum(0.9, 1.25 * mid[np.clip(paint.label[inside], 0, len(mid) - 1)])) / 0.05,
+                           0.0, 1.0)
     spots, n = ndimage.label(soft > 0, structure=np.ones((3, 3), bool))
     if n == 0:
         return soft
