@@ -72,9 +72,9 @@ def car_photo(paint: tuple[int, int, int] = (236, 236, 234), h: int = 150, w: in
         image[disc] = (28, 28, 30)
         wheels |= disc
     background &= ~wheels
-    lamps = ((xx < 26) | (xx >= 234)) & (yy >= 64) & (yy < 76) & body
-    image[lamps & (xx < 26)] = (240, 240, 215)
-    image[lamps & (xx >= 234)] = (200, 30, 30)
+    lamps = ((xx < 28) | (xx >= 232)) & (yy >= 64) & (yy < 78) & body
+    image[lamps & (xx < 28)] = (240, 240, 215)
+    image[lamps & (xx >= 232)] = (200, 30, 30)
     return Car(np.clip(np.rint(image), 0, 255).astype(np.uint8), door & ~wheels, fender & ~wheels & ~lamps, glass,
                light, highlight, shadow & ~wheels, wheels, lamps, background)
 

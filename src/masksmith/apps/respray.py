@@ -41,7 +41,7 @@ SAMPLE = 6_000  # part pixels per car that the paint colour is clustered from
 K = 4  # clusters per car: paint, glass, trim, lights/chrome
 MERGE = 13.0  # clusters closer than this (chroma units; 4 a stop of luminance) are one colour
 DARK = float(np.log2(0.085))  # paints with a mid-tone darker than this (L* 35) have no darkest shade (black
-# paint in shadow is black) and grow only inside the closed car, as the shadows around the car look the same
+# paint in shadow is black)
 
 
 @dataclass
@@ -123,26 +123,30 @@ def _closed(mask: np.ndarray, radius: float) -> np.ndarray:
 
 
 def car_regions(car: np.ndarray, part: np.ndarray | None = None, join: float = 0.25, close: float = 0.2,
-                widen: float = 0.03) -> tuple[np.ndarray, int, np.ndarray]:
-    """(labels (H, W) int32, n, tight (H, W) bool): where each car is, so growth may go there and nowhere else.
+                widen: float = 0.02) -> tuple[np.ndarray, int]:
+    """(labels (H, W) int32, n): where each car is, so growth may go there and nowhere else.
 
-    Pieces of the car mask closer than `join` of the mask's size (the square root of its area) are one car (a
+    Pieces of the car mask smaller than 1 % of its largest are left out (a model's stray specks in the
+    background); pieces closer than `join` of the mask's size (the square root of its area) are one car (a
     wheel and the doors with the unlabelled fender between them). Its region: its pieces closed with a disc of
     `close` of its size (the pillars, the gaps between parts, but not the background beside a narrower roof),
     with the convex hull of their lower 70 % (fenders and quarter panels out to the wheels and lights), its top
-    30 % widened by `widen` of its size (the roof's edge above the glass), and never below the chosen parts' (`part`)
-    lowest pixel in that column, give or take (the road beside the wheels and under the sills stays out).
-    `tight`: the chosen parts closed alone, for dark paints, whose colour the shadows around a car share.
-    Worked out on a grid of at most WORK_SIDE cells a side: geometry, not detail."""
+    30 % widened by `widen` of its size (the roof's edge above the glass), and never below the chosen parts'
+    (`part`) lowest pixel in that column, give or take (the road beside the wheels and under the sills stays
+    out). Worked out on a grid of at most WORK_SIDE cells a side: geometry, not detail."""
     from scipy import ndimage
     from skimage.morphology import convex_hull_image
 
     f = max(1, int(np.ceil(max(car.shape) / WORK_SIDE)))
     cells = _shrink_any(car, f)
+    pieces, count = ndimage.label(cells, structure=np.ones((3, 3), bool))
+    if count > 1:
+        sizes = np.bincount(pieces.ravel())
+        sizes[0] = 0
+        cells = (sizes >= 0.01 * sizes.max())[pieces] & cells
     chosen = cells if part is None else _shrink_any(part, f)
     labels, n = ndimage.label(_dilate(cells, max(1.0, join * np.sqrt(cells.sum()))), structure=np.ones((3, 3), bool))
     region = np.zeros(cells.shape, np.int32)
-    tight = np.zeros(cells.shape, np.int32)
     for i, sl in enumerate(ndimage.find_objects(labels), start=1):
         mine = cells[sl] & (labels[sl] == i)
         if not mine.any():
@@ -157,31 +161,31 @@ def car_regions(car: np.ndarray, part: np.ndarray | None = None, join: float = 0
         body = _closed(padded, r) | (convex_hull_image(padded) & low)
         grown = body | (_dilate(body, w) & ~low)  # widened upwards only: the roof, not the road
         _paste(region, grown, sl[0].start - pad, sl[1].start - pad, i)
-        _paste(tight, _closed(np.pad(chosen[sl] & (labels[sl] == i), pad), r), sl[0].start - pad,
-               sl[1].start - pad, 1)
     slack = max(1, int(round(0.02 * cells.shape[0])))
-    below = np.arange(cells.shape[0])[:, None] > _bottom(chosen)[None, :] + slack
-    region[below] = 0
-    tight[below] = 0
-    return _grow_cells(region, f, car.shape).astype(np.int32), n, _grow_cells(tight > 0, f, car.shape)
+    region[np.arange(cells.shape[0])[:, None] > _bottom(chosen & (cells | chosen))[None, :] + slack] = 0
+    return _grow_cells(region, f, car.shape).astype(np.int32), n
 
 
-def _bottom(cells: np.ndarray, window: float = 0.08) -> np.ndarray:
-    """Per column, the row of the car's lowest cell within `window` of the car's width either side
-    (interpolated over wider gaps, held beyond the ends): cars stand on the ground, so no paint lies below
-    their lowest part (the road stays out), and a column where only the glass was found keeps the doors'."""
+def _bottom(cells: np.ndarray, window: float = 0.05) -> np.ndarray:
+    """Per column, the row of the lowest cell within `window` of the cells' width either side (interpolated
+    over wider gaps; from a tenth of their width beyond their ends rising one row every four columns): cars
+    stand on the ground, so no paint lies below their lowest part (the road stays out), and a column where only
+    glass was found keeps the doors' bottom."""
     from scipy import ndimage
 
-    has = cells.any(0)
-    cols = np.flatnonzero(has)
+    cols = np.flatnonzero(cells.any(0))
     if len(cols) == 0:
         return np.full(cells.shape[1], -1)
     lowest = np.full(cells.shape[1], -1)
     lowest[cols] = cells.shape[0] - 1 - np.argmax(cells[::-1, cols], axis=0)
     size = 2 * max(1, int(round(window * (cols[-1] - cols[0] + 1)))) + 1
     lowest = ndimage.maximum_filter1d(lowest, size, mode="nearest")
-    cols = np.flatnonzero(lowest >= 0)
-    return np.rint(np.interp(np.arange(cells.shape[1]), cols, lowest[cols])).astype(int)
+    have = np.flatnonzero(lowest >= 0)
+    x = np.arange(cells.shape[1])
+    bottom = np.interp(x, have, lowest[have])
+    start = 0.1 * (cols[-1] - cols[0] + 1)
+    bottom -= 0.25 * (np.maximum(cols[0] - start - x, 0) + np.maximum(x - cols[-1] - start, 0))
+    return np.rint(bottom).astype(int)
 
 
 def _features(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -452,7 +456,7 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
         lum = _LINEAR[values] @ _Y
         mid = max(float(np.median(lum)), 1e-4)
         return Paint(weight, labels, {1: _info(values, lum, mid, int(part_c.sum()), 0)})
-    regions, n, _ = car_regions(car[crop], part_c)
+    regions, n = car_regions(car[crop], part_c)
     candidates = (part_c | (regions > 0)) if grow else part_c.copy()
     if keep is not None:
         candidates &= ~keep[crop]
