@@ -67,6 +67,7 @@ class Tally:
     glass: list[int] = field(default_factory=lambda: [0, 0])  # changed, annotated
     paint: list[int] = field(default_factory=lambda: [0, 0])
     grown: int = 0
+    photos: list[dict] = field(default_factory=list)  # per photo, for --json
 
     def add(self, photo: Photo, names: list[str], results: dict[str, np.ndarray]) -> None:
         from skimage.color import deltaE_ciede2000, rgb2lab
@@ -77,6 +78,7 @@ class Tally:
         glass = _classes(photo.truth, names, [n for n in names if n in GLASS or n.endswith("_light")])
         car = (photo.truth > 0) & (photo.truth <= len(names))
         changed = np.zeros(photo.truth.shape, bool)
+        row: dict = {"photo": photo.name, "paint": photo.family}
         for target, out in results.items():
             moved = (np.abs(out.astype(np.int16) - photo.image.astype(np.int16)) >= CHANGED).any(axis=2)
             changed |= moved
@@ -89,6 +91,10 @@ class Tally:
             goal = rgb2lab(np.array([[parse_color(target)]], np.uint8))[0, 0]
             errors = deltaE_ciede2000(rgb2lab(mids.reshape(-1, 1, 3))[:, 0], goal[None, :])
             self.delta_e.setdefault(target, []).append(float(np.median(errors)))
+            row[target] = round(float(np.median(errors)), 2)
+        row["glass_changed"] = round(float((changed & glass).sum() / max(glass.sum(), 1)), 4)
+        row["paint_changed"] = round(float((changed & paint).sum() / max(paint.sum(), 1)), 4)
+        self.photos.append(row)
         self.glass[0] += int((changed & glass).sum())
         self.glass[1] += int(glass.sum())
         self.paint[0] += int((changed & paint).sum())
@@ -339,7 +345,8 @@ def main() -> None:
     print(body)
     if args.json:
         args.json.write_text(json.dumps({"figures": figures, "seconds": seconds, "load": [load_before, load_after],
-                                         "photos": [p.name for p in chosen]}, indent=1))
+                                         "photos": {f"{s} / {m}": t.photos for (s, m), t in tallies.items()}},
+                                        indent=1))
     if not args.no_write:
         write_section("respray", "Respray on car-parts test photos (issue 28)", body)
 

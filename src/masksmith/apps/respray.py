@@ -204,7 +204,8 @@ def _reference(lab: np.ndarray, where: np.ndarray, seed: int) -> tuple[tuple, fl
     holds). K-means on chromaticity and log luminance, clusters closer than MERGE joined (a black paint's
     shades and its noisy tints are one paint); the paint is the cluster that covers the parts most
     widely (the most cells of an 8 x 8 grid over them where it holds a third of the pixels), not merely the
-    largest: glass sits in the windows and a black car's sky reflections on its hood, the paint everywhere."""
+    largest: glass sits in the windows and a black car's sky reflections on its hood, the paint everywhere;
+    and a colourful cluster (chroma 20 or more) holding a quarter of the pixels comes before grey ones."""
     from masksmith.apps.cluster import assign, fit_centres
 
     chroma, logy = _features(lab)
@@ -220,20 +221,36 @@ def _reference(lab: np.ndarray, where: np.ndarray, seed: int) -> tuple[tuple, fl
     np.add.at(table, (cell, labels), 1)
     covered = (table >= table.sum(1, keepdims=True) / 3) & (table > 0)
     score = covered.sum(0) * len(labels) + counts  # coverage first, size breaks ties
+    # black and grey trim is on every car, coloured trim on few: a colourful cluster holding a quarter of the
+    # pixels is the paint (a red car's black grille and cladding cover its bumper widely)
+    colourful = np.array([np.hypot(*np.median(chroma[labels == c], axis=0)) >= 20 and counts[c] >= 0.25 * len(labels)
+                          for c in range(k)])
+    if colourful.any():
+        score = np.where(colourful, score, -1)
     best = int(np.argmax(score))
     inside = labels == best
-    c0 = np.median(chroma[inside], axis=0)
-    spread = float(np.sqrt(np.median(((chroma[inside] - c0) ** 2).sum(1))))
+    mine = chroma[inside]
+    c0 = np.median(mine, axis=0)
+    spread = float(np.sqrt(np.median(((mine - c0) ** 2).sum(1))))
+    if np.hypot(*c0) >= 20:  # colourful: the segment to grey runs from its fuller colours; spread across it
+        u = c0 / np.hypot(*c0)
+        along = mine @ u
+        c0 = u * float(np.percentile(along, 90))
+        spread = float(np.median(np.abs(mine @ np.array([-u[1], u[0]]))))
     return (c0, spread, float(np.median(logy[inside])), float(np.percentile(logy[inside], 5))), \
         float(inside.mean())
 
 
 def _merge_close(centres: np.ndarray) -> np.ndarray:
-    """(k,) the group of each centre: centres closer than MERGE (directly or through others) are one group."""
+    """(k,) the group of each centre: centres closer than MERGE, or both colourful (chroma 20 or more) with hues
+    within 20 degrees (a blue paint's chroma swings with its light), directly or through others, are one."""
     group = np.arange(len(centres))
+    chroma = np.hypot(centres[:, 0], centres[:, 1])
+    hue = np.degrees(np.arctan2(centres[:, 1], centres[:, 0]))
     for a in range(len(centres)):
         for b in range(a + 1, len(centres)):
-            if np.linalg.norm(centres[a] - centres[b]) < MERGE:
+            turn = abs((hue[a] - hue[b] + 180.0) % 360.0 - 180.0)
+            if np.linalg.norm(centres[a] - centres[b]) < MERGE or min(chroma[a], chroma[b]) >= 20 and turn < 20:
                 group[group == group[b]] = group[a]
     return np.unique(group, return_inverse=True)[1]
 
@@ -300,6 +317,20 @@ def _soft_edge(solid: np.ndarray, hue: np.ndarray, feather: int) -> np.ndarray:
         w[ring] = hue[ring] * (1.0 - k / (feather + 1)) ** 2
         grown = grown | ring
     return w
+
+
+def _without_specks(solid: np.ndarray, size: float = 0.05) -> np.ndarray:
+    """`solid` without its 8-connected pieces smaller than (size x its square-root area)^2 pixels."""
+    from scipy import ndimage
+
+    area = int(solid.sum())
+    pieces, n = ndimage.label(solid, structure=np.ones((3, 3), bool))
+    if n <= 1:
+        return solid
+    sizes = np.bincount(pieces.ravel())
+    big = sizes > max(4, int((size * np.sqrt(area)) ** 2))
+    big[0] = False
+    return big[pieces]
 
 
 def _small_holes(solid: np.ndarray, allowed: np.ndarray, size: float = 0.05) -> np.ndarray:
@@ -487,7 +518,9 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
     w[candidates] = soft
     # connected to the paint inside the chosen parts: glass, the road and the wall stay out
     solid = _connected(w > 0.5, part_c, f)
-    # small holes are the paint too (reflections, JPEG blocks, a badge): filled; glass, lights, plates stay
+    # small holes are the paint too (reflections, JPEG blocks, a badge): filled; glass, lights, plates stay,
+    # and so does a grille, once the specks of paint-like colour in its mesh are dropped
+    solid = _without_specks(solid)
     solid |= _small_holes(solid, candidates)
     hue_map = np.zeros(part_c.shape, np.float32)
     hue_map[candidates] = hues
