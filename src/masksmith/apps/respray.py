@@ -261,10 +261,9 @@ def _smooth_below(x: np.ndarray, edge: float, width: float) -> np.ndarray:
 
 
 def paint_likeness(chroma: np.ndarray, logy: np.ndarray, c0: np.ndarray, spread: float, mid: float, floor: float,
-                   lightness: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   lightness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N,) weights in [0, 1] for each pixel: how much it looks like the paint (c0, spread, mid: `_reference`;
-    floor: the darkest paint); how far it is along the way from the paint's chromaticity to grey; how much
-    its hue alone matches (for the edge, where paint mixes with its neighbours).
+    floor: the darkest paint), and how far it is along the way from the paint's chromaticity to grey.
 
     Paint under any light is the paint's chromaticity c0 (shading does not move it), plus neutral light
     reflected off its clear coat, which pulls the chromaticity towards grey along the segment c0 -> 0 and
@@ -287,8 +286,7 @@ def paint_likeness(chroma: np.ndarray, logy: np.ndarray, c0: np.ndarray, spread:
     # brighter than the mid-tone, the more so the greyer (a white plate on a cyan car is not its highlight)
     brighter = mid - 0.5 + np.log2(0.5 / np.maximum(1.0 - t, 0.0625))
     need = floor + np.clip((t - 0.75) / 0.15, 0.0, 1.0) * np.maximum(brighter - floor, 0.0)
-    hue = _smooth_below(d, 1.0, 0.5)
-    return hue * (1.0 - _smooth_below(logy, need - 0.5, 0.5)), t, hue
+    return _smooth_below(d, 1.0, 0.5) * (1.0 - _smooth_below(logy, need - 0.5, 0.5)), t
 
 
 def _connected(solid: np.ndarray, seeds: np.ndarray, f: int, min_cells: int = 4) -> np.ndarray:
@@ -305,16 +303,17 @@ def _connected(solid: np.ndarray, seeds: np.ndarray, f: int, min_cells: int = 4)
     return solid & _grow_cells(good[comps], f, solid.shape)
 
 
-def _soft_edge(solid: np.ndarray, hue: np.ndarray, feather: int) -> np.ndarray:
+def _soft_edge(solid: np.ndarray, like: np.ndarray, feather: int) -> np.ndarray:
     """Weights: 1 on the paint, and on the `feather` rings of pixels outside it falling as (1 - k/(feather+1))^2
-    for the k-th ring, times how well each pixel's hue matches the paint (0 where it may not change)."""
+    for the k-th ring, times how much each pixel looks like the paint (0 where it may not change: the edge of
+    a window or a light next to the paint stays as it is)."""
     from scipy import ndimage
 
     w = solid.astype(np.float32)
     grown = solid
     for k in range(1, max(0, feather) + 1):
         ring = ndimage.binary_dilation(grown, structure=np.ones((3, 3), bool)) & ~grown
-        w[ring] = hue[ring] * (1.0 - k / (feather + 1)) ** 2
+        w[ring] = like[ring] * (1.0 - k / (feather + 1)) ** 2
         grown = grown | ring
     return w
 
@@ -392,16 +391,14 @@ class _Ref:
     mid: float
     like: np.ndarray  # (bins,) float32: how much a colour looks like this paint
     grow: np.ndarray  # (bins,) ... outside the chosen parts (only paint-coloured pixels: no pale wall)
-    hue: np.ndarray  # (bins,) how well its hue alone matches
 
 
 def _ref(region: int, paint: tuple) -> _Ref:
     c0, spread, mid, dark = paint
     floor = min(dark, mid - 1.0) - 1.5 if mid >= DARK else -20.0
     chroma, logy, lightness = _table_features()
-    like, t, hue = paint_likeness(chroma, logy, c0, spread, mid, floor, lightness)
-    return _Ref(region, c0, mid, like.astype(np.float32), (like * _smooth_below(t, 0.35, 0.2)).astype(np.float32),
-                hue.astype(np.float32))
+    like, t = paint_likeness(chroma, logy, c0, spread, mid, floor, lightness)
+    return _Ref(region, c0, mid, like.astype(np.float32), (like * _smooth_below(t, 0.35, 0.2)).astype(np.float32))
 
 
 class _Where:
@@ -500,7 +497,6 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
     where = _Where(candidates, f)
     refs = _references(pixels, index, where, in_part, which, n, pieces, np.random.default_rng(seed), seed)
     soft = np.zeros(len(pixels), np.float32)
-    hues = np.zeros(len(pixels), np.float32)
     best = np.zeros(len(pixels), np.int32)
     score = np.zeros(len(pixels), np.float32)
     for k, ref in enumerate(refs, start=1):
@@ -508,7 +504,6 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
         bins = index[mine]
         like = np.where(in_part[mine], ref.like[bins], ref.grow[bins])
         soft[mine] = np.maximum(soft[mine], like)
-        hues[mine] = np.maximum(hues[mine], ref.hue[bins])
         # each pixel belongs to the paint it looks most like, its own colour before a highlight of another's
         mine_score = like + ref.grow[bins]
         better = mine_score > score[mine]
@@ -522,9 +517,9 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
     # and so does a grille, once the specks of paint-like colour in its mesh are dropped
     solid = _without_specks(solid)
     solid |= _small_holes(solid, candidates)
-    hue_map = np.zeros(part_c.shape, np.float32)
-    hue_map[candidates] = hues
-    w = _soft_edge(solid, hue_map, int(feather))
+    like_map = np.zeros(part_c.shape, np.float32)
+    like_map[candidates] = soft
+    w = _soft_edge(solid, like_map, int(feather))
     paint_of = np.zeros(part_c.shape, np.int32)
     if len(refs) > 1:  # holes and edge pixels take the paint of the nearest painted pixel (on the cell grid)
         paint_of[candidates] = best
