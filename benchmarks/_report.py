@@ -51,3 +51,20 @@ def cpu_flags() -> str:
     wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
     have = set(line.split(":", 1)[1].split())
     return " ".join(f for f in wanted if f in have) or "none of the vector extensions"
+
+
+def load_average() -> float:
+    """The 1-minute load average (nan where the system has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def refuse_when_loaded(force: bool, limit: float = 1.5) -> float:
+    """Print the CPU flags and the load average; exit when the load is above `limit` (other jobs would slow the
+    figures) unless `force` (development runs, whose output is then marked as not a result). Returns the load."""
+    load = load_average()
+    print(f"CPU flags: {cpu_flags()}; load average (1 min) before: {load:.2f} on {os.cpu_count()} cores")
+    if load > limit and not force:
+        print(f"REFUSED: the load average is {load:.2f} (above {limit}): other jobs would slow the figures. Wait "
+              "for a quiet machine, or pass --force for a development run (its output is marked not a result).")
+        sys.exit(3)
+    return load

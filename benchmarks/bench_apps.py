@@ -1,9 +1,10 @@
 """Seconds per 12-megapixel photo for `recolor` and `cluster`, each beside a reference in the same run.
 
-- recolor: ours (CIELAB through float32 look-up tables, only the mask's box converted, feather by erosion)
-  against the naive way: skimage.color.rgb2lab / lab2rgb of the whole photo and a Euclidean distance
-  transform of the whole mask, with the same colour formulas. Also the mean and largest difference between
-  the two results (in 8-bit levels).
+- recolor: the CIELAB recolour of issue 15 (kept in benchmarks/_legacy_recolor.py since issue 28 replaced it
+  with the respray, which benchmarks/bench_respray.py measures on real photos): float32 look-up tables, only the
+  mask's box converted, feather by erosion, against the naive way: skimage.color.rgb2lab / lab2rgb of the whole
+  photo and a Euclidean distance transform of the whole mask, with the same colour formulas. Also the mean and
+  largest difference between the two results (in 8-bit levels).
 - cluster: ours (KMeans fitted on a 50 000-pixel sample, every pixel assigned through a colour-bin table)
   against scikit-learn fitted on every pixel: MiniBatchKMeans (fit + predict) and KMeans (n_init=1), all in
   CIELAB. Also the k-means cost (inertia) of each result on every pixel, relative to full KMeans's, and the
@@ -27,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _legacy_recolor import legacy_recolor  # noqa: E402
 from _report import write_section  # noqa: E402
 from masksmith.apps import recolor as rc  # noqa: E402
 from masksmith.apps.cluster import cluster_image  # noqa: E402
@@ -69,7 +71,7 @@ def photo(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
 
 def naive_recolor(image: np.ndarray, mask: np.ndarray, rgb: tuple[int, int, int], feather: int = 3,
                   lightness: float = 0.5) -> np.ndarray:
-    """The same formulas as masksmith.apps.recolor.recolor, done the plain way on the whole photo."""
+    """The same formulas as the legacy recolour (_legacy_recolor.py), done the plain way on the whole photo."""
     from scipy import ndimage
     from skimage.color import lab2rgb, rgb2lab
 
@@ -138,8 +140,8 @@ def main() -> None:
     rows = []
     with threadpool_limits(args.threads):
         rgb = rc.parse_color("#c0392b")
-        rc.recolor(image[:64, :64], mask[:64, :64], rgb)  # imports and tables out of the timing
-        t_ours, ours = timed(rc.recolor, image, mask, rgb)
+        legacy_recolor(image[:64, :64], mask[:64, :64], rgb)  # imports and tables out of the timing
+        t_ours, ours = timed(legacy_recolor, image, mask, rgb)
         t_ref, ref = timed(naive_recolor, image, mask, rgb)
         diff = np.abs(ours.astype(int) - ref.astype(int))
         rows.append(("recolor", "masksmith", t_ours, "skimage rgb2lab/lab2rgb of the whole photo", t_ref,

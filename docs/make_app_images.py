@@ -49,7 +49,7 @@ def main() -> None:
     from masksmith.apps.annotate import Prediction, write_preannotations
     from masksmith.apps.cluster import cluster_image, palette_strip
     from masksmith.apps.colors import dominant_colors
-    from masksmith.apps.paste import demo_rim, paste_all
+    from masksmith.apps.paste import demo_rim, new_wheels
     from masksmith.apps.rank import rank_images
     from masksmith.apps.recolor import recolor
     from masksmith.apps.selection import object_masks, semantic_class_mask
@@ -84,14 +84,16 @@ def main() -> None:
         written.append(atomic_save_image(pixels, IMAGES / name, **options))
 
     body = semantic_class_mask(mask, names, ["body"])
-    panels = [fit(image, 300)] + [fit(recolor(image, body, c), 300) for c in ("#c0392b", "navy", "gold")]
+    car = np.isin(mask, list(names.values))
+    panels = [fit(image, 300)] + [fit(recolor(image, body, c, car_mask=car, keep=car & ~body), 300)
+                                  for c in ("#c0392b", "navy", "gold")]
     save("app-recolor.png", sheet([panels], ["photo", "#c0392b", "navy", "gold"], cell=300,
                                   title=f"masksmith recolor: {path.name}, predicted body recoloured"))
 
     wheels = object_masks(mask, names, ["wheel"], min_pixels=64)  # the CLI's default
-    pasted = paste_all(image, wheels, demo_rim(), "ellipse")
-    save("app-paste.png", sheet([[fit(image, 400), fit(pasted, 400)]], ["photo", "demo rim on each wheel"],
-                                cell=400, title=f"masksmith paste --fit ellipse: {len(wheels)} predicted wheel(s)"))
+    pasted = new_wheels(image, wheels, demo_rim())
+    save("app-paste.png", sheet([[fit(image, 400), fit(pasted.image, 400)]], ["photo", "demo rim on each wheel"],
+                                cell=400, title=f"new wheels: {len(pasted.placed)} of {len(wheels)} predicted wheels"))
 
     clusters = cluster_image(image, 5, seed=0)
     grid = sheet([[fit(image, 400), fit(clusters.image(), 400)]], ["photo", "5 colour clusters"], cell=400,

@@ -14,9 +14,10 @@ from PIL import Image
 from conftest import run_cli
 from masksmith.apps.cluster import cluster_image, palette_strip
 from masksmith.apps.colors import dominant_colors, nearest_color_name
+from masksmith.apps.colorspace import feather_weights, parse_color, to_lab, to_rgb
 from masksmith.apps.paste import demo_rim, ellipse_of, paste_all, regions
 from masksmith.apps.rank import object_uncertainty, pixel_uncertainty, rank_images
-from masksmith.apps.recolor import feather_weights, parse_color, recolor, to_lab, to_rgb
+from masksmith.apps.recolor import recolor
 from masksmith.apps.selection import read_groups, resolve_classes
 from masksmith.core.errors import MasksmithError
 from masksmith.core.labels import ClassMap

@@ -654,7 +654,8 @@ def recolor_cmd(
 ) -> None:
     """Recolour a part (a car's paint) keeping its shading, reflections and highlights: <stem>_<colour>.png
     at the photo's full size and <stem>_<colour>_before_after.png. Other pixels stay byte-identical."""
-    from masksmith.apps.recolor import before_after, parse_color, recolor
+    from masksmith.apps.colorspace import parse_color
+    from masksmith.apps.recolor import before_after, recolor
     from masksmith.apps.selection import union_of
     from masksmith.core.images import read_image
     from masksmith.core.outputs import OutputFolder

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from masksmith.apps.recolor import to_lab
+from masksmith.apps.colorspace import to_lab
 from masksmith.core.errors import MasksmithError
 
 CHUNK = 1 << 20  # pixels assigned at a time (a few tens of MB of features)

@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from masksmith.apps.cluster import cluster_pixels, hex_color
-from masksmith.apps.recolor import check_inputs, css_colors, to_lab
+from masksmith.apps.colorspace import check_inputs, css_colors, to_lab
 from masksmith.core.errors import MasksmithError
 
 

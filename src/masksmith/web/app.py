@@ -429,7 +429,8 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
 
     @app.post("/api/results/{token}/recolor")
     async def recolor_result(request: Request, token: str):
-        from masksmith.apps.recolor import parse_color, recolor
+        from masksmith.apps.colorspace import parse_color
+        from masksmith.apps.recolor import recolor
 
         body = await _json(request)
         folder, meta = _result(data_dir, token)
