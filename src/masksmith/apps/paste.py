@@ -10,6 +10,7 @@ mask together, so nothing outside the predicted mask changes: the photo's outlin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -37,6 +38,25 @@ def check_sprite(sprite: np.ndarray, source: str | None = None) -> np.ndarray:
     if not (sprite[..., 3] > 0).any():
         raise MasksmithError("the sprite is fully transparent.", path=source, fix="use a sprite with visible pixels.")
     return sprite
+
+
+def read_sprite(path: str | Path | None) -> np.ndarray:
+    """The sprite in a PNG with transparency (RGBA), or the built-in rim when `path` is None."""
+    from masksmith.core.images import open_image
+
+    if path is None:
+        return demo_rim()
+    im = open_image(path)
+    if not (im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)):
+        raise MasksmithError(f"the sprite has no alpha channel (mode {im.mode}).", path=path,
+                             fix="save it as a PNG with transparency around the part to paste.")
+    return check_sprite(np.asarray(im.convert("RGBA")), str(path))
+
+
+def check_fit(fit: str) -> str:
+    if fit not in FITS:
+        raise MasksmithError(f"unknown fit {fit!r}.", fix=f"use one of: {', '.join(FITS)}.")
+    return fit
 
 
 def ellipse_of(mask: np.ndarray) -> tuple[float, float, float, float, float]:
@@ -96,8 +116,7 @@ def paste_all(image: np.ndarray, masks: Sequence[np.ndarray], sprite: np.ndarray
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise MasksmithError(f"expected an RGB image (H, W, 3) of uint8, got {image.dtype} {image.shape}.")
-    if fit not in FITS:
-        raise MasksmithError(f"unknown fit {fit!r}.", fix=f"use one of: {', '.join(FITS)}.")
+    check_fit(fit)
     sprite = check_sprite(sprite)
     out = image.copy()
     for mask in masks:
@@ -150,3 +169,16 @@ def demo_rim(size: int = 256, spokes: int = 5) -> np.ndarray:
         x, y = c + 0.065 * n * np.cos(t), c + 0.065 * n * np.sin(t)
         d.ellipse([x - 0.012 * n, y - 0.012 * n, x + 0.012 * n, y + 0.012 * n], fill=(90, 92, 98, 255))
     return np.asarray(im.resize((size, size), Image.Resampling.LANCZOS))
+
+
+def write_pasted(image: np.ndarray, masks: Sequence[np.ndarray], sprite: np.ndarray, fit: str, folder, stem: str,
+                 name: str) -> Path:
+    """The sprite pasted onto each mask of one photo, into `folder` (an OutputFolder): <stem>_pasted.png and
+    <stem>_before_after.png. Returns the pasted photo's file."""
+    from masksmith.apps.recolor import before_after
+
+    result = paste_all(image, masks, sprite, fit)
+    file = folder.save_image(f"{stem}_pasted.png", result)
+    sheet = before_after(image, result, title=f"{name}: {len(masks)} region(s)")
+    folder.save_image(f"{stem}_before_after.png", sheet.pixels, **sheet.save_options())
+    return file

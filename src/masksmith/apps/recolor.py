@@ -60,6 +60,20 @@ def parse_color(text: str) -> tuple[int, int, int]:
                          fix="give a CSS colour name (red, navy, darkgreen) or a hex colour like #c0392b.")
 
 
+def recolor_targets(colors: list[str] | None, hue_shift: float | None) -> list[tuple[str, tuple[int, int, int] | None]]:
+    """What to recolour to, each with the label its files are named by: one (label, RGB) per colour, or
+    ("hue+40", None) for a hue turn. Every colour is checked before any photo is read."""
+    from masksmith.core.paths import safe_filename
+
+    if not colors and hue_shift is None:
+        raise MasksmithError("no colour given.", fix="give `color` '#c0392b' (or a CSS name) or `hue_shift` 40.")
+    if colors and hue_shift is not None:
+        raise MasksmithError("`color` and `hue_shift` cannot be used together.", fix="give one of them.")
+    if not colors:
+        return [(f"hue{hue_shift:+g}", None)]
+    return [(safe_filename(c.strip().lstrip("#").lower(), "color"), parse_color(c)) for c in colors]
+
+
 # sRGB (D65) <-> CIELAB with the constants of skimage.color (so the two agree to ~1e-4), computed in float32
 # with look-up tables for the sRGB transfer curve: ~10x faster than skimage.color on a 12-megapixel photo.
 _RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
@@ -204,3 +218,17 @@ def before_after(before: np.ndarray, after: np.ndarray, title: str = "", cell: i
     panels = [np.asarray(Image.fromarray(p).resize((w, h), Image.Resampling.LANCZOS)) if p.shape[:2] != (h, w)
               else p for p in (before, after)]
     return sheet([panels], ["before", "after"], title=title, cell=cell)
+
+
+def write_recolors(image: np.ndarray, part: np.ndarray, targets: list[tuple[str, tuple[int, int, int] | None]],
+                   folder, stem: str, name: str, hue_shift: float | None = None, feather: int = 3,
+                   lightness: float = 0.5) -> list:
+    """One photo recoloured to each of `targets` (from `recolor_targets`) into `folder` (an OutputFolder):
+    <stem>_<label>.png at the photo's size and <stem>_<label>_before_after.png. Returns the recoloured files."""
+    files = []
+    for label, rgb in targets:
+        result = recolor(image, part, rgb, None if rgb else hue_shift, feather, lightness=lightness)
+        files.append(folder.save_image(f"{stem}_{label}.png", result))
+        picture = before_after(image, result, title=f"{name}: {label}")
+        folder.save_image(f"{stem}_{label}_before_after.png", picture.pixels, **picture.save_options())
+    return files
