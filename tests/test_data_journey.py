@@ -275,7 +275,7 @@ def test_convert_round_trips_names_and_never_merges_two_images(tmp_path: Path) -
 
 
 def test_problem_header_counts_what_each_problem_dropped() -> None:
-    from masksmith.cli import _problem_header
+    from masksmith.cli.render import problem_header as _problem_header
     from masksmith.data.schema import Problem
 
     problems = [Problem("a", "r1", "x", dropped="region"), Problem("a", "r2", "x", dropped="region"),

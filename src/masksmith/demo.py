@@ -52,27 +52,29 @@ def run_demo(out: Path, console: Console, train_seconds: float = 120.0) -> Path:
     written = predict_to_folder(predictor, [unseen / "images"], out / "predictions", opacity=0.5)
     console.print(f"[bold]7. predict[/bold]: {len(written)} masks and overlays in {out / 'predictions'}")
     console.print(f"[bold]8. report[/bold]: {report.files['report']} (one page to open offline or send)")
-    recolored = recolor_one(written, out / "recolor", predictor.classes.value("body"))
+    recolored = recolor_one(written, out / "recolor", predictor.classes)
     console.print(f"[bold]9. recolor[/bold]: a predicted car's body in red: {recolored} (before | after); try "
                   f"masksmith recolor {run / 'model.masksmith'} PHOTO --classes body --color navy")
     return run
 
 
-def recolor_one(written: list[dict[str, str]], out: Path, body: int, color: str = "#c0392b") -> Path:
-    """The predicted car with the most pixels of class index `body`, its body recoloured; returns its
-    before | after picture."""
+def recolor_one(written: list[dict[str, str]], out: Path, classes, color: str = "#c0392b") -> Path:
+    """The predicted car with the most body pixels, resprayed (the body's paint, grown over the rest of the
+    predicted car); returns its before | after picture."""
     import numpy as np
     from PIL import Image
 
     from masksmith.apps.recolor import before_after, recolor
+    from masksmith.apps.respray import respray_masks
     from masksmith.core.images import read_image
     from masksmith.core.outputs import OutputFolder
 
-    masks = [np.asarray(Image.open(row["mask"])) == body for row in written]
-    best = int(np.argmax([m.sum() for m in masks]))
+    predicted = [np.asarray(Image.open(row["mask"])) for row in written]
+    best = int(np.argmax([(m == classes.value("body")).sum() for m in predicted]))
     photo = Path(written[best]["image"])
     image = read_image(photo)
-    result = recolor(image, masks[best], color)
+    masks = respray_masks(predicted[best], classes, ["body"])
+    result = recolor(image, masks.part, color, car_mask=masks.car, keep=masks.keep)
     folder = OutputFolder(out, inputs=[photo.parent])
     folder.save_image(f"{photo.stem}_recolored.png", result)
     picture = before_after(image, result, title=f"{photo.name}: body recoloured to {color}", cell=320)

@@ -73,6 +73,13 @@ def predictions_dataset(predictions: Sequence[Prediction], classes: ClassMap, to
                    format="prediction", root=None)
 
 
+def check_format(to: str) -> str:
+    """`to` when pre-annotations can be written in it (checked before any photo is predicted)."""
+    if to not in FORMATS:
+        raise MasksmithError(f"cannot write pre-annotations as {to!r}.", fix=f"use one of: {', '.join(FORMATS)}.")
+    return to
+
+
 def write_preannotations(predictions: Sequence[Prediction], classes: ClassMap, to: str, out,
                          tolerance: float = 0.4, min_area: int = 16) -> Path:
     """Write the predictions as format `to` (coco, via, labelme, cvat) into `out` (a folder or OutputFolder;
@@ -80,8 +87,7 @@ def write_preannotations(predictions: Sequence[Prediction], classes: ClassMap, t
     from masksmith.core.outputs import as_output_folder
     from masksmith.data.formats import get_format
 
-    if to not in FORMATS:
-        raise MasksmithError(f"cannot write pre-annotations as {to!r}.", fix=f"use one of: {', '.join(FORMATS)}.")
+    check_format(to)
     dataset = predictions_dataset(predictions, classes, tolerance, min_area)
     folder = as_output_folder(out, inputs=[p.path for p in predictions])
     get_format(to).write(dataset, folder)

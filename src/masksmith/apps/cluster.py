@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +37,28 @@ class Clusters:
     def image(self) -> np.ndarray:
         """Each pixel painted in its cluster's mean colour."""
         return self.colors[self.labels]
+
+    def palette(self) -> list[dict]:
+        """Each cluster's label, hex colour, RGB and share of the pixels, largest first."""
+        return [{"label": i, "hex": hex_color(c), "rgb": [int(v) for v in c], "share": round(float(s), 4)}
+                for i, (c, s) in enumerate(zip(self.colors, self.shares, strict=True))]
+
+
+def write_clusters(result: Clusters, folder, stem: str, source: str | Path, k: int, seed: int) -> list[dict]:
+    """A photo's clusters in `folder` (an OutputFolder): <stem>_labels.png (cluster index per pixel, drawn in
+    the cluster colours), <stem>_clustered.png, <stem>_palette.png and <stem>_palette.json. Returns the
+    palette."""
+    import json
+
+    from masksmith.infer.batch import save_index_mask
+
+    palette = result.palette()
+    save_index_mask(result.labels, [tuple(p["rgb"]) for p in palette], folder, f"{stem}_labels.png")
+    folder.save_image(f"{stem}_clustered.png", result.image())
+    folder.save_image(f"{stem}_palette.png", palette_strip(result.colors, result.shares))
+    folder.write_text(f"{stem}_palette.json", json.dumps({"image": str(source), "k": k, "seed": seed,
+                                                          "colors": palette}, indent=1))
+    return palette
 
 
 def _features(pixels: np.ndarray, coords: np.ndarray | None, shape: tuple[int, int], weight: float) -> np.ndarray:

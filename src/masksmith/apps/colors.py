@@ -55,3 +55,19 @@ def dominant_colors(image: np.ndarray, mask: np.ndarray, k: int = 3, seed: int =
     _, colors, shares = cluster_pixels(image[mask], k, seed, sample)
     return [DominantColor(tuple(int(c) for c in rgb), hex_color(rgb), round(float(s), 4), nearest_color_name(rgb))
             for rgb, s in zip(colors, shares, strict=True)]
+
+
+def photo_colors(source, k: int = 3, seed: int = 0) -> list[dict]:
+    """For each photo of a `MaskSource` (folders expanded): its path, the classes asked for, how many pixels
+    they cover and their k dominant colours (none when no pixel of them was found)."""
+    from masksmith.core.images import read_image
+    from masksmith.infer.batch import expand_inputs
+
+    report = []
+    for path in expand_inputs(source.photos):
+        image = read_image(path)
+        part = source.part(image)
+        found = dominant_colors(image, part, k, seed) if part.any() else []
+        report.append({"image": str(path), "classes": source.wanted, "pixels": int(part.sum()),
+                       "colors": [c.to_dict() for c in found]})
+    return report

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -44,6 +45,25 @@ def check_sprite(sprite: np.ndarray, source: str | None = None) -> np.ndarray:
     if not (sprite[..., 3] > 0).any():
         raise MasksmithError("the sprite is fully transparent.", path=source, fix="use a sprite with visible pixels.")
     return sprite
+
+
+def read_sprite(path: str | Path | None) -> np.ndarray:
+    """The sprite in a PNG with transparency (RGBA), or the built-in rim when `path` is None."""
+    from masksmith.core.images import open_image
+
+    if path is None:
+        return demo_rim()
+    im = open_image(path)
+    if not (im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)):
+        raise MasksmithError(f"the sprite has no alpha channel (mode {im.mode}).", path=path,
+                             fix="save it as a PNG with transparency around the part to paste.")
+    return check_sprite(np.asarray(im.convert("RGBA")), str(path))
+
+
+def check_fit(fit: str) -> str:
+    if fit not in FITS:
+        raise MasksmithError(f"unknown fit {fit!r}.", fix=f"use one of: {', '.join(FITS)}.")
+    return fit
 
 
 def ellipse_of(mask: np.ndarray) -> tuple[float, float, float, float, float]:
@@ -113,8 +133,7 @@ def _check(image: np.ndarray, masks: Sequence[np.ndarray], sprite: np.ndarray, f
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise MasksmithError(f"expected an RGB image (H, W, 3) of uint8, got {image.dtype} {image.shape}.")
-    if fit not in FITS:
-        raise MasksmithError(f"unknown fit {fit!r}.", fix=f"use one of: {', '.join(FITS)}.")
+    check_fit(fit)
     sprite = check_sprite(sprite)
     checked = []
     for mask in masks:
@@ -377,3 +396,21 @@ def demo_rim(size: int = 256, spokes: int = 5) -> np.ndarray:
         x, y = c + 0.065 * n * np.cos(t), c + 0.065 * n * np.sin(t)
         d.ellipse([x - 0.012 * n, y - 0.012 * n, x + 0.012 * n, y + 0.012 * n], fill=(90, 92, 98, 255))
     return np.asarray(im.resize((size, size), Image.Resampling.LANCZOS))
+
+
+def write_pasted(image: np.ndarray, masks: Sequence[np.ndarray], sprite: np.ndarray, folder, stem: str, name: str,
+                 *, plain: bool = False, **options) -> tuple[Path, list[str]]:
+    """New wheels (`new_wheels`, with `options`) or, with `plain`, the sprite pasted over each whole region
+    (`paste_all`), into `folder` (an OutputFolder): <stem>_pasted.png and <stem>_before_after.png. Returns the
+    pasted photo's file and the notes on wheels left alone."""
+    from masksmith.apps.recolor import before_after
+
+    if plain:
+        result, notes, placed = paste_all(image, masks, sprite, options.get("fit", "ellipse")), [], len(masks)
+    else:
+        wheels = new_wheels(image, masks, sprite, **options)
+        result, notes, placed = wheels.image, wheels.notes, len(wheels.placed)
+    file = folder.save_image(f"{stem}_pasted.png", result)
+    sheet = before_after(image, result, title=f"{name}: {placed} of {len(masks)} region(s)")
+    folder.save_image(f"{stem}_before_after.png", sheet.pixels, **sheet.save_options())
+    return file, notes

@@ -74,11 +74,16 @@ def instance_score(predictor, image: np.ndarray, floor: float = 0.05) -> tuple[f
     return object_uncertainty([o.score for o in objects], max(kept, floor)), len(objects)
 
 
+def check_measure(measure: str) -> str:
+    if measure not in MEASURES:
+        raise MasksmithError(f"unknown measure {measure!r}.", fix=f"use one of: {', '.join(MEASURES)}.")
+    return measure
+
+
 def rank_images(predictor, images: Iterable[tuple[str, np.ndarray]], measure: str = "entropy",
                 floor: float = 0.05) -> list[Ranked]:
     """(name, image) pairs ranked most uncertain first (ties in name order)."""
-    if measure not in MEASURES:
-        raise MasksmithError(f"unknown measure {measure!r}.", fix=f"use one of: {', '.join(MEASURES)}.")
+    check_measure(measure)
     instance = getattr(predictor.artifact, "task", "semantic") == "instance"
     rows = []
     for name, image in images:

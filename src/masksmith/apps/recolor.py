@@ -13,8 +13,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from masksmith.apps.colorspace import check_inputs, to_lab, to_rgb
+from masksmith.apps.colorspace import check_inputs, parse_color, to_lab, to_rgb
 from masksmith.core.errors import MasksmithError
+
+
+def recolor_targets(colors: list[str] | None, hue_shift: float | None) -> list[tuple[str, tuple[int, int, int] | None]]:
+    """What to recolour to, each with the label its files are named by: one (label, RGB) per colour, or
+    ("hue+40", None) for a hue turn. Every colour is checked before any photo is read."""
+    from masksmith.core.paths import safe_filename
+
+    if not colors and hue_shift is None:
+        raise MasksmithError("no colour given.", fix="give `color` '#c0392b' (or a CSS name) or `hue_shift` 40.")
+    if colors and hue_shift is not None:
+        raise MasksmithError("`color` and `hue_shift` cannot be used together.", fix="give one of them.")
+    if not colors:
+        return [(f"hue{hue_shift:+g}", None)]
+    return [(safe_filename(c.strip().lstrip("#").lower(), "color"), parse_color(c)) for c in colors]
 
 
 def recolor(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] | str | None = None,
@@ -68,3 +82,25 @@ def before_after(before: np.ndarray, after: np.ndarray, title: str = "", cell: i
     panels = [np.asarray(Image.fromarray(p).resize((w, h), Image.Resampling.LANCZOS)) if p.shape[:2] != (h, w)
               else p for p in (before, after)]
     return sheet([panels], ["before", "after"], title=title, cell=cell)
+
+
+def write_recolors(image: np.ndarray, masks, targets: list[tuple[str, tuple[int, int, int] | None]], folder,
+                   stem: str, name: str, hue_shift: float | None = None, feather: int = 2,
+                   lightness: float | None = None, grow: bool = True, paint_only: bool = True) -> list:
+    """One photo resprayed to each of `targets` (from `recolor_targets`) into `folder` (an OutputFolder):
+    <stem>_<label>.png at the photo's size and <stem>_<label>_before_after.png. `masks`: the chosen parts, the
+    car and the parts to keep (`masksmith.apps.respray.ResprayMasks`; without a car mask nothing grows). The
+    paint is found once and reused for every colour. Returns the recoloured files."""
+    from masksmith.apps.respray import find_paint, respray
+
+    paint = find_paint(image, masks.part, masks.car if grow else None, masks.keep, grow, paint_only, int(feather))
+    files = []
+    for label, rgb in targets:
+        if rgb is None:
+            result = turn_hue(image, paint.weight, float(hue_shift or 0.0))
+        else:
+            result = respray(image, masks.part, rgb, paint=paint, lightness=lightness)
+        files.append(folder.save_image(f"{stem}_{label}.png", result))
+        picture = before_after(image, result, title=f"{name}: {label}")
+        folder.save_image(f"{stem}_{label}_before_after.png", picture.pixels, **picture.save_options())
+    return files

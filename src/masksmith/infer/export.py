@@ -260,6 +260,20 @@ class ExportReport:
     calibrated_on: int = 0
     notes: list[str] = field(default_factory=list)
 
+    def failure(self, model: str | Path) -> MasksmithError | None:
+        """Why the export wrote nothing, or why the INT8 copy was not written (None when all went well)."""
+        if not self.ok:
+            return MasksmithError(
+                "ONNX parity check failed; nothing was written.", path=model,
+                fix=f"report this with the model's architecture (the export checks {100 * FLOAT_EQUAL_SHARE:g} % "
+                    f"equal pixels and logits within {100 * FLOAT_LOGIT_TOLERANCE:g} %).")
+        if self.int8_ok is False:
+            return MasksmithError(
+                f"INT8 parity check failed (fewer than {100 * INT8_EQUAL_SHARE:g} % equal mask pixels against "
+                "float); the INT8 file was not written.", path=model,
+                fix="calibrate on more photos like those you predict, or use the float model.")
+        return None
+
 
 def default_onnx_path(model_path: Path) -> Path:
     if model_path.is_dir():

@@ -1,0 +1,5 @@
+"""`python -m masksmith.cli`: the `masksmith` command."""
+
+from masksmith.cli import main
+
+main()

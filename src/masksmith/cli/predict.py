@@ -1,0 +1,142 @@
+"""`masksmith predict`, `extract` and `export`: a model put to work on new photos, or written for other runtimes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from masksmith.cli.options import ImagesArg, MinPixelsOpt, ModelArg, OverwriteOpt, ScoreOpt
+from masksmith.cli.render import PhotoProgress, console, plain, print_problems
+
+commands = typer.Typer()
+
+BackendOpt = Annotated[str | None, typer.Option(help="torch or onnx (default: the model file's own; a .masksmith "
+                                                "semantic model is exported in memory for onnx).")]
+SummaryOpt = Annotated[Path | None, typer.Option(help="Also write a CSV: per photo, pixels per class (or objects "
+                                                 "per class).")]
+PredictOverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Predict again photos whose outputs are "
+                                                   "there from an earlier run (skipped otherwise), and replace "
+                                                   "files masksmith did not write.")]
+ToolOpt = Annotated[str | None, typer.Option("--to", help="Also write pre-annotations for a labelling tool: coco, "
+                                             "via, labelme or cvat (into OUT/<format>/).")]
+
+
+@commands.command("predict")
+def predict(
+    model: Annotated[Path, typer.Argument(help="model.masksmith file, run folder, or an exported .onnx.")],
+    images: ImagesArg,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("predictions"),
+    opacity: Annotated[float, typer.Option(help="Overlay opacity: 1 opaque, 0.5 see-through.")] = 0.5,
+    tta: Annotated[bool, typer.Option(help="Average with the mirrored prediction.")] = False,
+    score: ScoreOpt = 0.5, backend: BackendOpt = None, summary: SummaryOpt = None,
+    overwrite: PredictOverwriteOpt = False,
+    lenient: Annotated[bool, typer.Option("--lenient", help="Skip photos that cannot be read and list them.")
+                       ] = False,
+    to: ToolOpt = None,
+) -> None:
+    """Masks (palette PNGs), overlays and colour masks for new photos, each at its own size; for instance
+    models a JSON per image (class, score, box, RLE mask) and an overlay with each object in its own colour.
+    Streams over any number of photos with a progress bar; a re-run skips photos already done."""
+    from masksmith.apps.annotate import check_format
+    from masksmith.infer import open_predictor
+    from masksmith.infer.batch import Skipped, predict_batch
+    from masksmith.tasks import get_task
+
+    if to is not None:
+        check_format(to)
+    predictor = open_predictor(model, backend=backend, tta=tta, score_threshold=score)
+    skipped = Skipped()
+    counts = {"predicted": 0, "existing": 0}
+    written: list[dict] = []  # kept only for --to, which reads every photo's outputs back at the end
+    with PhotoProgress() as progress:
+        for row in predict_batch(predictor, images, out, opacity=opacity, overwrite=overwrite, lenient=lenient,
+                                 skipped=skipped, progress=progress, summary=summary):
+            counts[row["status"]] += 1
+            if to is not None:
+                written.append(row)
+    files = get_task(predictor.artifact.task).outputs
+    kept = f"; {counts['existing']} already there, kept (--overwrite redoes them)" if counts["existing"] else ""
+    plain(f"predicted {counts['predicted']} image(s) into {out} ({files}){kept}")
+    if summary is not None:
+        plain(f"summary: {summary}")
+    if to is not None:
+        _write_preannotations(to, written, predictor, out, images, overwrite)
+    print_problems(skipped.items)
+
+
+def _write_preannotations(to: str, written: list[dict], predictor, out: Path, images: list[Path],
+                          overwrite: bool) -> None:
+    """predict --to FMT: the masks predict just wrote, as polygons in the labelling tool's format."""
+    from masksmith.apps.annotate import predictions_from_outputs, write_preannotations
+    from masksmith.core.outputs import OutputFolder
+
+    folder = OutputFolder(out / to, inputs=images, overwrite=overwrite)
+    write_preannotations(predictions_from_outputs(written), predictor.classes, to, folder)
+    console.print(f"pre-annotations for {to} in {out / to} (open them in your labelling tool and correct)")
+
+
+@commands.command("extract")
+def extract(
+    model: ModelArg, images: ImagesArg,
+    out: Annotated[Path, typer.Option(help="Folder for the cut-outs and index.csv / index.json.")] = Path("cutouts"),
+    classes: Annotated[str | None, typer.Option(help="Comma-separated classes to cut out (default: all).")] = None,
+    background: Annotated[str, typer.Option(help="white, black or transparent.")] = "white",
+    pad: Annotated[int, typer.Option(help="Pixels of margin around each object's box.")] = 0,
+    min_pixels: MinPixelsOpt = 16, score: ScoreOpt = 0.5, overwrite: OverwriteOpt = False,
+) -> None:
+    """Cut each detected object out (each Mask R-CNN object, or each connected region of a class for semantic
+    models), on a white, black or transparent background, with an index of source image, class, score and box."""
+    from masksmith.apps.extract import check_wanted, objects_of_classes, write_cutouts, write_index
+    from masksmith.apps.photo import predict_photo
+    from masksmith.core.outputs import OutputFolder
+    from masksmith.infer import open_predictor
+    from masksmith.infer.batch import Skipped, plan_outputs, readable
+
+    predictor = open_predictor(model, score_threshold=score)
+    wanted = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    check_wanted(wanted, predictor.classes.names, model)  # before any photo is read
+    folder = OutputFolder(out, inputs=images, overwrite=overwrite)
+    rows = []
+    for job, image in readable(plan_outputs(images, folder), False, Skipped()):
+        objects = objects_of_classes(predict_photo(predictor, image, min_pixels).objects, wanted, min_pixels)
+        rows += write_cutouts(job.path, image, objects, folder, background, pad, stem=job.stem)
+    csv_path, _ = write_index(rows, folder)
+    console.print(f"cut out {len(rows)} object(s) into {out}; index: {csv_path}")
+
+
+@commands.command("export")
+def export(
+    model: ModelArg,
+    to: Annotated[str, typer.Option("--to", help="Export format: onnx.")] = "onnx",
+    out: Annotated[Path | None, typer.Option(help="Output file (default: the model's name with .onnx).")] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="Also write an INT8 copy (<name>.int8.onnx), statically "
+                                       "quantised (QDQ, per-channel weights).")] = False,
+    calibrate: Annotated[Path | None, typer.Option(help="Photos to calibrate INT8 on: a folder of training "
+                                                   "images or the training data set.")] = None,
+    calibration_images: Annotated[int, typer.Option(help="Photos used for INT8 calibration.")] = 32,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Export a semantic model to ONNX (classes, colours and preprocessing kept in its metadata; dynamic height
+    and width); parity against PyTorch is checked and printed before success is reported."""
+    from masksmith.core.errors import MasksmithError
+    from masksmith.infer.export import export_onnx
+
+    if to.lower() != "onnx":
+        raise MasksmithError(f"unknown export format {to!r}.", fix="use --to onnx.")
+    report = export_onnx(model, out, int8=int8, calibrate=calibrate, calibration_images=calibration_images,
+                         overwrite=overwrite)
+    plain(f"parity ONNX float vs PyTorch: {report.parity.describe()}")
+    failed = report.failure(model)
+    if not report.ok and failed is not None:
+        raise failed
+    plain(f"wrote {report.path}")
+    for note in report.notes:
+        plain(f"note: {note}")
+    if int8 and report.int8_parity is not None:
+        plain(f"parity ONNX INT8 vs float ({report.calibrated_on} calibration photo(s)): "
+              f"{report.int8_parity.describe()}")
+        if failed is not None:
+            raise failed
+        plain(f"wrote {report.int8_path}")
