@@ -456,7 +456,10 @@ def test_class_colours_chosen_in_the_app_reach_training(small_coco: Path) -> Non
 
 def test_train_form_plans_what_the_user_leaves_empty(tmp_path: Path) -> None:
     """As `masksmith train`: empty size / shrink / batch fields are planned from the data; given ones win."""
-    from masksmith.web.app import _train_config
+    from masksmith.web.forms import TrainForm
+
+    def _train_config(body, ds, _data_dir):
+        return TrainForm.model_validate(body).config(ds["root"], ds["colors"])
 
     ds = {"root": str(tmp_path), "colors": {}}
     planned = _train_config({"minutes": "2", "size": "", "shrink": "", "batch_size": ""}, ds, tmp_path)

@@ -165,6 +165,45 @@ def check_class_overlap(model_classes: tuple[str, ...] | list[str], data_classes
 
 
 # --------------------------------------------------------------------------------------------- data sets
+def inspect_dataset(data: str | Path) -> dict[str, Any]:
+    """What `dataset inspect` finds, as JSON: the statistics (DatasetStats.to_dict), the problems (with what
+    each dropped), the notes, the class colours and the declared splits. Reads the annotations alone (lenient)."""
+    from masksmith.data import load_dataset
+    from masksmith.data.stats import dataset_stats
+
+    dataset = load_dataset(data, strict=False, need_pixels=False)
+    stats = dataset_stats(dataset, pixels=True)
+    summary = stats.to_dict()
+    summary["problems"] = [{"text": str(p), "dropped": p.dropped, "count": p.count} for p in stats.problems]
+    summary["notes"] = [str(n) for n in stats.notes]
+    summary["class_colors"] = [{"name": c.name, "color": list(c.color)} for c in dataset.classes]
+    summary["splits"] = dict(stats.splits)
+    return summary
+
+
+def open_dataset(data: str | Path, colors: dict[str, Any] | None = None, strict: bool = False):
+    """The data set with its pixels (lenient by default), in the class colours a person chose."""
+    from masksmith.data import load_dataset
+
+    dataset = load_dataset(data, strict=strict)
+    if colors:
+        dataset.recolor_classes(colors)
+    return dataset
+
+
+def write_split(dataset, folder_for: Callable[[str], Path], val: float = 0.2, test: float = 0.0,
+                seed: int = 0) -> dict[str, Path]:
+    """`split`, each part written as a COCO data set into `folder_for(part name)`: {part name: folder}."""
+    from masksmith.data.convert import convert
+
+    written = {}
+    for name, part in split(dataset, val, test, seed).items():
+        folder = folder_for(name)
+        convert(part, "coco", folder)
+        written[name] = folder
+    return written
+
+
 def split(dataset, val: float = 0.2, test: float = 0.0, seed: int = 0) -> dict[str, Any]:
     """The data set split at random (seeded) into train, and val and test when asked (fractions below 1,
     or counts of images): {part name: Dataset}."""
@@ -208,3 +247,20 @@ def run_headline(run_dir: str | Path, task: str) -> Headline:
     rows = runfolder.run_progress(run_dir)["epochs"]
     scored = [r[facts.monitor] for r in rows if facts.monitor in r]
     return Headline(facts.headline, max(scored) if scored else None, "validation, best epoch", facts.headline_kind)
+
+
+@dataclass
+class RunSummary:
+    """A run at a glance: epochs done, seconds trained, its headline figure and whether it has a model file."""
+
+    epochs: int
+    seconds: float | None
+    headline: Headline
+    has_model: bool
+
+
+def run_summary(run_dir: str | Path, task: str) -> RunSummary:
+    progress = runfolder.run_progress(Path(run_dir))
+    rows = progress["epochs"]
+    return RunSummary(len(rows), rows[-1].get("seconds") if rows else None, run_headline(run_dir, task),
+                      progress["model"])

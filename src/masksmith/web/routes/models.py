@@ -1,0 +1,86 @@
+"""Models: the list, the model card (the main score explained, per-class bars, the report folded below),
+download, the report page, delete, and evaluating a model on another data set."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, HTMLResponse
+
+from masksmith.core import runfolder
+from masksmith.core.paths import safe_filename
+from masksmith.web.common import WebError, remove_under
+from masksmith.web.deps import DataDir, PagesDep, PredictorsDep, RunDep, StoreDep, find_dataset, model_file
+from masksmith.web.forms import EvaluateForm
+from masksmith.web.store import ACTIVE
+
+router = APIRouter()
+
+
+def model_row(run: dict[str, Any]) -> dict[str, Any]:
+    """A models table row: the run with its epochs, time trained and headline figure."""
+    from masksmith import service
+
+    summary = service.run_summary(run["folder"], run["task"])
+    headline = summary.headline
+    return {**run, "epochs": summary.epochs, "seconds": summary.seconds, "metric": headline.value,
+            "metric_text": headline.text(), "metric_name": f"{headline.name} ({headline.source})",
+            "has_model": summary.has_model}
+
+
+@router.get("/models", response_class=HTMLResponse)
+def models_page(page: PagesDep, store: StoreDep):
+    return page("models.html", rows=[model_row(r) for r in store.runs()])
+
+
+@router.get("/models/{run_id}", response_class=HTMLResponse)
+def model_page(page: PagesDep, run: RunDep, store: StoreDep):
+    from masksmith.html_report import report_css, report_sections
+
+    folder = Path(run["folder"])
+    sections = report_sections(folder) if runfolder.is_run_folder(folder) else []
+    return page("model.html", run=run, row=model_row(run), sections=sections, css=report_css(),
+                datasets=store.datasets())
+
+
+@router.get("/models/{run_id}/download")
+def download_model(run: RunDep):
+    path = Path(run["folder"]) / runfolder.MODEL
+    if not path.is_file():
+        raise WebError(404, f"{run['name']} has no model file yet (it appears after the first epoch).")
+    return FileResponse(path, filename=f"{safe_filename(run['name'], 'model')}.masksmith",
+                        media_type="application/octet-stream")
+
+
+@router.get("/models/{run_id}/report")
+def model_report(run: RunDep):
+    from masksmith.html_report import render_report
+
+    return HTMLResponse(render_report(run["folder"]))
+
+
+@router.delete("/api/models/{run_id}")
+def delete_model(run: RunDep, store: StoreDep, data_dir: DataDir, predictors: PredictorsDep):
+    if run["state"] in ACTIVE:
+        raise WebError(409, f"{run['name']} is {run['state']}; stop it first.")
+    store.delete_run(run["id"])
+    remove_under(data_dir / "runs", Path(run["folder"]))
+    predictors.drop(run["id"])
+    return {"deleted": run["name"]}
+
+
+@router.post("/api/models/{run_id}/evaluate")
+async def evaluate_model(run: RunDep, form: EvaluateForm, store: StoreDep):
+    ds = find_dataset(store, form.dataset)
+    model = model_file(run)
+    return await asyncio.to_thread(_evaluate, model, ds)
+
+
+def _evaluate(model: Path, ds: dict[str, Any]) -> dict[str, Any]:
+    from masksmith import service
+
+    evaluation = service.evaluate(model, ds["root"], strict=False, label=safe_filename(ds["name"], "data"))
+    return {"evaluation": Path(evaluation.files["metrics"]).parent.name}
