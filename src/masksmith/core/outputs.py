@@ -9,7 +9,9 @@
   folder that is, contains or lies inside an input; checks that the folder can be written before any work
   starts; never overwrites a file it did not write itself unless `overwrite=True`; and keeps a list of what it
   wrote (`.masksmith-written`) so a re-run may replace its own outputs and readers can skip them.
-- `os_error(exc, path)`: an OSError (full disk, read-only folder, ...) as one MasksmithError line with errno.
+- `os_error(exc, path)`: an OSError (full disk, read-only folder, ...) as one MasksmithError line with errno
+  (a `WriteError`); `storage_error(exc)` finds a full disk behind any exception, also one a writer such as
+  torch.save reported in its own words.
 """
 
 from __future__ import annotations
@@ -45,7 +47,20 @@ class OutputError(MasksmithError):
     """An output folder or file that masksmith will not write."""
 
 
-def os_error(exc: OSError, path: str | Path | None = None, action: str = "write") -> MasksmithError:
+class WriteError(OutputError):
+    """A file that could not be read or written for a reason of the system (a full disk, a read-only folder);
+    `errno` says which."""
+
+    def __init__(self, message: str, *, errno: int | None = None, **kwargs: Any) -> None:
+        self.errno = errno
+        super().__init__(message, **kwargs)
+
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+LOW_SPACE = 1 << 20  # a writer that fails with less than this free beside its file ran out of space
+
+
+def os_error(exc: OSError, path: str | Path | None = None, action: str = "write") -> WriteError:
     """One line for an OSError: the path, what failed, the system's words and the errno name."""
     where = exc.filename or path
     name = errno.errorcode.get(exc.errno or 0, "")
@@ -56,8 +71,30 @@ def os_error(exc: OSError, path: str | Path | None = None, action: str = "write"
              errno.EROFS: "choose a folder on a writable disk.",
              errno.ENOTDIR: "a part of the path is a file; choose another path.",
              errno.EISDIR: "the path is a folder; give a file name."}
-    return MasksmithError(f"cannot {action} ({reason}{f', {name}' if name else ''}).", path=where,
-                          fix=fixes.get(exc.errno or 0))
+    return WriteError(f"cannot {action} ({reason}{f', {name}' if name else ''}).", path=where,
+                      fix=fixes.get(exc.errno or 0), errno=exc.errno)
+
+
+def storage_error(exc: BaseException | None) -> WriteError | None:
+    """The WriteError (or OSError, as one) of a full disk or quota behind `exc` (itself or what it was raised
+    from or during), or None: how a long job tells "the disk is full" from its own failures."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, WriteError) and exc.errno in FULL_DISK:
+            return exc
+        if isinstance(exc, OSError) and exc.errno in FULL_DISK:
+            return os_error(exc)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _out_of_space(path: Path) -> bool:
+    """Whether the disk holding `path` has (almost) no room left."""
+    try:
+        return shutil.disk_usage(path.parent).free < LOW_SPACE
+    except OSError:
+        return False
 
 
 def atomic_save(path: str | Path, write: Callable[[Path], Any]) -> Path:
@@ -85,6 +122,13 @@ def atomic_writing(path: str | Path) -> Iterator[Path]:
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise os_error(exc, path) from None
+    except Exception as exc:
+        # some writers (torch.save) report a full disk as their own error, without the errno
+        full = _out_of_space(path)
+        Path(tmp).unlink(missing_ok=True)
+        if full and not isinstance(exc, MasksmithError):
+            raise os_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
