@@ -39,7 +39,9 @@ def stop_midway(args: list[str], ready: Callable[[], bool], signum: int, cwd: Pa
         deadline = time.monotonic() + timeout
         while not wait_for_output and not ready():
             assert proc.poll() is None, f"finished before it could be stopped: {proc.communicate()}"
-            assert time.monotonic() < deadline, "never got ready"
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"never got ready: {proc.communicate()}")
             time.sleep(0.05)
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=timeout)
@@ -171,6 +173,26 @@ def test_evaluate_and_export_stopped_say_what_is_left(target: str, args: list[st
     monkeypatch.setattr(target, lambda *a, **k: signal.raise_signal(signum))
     code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 128 + signum and one_line(err) == line
+
+
+def test_the_web_app_stopped_by_sigterm_ends_like_every_command(tmp_path: Path) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def up() -> bool:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2).status == 200
+        except OSError:
+            return False
+
+    status, _, err = stop_midway(["serve", "--data-dir", tmp_path / "web", "--no-sample", "--port", port], up,
+                                 signal.SIGTERM, tmp_path, timeout=120)
+    assert status == 143 and one_line(err) == ("interrupted by SIGTERM: the web app stopped; trainings under way "
+                                               "go on, and masksmith serve finds them again.")
 
 
 # -------------------------------------------------------------------------------------------- run folders

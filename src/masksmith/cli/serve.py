@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from masksmith.cli.render import console
-from masksmith.cli.stops import on_stop, partial
+from masksmith.cli.stops import STOPS, on_stop, partial
+from masksmith.core.errors import Stopped
 
 commands = typer.Typer()
 
@@ -39,3 +40,5 @@ def serve(
 
     on_stop("the web app stopped; trainings under way go on, and masksmith serve finds them again.")
     serve_app(data_dir.expanduser(), host=host, port=port, load_sample=not no_sample, echo=console.print)
+    if STOPS.signum is not None:  # uvicorn stops on the signal and swallows it: end the way every command does
+        raise Stopped(STOPS.signum)

@@ -24,7 +24,7 @@ from masksmith.cli.render import console, print_evaluation, print_run_folder, sa
 from masksmith.cli.stops import NOTHING_WRITTEN, on_stop
 from masksmith.core.durations import parse_duration
 from masksmith.core.errors import MasksmithError
-from masksmith.train.config import MAX_EPOCHS
+from masksmith.train.config import MAX_EPOCHS, TrainConfig
 
 commands = typer.Typer()
 
@@ -33,7 +33,7 @@ DataOpt = Annotated[str | None, typer.Argument(help="Annotated data set: file, f
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help=model_help())]
 TaskOpt = Annotated[str, typer.Option(help=task_help())]
 EncoderOpt = Annotated[str | None, typer.Option(help="Encoder: any smp or timm name (default "
-                                                "tf_efficientnet_lite0).")]
+                                                f"{TrainConfig.encoder}).")]
 WeightsOpt = Annotated[str, typer.Option(help="Encoder weights: imagenet-offline, imagenet, none or a file "
                                          "(for maskrcnn_resnet50_fpn: a COCO Mask R-CNN .pth).")]
 SizeOpt = Annotated[int | None, typer.Option(min=16, max=8192, help=size_help())]
