@@ -239,10 +239,10 @@ def test_a_checkpoint_of_another_model_leaves_the_model_file_alone(run_copy: Pat
     state = torch.load(last, weights_only=True)
     state["state_dict"] = {"net.other.weight": torch.zeros(3)}
     torch.save(state, last)
-    model = checksums(run_copy)["model.masksmith"]
-    with pytest.raises(MasksmithError, match="does not fit this run's model"):
-        resume(run_copy)
-    assert checksums(run_copy)["model.masksmith"] == model
+    before, files = checksums(run_copy), listing(run_copy)
+    with pytest.raises(MasksmithError, match="does not fit this run's model.*nothing in the run folder was changed"):
+        resume(run_copy)  # asks for 2 epochs: a resume that went ahead would record that in config.yaml
+    assert checksums(run_copy) == before and listing(run_copy) == files  # config.yaml and data.json too
     assert not (run_copy / "checkpoints" / "interrupted.ckpt").exists()
 
 
@@ -519,17 +519,31 @@ def test_model_file_fields_are_checked_when_it_is_opened(trained_run: Path, tmp_
 
 # ------------------------------------------------------------------------------------- command-line ranges
 @pytest.mark.parametrize(("args", "words"), [
-    (["--batch-size", "0"], "--batch-size is 0; it must be a whole number of at least 1"),
-    (["--epochs", "-2"], "--epochs is -2; it must be a whole number of at least 1"),
-    (["--epochs", "0"], "--epochs is 0"),
+    (["--batch-size", "0"], "--batch-size must be a whole number from 1 to 4096, not 0."),
+    (["--epochs", "-2"], "--epochs must be a whole number from 1 to 1000000, not -2."),
+    (["--epochs", "0"], "--epochs must be a whole number from 1 to 1000000, not 0."),
+    (["--size", "0"], "--size must be a whole number from 16 to 8192, not 0."),
+    (["--val", "1.5"], "--val must be a number from 0 to 0.95, not 1.5."),
+    (["--lr", "nan"], "--lr must be a number from 0 to 10, not nan."),
+    (["--shrink", "inf"], "--shrink must be a number from 1 to 64, not inf."),
+])
+def test_training_values_out_of_range_are_usage_errors(tmp_path: Path, monkeypatch, capsys, args: list[str],
+                                                         words: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out = run_cli(monkeypatch, capsys, "train", tmp_path / "does-not-matter", *args)
+    assert code == 2 and "Traceback" not in out
+    assert out.strip().splitlines() == ["Usage: masksmith train [OPTIONS] [data]", f"error: {words}"]
+    assert listing(tmp_path) == []  # no runs/ folder either
+
+
+@pytest.mark.parametrize(("args", "words"), [
     (["--time", "-5m"], "--time is -300.0; it must be a number above 0"),
-    (["--size", "0"], "--size is 0"),
+    (["--time", "999999h"], "--time is 3599996400.0; it must be a number of at most 31622400"),
     (["--lr", "0"], "--lr is 0.0; it must be a number above 0"),
-    (["--val", "1.5"], "--val is 1.5"),
     (["--time", "soon"], "time 'soon' is not a duration"),
 ])
-def test_training_values_out_of_range_are_one_line_before_the_data_is_read(tmp_path: Path, monkeypatch, capsys,
-                                                                          args: list[str], words: str) -> None:
+def test_training_values_the_library_refuses_are_one_line_before_the_data_is_read(
+        tmp_path: Path, monkeypatch, capsys, args: list[str], words: str) -> None:
     monkeypatch.chdir(tmp_path)
     code, out = run_cli(monkeypatch, capsys, "train", tmp_path / "does-not-matter", *args)
     assert code == 2 and words in out and "Fix: " in out and "Traceback" not in out
@@ -856,7 +870,8 @@ def test_the_cli_never_shows_a_traceback_for_any_hostile_case(trained_run: Path,
         assert code in (0, 2), (args, code, out)
         if code == 2:
             errors = [line for line in out.splitlines() if line.startswith("error: ")]
-            assert len(errors) == 1 and "Fix: " in errors[0] or "does not exist" in errors[0], (args, out)
+            usage = out.startswith(f"Usage: masksmith {args[0]} ")  # a value out of range: the usage line first
+            assert len(errors) == 1 and ("Fix: " in errors[0] or "does not exist" in errors[0] or usage), (args, out)
 
 
 def test_compressed_rle_counting_agrees_with_pycocotools() -> None:

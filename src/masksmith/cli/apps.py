@@ -21,14 +21,16 @@ from masksmith.cli.options import (
     SeedOpt,
 )
 from masksmith.cli.render import console, plain, print_colors
+from masksmith.cli.stops import NOTHING_WRITTEN, Tally, on_stop
 
 commands = typer.Typer()
 
 OutOpt = Annotated[Path, typer.Option(help="Output folder (not the photos' folder).")]
 ColorOpt = Annotated[list[str] | None, typer.Option(
     "--color", help="Target colour: a CSS name (red, navy) or #rrggbb; repeat for one output each.")]
-HueOpt = Annotated[float | None, typer.Option("--hue-shift", help="Turn the hue by DEG degrees instead.")]
-FeatherOpt = Annotated[int, typer.Option(min=0, help="Pixels of soft edge outside the paint.")]
+HueOpt = Annotated[float | None, typer.Option("--hue-shift", min=-360.0, max=360.0,
+                                              help="Turn the hue by DEG degrees instead.")]
+FeatherOpt = Annotated[int, typer.Option(min=0, max=1000, help="Pixels of soft edge outside the paint.")]
 LightnessOpt = Annotated[float | None, typer.Option(
     min=0.0, max=1.0, help="How far the paint's mid-tone moves to the colour's luminance, 0..1 (default: all the "
                            "way: the colour asked for is the colour you get; 0 keeps the photo's).")]
@@ -59,7 +61,9 @@ def recolor_cmd(
     source = MaskSource.from_arguments(inputs, mask, classes, group, score)
     folder = OutputFolder(out, inputs=source.photos, overwrite=overwrite)
     written = 0
-    for job in source.jobs(folder):
+    jobs = source.jobs(folder)
+    tally = Tally(out, len(jobs))
+    for job in jobs:
         image = read_image(job.path)
         masks = source.respray_masks(image)
         if not masks.part.any():
@@ -68,6 +72,7 @@ def recolor_cmd(
                                    lightness, grow, paint_only):
             plain(f"wrote {file} (and {file.stem}_before_after.png)")
             written += 1
+        tally.add()
     console.print(f"recoloured {written} picture(s) into {out}")
 
 
@@ -101,7 +106,9 @@ def paste_cmd(
     picture = read_sprite(sprite)
     source = MaskSource.from_arguments(inputs, mask, classes, group, score)
     folder = OutputFolder(out, inputs=[*source.photos, sprite], overwrite=overwrite)
-    for job in source.jobs(folder):
+    jobs = source.jobs(folder)
+    tally = Tally(out, len(jobs))
+    for job in jobs:
         image = read_image(job.path)
         masks = source.masks(image, split_regions=True, min_pixels=min_pixels)
         file, notes = write_pasted(image, masks, picture, folder, job.stem, job.path.name, plain=plain_paste,
@@ -111,15 +118,16 @@ def paste_cmd(
         plain(f"{job.path}: {len(masks) - len(notes)} of {len(masks)} region(s) -> {file}")
         for note in notes:
             plain(f"{job.path}: {note}")
+        tally.add()
 
 
 @commands.command("cluster")
 def cluster_cmd(
     photos: Annotated[list[Path], typer.Argument(help="Photos or folders of photos.")],
     k: Annotated[int, typer.Option("--k", min=1, max=64, help="Number of colours.")] = 5,
-    position_weight: Annotated[float, typer.Option(min=0.0, help="Weight of pixel position (0: colour only).")
-                               ] = 0.0,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same clusters).")] = 0,
+    position_weight: Annotated[float, typer.Option(min=0.0, max=100.0, help="Weight of pixel position (0: colour "
+                                                   "only).")] = 0.0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Random seed (same seed, same clusters).")] = 0,
     out: OutOpt = Path("clusters"), overwrite: OverwriteOpt = False,
 ) -> None:
     """K-means colour clustering, no training: <stem>_labels.png (cluster index per pixel, drawn in the
@@ -130,10 +138,13 @@ def cluster_cmd(
     from masksmith.infer.batch import plan_outputs
 
     folder = OutputFolder(out, inputs=photos, overwrite=overwrite)
-    for job in plan_outputs(photos, folder):
+    jobs = plan_outputs(photos, folder)
+    tally = Tally(out, len(jobs))
+    for job in jobs:
         result = cluster_image(read_image(job.path), k, seed, position_weight)
         palette = write_clusters(result, folder, job.stem, job.path, k, seed)
         plain(f"{job.path}: " + ", ".join(f"{p['hex']} {100 * p['share']:.1f} %" for p in palette))
+        tally.add()
     console.print(f"wrote label maps, clustered images and palettes to {out}")
 
 
@@ -150,6 +161,7 @@ def colors_cmd(
     from masksmith.apps.colors import photo_colors
     from masksmith.apps.source import MaskSource
 
+    on_stop(NOTHING_WRITTEN)
     report = photo_colors(MaskSource.from_arguments(inputs, mask, classes, group, score), k, seed)
     if as_json:
         print(json.dumps(report, indent=1))
@@ -173,6 +185,7 @@ def rank_cmd(
     from masksmith.infer import open_predictor
     from masksmith.infer.batch import expand_inputs
 
+    on_stop(NOTHING_WRITTEN)  # the ranking is written whole at the end
     check_measure(measure)
     predictor = open_predictor(model)
     folder, name = OutputFolder.for_file(out, inputs=photos, overwrite=overwrite)

@@ -10,9 +10,11 @@ import typer
 
 from masksmith.cli.options import DataArg, FormatOpt, LenientOpt, OptionOpt, OverwriteOpt, SeedOpt, load
 from masksmith.cli.render import console, plain, print_dataset_stats, print_problems
+from masksmith.cli.stops import NOTHING_WRITTEN, on_stop, partial
 from masksmith.core.errors import MasksmithError
 
-commands = typer.Typer(no_args_is_help=True, help="Read, check, convert, split, tile and preview data sets.")
+MAX_IMAGES = 1_000_000.0
+commands = typer.Typer(help="Read, check, convert, split, tile and preview data sets.")
 
 
 @commands.command("inspect")
@@ -25,6 +27,7 @@ def dataset_inspect(
     skipped and problems. Reads the annotation file alone: missing images are one problem, not a stop."""
     from masksmith.data.stats import dataset_stats
 
+    on_stop(NOTHING_WRITTEN)
     ds = load(path, format, lenient, option, need_pixels=False)
     stats = dataset_stats(ds, pixels=pixels)
     found = _fingerprint(ds) if pixels else None
@@ -50,6 +53,7 @@ def dataset_formats() -> None:
     """The annotation formats masksmith reads (and writes), with each one's reading options (-o KEY=VALUE)."""
     from masksmith.data.formats import all_formats
 
+    on_stop(NOTHING_WRITTEN)
     for module in all_formats():
         writes = " (read and write)" if hasattr(module, "write") else " (read)"
         console.print(f"[bold]{module.NAME}[/bold]: {module.DESCRIPTION}{writes}")
@@ -75,6 +79,7 @@ def dataset_convert(
     from masksmith.cli.options import parse_options
     from masksmith.data.convert import convert
 
+    on_stop(partial(out))
     ds = load(path, format, lenient, option)
     convert(ds, to, out, overwrite=overwrite, **parse_options(write_option))
     console.print(f"wrote {len(ds.samples)} images as {to} to {out}")
@@ -85,8 +90,10 @@ def dataset_convert(
 def dataset_split(
     path: DataArg,
     out: Annotated[Path, typer.Argument(help="Folder for train.txt / val.txt / test.txt.")],
-    val: Annotated[float, typer.Option(help="Validation: a fraction (0.2) or a number of images (5).")] = 0.2,
-    test: Annotated[float, typer.Option(help="Testing: a fraction (0.1) or a number of images (5).")] = 0.0,
+    val: Annotated[float, typer.Option(min=0.0, max=MAX_IMAGES, help="Validation: a fraction (0.2) or a number "
+                                       "of images (5).")] = 0.2,
+    test: Annotated[float, typer.Option(min=0.0, max=MAX_IMAGES, help="Testing: a fraction (0.1) or a number "
+                                        "of images (5).")] = 0.0,
     seed: SeedOpt = 0,
     to: Annotated[str | None, typer.Option("--to", help="Also write each part as a data set.")] = None,
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
@@ -98,6 +105,7 @@ def dataset_split(
     from masksmith.data.convert import convert
     from masksmith.data.split import write_split_lists
 
+    on_stop(partial(out))
     ds = load(path, format, lenient, option)
     parts = service.split(ds, val, test, seed)
     folder = OutputFolder(out, inputs=[ds.root], overwrite=overwrite)
@@ -113,7 +121,7 @@ def dataset_split(
 def dataset_tile(
     path: DataArg,
     out: Annotated[Path, typer.Argument(help="Output folder for the tiles data set and tiles.json.")],
-    size: Annotated[int, typer.Option(help="Tile side in pixels.")] = 256,
+    size: Annotated[int, typer.Option(min=8, max=8192, help="Tile side in pixels.")] = 256,
     remainder: Annotated[str, typer.Option(help="pad | shift | drop: what to do with the edge remainder.")] = "pad",
     to: Annotated[str, typer.Option("--to", help="Format of the tiles data set.")] = "masks",
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
@@ -124,6 +132,7 @@ def dataset_tile(
     from masksmith.data.convert import convert
     from masksmith.data.tiles import tile_dataset, write_manifest
 
+    on_stop(partial(out))
     ds = load(path, format, lenient, option)
     folder = OutputFolder(out, inputs=[ds.root], overwrite=overwrite)  # checked before the tiles are cut
     tiles, manifest = tile_dataset(ds, size, remainder)
@@ -144,6 +153,7 @@ def dataset_stitch(
     from masksmith.core.outputs import OutputFolder
     from masksmith.data.tiles import stitch_folder
 
+    on_stop(partial(out))
     written = stitch_folder(manifest, predictions, OutputFolder(out, inputs=[predictions], overwrite=overwrite))
     console.print(f"stitched {len(written)} full-size masks into {out}")
 
@@ -152,13 +162,14 @@ def dataset_stitch(
 def dataset_preview(
     path: DataArg,
     out: Annotated[Path, typer.Option("--out", help="PNG to write.")] = Path("preview.png"),
-    count: Annotated[int, typer.Option(min=1, help="Number of images.")] = 8,
+    count: Annotated[int, typer.Option(min=1, max=1000, help="Number of images.")] = 8,
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """A PNG grid: each image, its mask over it, and the mask alone, in the class colours."""
     from masksmith.data.preview import check_preview_name, write_preview
 
+    on_stop(NOTHING_WRITTEN)  # the picture is written whole at the end
     check_preview_name(out)  # before the data set is read
     ds = load(path, format, lenient, option)
     write_preview(ds, out, count, overwrite=overwrite)
@@ -168,7 +179,7 @@ def dataset_preview(
 @commands.command("sample")
 def dataset_sample(
     out: Annotated[Path, typer.Argument(help="Folder to write the sample data set to.")],
-    images: Annotated[int, typer.Option(help="Number of images.")] = 60,
+    images: Annotated[int, typer.Option(min=1, max=100_000, help="Number of images.")] = 60,
     seed: SeedOpt = 0,
     kind: Annotated[str, typer.Option(help="cars (small side views), thin (wires and grids 1-3 px wide on "
                                       "~600x400 photos) or large (small objects on ~2000x1500 photos).")] = "cars",
@@ -176,5 +187,6 @@ def dataset_sample(
     """Write a built-in sample data set (procedurally drawn, COCO format)."""
     from masksmith.data.synthetic import make_sample_dataset
 
+    on_stop(partial(out))
     make_sample_dataset(out, n_images=images, seed=seed, kind=kind)
     console.print(f"wrote {images} sample images ({kind}) with COCO annotations to {out}")

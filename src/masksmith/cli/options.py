@@ -21,7 +21,7 @@ OptionOpt = Annotated[list[str] | None, typer.Option(
 DataArg = Annotated[Path, typer.Argument(help="Annotation file, folder or zip.")]
 ModelArg = Annotated[Path, typer.Argument(help="model.masksmith file or run folder.")]
 ImagesArg = Annotated[list[Path], typer.Argument(help="Image files or folders.")]
-SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
+SeedOpt = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Random seed.")]
 
 # the apps take their masks from a semantic model, an instance model or a mask file the user has (--mask)
 AppInputsArg = Annotated[list[Path], typer.Argument(help="MODEL PHOTO... (or, with --mask, PHOTO...).")]
@@ -33,8 +33,9 @@ ClassesOpt = Annotated[list[str] | None, typer.Option(
                                  "stands for its classes.")]
 GroupOpt = Annotated[Path | None, typer.Option(
     "--group", help="YAML file of class groups, one line each, e.g. paint: \\[hood, front_door, back_door].")]
-ScoreOpt = Annotated[float, typer.Option(help="Instance models: keep objects scoring at least this.")]
-MinPixelsOpt = Annotated[int, typer.Option(help="Ignore regions smaller than this.")]
+ScoreOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="Instance models: keep objects scoring at least "
+                                         "this.")]
+MinPixelsOpt = Annotated[int, typer.Option(min=0, max=10**9, help="Ignore regions smaller than this.")]
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:

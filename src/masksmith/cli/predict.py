@@ -9,6 +9,7 @@ import typer
 
 from masksmith.cli.options import ImagesArg, MinPixelsOpt, ModelArg, OverwriteOpt, ScoreOpt
 from masksmith.cli.render import PhotoProgress, console, plain, print_problems
+from masksmith.cli.stops import Tally, on_stop
 
 commands = typer.Typer()
 
@@ -28,7 +29,8 @@ def predict(
     model: Annotated[Path, typer.Argument(help="model.masksmith file, run folder, or an exported .onnx.")],
     images: ImagesArg,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("predictions"),
-    opacity: Annotated[float, typer.Option(help="Overlay opacity: 1 opaque, 0.5 see-through.")] = 0.5,
+    opacity: Annotated[float, typer.Option(min=0.0, max=1.0, help="Overlay opacity: 1 opaque, 0.5 see-through.")
+                       ] = 0.5,
     tta: Annotated[bool, typer.Option(help="Average with the mirrored prediction.")] = False,
     score: ScoreOpt = 0.5, backend: BackendOpt = None, summary: SummaryOpt = None,
     overwrite: PredictOverwriteOpt = False,
@@ -50,7 +52,9 @@ def predict(
     skipped = Skipped()
     counts = {"predicted": 0, "existing": 0}
     written: list[dict] = []  # kept only for --to, which reads every photo's outputs back at the end
-    with PhotoProgress() as progress:
+    progress = PhotoProgress()
+    on_stop(lambda: _predicted(progress, out))
+    with progress:
         for row in predict_batch(predictor, images, out, opacity=opacity, overwrite=overwrite, lenient=lenient,
                                  skipped=skipped, progress=progress, summary=summary):
             counts[row["status"]] += 1
@@ -64,6 +68,13 @@ def predict(
     if to is not None:
         _write_preannotations(to, written, predictor, out, images, overwrite)
     print_problems(skipped.items)
+
+
+def _predicted(progress: PhotoProgress, out: Path) -> str:
+    """What an interrupted `predict` finished: each photo's outputs are complete or absent."""
+    done = f"predicted {progress.done} of {progress.total} photo(s) into {out}" if progress.total is not None \
+        else "no photo was predicted yet"
+    return f"{done}; run the same command again to predict the rest (photos already done are skipped)."
 
 
 def _write_preannotations(to: str, written: list[dict], predictor, out: Path, images: list[Path],
@@ -83,7 +94,7 @@ def extract(
     out: Annotated[Path, typer.Option(help="Folder for the cut-outs and index.csv / index.json.")] = Path("cutouts"),
     classes: Annotated[str | None, typer.Option(help="Comma-separated classes to cut out (default: all).")] = None,
     background: Annotated[str, typer.Option(help="white, black or transparent.")] = "white",
-    pad: Annotated[int, typer.Option(help="Pixels of margin around each object's box.")] = 0,
+    pad: Annotated[int, typer.Option(min=0, max=10_000, help="Pixels of margin around each object's box.")] = 0,
     min_pixels: MinPixelsOpt = 16, score: ScoreOpt = 0.5, overwrite: OverwriteOpt = False,
 ) -> None:
     """Cut each detected object out (each Mask R-CNN object, or each connected region of a class for semantic
@@ -99,9 +110,12 @@ def extract(
     check_wanted(wanted, predictor.classes.names, model)  # before any photo is read
     folder = OutputFolder(out, inputs=images, overwrite=overwrite)
     rows = []
-    for job, image in readable(plan_outputs(images, folder), False, Skipped()):
+    jobs = plan_outputs(images, folder)
+    tally = Tally(out, len(jobs))
+    for job, image in readable(jobs, False, Skipped()):
         objects = objects_of_classes(predict_photo(predictor, image, min_pixels).objects, wanted, min_pixels)
         rows += write_cutouts(job.path, image, objects, folder, background, pad, stem=job.stem)
+        tally.add()
     csv_path, _ = write_index(rows, folder)
     console.print(f"cut out {len(rows)} object(s) into {out}; index: {csv_path}")
 
@@ -115,7 +129,8 @@ def export(
                                        "quantised (QDQ, per-channel weights).")] = False,
     calibrate: Annotated[Path | None, typer.Option(help="Photos to calibrate INT8 on: a folder of training "
                                                    "images or the training data set.")] = None,
-    calibration_images: Annotated[int, typer.Option(help="Photos used for INT8 calibration.")] = 32,
+    calibration_images: Annotated[int, typer.Option(min=1, max=10_000, help="Photos used for INT8 calibration.")
+                                  ] = 32,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Export a semantic model to ONNX (classes, colours and preprocessing kept in its metadata; dynamic height
@@ -123,6 +138,8 @@ def export(
     from masksmith.core.errors import MasksmithError
     from masksmith.infer.export import export_onnx
 
+    on_stop("nothing was written (an ONNX file is written only after its parity check); run the same command "
+            "again.")
     if to.lower() != "onnx":
         raise MasksmithError(f"unknown export format {to!r}.", fix="use --to onnx.")
     report = export_onnx(model, out, int8=int8, calibrate=calibrate, calibration_images=calibration_images,

@@ -190,11 +190,14 @@ class PhotoProgress:
     def __call__(self, done: int, total: int) -> None:
         self.done, self.total = done, total
         if self.bar is None:
+            stderr = Console(stderr=True)
+            if not stderr.is_terminal:  # a log file gets the summary line, not a blank line from the bar
+                return
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(TextColumn(self.verb), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("{task.fields[rate]}"), TextColumn("left"), TimeRemainingColumn(),
-                                console=Console(stderr=True), transient=True)
+                                console=stderr, transient=True)
             self.bar.__enter__()
             self.task = self.bar.add_task(self.verb, total=total, rate="")
         speed = self.bar.tasks[0].speed

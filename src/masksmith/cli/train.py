@@ -21,8 +21,10 @@ from masksmith.cli.options import (
     task_help,
 )
 from masksmith.cli.render import console, print_evaluation, print_run_folder, say
+from masksmith.cli.stops import NOTHING_WRITTEN, on_stop
 from masksmith.core.durations import parse_duration
 from masksmith.core.errors import MasksmithError
+from masksmith.train.config import MAX_EPOCHS, TrainConfig
 
 commands = typer.Typer()
 
@@ -31,20 +33,23 @@ DataOpt = Annotated[str | None, typer.Argument(help="Annotated data set: file, f
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help=model_help())]
 TaskOpt = Annotated[str, typer.Option(help=task_help())]
 EncoderOpt = Annotated[str | None, typer.Option(help="Encoder: any smp or timm name (default "
-                                                "tf_efficientnet_lite0).")]
+                                                f"{TrainConfig.encoder}).")]
 WeightsOpt = Annotated[str, typer.Option(help="Encoder weights: imagenet-offline, imagenet, none or a file "
                                          "(for maskrcnn_resnet50_fpn: a COCO Mask R-CNN .pth).")]
-SizeOpt = Annotated[int | None, typer.Option(help=size_help())]
-ShrinkOpt = Annotated[float | None, typer.Option(help="... or shrunk by this factor, keeping their aspect; "
-                                                 "larger photos are then predicted with a sliding window.")]
-EpochsOpt = Annotated[int | None, typer.Option(help="Epochs to train (the total, also when resuming).")]
+SizeOpt = Annotated[int | None, typer.Option(min=16, max=8192, help=size_help())]
+ShrinkOpt = Annotated[float | None, typer.Option(min=1.0, max=64.0, help="... or shrunk by this factor, keeping "
+                                                 "their aspect; larger photos are then predicted with a sliding "
+                                                 "window.")]
+EpochsOpt = Annotated[int | None, typer.Option(min=1, max=MAX_EPOCHS, help="Epochs to train (the total, also when "
+                                               "resuming).")]
 TimeOpt = Annotated[str | None, typer.Option("--time", help="Wall-clock budget, e.g. 12m or 90s; the "
                                              "learning-rate schedule follows the clock.")]
-BatchOpt = Annotated[int | None, typer.Option(help=batch_help())]
-LrOpt = Annotated[float | None, typer.Option(help="Peak learning rate (semantic: AdamW 4e-3; instance: SGD 0.01).")]
+BatchOpt = Annotated[int | None, typer.Option(min=1, max=4096, help=batch_help())]
+LrOpt = Annotated[float | None, typer.Option(min=0.0, max=10.0, help="Peak learning rate (semantic: AdamW 4e-3; "
+                                             "instance: SGD 0.01).")]
 LossOpt = Annotated[str | None, typer.Option(help="auto, ce, dice, ce+dice, focal, bce, bce+dice (default: "
                                              "ce+dice, or bce+dice for one class).")]
-ValOpt = Annotated[float, typer.Option(help="Fraction held out for validation.")]
+ValOpt = Annotated[float, typer.Option(min=0.0, max=0.95, help="Fraction held out for validation.")]
 ValDataOpt = Annotated[str | None, typer.Option(help="A separate validation data set.")]
 FlipOpt = Annotated[bool, typer.Option(help="Random horizontal flips (left/right classes swapped).")]
 NameOpt = Annotated[str | None, typer.Option(help="Run name (folder under --runs).")]
@@ -62,10 +67,10 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the data summa
 
 @commands.command("train")
 def train(
-    data: DataOpt = None, model: ModelOpt = None, task: TaskOpt = "auto", encoder: EncoderOpt = None,
-    weights: WeightsOpt = "imagenet-offline", size: SizeOpt = None, shrink: ShrinkOpt = None,
-    epochs: EpochsOpt = None, time_budget: TimeOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
-    loss: LossOpt = None, val: ValOpt = 0.15, val_data: ValDataOpt = None, flip: FlipOpt = True,
+    ctx: typer.Context, data: DataOpt = None, model: ModelOpt = None, task: TaskOpt = "auto",
+    encoder: EncoderOpt = None, weights: WeightsOpt = "imagenet-offline", size: SizeOpt = None,
+    shrink: ShrinkOpt = None, epochs: EpochsOpt = None, time_budget: TimeOpt = None, batch_size: BatchOpt = None,
+    lr: LrOpt = None, loss: LossOpt = None, val: ValOpt = 0.15, val_data: ValDataOpt = None, flip: FlipOpt = True,
     seed: SeedOpt = 0, name: NameOpt = None, runs: RunsOpt = "runs", resume: ResumeOpt = None,
     config: ConfigOpt = None, devices: DevicesOpt = "1", strategy: StrategyOpt = "auto",
     accelerator: AcceleratorOpt = "auto", format: FormatOpt = None, lenient: LenientOpt = False,
@@ -75,6 +80,9 @@ def train(
     Before training it prints the plan made from the data (what input size, scale, crops and batch, and why)."""
     from masksmith import service
 
+    on_stop(NOTHING_WRITTEN)  # from the moment a run folder is claimed, the library says what it kept
+    if data is None and resume is None and config is None:
+        raise typer.BadParameter("give the data set to train on (or --resume RUN, or --config FILE).", ctx=ctx)
     budget = parse_duration(time_budget) if time_budget else None
     if resume is not None:
         if dry_run:
@@ -104,7 +112,7 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="Folder for metrics.json, confusion.png, worst.png and "
                                              "best.png (default: the run folder's evaluation/<data name>/).")
                    ] = None,
-    worst: Annotated[int, typer.Option(help="Images in the gallery of worst predictions.")] = 8,
+    worst: Annotated[int, typer.Option(min=0, max=1000, help="Images in the gallery of worst predictions.")] = 8,
     tta: Annotated[bool, typer.Option(help="Average with the mirrored prediction.")] = False,
     format: FormatOpt = None, lenient: LenientOpt = False, option: OptionOpt = None,
 ) -> None:
@@ -115,6 +123,7 @@ def evaluate(
     options the model was trained with unless -o gives others; a data set with a test split is scored on it."""
     from masksmith import service
 
+    on_stop("the evaluation did not finish (its scores are written at the end); run the same command again.")
     evaluation = service.evaluate(model, data, out, format=format, options=parse_options(option) if option else None,
                                   strict=not lenient, worst=worst, tta=tta, announce=say)
     print_evaluation(evaluation)
@@ -130,4 +139,5 @@ def report(
     matrix, worst and best images, and every evaluation so far. Opens offline in any browser."""
     from masksmith.html_report import write_report
 
+    on_stop(NOTHING_WRITTEN)
     console.print(f"wrote {write_report(run, out, overwrite=overwrite)}")

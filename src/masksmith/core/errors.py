@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 class MasksmithError(Exception):
@@ -48,7 +50,47 @@ class ModelError(MasksmithError):
 
 
 class TrainingInterrupted(MasksmithError):
-    """Training stopped by Ctrl-C; the message says what was kept and how to resume (the CLI exits 130)."""
+    """Training stopped by a signal (Ctrl-C, SIGTERM); the message names the signal and says what was kept and
+    how to resume. `signum` is the signal (the CLI exits 128 + signum: 130 for Ctrl-C, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, *, signum: int = signal.SIGINT, **kwargs: Any) -> None:
+        self.signum = int(signum)
+        super().__init__(message, **kwargs)
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop asked by a signal other than Ctrl-C (SIGTERM), raised where Ctrl-C raises KeyboardInterrupt, so
+    everything that stops cleanly on Ctrl-C (Lightning's checkpoint on interruption, atomic writes, the
+    prediction loop) stops the same way, and the message can still name the signal that came."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        super().__init__(signal_words(signum))
+
+
+def signal_words(signum: int) -> str:
+    """How a message names a signal: "Ctrl-C" for SIGINT, else its name ("SIGTERM")."""
+    if signum == signal.SIGINT:
+        return "Ctrl-C"
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def stop_signal(exc: BaseException | None) -> int | None:
+    """The signal behind an interruption: a `Stopped`'s own, SIGINT for any other KeyboardInterrupt, found on
+    `exc` or the exceptions it was raised from or during (Lightning turns Ctrl-C into SystemExit); None when
+    no interruption is among them."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, Stopped):
+            return exc.signum
+        if isinstance(exc, KeyboardInterrupt):
+            return int(signal.SIGINT)
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 # Messages name settings in backticks: `size`, or `ignore_value=11` with a value. The library never writes a

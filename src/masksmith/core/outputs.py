@@ -9,7 +9,9 @@
   folder that is, contains or lies inside an input; checks that the folder can be written before any work
   starts; never overwrites a file it did not write itself unless `overwrite=True`; and keeps a list of what it
   wrote (`.masksmith-written`) so a re-run may replace its own outputs and readers can skip them.
-- `os_error(exc, path)`: an OSError (full disk, read-only folder, ...) as one MasksmithError line with errno.
+- `os_error(exc, path)`: an OSError (full disk, read-only folder, ...) as one MasksmithError line with errno
+  (a `WriteError`); `storage_error(exc)` finds a full disk behind any exception, also one a writer such as
+  torch.save reported in its own words.
 """
 
 from __future__ import annotations
@@ -45,7 +47,20 @@ class OutputError(MasksmithError):
     """An output folder or file that masksmith will not write."""
 
 
-def os_error(exc: OSError, path: str | Path | None = None, action: str = "write") -> MasksmithError:
+class WriteError(OutputError):
+    """A file that could not be read or written for a reason of the system (a full disk, a read-only folder);
+    `errno` says which."""
+
+    def __init__(self, message: str, *, errno: int | None = None, **kwargs: Any) -> None:
+        self.errno = errno
+        super().__init__(message, **kwargs)
+
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+LOW_SPACE = 1 << 20  # a writer that fails with less than this free beside its file ran out of space
+
+
+def os_error(exc: OSError, path: str | Path | None = None, action: str = "write") -> WriteError:
     """One line for an OSError: the path, what failed, the system's words and the errno name."""
     where = exc.filename or path
     name = errno.errorcode.get(exc.errno or 0, "")
@@ -56,21 +71,46 @@ def os_error(exc: OSError, path: str | Path | None = None, action: str = "write"
              errno.EROFS: "choose a folder on a writable disk.",
              errno.ENOTDIR: "a part of the path is a file; choose another path.",
              errno.EISDIR: "the path is a folder; give a file name."}
-    return MasksmithError(f"cannot {action} ({reason}{f', {name}' if name else ''}).", path=where,
-                          fix=fixes.get(exc.errno or 0))
+    return WriteError(f"cannot {action} ({reason}{f', {name}' if name else ''}).", path=where,
+                      fix=fixes.get(exc.errno or 0), errno=exc.errno)
 
 
-def atomic_save(path: str | Path, write: Callable[[Path], Any]) -> Path:
+def storage_error(exc: BaseException | None) -> WriteError | None:
+    """The WriteError (or OSError, as one) of a full disk or quota behind `exc` (itself or what it was raised
+    from or during), or None: how a long job tells "the disk is full" from its own failures."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, WriteError) and exc.errno in FULL_DISK:
+            return exc
+        if isinstance(exc, OSError) and exc.errno in FULL_DISK:
+            return os_error(exc)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _out_of_space(path: Path) -> bool:
+    """Whether the disk holding `path` has (almost) no room left."""
+    try:
+        return shutil.disk_usage(path.parent).free < LOW_SPACE
+    except OSError:
+        return False
+
+
+def atomic_save(path: str | Path, write: Callable[[Path], Any], *,
+                before_replace: Callable[[], Any] | None = None) -> Path:
     """Call `write(tmp_path)` to fill a temporary file beside `path`, then rename it into place."""
-    with atomic_writing(path) as tmp:
+    with atomic_writing(path, before_replace=before_replace) as tmp:
         write(tmp)
     return Path(path)
 
 
 @contextlib.contextmanager
-def atomic_writing(path: str | Path) -> Iterator[Path]:
+def atomic_writing(path: str | Path, *, before_replace: Callable[[], Any] | None = None) -> Iterator[Path]:
     """A temporary path beside `path` to fill inside the `with` block (for files written while work streams,
-    such as a summary CSV); it replaces `path` only when the block completes, and is removed otherwise."""
+    such as a summary CSV); it replaces `path` only when the block completes, and is removed otherwise.
+    `before_replace` runs just before the rename (an output folder records the file as its own there, so an
+    interruption never leaves a file of ours that the folder does not know)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,10 +121,19 @@ def atomic_writing(path: str | Path) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.chmod(tmp, _file_mode())
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise os_error(exc, path) from None
+    except Exception as exc:
+        # some writers (torch.save) report a full disk as their own error, without the errno
+        full = _out_of_space(path)
+        Path(tmp).unlink(missing_ok=True)
+        if full and not isinstance(exc, MasksmithError):
+            raise os_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -106,7 +155,8 @@ def atomic_copy(src: str | Path, dst: str | Path) -> Path:
     return atomic_save(dst, lambda tmp: shutil.copy2(src, tmp))
 
 
-def atomic_save_image(image: Any, path: str | Path, format: str | None = None, **options: Any) -> Path:
+def atomic_save_image(image: Any, path: str | Path, format: str | None = None, *,
+                      before_replace: Callable[[], Any] | None = None, **options: Any) -> Path:
     """Save a PIL image or an (H, W[, C]) uint8 array; the format follows the suffix unless given."""
     import numpy as np
     from PIL import Image
@@ -114,14 +164,15 @@ def atomic_save_image(image: Any, path: str | Path, format: str | None = None, *
     path = Path(path)
     picture = Image.fromarray(image) if isinstance(image, np.ndarray) else image
     fmt = format or Image.registered_extensions().get(path.suffix.lower()) or "PNG"
-    return atomic_save(path, lambda tmp: picture.save(tmp, format=fmt, **options))
+    return atomic_save(path, lambda tmp: picture.save(tmp, format=fmt, **options), before_replace=before_replace)
 
 
-def atomic_save_figure(figure: Any, path: str | Path, **options: Any) -> Path:
+def atomic_save_figure(figure: Any, path: str | Path, *, before_replace: Callable[[], Any] | None = None,
+                       **options: Any) -> Path:
     """A matplotlib figure saved atomically (format from the suffix)."""
     path = Path(path)
     fmt = path.suffix.lstrip(".") or "png"
-    return atomic_save(path, lambda tmp: figure.savefig(tmp, format=fmt, **options))
+    return atomic_save(path, lambda tmp: figure.savefig(tmp, format=fmt, **options), before_replace=before_replace)
 
 
 def check_writable(folder: str | Path) -> Path:
@@ -244,35 +295,40 @@ class OutputFolder:
         return path.is_file() and self.owns(path)
 
     def write_bytes(self, name: str, data: bytes) -> Path:
-        return self._done(atomic_write_bytes(self.claim(name), data))
+        return self.save(name, lambda tmp: tmp.write_bytes(data))
 
     def write_text(self, name: str, text: str) -> Path:
-        return self._done(atomic_write_text(self.claim(name), text))
+        return self.write_bytes(name, text.encode("utf-8"))
 
     def save_image(self, name: str, image: Any, format: str | None = None, **options: Any) -> Path:
-        return self._done(atomic_save_image(image, self.claim(name), format, **options))
+        path = self.claim(name)
+        return atomic_save_image(image, path, format, before_replace=self._recorder(path), **options)
 
     def save_figure(self, name: str, figure: Any, **options: Any) -> Path:
-        return self._done(atomic_save_figure(figure, self.claim(name), **options))
+        path = self.claim(name)
+        return atomic_save_figure(figure, path, before_replace=self._recorder(path), **options)
 
     def copy(self, name: str, src: str | Path) -> Path:
-        return self._done(atomic_copy(src, self.claim(name)))
+        path = self.claim(name)
+        if path.exists() and Path(src).resolve() == path.resolve():
+            return path
+        return self.save(name, lambda tmp: shutil.copy2(src, tmp))
 
     def save(self, name: str, write: Callable[[Path], Any]) -> Path:
         """Any writer: `write(tmp_path)` fills a temporary file that then replaces output `name`."""
-        return self._done(atomic_save(self.claim(name), write))
+        path = self.claim(name)
+        return atomic_save(path, write, before_replace=self._recorder(path))
 
     @contextlib.contextmanager
     def writing(self, name: str) -> Iterator[Path]:
         """A temporary path to fill while work streams; output `name` appears only when the block completes."""
         path = self.claim(name)
-        with atomic_writing(path) as tmp:
+        with atomic_writing(path, before_replace=self._recorder(path)) as tmp:
             yield tmp
-        self._done(path)
 
-    def _done(self, path: Path) -> Path:
-        self._record(self.relative(path))
-        return path
+    def _recorder(self, path: Path) -> Callable[[], None]:
+        """Records `path` as ours just before it appears, so an interruption never leaves an unknown file."""
+        return lambda: self._record(self.relative(path))
 
 
 def as_output_folder(out: str | Path | OutputFolder, *, inputs: Iterable[str | Path | None] = (),

@@ -8,7 +8,8 @@ that resolves images and every writer that names outputs:
   With `flatten=True` such a name is not refused but reduced to what lies safely under the root
   (`../../photo.jpg` -> `photo.jpg`, `/home/u/a/photo.jpg` -> `photo.jpg`), which is how readers look an
   image up by base name and writers keep a data set's own file names.
-- `safe_filename(text)`: one file-name component from any text (a class name such as `front/left wheel`).
+- `safe_filename(text)`: one file-name component from any text (a class name such as `front/left wheel`);
+  `is_plain_name(text)` says whether a name given for something masksmith creates (a run) is one.
 - `unique_stems(paths)`: output names for input files that stay distinct when stems collide
   (`a/car.jpg` + `b/car.jpg`, or `car.jpg` + `car.png`).
 """
@@ -116,6 +117,13 @@ def safe_filename(text: str, fallback: str = "item") -> str:
     if len(encoded) > MAX_COMPONENT_BYTES:
         out = encoded[:MAX_COMPONENT_BYTES].decode("utf-8", "ignore").rstrip(". ") or fallback
     return out
+
+
+def is_plain_name(text: str) -> bool:
+    """Whether `text` is a plain name for one file or folder, the one `safe_filename` leaves as it is (no
+    separator, `..`, leading dot, control or reserved character, not too long). A name given for something
+    masksmith creates (a run) must be one: a name, never a path."""
+    return isinstance(text, str) and bool(text.strip()) and safe_filename(text) == text
 
 
 def unique_stems(paths: Sequence[str | Path]) -> list[str]:

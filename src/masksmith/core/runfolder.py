@@ -36,6 +36,7 @@ EVALUATION_METRICS = "metrics.json"
 REPORT = "report.html"
 VALIDATION = "validation"
 STATUS = "status.json"
+LOCK = "training.lock"  # held by the training that writes the folder (train/run.py)
 
 
 def is_run_folder(path: str | Path) -> bool:

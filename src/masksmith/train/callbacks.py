@@ -5,8 +5,11 @@ callback here, never by editing the loop."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ from lightning.pytorch.callbacks import OnExceptionCheckpoint, RichProgressBar
 
 from masksmith.core.durations import format_duration
 from masksmith.core.labels import ClassMap
-from masksmith.core.outputs import atomic_save_image
+from masksmith.core.outputs import atomic_save_image, storage_error
 from masksmith.core.runfolder import CURVES, METRICS, PREVIEWS, append_csv_row
 from masksmith.draw.charts import plot_curves
 
@@ -242,8 +245,10 @@ class KeepModelFile(L.Callback):
             self._save(pl_module, "best")
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if trainer.is_global_zero and self.trained and self.best == -math.inf and self.saved is None:
-            self._save(pl_module, "interrupted")
+        if trainer.is_global_zero and self.trained and self.best == -math.inf and self.saved is None and \
+                storage_error(exception) is None:  # on a full disk the model file there is the last good one
+            with last_words("the model file"):
+                self._save(pl_module, "interrupted")
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best}
@@ -265,8 +270,19 @@ class KeepInterrupted(OnExceptionCheckpoint):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start_step = trainer.global_step  # after the checkpoint was restored
 
-    def on_exception(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
-        if self.start_step is None or trainer.global_step <= self.start_step:
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if self.start_step is None or trainer.global_step <= self.start_step or storage_error(exception):
             return
-        super().on_exception(trainer, *args, **kwargs)
-        self.written = Path(self.ckpt_path)
+        with last_words("checkpoints/interrupted.ckpt"):
+            super().on_exception(trainer, pl_module, exception)
+            self.written = Path(self.ckpt_path)
+
+
+@contextlib.contextmanager
+def last_words(what: str) -> Iterator[None]:
+    """A write made while training stops on an error: when it fails too, it is logged, so the error that
+    stopped training is the one reported (not a chain of tracebacks ending in this write's)."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - the stop's own error is already on its way up
+        logging.getLogger(__name__).warning("%s was not written while training stopped: %s", what, exc)

@@ -11,6 +11,9 @@ import yaml
 
 from masksmith.core.errors import MasksmithError
 
+MAX_EPOCHS = 1_000_000
+MAX_SECONDS = 366 * 24 * 3600.0  # a time budget of a year at most
+
 
 @dataclass
 class TrainConfig:
@@ -112,14 +115,14 @@ class TrainConfig:
                     not math.isfinite(value):
                 raise bad(key, kind)
             if low is not None and (value <= low if low_open else value < low):
-                raise bad(key, f"{kind} {'above' if low_open else 'of at least'} {low:g}"
-                          + (f" and at most {high:g}" if high is not None else ""))
+                raise bad(key, f"{kind} {'above' if low_open else 'of at least'} {_shown(low)}"
+                          + (f" and at most {_shown(high)}" if high is not None else ""))
             if high is not None and value > high:
-                raise bad(key, f"{kind} of at most {high:g}")
+                raise bad(key, f"{kind} of at most {_shown(high)}")
 
         number("batch_size", 1, 4096, integer=True)
-        number("epochs", 1, None, optional=True, integer=True)
-        number("time_budget", 0, None, low_open=True, optional=True)
+        number("epochs", 1, MAX_EPOCHS, optional=True, integer=True)
+        number("time_budget", 0, MAX_SECONDS, low_open=True, optional=True)
         if self.epochs is None and self.time_budget is None:
             raise MasksmithError("neither epochs nor a time budget is set: the run would never end.", path=path,
                                  fix="set `epochs` or `time_budget`.")
@@ -141,6 +144,14 @@ class TrainConfig:
         number("preview_images", 0, 64, integer=True)
         number("num_workers", 0, 64, integer=True)
         number("seed", 0, 2**32 - 1, integer=True)
+        if self.name:  # the run folder is `runs_dir`/`name`, never anywhere else
+            from masksmith.core.paths import is_plain_name, safe_filename
+
+            if not isinstance(self.name, str) or not is_plain_name(self.name):
+                raise MasksmithError(f"`name` is {self.name!r}; a run name is one folder name under `runs_dir`, "
+                                     "never a path (no / or \\, no leading dot, no control or reserved "
+                                     "characters).", path=path, fix="give `name` a plain name, e.g. "
+                                     f"`name={safe_filename(str(self.name), 'run')}`.")
         if not (isinstance(self.scale, list) and len(self.scale) == 2 and
                 all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1 for v in self.scale)
                 and self.scale[0] <= self.scale[1]):
@@ -168,6 +179,11 @@ class TrainConfig:
                 raise MasksmithError(f"{key}: {value!r} is not of type {_type_name(hints[key])}.", path=path,
                                      fix=f"give {key} a value of that type (default: {getattr(cls(), key)!r}).")
         return cls(**data).check(path)
+
+
+def _shown(value: float) -> str:
+    """A bound as a person reads it: 31622400, not 3.16224e+07."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _fits(value: Any, hint: Any) -> bool:

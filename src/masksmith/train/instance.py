@@ -48,7 +48,7 @@ from masksmith.models.instance import (
 )
 from masksmith.train.callbacks import History
 from masksmith.train.config import TrainConfig
-from masksmith.train.run import fit_run, model_saver, start_run
+from masksmith.train.run import claimed_run, fit_run, model_saver
 from masksmith.train.samples import SampleSplit, planned_split
 
 INSTANCE_LR = 0.01  # SGD for Mask R-CNN (torchvision's reference: 0.02 for 16 images; ours see fewer, warmed up)
@@ -258,11 +258,19 @@ def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: boo
                    extra_callbacks: list[L.Callback] | None = None,
                    announce: Callable[[str], None] | None = None) -> Path:
     """Train Mask R-CNN and return the run folder. With `resume`, continue `run_dir` from its last checkpoint."""
-    run_dir, resume_from = start_run(config, run_dir, resume)
+    with claimed_run(config, run_dir, resume, announce) as (run_dir, resume_from):
+        fit_instance(config, run_dir, resume_from, extra_callbacks, announce)
+    return run_dir
+
+
+def fit_instance(config: TrainConfig, run_dir: Path, resume_from: Path | None,
+                 extra_callbacks: list[L.Callback] | None = None,
+                 announce: Callable[[str], None] | None = None) -> None:
+    """Read the data, build Mask R-CNN and fit it into the claimed `run_dir` (from `resume_from`)."""
     split = split_instance_data(config, announce)
     names = split.dataset.class_names
     model_config = model_config_for(config)
-    net = build_instance_model(model_config, len(names), pretrained=not resume)
+    net = build_instance_model(model_config, len(names), pretrained=resume_from is None)
 
     bf16_backbone(net, config)
     perm = flip_permutation(split.dataset.class_map, split.flip_pairs) if config.flip else None
@@ -296,4 +304,3 @@ def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: boo
             extra_callbacks=extra_callbacks,
             # a safety net for SGD at 0.01 on small batches: the first steps on fresh heads can spike
             gradient_clip_val=10.0)
-    return run_dir

@@ -6,14 +6,17 @@ module and callbacks that differ."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shlex
 import signal
+import socket
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +25,9 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerStatus
 
-from masksmith.core.errors import MasksmithError, TrainingInterrupted
-from masksmith.core.outputs import atomic_save, atomic_write_text, check_writable
-from masksmith.core.runfolder import CONFIG, DATA, MODEL, VALIDATION
+from masksmith.core.errors import MasksmithError, TrainingInterrupted, signal_words, stop_signal
+from masksmith.core.outputs import atomic_save, atomic_write_text, check_writable, os_error, storage_error
+from masksmith.core.runfolder import CONFIG, DATA, LOCK, MODEL, VALIDATION
 from masksmith.models.artifact import ModelArtifact, save_artifact
 from masksmith.train.callbacks import (
     ClockSchedule,
@@ -37,29 +40,131 @@ from masksmith.train.config import TrainConfig
 from masksmith.train.samples import SampleSplit
 
 MODEL_FILE = MODEL
+RUN_DIR_ENV = "MASKSMITH_RUN_DIR"  # the run folder, for the processes Lightning starts (DDP)
 
 
-def start_run(config: TrainConfig, run_dir: Path | None, resume: bool) -> tuple[Path, Path | None]:
-    """Check the config, quiet Lightning, seed everything, and return (run folder, checkpoint to resume from or
-    None): a new folder under config.runs_dir unless `run_dir` is given. Everything that can refuse the run
-    (values out of range, a runs folder that cannot be written, a checkpoint that cannot be read) does so here,
-    before the data is read and before anything in the run folder is touched."""
+@contextlib.contextmanager
+def claimed_run(config: TrainConfig, run_dir: Path | None = None, resume: bool = False,
+                announce: Callable[[str], None] | None = None) -> Iterator[tuple[Path, Path | None]]:
+    """Check the config, quiet Lightning, seed everything, and hold the run folder for this training: yields
+    (run folder, checkpoint to resume from or None). A new run gets a folder of its own under
+    config.runs_dir (`name`, or `name-2` ... when that one is taken, which `announce` is told); a given
+    folder (`run_dir`, or the one to resume) is refused while another training holds it. Everything that can
+    refuse the run (values out of range, a runs folder that cannot be written, a folder in use, a checkpoint
+    that cannot be read) does so here, before the data is read and before anything in the run folder is
+    touched; a new folder left empty by a run that stopped before training is removed again."""
     config.check()
     quiet_lightning()
     L.seed_everything(config.seed, workers=True, verbose=False)
+    shared = os.environ.get(RUN_DIR_ENV) if launched_worker() else None
+    if shared:  # a process Lightning started for distributed training: its parent holds the folder
+        yield Path(shared), resume_checkpoint(Path(shared)) if resume else None
+        return
+    created = run_dir is None
     if run_dir is None:
         check_writable(Path(config.runs_dir))
-        run_dir = new_run_dir(config)
-    elif not resume:
-        check_writable(run_dir)
-    return run_dir, resume_checkpoint(run_dir) if resume else None
+        run_dir, lock = new_run_dir(config, announce)
+    else:
+        if resume:
+            resume_checkpoint(run_dir)  # a folder that is not a run is refused before it is locked
+        else:
+            check_writable(run_dir)
+        lock = RunLock(run_dir).acquire()
+    try:
+        yield run_dir, resume_checkpoint(run_dir) if resume else None
+    except KeyboardInterrupt as exc:  # while the data was read and the network built (fit_run says the rest)
+        signum = stop_signal(exc) or signal.SIGINT
+        raise TrainingInterrupted(
+            f"training stopped by {signal_words(signum)} before it started; "
+            + ("nothing was written." if created else "the run folder is as it was."),
+            fix=f"resume with: `resume={shlex.quote(str(run_dir))}`" if resume else "start the run again.",
+            signum=signum) from None
+    finally:
+        lock.release()
+        if created:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # only when empty: a run that stopped before training wrote nothing
 
 
-def begin_run(run_dir: Path, config: TrainConfig) -> None:
-    """The moment training starts: the run folder and its config.yaml (rewritten on resume, with the epochs or
-    time asked now), so an interrupted run is understood and can be resumed."""
-    check_writable(run_dir)
-    atomic_write_text(run_dir / CONFIG, config.to_yaml())
+def launched_worker() -> bool:
+    """Whether this process is one Lightning started for distributed training (rank above 0)."""
+    return any(os.environ.get(k, "0").strip() not in ("", "0") for k in ("LOCAL_RANK", "NODE_RANK"))
+
+
+class RunLock:
+    """One training's hold on its run folder: an exclusive lock (flock) on RUN/training.lock, which says
+    which process holds it. The system drops the lock when the process ends in any way (SIGKILL too), so
+    a folder is never left locked by a training that is gone; a second training of the same folder is
+    refused while the first runs, instead of both writing metrics.csv and the model file."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK
+        self.fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        """Take the lock; False when another training holds it."""
+        for _ in range(5):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise os_error(exc, self.path) from None
+            if not _lock_fd(fd):
+                os.close(fd)
+                return False
+            try:  # its last holder may have removed the file between our open and our lock
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                os.ftruncate(fd, 0)
+                os.write(fd, f"process {os.getpid()} on {socket.gethostname()} since "
+                             f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+                return True
+            os.close(fd)
+        return False
+
+    def acquire(self) -> RunLock:
+        """Take the lock, or refuse naming the training that holds it."""
+        if not self.try_acquire():
+            raise MasksmithError(f"is in use by another training ({self.holder()}); nothing was changed.",
+                                 path=self.run_dir, fix="wait until it ends or stop it, or give another `name`.")
+        return self
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text(encoding="utf-8").strip() or "a process that is starting"
+        except OSError:
+            return "a process that is starting"
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()  # while still held: a training waiting on this file tries again
+        with contextlib.suppress(OSError):
+            os.close(self.fd)  # closing drops the lock
+        self.fd = None
+
+
+def _lock_fd(fd: int) -> bool:
+    """An exclusive lock on an open file without waiting: flock on POSIX, msvcrt on Windows."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
 
 
 def quiet_lightning() -> None:
@@ -73,15 +178,26 @@ def quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
-def new_run_dir(config: TrainConfig) -> Path:
+def new_run_dir(config: TrainConfig, announce: Callable[[str], None] | None = None) -> tuple[Path, RunLock]:
+    """A folder of this run's own under config.runs_dir, created and locked: `name` (by default the model and
+    the time), or the first of `name-2`, `name-3` ... that no other run has, which `announce` is told."""
     root = Path(config.runs_dir)
     base = config.name or f"{config.arch}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run = root / base
-    k = 2
-    while run.exists():
-        run = root / f"{base}-{k}"
-        k += 1
-    return run
+    for k in range(1, 10_000):
+        run = root / (base if k == 1 else f"{base}-{k}")
+        try:
+            run.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise os_error(exc, run) from None
+        lock = RunLock(run)
+        if not lock.try_acquire():  # another training made it an instant ago
+            continue
+        if k > 1 and config.name and announce is not None:
+            announce(f"{root / base} exists (another run has that name), so this run is {run}.")
+        return run, lock
+    raise MasksmithError(f"has no free run name left for {base!r}.", path=root, fix="give another `name`.")
 
 
 CHECKPOINTS = ("last.ckpt", "interrupted.ckpt")  # what --resume continues from (best.ckpt may be older)
@@ -161,7 +277,8 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
 
     `monitor`: the validation metric (higher is better) that picks best.ckpt and the model file; None keeps the
     last. `resize`: (object with a `size`, full (h, w), divisor) for progressive resizing when the config asks.
-    `trainer_options` go to L.Trainer (e.g. gradient_clip_val)."""
+    `trainer_options` go to L.Trainer (e.g. gradient_clip_val). An interruption (Ctrl-C, SIGTERM) raises
+    TrainingInterrupted and a full disk a MasksmithError, each one line saying what was kept."""
     ckpt_dir = run_dir / "checkpoints"
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
@@ -169,16 +286,51 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
     clock = ClockSchedule(module.base_lrs(), config.epochs, config.time_budget, config.warmup_fraction)
     keep = KeepModelFile(save, monitor)
     interrupted = KeepInterrupted(dirpath=ckpt_dir, filename="interrupted")  # on Ctrl-C or an error only
-    callbacks: list[L.Callback] = [clock, checkpoint, interrupted, history, previews, keep,
-                                   *(extra_callbacks or [])]
+    callbacks: list[L.Callback] = [BeginRun(run_dir, config, split), clock, checkpoint, interrupted, history,
+                                   previews, keep, *(extra_callbacks or [])]
     if resize is not None and config.low_res_factor and config.low_res_factor < 1:
         target, full, divisor = resize
         callbacks.append(ProgressiveResize(target, clock, config.low_res_factor, config.low_res_until, full,
                                            divisor))
+    trainer = make_trainer(config, run_dir, callbacks, precision, **trainer_options)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, trainer.world_size)))
+    handler = signal.getsignal(signal.SIGINT)
+    if trainer.world_size > 1:
+        os.environ[RUN_DIR_ENV] = str(run_dir)  # the processes Lightning starts write into this folder too
+    try:
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume_from) if resume_from else None,
+                    weights_only=True)
+    except BaseException as exc:
+        failure = training_failure(exc, run_dir, keep, interrupted, trainer, resume_from)
+        if failure is None:
+            raise
+        raise failure from None
+    finally:
+        os.environ.pop(RUN_DIR_ENV, None)
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)  # Lightning ignores Ctrl-C from its first one on
+    try:
+        if trainer.is_global_zero and not (run_dir / MODEL_FILE).exists():
+            save(module, "last")
+        if trainer.is_global_zero and split is not None:
+            finish_run(run_dir, config, split)
+    except KeyboardInterrupt as exc:
+        signum = stop_signal(exc) or signal.SIGINT
+        raise TrainingInterrupted(
+            f"training had ended when {signal_words(signum)} stopped the evaluation on the validation images "
+            f"and the report. Kept: {kept_files(run_dir, keep, interrupted)}.",
+            fix="the model is complete; evaluate it and write its report again when you need them.",
+            signum=signum) from None
+
+
+def make_trainer(config: TrainConfig, run_dir: Path, callbacks: list[L.Callback], precision: str,
+                 **trainer_options: Any) -> L.Trainer:
+    """The Lightning Trainer of a run: epochs or the clock, checkpoints read safely, no logger; a progress
+    bar on a terminal."""
     interactive = sys.stdout.isatty()
     if interactive:
-        callbacks.append(TrainingProgress())
-    trainer = L.Trainer(
+        callbacks = [*callbacks, TrainingProgress()]
+    return L.Trainer(
         max_epochs=config.epochs if config.epochs else -1,
         max_time={"seconds": config.time_budget} if config.time_budget else None,
         accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
@@ -187,41 +339,53 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
         num_sanity_val_steps=0, log_every_n_steps=5, deterministic=False, plugins=[SafeCheckpointIO()],
         **trainer_options,
     )
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, trainer.world_size)))
-    if trainer.is_global_zero:
-        begin_run(run_dir, config)
-    if split is not None and trainer.is_global_zero:
-        write_data_summary(run_dir, config, split)
-    handler = signal.getsignal(signal.SIGINT)
-    try:
-        trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume_from) if resume_from else None,
-                    weights_only=True)
-    except SystemExit:  # Lightning's answer to Ctrl-C: sys.exit(1) after its on_exception hooks ran
-        if trainer.state.status == TrainerStatus.INTERRUPTED:
-            raise interrupted_error(run_dir, keep, interrupted, trainer) from None
-        raise
-    except Exception as exc:
-        if resume_from is not None and not keep.trained and not isinstance(exc, MasksmithError):
-            raise MasksmithError(f"does not fit this run's model, so training could not continue "
-                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
-                                 "the model file was left as it was.", path=resume_from,
-                                 fix="resume with the config.yaml the run was started with, or start a new run."
-                                 ) from None
-        raise
-    finally:
-        if handler is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, handler)  # Lightning ignores Ctrl-C from its first one on
-    if trainer.is_global_zero and not (run_dir / MODEL_FILE).exists():
-        save(module, "last")
-    if trainer.is_global_zero and split is not None:
-        finish_run(run_dir, config, split)
 
 
-def interrupted_error(run_dir: Path, keep: KeepModelFile, interrupted: KeepInterrupted,
-                      trainer: L.Trainer) -> TrainingInterrupted:
-    """What Ctrl-C kept (which model file, which checkpoint) and the exact command that resumes the run."""
-    import shlex
+class BeginRun(L.Callback):
+    """The moment training starts, after a resumed run's checkpoint was restored: config.yaml (rewritten on
+    resume, with the epochs or time asked now) and data.json, so an interrupted run is understood and can be
+    resumed, and a resume refused before it (a checkpoint of another model) changes nothing."""
 
+    def __init__(self, run_dir: Path, config: TrainConfig, split: SampleSplit | None) -> None:
+        self.run_dir, self.config, self.split = run_dir, config, split
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        atomic_write_text(self.run_dir / CONFIG, self.config.to_yaml())
+        if self.split is not None:
+            write_data_summary(self.run_dir, self.config, self.split)
+
+
+def training_failure(exc: BaseException, run_dir: Path, keep: KeepModelFile, interrupted: KeepInterrupted,
+                     trainer: L.Trainer, resume_from: Path | None) -> MasksmithError | None:
+    """The one line for a training that did not end normally, or None to let `exc` through: an interruption
+    (Lightning ends Ctrl-C with sys.exit(1) after its on_exception hooks, and SIGTERM with its
+    SIGTERMException), a full disk, or a resumed checkpoint that does not fit the model."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(exc, SystemExit):
+        if trainer.state.status != TrainerStatus.INTERRUPTED:
+            return None
+        signum = signal.SIGTERM if isinstance(exc, SIGTERMException) else stop_signal(exc) or signal.SIGINT
+        return interrupted_error(run_dir, keep, interrupted, trainer, signum)
+    if not isinstance(exc, Exception):
+        return None
+    full = storage_error(exc)
+    if full is not None:
+        return MasksmithError(f"training stopped in epoch {trainer.current_epoch + 1} (step {trainer.global_step}): "
+                              f"{full.problem} Kept: {kept_files(run_dir, keep, interrupted)}.", path=full.path,
+                              fix=full.fix)
+    if resume_from is not None and not keep.trained and not isinstance(exc, MasksmithError):
+        return MasksmithError(f"does not fit this run's model, so training could not continue "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
+                              "nothing in the run folder was changed.", path=resume_from,
+                              fix="resume with the config.yaml the run was started with, or start a new run.")
+    return None
+
+
+def kept_files(run_dir: Path, keep: KeepModelFile, interrupted: KeepInterrupted) -> str:
+    """Which model file (and checkpoint) a stopped training leaves, for its last line."""
     model = run_dir / MODEL_FILE
     if keep.saved is not None:
         reason, epoch = keep.saved
@@ -230,14 +394,25 @@ def interrupted_error(run_dir: Path, keep: KeepModelFile, interrupted: KeepInter
         kept = f"{model} (unchanged, from before)"
     else:
         kept = "no model file yet"
-    ckpt = interrupted.written or next((p for p in (run_dir / "checkpoints" / n for n in CHECKPOINTS)
+    ckpt = last_checkpoint(run_dir, interrupted)
+    return kept + (f" and the checkpoint {ckpt}" if ckpt else "")
+
+
+def last_checkpoint(run_dir: Path, interrupted: KeepInterrupted) -> Path | None:
+    return interrupted.written or next((p for p in (run_dir / "checkpoints" / n for n in CHECKPOINTS)
                                         if p.exists()), None)
-    state = f" and the checkpoint {ckpt}" if ckpt else ""
+
+
+def interrupted_error(run_dir: Path, keep: KeepModelFile, interrupted: KeepInterrupted, trainer: L.Trainer,
+                      signum: int = signal.SIGINT) -> TrainingInterrupted:
+    """What the interruption kept (which model file, which checkpoint), naming the signal that came, and the
+    exact command that resumes the run."""
+    ckpt = last_checkpoint(run_dir, interrupted)
     return TrainingInterrupted(
-        f"training stopped by Ctrl-C in epoch {trainer.current_epoch + 1} (step {trainer.global_step}). "
-        f"Kept: {kept}{state}.",
+        f"training stopped by {signal_words(signum)} in epoch {trainer.current_epoch + 1} "
+        f"(step {trainer.global_step}). Kept: {kept_files(run_dir, keep, interrupted)}.",
         fix=f"resume with: `resume={shlex.quote(str(run_dir))}`" if ckpt else
-        "start the run again; no checkpoint was written yet.")
+        "start the run again; no checkpoint was written yet.", signum=signum)
 
 
 def write_data_summary(run_dir: Path, config: TrainConfig, split: SampleSplit) -> Path:

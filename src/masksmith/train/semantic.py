@@ -44,7 +44,7 @@ from masksmith.models.sides import side_pairs_for
 from masksmith.train.callbacks import History, Previews
 from masksmith.train.config import TrainConfig
 from masksmith.train.losses import SegmentationLoss
-from masksmith.train.run import fit_run, model_saver, start_run
+from masksmith.train.run import claimed_run, fit_run, model_saver
 from masksmith.train.samples import SampleSplit, planned_split
 
 
@@ -227,7 +227,15 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
                    extra_callbacks: list[L.Callback] | None = None,
                    announce: Callable[[str], None] | None = None) -> Path:
     """Train and return the run folder. With `resume`, continue `run_dir` from checkpoints/last.ckpt."""
-    run_dir, resume_from = start_run(config, run_dir, resume)
+    with claimed_run(config, run_dir, resume, announce) as (run_dir, resume_from):
+        fit_semantic(config, run_dir, resume_from, extra_callbacks, announce)
+    return run_dir
+
+
+def fit_semantic(config: TrainConfig, run_dir: Path, resume_from: Path | None,
+                 extra_callbacks: list[L.Callback] | None = None,
+                 announce: Callable[[str], None] | None = None) -> None:
+    """Read the data, build the network and fit it into the claimed `run_dir` (from `resume_from`)."""
     if config.model_options:
         raise MasksmithError(f"model_options {sorted(config.model_options)} apply to instance models only.",
                              fix="remove model_options from the config.")
@@ -240,7 +248,7 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
                                side_pairs=side_pairs_for(classes, data.flip_pairs)
                                if config.side_head and not binary else None)
     mean, std = default_normalisation(model_config)
-    net = SegmentationNet(build_model(model_config, pretrained=not resume), mean, std)
+    net = SegmentationNet(build_model(model_config, pretrained=resume_from is None), mean, std)
     loss = SegmentationLoss(loss_name(config, binary), model_config.num_outputs, config.class_weights)
     module = SemanticModule(net, loss, classes.num_values, config.lr, config.weight_decay, config.channels_last,
                             config.encoder_lr_factor if config.encoder_weights else 1.0,
@@ -282,4 +290,3 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
             precision=resolve_precision(config), resume_from=resume_from,
             resize=(augment, size, get_model(config.arch).divisor), split=data.split,
             extra_callbacks=extra_callbacks)
-    return run_dir

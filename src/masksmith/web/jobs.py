@@ -214,7 +214,9 @@ def run_progress(run: dict[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- the worker
 def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    from masksmith.core.errors import Stopped
+
+    raise Stopped(signum)  # stops like Ctrl-C, and the training's last line names SIGTERM
 
 
 def worker_main(argv: list[str] | None = None) -> int:
