@@ -26,9 +26,10 @@ def model_row(run: dict[str, Any]) -> dict[str, Any]:
 
     summary = service.run_summary(run["folder"], run["task"])
     headline = summary.headline
+    clock = service.run_clock(run["folder"], run["state"])  # the same clock as the run page
     return {**run, "epochs": summary.epochs, "seconds": summary.seconds, "metric": headline.value,
             "metric_text": headline.text(), "metric_name": f"{headline.name} ({headline.source})",
-            "has_model": summary.has_model}
+            "has_model": summary.has_model, "clock": clock["elapsed_text"]}
 
 
 @router.get("/models", response_class=HTMLResponse)
@@ -38,12 +39,26 @@ def models_page(page: PagesDep, store: StoreDep):
 
 @router.get("/models/{run_id}", response_class=HTMLResponse)
 def model_page(page: PagesDep, run: RunDep, store: StoreDep):
+    from masksmith import service
     from masksmith.html_report import report_css, report_sections
 
     folder = Path(run["folder"])
     sections = report_sections(folder) if runfolder.is_run_folder(folder) else []
+    progress = runfolder.run_progress(folder)
     return page("model.html", run=run, row=model_row(run), sections=sections, css=report_css(),
-                datasets=store.datasets())
+                datasets=store.datasets(), card=service.model_card(folder, run["task"]), colors=_colors(folder),
+                preview=progress["preview"])
+
+
+def _colors(folder: Path) -> dict[str, Any]:
+    """{class: colour} the run trained with (data.json), for the bars; {} before training has read the data."""
+    import json
+
+    try:
+        data = json.loads((folder / runfolder.DATA).read_text(encoding="utf-8"))
+        return {c["name"]: c["color"] for c in data.get("classes", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 @router.get("/models/{run_id}/download")
