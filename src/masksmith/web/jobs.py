@@ -182,11 +182,14 @@ def run_progress(run: dict[str, Any], images: int | None = None) -> dict[str, An
     """What the live page shows: state, epochs so far, the newest preview, and the job's one clock
     (`service.run_clock`: elapsed over every session, time left, fraction done, phase)."""
     from masksmith import service
+    from masksmith.web.common import plain
+    from masksmith.web.forms import web_message
 
     folder = Path(run["folder"])
     progress = runfolder.run_progress(folder)
     clock = service.run_clock(folder, run["state"], images=images)
-    return {"id": run["id"], "state": run["state"], "error": run["error"], "epochs": progress["epochs"],
+    error = plain(web_message(run["error"]), folder.parents[1]) if run["error"] else None  # worded for the page
+    return {"id": run["id"], "state": run["state"], "error": error, "epochs": progress["epochs"],
             "preview": progress["preview"], "previews": progress["previews"], "model": progress["model"],
             **clock, "time_left": clock["left_text"] if run["state"] in ACTIVE else None}
 
