@@ -64,6 +64,7 @@ def test_parts_have_an_area_a_confidence_and_their_objects() -> None:
     mask[60:70, 10:20] = 2
     mask[60:70, 80:90] = 2
     mask[99, 99] = 3  # one pixel of hood
+    mask[90:92, 50:52] = 1  # a fragment of body: not an object of its own
     confidence = np.full(mask.shape, 0.9, np.float32)
     confidence[mask == 2] = 0.3
     from masksmith.apps.extract import regions_of_classes
@@ -71,7 +72,7 @@ def test_parts_have_an_area_a_confidence_and_their_objects() -> None:
     prediction = PhotoPrediction(mask, regions_of_classes(mask, classes, None, 1), classes, confidence)
     parts = {p.name: p for p in prediction.parts()}
     assert parts["body"].objects == 1 and parts["wheel"].objects == 2 and parts["hood"].objects == 1
-    assert parts["body"].share == 0.5 and parts["hood"].pixels == 1
+    assert parts["body"].pixels == 5004 and parts["hood"].pixels == 1
     assert parts["wheel"].confidence == pytest.approx(0.3)
     assert prediction.usable_parts() == ["body"]
     assert "too small" in parts["hood"].reason() and parts["hood"].share < MIN_SHARE

@@ -20,13 +20,14 @@ from masksmith.infer.batch import save_index_mask
 
 MIN_SHARE = 0.002  # a part covering less of the photo (0.2 %) is too small to show or work on
 MIN_CONFIDENCE = 0.5  # the default least mean confidence of a found part
+FRAGMENT = 0.1  # a region under this share of its part's largest region is a fragment of it, not an object
 
 
 @dataclass
 class PartFound:
     """One class in one photo: its pixels and share of the photo, the model's mean confidence over them (the
     winning class probability for semantic models, the best object score for instance models) and the
-    objects counted (regions or detections of at least the photo's minimum size)."""
+    objects counted (detections; or regions, leaving out fragments under a tenth of the part's largest)."""
 
     name: str
     pixels: int
@@ -73,12 +74,14 @@ class PhotoPrediction:
         for name in self.found():
             value = self.classes.value(name)
             pixels = int(counts[value])
-            scores = [float(o.score) for o in self.objects if o.label == name]
-            if self.confidence is not None:
+            mine = [o for o in self.objects if o.label == name]
+            if self.confidence is not None:  # regions: a piece under a tenth of the part's largest is a fragment
                 confidence = float(self.confidence[self.mask == value].mean())
-            else:
-                confidence = max(scores, default=0.0)
-            out.append(PartFound(name, pixels, pixels / total, round(confidence, 4), len(scores)))
+                sizes = [int(o.mask.sum()) for o in mine]
+                count = sum(1 for n in sizes if n >= FRAGMENT * max(sizes))
+            else:  # detections: each object the model found, with its score
+                confidence, count = max((float(o.score) for o in mine), default=0.0), len(mine)
+            out.append(PartFound(name, pixels, pixels / total, round(confidence, 4), count))
         return out
 
     def usable_parts(self, min_share: float = MIN_SHARE, min_confidence: float = MIN_CONFIDENCE) -> list[str]:

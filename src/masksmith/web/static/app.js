@@ -153,7 +153,7 @@ function setupTrainPage() {
   function showExpect() {
     const box = $("#expect"), e = expectFor(Number($("#minutes").value));
     box.className = "expect" + (e ? " " + e.level : "");
-    box.textContent = e ? "With " + $("#minutes").value + " min: " + e.words + " (about " + e.epochs.toFixed(0) + " passes over the photos)." : "";
+    box.textContent = e ? "With " + $("#minutes").value + " min: " + e.words + " (about " + e.epochs.toFixed(0) + (e.epochs.toFixed(0) === "1" ? " pass" : " passes") + " over the photos)." : "";
   }
   $$("input[name=task]").forEach(r => r.addEventListener("change", () => { fillModels(); suggest(); }));
   model.addEventListener("change", suggest);
