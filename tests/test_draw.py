@@ -47,14 +47,19 @@ def _contrast(color, other) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ palette
-def test_default_palette_is_bright_and_neighbouring_classes_differ() -> None:
+def test_default_palette_is_bright_and_well_separated() -> None:
     colors = [class_color(i) for i in range(1, 21)]
     lab = _lab(colors)
     assert (lab[:, 0] >= 50).all(), "every default colour is light enough to read on a dark photo"
+    assert (np.hypot(lab[:, 1], lab[:, 2]) >= 25).all(), "no grey: every default colour is a colour"
     neighbours = np.linalg.norm(lab[1:] - lab[:-1], axis=1)
-    assert neighbours.min() >= 70, neighbours
+    assert neighbours.min() >= 35, neighbours
     d = np.linalg.norm(lab[:, None] - lab[None], axis=2) + np.eye(20) * 1e3
-    assert d.min() >= 12  # no two of the first 20 alike
+    assert d[:18, :18].min() >= 35  # 18 classes (car parts) all far apart: no five near-identical blues
+    assert d.min() >= 30  # no two of the first 20 alike
+    hues = np.degrees(np.arctan2(lab[:18, 2], lab[:18, 1])) % 360
+    blue = (hues > 200) & (hues < 300)
+    assert blue.sum() <= 4, colors  # blues are easy to confuse: few of them
 
 
 def test_every_class_up_to_the_limit_has_its_own_colour() -> None:

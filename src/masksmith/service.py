@@ -167,17 +167,28 @@ def check_class_overlap(model_classes: tuple[str, ...] | list[str], data_classes
 # --------------------------------------------------------------------------------------------- data sets
 def inspect_dataset(data: str | Path) -> dict[str, Any]:
     """What `dataset inspect` finds, as JSON: the statistics (DatasetStats.to_dict), the problems (with what
-    each dropped), the notes, the class colours and the declared splits. Reads the annotations alone (lenient)."""
+    each dropped; files named inside the data set, never by a path of this machine), the notes, the class
+    colours, the declared splits and the health check (`data.health`: usable images, what to fix). Reads the
+    annotations alone (lenient)."""
     from masksmith.data import load_dataset
+    from masksmith.data.health import dataset_health
     from masksmith.data.stats import dataset_stats
 
     dataset = load_dataset(data, strict=False, need_pixels=False)
     stats = dataset_stats(dataset, pixels=True)
+    roots = [str(r) for r in (dataset.root, data) if r]
+
+    def inside(text: str) -> str:
+        for root in roots:
+            text = text.replace(root.rstrip("/") + "/", "").replace(root, "the data set")
+        return text
+
     summary = stats.to_dict()
-    summary["problems"] = [{"text": str(p), "dropped": p.dropped, "count": p.count} for p in stats.problems]
-    summary["notes"] = [str(n) for n in stats.notes]
+    summary["problems"] = [{"text": inside(str(p)), "dropped": p.dropped, "count": p.count} for p in stats.problems]
+    summary["notes"] = [inside(str(n)) for n in stats.notes]
     summary["class_colors"] = [{"name": c.name, "color": list(c.color)} for c in dataset.classes]
     summary["splits"] = dict(stats.splits)
+    summary["health"] = dataset_health(dataset, stats).to_dict()
     return summary
 
 
@@ -264,3 +275,156 @@ def run_summary(run_dir: str | Path, task: str) -> RunSummary:
     rows = progress["epochs"]
     return RunSummary(len(rows), rows[-1].get("seconds") if rows else None, run_headline(run_dir, task),
                       progress["model"])
+
+
+# ------------------------------------------------------------------------------------ what to expect
+def suggest_budget(data: str | Path, *, task: str | None = None, model: str | None = None,
+                   colors: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The budget this data set needs on this machine (`train.budget`): the plan's input size and batch for
+    the chosen model, this machine's measured speed at them, minutes for a usable and for a good model, and
+    what a few budgets give, in words."""
+    from masksmith.data.fingerprint import dataset_fingerprint
+    from masksmith.models.registry import get_model
+    from masksmith.train.budget import step_rate
+    from masksmith.train.budget import suggest_budget as suggest
+    from masksmith.train.plan import Machine, plan_training
+
+    config = training_config(data, task=task, model=model, strict_data=False)
+    dataset = open_dataset(data, colors)
+    usable = [s for s in dataset.samples if not s.image_missing]
+    fp = dataset_fingerprint(dataset)
+    divisor = 32 if config.task == "instance" else get_model(config.arch).divisor
+    plan = plan_training(fp, Machine.here(), task=config.task, divisor=divisor)
+    size, batch = int(plan.value("size")), int(plan.value("batch_size"))
+    train_images = max(1, round(len(usable) * (1 - config.val_fraction)))
+    rate, measured = step_rate(config.arch, config.task, size, batch, len(dataset.class_map))
+    budget = suggest(train_images, rate, size, batch, measured)
+    return {**budget.to_dict(), "task": config.task, "model": config.arch,
+            "expect": {str(m): budget.expect(m) for m in sorted({1, 3, budget.usable_minutes, budget.good_minutes})}}
+
+
+CLASS_LEVELS = {"score": (0.7, 0.4), "percent": (0.5, 0.25)}  # (good at, fair at) for IoU and for AP
+
+
+def model_card(run_dir: str | Path, task: str) -> dict[str, Any] | None:
+    """The model in plain words, from its score on the validation photos: whether it is usable, the main
+    score explained, and per class a bar and a level (good / fair / not yet), best first. None before the
+    run has been scored."""
+    from masksmith.evaluate.result import Evaluation
+
+    metrics = runfolder.read_evaluation(Path(run_dir) / runfolder.EVALUATION / runfolder.VALIDATION)
+    if not metrics:
+        return None
+    evaluation = Evaluation.from_dict(metrics)
+    column = evaluation.columns[0] if evaluation.columns else None
+    good, fair = CLASS_LEVELS.get(column.kind if column else "score", (0.7, 0.4))
+    rows, unscored = [], []
+    for name, value in (evaluation.class_values(column.name).items() if column else []):
+        if name.lower() in ("background", "_background_"):
+            continue
+        if value is None:
+            unscored.append({"name": name, "value": None, "level": "not scored"})
+            continue
+        level = "good" if value >= good else "fair" if value >= fair else "not yet"
+        rows.append({"name": name, "value": float(value), "level": level})
+    rows.sort(key=lambda r: -r["value"])
+    headline = evaluation.headline
+    usable = headline.value is not None and headline.value >= (fair + good) / 2 - 0.05
+    said = [f"{words} {_listed(names)}" for level, words in (("good", "good at"), ("fair", "fair at"),
+                                                              ("not yet", "not yet at"))
+            if (names := [r["name"] for r in rows if r["level"] == level])]
+    if unscored:
+        said.append(f"{_listed([r['name'] for r in unscored])} not scored (no validation photo has them)")
+    said_text = "; ".join(said)
+    explained = (f"{headline.name} {headline.text()}: on the {evaluation.images} validation photos, the parts the "
+                 f"model paints overlap the true parts by {100 * (headline.value or 0):.0f} % of their combined "
+                 "area, on average over the classes." if headline.kind == "score" else
+                 f"{headline.name} {headline.text()}: of the objects in the {evaluation.images} validation photos, "
+                 "how many the model finds with a well-fitting mask (100 is perfect).")
+    return {"usable": usable, "verdict": ("Usable: " if usable else "Not usable yet: ") + said_text + ".",
+            "explained": explained, "column": column.name if column else "", "classes": rows + unscored,
+            "headline": {"name": headline.name, "value": headline.value, "text": headline.text()},
+            "images": evaluation.images}
+
+
+def _listed(names: list[str], most: int = 4) -> str:
+    shown = names[:most]
+    text = ", ".join(shown[:-1]) + (" and " if len(shown) > 1 else "") + shown[-1]
+    return text + (f" (+{len(names) - most} more)" if len(names) > most else "")
+
+
+# ---------------------------------------------------------------------------------------------- the clock
+PREPARE_SECONDS, PREPARE_PER_IMAGE = 8.0, 0.15  # reading and decoding the photos, building the model
+SCORE_SECONDS, SCORE_PER_IMAGE = 4.0, 0.4  # scoring the model file on the validation photos at the end
+
+
+def run_clock(run_dir: str | Path, state: str, now: float | None = None, images: int | None = None
+              ) -> dict[str, Any]:
+    """One clock for a whole training job, from what the run folder says: the wall time since Start over
+    every session (status.json: `wall_before` + this session), the time left (training left by the budget or
+    the epochs, plus preparing when this session has not finished an epoch, plus scoring at the end), the
+    fraction done, and the phase. `images`: the data set's size, for the first preparation's estimate."""
+    import json
+    import time as _time
+
+    from masksmith.core.durations import format_duration
+
+    run_dir = Path(run_dir)
+    now = _time.time() if now is None else now
+    progress = runfolder.run_progress(run_dir)
+    status, rows = progress["status"], progress["epochs"]
+    try:
+        config = TrainConfig.from_yaml(run_dir / runfolder.CONFIG)
+    except Exception:  # a page must not fail on a broken config; the clock then says less
+        config = None
+    started = status.get("started")
+    active = state in ("running", "stopping")
+    this_session = (now if active else status.get("ended") or now) - started if started else 0.0
+    elapsed = float(status.get("wall_before") or 0.0) + max(0.0, this_session)
+    metrics = run_dir / runfolder.METRICS
+    written = metrics.stat().st_mtime if metrics.is_file() else 0.0
+    epoch_this_session = bool(rows) and started is not None and written >= started
+    trained = float(rows[-1].get("seconds", 0)) if rows else 0.0
+    if active and epoch_this_session:
+        trained += max(0.0, now - written)
+    try:
+        data = json.loads((run_dir / runfolder.DATA).read_text(encoding="utf-8"))
+        images, val_images = data["images"]["total"], data["images"]["validation"]
+    except (OSError, ValueError, KeyError, TypeError):
+        val_images = round(0.15 * (images or 20))
+    prepare = PREPARE_SECONDS + PREPARE_PER_IMAGE * (images or 20)
+    score = SCORE_SECONDS + SCORE_PER_IMAGE * val_images
+    train_left = 0.0
+    if config is not None and config.time_budget:
+        train_left = max(0.0, config.time_budget - trained)
+    elif config is not None and config.epochs:
+        per_epoch = trained / max(1, len(rows)) if rows else 0.0
+        train_left = per_epoch * max(0, config.epochs - len(rows))
+    preparing = state in ("queued", "running") and not epoch_this_session
+    prepare_left = max(3.0, prepare - max(0.0, this_session)) if preparing and state == "running" else \
+        prepare if state == "queued" else 0.0
+    scoring = active and not preparing and train_left <= 0
+    left = 0.0 if state == "finished" else train_left + prepare_left + (score if not scoring else max(
+        2.0, score - max(0.0, now - written)))
+    phase = _phase(state, preparing, scoring, prepare_left, left, bool(status.get("resumed")), len(rows))
+    return {"elapsed": round(elapsed, 1), "elapsed_text": format_duration(elapsed), "left": round(left, 1),
+            "left_text": format_duration(left), "fraction": 1.0 if state == "finished" else
+            round(elapsed / max(1e-6, elapsed + left), 4) if elapsed + left > 0 else 0.0, "phase": phase,
+            "budget": config.time_budget if config else None, "max_epochs": config.epochs if config else None,
+            "budget_key": f"{config.time_budget}|{config.epochs}" if config else "", "trained": round(trained, 1),
+            "resumed": bool(status.get("resumed")), "resumed_at": status.get("resumed_at")}
+
+
+def _phase(state: str, preparing: bool, scoring: bool, prepare_left: float, left: float, resumed: bool,
+           epochs: int) -> str:
+    from masksmith.core.durations import format_duration
+
+    if state == "running" and preparing:
+        what = f"resuming from its checkpoint (epoch {epochs})" if resumed and epochs else \
+            "preparing the data and the model"
+        return f"{what}: about {format_duration(prepare_left)}"
+    if state == "running" and scoring:
+        return f"scoring the model on the validation photos: about {format_duration(left)}"
+    return {"queued": "waiting for the training before it to finish", "running": "training",
+            "stopping": "stopping (saving a checkpoint)", "finished": "finished", "stopped": "stopped",
+            "failed": "failed", "interrupted": "interrupted"}[state]

@@ -29,14 +29,17 @@ MAX_CLASSES = 254  # class values 1..254 fit a uint8 mask beside background 0 an
 BACKGROUND_COLOR: RGB = (0, 0, 0)
 VOID_COLOR: RGB = (224, 224, 192)  # what the VOC palette draws void (255) in
 
-# The default class colours: bright (they read on dark photos; overlays add a dark outline for light ones),
-# each clearly unlike its neighbours in the list (CIELAB distance >= 75) and no two of the first 20 alike
-# (>= 14). The first, a saturated magenta, stands out on dark and light photos alike (contrast 6.7 against
+# The default class colours, a categorical palette in the manner of Glasbey et al. (2007): each colour is the
+# bright sRGB colour farthest in CIELAB from all the colours before it (greedy farthest-point selection over a
+# grid of colours with L* 55-92 and chroma >= 25, away from white and the void cream), so the first k colours
+# are as far apart as k colours can be: 18 classes are at least 35 CIELAB units apart (the previous hand-made
+# list had five blues within 22). Bright, so they read on dark photos (overlays add a dark outline for light
+# ones). The first, a saturated magenta, stands out on dark and light photos alike (contrast 6.7 against
 # black, 3.2 against white) and is rare in real scenes: a single class gets it.
 CLASS_PALETTE: tuple[RGB, ...] = tuple(
     (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)) for h in (
-        "FF38C8", "00D2FF", "FFD000", "7C5CFF", "3DE05A", "FF6A2C", "00E0B4", "C86BFF", "B8F23C", "FF3A5C",
-        "4AA8FF", "FFA030", "FF80E0", "2CF0F0", "E0E860", "9C8CFF", "70FF9C", "FF8C8C", "66C8FF", "FFC890"))
+        "FF38C8", "00FF00", "FF2D00", "0087FF", "FFE100", "00A54B", "D26978", "0096B4", "C3780F", "00FFF0",
+        "F0B4FF", "879600", "B469FF", "A5FF69", "FF1E5A", "E100FF", "699669", "FFD278", "A5F0A5", "00FF96"))
 
 
 def class_color(value: int) -> RGB:

@@ -33,6 +33,15 @@ def colorize(mask: np.ndarray, colors: Sequence[Color]) -> np.ndarray:
     return palette_array(colors)[mask]
 
 
+def colorize_layer(mask: np.ndarray, colors: Sequence[Color]) -> np.ndarray:
+    """Class-index mask (H, W) to an RGBA layer (H, W, 4): the class colours, and nothing (transparent) on
+    background and void pixels, so a layer laid over the photo at any opacity leaves the background alone."""
+    rgba = np.zeros((*mask.shape, 4), np.uint8)
+    rgba[..., :3] = colorize(mask, colors)
+    rgba[..., 3] = np.where((mask != 0) & (mask != IGNORE_INDEX), 255, 0)
+    return rgba
+
+
 def outline_width(shape: tuple[int, ...]) -> int:
     """Outline thickness for a picture of this size: 1 pixel up to 400 pixels across, then thicker."""
     return max(1, round(max(shape[:2]) / 400))

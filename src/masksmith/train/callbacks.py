@@ -151,8 +151,9 @@ class History(L.Callback):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         m = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
-        row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step,
-               "seconds": round(time.monotonic() - self.t0, 1),
+        clock = next((c for c in trainer.callbacks if isinstance(c, ClockSchedule)), None)
+        seconds = clock.elapsed() if clock is not None else time.monotonic() - self.t0  # across resumed sessions
+        row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step, "seconds": round(seconds, 1),
                "lr": trainer.optimizers[0].param_groups[0]["lr"],
                **{k: m.get(k) for k in self.COLUMNS[4:]}}
         append_csv_row(self.csv, self.COLUMNS, row)

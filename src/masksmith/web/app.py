@@ -74,7 +74,7 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
     app.state.store, app.state.jobs, app.state.data_dir, app.state.closing = store, jobs, data_dir, closing
     app.state.limits = Limits(upload=upload_limit, photo=photo_limit)
     app.state.predictors = PredictorCache()
-    app.state.templates = make_templates()
+    app.state.templates = make_templates(data_dir)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     _guard(app, host, token)
     _error_handlers(app, data_dir)
@@ -129,8 +129,11 @@ def _error_handlers(app: FastAPI, data_dir: Path) -> None:
 
     @app.exception_handler(MasksmithError)
     async def masksmith_error(request: Request, exc: MasksmithError):
+        from masksmith.core.errors import FormatNotRecognised
+
         log.info("refused %s %s: %s", request.method, request.url.path, exc)
-        return refuse(request, 400, plain(web_message(str(exc)), data_dir))
+        help = "layout" if isinstance(exc, FormatNotRecognised) else None  # the page shows example layouts
+        return refuse(request, 400, plain(web_message(str(exc)), data_dir), help)
 
     @app.exception_handler(RequestValidationError)
     async def unreadable(request: Request, exc: RequestValidationError):

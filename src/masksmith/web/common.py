@@ -30,15 +30,16 @@ def wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
-def refuse(request: Request, status: int, message: str) -> Response:
-    """The refusal page (a browser asking for a page) or {"error": sentence} (the page's scripts)."""
+def refuse(request: Request, status: int, message: str, help: str | None = None) -> Response:
+    """The refusal page (a browser asking for a page) or {"error": sentence, "help": what the page may show
+    beside it} (the page's scripts)."""
     if wants_html(request):
         return HTMLResponse(f"<!doctype html><html lang=en><meta charset=utf-8>"
                             f"<meta name=viewport content='width=device-width, initial-scale=1'>"
                             f"<title>masksmith</title><link rel=stylesheet href=/static/app.css>"
                             f"<main class=narrow><h1>Sorry</h1><p class=error>{escape(message)}</p>"
                             f"<p><a href=/datasets>Back to the data sets</a></p></main></html>", status_code=status)
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": message, **({"help": help} if help else {})}, status_code=status)
 
 
 def plain(message: str, data_dir: Path) -> str:
@@ -84,10 +85,11 @@ def remove_under(root: Path, folder: Path) -> None:
         shutil.rmtree(folder)
 
 
-def png_download(picture: Any, filename: str) -> Response:
+def png_download(picture: Any, filename: str, inline: bool = False) -> Response:
     from PIL import Image
 
     buf = io.BytesIO()
     Image.fromarray(picture).save(buf, "PNG")
     return Response(buf.getvalue(), media_type="image/png",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                    headers={"Content-Disposition": f'{"inline" if inline else "attachment"}; filename="{filename}"',
+                             "Cache-Control": "no-cache"})

@@ -52,10 +52,15 @@ class PredictorCache:
             self._open.pop(run_id, None)
 
 
-def make_templates() -> Jinja2Templates:
+def make_templates(data_dir: Path) -> Jinja2Templates:
+    """The pages' templates; `words` spells a library sentence for the page (field labels, no server path)."""
+    from masksmith.web.common import plain
+    from masksmith.web.forms import web_message
+
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters.update(rgb=lambda c: "#" + "".join(f"{int(v):02x}" for v in c),
-                                 when=lambda t: time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-")
+                                 when=lambda t: time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-",
+                                 words=lambda text: plain(web_message(str(text)), data_dir))
     return templates
 
 

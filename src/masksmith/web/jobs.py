@@ -113,7 +113,15 @@ class JobRunner:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         src = str(Path(__file__).resolve().parents[2])  # the masksmith this server runs, not another install
         env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])])
-        runfolder.write_status(folder, state="starting", pid=None, error=None, resumed=resume)
+        # one clock for the whole job: the wall time of earlier sessions is carried into this one
+        status = runfolder.read_status(folder)
+        wall = float(status.get("wall_before") or 0.0) if resume else 0.0
+        began, ended = status.get("started") or run.get("started"), status.get("ended") or run.get("ended")
+        if resume and began and ended and ended > began:
+            wall += ended - began
+        epochs = len(runfolder.run_progress(folder)["epochs"]) if resume else 0
+        runfolder.write_status(folder, state="starting", pid=None, error=None, resumed=resume, wall_before=wall,
+                               resumed_at=epochs if resume else None, started=time.time(), ended=None)
         with (folder / LOG_FILE).open("a", encoding="utf-8") as out:
             child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env=env, start_new_session=True)
@@ -170,46 +178,20 @@ def process_alive(pid: int | None, folder: str | Path) -> bool:
     return WORKER.encode() in cmdline and str(folder).encode() in cmdline
 
 
-def run_progress(run: dict[str, Any]) -> dict[str, Any]:
-    """What the live page shows: state, epochs so far, the newest preview, the fraction done and time left."""
-    from masksmith.core.durations import format_duration
-    from masksmith.train.config import TrainConfig
+def run_progress(run: dict[str, Any], images: int | None = None) -> dict[str, Any]:
+    """What the live page shows: state, epochs so far, the newest preview, and the job's one clock
+    (`service.run_clock`: elapsed over every session, time left, fraction done, phase)."""
+    from masksmith import service
+    from masksmith.web.common import plain
+    from masksmith.web.forms import web_message
 
     folder = Path(run["folder"])
     progress = runfolder.run_progress(folder)
-    try:
-        config = TrainConfig.from_yaml(folder / runfolder.CONFIG)
-    except Exception:
-        config = None
-    rows = progress["epochs"]
-    fraction, left = None, None
-    if config is not None and rows:
-        done = rows[-1]
-        if config.time_budget:
-            since = max(0.0, time.time() - (folder / runfolder.METRICS).stat().st_mtime) \
-                if run["state"] == "running" else 0.0
-            seconds = float(done.get("seconds", 0)) + since
-            fraction = min(1.0, seconds / config.time_budget)
-            left = max(0.0, config.time_budget - seconds)
-        elif config.epochs:
-            fraction = min(1.0, len(rows) / config.epochs)
-            per_epoch = float(done.get("seconds", 0)) / max(1, len(rows))
-            left = per_epoch * max(0, config.epochs - len(rows))
-    if run["state"] == "finished":
-        fraction, left = 1.0, 0.0
-    if run["state"] == "running" and not rows:
-        phase = "preparing the data and the model"
-    elif run["state"] == "running" and fraction is not None and fraction >= 1.0:
-        phase = "evaluating the model on the validation images"
-    else:
-        phase = {"queued": "waiting for the training before it to finish", "running": "training",
-                 "stopping": "stopping (saving a checkpoint)", "finished": "finished", "stopped": "stopped",
-                 "failed": "failed", "interrupted": "interrupted"}[run["state"]]
-    return {"id": run["id"], "state": run["state"], "phase": phase, "error": run["error"],
-            "epochs": rows, "preview": progress["preview"], "previews": progress["previews"],
-            "model": progress["model"], "fraction": fraction,
-            "time_left": format_duration(left) if left is not None else None,
-            "budget": config.time_budget if config else None, "max_epochs": config.epochs if config else None}
+    clock = service.run_clock(folder, run["state"], images=images)
+    error = plain(web_message(run["error"]), folder.parents[1]) if run["error"] else None  # worded for the page
+    return {"id": run["id"], "state": run["state"], "error": error, "epochs": progress["epochs"],
+            "preview": progress["preview"], "previews": progress["previews"], "model": progress["model"],
+            **clock, "time_left": clock["left_text"] if run["state"] in ACTIVE else None}
 
 
 # ---------------------------------------------------------------------------------------------- the worker
@@ -227,7 +209,9 @@ def worker_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run_dir: Path = args.run_dir
     signal.signal(signal.SIGTERM, _interrupt)  # terminate like Ctrl-C: a checkpoint is written
-    runfolder.write_status(run_dir, state="running", pid=os.getpid(), started=time.time(), error=None)
+    said = runfolder.read_status(run_dir)  # the clock started when the server launched this session
+    began = said.get("started") if said.get("state") == "starting" else None
+    runfolder.write_status(run_dir, state="running", pid=os.getpid(), started=began or time.time(), error=None)
     state, error = "failed", None
     try:
         from masksmith import service

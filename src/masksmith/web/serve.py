@@ -32,4 +32,12 @@ def serve_app(data_dir: Path, host: str = "127.0.0.1", port: int = 8765, load_sa
         echo("this address is reachable from other machines: the token above is needed once per browser "
              "(it is printed only now).")
     echo("stop it with Ctrl-C; trainings under way go on and are found again at the next start.")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    closing = app.state.closing
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:  # a stop ends the live pages' event streams at once
+            closing.set()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    Server(config).run()

@@ -89,6 +89,16 @@ def hex_color(value: str) -> tuple[int, int, int]:
     return int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)
 
 
+@router.get("/api/datasets/{dataset_id}/budget")
+async def budget(ds: DatasetDep, task: str = "semantic", model: str = ""):
+    """How long to train this data set on this machine (`service.suggest_budget`: the plan's size, the
+    measured speed, minutes for a usable and a good model, and what budgets give in words)."""
+    from masksmith import service
+
+    return await asyncio.to_thread(service.suggest_budget, ds["root"], task=task or None, model=model or None,
+                                   colors=ds["colors"])
+
+
 @router.post("/api/datasets/{dataset_id}/split")
 async def split(ds: DatasetDep, form: SplitForm, store: StoreDep, data_dir: DataDir):
     return await asyncio.to_thread(split_into_datasets, store, data_dir, ds, form.val, form.test, form.seed)

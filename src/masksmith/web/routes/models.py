@@ -4,15 +4,16 @@ download, the report page, delete, and evaluating a model on another data set.""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from masksmith.core import runfolder
 from masksmith.core.paths import safe_filename
-from masksmith.web.common import WebError, remove_under
+from masksmith.web.common import WebError, plain, remove_under
 from masksmith.web.deps import DataDir, PagesDep, PredictorsDep, RunDep, StoreDep, find_dataset, model_file
 from masksmith.web.forms import EvaluateForm
 from masksmith.web.store import ACTIVE
@@ -26,9 +27,10 @@ def model_row(run: dict[str, Any]) -> dict[str, Any]:
 
     summary = service.run_summary(run["folder"], run["task"])
     headline = summary.headline
+    clock = service.run_clock(run["folder"], run["state"])  # the same clock as the run page
     return {**run, "epochs": summary.epochs, "seconds": summary.seconds, "metric": headline.value,
             "metric_text": headline.text(), "metric_name": f"{headline.name} ({headline.source})",
-            "has_model": summary.has_model}
+            "has_model": summary.has_model, "clock": clock["elapsed_text"]}
 
 
 @router.get("/models", response_class=HTMLResponse)
@@ -37,13 +39,29 @@ def models_page(page: PagesDep, store: StoreDep):
 
 
 @router.get("/models/{run_id}", response_class=HTMLResponse)
-def model_page(page: PagesDep, run: RunDep, store: StoreDep):
+def model_page(request: Request, page: PagesDep, run: RunDep, store: StoreDep):
+    from masksmith import service
     from masksmith.html_report import report_css, report_sections
 
     folder = Path(run["folder"])
-    sections = report_sections(folder) if runfolder.is_run_folder(folder) else []
+    data_dir = request.app.state.data_dir  # the report names files inside the data folder, never its path
+    sections = [replace(s, html=plain(s.html, data_dir)) for s in report_sections(folder)] \
+        if runfolder.is_run_folder(folder) else []
+    progress = runfolder.run_progress(folder)
     return page("model.html", run=run, row=model_row(run), sections=sections, css=report_css(),
-                datasets=store.datasets())
+                datasets=store.datasets(), card=service.model_card(folder, run["task"]), colors=_colors(folder),
+                preview=progress["preview"])
+
+
+def _colors(folder: Path) -> dict[str, Any]:
+    """{class: colour} the run trained with (data.json), for the bars; {} before training has read the data."""
+    import json
+
+    try:
+        data = json.loads((folder / runfolder.DATA).read_text(encoding="utf-8"))
+        return {c["name"]: c["color"] for c in data.get("classes", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 @router.get("/models/{run_id}/download")
@@ -56,10 +74,10 @@ def download_model(run: RunDep):
 
 
 @router.get("/models/{run_id}/report")
-def model_report(run: RunDep):
+def model_report(run: RunDep, data_dir: DataDir):
     from masksmith.html_report import render_report
 
-    return HTMLResponse(render_report(run["folder"]))
+    return HTMLResponse(plain(render_report(run["folder"]), data_dir))
 
 
 @router.delete("/api/models/{run_id}")

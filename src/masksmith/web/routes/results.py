@@ -12,9 +12,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
+from masksmith.apps.photo import MIN_CONFIDENCE, MIN_SHARE
 from masksmith.core.errors import MasksmithError
 from masksmith.core.paths import safe_filename
 from masksmith.web.common import MB, WebError, file_under, png_download, stream_to_file
@@ -32,7 +34,8 @@ def try_page(page: PagesDep, run: RunDep, limits: LimitsDep):
 
     artifact = load_artifact(model_file(run))
     classes = [{"name": n, "color": c} for n, c in artifact.class_map.colors_by_name().items()]
-    return page("try.html", run=run, row=model_row(run), classes=classes, limit_mb=limits.photo // MB)
+    return page("try.html", run=run, row=model_row(run), classes=classes, limit_mb=limits.photo // MB,
+                min_share=MIN_SHARE, min_confidence=MIN_CONFIDENCE)
 
 
 @router.post("/api/models/{run_id}/try")
@@ -70,7 +73,8 @@ def _predict_photo(predictors: PredictorCache, run_id: int, model: Path, upload:
     files = write_photo_results(image, prediction, OutputFolder(folder), stem=stem)
     meta = {"stem": stem, "filename": filename, "files": files, "run": run_id,
             "classes": list(prediction.classes.names), "colors": [list(c) for c in prediction.classes.palette()],
-            "found": prediction.found(), "objects": len(prediction.objects),
+            "found": prediction.usable_parts(), "parts": [p.to_dict() for p in prediction.parts()],
+            "min_share": MIN_SHARE, "min_confidence": MIN_CONFIDENCE, "objects": len(prediction.objects),
             "size": [int(image.shape[1]), int(image.shape[0])]}
     atomic_write_text(folder / META, json.dumps(meta))
     token = folder.name
@@ -99,6 +103,19 @@ def result_overlay(token: str, data_dir: DataDir, opacity: float = 0.5):
     image = read_image(folder / meta["files"]["photo"])
     picture = overlay(image, _mask(folder, meta), [tuple(c) for c in meta["colors"]], min(1.0, max(0.0, opacity)))
     return png_download(picture, f"{meta['stem']}_overlay.png")
+
+
+@router.get("/results/{token}/layer.png")
+def result_layer(token: str, data_dir: DataDir, only: str = ""):
+    """The colour layer (nothing on background), or with `only` that one class alone (a legend click)."""
+    from masksmith.draw import colorize_layer
+
+    folder, meta = find_result(data_dir, token)
+    mask = _mask(folder, meta)
+    if only:
+        mask = np.where(mask == _class_value(meta, only), mask, 0).astype(np.uint8)
+    picture = colorize_layer(mask, [tuple(c) for c in meta["colors"]])
+    return png_download(picture, f"{meta['stem']}_layer.png", inline=True)
 
 
 @router.get("/results/{token}/all.zip")
@@ -143,20 +160,31 @@ async def wheels_result(token: str, form: PartForm, data_dir: DataDir):
 
 
 def _mask(folder: Path, meta: dict[str, Any]):
-    import numpy as np
     from PIL import Image
 
     return np.asarray(Image.open(folder / meta["files"]["mask"]))
 
 
-def _class_mask(folder: Path, meta: dict[str, Any], name: str):
+def _class_value(meta: dict[str, Any], name: str) -> int:
     from masksmith.core.labels import ClassMap
 
     if name not in meta["classes"]:
         raise WebError(400, f"the model has no class {name!r}; choose one of {', '.join(meta['classes'])}.")
-    mask = _mask(folder, meta) == ClassMap.from_palette(meta["classes"], meta["colors"]).value(name)
+    return ClassMap.from_palette(meta["classes"], meta["colors"]).value(name)
+
+
+def _class_mask(folder: Path, meta: dict[str, Any], name: str):
+    """The pixels of part `name`, refused (with the reason) when the part was not found well enough."""
+    mask = _mask(folder, meta) == _class_value(meta, name)
     if not mask.any():
         raise WebError(400, f"the model found no {name!r} in this photo.")
+    part = next((p for p in meta.get("parts", []) if p["name"] == name), None)
+    if part is not None:
+        from masksmith.apps.photo import PartFound
+
+        reason = PartFound(**part).reason(meta.get("min_share", MIN_SHARE), 0.0)
+        if reason:
+            raise WebError(400, f"{name}: {reason}.")
     return mask
 
 

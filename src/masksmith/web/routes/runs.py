@@ -52,10 +52,17 @@ def runs_page():
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-def run_page(page: PagesDep, run: RunDep):
+def run_page(page: PagesDep, run: RunDep, store: StoreDep):
     from masksmith.tasks import get_task
 
-    return page("run.html", run=run, progress=run_progress(run), task=get_task(run["task"]))
+    return page("run.html", run=run, progress=run_progress(run, _images(store, run)), task=get_task(run["task"]))
+
+
+def _images(store, run: dict) -> int | None:
+    """The run's data set's usable images (the first preparation's estimate), when it is still in the store."""
+    ds = store.dataset(run["dataset_id"]) if run.get("dataset_id") else None
+    stats = ds["stats"] if ds else {}
+    return (stats.get("health") or {}).get("usable_images") or stats.get("images")
 
 
 @router.get("/runs/{run_id}/events")
@@ -63,6 +70,7 @@ async def run_events(request: Request, run: RunDep, store: StoreDep):
     """Server-sent events: the run's progress whenever it changes (a comment line keeps the stream open),
     until the run ends, the page goes, or the server shuts down."""
     run_id, closing = run["id"], request.app.state.closing  # a threading.Event: set when the server stops
+    images = _images(store, run)
 
     async def stream():
         last = None
@@ -70,7 +78,7 @@ async def run_events(request: Request, run: RunDep, store: StoreDep):
             now = store.run(run_id)
             if now is None:
                 return
-            text = json.dumps(await asyncio.to_thread(run_progress, now))
+            text = json.dumps(await asyncio.to_thread(run_progress, now, images))
             yield f"data: {text}\n\n" if text != last else ": still here\n\n"
             last = text
             if await request.is_disconnected() or now["state"] not in ACTIVE:

@@ -23,7 +23,11 @@ async function api(method, url, body, raw) {
   catch (e) { throw new Error("the masksmith server cannot be reached; is it still running?"); }
   let data = null;
   try { data = await response.json(); } catch (e) { data = null; }
-  if (!response.ok) throw new Error((data && data.error) || ("the server answered " + response.status + "."));
+  if (!response.ok) {
+    const error = new Error((data && data.error) || ("the server answered " + response.status + "."));
+    error.help = data && data.help;
+    throw error;
+  }
   return data;
 }
 
@@ -34,6 +38,7 @@ function busy(button, on, text) {
 }
 
 function setupDrop(label, input, onFiles) {
+  label.addEventListener("click", () => input.click());
   ["dragenter", "dragover"].forEach(e => label.addEventListener(e, ev => { ev.preventDefault(); label.classList.add("over"); }));
   ["dragleave", "drop"].forEach(e => label.addEventListener(e, ev => { ev.preventDefault(); label.classList.remove("over"); }));
   label.addEventListener("drop", ev => { if (ev.dataTransfer.files.length) onFiles(ev.dataTransfer.files); });
@@ -58,7 +63,7 @@ function setupDatasetsPage() {
       const name = encodeURIComponent($("#zip-name").value || chosen.name);
       const made = await api("POST", "/api/datasets/upload?name=" + name, undefined, chosen);
       location.href = made.url;
-    } catch (e) { say(e.message); status.textContent = ""; busy(button, false); }
+    } catch (e) { failed(e); status.textContent = ""; busy(button, false); }
   });
   $("#folder-add").addEventListener("click", async () => {
     const button = $("#folder-add");
@@ -66,8 +71,12 @@ function setupDatasetsPage() {
     try {
       const made = await api("POST", "/api/datasets/folder", { path: $("#folder-path").value, name: $("#folder-name").value });
       location.href = made.url;
-    } catch (e) { say(e.message); busy(button, false); }
+    } catch (e) { failed(e); busy(button, false); }
   });
+  function failed(e) {
+    say(e.message);
+    if (e.help === "layout") { const box = $("#layouts"); box.open = true; box.scrollIntoView({ block: "nearest" }); }
+  }
 }
 
 function setupDatasetPage() {
@@ -115,10 +124,45 @@ function setupTrainPage() {
       model.appendChild(o);
     });
   }
-  $$("input[name=task]").forEach(r => r.addEventListener("change", fillModels));
-  fillModels();
-  $("#epochs").addEventListener("input", () => { if ($("#epochs").value) $("#minutes").value = ""; });
-  $("#minutes").addEventListener("input", () => { if ($("#minutes").value) $("#epochs").value = ""; });
+  // how long to train: the data set's need and this machine's measured speed (masksmith.service.suggest_budget)
+  let budget = null, asked = 0;
+  async function suggest() {
+    const ticket = ++asked, text = $("#suggestion-text");
+    budget = null; showExpect();
+    $("#suggestion-actions").hidden = true;
+    text.textContent = "Measuring this machine's speed on this data set (the first time takes a moment)…";
+    const task = $("input[name=task]:checked").value;
+    try {
+      const b = await api("GET", "/api/datasets/" + $("#dataset").value + "/budget?task=" + task + "&model=" + encodeURIComponent(model.value));
+      if (ticket !== asked) return;
+      budget = b;
+      text.textContent = "This data set (" + b.train_images + " training photos at " + b.size + " px) needs about " +
+        b.good_minutes + " min on this machine for a good model, " + b.usable_minutes + " min for a usable one (" +
+        b.images_per_second.toFixed(1) + " photos a second" + (b.measured ? ", measured here" : ", estimated") +
+        "). Preparing and scoring add a little to the wait.";
+      $("#good-minutes").textContent = b.good_minutes; $("#usable-minutes").textContent = b.usable_minutes;
+      $("#suggestion-actions").hidden = false;
+      showExpect();
+    } catch (e) { if (ticket === asked) text.textContent = "No suggestion: " + e.message; }
+  }
+  function expectFor(minutes) {  // the library's tiers: from how many minutes each quality is reached
+    if (!budget || !(minutes > 0)) return null;
+    const tier = budget.tiers.find(t => minutes >= t.minutes) || budget.tiers[budget.tiers.length - 1];
+    return { level: tier.level, words: tier.words, epochs: minutes * 60 * budget.images_per_second / Math.max(1, budget.train_images) };
+  }
+  function showExpect() {
+    const box = $("#expect"), e = expectFor(Number($("#minutes").value));
+    box.className = "expect" + (e ? " " + e.level : "");
+    box.textContent = e ? "With " + $("#minutes").value + " min: " + e.words + " (about " + e.epochs.toFixed(0) + (e.epochs.toFixed(0) === "1" ? " pass" : " passes") + " over the photos)." : "";
+  }
+  $$("input[name=task]").forEach(r => r.addEventListener("change", () => { fillModels(); suggest(); }));
+  model.addEventListener("change", suggest);
+  $("#dataset").addEventListener("change", suggest);
+  fillModels(); suggest();
+  $("#use-good").addEventListener("click", () => { $("#minutes").value = budget.good_minutes; $("#epochs").value = ""; showExpect(); });
+  $("#use-usable").addEventListener("click", () => { $("#minutes").value = budget.usable_minutes; $("#epochs").value = ""; showExpect(); });
+  $("#epochs").addEventListener("input", () => { if ($("#epochs").value) $("#minutes").value = ""; showExpect(); });
+  $("#minutes").addEventListener("input", () => { if ($("#minutes").value) $("#epochs").value = ""; showExpect(); });
   $("#start").addEventListener("click", async () => {
     const button = $("#start");
     const body = {
@@ -131,103 +175,6 @@ function setupTrainPage() {
     try { const made = await api("POST", "/api/runs", body); location.href = made.url; }
     catch (e) { say(e.message); busy(button, false); }
   });
-}
-
-// ------------------------------------------------------------------------------------------ the live run page
-const PALETTE = ["#1f6feb", "#e8590c", "#2f9e44", "#ae3ec9"];
-
-function drawChart(svg, series, opts) {
-  const W = 460, H = 220, L = 44, R = 12, T = 12, B = 46;
-  const points = series.flatMap(s => s.values.filter(v => v[1] !== undefined && v[1] === v[1]));
-  const ns = "http://www.w3.org/2000/svg";
-  svg.innerHTML = "";
-  function el(name, attrs, text) {
-    const e = document.createElementNS(ns, name);
-    for (const k in attrs) e.setAttribute(k, attrs[k]);
-    if (text !== undefined) e.textContent = text;
-    svg.appendChild(e); return e;
-  }
-  if (!points.length) { el("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "the first point appears after the first epoch"); return; }
-  const xs = points.map(p => p[0]);
-  const x0 = Math.min(...xs, 1), x1 = Math.max(...xs, 2);
-  let y0 = opts.min !== undefined ? opts.min : Math.min(...points.map(p => p[1]));
-  let y1 = opts.max !== undefined ? opts.max : Math.max(...points.map(p => p[1]));
-  if (y1 - y0 < 1e-6) { y1 += 0.5; y0 = Math.max(opts.min !== undefined ? opts.min : -Infinity, y0 - 0.5); }
-  const sx = x => L + (x - x0) / (x1 - x0) * (W - L - R), sy = y => H - B - (y - y0) / (y1 - y0) * (H - T - B);
-  for (let k = 0; k <= 4; k++) {
-    const y = y0 + (y1 - y0) * k / 4;
-    el("line", { x1: L, x2: W - R, y1: sy(y), y2: sy(y), class: "grid" });
-    el("text", { x: L - 6, y: sy(y) + 4, "text-anchor": "end" }, y.toFixed(y1 - y0 < 0.1 ? 3 : 2));
-  }
-  el("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis" });
-  el("text", { x: W - R, y: H - B + 28, "text-anchor": "end" }, "epoch");
-  const step = Math.max(1, Math.ceil((x1 - x0) / 8));
-  for (let x = Math.ceil(x0); x <= x1; x += step) el("text", { x: sx(x), y: H - B + 14, "text-anchor": "middle" }, x);
-  let lx = L;
-  series.forEach((s, k) => {
-    const vals = s.values.filter(v => v[1] !== undefined && v[1] === v[1]);
-    const color = PALETTE[k % PALETTE.length];
-    if (vals.length) {
-      el("polyline", { points: vals.map(v => sx(v[0]) + "," + sy(v[1])).join(" "), stroke: color });
-      vals.forEach(v => el("circle", { cx: sx(v[0]), cy: sy(v[1]), r: 3.5, fill: color, class: "point" }));
-    }
-    el("rect", { x: lx, y: H - 11, width: 10, height: 10, fill: color });
-    el("text", { x: lx + 14, y: H - 2 }, s.name);
-    lx += 24 + s.name.length * 6.5;
-  });
-}
-
-function setupRunPage(runId, progress, monitor, headline) {
-  const metric = monitor;
-  function show(p) {
-    const state = $("#state");
-    state.textContent = p.state; state.dataset.state = p.state;
-    $("#bar").style.width = ((p.fraction || 0) * 100).toFixed(1) + "%";
-    $("#phase").textContent = p.phase;
-    $("#epochs").textContent = " · " + p.epochs.length + " epoch(s)" + (p.max_epochs ? " of " + p.max_epochs : "");
-    $("#left").textContent = p.time_left && p.state === "running" ? " · " + p.time_left + " left" : "";
-    const err = $("#run-error"); err.textContent = p.error || ""; err.hidden = !p.error;
-    const epochs = p.epochs.map(r => r.epoch);
-    drawChart($("#loss-chart"), [
-      { name: "training loss", values: p.epochs.map(r => [r.epoch, r.train_loss]) },
-      { name: "validation loss", values: p.epochs.map(r => [r.epoch, r.val_loss]) }], {});
-    drawChart($("#metric-chart"), [{ name: headline, values: p.epochs.map(r => [r.epoch, r[metric]]) }],
-      { min: 0, max: 1 });
-    if (p.preview) {
-      const img = $("#preview"), src = "/runs/" + runId + "/previews/" + p.preview;
-      if (img.dataset.shown !== p.preview) { img.src = src; img.dataset.shown = p.preview; }
-      $("#no-preview").hidden = true;
-    }
-    const active = ["queued", "running", "stopping"].includes(p.state);
-    $("#stop").hidden = !active;
-    $("#resume").hidden = active || p.state === "finished";
-    $("#longer").hidden = $("#more").parentElement.hidden = active;
-    $("#open-model").hidden = !p.model;
-    return epochs;
-  }
-  show(progress);
-  let source = null;
-  function listen() {
-    if (source) source.close();
-    source = new EventSource("/runs/" + runId + "/events");
-    source.onmessage = ev => {
-      const p = JSON.parse(ev.data);
-      show(p);
-      if (!["queued", "running", "stopping"].includes(p.state)) { source.close(); source = null; }
-    };
-    source.onerror = () => { /* the browser reconnects by itself */ };
-  }
-  if (["queued", "running", "stopping"].includes(progress.state)) listen();
-  $("#stop").addEventListener("click", async () => {
-    try { await api("POST", "/api/runs/" + runId + "/stop"); say("Stopping: the checkpoint and the best model so far are kept.", "info"); }
-    catch (e) { say(e.message); }
-  });
-  async function resume(body) {
-    try { await api("POST", "/api/runs/" + runId + "/resume", body); say(""); listen(); }
-    catch (e) { say(e.message); }
-  }
-  $("#resume").addEventListener("click", () => resume({}));
-  $("#longer").addEventListener("click", () => resume({ more_minutes: $("#more").value }));
 }
 
 // --------------------------------------------------------------------------------------------------- models
@@ -244,88 +191,4 @@ function setupModelPage() {
     try { await api("POST", "/api/models/" + ev.dataset.id + "/evaluate", { dataset: $("#eval-dataset").value }); location.reload(); }
     catch (e) { say(e.message); busy(ev, false); $("#eval-status").textContent = ""; }
   });
-}
-
-// --------------------------------------------------------------------------------------------------- try it
-function setupTryPage(runId) {
-  const slider = $("#opacity"), shown = $("#opacity-value"), status = $("#try-status");
-  function applyOpacity() {
-    shown.textContent = Number(slider.value).toFixed(2);
-    $$(".result").forEach(card => {
-      $(".mask", card).style.opacity = slider.value;
-      $(".dl-overlay", card).href = card.dataset.overlay + "?opacity=" + slider.value;
-    });
-  }
-  slider.addEventListener("input", applyOpacity);
-  async function tryFiles(files) {
-    say("");
-    for (const file of Array.from(files)) {
-      status.textContent = "Predicting " + file.name + "…";
-      try {
-        const r = await api("POST", "/api/models/" + runId + "/try?filename=" + encodeURIComponent(file.name), undefined, file);
-        addResult(r);
-      } catch (e) { say(file.name + ": " + e.message); }
-    }
-    status.textContent = "";
-    applyOpacity();
-  }
-  function addResult(r) {
-    const card = $("#result-template").content.firstElementChild.cloneNode(true);
-    card.dataset.token = r.token; card.dataset.overlay = r.overlay;
-    $(".result-name", card).textContent = r.filename + " (" + r.size[0] + "×" + r.size[1] + ")";
-    $(".photo", card).src = r.urls.photo;
-    $(".mask", card).src = r.urls.color;
-    $(".found", card).textContent = r.found.length ? "Found: " + r.found.join(", ") + " (" + r.objects + " object(s))." : "The model found nothing of its classes here.";
-    const links = { ".dl-mask": r.urls.mask, ".dl-color": r.urls.color, ".dl-zip": r.zip };
-    for (const k in links) $(k, card).href = links[k];
-    const cut = $(".cutouts", card);
-    const cutouts = Object.keys(r.urls).filter(k => k.startsWith("cutout_"));
-    cutouts.slice(0, 24).forEach(k => {
-      const a = document.createElement("a"); a.href = r.urls[k]; a.download = "";
-      const img = document.createElement("img"); img.src = r.urls[k]; img.alt = "cut-out"; a.appendChild(img); cut.appendChild(a);
-    });
-    $(".cutouts-box", card).hidden = !cutouts.length;
-    // the parts the model did not find in this photo cannot be recoloured: say so in the lists, and start on a
-    // part it did find (the wheel list keeps its wheel class when there is one)
-    ["recolor-class", "wheels-class"].forEach(cls => {
-      const select = $("." + cls, card);
-      $$("option", select).forEach(o => {
-        if (!r.found.includes(o.value)) { o.disabled = true; o.textContent = o.value + " (not found here)"; }
-      });
-      if (select.selectedOptions[0] && select.selectedOptions[0].disabled) {
-        const first = $$("option", select).find(o => !o.disabled);
-        if (first) select.value = first.value;
-      }
-    });
-    async function runApp(kind, body, button, caption, color) {
-      busy(button, true);
-      try {
-        const made = await api("POST", "/api/results/" + r.token + "/" + kind, body);
-        // one picture per app: a second recolour replaces the first, the new wheels stay beside it
-        let fig = $(".app-result." + kind, card);
-        if (!fig) {
-          fig = document.createElement("figure"); fig.className = "app-result " + kind;
-          fig.innerHTML = '<figcaption><span class="what"></span> <a class="button small primary download" download>Download</a></figcaption><img>';
-          $(".app-results", card).appendChild(fig);
-        }
-        $(".what", fig).textContent = caption;
-        if (color) { const i = document.createElement("i"); i.className = "swatch"; i.style.background = color; $(".what", fig).prepend(i); }
-        const a = $("a.download", fig); a.href = made.url; a.download = made.file;
-        const img = $("img", fig); img.src = made.url; img.alt = caption;
-        fig.scrollIntoView({ block: "nearest" });
-      } catch (e) { say(e.message); }
-      busy(button, false);
-    }
-    const rb = $(".recolor-go", card), wb = $(".wheels-go", card);
-    rb.addEventListener("click", () => {
-      const part = $(".recolor-class", card).value, color = $(".recolor-color", card).value;
-      runApp("recolor", { class: part, color }, rb, "The " + part + " recoloured to " + color, color);
-    });
-    wb.addEventListener("click", () => {
-      const part = $(".wheels-class", card).value;
-      runApp("wheels", { class: part }, wb, "New wheels on every " + part);
-    });
-    $("#results").prepend(card);
-  }
-  setupDrop($("#photo-drop"), $("#photos"), tryFiles);
 }
