@@ -336,28 +336,49 @@ def test_recolor_route(app) -> None:
     with client(app) as c:
         result = c.post(f"/api/models/{run_id}/try?filename=a.png", content=png_bytes()).json()
         name = result["found"][0]
-        r = c.post(f"/api/results/{result['token']}/recolor", json={"class": name, "color": "#00ff00"})
-        assert r.status_code == 200, r.text
-        out = np.asarray(Image.open(io.BytesIO(c.get(r.json()["url"]).content)).convert("RGB")).astype(int)
         photo = np.asarray(Image.open(io.BytesIO(c.get(result["urls"]["photo"]).content)).convert("RGB")).astype(int)
         mask = np.asarray(Image.open(io.BytesIO(c.get(result["urls"]["mask"]).content))) == \
             result["classes"].index(name) + 1
-        assert mask.any() and np.abs(out - photo)[mask].mean() > 5  # the class is recoloured ...
-        assert (out == photo)[~mask].all()  # ... and nothing else (the model paints "body" nearly everywhere)
-        assert (out[..., 1] - photo[..., 1])[mask].mean() > 0  # towards the green asked for
+        for grow in (False, True):
+            r = c.post(f"/api/results/{result['token']}/recolor", json={"class": name, "color": "#00ff00",
+                                                                        "grow": grow})
+            assert r.status_code == 200, r.text
+            out = np.asarray(Image.open(io.BytesIO(c.get(r.json()["url"]).content)).convert("RGB")).astype(int)
+            assert mask.any() and np.abs(out - photo)[mask].mean() > 5  # the class is recoloured ...
+            assert (out == photo)[~mask].all()  # ... and nothing else (the model paints "body" nearly everywhere)
+            assert (out[..., 1] - photo[..., 1])[mask].mean() > 0  # towards the green asked for
         assert c.post(f"/api/results/{result['token']}/recolor",
                       json={"class": name, "color": "not a colour"}).status_code == 400
 
 
-def test_wheels_route(app) -> None:
+def _draw_result_mask(app, token: str, mask: np.ndarray) -> None:
+    """Replace a try result's predicted mask (as if the model had predicted `mask`)."""
+    folder = app.state.data_dir / "results" / token
+    meta = json.loads((folder / ".meta.json").read_text())
+    picture = Image.open(folder / meta["files"]["mask"])
+    again = Image.fromarray(mask.astype(np.uint8), "P")
+    again.putpalette(picture.getpalette())
+    again.save(folder / meta["files"]["mask"])
+
+
+def test_wheels_route_puts_rims_on_round_wheels_and_says_why_not_on_the_rest(app) -> None:
     run_id, _ = fake_model_run(app)
     with client(app) as c:
         result = c.post(f"/api/models/{run_id}/try?filename=a.png", content=png_bytes()).json()
-        name = result["found"][0]
-        r = c.post(f"/api/results/{result['token']}/wheels", json={"class": name})
+        # "body" everywhere: a region that is no wheel seen from any side is left alone, with the reason
+        r = c.post(f"/api/results/{result['token']}/wheels", json={"class": "body"})
+        assert r.status_code == 400 and "mostly hidden" in r.json()["error"], r.text
+        # two round wheels and a body: rims go on both wheels, nothing outside them changes
+        yy, xx = np.mgrid[:60, :80]
+        wheels = ((xx - 20) ** 2 + (yy - 40) ** 2 <= 12 ** 2) | ((xx - 60) ** 2 + (yy - 40) ** 2 <= 12 ** 2)
+        _draw_result_mask(app, result["token"], np.where(wheels, 2, 1))
+        r = c.post(f"/api/results/{result['token']}/wheels", json={"class": "wheel"})
         assert r.status_code == 200, r.text
-        out = np.asarray(Image.open(io.BytesIO(c.get(r.json()["url"]).content)).convert("RGB"))
-        assert out.shape == (60, 80, 3)
+        assert r.json()["notes"] == []
+        out = np.asarray(Image.open(io.BytesIO(c.get(r.json()["url"]).content)).convert("RGB")).astype(int)
+        photo = np.asarray(Image.open(io.BytesIO(c.get(result["urls"]["photo"]).content)).convert("RGB")).astype(int)
+        changed = np.abs(out - photo).max(axis=2) > 0
+        assert out.shape == (60, 80, 3) and changed[wheels].mean() > 0.2 and not changed[~wheels].any()
 
 
 # --------------------------------------------------------------------------- training: restart, resume, stop

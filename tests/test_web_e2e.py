@@ -199,9 +199,15 @@ def test_upload_train_watch_try_download(server: str, tmp_path: Path) -> None:
         else:  # a 60-second model may miss the wheels of this photo: the rims go on any part it found
             page.select_option(".result .wheels-class", part)
         page.click(".result .wheels-go")
-        page.wait_for_function(loaded % "wheels", timeout=60_000)
-        assert page.locator(".result .app-result").count() == 2
-        assert page.get_attribute(".result .app-result.wheels a.download", "href").startswith("/results/")
+        # a rim goes on each wheel seen well enough; a region that is no round wheel is refused with the reason
+        refused = "(() => { const m = document.querySelector('#message'); " \
+                  "return !!m && !m.hidden && m.textContent.includes('mostly hidden'); })()"
+        page.wait_for_function(f"{loaded % 'wheels'} || {refused}", timeout=60_000)
+        if page.evaluate(refused):
+            assert page.locator(".result .app-result").count() == 1
+        else:
+            assert page.locator(".result .app-result").count() == 2
+            assert page.get_attribute(".result .app-result.wheels a.download", "href").startswith("/results/")
         shot(page, "10-wheels")
         browser.close()
     assert errors == [], errors

@@ -132,3 +132,4 @@ class PartForm(Form):
 
 class RecolorForm(PartForm):
     color: str = ""
+    grow: bool = True  # paint the car's unlabelled panels of the same paint too

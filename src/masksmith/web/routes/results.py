@@ -138,25 +138,35 @@ def result_file(token: str, name: str, data_dir: DataDir):
 async def recolor_result(token: str, form: RecolorForm, data_dir: DataDir):
     from masksmith.apps.colorspace import parse_color
     from masksmith.apps.recolor import recolor
+    from masksmith.apps.respray import respray_masks
 
     folder, meta = find_result(data_dir, token)
-    mask = _class_mask(folder, meta, form.part)
+    _class_mask(folder, meta, form.part)  # refused, with the reason, when the part was not found well enough
+    masks = respray_masks(_mask(folder, meta), _class_map(meta), [form.part])
     color = parse_color(form.color)
-    return await asyncio.to_thread(_write_app_result, folder, meta, "recolor",
-                                   lambda image: recolor(image, mask, color=color))
+    return await asyncio.to_thread(
+        _write_app_result, folder, meta, "recolor",
+        lambda image: (recolor(image, masks.part, color=color, car_mask=masks.car, keep=masks.keep,
+                               grow=form.grow), []))
 
 
 @router.post("/api/results/{token}/wheels")
 async def wheels_result(token: str, form: PartForm, data_dir: DataDir):
-    from masksmith.apps.paste import demo_rim, paste_all, regions
+    from masksmith.apps.paste import new_wheels, regions
 
     folder, meta = find_result(data_dir, token)
     mask = _class_mask(folder, meta, form.part)
     parts = regions(mask, min_pixels=16)
     if not parts:
         raise WebError(400, f"no {form.part!r} region was found in this photo to put a wheel on.")
-    return await asyncio.to_thread(_write_app_result, folder, meta, "wheels",
-                                   lambda image: paste_all(image, parts, demo_rim(256)))
+
+    def make(image):
+        wheels = new_wheels(image, parts, min_pixels=16)
+        if not wheels.placed:
+            raise WebError(400, "every wheel found is mostly hidden, so none was changed: "
+                                + "; ".join(wheels.notes) + ".")
+        return wheels.image, wheels.notes
+    return await asyncio.to_thread(_write_app_result, folder, meta, "wheels", make)
 
 
 def _mask(folder: Path, meta: dict[str, Any]):
@@ -165,12 +175,16 @@ def _mask(folder: Path, meta: dict[str, Any]):
     return np.asarray(Image.open(folder / meta["files"]["mask"]))
 
 
-def _class_value(meta: dict[str, Any], name: str) -> int:
+def _class_map(meta: dict[str, Any]):
     from masksmith.core.labels import ClassMap
 
+    return ClassMap.from_palette(meta["classes"], meta["colors"])
+
+
+def _class_value(meta: dict[str, Any], name: str) -> int:
     if name not in meta["classes"]:
         raise WebError(400, f"the model has no class {name!r}; choose one of {', '.join(meta['classes'])}.")
-    return ClassMap.from_palette(meta["classes"], meta["colors"]).value(name)
+    return _class_map(meta).value(name)
 
 
 def _class_mask(folder: Path, meta: dict[str, Any], name: str):
@@ -194,5 +208,6 @@ def _write_app_result(folder: Path, meta: dict[str, Any], kind: str, make) -> di
 
     image = read_image(folder / meta["files"]["photo"])
     name = f"{meta['stem']}_{kind}.png"
-    OutputFolder(folder).save_image(name, make(image))
-    return {"file": name, "url": f"/results/{folder.name}/{name}?t={time.time():.0f}"}
+    picture, notes = make(image)
+    OutputFolder(folder).save_image(name, picture)
+    return {"file": name, "url": f"/results/{folder.name}/{name}?t={time.time():.0f}", "notes": notes}

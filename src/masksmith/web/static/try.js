@@ -97,7 +97,7 @@ function setupTryPage(runId) {
           fig.innerHTML = '<figcaption><span class="what"></span> <a class="button small primary download" download>Download</a></figcaption><img>';
           $(".app-results", card).appendChild(fig);
         }
-        $(".what", fig).textContent = caption;
+        $(".what", fig).textContent = caption + (made.notes && made.notes.length ? " (" + made.notes.join("; ") + ")" : "");
         if (color) { const i = document.createElement("i"); i.className = "swatch"; i.style.background = color; $(".what", fig).prepend(i); }
         const a = $("a.download", fig); a.href = made.url; a.download = made.file;
         const img = $("img", fig); img.src = made.url; img.alt = caption;
@@ -109,7 +109,8 @@ function setupTryPage(runId) {
     const rb = $(".recolor-go", card), wb = $(".wheels-go", card);
     rb.addEventListener("click", () => {
       const part = $(".recolor-class", card).value, color = $(".recolor-color", card).value;
-      runApp("recolor", { class: part, color }, rb, "The " + part + " recoloured to " + color, color);
+      const grow = $(".recolor-grow", card).checked;
+      runApp("recolor", { class: part, color, grow }, rb, "The " + part + " recoloured to " + color, color);
     });
     wb.addEventListener("click", () => {
       const part = $(".wheels-class", card).value;
