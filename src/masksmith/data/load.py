@@ -45,6 +45,9 @@ def load_dataset(path: str | Path, format: str | None = None, *, strict: bool = 
         for problem in dataset.problems:
             problem.path = zip_name(problem.path, entry, path)
             problem.message = zip_name(problem.message, entry, path)
+        for note in dataset.notes:  # notes name files too (which of two annotation files was read)
+            note.message = zip_name(note.message, entry, path)
+            note.examples = [zip_name(e, entry, path) for e in note.examples]
         return dataset
     return _read(path, format, strict, need_pixels, options)
 

@@ -59,6 +59,7 @@ from masksmith.data.formats._write import (
     output_names,
     region_polygons,
     require_size,
+    split_stems,
 )
 from masksmith.data.rasterize import placed_rle, polygons_to_rle
 from masksmith.data.schema import ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
@@ -497,11 +498,14 @@ def write(dataset: Dataset, out: Any, **options: Any) -> None:
     from pathlib import PurePosixPath
 
     folder = output_folder(dataset, out)
-    for sample, name in zip(dataset.samples, output_names(dataset), strict=True):
+    for sample, name in zip(dataset.samples, split_stems(dataset, output_names(dataset)), strict=True):
         require_size(sample)
         copy_image(sample, folder, name)
         shapes, group = [], 0
-        for region in sample.regions:
+        regions = list(sample.regions)
+        if sample.ignore_rle is not None:  # void pixels as LabelMe's own __ignore__ shapes, read back as void
+            regions.append(Region(IGNORE_LABEL, rle=sample.ignore_rle, is_instance=False))
+        for region in regions:
             polygons = region_polygons(region, sample.height, sample.width)
             if len(polygons) > 1:
                 group += 1

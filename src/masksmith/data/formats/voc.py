@@ -356,17 +356,23 @@ def _object_mask(sample: Sample, index: dict[str, int]) -> np.ndarray:
 
 
 def write(dataset: Dataset, out: Path, **options: Any) -> None:
-    """Write the VOC layout: JPEGImages/, SegmentationClass/ palette PNGs, SegmentationObject/ when the data
-    set has instances, ImageSets/Segmentation/default.txt and labelmap.txt with the class colours."""
+    """Write the VOC layout: labelmap.txt with the class colours (first, so a folder cut short still names its
+    classes), JPEGImages/, SegmentationClass/ palette PNGs, SegmentationObject/ when the data set has
+    instances, and the lists in ImageSets/Segmentation/: default.txt with every image (as CVAT writes it),
+    and train.txt, val.txt, test.txt for the samples' splits (which the reader takes as splits)."""
     folder = output_folder(dataset, out)
     for c in dataset.classes:
-        if ":" in c.name or "\n" in c.name:
+        if ":" in c.name or "\n" in c.name or "\r" in c.name:
             raise DatasetError(f"class {c.name!r} has a ':' or line break, which labelmap.txt cannot hold.",
                                fix="rename the class.")
+    lines = ["# label:color_rgb:parts:actions", "background:0,0,0::"]
+    lines += [f"{c.name}:{c.color[0]},{c.color[1]},{c.color[2]}::" for c in dataset.classes]
+    folder.write_text(LABELMAP, "\n".join(lines) + "\n")
     index = dataset.class_map.index()
     stems = output_stems(dataset, (IMAGE_DIR, "images", "image", "imgs", "img"))
     with_objects = any(r.is_instance for s in dataset.samples for r in s.regions)
     palette = _palette(dataset)
+    lists: dict[str, list[str]] = {}
     for sample, stem in zip(dataset.samples, stems, strict=True):
         require_size(sample)
         copy_image(sample, folder, f"{IMAGE_DIR}/{stem}{image_suffix(sample)}")
@@ -376,10 +382,10 @@ def write(dataset: Dataset, out: Path, **options: Any) -> None:
             objects = _object_mask(sample, index)
             objects[sem == IGNORE_INDEX] = IGNORE_INDEX
             save_png(_palette_image(objects, voc_palette()), folder, f"{OBJECT_DIR}/{stem}.png")
-    folder.write_text(f"{LISTS_DIR}/default.txt", "".join(f"{s}\n" for s in stems))
-    lines = ["# label:color_rgb:parts:actions", "background:0,0,0::"]
-    lines += [f"{c.name}:{c.color[0]},{c.color[1]},{c.color[2]}::" for c in dataset.classes]
-    folder.write_text(LABELMAP, "\n".join(lines) + "\n")
+        if sample.split:
+            lists.setdefault(sample.split, []).append(stem)
+    for name, ids in {"default": stems, **lists}.items():
+        folder.write_text(f"{LISTS_DIR.as_posix()}/{name}.txt", "".join(f"{s}\n" for s in ids))
 
 
 def _palette_image(values: np.ndarray, palette: list[int]) -> Image.Image:
