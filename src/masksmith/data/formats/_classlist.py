@@ -42,7 +42,7 @@ class ClassList:
     the list says where it starts; None for a plain list, which `resolve` reads against the values present."""
 
     names: list[str]
-    source: str  # what to name in messages: the file, or `class_names`
+    source: str  # what to name in messages: the file, or the option
     values: dict[int, str] | None = None
 
     @property
@@ -130,7 +130,7 @@ def classes_txt(names: list[str]) -> str:
 
 def option_class_list(value: Any, what: str = "class_names") -> ClassList:
     """The class list option `what`: a list or comma-separated string, or {value: name} (which may name 0)."""
-    source = f"`{what}`"
+    source = f"option {what}"
     if isinstance(value, dict):
         named: dict[int, str] = {}
         for k, v in value.items():
@@ -202,7 +202,7 @@ def resolve(classes: ClassList, present: set[int]) -> tuple[dict[int, str], str]
             f"{classes.source} lists {count} class names for mask values {shown} ({len(present)} values), which "
             f"fits two ways and neither completely: from value 0 ({_reading(names, 0)}) or from value 1 "
             f"({_reading(names, 1)}); masksmith does not guess.",
-            fix=f"name the values with `class_names={{{example}, ...}}`, or put `background` first in the list to "
+            fix=f"name the values with `class_names={{{example}, ...}}`, or put 'background' first in the list to "
                 "read it from value 1.")
     mapping = {start + i: n for i, n in enumerate(names)}
     note = (f"{classes.source}: {count} names for mask values {shown}, read from value {start} "

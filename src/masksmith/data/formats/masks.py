@@ -808,11 +808,7 @@ def _value_mapping(cfg: Config, log: ProblemLog) -> dict[int, str]:
     present = cfg.tally.present(cfg.ignore_value)
     if cfg.classes is None:
         return {v: f"class_{v}" for v in present if 0 < v <= MAX_CLASSES}
-    try:
-        mapping, note = resolve(cfg.classes, present)
-    except DatasetError as exc:
-        first = max(present, default=0)
-        raise DatasetError(exc.problem, path=cfg.tally.first_seen.get(first), fix=exc.fix) from None
+    mapping, note = resolve(cfg.classes, present)  # the message names the list: it is at fault, not a mask
     if note:
         log.note(note, skipped=False)
     return mapping
