@@ -149,3 +149,29 @@ def test_hostile_class_names_written_to_a_mask_folder_read_back(tmp_path: Path, 
     index, back_index = ds.class_map.index(), back.class_map.index()
     for a, b in zip(ds.samples, back.samples, strict=True):
         assert np.array_equal(semantic_mask(a, index), semantic_mask(b, back_index))
+
+
+@pytest.mark.parametrize("to", ["coco", "voc", "labelme", "cvat", "via"])
+def test_every_writer_reads_back_its_class_names_or_refuses_them_first(tmp_path: Path, to: str) -> None:
+    """A name each writer can hold comes back as it was; one it cannot is refused, in one line, before a
+    file is written (never a traceback, never a file that reads back other classes)."""
+    ds = hostile_dataset(tmp_path / "src")
+    refused = []
+    for name in HOSTILE:
+        one = Dataset(classes=make_classes([name]), root=ds.root, format="test",
+                      samples=[Sample(s.name, s.image_path, W, H, regions=[r for r in s.regions if r.label == name])
+                               for s in ds.samples])
+        out = tmp_path / to / str(HOSTILE.index(name))
+        try:
+            convert(one, to, out)
+        except DatasetError as exc:
+            assert "\n" not in str(exc).replace(repr(name)[:80], "") and "cannot hold it" in str(exc)
+            assert not out.exists(), (to, name)
+            refused.append(name)
+            continue
+        assert load_dataset(out).class_names == [name], (to, name)
+    surrogate = "lone \ud800 surrogate"  # no writer stores what UTF-8 cannot carry
+    expected = {"coco": ["__ignore__", surrogate], "labelme": ["__ignore__", surrogate],
+                "voc": ["line\nbreak", " padded ", "#hash", "background", surrogate], "via": [" padded ", surrogate],
+                "cvat": [" padded ", surrogate]}[to]
+    assert refused == [n for n in HOSTILE if n in expected], to

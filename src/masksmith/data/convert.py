@@ -21,6 +21,9 @@ def convert(dataset: Dataset, to: str, out: str | Path | OutputFolder, *, overwr
     module = get_format(to)
     if not hasattr(module, "write"):
         raise DatasetError(f"cannot write format {to!r}.", fix=f"use one of: {', '.join(writable_formats())}.")
+    check = getattr(module, "check_writable", None)
+    if check is not None:  # what the format cannot hold is refused before a file is written
+        check(dataset, **options)
     folder = as_output_folder(out, inputs=[dataset.root], overwrite=overwrite)
     begin_output(folder, module.NAME, len(dataset.samples))  # a folder cut short is read as partial
     module.write(dataset, folder, **options)

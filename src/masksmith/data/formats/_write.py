@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from pathlib import Path, PurePosixPath
 
 from PIL import Image
@@ -110,6 +111,35 @@ def splits_of(dataset: Dataset) -> list[str]:
     """The splits the samples carry, in the order train, val, test (empty when none has one)."""
     found = {s.split for s in dataset.samples if s.split}
     return [s for s in ("train", "val", "test") if s in found]
+
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def check_class_names(dataset: Dataset, file: str, *, xml: bool = False, reserved: frozenset[str] = frozenset(),
+                      forbidden: str = "", stripped: bool = False, comment: str = "") -> None:
+    """Refuse, before anything is written, a class name the output `file` cannot hold so that it reads back
+    as the same class: characters UTF-8 (or XML) cannot carry, one of `forbidden`, spaces at its ends where
+    the tool's readers strip them (`stripped`), a leading `comment` character, or a `reserved` name (compared
+    in lower case too) that the file gives another meaning (`__ignore__` marks void pixels)."""
+    for name in dataset.class_names:
+        problem = "has spaces at its ends, which readers of the file strip" if stripped and name != name.strip() \
+            else ""
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            problem = problem or "holds a character UTF-8 cannot store (a lone surrogate)"
+        if not problem and xml and _NOT_XML.search(name):
+            problem = "holds a control character XML cannot store"
+        if not problem and any(c in name for c in forbidden):
+            problem = f"has a {' or '.join(repr(c) for c in forbidden)}"
+        if not problem and comment and name.startswith(comment):
+            problem = f"starts with {comment!r}, which starts a comment there"
+        if not problem and (name in reserved or name.lower() in reserved):
+            problem = "has another meaning there (void pixels, or the background), so it would not read back as a class"
+        if problem:
+            raise DatasetError(f"class {name!r:.80} {problem}; {file} cannot hold it.",
+                               fix="rename the class, or convert to another format.")
 
 
 def image_suffix(sample: Sample) -> str:

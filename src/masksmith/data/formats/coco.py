@@ -41,7 +41,7 @@ from masksmith.data.formats._common import (
     split_name,
     stem_folders,
 )
-from masksmith.data.formats._write import copy_image, output_folder, output_names, splits_of
+from masksmith.data.formats._write import check_class_names, copy_image, output_folder, output_names, splits_of
 from masksmith.data.rasterize import region_rle, rle_json
 from masksmith.data.schema import ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
 
@@ -545,6 +545,11 @@ def _category_names(option: Any, used: list[int]) -> dict[int, str]:
     return names
 
 
+def check_writable(dataset: Dataset, **options: Any) -> None:
+    """Refuse what this format cannot hold before a file is written (`convert` asks first)."""
+    check_class_names(dataset, "annotations.json", reserved=IGNORE_NAMES)
+
+
 def write(dataset: Dataset, out: Path | OutputFolder, **options: Any) -> None:
     """Write out/annotations.json and copy the images to out/images/ (sample names keep their sub-folders;
     names that would leave the folder are flattened by masksmith.core.paths, and the JSON says the same name).
@@ -555,6 +560,7 @@ def write(dataset: Dataset, out: Path | OutputFolder, **options: Any) -> None:
     annotations/instances_<split>.json with its images in images/<split>/ (images in no split:
     instances_default.json), which the reader reads back as one data set with those splits."""
     folder = output_folder(dataset, out)
+    check_writable(dataset)
     names = output_names(dataset)
     splits = splits_of(dataset)
     if not splits:

@@ -50,6 +50,7 @@ from masksmith.data.formats._common import (
     stem_folders,
 )
 from masksmith.data.formats._write import (
+    check_class_names,
     coordinate,
     copy_image,
     output_folder,
@@ -393,6 +394,11 @@ def _subset_names(dataset: Dataset) -> list[tuple[str, str]]:
     return out
 
 
+def check_writable(dataset: Dataset, **options: Any) -> None:
+    """Refuse what this format cannot hold before a file is written (`convert` asks first)."""
+    check_class_names(dataset, "annotations.xml", xml=True, stripped=True)
+
+
 def write(dataset: Dataset, out: Any, **options: Any) -> None:
     """A "CVAT for images 1.1" task export, as CVAT writes it: out/annotations.xml (version, meta with the task
     and its labels with colours, one <image> per photo with <polygon label points="x,y;..." source="auto"
@@ -403,6 +409,7 @@ def write(dataset: Dataset, out: Any, **options: Any) -> None:
     from datetime import datetime
 
     folder = output_folder(dataset, out)
+    check_writable(dataset)
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
     task = ET.SubElement(ET.SubElement(root, "meta"), "task")

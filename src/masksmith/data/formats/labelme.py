@@ -53,6 +53,7 @@ from masksmith.data.formats._common import (
     usable_name,
 )
 from masksmith.data.formats._write import (
+    check_class_names,
     coordinate,
     copy_image,
     output_folder,
@@ -490,6 +491,11 @@ def _instance_suffix(samples: list[Sample], declared: list[str] | None, mode: An
         sample.regions = kept
 
 
+def check_writable(dataset: Dataset, **options: Any) -> None:
+    """Refuse what this format cannot hold before a file is written (`convert` asks first)."""
+    check_class_names(dataset, "LabelMe JSON", reserved=frozenset({IGNORE_LABEL}))
+
+
 def write(dataset: Dataset, out: Any, **options: Any) -> None:
     """LabelMe's own layout: each image copied into `out` (sub-folders kept) with <stem>.json beside it, as
     LabelMe 5 saves it (version, flags, shapes, imagePath = the image's name beside the JSON, imageData null,
@@ -498,6 +504,7 @@ def write(dataset: Dataset, out: Any, **options: Any) -> None:
     from pathlib import PurePosixPath
 
     folder = output_folder(dataset, out)
+    check_writable(dataset)
     for sample, name in zip(dataset.samples, split_stems(dataset, output_names(dataset)), strict=True):
         require_size(sample)
         copy_image(sample, folder, name)

@@ -23,11 +23,14 @@ Three kinds of mask (option `mask_kind`; otherwise guessed from the first masks)
   class named by option `class_name`, else line 1 of classes.txt, else "foreground". Option `threshold=N`
   reads grey masks as binary with foreground at grey >= N (masks resized with smoothing).
 - "index": grey values are class indices 0..N (0 background); option `ignore_value` (default 255, None for
-  none) marks void pixels. Names from option `class_names` (a list: index 1 first; or {value: name}, which
-  may name 0) or `classes.txt` (one name a line, line i = index i; a leading labelme `__ignore__` line is
-  skipped), else "class_1", ... Index 0 is background unless it is given a name that is not a background
-  name (`sky`, `membrane`): then it is a class like the others. The values found and their pixel shares are
-  reported, with a hint when one looks like void (the highest value, one used far less than the others).
+  none) marks void pixels. Names from option `class_names` (a list, or {value: name}, which may name 0) or
+  `classes.txt` (one name a line; a leading labelme `__ignore__` line is skipped), else "class_1", ... A list
+  that starts with a background name names values 1.. after it; a plain list is read against the values of
+  all masks (masksmith.data.formats._classlist: from 0 when it names every value present, from 1 when it
+  names up to the highest, refused when it fits both ways), so the names are given at the end of the read.
+  Index 0 named with a name that is not a background name (`sky`, `membrane`) is a class like the others.
+  The values found and their pixel shares are reported, with a hint when one looks like void (the highest
+  value, one used far less than the others, one lining the boundaries between others: _values.py).
   Grey masks with many levels (binary masks resized with smoothing) are refused, naming option `threshold`.
 - "color": RGB masks whose colours are classes, from option `color_map` {"name": (r, g, b) or "#rrggbb"} or a
   `classes.csv` file with `name,r,g,b` lines (an optional header line; a `_background_`/`background` row sets
@@ -104,7 +107,8 @@ OPTIONS = (
     Option("mask_pattern", "how a mask is named from its image: {stem}, {name}, {number} (a pattern or a list)",
            None),
     Option("class_name", "binary masks: the name of the foreground class", "foreground"),
-    Option("class_names", "index masks: names of values 1, 2, ... (a list) or {value: name} (may name 0)", None),
+    Option("class_names", "index masks: a list (from value 0 or 1, as the values present say; a leading "
+           "'background' fixes 1) or {value: name} (may name 0)", None),
     Option("ignore_value", "index masks: the value of void pixels (None for none)", IGNORE_INDEX),
     Option("threshold", "read grey masks as binary, foreground at grey >= this (blurred masks)", None),
     Option("color_map", "colour masks: {name: (r, g, b) or '#rrggbb'} (or classes.csv)", None),
@@ -771,10 +775,12 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     matched = _match_masks(root, pairs, _patterns(options.get("mask_pattern")), log)
     cfg = _config(root, pairs, [m for _, m, _ in matched], options)
     measured = shape_masks(len(matched))
-    samples: list[tuple[Sample, Path]] = []
+    samples: list[Sample] = []
+    masks: list[Path] = []
     for k, (image, mask, split) in enumerate(matched):
         try:
-            samples.append((_read_sample(image, mask, root, cfg, split, k in measured), mask))
+            samples.append(_read_sample(image, mask, root, cfg, split, k in measured))
+            masks.append(mask)
         except DatasetError as exc:
             log.add(exc.problem, path=exc.path or mask, item=rel_name(image, root), fix=exc.fix or "")
     mapping: dict[int, str] = {}
@@ -783,15 +789,12 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     elif cfg.kind == "color":
         assert cfg.colors is not None
         names = cfg.colors.names
-    else:
+    else:  # every mask read: now the class list can say which value each name names
         mapping = _value_mapping(cfg, log)
-        kept = _name_regions([s for s, _ in samples], [m for _, m in samples], mapping, cfg, log)
-        samples = [(s, Path()) for s in kept]
-        top = max((v for v in mapping if v > 0), default=0)
-        names = [*([mapping[0]] if 0 in mapping else []),
-                 *(mapping.get(v, f"class_{v}") for v in range(1, top + 1))]
+        samples = _name_regions(samples, masks, mapping, cfg, log)
+        names = [mapping[v] for v in sorted(mapping)]
     colors = cfg.colors.colors if cfg.colors is not None else None
-    dataset = Dataset(classes=make_classes(names, colors), samples=[s for s, _ in samples], root=root)
+    dataset = Dataset(classes=make_classes(names, colors), samples=samples, root=root)
     dataset.info["folders"] = [(_rel(p.images, root) + (f"/{p.only}" if p.only else ""), _rel(p.masks, root))
                                for p in pairs]
     if cfg.kind == "index":
@@ -806,12 +809,13 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
 def _value_mapping(cfg: Config, log: ProblemLog) -> dict[int, str]:
     """{raw mask value: class name} for the values present (0 only when it is a class, not the background)."""
     present = cfg.tally.present(cfg.ignore_value)
-    if cfg.classes is None:
-        return {v: f"class_{v}" for v in present if 0 < v <= MAX_CLASSES}
+    if cfg.classes is None:  # class_<v> for 1..the highest value: a class's index is its mask value
+        return {v: f"class_{v}" for v in range(1, min(max(present, default=0), MAX_CLASSES) + 1)}
     mapping, note = resolve(cfg.classes, present)  # the message names the list: it is at fault, not a mask
     if note:
         log.note(note, skipped=False)
-    return mapping
+    top = max((v for v in mapping if v > 0), default=0)
+    return {**{v: f"class_{v}" for v in range(1, top + 1)}, **mapping}  # values a {value: name} map skips
 
 
 def _name_regions(samples: list[Sample], masks: list[Path], mapping: dict[int, str], cfg: Config,
@@ -871,21 +875,30 @@ def _value_names(cfg: Config, mapping: dict[int, str]) -> dict[int, str]:
 
 # ---------------------------------------------------------------- writing
 
+def check_writable(dataset: Dataset, **options: Any) -> None:
+    """Refuse what the mask kind cannot hold before a file is written (`convert` asks first)."""
+    kind = options.get("kind", "index")
+    if kind not in KINDS:
+        raise DatasetError(f"option kind is {kind!r}.", fix=f"use one of: {', '.join(KINDS)}.")
+    has_void = any(s.ignore_rle is not None for s in dataset.samples)
+    if kind == "binary":
+        _check_binary(dataset, has_void)
+    if kind == "color":
+        _color_lut(dataset, has_void)
+
+
 def write(dataset: Dataset, out: Path, **options: Any) -> None:
     """Write out/images/<name> and out/masks/<name>.png, plus classes.txt (index, binary) or classes.csv
     (color), written first so that a folder cut short still names its classes. Option kind: "index" (default;
     grey PNG 0..N, 255 void), "color" (RGB PNG in the class colours), or "binary" (0/255 PNG; one class, no
     void). Samples with a split go to images/<split>/ and masks/<split>/, which the reader takes as splits."""
+    check_writable(dataset, **options)
     kind = options.get("kind", "index")
-    if kind not in KINDS:
-        raise DatasetError(f"option kind is {kind!r}.", fix=f"use one of: {', '.join(KINDS)}.")
     folder = output_folder(dataset, out)
     index = dataset.class_map.index()
     stems = split_stems(dataset, output_stems(dataset))
     has_void = any(s.ignore_rle is not None for s in dataset.samples)
     lut = _color_lut(dataset, has_void) if kind == "color" else None
-    if kind == "binary":
-        _check_binary(dataset, has_void)
     if kind == "color":
         rows = ["name,r,g,b", f"{BACKGROUND},0,0,0"]
         rows += [f"{_csv_name(c.name)},{c.color[0]},{c.color[1]},{c.color[2]}" for c in dataset.classes]
