@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-SHAPE_MASKS = 16  # masks whose value shapes are measured, spread over the folder
+SHAPE_MASKS = 8  # masks whose value shapes are measured, spread over the folder
 BETWEEN_RADIUS = 3
 THIN = 0.5  # boundary sides per pixel above which a value is a strip a few pixels wide, not areas
 MIN_PIXELS = 20  # values with fewer pixels in a mask are not measured there
@@ -93,11 +93,12 @@ def _between_and_pieces(values: np.ndarray, v: int) -> tuple[int, int]:
     from scipy import ndimage
 
     mine = values == v
-    wide = values.astype(np.int16)
     size = 2 * BETWEEN_RADIUS + 1
-    high = ndimage.maximum_filter(np.where(mine, -1, wide), size=size)
-    low = ndimage.minimum_filter(np.where(mine, 256, wide), size=size)
-    between = int(np.count_nonzero(mine & (high >= 0) & (low <= 255) & (high != low)))
+    # the highest and lowest other value near each pixel, v's own pixels standing in as 0 (for the highest)
+    # and 255 (for the lowest); (0, 255) is only ever seen where no other value is near
+    high = ndimage.maximum_filter(np.where(mine, 0, values).astype(np.uint8), size=size)
+    low = ndimage.minimum_filter(np.where(mine, 255, values).astype(np.uint8), size=size)
+    between = int(np.count_nonzero(mine & (high != low) & ~((high == 0) & (low == 255))))
     _, pieces = ndimage.label(mine, structure=np.ones((3, 3), bool))
     return between, int(pieces)
 
