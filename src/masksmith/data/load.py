@@ -74,7 +74,7 @@ def _read(path: Path, format: str | None, strict: bool, need_pixels: bool, optio
     if not dataset.samples:
         raise DatasetError(_empty_reason(dataset), path=dataset.root or path,
                            fix="check the path and the problems above; reading it leniently (`lenient`) lists "
-                           "every one." if dataset.problems else
+                               "every one." if dataset.problems else
                            "point at the folder or file that holds the annotations.")
     return dataset
 
