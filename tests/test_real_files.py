@@ -79,7 +79,11 @@ def _convert_under_a_file_size_limit(tmp_path: Path, on_limit: str) -> tuple[sub
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
-    env = {**os.environ, "PYTHONPATH": str(Path(masksmith.__file__).parents[1]), "PYTHONDONTWRITEBYTECODE": "1"}
+    home = tmp_path / "home"  # an empty home: no cache a library builds on first use may count against the limit
+    home.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(masksmith.__file__).parents[1]), "PYTHONDONTWRITEBYTECODE": "1",
+           "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "MPLCONFIGDIR": str(home / "mpl"),
+           "MASKSMITH_CACHE": str(home / "masksmith")}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env,
                           preexec_fn=limit, cwd=tmp_path)
     return proc, out
