@@ -2,8 +2,9 @@
 
 - EXIF orientation is applied, because every viewer and annotation tool shows the photo upright and the
   annotations are drawn on that upright picture; sizes are reported after it.
-- 16-bit greyscale (and 32-bit integer or float) images are scaled to 8 bits, instead of being clipped to
-  near-white by Pillow's plain conversion.
+- 16-bit greyscale (and 32-bit integer or float) images are scaled to 8 bits by the range their values use
+  (0..1, 0..255, 0..65535, else their own lowest to highest), instead of being clipped to near-white by
+  Pillow's plain conversion.
 - Pillow's decompression-bomb refusal, truncated files, Git LFS pointer files and non-images become one
   MasksmithError naming the file and the fix.
 """
@@ -100,15 +101,34 @@ def to_rgb(im: Image.Image) -> np.ndarray:
     """(H, W, 3) uint8 RGB from any Pillow mode; high bit depths are scaled, not clipped."""
     if im.mode.startswith("I;16") or im.mode in ("I", "F"):
         values = np.asarray(im).astype(np.float64)
-        if im.mode.startswith("I;16") or (im.mode == "I" and (im.format == "PNG" or values.max(initial=0) > 255)):
-            values = values / 257.0  # 0..65535 -> 0..255
-        elif im.mode == "F" and values.max(initial=0) <= 1.0:
-            values = values * 255.0
-        grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        grey = np.clip(np.rint(_to_8bit(values, im)), 0, 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     if im.mode != "RGB":
         im = im.convert("RGB")
     return np.asarray(im)
+
+
+def _to_8bit(values: np.ndarray, im: Image.Image) -> np.ndarray:
+    """Grey values of a 16-bit, 32-bit integer or 32-bit float image on 0..255, by the range they use: 0..1
+    (float), 0..255, 0..65535 (16-bit, and float or integer images holding 16-bit values); anything else
+    (negative values, or above 65535) is stretched from its lowest to its highest value. NaN and infinities
+    are black. Never clipped: a float TIFF of 0..65535 is a picture, not a white page."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        values = np.where(finite, values, np.nan)
+    low = float(np.nanmin(values)) if finite.any() else 0.0
+    high = float(np.nanmax(values)) if finite.any() else 0.0
+    if im.mode.startswith("I;16") or (im.mode == "I" and im.format == "PNG"):
+        out = values / 257.0  # 0..65535 -> 0..255
+    elif low < 0 or high > 65535:
+        out = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    elif high > 255:
+        out = values / 257.0
+    elif im.mode == "F" and high <= 1.0:
+        out = values * 255.0
+    else:
+        out = values
+    return np.nan_to_num(out, nan=0.0)
 
 
 def read_image(source: str | Path | bytes) -> np.ndarray:

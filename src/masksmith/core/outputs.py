@@ -60,15 +60,23 @@ FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 LOW_SPACE = 1 << 20  # a writer that fails with less than this free beside its file ran out of space
 
 
-def os_error(exc: OSError, path: str | Path | None = None, action: str = "write") -> WriteError:
-    """One line for an OSError: the path, what failed, the system's words and the errno name."""
-    where = exc.filename or path
+# errors about the file being written, whichever file the system call names (shutil's copy names the source
+# photo when the disk fills up under the copy)
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def os_error(exc: OSError, path: str | Path | None = None, action: str = "write", *,
+             output: bool = False) -> WriteError:
+    """One line for an OSError: the path, what failed, the system's words and the errno name. With `output`,
+    `path` is the file being written and is named when the disk (or a quota, or a size limit) has no room."""
+    where = path if output and path is not None and exc.errno in _NO_ROOM else (exc.filename or path)
     name = errno.errorcode.get(exc.errno or 0, "")
     reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc))
     fixes = {errno.ENOSPC: "free some disk space or choose a folder on another disk.",
              errno.EDQUOT: "free some space in your quota or choose another folder.",
              errno.EACCES: "choose a folder you may write to.", errno.EPERM: "choose a folder you may write to.",
              errno.EROFS: "choose a folder on a writable disk.",
+             errno.EFBIG: "the file is larger than this disk or your limits allow; choose another folder.",
              errno.ENOTDIR: "a part of the path is a file; choose another path.",
              errno.EISDIR: "the path is a folder; give a file name."}
     return WriteError(f"cannot {action} ({reason}{f', {name}' if name else ''}).", path=where,
@@ -126,7 +134,9 @@ def atomic_writing(path: str | Path, *, before_replace: Callable[[], Any] | None
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise os_error(exc, path) from None
+        if exc.filename == tmp:
+            exc.filename = str(path)  # the temporary name means nothing to the user
+        raise os_error(exc, path, output=True) from None
     except Exception as exc:
         # some writers (torch.save) report a full disk as their own error, without the errno
         full = _out_of_space(path)

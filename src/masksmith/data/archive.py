@@ -1,6 +1,7 @@
 """Safe zip extraction: no path escapes, no links, bounded size and ratio, atomic, cached by content.
 
-- Before a byte is written, the members are checked: names that leave the folder or are links, more than
+- Before a byte is written, the members are checked: names that leave the folder or are links, two entries
+  for one file (a zip may hold both; extracting would keep one without a word), more than
   MAX_FILES entries, more than `max_total` bytes unpacked in all, a member or the whole zip inflating more
   than MAX_RATIO times (512 members of 16 MiB of zeros is 8 GiB from 8 MB: refused). While extracting, the
   bytes are counted again, so sizes the zip lies about change nothing.
@@ -63,9 +64,17 @@ def check_members(zf: zipfile.ZipFile, path: Path, max_total: int = MAX_TOTAL_BY
         raise ArchiveError(f"holds {len(infos)} entries, more than the {MAX_FILES} allowed.", path=path,
                            fix="split the data set into smaller zips or extract it yourself.")
     total = 0
+    seen: dict[tuple[str, ...], str] = {}
     for info in infos:
         name = info.filename
         parts = PurePosixPath(name.replace("\\", "/")).parts
+        if not info.is_dir() and parts in seen:  # zip allows it; extracting would keep one without a word
+            raise ArchiveError(f"holds two entries for the same file {name!r}"
+                               f"{f' (as {seen[parts]!r})' if seen[parts] != name else ''}; which one is meant "
+                               "is unknown.", path=path,
+                               fix="re-create the zip with one file of each name (a zip tool that appends adds a "
+                                   "second copy instead of replacing the first).")
+        seen[parts] = name
         if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts or "\0" in name:
             raise ArchiveError(f"entry {name!r} points outside the archive folder.", path=path,
                                fix="re-create the zip from the data set folder itself.")

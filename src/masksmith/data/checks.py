@@ -12,6 +12,8 @@ file alone allows (classes, geometry where it states the image size) still runs.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 import numpy as np
 from pycocotools import mask as mask_utils
 
@@ -30,12 +32,16 @@ def validate(dataset: Dataset, log: ProblemLog, *, need_pixels: bool = True) -> 
     kept: list[Sample] = []
     missing: list[Sample] = []
     lfs: list[Sample] = []
+    ambiguous: list[Sample] = []
     for sample in dataset.samples:
         status = _check_image(sample, log)
         if status == "bad":
             continue
         if status in ("missing", "lfs"):
-            (missing if status == "missing" else lfs).append(sample)
+            if status == "missing" and _ambiguous_name(sample, log) is not None:
+                ambiguous.append(sample)
+            else:
+                (missing if status == "missing" else lfs).append(sample)
             if need_pixels:
                 continue
             sample.image_missing = True
@@ -51,8 +57,39 @@ def validate(dataset: Dataset, log: ProblemLog, *, need_pixels: bool = True) -> 
              "fetch them with `git lfs pull` in the repository you cloned.")):
         if group:
             _report_images(group, total, problem[len(group) > 1], fix, dataset, log, need_pixels)
+    if ambiguous:
+        _report_ambiguous(ambiguous, total, dataset, log, need_pixels)
     dataset.samples = kept
     return dataset
+
+
+def _ambiguous_name(sample: Sample, log: ProblemLog) -> str | None:
+    """The base name of the sample's image when several files below the data set folder have it."""
+    for name in (sample.image_path.name if sample.image_path is not None else "", PurePosixPath(sample.name).name):
+        if name in log.ambiguous:
+            return name
+    return None
+
+
+def _report_ambiguous(group: list[Sample], total: int, dataset: Dataset, log: ProblemLog, need_pixels: bool
+                      ) -> None:
+    """One problem for images whose name several files share: the same words for `inspect`, which keeps them,
+    and for the commands that need the pixels, which stop (or leave them out)."""
+    shown = []
+    for sample in group[:SHOWN]:
+        base = _ambiguous_name(sample, log) or sample.name
+        paths = log.ambiguous.get(base, [])
+        shown.append(f"{base} ({', '.join(paths[:3])}{', ...' if len(paths) > 3 else ''})")
+    more = " ..." if len(group) > SHOWN else ""
+    verb = "is" if len(group) == 1 else "are"
+    message = (f"{len(group)} of {total} image(s) {verb} named by several files below the data set folder, and "
+               f"masksmith does not guess which: {'; '.join(shown)}{more}.")
+    fix = "write each image's path relative to the annotation file (or the data set folder), or keep one file of " \
+          "that name."
+    if need_pixels and log.strict:
+        raise DatasetError(message, path=dataset.root or "", fix=fix + " Or read it leniently (`lenient`) to leave "
+                                                                       "them out.")
+    log.report(Problem(str(dataset.root or ""), "", message, fix, "image" if need_pixels else "", len(group)))
 
 
 def _report_images(group: list[Sample], total: int, problem: str, fix: str, dataset: Dataset, log: ProblemLog,

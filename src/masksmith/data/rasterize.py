@@ -170,6 +170,14 @@ def instance_masks(sample: Sample, class_to_index: dict[str, int]
     return np.stack(masks), np.asarray(labels, np.int64), np.asarray(crowd, bool)
 
 
+def count_components(mask: np.ndarray) -> int:
+    """How many 8-connected components a bool mask has (one label image, never a mask per component)."""
+    from scipy import ndimage
+
+    _, n = ndimage.label(mask, structure=np.ones((3, 3), bool), output=np.int32)
+    return int(n)
+
+
 def connected_components(mask: np.ndarray) -> list[np.ndarray]:
     """8-connected components of a bool mask, largest first."""
     from scipy import ndimage

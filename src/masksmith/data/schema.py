@@ -156,6 +156,9 @@ class ProblemLog:
         self.strict = strict
         self.problems: list[Problem] = []
         self._notes: dict[str, Note] = {}
+        # image base names that several files below the data set folder share ({name: their paths}): images
+        # named so are not guessed, and are reported as ambiguous rather than missing (masksmith.data.checks)
+        self.ambiguous: dict[str, list[str]] = {}
 
     def add(self, message: str, *, path: str | Path, item: str = "", fix: str = "", dropped: str = "image") -> None:
         if self.strict:

@@ -117,17 +117,57 @@ def dataset_stats(dataset: Dataset, pixels: bool = True, objects: bool = True) -
         c.pixels = int(counts[value])
         c.pixel_share = share(counts[value])
     values, hints = mask_value_report(dataset)
+    found = [*empty_classes(dataset, per_class, pixels and counted > 0), *void_like_values(dataset)]
     return DatasetStats(dataset.format, len(dataset.samples), per_class, background, ignored, unannotated,
-                        sizes, list(dataset.problems), list(dataset.notes), declared_splits(dataset), counted,
+                        sizes, [*dataset.problems, *found], list(dataset.notes), declared_splits(dataset), counted,
                         sum(1 for s in dataset.samples if s.image_missing), hints, values,
                         [tuple(f) for f in dataset.info.get("folders") or []])
 
 
 def _components(region, sample) -> int:
-    """Objects in a class-only region (mask folders) counted as connected components."""
-    from masksmith.data.rasterize import connected_components, region_mask
+    """Objects in a class-only region (mask folders) counted as connected components, without a mask per
+    component: one label image (a few bytes a pixel) whatever their number."""
+    from masksmith.data.rasterize import count_components, region_mask
 
-    return len(connected_components(region_mask(region, sample.height, sample.width)))
+    return count_components(region_mask(region, sample.height, sample.width))
+
+
+def empty_classes(dataset: Dataset, classes: list[ClassStats], by_pixels: bool) -> list[Problem]:
+    """A problem (nothing dropped) per named class that no annotation of these images has: a model cannot learn
+    it, and a class list that names more classes than the data holds is often read from the wrong value."""
+    where = str(dataset.root or "")
+    total = len(dataset.samples)
+    out = []
+    for c in classes:
+        if (c.pixels if by_pixels else c.instances) > 0:
+            continue
+        out.append(Problem(where, f"class {c.name!r}", f"is named, but none of the {total} image(s) has a pixel "
+                           "of it: a model cannot learn it, and its scores are empty.",
+                           "check that the class list names the right mask values, add annotations of it, or "
+                           "leave it out of the class list.", dropped=""))
+    return out
+
+
+def void_like_values(dataset: Dataset) -> list[Problem]:
+    """A problem (nothing dropped) per index-mask value that is shaped like unlabelled pixels: thin strips
+    between other classes, in many small pieces (masksmith.data.formats._values), yet read as a class."""
+    from masksmith.data.formats._values import looks_like_void
+
+    names: dict[int, str] = dataset.info.get("mask_names") or {}
+    out = []
+    for value, shape in (dataset.info.get("mask_shapes") or {}).items():
+        meaning = names.get(value)
+        if meaning in (None, "void") or not looks_like_void(shape):
+            continue
+        share = 100 * shape["between"] / max(1, shape["pixels"])
+        learned = "the background" if meaning == BACKGROUND else "a class"
+        out.append(Problem(str(dataset.root or ""), f"mask value {value} ({meaning})",
+                           f"lies along the boundaries between other classes ({share:.0f} % of its pixels) in "
+                           f"{shape['pieces']} small pieces over {shape['masks']} mask(s): that is how unlabelled "
+                           f"(void) pixels look, yet it is learned as {learned}.",
+                           f"if it marks unlabelled pixels, set `ignore_value={value}` so it is left out of training "
+                           "and scores instead of learned.", dropped=""))
+    return out
 
 
 RARE = 1 / 20  # a value used less than this share of the median value's pixels is "far less than the others"

@@ -32,6 +32,8 @@ def training_summary(dataset: Dataset, train: list[Sample], val: list[Sample], h
         lines.append(f"classes ({len(stats.classes)}): " + ", ".join(c.name for c in stats.classes))
     for hint in stats.hints:
         lines.append(f"hint: {hint}")
+    for problem in stats.problems[len(dataset.problems):]:  # found in the training images: named classes
+        lines.append(f"problem: {problem}")  # without a pixel, values shaped like void
     for note in dataset.notes:
         lines.append(f"note: {note}")
     if dataset.problems:

@@ -2,8 +2,8 @@
 read(path, log, **opts); writable formats add write(dataset, out, **opts). Adding a format is one new module
 and one line here.
 
-detect() returns False, True, or how deep below `path` its evidence lies (1: in the folder itself or the file,
-2: in a sub-folder, 3: two levels down). When several formats match a folder, the one whose layout is the
+detect(path, **options) returns False, True, or how deep below `path` its evidence lies (1: in the folder itself
+or the file, 2: in a sub-folder, 3: two levels down). When several formats match a folder, the one whose layout is the
 folder's own wins (a VOC folder with a LabelMe JSON in a sub-folder is read as VOC); ties go to the order
 below, specific JSON/XML layouts first, folder conventions last. The others are named in the report.
 """
@@ -54,13 +54,16 @@ class Detected:
     error: DatasetError | None = None
 
 
-def detect_formats(path: Path) -> list[Detected]:
-    """Every format that recognises `path`, best first (shallowest evidence, then module order)."""
+def detect_formats(path: Path, options: dict[str, Any] | None = None) -> list[Detected]:
+    """Every format that recognises `path`, best first (shallowest evidence, then module order). Reading
+    options a format's detect() takes (its DETECT_OPTIONS, such as `masks=NAME` for mask folders) are passed
+    to it, so that what settles the layout while reading settles it while detecting too."""
     found: list[Detected] = []
     for name in _MODULES:
         module = get_format(name)
+        given = {k: v for k, v in (options or {}).items() if k in getattr(module, "DETECT_OPTIONS", ())}
         try:
-            result = module.detect(path)
+            result = module.detect(path, **given)
         except DatasetError as exc:  # it recognises the layout but finds it ambiguous: said if it wins, after
             found.append(Detected(module, 1.5, exc))  # the formats that recognise the folder's own layout cleanly
             continue

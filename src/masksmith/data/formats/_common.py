@@ -186,12 +186,10 @@ class ImageFinder:
         return self._index, self._lower
 
     def report(self, log: Any) -> None:
-        """One note naming the base names that several files share (their annotations' images are missing)."""
+        """Hand the base names that several files share to the log: the shared checks report the images
+        named so as ambiguous (one message, whether the pixels are needed or not), not as missing."""
         for base, paths in self.ambiguous.items():
-            where = ", ".join(p.relative_to(self.root).as_posix() for p in paths[:3])
-            log.note("{n} image name(s) match several files below the data set folder and were not guessed",
-                     f"{base} ({where})", fix="Fix: write the image's path relative to the annotation file.",
-                     skipped=False)
+            log.ambiguous[base] = [p.relative_to(self.root).as_posix() for p in paths]
 
 
 def find_image(root: Path, name: str, *extra: str, near: Path | None = None,

@@ -7,7 +7,10 @@ not write is replaced without --overwrite, and every file is written atomically 
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
+import re
 from pathlib import Path, PurePosixPath
 
 from PIL import Image
@@ -15,10 +18,35 @@ from PIL import Image
 from masksmith.core.errors import DatasetError
 from masksmith.core.outputs import OutputFolder, as_output_folder
 from masksmith.core.paths import safe_relative
-from masksmith.data.formats._common import IMAGE_SUFFIXES
+from masksmith.data.formats._common import IMAGE_SUFFIXES, split_name
 from masksmith.data.schema import Dataset, Sample
 
 GENERIC_IMAGE_DIRS = ("images", "image", "imgs", "img", "JPEGImages", "rgb")
+# Written first into a folder a data set is being written to, removed last: a folder that still holds it was cut
+# short (Ctrl-C, a kill, a full disk) and is read as partial (masksmith.data.load), never as a complete data set.
+PARTIAL_MARKER = ".masksmith-partial"
+
+
+def begin_output(folder: OutputFolder, format: str, images: int) -> None:
+    folder.write_text(PARTIAL_MARKER, json.dumps({"writing": format, "images": images,
+                                                  "by": "masksmith"}) + "\n")
+
+
+def end_output(folder: OutputFolder) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        folder.path(PARTIAL_MARKER).unlink()
+
+
+def partial_output(folder: Path) -> dict | None:
+    """What the marker of an unfinished output in `folder` says ({} when it cannot be read), or None."""
+    marker = folder / PARTIAL_MARKER
+    try:
+        if not marker.is_file():
+            return None
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def output_folder(dataset: Dataset, out: str | Path | OutputFolder, overwrite: bool = False) -> OutputFolder:
@@ -59,6 +87,59 @@ def output_stems(dataset: Dataset, image_dirs: tuple[str, ...] = GENERIC_IMAGE_D
         seen[stem.lower()] = sample.name
         stems.append(stem)
     return stems
+
+
+def split_stems(dataset: Dataset, names: list[str]) -> list[str]:
+    """`names` (output names or stems, one per sample) with each sample's split as the first folder
+    (`train/a`), unless the name already starts with a folder of that split (`Train/a` from a CVAT subset):
+    the layout that keeps splits for readers that take split folders (mask folders, LabelMe)."""
+    out: list[str] = []
+    seen: dict[str, str] = {}
+    for sample, name in zip(dataset.samples, names, strict=True):
+        parts = PurePosixPath(name).parts
+        if sample.split and not (len(parts) > 1 and split_name(parts[0]) == sample.split):
+            name = f"{sample.split}/{name}"
+        if name.lower() in seen:
+            raise DatasetError(f"images {seen[name.lower()]!r} and {sample.name!r} would share the name {name!r}.",
+                               item=sample.name, fix="rename one of the images.")
+        seen[name.lower()] = sample.name
+        out.append(name)
+    return out
+
+
+def splits_of(dataset: Dataset) -> list[str]:
+    """The splits the samples carry, in the order train, val, test (empty when none has one)."""
+    found = {s.split for s in dataset.samples if s.split}
+    return [s for s in ("train", "val", "test") if s in found]
+
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def check_class_names(dataset: Dataset, file: str, *, xml: bool = False, reserved: frozenset[str] = frozenset(),
+                      forbidden: str = "", stripped: bool = False, comment: str = "") -> None:
+    """Refuse, before anything is written, a class name the output `file` cannot hold so that it reads back
+    as the same class: characters UTF-8 (or XML) cannot carry, one of `forbidden`, spaces at its ends where
+    the tool's readers strip them (`stripped`), a leading `comment` character, or a `reserved` name (compared
+    in lower case too) that the file gives another meaning (`__ignore__` marks void pixels)."""
+    for name in dataset.class_names:
+        problem = "has spaces at its ends, which readers of the file strip" if stripped and name != name.strip() \
+            else ""
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            problem = problem or "holds a character UTF-8 cannot store (a lone surrogate)"
+        if not problem and xml and _NOT_XML.search(name):
+            problem = "holds a control character XML cannot store"
+        if not problem and any(c in name for c in forbidden):
+            problem = f"has a {' or '.join(repr(c) for c in forbidden)}"
+        if not problem and comment and name.startswith(comment):
+            problem = f"starts with {comment!r}, which starts a comment there"
+        if not problem and (name in reserved or name.lower() in reserved):
+            problem = "has another meaning there (void pixels, or the background), so it would not read back as a class"
+        if problem:
+            raise DatasetError(f"class {name!r:.80} {problem}; {file} cannot hold it.",
+                               fix="rename the class, or convert to another format.")
 
 
 def image_suffix(sample: Sample) -> str:

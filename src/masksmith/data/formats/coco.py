@@ -18,6 +18,7 @@ named by option `class_names` or `category <id>`), keeping predictions scoring a
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from masksmith.core.errors import DatasetError, MasksmithError
 from masksmith.core.images import MAX_PIXELS
 from masksmith.core.outputs import OutputFolder
 from masksmith.core.paths import safe_relative
+from masksmith.data.formats._classlist import IGNORE_NAMES
 from masksmith.data.formats._common import (
     ImageFinder,
     Option,
@@ -36,11 +38,12 @@ from masksmith.data.formats._common import (
     load_json,
     points_array,
     rectangle,
+    split_name,
     stem_folders,
 )
-from masksmith.data.formats._write import copy_image, output_folder, output_names
+from masksmith.data.formats._write import check_class_names, copy_image, output_folder, output_names, splits_of
 from masksmith.data.rasterize import region_rle, rle_json
-from masksmith.data.schema import Dataset, ProblemLog, Region, Sample, make_classes
+from masksmith.data.schema import ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
 
 NAME = "coco"
 DESCRIPTION = "COCO instances JSON"
@@ -55,6 +58,8 @@ OPTIONS = (
     Option("class_names", "results files read against an image folder: names of category ids 1, 2, ... (a list) "
            "or {id: name}", None),
 )
+VOID_NAME = "__ignore__"  # the category of void pixels masksmith writes (LabelMe's name for them)
+VOID_ID = 255  # the void mask value: no class has it (classes are 1..254)
 BOX_ONLY = ("{n} box-only annotation(s) (a bbox, no segmentation) hold no mask: their boxes are left out of "
             "training and scores as void")
 
@@ -78,25 +83,55 @@ def _looks_like_results(path: Path) -> bool:
         b'"category_id"' in head
 
 
-def annotation_file(path: Path) -> Path:
-    """The COCO JSON for `path`: the file itself, or the one COCO file in the folder (or its annotations/)."""
-    if path.is_file():
-        return path
+def _candidates(path: Path) -> list[Path]:
     candidates: list[Path] = []
     for folder in (path, path / "annotations"):
         if folder.is_dir():
             candidates += sorted(p for p in folder.glob("*.json") if _looks_like_coco(p))
+    return candidates
+
+
+def _split_of(file: Path) -> str | None:
+    """'train', 'val', 'test' or 'default' for a per-split COCO file (`instances_train.json`, `val.json`)."""
+    stem = stem_folders(file)[-1]
+    return "default" if stem.lower() == "default" else split_name(stem)
+
+
+def split_files(path: Path) -> list[Path]:
+    """The per-split COCO files of a folder (`annotations/instances_train.json`, `instances_val.json`, ...,
+    as CVAT and Datumaro export subsets), when every COCO file there is one of a different split; else []."""
+    if path.is_file():
+        return []
+    candidates = _candidates(path)
+    splits = [_split_of(c) for c in candidates]
+    if len(candidates) < 2 or None in splits or len(set(splits)) != len(splits):
+        return []
+    return candidates
+
+
+def choose_annotation_file(path: Path) -> tuple[Path, str]:
+    """(the COCO JSON for `path`, why it was chosen among others or ""): the file itself, or the one COCO file
+    in the folder (or its annotations/), or the one with the name exporters give it."""
+    if path.is_file():
+        return path, ""
+    candidates = _candidates(path)
+    if len(candidates) == 1:
+        return candidates[0], ""
+    names = ", ".join(c.relative_to(path).as_posix() for c in candidates)
     for name in _DEFAULT_NAMES:
         for c in candidates:
             if c.name == name:
-                return c
-    if len(candidates) == 1:
-        return candidates[0]
+                return c, (f"the folder holds several COCO files ({names}); read {c.relative_to(path).as_posix()}, "
+                           "the name COCO exports give it")
     if not candidates:
         raise DatasetError("no COCO annotation file found.", path=path)
-    names = ", ".join(c.name for c in candidates)
     raise DatasetError(f"holds several COCO files ({names}).", path=path,
                        fix="point at the one you mean.")
+
+
+def annotation_file(path: Path) -> Path:
+    """The COCO JSON for `path` (see choose_annotation_file)."""
+    return choose_annotation_file(path)[0]
 
 
 def detect(path: Path) -> bool:
@@ -227,7 +262,12 @@ def _root_of(file: Path) -> Path:
 
 
 def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
-    file = annotation_file(path)
+    per_split = split_files(path)
+    if per_split:
+        return _read_splits(per_split, log, options)
+    file, why = choose_annotation_file(path)
+    if why:
+        log.note(why, fix="Point at another to read it.", skipped=False)
     data = load_json(file)
     if isinstance(data, list):
         return _read_results(file, data, log, options)
@@ -237,29 +277,45 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     return _read_document(data, file, _root_of(file), log, options)
 
 
+def _read_splits(files: list[Path], log: ProblemLog, options: dict[str, Any]) -> Dataset:
+    """One data set from per-split COCO files: each image's split is its file's (its name `<split>/<name>`
+    when a name is in two files: two images, never one); the classes are those of all files, in order."""
+    root = _root_of(files[0])
+    parts: list[tuple[str, list[Sample]]] = []
+    classes: list[ClassInfo] = []
+    for file in files:
+        data = load_json(file)
+        if isinstance(data, list):
+            raise DatasetError("is a COCO results file beside per-split annotation files.", path=file,
+                               fix="move it out of the folder, or point at one annotation file.")
+        part = _read_document(data, file, root, log, options)
+        parts.append((_split_of(file) or "default", part.samples))
+        classes += [c for c in part.classes if c.name not in {k.name for k in classes}]
+    names = [s.name.lower() for _, samples in parts for s in samples]
+    apart = len(set(names)) < len(names)  # one name in two splits: `<split>/<name>`, two images
+    samples: list[Sample] = []
+    for split, members in parts:
+        for sample in members:
+            sample.split = None if split == "default" else split
+            if apart:
+                sample.name = f"{split}/{sample.name}"
+        samples += members
+    log.note(f"read {len(files)} COCO files, one per split: "
+             f"{', '.join(f.relative_to(root).as_posix() for f in files)}", skipped=False)
+    return Dataset(classes=classes, samples=samples, root=root)
+
+
 def _read_document(data: Any, file: Path, root: Path, log: ProblemLog, options: dict[str, Any]) -> Dataset:
     if not isinstance(data, dict):
         raise DatasetError("is not a COCO file: the top level must be an object.", path=file)
     images, annotations, categories = (_as_list(data, k, file) for k in ("images", "annotations", "categories"))
 
-    cat_names: dict[Any, str] = {}
-    colors: dict[str, tuple[int, int, int]] = {}
-    for cat in categories:
-        name = cat.get("name")
-        if not isinstance(name, str) or "id" not in cat:
-            raise DatasetError(f"category {cat!r:.80} has no id or name.", path=file)
-        if cat["id"] in cat_names:
-            raise DatasetError(f"category id {cat['id']!r} is declared twice, as {cat_names[cat['id']]!r} and "
-                               f"as {name!r}; which class its annotations belong to is unknown.", path=file,
-                               fix="give each category its own id (and check the annotations' category_id).")
-        cat_names[cat["id"]] = name
-        color = _hex_color(cat.get("color"))
-        if color:
-            colors[name] = color
+    cat_names, colors, void_ids = _categories(categories, annotations, file, log)
     classes = make_classes(list(cat_names.values()), colors if options.get("keep_colors", True) else None)
 
     samples: dict[Any, Sample] = {}
-    finder = ImageFinder(root, stem_folders(file))
+    stems = stem_folders(file)  # images of instances_train.json in train/ or images/train/ (a subset export)
+    finder = ImageFinder(root, (*stems, *(f"images/{f}" for f in stems)))
     for img in images:
         item = f"image {img.get('id')!r}"
         file_name = img.get("file_name")
@@ -293,7 +349,11 @@ def _read_document(data: Any, file: Path, root: Path, log: ProblemLog, options: 
                     fix="remove the annotation or add its image.", dropped="region")
             continue
         category = ann.get("category_id")
-        declared = isinstance(category, (int, str)) and not isinstance(category, bool) and category in cat_names
+        is_id = isinstance(category, (int, str)) and not isinstance(category, bool)
+        declared = is_id and category in cat_names
+        if is_id and category in void_ids:
+            _read_void(ann, sample, file, item, log)
+            continue
         seg = ann.get("segmentation")
         if isinstance(seg, list) and seg and all(isinstance(part, list) and not part for part in seg):
             seg = []  # [[]]: VIA's COCO export of a point, or a box-only annotation
@@ -328,6 +388,61 @@ def _read_document(data: Any, file: Path, root: Path, log: ProblemLog, options: 
             region.attributes["score"] = ann["score"]
         sample.regions.append(region)
     return Dataset(classes=classes, samples=list(samples.values()), root=root)
+
+
+def _categories(categories: list[dict[str, Any]], annotations: list[dict[str, Any]], file: Path,
+                log: ProblemLog) -> tuple[dict[Any, str], dict[str, tuple[int, int, int]], set[Any]]:
+    """({category id: class name}, {name: colour}, ids of void categories). Identical repeated entries (VIA's
+    COCO export) are merged with a note, conflicting ones refused; a category named `__ignore__` marks void
+    pixels (what masksmith writes); an unused category that is the supercategory of the others (Roboflow's
+    project category 0) is not a class."""
+    cat_names: dict[Any, str] = {}
+    colors: dict[str, tuple[int, int, int]] = {}
+    void_ids: set[Any] = set()
+    supers = {c.get("supercategory") for c in categories if isinstance(c.get("supercategory"), str)}
+    used = {a.get("category_id") for a in annotations if isinstance(a.get("category_id"), (int, str))}
+    for cat in categories:
+        name = cat.get("name")
+        if not isinstance(name, str) or "id" not in cat or isinstance(cat["id"], (dict, list)):
+            raise DatasetError(f"category {cat!r:.80} has no id or name.", path=file)
+        cid = cat["id"]
+        if cid in cat_names or cid in void_ids:
+            known = cat_names.get(cid, VOID_NAME)
+            if known != name:
+                raise DatasetError(f"category id {cid!r} is declared twice, as {known!r} and as {name!r}; which "
+                                   "class its annotations belong to is unknown.", path=file,
+                                   fix="give each category its own id (and check the annotations' category_id).")
+            log.note("{n} repeated category entr(ies) with the same id and name merged into one class",
+                     f"id {cid!r} {name!r}", skipped=False)
+            continue
+        if name in IGNORE_NAMES:
+            void_ids.add(cid)
+            continue
+        if cid not in used and name in supers and cat.get("supercategory") != name and \
+                any(c.get("supercategory") == name and c.get("name") != name for c in categories):
+            log.note("{n} category(ies) that no annotation uses and that are the supercategory of the others (a "
+                     "project's own category, as Roboflow exports it) are not classes", f"id {cid!r} {name!r}")
+            continue
+        cat_names[cid] = name
+        color = _hex_color(cat.get("color"))
+        if color:
+            colors[name] = color
+    return cat_names, colors, void_ids
+
+
+def _read_void(ann: dict[str, Any], sample: Sample, file: Path, item: str, log: ProblemLog) -> None:
+    """An annotation of the `__ignore__` category: its pixels are void (neither learned nor scored)."""
+    seg = ann.get("segmentation")
+    try:
+        region = _parse_segmentation([] if seg is None or seg == {} else seg, sample.height, sample.width,
+                                     path=file, item=item)
+    except DatasetError as exc:
+        log.add(exc.problem, path=file, item=item, fix=exc.fix or "", dropped="region")
+        return
+    if region is not None:
+        sample.void_regions.append(region)
+        log.note(f"{{n}} annotation(s) of the category {VOID_NAME!r} read as void (left out of training and "
+                 "scores)", sample.name, skipped=False)
 
 
 def _sample_name(file_name: str) -> str:
@@ -430,16 +545,43 @@ def _category_names(option: Any, used: list[int]) -> dict[int, str]:
     return names
 
 
+def check_writable(dataset: Dataset, **options: Any) -> None:
+    """Refuse what this format cannot hold before a file is written (`convert` asks first)."""
+    check_class_names(dataset, "annotations.json", reserved=IGNORE_NAMES)
+
+
 def write(dataset: Dataset, out: Path | OutputFolder, **options: Any) -> None:
     """Write out/annotations.json and copy the images to out/images/ (sample names keep their sub-folders;
-    names that would leave the folder are flattened by masksmith.core.paths, and the JSON says the same name)."""
+    names that would leave the folder are flattened by masksmith.core.paths, and the JSON says the same name).
+
+    Void pixels (left out of training and scores) are one annotation per image of the category `__ignore__`
+    (id 255, no class can have it) with `iscrowd` 1, the way COCO marks regions that evaluation ignores; the
+    reader reads them back as void. A data set with splits is written as CVAT and Datumaro export subsets:
+    annotations/instances_<split>.json with its images in images/<split>/ (images in no split:
+    instances_default.json), which the reader reads back as one data set with those splits."""
     folder = output_folder(dataset, out)
+    check_writable(dataset)
+    names = output_names(dataset)
+    splits = splits_of(dataset)
+    if not splits:
+        folder.write_text("annotations.json", json.dumps(_document(dataset, names, "images", folder)))
+        return
+    groups: dict[str, list[int]] = {}
+    for k, sample in enumerate(dataset.samples):
+        groups.setdefault(sample.split or "default", []).append(k)
+    for split, members in groups.items():
+        part = replace(dataset, samples=[dataset.samples[k] for k in members])
+        doc = _document(part, [names[k] for k in members], f"images/{split}", folder)
+        folder.write_text(f"annotations/instances_{split}.json", json.dumps(doc))
+
+
+def _document(dataset: Dataset, names: list[str], images_dir: str, folder: OutputFolder) -> dict[str, Any]:
     index = dataset.class_map.index()
     categories = [{"id": index[c.name], "name": c.name, "supercategory": "",
                    "color": "#{:02x}{:02x}{:02x}".format(*c.color)} for c in dataset.classes]
     images, annotations = [], []
-    for image_id, (sample, name) in enumerate(zip(dataset.samples, output_names(dataset), strict=True), start=1):
-        copy_image(sample, folder, f"images/{name}")
+    for image_id, (sample, name) in enumerate(zip(dataset.samples, names, strict=True), start=1):
+        copy_image(sample, folder, f"{images_dir}/{name}")
         images.append({"id": image_id, "file_name": name, "width": sample.width, "height": sample.height})
         for region in sample.regions:
             if region.label not in index:
@@ -455,6 +597,13 @@ def write(dataset: Dataset, out: Path | OutputFolder, **options: Any) -> None:
             else:
                 ann["segmentation"] = rle_json(rle)
             annotations.append(ann)
-    doc = {"info": {"description": "written by masksmith"}, "images": images, "annotations": annotations,
-           "categories": categories}
-    folder.write_text("annotations.json", json.dumps(doc))
+        void = sample.ignore_rle
+        if void is not None and float(mask_utils.area(void)) > 0:
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": VOID_ID,
+                                "iscrowd": 1, "area": float(mask_utils.area(void)),
+                                "bbox": [round(float(v), 3) for v in mask_utils.toBbox(void)],
+                                "segmentation": rle_json(void)})
+    if any(a["category_id"] == VOID_ID for a in annotations):
+        categories.append({"id": VOID_ID, "name": VOID_NAME, "supercategory": ""})
+    return {"info": {"description": "written by masksmith"}, "images": images, "annotations": annotations,
+            "categories": categories}

@@ -50,12 +50,14 @@ from masksmith.data.formats._common import (
     stem_folders,
 )
 from masksmith.data.formats._write import (
+    check_class_names,
     coordinate,
     copy_image,
     output_folder,
     output_names,
     region_polygons,
     require_size,
+    splits_of,
 )
 from masksmith.data.rasterize import placed_rle
 from masksmith.data.schema import Dataset, ProblemLog, Region, Sample, make_classes
@@ -72,6 +74,7 @@ NO_AREA_LABEL_TYPES = frozenset({"skeleton", "points", "polyline", "cuboid", "ta
 MAX_PIXELS = 1 << 28  # a mask this large would not fit in memory beside its image; no real photo is
 _ROOT = re.compile(rb"<annotations[\s>]")
 _FIX_EXPORT = "export the task again from CVAT as 'CVAT for images 1.1'."
+SUBSETS = {"train": "Train", "val": "Validation", "test": "Test"}  # CVAT's own subset names
 
 
 # ---------------------------------------------------------------- files
@@ -344,6 +347,11 @@ def _is_video_export(tree: ET.Element) -> bool:
 def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     file = annotation_file(Path(path))
     root = file.parent
+    if Path(path).is_dir():
+        others = sorted(p.name for p in Path(path).glob("*.xml") if p != file and _looks_like_cvat(p))
+        if others:
+            log.note(f"the folder holds several CVAT XML files ({', '.join([file.name, *others])}); read "
+                     f"{file.name}, the name CVAT exports give it", fix="Point at another to read it.", skipped=False)
     tree = parse_xml(file)
     if tree.tag != "annotations":
         raise DatasetError(f"is not a CVAT XML file: its root element is <{tree.tag}>, not <annotations>.",
@@ -370,14 +378,38 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     return Dataset(classes=make_classes(names, colors), samples=samples, root=root)
 
 
+def _subset_names(dataset: Dataset) -> list[tuple[str, str]]:
+    """(CVAT subset or "", image name) per sample: no subsets when no sample has a split; else each image's
+    name within its subset (`Train/a.jpg` read from a CVAT subset is `a.jpg` in Train), unless two would meet."""
+    names = output_names(dataset)
+    if not splits_of(dataset):
+        return [("", n) for n in names]
+    out = []
+    for sample, name in zip(dataset.samples, names, strict=True):
+        first, _, rest = name.partition("/")
+        out.append((SUBSETS.get(sample.split or "", "default"),
+                    rest if rest and split_name(first) == sample.split else name))
+    if len({(s, n.lower()) for s, n in out}) < len(out):
+        out = [(s, n) for (s, _), n in zip(out, names, strict=True)]
+    return out
+
+
+def check_writable(dataset: Dataset, **options: Any) -> None:
+    """Refuse what this format cannot hold before a file is written (`convert` asks first)."""
+    check_class_names(dataset, "annotations.xml", xml=True, stripped=True)
+
+
 def write(dataset: Dataset, out: Any, **options: Any) -> None:
     """A "CVAT for images 1.1" task export, as CVAT writes it: out/annotations.xml (version, meta with the task
     and its labels with colours, one <image> per photo with <polygon label points="x,y;..." source="auto"
     occluded="0" z_order="0">; the parts of one object share a group_id) and the images under out/images/
-    (the layout CVAT's "Upload annotations" and our reader take)."""
+    (the layout CVAT's "Upload annotations" and our reader take). Samples with a split carry CVAT's subset
+    (Train, Validation, Test; `default` for the others), their images in images/<subset>/ as a project export
+    has them, which the reader reads back as splits."""
     from datetime import datetime
 
     folder = output_folder(dataset, out)
+    check_writable(dataset)
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
     task = ET.SubElement(ET.SubElement(root, "meta"), "task")
@@ -396,11 +428,15 @@ def write(dataset: Dataset, out: Any, **options: Any) -> None:
         ET.SubElement(label, "type").text = "polygon"
         ET.SubElement(label, "attributes")
     group = 0
-    for k, (sample, name) in enumerate(zip(dataset.samples, output_names(dataset), strict=True)):
+    for k, (sample, (subset, name)) in enumerate(zip(dataset.samples, _subset_names(dataset), strict=True)):
         require_size(sample)
-        copy_image(sample, folder, f"images/{name}")
-        image = ET.SubElement(root, "image", {"id": str(k), "name": name, "width": str(sample.width),
-                                              "height": str(sample.height)})
+        attrs = {"id": str(k), "name": name, "width": str(sample.width), "height": str(sample.height)}
+        if subset:  # as a project export: each image in its subset, and in images/<subset>/
+            attrs["subset"] = subset
+            copy_image(sample, folder, f"images/{subset}/{name}")
+        else:
+            copy_image(sample, folder, f"images/{name}")
+        image = ET.SubElement(root, "image", attrs)
         for region in sample.regions:
             polygons = region_polygons(region, sample.height, sample.width)
             if len(polygons) > 1:

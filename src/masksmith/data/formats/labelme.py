@@ -53,12 +53,14 @@ from masksmith.data.formats._common import (
     usable_name,
 )
 from masksmith.data.formats._write import (
+    check_class_names,
     coordinate,
     copy_image,
     output_folder,
     output_names,
     region_polygons,
     require_size,
+    split_stems,
 )
 from masksmith.data.rasterize import placed_rle, polygons_to_rle
 from masksmith.data.schema import ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
@@ -489,6 +491,11 @@ def _instance_suffix(samples: list[Sample], declared: list[str] | None, mode: An
         sample.regions = kept
 
 
+def check_writable(dataset: Dataset, **options: Any) -> None:
+    """Refuse what this format cannot hold before a file is written (`convert` asks first)."""
+    check_class_names(dataset, "LabelMe JSON", reserved=frozenset({IGNORE_LABEL}))
+
+
 def write(dataset: Dataset, out: Any, **options: Any) -> None:
     """LabelMe's own layout: each image copied into `out` (sub-folders kept) with <stem>.json beside it, as
     LabelMe 5 saves it (version, flags, shapes, imagePath = the image's name beside the JSON, imageData null,
@@ -497,11 +504,15 @@ def write(dataset: Dataset, out: Any, **options: Any) -> None:
     from pathlib import PurePosixPath
 
     folder = output_folder(dataset, out)
-    for sample, name in zip(dataset.samples, output_names(dataset), strict=True):
+    check_writable(dataset)
+    for sample, name in zip(dataset.samples, split_stems(dataset, output_names(dataset)), strict=True):
         require_size(sample)
         copy_image(sample, folder, name)
         shapes, group = [], 0
-        for region in sample.regions:
+        regions = list(sample.regions)
+        if sample.ignore_rle is not None:  # void pixels as LabelMe's own __ignore__ shapes, read back as void
+            regions.append(Region(IGNORE_LABEL, rle=sample.ignore_rle, is_instance=False))
+        for region in regions:
             polygons = region_polygons(region, sample.height, sample.width)
             if len(polygons) > 1:
                 group += 1

@@ -23,11 +23,14 @@ Three kinds of mask (option `mask_kind`; otherwise guessed from the first masks)
   class named by option `class_name`, else line 1 of classes.txt, else "foreground". Option `threshold=N`
   reads grey masks as binary with foreground at grey >= N (masks resized with smoothing).
 - "index": grey values are class indices 0..N (0 background); option `ignore_value` (default 255, None for
-  none) marks void pixels. Names from option `class_names` (a list: index 1 first; or {value: name}, which
-  may name 0) or `classes.txt` (one name a line, line i = index i; a leading labelme `__ignore__` line is
-  skipped), else "class_1", ... Index 0 is background unless it is given a name that is not a background
-  name (`sky`, `membrane`): then it is a class like the others. The values found and their pixel shares are
-  reported, with a hint when one looks like void (the highest value, one used far less than the others).
+  none) marks void pixels. Names from option `class_names` (a list, or {value: name}, which may name 0) or
+  `classes.txt` (one name a line; a leading labelme `__ignore__` line is skipped), else "class_1", ... A list
+  that starts with a background name names values 1.. after it; a plain list is read against the values of
+  all masks (masksmith.data.formats._classlist: from 0 when it names every value present, from 1 when it
+  names up to the highest, refused when it fits both ways), so the names are given at the end of the read.
+  Index 0 named with a name that is not a background name (`sky`, `membrane`) is a class like the others.
+  The values found and their pixel shares are reported, with a hint when one looks like void (the highest
+  value, one used far less than the others, one lining the boundaries between others: _values.py).
   Grey masks with many levels (binary masks resized with smoothing) are refused, naming option `threshold`.
 - "color": RGB masks whose colours are classes, from option `color_map` {"name": (r, g, b) or "#rrggbb"} or a
   `classes.csv` file with `name,r,g,b` lines (an optional header line; a `_background_`/`background` row sets
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +60,17 @@ from PIL import Image
 
 from masksmith.core.errors import DatasetError
 from masksmith.core.labels import BACKGROUND, BACKGROUND_NAMES, IGNORE_INDEX, MAX_CLASSES, VOID_COLOR, voc_palette
+from masksmith.data.formats._classlist import (
+    IGNORE_NAMES,
+    ClassList,
+    classes_txt,
+    classes_txt_line,
+    option_class_list,
+    read_classes_txt,
+    resolve,
+)
 from masksmith.data.formats._common import Option, is_image_file, rel_name, split_name
+from masksmith.data.formats._values import ValueTally, shape_masks
 from masksmith.data.formats._write import (
     GENERIC_IMAGE_DIRS,
     copy_image,
@@ -65,6 +79,7 @@ from masksmith.data.formats._write import (
     output_stems,
     require_size,
     save_png,
+    split_stems,
 )
 from masksmith.data.rasterize import mask_to_rle, semantic_mask
 from masksmith.data.schema import Dataset, ProblemLog, Region, Sample, make_classes
@@ -92,13 +107,14 @@ OPTIONS = (
     Option("mask_pattern", "how a mask is named from its image: {stem}, {name}, {number} (a pattern or a list)",
            None),
     Option("class_name", "binary masks: the name of the foreground class", "foreground"),
-    Option("class_names", "index masks: names of values 1, 2, ... (a list) or {value: name} (may name 0)", None),
+    Option("class_names", "index masks: a list (from value 0 or 1, as the values present say; a leading "
+           "'background' fixes 1) or {value: name} (may name 0)", None),
     Option("ignore_value", "index masks: the value of void pixels (None for none)", IGNORE_INDEX),
     Option("threshold", "read grey masks as binary, foreground at grey >= this (blurred masks)", None),
     Option("color_map", "colour masks: {name: (r, g, b) or '#rrggbb'} (or classes.csv)", None),
 )
 SPLIT_MASK_SUFFIXES = ("_masks", "_mask", "_labels", "_gt", "annot", "_annot")
-IGNORE_NAMES = frozenset({"__ignore__", "_ignore_"})
+MASK_VALUE = "mask_value"  # a region's raw mask value while reading, until the class list names it
 COLOR_TOLERANCE = 30.0  # JPEG noise on flat colours stays well inside this
 LOSSY_SUFFIXES = (".jpg", ".jpeg")
 LOSSY_EDGE = 3  # px either side of a class edge that JPEG's 4:2:0 chroma and ringing blend
@@ -391,8 +407,17 @@ def _enclosing(folder: Path, chosen: str | None) -> Layout | None:
     return None
 
 
-def detect(path: Path) -> int | bool:
-    layout = find_layout(path)
+DETECT_OPTIONS = ("masks",)  # what settles the layout: detection takes it as reading does
+
+
+def _valid_choice(chosen: Any) -> bool:
+    """Option masks names a sibling folder: a plain name, never a path."""
+    return isinstance(chosen, str) and bool(chosen.strip()) and "/" not in chosen and "\\" not in chosen and \
+        chosen not in (".", "..")
+
+
+def detect(path: Path, masks: str | None = None) -> int | bool:
+    layout = find_layout(path, masks if _valid_choice(masks) else None)
     if layout is None:
         return False
     nested = path.is_dir() and layout.root == path and all(p.images.parent != path for p in layout.pairs)
@@ -458,50 +483,6 @@ def _read_text(path: Path) -> str:
         raise DatasetError(f"cannot be read as UTF-8 text ({exc}).", path=path) from None
 
 
-def read_classes_txt(path: Path) -> tuple[str | None, list[str]]:
-    """(name of index 0 unless it is a background name, names of indices 1..N) from a classes.txt (line i =
-    index i)."""
-    lines = [ln.strip() for ln in _read_text(path).splitlines()]
-    lines = [ln for ln in lines if ln and not ln.startswith("#")]
-    if lines and lines[0] in IGNORE_NAMES:
-        lines = lines[1:]  # labelme's labels.txt puts __ignore__ (-1) before _background_
-    names = lines[1:]
-    zero = lines[0] if lines and lines[0].lower() not in BACKGROUND_NAMES else None
-    _check_unique([*([zero] if zero else []), *names], path)
-    return zero, names
-
-
-def index_names(value: Any, what: str = "class_names") -> tuple[str | None, list[str]]:
-    """(name of value 0 or None, names of values 1..N) from option class_names: a list or comma-separated
-    string (value 1 first; a leading background name is dropped), or {value: name} (which may name 0; values
-    it skips are named class_<value>)."""
-    if not isinstance(value, dict):
-        return None, parse_names(value, what)
-    named: dict[int, str] = {}
-    for k, v in value.items():
-        key = int(k) if isinstance(k, int) or (isinstance(k, str) and k.strip().isdigit()) else None
-        if key is None or not 0 <= key <= MAX_CLASSES or not isinstance(v, str) or not v.strip():
-            raise DatasetError(f"option {what} maps {k!r:.20} to {v!r:.40}.",
-                               fix=f"map mask values 0..{MAX_CLASSES} to names, e.g. {what}={{\"0\": \"sky\", "
-                                   "\"1\": \"road\"}.")
-        named[key] = v.strip()
-    zero = named.pop(0, None)
-    if zero is not None and zero.lower() in BACKGROUND_NAMES:
-        zero = None
-    top = max(named, default=0)
-    names = [named.get(i, f"class_{i}") for i in range(1, top + 1)]
-    _check_unique([*([zero] if zero else []), *names], what)
-    return zero, names
-
-
-def _check_unique(names: list[str], path: Path | str) -> None:
-    seen = set()
-    for n in names:
-        if n in seen:
-            raise DatasetError(f"names class {n!r} twice.", path=path, fix="give each class one line.")
-        seen.add(n)
-
-
 def parse_color(value: Any, what: str, path: Path | str = "") -> tuple[int, int, int]:
     """(r, g, b) from a tuple/list of three 0..255 integers or a '#rrggbb' string."""
     if isinstance(value, str):
@@ -543,12 +524,13 @@ class ColorMap:
         return pal
 
 
-def _color_map_from(entries: list[tuple[str, tuple[int, int, int]]], source: str) -> ColorMap:
+def _color_map_from(entries: list[tuple[str, tuple[int, int, int], bool]], source: str) -> ColorMap:
+    """entries: (name, colour, literal); a literal name (written quoted) is a class whatever it is called."""
     cmap = ColorMap([], {}, source=source)
-    for name, color in entries:
-        if name.lower() in BACKGROUND_NAMES:
+    for name, color, literal in entries:
+        if not literal and name.lower() in BACKGROUND_NAMES:
             cmap.background = color
-        elif name in IGNORE_NAMES:
+        elif not literal and name in IGNORE_NAMES:
             cmap.void = color
         elif name in cmap.colors:
             raise DatasetError(f"names class {name!r} twice.", path=source, fix="give each class one line.")
@@ -558,10 +540,22 @@ def _color_map_from(entries: list[tuple[str, tuple[int, int, int]]], source: str
     return cmap
 
 
+def _csv_cell_name(cell: str) -> tuple[str, bool]:
+    """(name, literal): a cell holding a JSON string (how masksmith writes awkward names) is that name."""
+    if cell.startswith('"') and cell.endswith('"') and len(cell) > 1:
+        try:
+            name = json.loads(cell)
+        except ValueError:
+            return cell, False
+        if isinstance(name, str) and name:
+            return name, True
+    return cell, False
+
+
 def read_classes_csv(path: Path) -> ColorMap:
     """A colour map from `name,r,g,b` lines (header line and # comments allowed)."""
     entries = []
-    rows = csv.reader(io.StringIO(_read_text(path)))
+    rows = csv.reader(io.StringIO(_read_text(path), newline=""))
     for lineno, row in enumerate(rows, start=1):
         row = [c.strip() for c in row]
         if not row or not any(row) or row[0].startswith("#"):
@@ -571,7 +565,8 @@ def read_classes_csv(path: Path) -> ColorMap:
         if len(row) != 4 or not row[0]:
             raise DatasetError(f"line {lineno} is {','.join(row)!r:.60}, not name,r,g,b.", path=path,
                                fix="write one class a line as name,r,g,b (for example car,128,0,0).")
-        entries.append((row[0], parse_color(row[1:], f"the colour on line {lineno}", path)))
+        name, literal = _csv_cell_name(row[0])
+        entries.append((name, parse_color(row[1:], f"the colour on line {lineno}", path), literal))
     return _color_map_from(entries, str(path))
 
 
@@ -579,7 +574,7 @@ def color_map_option(value: Any) -> ColorMap:
     if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
         raise DatasetError(f"option color_map must map class names to colours, not {value!r:.60}.",
                            fix="pass color_map={'car': (128, 0, 0), 'road': '#804080'}.")
-    entries = [(k, parse_color(v, f"color_map[{k!r}]")) for k, v in value.items()]
+    entries = [(k, parse_color(v, f"color_map[{k!r}]"), False) for k, v in value.items()]
     return _color_map_from(entries, "option color_map")
 
 
@@ -589,13 +584,11 @@ def color_map_option(value: Any) -> ColorMap:
 class Config:
     kind: str
     ignore_value: int | None = IGNORE_INDEX
-    names: list[str] | None = None  # index kind: names of 1..N (None: class_<i>)
+    classes: ClassList | None = None  # index kind: the class list given (None: class_<value>)
     class_name: str = "foreground"
     colors: ColorMap | None = None
-    max_index: int = field(default=0)
-    zero_name: str | None = None  # value 0 is this class, not background
     threshold: int | None = None  # binary: foreground at grey >= threshold
-    values: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))  # raw value histogram (index)
+    tally: ValueTally = field(default_factory=ValueTally)  # index kind: the raw values of every mask
 
 
 def _guess_one(path: Path) -> str | None:
@@ -670,30 +663,30 @@ def _config(root: Path, pairs: list[Pair], masks: list[Path], options: dict[str,
     csv_file = _find_file(root, pairs, "classes.csv")
     if colors is None and csv_file is not None and kind in (None, "color"):
         colors = read_classes_csv(csv_file)
-    names, zero = None, None
+    classes: ClassList | None = None
     if options.get("class_names") is not None:
-        zero, names = index_names(options["class_names"], "class_names")
+        classes = option_class_list(options["class_names"], "class_names")
     txt_file = _find_file(root, pairs, "classes.txt")
-    if names is None and txt_file is not None:
-        zero, names = read_classes_txt(txt_file)
+    if classes is None and txt_file is not None:
+        classes = read_classes_txt(txt_file)
     if kind is None:
         if colors is not None:
             kind = "color"
-        elif names is not None and len(names) > 1:
+        elif classes is not None and len(classes.names) > 1:
             kind = "index"  # the first masks may show only one class; the class list knows better
         else:
             kind = guess_kind(masks)
     ignore = options.get("ignore_value", IGNORE_INDEX)
     if ignore is not None and (type(ignore) is not int or not 0 <= ignore <= 255):
         raise DatasetError(f"option ignore_value is {ignore!r}.", fix="give a pixel value 0..255, or None.")
-    cfg = Config(kind=kind, ignore_value=ignore, names=names, zero_name=zero, threshold=threshold)
+    cfg = Config(kind=kind, ignore_value=ignore, classes=classes, threshold=threshold)
     if kind == "binary":
         given = options.get("class_name")
         if given is not None and (not isinstance(given, str) or not given):
             raise DatasetError(f"option class_name is {given!r}.", fix="give the class a name.")
-        cfg.class_name = given or (names[0] if names else "foreground")
+        cfg.class_name = given or (classes.first_name() if classes is not None else None) or "foreground"
     if kind == "color":
-        cfg.zero_name = None
+        cfg.classes = None
         if colors is None:
             raise DatasetError("holds colour masks but no class colours are given.", path=root,
                                fix="pass color_map={'name': (r, g, b), ...}, or add classes.csv with "
@@ -706,28 +699,13 @@ def _config(root: Path, pairs: list[Pair], masks: list[Path], options: dict[str,
 
 
 def _labels(im: Image.Image, path: Path, cfg: Config) -> np.ndarray:
-    """The mask as (H, W) uint8: 0 background, 1..N classes, 255 void."""
+    """A binary or colour mask as (H, W) uint8: 0 background, 1..N classes, 255 void."""
     if cfg.kind == "binary":
         return _foreground(im, path, cfg).astype(np.uint8)
-    if cfg.kind == "color":
-        assert cfg.colors is not None
-        fix = f"add the colour to {cfg.colors.source} (name,r,g,b), or repaint those pixels."
-        return colors_to_indices(as_rgb(im, path), cfg.colors.palette(), path, fix,
-                                 lossy=path.suffix.lower() in LOSSY_SUFFIXES)
-    values = grey_or_indices(im, path)
-    cfg.values += np.bincount(values.ravel(), minlength=256)[:256]
-    out = values.copy()
-    void = values == cfg.ignore_value if cfg.ignore_value is not None else np.zeros(values.shape, bool)
-    limit = len(cfg.names) if cfg.names is not None else MAX_CLASSES
-    bad = (values > limit) & ~void
-    if bad.any():
-        top = int(values[bad].max())
-        where = "classes.txt or class_names" if cfg.names is not None else "a mask"
-        raise DatasetError(f"has class index {top}, but {where} names only {limit} classes.", path=path,
-                           fix="add the missing class names (line i of classes.txt names index i), or set "
-                               "ignore_value if that value marks void pixels.")
-    out[void] = IGNORE_INDEX
-    return out
+    assert cfg.colors is not None
+    fix = f"add the colour to {cfg.colors.source} (name,r,g,b), or repaint those pixels."
+    return colors_to_indices(as_rgb(im, path), cfg.colors.palette(), path, fix,
+                             lossy=path.suffix.lower() in LOSSY_SUFFIXES)
 
 
 def _foreground(im: Image.Image, path: Path, cfg: Config) -> np.ndarray:
@@ -756,39 +734,37 @@ def _foreground(im: Image.Image, path: Path, cfg: Config) -> np.ndarray:
 
 
 def _class_names(cfg: Config) -> dict[int, str]:
-    """Mask label (after _labels) -> class name."""
+    """Mask label (after _labels) -> class name, for binary and colour masks."""
     if cfg.kind == "binary":
         return {1: cfg.class_name}
-    if cfg.kind == "color":
-        assert cfg.colors is not None
-        return {i + 1: n for i, n in enumerate(cfg.colors.names)}
-    if cfg.names is not None:
-        return {i + 1: n for i, n in enumerate(cfg.names)}
-    return {i: f"class_{i}" for i in range(1, 255)}
+    assert cfg.colors is not None
+    return {i + 1: n for i, n in enumerate(cfg.colors.names)}
 
 
-def _read_sample(image: Path, mask: Path, root: Path, cfg: Config, split: str | None) -> Sample:
+def _read_sample(image: Path, mask: Path, root: Path, cfg: Config, split: str | None, measure: bool) -> Sample:
     im = open_mask(mask)
-    labels = _labels(im, mask, cfg)
-    names = _class_names(cfg)
-    if cfg.kind == "index" and cfg.names is None:
-        present = labels[labels != IGNORE_INDEX]
-        cfg.max_index = max(cfg.max_index, int(present.max()) if present.size else 0)
-    if cfg.zero_name is not None:  # value 0 is a class of its own: every label moves up by one
-        if labels[labels != IGNORE_INDEX].max(initial=0) >= MAX_CLASSES:
-            raise DatasetError(f"has class index {MAX_CLASSES}, one too many once value 0 is the class "
-                               f"{cfg.zero_name!r}.", path=mask, fix="use fewer classes.")
-        labels = np.where(labels == IGNORE_INDEX, IGNORE_INDEX, labels + 1).astype(np.uint8)
-        names = {1: cfg.zero_name, **{i + 1: n for i, n in names.items()}}
-    regions, ignore = class_regions(labels, names)
-    return Sample(name=rel_name(image, root), image_path=image, width=0, height=0, regions=regions,
-                  ignore_rle=ignore, split=split)
+    name = rel_name(image, root)
+    if cfg.kind == "index":
+        return _index_sample(name, image, grey_or_indices(im, mask), mask, cfg, split, measure)
+    regions, ignore = class_regions(_labels(im, mask, cfg), _class_names(cfg))
+    return Sample(name=name, image_path=image, width=0, height=0, regions=regions, ignore_rle=ignore, split=split)
+
+
+def _index_sample(name: str, image: Path, values: np.ndarray, mask: Path, cfg: Config, split: str | None,
+                  measure: bool) -> Sample:
+    """One region per raw value present, 0 included, named once every mask has been read (a plain class list
+    is read against the values of all masks); void pixels as the sample's void mask."""
+    hist = cfg.tally.add(values, mask, ignore=cfg.ignore_value, measure=measure)
+    regions = [Region(label="", rle=mask_to_rle(values == v), is_instance=False, attributes={MASK_VALUE: v})
+               for v in np.flatnonzero(hist).tolist() if v != cfg.ignore_value]
+    void = cfg.ignore_value is not None and hist[cfg.ignore_value] > 0
+    return Sample(name=name, image_path=image, width=0, height=0, regions=regions,
+                  ignore_rle=mask_to_rle(values == cfg.ignore_value) if void else None, split=split)
 
 
 def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     chosen = options.get("masks")
-    if chosen is not None and (not isinstance(chosen, str) or not chosen.strip() or "/" in chosen or
-                               "\\" in chosen or chosen in (".", "..")):
+    if chosen is not None and not _valid_choice(chosen):
         raise DatasetError(f"option masks is {chosen!r}.", fix="give the name of the mask folder, e.g. masks=mask.")
     layout = find_layout(Path(path), chosen)
     if layout is None:
@@ -798,69 +774,139 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     root, pairs = layout.root, layout.pairs
     matched = _match_masks(root, pairs, _patterns(options.get("mask_pattern")), log)
     cfg = _config(root, pairs, [m for _, m, _ in matched], options)
-    samples = []
-    for image, mask, split in matched:
+    measured = shape_masks(len(matched))
+    samples: list[Sample] = []
+    masks: list[Path] = []
+    for k, (image, mask, split) in enumerate(matched):
         try:
-            samples.append(_read_sample(image, mask, root, cfg, split))
+            samples.append(_read_sample(image, mask, root, cfg, split, k in measured))
+            masks.append(mask)
         except DatasetError as exc:
             log.add(exc.problem, path=exc.path or mask, item=rel_name(image, root), fix=exc.fix or "")
+    mapping: dict[int, str] = {}
     if cfg.kind == "binary":
         names = [cfg.class_name]
     elif cfg.kind == "color":
         assert cfg.colors is not None
         names = cfg.colors.names
-    else:
-        names = cfg.names if cfg.names is not None else [f"class_{i}" for i in range(1, cfg.max_index + 1)]
-    if cfg.zero_name is not None:
-        names = [cfg.zero_name, *names]
+    else:  # every mask read: now the class list can say which value each name names
+        mapping = _value_mapping(cfg, log)
+        samples = _name_regions(samples, masks, mapping, cfg, log)
+        names = [mapping[v] for v in sorted(mapping)]
     colors = cfg.colors.colors if cfg.colors is not None else None
     dataset = Dataset(classes=make_classes(names, colors), samples=samples, root=root)
     dataset.info["folders"] = [(_rel(p.images, root) + (f"/{p.only}" if p.only else ""), _rel(p.masks, root))
                                for p in pairs]
     if cfg.kind == "index":
-        dataset.info["mask_values"] = {int(v): int(n) for v, n in enumerate(cfg.values) if n}
-        dataset.info["mask_names"] = _value_names(cfg)
-        dataset.info["names_given"] = cfg.names is not None
+        counts = cfg.tally.counts
+        dataset.info["mask_values"] = {int(v): int(n) for v, n in enumerate(counts) if n}
+        dataset.info["mask_names"] = _value_names(cfg, mapping)
+        dataset.info["names_given"] = cfg.classes is not None
+        dataset.info["mask_shapes"] = cfg.tally.info()
     return dataset
+
+
+def _value_mapping(cfg: Config, log: ProblemLog) -> dict[int, str]:
+    """{raw mask value: class name} for the values present (0 only when it is a class, not the background)."""
+    present = cfg.tally.present(cfg.ignore_value)
+    if cfg.classes is None:  # class_<v> for 1..the highest value: a class's index is its mask value
+        return {v: f"class_{v}" for v in range(1, min(max(present, default=0), MAX_CLASSES) + 1)}
+    mapping, note = resolve(cfg.classes, present)  # the message names the list: it is at fault, not a mask
+    if note:
+        log.note(note, skipped=False)
+    top = max((v for v in mapping if v > 0), default=0)
+    return {**{v: f"class_{v}" for v in range(1, top + 1)}, **mapping}  # values a {value: name} map skips
+
+
+def _name_regions(samples: list[Sample], masks: list[Path], mapping: dict[int, str], cfg: Config,
+                  log: ProblemLog) -> list[Sample]:
+    """Give every region the class its raw value names; value 0 without a name is the background (its region
+    goes). A sample holding a value without a name is refused (lenient: dropped)."""
+    named = set(mapping) | {0}
+    unnamed = sorted(v for v in cfg.tally.present(cfg.ignore_value) if v not in named)
+    if unnamed and log.strict:
+        top = unnamed[-1]
+        raise DatasetError(_unnamed_message(top, cfg, mapping), path=cfg.tally.first_seen.get(top),
+                           fix=_UNNAMED_FIX)
+    kept = []
+    for sample, mask in zip(samples, masks, strict=True):
+        values = [r.attributes.get(MASK_VALUE) for r in sample.regions]
+        bad = [v for v in values if v not in named]
+        if bad:
+            log.add(_unnamed_message(max(bad), cfg, mapping), path=mask, item=sample.name, fix=_UNNAMED_FIX)
+            continue
+        regions = []
+        for region in sample.regions:
+            value = region.attributes.pop(MASK_VALUE)
+            if value in mapping:
+                region.label = mapping[value]
+                regions.append(region)
+        sample.regions = regions
+        kept.append(sample)
+    return kept
+
+
+_UNNAMED_FIX = ("add the missing class names (classes.txt or `class_names`), or set `ignore_value` if that value "
+                "marks void pixels.")
+
+
+def _unnamed_message(value: int, cfg: Config, mapping: dict[int, str]) -> str:
+    if cfg.classes is None:
+        return f"has class index {value}, more than the {MAX_CLASSES} classes a mask can hold."
+    return f"has class index {value}, but {cfg.classes.source} names only {len(mapping)} classes."
 
 
 def _rel(path: Path, root: Path) -> str:
     return rel_name(path, root) if path != root else "."
 
 
-def _value_names(cfg: Config) -> dict[int, str]:
+def _value_names(cfg: Config, mapping: dict[int, str]) -> dict[int, str]:
     """What each raw mask value means: 'void', a class name or the background."""
     out: dict[int, str] = {}
-    for value in range(256):
-        if cfg.values[value] == 0:
-            continue
+    for value in np.flatnonzero(cfg.tally.counts).tolist():
         if cfg.ignore_value is not None and value == cfg.ignore_value:
             out[value] = "void"
-        elif value == 0:
-            out[value] = cfg.zero_name or BACKGROUND
-        elif cfg.names is not None:
-            out[value] = cfg.names[value - 1] if value <= len(cfg.names) else "?"
+        elif value in mapping:
+            out[value] = mapping[value]
         else:
-            out[value] = f"class_{value}"
+            out[value] = BACKGROUND if value == 0 else "?"
     return out
 
 
 # ---------------------------------------------------------------- writing
 
-def write(dataset: Dataset, out: Path, **options: Any) -> None:
-    """Write out/images/<name> and out/masks/<name>.png, plus classes.txt (index, binary) or classes.csv
-    (color). Option kind: "index" (default; grey PNG 0..N, 255 void), "color" (RGB PNG in the class colours),
-    or "binary" (0/255 PNG; one class, no void)."""
+def check_writable(dataset: Dataset, **options: Any) -> None:
+    """Refuse what the mask kind cannot hold before a file is written (`convert` asks first)."""
     kind = options.get("kind", "index")
     if kind not in KINDS:
         raise DatasetError(f"option kind is {kind!r}.", fix=f"use one of: {', '.join(KINDS)}.")
-    folder = output_folder(dataset, out)
-    index = dataset.class_map.index()
-    stems = output_stems(dataset)
     has_void = any(s.ignore_rle is not None for s in dataset.samples)
-    lut = _color_lut(dataset, has_void) if kind == "color" else None
     if kind == "binary":
         _check_binary(dataset, has_void)
+    if kind == "color":
+        _color_lut(dataset, has_void)
+
+
+def write(dataset: Dataset, out: Path, **options: Any) -> None:
+    """Write out/images/<name> and out/masks/<name>.png, plus classes.txt (index, binary) or classes.csv
+    (color), written first so that a folder cut short still names its classes. Option kind: "index" (default;
+    grey PNG 0..N, 255 void), "color" (RGB PNG in the class colours), or "binary" (0/255 PNG; one class, no
+    void). Samples with a split go to images/<split>/ and masks/<split>/, which the reader takes as splits."""
+    check_writable(dataset, **options)
+    kind = options.get("kind", "index")
+    folder = output_folder(dataset, out)
+    index = dataset.class_map.index()
+    stems = split_stems(dataset, output_stems(dataset))
+    has_void = any(s.ignore_rle is not None for s in dataset.samples)
+    lut = _color_lut(dataset, has_void) if kind == "color" else None
+    if kind == "color":
+        rows = ["name,r,g,b", f"{BACKGROUND},0,0,0"]
+        rows += [f"{_csv_name(c.name)},{c.color[0]},{c.color[1]},{c.color[2]}" for c in dataset.classes]
+        if has_void:
+            rows.append("__ignore__,{},{},{}".format(*VOID_COLOR))
+        folder.write_text("classes.csv", "\n".join(rows) + "\n")
+    else:
+        folder.write_text("classes.txt", classes_txt(dataset.class_names))
     for sample, stem in zip(dataset.samples, stems, strict=True):
         require_size(sample)
         copy_image(sample, folder, f"images/{stem}{image_suffix(sample)}")
@@ -873,19 +919,12 @@ def write(dataset: Dataset, out: Path, **options: Any) -> None:
         else:
             image = Image.fromarray(sem, "L")
         save_png(image, folder, f"masks/{stem}.png")
-    if kind == "color":
-        rows = ["name,r,g,b", f"{BACKGROUND},0,0,0"]
-        rows += [f"{_csv_name(c.name)},{c.color[0]},{c.color[1]},{c.color[2]}" for c in dataset.classes]
-        if has_void:
-            rows.append("__ignore__,{},{},{}".format(*VOID_COLOR))
-        folder.write_text("classes.csv", "\n".join(rows) + "\n")
-    else:
-        folder.write_text("classes.txt", "\n".join([BACKGROUND, *dataset.class_names]) + "\n")
 
 
 def _csv_name(name: str) -> str:
+    """A class name as a classes.csv cell that reads back as itself (awkward names as JSON strings)."""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="").writerow([name])
+    csv.writer(buf, lineterminator="").writerow([classes_txt_line(name)])
     return buf.getvalue()
 
 

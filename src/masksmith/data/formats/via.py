@@ -52,6 +52,7 @@ from masksmith.data.formats._common import (
     usable_name,
 )
 from masksmith.data.formats._write import (
+    check_class_names,
     coordinate,
     copy_image,
     output_folder,
@@ -788,12 +789,18 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
     return _read_via2(data, file=file, root=root, log=log, requested=requested)
 
 
+def check_writable(dataset: Dataset, **options: Any) -> None:
+    """Refuse what this format cannot hold before a file is written (`convert` asks first)."""
+    check_class_names(dataset, "via_project.json", stripped=True)
+
+
 def write(dataset: Dataset, out: Any, **options: Any) -> None:
     """A VIA 2 project (Project > Open in VIA 2.0.x): out/via_project.json with the images copied beside it
     (`default_filepath` is empty, so VIA finds them by their names next to the project, or after "Add Files").
     Each region is a polygon (masks are traced; one object of several parts gives one region per part, as VIA
     has no groups), its class in the dropdown region attribute "name" whose options are the classes."""
     folder = output_folder(dataset, out)
+    check_writable(dataset)
     metadata: dict[str, Any] = {}
     for sample, name in zip(dataset.samples, output_names(dataset), strict=True):
         require_size(sample)

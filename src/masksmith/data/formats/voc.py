@@ -20,6 +20,7 @@ each class present becomes one class region (is_instance=False). Void pixels go 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,15 @@ from masksmith.core.errors import DatasetError, MasksmithError
 from masksmith.core.labels import IGNORE_INDEX, voc_color, voc_palette
 from masksmith.core.paths import relative_parts, resolve_under
 from masksmith.data.formats._common import IMAGE_SUFFIXES, Option, rel_name, split_name
-from masksmith.data.formats._write import copy_image, image_suffix, output_folder, output_stems, require_size, save_png
+from masksmith.data.formats._write import (
+    check_class_names,
+    copy_image,
+    image_suffix,
+    output_folder,
+    output_stems,
+    require_size,
+    save_png,
+)
 from masksmith.data.formats.masks import (
     BACKGROUND_NAMES,
     VOID_COLOR,
@@ -57,6 +66,7 @@ OBJECT_DIR = "SegmentationObject"
 IMAGE_DIR = "JPEGImages"
 LISTS_DIR = Path("ImageSets") / "Segmentation"
 LABELMAP = "labelmap.txt"
+_LINES = re.compile(r"\r\n|\r|\n")
 OPTIONS = (Option("class_names", "names of mask values 1, 2, ... (else labelmap.txt, else the 20 VOC classes)",
                   None),)
 
@@ -125,7 +135,7 @@ def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int] | None]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"cannot be read as UTF-8 text ({exc}).", path=path) from None
     entries: list[tuple[str, tuple[int, int, int] | None]] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(_LINES.split(text), start=1):  # not splitlines(): names may hold U+2028
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -355,18 +365,27 @@ def _object_mask(sample: Sample, index: dict[str, int]) -> np.ndarray:
     return out
 
 
+def check_writable(dataset: Dataset, **options: Any) -> None:
+    """Refuse what this format cannot hold before a file is written (`convert` asks first)."""
+    check_class_names(dataset, LABELMAP, forbidden=":\n\r", stripped=True, comment="#",
+                      reserved=BACKGROUND_NAMES)
+
+
 def write(dataset: Dataset, out: Path, **options: Any) -> None:
-    """Write the VOC layout: JPEGImages/, SegmentationClass/ palette PNGs, SegmentationObject/ when the data
-    set has instances, ImageSets/Segmentation/default.txt and labelmap.txt with the class colours."""
+    """Write the VOC layout: labelmap.txt with the class colours (first, so a folder cut short still names its
+    classes), JPEGImages/, SegmentationClass/ palette PNGs, SegmentationObject/ when the data set has
+    instances, and the lists in ImageSets/Segmentation/: default.txt with every image (as CVAT writes it),
+    and train.txt, val.txt, test.txt for the samples' splits (which the reader takes as splits)."""
     folder = output_folder(dataset, out)
-    for c in dataset.classes:
-        if ":" in c.name or "\n" in c.name:
-            raise DatasetError(f"class {c.name!r} has a ':' or line break, which labelmap.txt cannot hold.",
-                               fix="rename the class.")
+    check_writable(dataset)
+    lines = ["# label:color_rgb:parts:actions", "background:0,0,0::"]
+    lines += [f"{c.name}:{c.color[0]},{c.color[1]},{c.color[2]}::" for c in dataset.classes]
+    folder.write_text(LABELMAP, "\n".join(lines) + "\n")
     index = dataset.class_map.index()
     stems = output_stems(dataset, (IMAGE_DIR, "images", "image", "imgs", "img"))
     with_objects = any(r.is_instance for s in dataset.samples for r in s.regions)
     palette = _palette(dataset)
+    lists: dict[str, list[str]] = {}
     for sample, stem in zip(dataset.samples, stems, strict=True):
         require_size(sample)
         copy_image(sample, folder, f"{IMAGE_DIR}/{stem}{image_suffix(sample)}")
@@ -376,10 +395,10 @@ def write(dataset: Dataset, out: Path, **options: Any) -> None:
             objects = _object_mask(sample, index)
             objects[sem == IGNORE_INDEX] = IGNORE_INDEX
             save_png(_palette_image(objects, voc_palette()), folder, f"{OBJECT_DIR}/{stem}.png")
-    folder.write_text(f"{LISTS_DIR}/default.txt", "".join(f"{s}\n" for s in stems))
-    lines = ["# label:color_rgb:parts:actions", "background:0,0,0::"]
-    lines += [f"{c.name}:{c.color[0]},{c.color[1]},{c.color[2]}::" for c in dataset.classes]
-    folder.write_text(LABELMAP, "\n".join(lines) + "\n")
+        if sample.split:
+            lists.setdefault(sample.split, []).append(stem)
+    for name, ids in {"default": stems, **lists}.items():
+        folder.write_text(f"{LISTS_DIR.as_posix()}/{name}.txt", "".join(f"{s}\n" for s in ids))
 
 
 def _palette_image(values: np.ndarray, palette: list[int]) -> Image.Image:

@@ -514,6 +514,14 @@ def _read_v1(file: Path, log: ProblemLog) -> Dataset:
         samples.append(Sample(name=rel_name(image_path, root), image_path=image_path, width=width, height=height,
                               regions=regions, void_regions=voids, skipped=skipped))
     finder.report(log)
+    if names:  # tags used but not declared in inputTags (VoTT 1 accepts them): classes too, said
+        used = dict.fromkeys(r.label for s in samples for r in s.regions)
+        extra = [t for t in used if t not in names]
+        if extra:
+            shown = ", ".join(repr(t) for t in extra[:10]) + (" ..." if len(extra) > 10 else "")
+            log.note(f"{file} uses tag(s) {shown} that its inputTags do not declare: read as classes",
+                     count=len(extra), fix="(Declare them in the project's tags to keep this order.)", skipped=False)
+        names = [*names, *extra]
     declared = names if names else None
     return Dataset(classes=_classes((declared, colors) if declared else None, samples), samples=samples,
                    root=root)
