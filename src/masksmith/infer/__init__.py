@@ -43,7 +43,7 @@ def _open(path: Path, backend: str | None, kwargs: dict[str, Any]):
         from masksmith.models.footprint import check_footprint
 
         artifact = read_onnx_artifact(path)
-        check_footprint(artifact)  # what one image at its input size would need, before ONNX Runtime allocates
+        check_footprint(artifact, weights=False)  # one image at its input size, before ONNX Runtime allocates
         kwargs |= {"net": OnnxNetwork(path), "backend": "onnx"}
     else:
         from masksmith.models.artifact import load_artifact

@@ -160,11 +160,12 @@ def network_footprint(artifact: Any, net: nn.Module | None = None) -> Footprint:
     return Footprint(weights, activation, heads, h, w, field)
 
 
-def footprint_problem(artifact: Any, available: int | None = None) -> str | None:
-    """Why `artifact`'s network cannot be built here (weights that do not fit its description, or one image
-    needing more than the memory free now, or `available` bytes), or None."""
+def footprint_problem(artifact: Any, available: int | None = None, *, weights: bool = True) -> str | None:
+    """Why `artifact`'s network cannot be built here (with `weights`, weights that do not fit its description;
+    one image needing more than the memory free now, or `available` bytes), or None. An ONNX file's artifact
+    has its weights in the graph: `weights=False`."""
     net = meta_network(artifact)
-    if artifact.state_dict:
+    if weights:
         problem = weights_problem(net, artifact.state_dict)
         if problem:
             return problem
@@ -178,9 +179,9 @@ def footprint_problem(artifact: Any, available: int | None = None) -> str | None
     return None
 
 
-def check_footprint(artifact: Any, available: int | None = None) -> None:
+def check_footprint(artifact: Any, available: int | None = None, *, weights: bool = True) -> None:
     """ModelError naming the problem when `footprint_problem` finds one."""
-    problem = footprint_problem(artifact, available)
+    problem = footprint_problem(artifact, available, weights=weights)
     if problem:
         fix = ("train it again at a smaller `size`, or free memory." if "needs about" in problem
                else "use the model file that `masksmith train` wrote, or train again.")
