@@ -183,15 +183,13 @@ class ClassOverlap:
         text = (f"{len(self.matched)} of the model's {len(self.matched) + len(self.model_only)} classes are in "
                 f"the data ({_listed(self.matched)})")
         if self.model_only:
-            text += (f"; the model's {_listed(self.model_only)} have no truth in the data, so any pixel it gives "
-                     "them counts as wrong" if self.task == "semantic" else
-                     f"; the model's {_listed(self.model_only)} have no objects in the data, so every one it finds "
-                     "counts as a false detection")
+            text += f"; missing from the data: {_listed(self.model_only)} " + (
+                "(pixels the model gives them count as wrong)" if self.task == "semantic" else
+                "(objects the model finds of them count as false detections)")
         if self.data_only:
-            text += (f"; the data's {_listed(self.data_only)} are not the model's classes, so their pixels are "
-                     "scored as background" if self.task == "semantic" else
-                     f"; the data's {_listed(self.data_only)} are not the model's classes, so their objects are "
-                     "left out of the scores")
+            text += f"; missing from the model: {_listed(self.data_only)} " + (
+                "(their pixels are scored as background)" if self.task == "semantic" else
+                "(their objects are left out of the scores)")
         return text
 
     def to_dict(self) -> dict[str, list[str]]:
@@ -215,7 +213,7 @@ def check_class_overlap(model_classes: tuple[str, ...] | list[str], data_classes
         raise MasksmithError(f"none of the data set's classes ({_listed(data_classes)}) are the model's "
                              f"({_listed(model_classes)}).", path=data,
                              fix="evaluate on data annotated with the classes the model was trained on, or read it "
-                                 "with `options` that name its classes as the model does.")
+                                 "with a reading option that names its classes as the model does (`options`).")
     return overlap
 
 
