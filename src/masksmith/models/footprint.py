@@ -27,7 +27,6 @@ ACTIVATION_FACTOR = 6
 # when a network cannot run on the meta device: 128 float channels at full resolution (the baseline CNN's and
 # the U-Net's widest full-resolution maps are 32; Mask R-CNN's FPN has 256 at a quarter of it)
 FALLBACK_CHANNELS = 128
-GB = 1 << 30
 
 
 @dataclass
@@ -45,7 +44,7 @@ class Footprint:
 
 
 def _gb(n: int) -> str:
-    return f"{n / GB:.1f} GB" if n >= GB / 10 else f"{n / (1 << 20):.0f} MB"
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
 
 
 def _tensors(value: Any) -> Iterator[torch.Tensor]:
