@@ -70,7 +70,7 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], folder: Any, name
         return _confusion_figure(plt, norm, classes, folder, name, title)
 
 
-def tick_label(name: str, limit: int = 40) -> str:
+def tick_label(name: str, limit: int = 28) -> str:
     """A class name as an axis label: cleaned (draw/text.py), at most `limit` characters, and with `$` escaped
     so matplotlib never reads a name as mathtext."""
     from masksmith.draw.text import ELLIPSIS, clean

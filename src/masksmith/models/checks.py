@@ -15,9 +15,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from masksmith.core.labels import MAX_CLASSES  # 254: class values fit a uint8 mask beside 0 and void 255
+
 # --------------------------------------------------------------------------------------------------- bounds
 MAX_INPUT_SIDE = 8192  # the largest training `size` TrainConfig takes
-MAX_CLASSES = 10_000  # far above any data set masksmith reads (car-parts has 18, ADE20K 150)
 # U-Net decoder widths: smp's default is 256-128-64-32-16, masksmith's 128-64-32-16-16; 1024 is four times
 # the widest default, and five blocks of 1024 already hold about 100 million weights
 MAX_DECODER_CHANNELS = 1024
