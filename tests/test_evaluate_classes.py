@@ -56,7 +56,8 @@ def test_the_overlap_names_each_side() -> None:
     assert overlap.note() == ("2 of the model's 3 classes are in the data (box, roof); missing from the data: wheel "
                               "(pixels the model gives them count as wrong); missing from the model: sky (their "
                               "pixels are scored as background)")
-    assert "false detection" in check_class_overlap(["a", "b"], ["a"], "d", "instance").note()
+    assert "(what the model finds of them has nothing to match)" in check_class_overlap(["a", "b"], ["a"], "d",
+                                                                                      "instance").note()
     assert not check_class_overlap(["a", "b"], ["b", "a"], "d").partial
 
 

@@ -185,7 +185,7 @@ class ClassOverlap:
         if self.model_only:
             text += f"; missing from the data: {_listed(self.model_only)} " + (
                 "(pixels the model gives them count as wrong)" if self.task == "semantic" else
-                "(objects the model finds of them count as false detections)")
+                "(what the model finds of them has nothing to match)")
         if self.data_only:
             text += f"; missing from the model: {_listed(self.data_only)} " + (
                 "(their pixels are scored as background)" if self.task == "semantic" else
