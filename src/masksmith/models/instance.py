@@ -120,10 +120,10 @@ def build_instance_model(config: Mapping[str, Any], num_classes: int, pretrained
     if num_classes < 1:
         raise ModelError("an instance model needs at least one object class.",
                          fix="annotate at least one class of objects.")
+    arch = check_instance_arch(str(config.get("arch", "")))
     problem = instance_model_problem(config)
     if problem:
         raise ModelError(f"{problem}.", fix=CONFIG_FIX)
-    arch = check_instance_arch(str(config.get("arch", "")))
     full = instance_model_config(arch, int(config.get("max_size") or DEFAULT_MAX_SIZE), config.get("min_size"),
                                  config.get("weights", OFFLINE_WEIGHTS if arch == "maskrcnn_lite0" else None))
     full.update({k: v for k, v in config.items() if v is not None or k == "weights"})
