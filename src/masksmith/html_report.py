@@ -235,7 +235,7 @@ def _evaluation(folder: Path, metrics: dict[str, Any], classes: list[dict[str, A
         "id": name, "name": name, "data": evaluation.data, "images": evaluation.images,
         "seconds": metrics.get("seconds"), "task": evaluation.task,
         "headline": [(f.name, f.text()) for f in evaluation.figures], "headers": [c.name for c in evaluation.columns],
-        "per_class": per_class, "score_name": evaluation.image_score,
+        "per_class": per_class, "score_name": evaluation.image_score, "notes": evaluation.notes,
         "confusion": picture(folder / files.get("confusion_matrix", "confusion.png"), "confusion matrix"),
         "worst": picture(folder / files.get("worst_gallery", "worst.png"), "worst-predicted images"),
         "best": picture(folder / files.get("best_gallery", "best.png"), "best-predicted images"),

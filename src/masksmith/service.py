@@ -114,7 +114,10 @@ def evaluate(model: Any, data: Any, out: str | Path | None = None, *, save: bool
     """Score a model (a model file, a run folder, or an open predictor) on an annotated data set (a path, read
     with the options the model was trained with unless `options` are given, or a loaded Dataset): the test
     split when the data set has one, by the task's evaluator. With `save`, written into `out` (default: the
-    run's evaluation/<data name>/), whose run's report.html is brought up to date. Returns the Evaluation."""
+    run's evaluation/<data name>/), whose run's report.html is brought up to date. Returns the Evaluation.
+
+    Classes are matched by name: data sharing none of the model's classes is refused; when only some match,
+    `announce` hears which (and what becomes of the others), and the Evaluation's `notes` keep it."""
     from masksmith.core.runfolder import data_label, evaluation_folder, run_folder_of
     from masksmith.data import load_dataset
     from masksmith.data.load import reading_options
@@ -143,11 +146,17 @@ def evaluate(model: Any, data: Any, out: str | Path | None = None, *, save: bool
         if said and announce is not None:
             announce(said)
         dataset = load_dataset(data, format, strict=strict, **options)
-    check_class_overlap(predictor.artifact.class_map.names, dataset.class_names, data)
+    overlap = check_class_overlap(predictor.artifact.class_map.names, dataset.class_names, data,
+                                  predictor.artifact.task)
+    notes = [overlap.note()] if overlap.partial else []
+    for note in notes:
+        if announce is not None:
+            announce(note)
     samples, used = evaluation_samples(dataset)
     evaluator = get_task(predictor.artifact.task).load("evaluator")
     target = Path(out) if save and out is not None else None
-    evaluation = evaluator(predictor, dataset, label or data_label(data), samples, used, target, worst=worst)
+    evaluation = evaluator(predictor, dataset, label or data_label(data), samples, used, target, worst=worst,
+                           notes=notes)
     if target is not None:
         page = update_report(target)  # the run's report.html, when `out` is the run's evaluation/<name>/
         if page is not None:
@@ -155,13 +164,57 @@ def evaluate(model: Any, data: Any, out: str | Path | None = None, *, save: bool
     return evaluation
 
 
+@dataclass
+class ClassOverlap:
+    """How a model's classes and a data set's meet: the classes both have, the model's the data never annotates,
+    and the data's the model does not know."""
+
+    matched: list[str]
+    model_only: list[str]
+    data_only: list[str]
+    task: str = "semantic"
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.model_only or self.data_only)
+
+    def note(self) -> str:
+        """One line saying which classes are scored and what happens to the others."""
+        text = (f"{len(self.matched)} of the model's {len(self.matched) + len(self.model_only)} classes are in "
+                f"the data ({_listed(self.matched)})")
+        if self.model_only:
+            text += f"; missing from the data: {_listed(self.model_only)} " + (
+                "(pixels the model gives them count as wrong)" if self.task == "semantic" else
+                "(what the model finds of them has nothing to match)")
+        if self.data_only:
+            text += f"; missing from the model: {_listed(self.data_only)} " + (
+                "(their pixels are scored as background)" if self.task == "semantic" else
+                "(their objects are left out of the scores)")
+        return text
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {"matched": self.matched, "model_only": self.model_only, "data_only": self.data_only}
+
+
+def _listed(names: list[str], limit: int = 12) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def check_class_overlap(model_classes: tuple[str, ...] | list[str], data_classes: list[str],
-                        data: str | Path) -> None:
-    """Refuse data that shares no class with the model, naming both lists."""
-    if data_classes and not set(data_classes) & set(model_classes):
-        raise MasksmithError(f"none of the data set's classes ({', '.join(data_classes)}) are the model's "
-                             f"({', '.join(model_classes)}).", path=data,
-                             fix="evaluate on data annotated with the classes the model was trained on.")
+                        data: str | Path, task: str = "semantic") -> ClassOverlap:
+    """Which classes a model and a data set share (`ClassOverlap.note()` says it in one line); refuses data that
+    shares none, naming both lists."""
+    model_classes, data_classes = list(model_classes), list(data_classes)
+    overlap = ClassOverlap([c for c in model_classes if c in data_classes],
+                           [c for c in model_classes if c not in data_classes],
+                           [c for c in data_classes if c not in model_classes], task)
+    if data_classes and not overlap.matched:
+        raise MasksmithError(f"none of the data set's classes ({_listed(data_classes)}) are the model's "
+                             f"({_listed(model_classes)}).", path=data,
+                             fix="evaluate on data annotated with the classes the model was trained on, or read it "
+                                 "with a reading option that names its classes as the model does (`options`).")
+    return overlap
 
 
 # --------------------------------------------------------------------------------------------- data sets

@@ -33,7 +33,7 @@ class Task:
     # "module:attribute" of the functions and classes that do the task's work
     trainer: str  # (config, run_dir, resume, announce) -> run folder
     predictor: str  # (artifact, **options) -> a predictor
-    evaluator: str  # (predictor, dataset, label, samples, samples_used, out, worst) -> Evaluation
+    evaluator: str  # (predictor, dataset, label, samples, samples_used, out, worst, notes) -> Evaluation
     writer: str  # (predictor, opacity) -> what predict writes per photo
     outputs: str  # the files predict writes per photo, for messages
 

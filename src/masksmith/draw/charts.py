@@ -60,9 +60,27 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], folder: Any, name
                    title: str = "confusion matrix") -> Path:
     """Row-normalised confusion matrix (each row: where that class's true pixels went), saved through
     `folder.save_figure`."""
+    from masksmith.draw.text import matplotlib_fonts
+
     plt = _pyplot()
     m = np.asarray(matrix, dtype=np.float64)
     norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+    classes = [tick_label(c) for c in classes]
+    with plt.rc_context({"font.family": matplotlib_fonts() or ["sans-serif"]}):  # per-glyph fallback (CJK)
+        return _confusion_figure(plt, norm, classes, folder, name, title)
+
+
+def tick_label(name: str, limit: int = 28) -> str:
+    """A class name as an axis label: cleaned (draw/text.py), at most `limit` characters, and with `$` escaped
+    so matplotlib never reads a name as mathtext."""
+    from masksmith.draw.text import ELLIPSIS, clean
+
+    text = clean(name)
+    text = text if len(text) <= limit else text[:limit - 1] + ELLIPSIS
+    return text.replace("$", r"\$")
+
+
+def _confusion_figure(plt: Any, norm: np.ndarray, classes: list[str], folder: Any, name: str, title: str) -> Path:
     n = len(classes)
     fig, ax = plt.subplots(figsize=(max(4, 0.45 * n + 2), max(3.5, 0.45 * n + 1.5)))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from masksmith.core.labels import ClassMap
 from masksmith.draw.instances import Drawable, render_instances
-from masksmith.draw.overlay import Color, difference, fitted_size, overlay, resize_pair
+from masksmith.draw.overlay import Color, difference, fitted_size, overlay, resize_pair, wrong_marks
 from masksmith.draw.sheet import Picture, TextBox, sheet
 
 COLUMNS = ("photo", "truth", "prediction", "wrong pixels (red)")
@@ -21,9 +21,12 @@ COLUMNS = ("photo", "truth", "prediction", "wrong pixels (red)")
 def semantic_row(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, colors: Sequence[Color],
                  cell: int = 256, opacity: float = 0.5) -> list[np.ndarray]:
     """[photo, truth overlay, prediction overlay, difference], fitted into cell x cell (aspect kept). The
-    photo and masks are scaled before drawing, so outlines are as crisp at every photo size."""
-    im, (t, p) = resize_pair(image, [truth, prediction], fitted_size(image.shape, cell))
-    return [im, overlay(im, t, colors, opacity), overlay(im, p, colors, opacity), difference(im, t, p)]
+    photo and masks are scaled before drawing, so outlines are as crisp at every photo size; thin structures
+    keep their colour, and every wrong pixel of the full-size masks shows (draw/overlay.py)."""
+    size = fitted_size(image.shape, cell)
+    im, (t, p) = resize_pair(image, [truth, prediction], size)
+    return [im, overlay(im, t, colors, opacity), overlay(im, p, colors, opacity),
+            difference(im, t, p, wrong_marks(truth, prediction, size))]
 
 
 @dataclass
@@ -54,7 +57,8 @@ def instance_row(image: np.ndarray, truth: Sequence[Drawable], found: Sequence[D
     im, (t, p) = resize_pair(image, [truth_mask, found_mask], size)
     truth_pic, truth_tags = render_instances(im, _scaled(truth, size, image.shape[:2]), colors, opacity, False)
     found_pic, found_tags = render_instances(im, _scaled(found, size, image.shape[:2]), colors, opacity, True)
-    return [im, truth_pic, found_pic, difference(im, t, p)], [[], truth_tags, found_tags, []]
+    return ([im, truth_pic, found_pic, difference(im, t, p, wrong_marks(truth_mask, found_mask, size))],
+            [[], truth_tags, found_tags, []])
 
 
 def comparison_sheet(rows: Sequence[Sequence[np.ndarray]], *, title: str, captions: Sequence[str],

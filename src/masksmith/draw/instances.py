@@ -11,8 +11,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from masksmith.core.labels import class_color
-from masksmith.draw.overlay import DARK, Color, outline_width, region_outline
-from masksmith.draw.sheet import INK, TextBox, draw_text, font
+from masksmith.draw.overlay import DARK, Color, outline_parts, outline_width
+from masksmith.draw.sheet import INK, TextBox, draw_text, fit_text, text_box
 
 TAG_SIZE = 11
 
@@ -44,16 +44,16 @@ def render_instances(image: np.ndarray, objects: Sequence[Drawable], colors: Map
     pixels = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     width = outline_width(pixels.shape)
     for k in order:  # each object's own outline, so touching objects of one class stay two
-        dark, line = region_outline(objects[k].mask.astype(np.uint8), width)
-        pixels[line] = colors[objects[k].label]
+        dark, line, thin = outline_parts(objects[k].mask.astype(np.uint8), width)
+        pixels[line | thin] = colors[objects[k].label]  # thin objects in their solid colour, not outlined
         pixels[dark] = DARK
     canvas = Image.fromarray(pixels)
     draw = ImageDraw.Draw(canvas)
     tags: list[TextBox] = []
     for k in reversed(order):  # best first: it gets the first choice of place
         obj = objects[k]
-        text = object_tag(obj, show_scores)
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font(TAG_SIZE))
+        text = fit_text(object_tag(obj, show_scores), TAG_SIZE, max(16, canvas.size[0] - 6))
+        left, top, right, bottom = text_box(text, TAG_SIZE)
         size = (int(right - left) + 4, int(bottom - top) + 4)
         tag = place_tag(obj.box, size, canvas.size, [t.box for t in tags])
         color = colors[obj.label]

@@ -4,6 +4,11 @@ Every overlay is drawn the same way, whoever draws it (predict, previews, the ev
 set preview): the class colour blended over the photo, and along each region's edge a dark line with a solid
 line of the colour inside it, so a region reads on dark photos (the bright colour) and on light ones (the dark
 line). Outlines lie inside the region: background pixels always keep the photo.
+
+Thin structures (retina vessels, cracks, wires: parts of a region narrower than its two outlines) get no outline,
+which would paint them black: they are drawn in their solid class colour instead. Masks shrunk for display keep
+their thin structures (a foreground class wins over background inside each shrunk pixel), and the difference
+view marks a shrunk pixel wrong when any pixel under it was wrong, a lone mark grown to be seen.
 """
 
 from __future__ import annotations
@@ -61,13 +66,40 @@ def _band(mask: np.ndarray, width: int) -> np.ndarray:
     return near
 
 
-def region_outline(mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(dark line, colour line) of every labelled region: the outermost `width` pixels of each region, and
-    the `width` pixels inside them. Background (0) and void (255) pixels are never part of an outline."""
+def wide_parts(mask: np.ndarray, radius: int) -> np.ndarray:
+    """(H, W) bool: labelled pixels in parts of their region at least 2 * `radius` + 1 pixels wide (the region's
+    morphological opening by a square of side 2 * `radius` + 1, so rectangles keep their corners): the core of
+    pixels whose square of `radius` around them holds only their value, grown back by that square (it cannot
+    leave its own region: every pixel it reaches lies in such a square)."""
+    from scipy import ndimage
+
     labelled = (mask != 0) & (mask != IGNORE_INDEX)
-    outer = _band(mask, width) & labelled
-    inner = _band(mask, 2 * width) & labelled & ~outer
-    return outer, inner
+    side = 2 * radius + 1
+    # a pixel's square is all one value when the largest and smallest value in it are both its own
+    same = (ndimage.maximum_filter(mask, size=side, mode="nearest") == mask) & \
+        (ndimage.minimum_filter(mask, size=side, mode="nearest") == mask)
+    core = labelled & same
+    if not core.any():
+        return core
+    return ndimage.maximum_filter(core, size=side, mode="constant", cval=False) & labelled
+
+
+def outline_parts(mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dark line, colour line, thin) of every labelled region: the outermost `width` pixels of each region and
+    the `width` pixels inside them, where the region is wide enough to hold both lines on each side and some of
+    its fill; `thin`: the labelled pixels of narrower parts, which get no outline. Background (0) and void
+    (255) pixels are never part of either."""
+    labelled = (mask != 0) & (mask != IGNORE_INDEX)
+    wide = wide_parts(mask, 2 * width)
+    outer = _band(mask, width) & wide
+    inner = _band(mask, 2 * width) & wide & ~outer
+    return outer, inner, labelled & ~wide
+
+
+def region_outline(mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(dark line, colour line) of every labelled region wide enough for them (`outline_parts`)."""
+    dark, line, _ = outline_parts(mask, width)
+    return dark, line
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, colors: Sequence[Color], opacity: float = 0.5,
@@ -83,8 +115,8 @@ def overlay(image: np.ndarray, mask: np.ndarray, colors: Sequence[Color], opacit
     out[where] = (1 - opacity) * out[where] + opacity * painted[where].astype(np.float32)
     out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     if outline:
-        dark, line = region_outline(mask, outline_width(mask.shape))
-        out[line] = painted[line]
+        dark, line, thin = outline_parts(mask, outline_width(mask.shape))
+        out[line | thin] = painted[line | thin]  # thin structures in their solid colour, as outlines are
         out[dark] = DARK
     return out
 
@@ -96,16 +128,35 @@ def grey(image: np.ndarray, strength: float = 0.55) -> np.ndarray:
     return np.repeat(np.clip(lum + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
-def difference(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
-    """The photo in grey with every wrongly labelled pixel in red (outlined dark); void pixels do not count."""
+def difference(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray,
+               wrong: np.ndarray | None = None) -> np.ndarray:
+    """The photo in grey with every wrongly labelled pixel in red (outlined dark where the marks are wide enough);
+    void pixels do not count. `wrong`: the marks to draw instead (`wrong_marks` of the full-size masks, for a
+    shrunk picture)."""
     if truth.shape != prediction.shape or image.shape[:2] != truth.shape:
         raise ValueError(f"image {image.shape[:2]}, truth {truth.shape} and prediction {prediction.shape} differ")
     out = grey(image)
-    wrong = wrong_pixels(truth, prediction)
+    wrong = wrong_pixels(truth, prediction) if wrong is None else wrong
     out[wrong] = WRONG
     dark, _ = region_outline(wrong.astype(np.uint8), outline_width(wrong.shape))
     out[dark] = DARK
     return out
+
+
+def wrong_marks(truth: np.ndarray, prediction: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool: the wrong pixels of full-size masks as marks on a picture of `size`: a shrunk pixel is marked
+    when any pixel under it is wrong, and marks narrower than 3 pixels are grown by one so they show."""
+    wrong = wrong_pixels(truth, prediction)
+    if wrong.shape == tuple(size):
+        return wrong
+    h, w = size
+    shrunk = np.asarray(Image.fromarray(wrong.astype(np.uint8) * 255).resize((w, h), Image.BOX)) > 0
+    if not shrunk.any():
+        return shrunk
+    from scipy import ndimage
+
+    thin = shrunk & ~wide_parts(shrunk.astype(np.uint8), 1)
+    return shrunk | ndimage.binary_dilation(thin)
 
 
 def wrong_pixels(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
@@ -115,12 +166,30 @@ def wrong_pixels(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
 
 def resize_pair(image: np.ndarray, masks: Sequence[np.ndarray], size: tuple[int, int]
                 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """An image (smoothly) and its masks (nearest neighbour) resized to (h, w) for display."""
+    """An image (smoothly) and its masks resized to (h, w) for display: masks by nearest neighbour, keeping
+    their thin structures when they shrink (`shrink_labels`)."""
     h, w = size
     if image.shape[:2] == (h, w):
         return image, list(masks)
     im = np.asarray(Image.fromarray(image[..., :3]).resize((w, h), Image.BILINEAR, reducing_gap=2.0))
-    return im, [np.asarray(Image.fromarray(m).resize((w, h), Image.NEAREST)) for m in masks]
+    return im, [shrink_labels(m, (h, w)) for m in masks]
+
+
+def shrink_labels(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A class-index mask resized to (h, w) by nearest neighbour, except that where it shrinks, a shrunk pixel
+    that nearest neighbour leaves as background takes a class found under it (the largest value, void aside):
+    a 1-pixel vessel stays a line instead of breaking into dashes."""
+    h, w = size
+    nearest = np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST))
+    if h >= mask.shape[0] and w >= mask.shape[1]:
+        return nearest
+    labelled = np.where((mask != 0) & (mask != IGNORE_INDEX), mask, 0).astype(np.uint8)
+    # the largest class under each shrunk pixel: a max filter as wide as one shrunk pixel, sampled at its centre
+    from scipy import ndimage
+
+    span = (max(1, -(-mask.shape[0] // h)), max(1, -(-mask.shape[1] // w)))
+    under = np.asarray(Image.fromarray(ndimage.maximum_filter(labelled, size=span)).resize((w, h), Image.NEAREST))
+    return np.where((nearest == 0) & (under != 0), under, nearest)
 
 
 def fitted_size(shape: tuple[int, ...], cell: int) -> tuple[int, int]:

@@ -12,15 +12,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from masksmith.core.labels import ClassMap
 from masksmith.draw.overlay import DARK, Color
+from masksmith.draw.text import draw_text as _draw_text
+from masksmith.draw.text import fit_text, font, text_box, text_width
+
+__all__ = ["Picture", "TextBox", "draw_text", "fit_text", "font", "legend", "read_picture_info", "sheet",
+           "text_box", "text_width"]
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
 INFO_KEY = "masksmith"
@@ -98,45 +102,10 @@ def read_picture_info(path: str | Path) -> dict[str, Any] | None:
     return json.loads(text) if text else None
 
 
-@lru_cache(maxsize=8)
-def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """DejaVu Sans, which matplotlib ships (so it is there wherever masksmith is) and which covers far more
-    of Unicode than Pillow's built-in font: file and class names come in every script, captions use arrows.
-    Pillow's built-in scalable font if it cannot be found."""
-    path = _dejavu()
-    return ImageFont.truetype(str(path), size) if path else ImageFont.load_default(size=size)
-
-
-def _dejavu() -> Path | None:
-    import importlib.util
-
-    spec = importlib.util.find_spec("matplotlib")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
-        if path.is_file():
-            return path
-    return None
-
-
-def text_width(text: str, size: int) -> int:
-    return int(np.ceil(font(size).getlength(text)))
-
-
-def fit_text(text: str, size: int, width: int) -> str:
-    """`text`, shortened with an ellipsis to fit `width` pixels."""
-    if text_width(text, size) <= width:
-        return text
-    while text and text_width(text + "\u2026", size) > width:
-        text = text[:-1]
-    return text + "\u2026"
-
-
 def draw_text(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, size: int, fill: Color = INK) -> Box:
-    """Draw `text` with its top-left at `xy`; returns the box it covers."""
-    x, y = xy
-    draw.text((x, y), text, fill=fill, font=font(size))
-    left, top, right, bottom = draw.textbbox((x, y), text, font=font(size))
-    return int(left), int(top), int(np.ceil(right)), int(np.ceil(bottom))
+    """Draw `text` with its top-left at `xy`, whatever it holds (cleaned, each glyph in a font that has it:
+    `draw/text.py`); returns the box it covers."""
+    return _draw_text(draw, xy, text, size, fill)
 
 
 def line_height(size: int) -> int:

@@ -135,7 +135,7 @@ def instance_evaluation(summary: dict[str, Any], union: ConfusionMatrix, classes
 
 def evaluate_instances(predictor: Any, dataset: Dataset, label: str, samples: list[Sample], samples_used: str,
                        out: Path | None = None, worst: int = 8, score_threshold: float = 0.05,
-                       union_score_threshold: float = 0.5) -> Evaluation:
+                       union_score_threshold: float = 0.5, notes: Sequence[str] = ()) -> Evaluation:
     """COCO box and mask AP, AP50, AP75 and per-class AP of `predictor` (an InstancePredictor) on `samples`, at
     each image's own size, plus IoU/Dice of the union masks (objects scoring at least `union_score_threshold`),
     and each image's own mask AP and largest confusions. Predictions down to `score_threshold` (COCO's
@@ -190,6 +190,7 @@ def evaluate_instances(predictor: Any, dataset: Dataset, label: str, samples: li
     finally:
         predictor.score_threshold = own_threshold
     evaluation.seconds = time.monotonic() - started
+    evaluation.notes = list(notes)
     if out is not None:
         evaluation.write(folder)
     return evaluation

@@ -92,6 +92,7 @@ class Evaluation:
     files: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)  # the task's own figures, kept in metrics.json
+    notes: list[str] = field(default_factory=list)  # what to know when reading the figures (classes that differ)
     scores: dict[str, SegmentationScores] = field(default_factory=dict, repr=False)  # not stored
 
     @property
@@ -119,6 +120,7 @@ class Evaluation:
             "worst_images": [i.to_dict() for i in worst[:LISTED_IMAGES]],
             "best_images": [i.to_dict() for i in best[:LISTED_IMAGES]],
             "files": {k: Path(v).name for k, v in self.files.items()},
+            **({"notes": list(self.notes)} if self.notes else {}),
             **self.details,
         }
 
@@ -145,6 +147,7 @@ class Evaluation:
             per_class=[ClassRow(r["class"], list(r.get("values", []))) for r in data.get("class_table", [])],
             image_score=str(data.get("image_score", "score")), image_scores=images,
             files=dict(data.get("files", {})), seconds=float(data.get("seconds") or 0.0),
+            notes=[str(n) for n in data.get("notes", []) if isinstance(n, str)],
             details={k: v for k, v in data.items() if k in ("at_full_size", "at_input_size", "mask", "box",
                                                             "semantic", "per_class")})
 

@@ -9,6 +9,7 @@ benchmark protocol asks) and at each image's own size (prediction resized up).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def semantic_evaluation(full: SegmentationScores, small: SegmentationScores, cla
 
 
 def evaluate_semantic(predictor: Any, dataset: Dataset, label: str, samples: list[Sample], samples_used: str,
-                      out: Path | None = None, worst: int = 8) -> Evaluation:
+                      out: Path | None = None, worst: int = 8, notes: Sequence[str] = ()) -> Evaluation:
     """Score `predictor` (a semantic Predictor) on `samples` of `dataset`. With `out`, writes metrics.json,
     confusion.png, worst.png and best.png (`worst` images in each gallery) there."""
     import torch
@@ -86,6 +87,7 @@ def evaluate_semantic(predictor: Any, dataset: Dataset, label: str, samples: lis
 
         write_pictures(evaluation, folder, samples, classes, evaluation.scores["full"].matrix, row, worst)
     evaluation.seconds = time.monotonic() - started
+    evaluation.notes = list(notes)
     if out is not None:
         evaluation.write(folder)
     return evaluation

@@ -17,9 +17,21 @@ def open_predictor(path: str | Path, backend: str | None = None, **kwargs: Any):
     `kwargs` go to the predictor; those it does not take (``tta`` for instance models, ``score_threshold``
     for semantic ones) are dropped, so callers can pass both."""
     from masksmith.core.errors import MasksmithError
-    from masksmith.tasks import get_task
 
     path = Path(path)
+    try:
+        return _open(path, backend, kwargs)
+    except MasksmithError as exc:
+        if exc.path is None:  # a problem found while building the network: say which file described it
+            exc.path = str(path)
+            exc.args = (exc._compose(),)
+        raise
+
+
+def _open(path: Path, backend: str | None, kwargs: dict[str, Any]):
+    from masksmith.core.errors import MasksmithError
+    from masksmith.tasks import get_task
+
     if backend not in (None, "torch", "onnx"):
         raise MasksmithError(f"unknown backend {backend!r}.", fix="use `backend=torch` or `backend=onnx`.")
     if path.suffix.lower() == ".onnx":
@@ -28,7 +40,10 @@ def open_predictor(path: str | Path, backend: str | None = None, **kwargs: Any):
         if backend == "torch":
             raise MasksmithError("is an ONNX file; it runs on ONNX Runtime only.", path=path,
                                  fix="use `backend=onnx`, or the .masksmith file it was exported from.")
+        from masksmith.models.footprint import check_footprint
+
         artifact = read_onnx_artifact(path)
+        check_footprint(artifact, weights=False)  # one image at its input size, before ONNX Runtime allocates
         kwargs |= {"net": OnnxNetwork(path), "backend": "onnx"}
     else:
         from masksmith.models.artifact import load_artifact

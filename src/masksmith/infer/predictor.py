@@ -86,7 +86,13 @@ class Predictor:
         """The one step the backends differ in: PyTorch runs channels_last, ONNX Runtime takes the array."""
         if self.backend == "torch":
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x).float()
+        logits = self.net(x).float()
+        want = 1 if self.binary else self.classes.num_values
+        if logits.ndim != 4 or logits.shape[1] != want:  # a network that does not match its description
+            raise MasksmithError(f"the network gives {tuple(logits.shape)} scores, not {want} per pixel for the "
+                                 f"{len(self.classes)} classes its description lists.",
+                                 fix="export the model again with `masksmith export`, or use its .masksmith file.")
+        return logits
 
     def _activate(self, logits: torch.Tensor) -> torch.Tensor:
         if self.binary:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from masksmith.core.errors import ModelError
-from masksmith.models.artifact import FORMAT, VERSION, ModelArtifact
+from masksmith.models.artifact import FORMAT, VERSION, ModelArtifact, artifact_from_payload
 
 METADATA_KEY = "masksmith"
 INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
@@ -50,18 +50,37 @@ def read_onnx_artifact(path: str | Path) -> ModelArtifact:
                         path=path, fix="export it again from its .masksmith model file.")
     try:
         data = json.loads(props[METADATA_KEY])
-        if data.get("format") != FORMAT:
-            raise ValueError("format")
-        if int(data.get("version", 0)) > VERSION:
-            raise OnnxError(f"was written by a newer masksmith (format {data['version']}).", path=path,
-                            fix="upgrade masksmith.")
-        fields = {k: data[k] for k in ModelArtifact.__dataclass_fields__ if k in data and k != "state_dict"}
-        return ModelArtifact(**fields)
-    except OnnxError:
-        raise
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise OnnxError(f"has broken masksmith metadata ({type(exc).__name__}: {exc}).", path=path,
+    except (ValueError, RecursionError) as exc:
+        raise OnnxError(f"has broken masksmith metadata ({type(exc).__name__}: {str(exc)[:120]}).", path=path,
                         fix="export the model again with `masksmith export`.") from None
+    artifact = artifact_from_payload(data, path, error=OnnxError, weights=False)  # the model file's own checks
+    problem = graph_problem(model, artifact)
+    if problem:
+        raise OnnxError(f"{problem}; the metadata does not describe this graph.", path=path,
+                        fix="export the model again with `masksmith export`.")
+    return artifact
+
+
+def graph_problem(model: Any, artifact: ModelArtifact) -> str | None:
+    """Whether the graph takes (B, 3, H, W) pixels and gives one logit per output the metadata describes."""
+    if artifact.task != "semantic":
+        return f"its metadata describes a {artifact.task} model; ONNX export covers semantic models only"
+    graph = model.graph
+    if len(graph.input) < 1 or len(graph.output) < 1:
+        return "the graph has no input or no output"
+
+    def dims(value: Any) -> list[int | None]:
+        shape = value.type.tensor_type.shape
+        return [d.dim_value if d.HasField("dim_value") else None for d in shape.dim]
+
+    inputs, outputs = dims(graph.input[0]), dims(graph.output[0])
+    if len(inputs) != 4 or inputs[1] not in (3, None):
+        return f"the graph's input is {inputs}, not (batch, 3, height, width) pixels"
+    want = artifact.model.get("num_outputs")
+    if len(outputs) != 4 or outputs[1] not in (want, None):
+        return f"the graph gives {outputs[1] if len(outputs) == 4 else outputs} outputs a pixel, the metadata " \
+               f"{want} (model num_outputs, {len(artifact.classes)} classes)"
+    return None
 
 
 def metadata_json(artifact: ModelArtifact) -> str:

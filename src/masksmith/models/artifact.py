@@ -14,7 +14,15 @@ import torch
 from torch import nn
 
 from masksmith.core.errors import ModelError
-from masksmith.core.labels import ClassMap
+from masksmith.core.labels import MAX_CLASSES, ClassMap
+from masksmith.models.checks import (
+    instance_model_problem,
+    preprocessing_problem,
+    semantic_model_problem,
+    shown,
+    training_problem,
+    whole,
+)
 
 FORMAT = "masksmith-model"
 VERSION = 1
@@ -67,85 +75,83 @@ def load_artifact(path: str | Path) -> ModelArtifact:
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing to the user
         raise ModelError(f"cannot be read as a masksmith model ({type(exc).__name__}).", path=path,
                          fix="pass a model file written by `masksmith train`; it may be truncated.") from None
+    return artifact_from_payload(payload, path)
+
+
+REQUIRED = ("task", "model", "classes", "colors", "preprocessing")
+
+
+def artifact_from_payload(payload: Any, path: str | Path | None = None, *, error: type[ModelError] = ModelError,
+                          weights: bool = True) -> ModelArtifact:
+    """The ModelArtifact a model file's payload describes, every field checked (`artifact_problem`) before
+    anything is built. ONNX metadata comes through here too, with `weights=False` (an ONNX file carries its
+    weights in the graph) and its own error type."""
+    if weights:
+        fix = "use the model.masksmith that `masksmith train` wrote, or train again."
+    else:
+        fix = "export the model again with `masksmith export`."
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ModelError("is not a masksmith model file.", path=path,
-                         fix=f"pass the model{SUFFIX} file that `masksmith train` wrote.")
-    if payload.get("version", 0) > VERSION:
-        raise ModelError(f"was written by a newer masksmith (format {payload['version']}).", path=path,
-                         fix="upgrade masksmith.")
-    fields = {k: payload[k] for k in ModelArtifact.__dataclass_fields__ if k in payload}
-    try:
-        artifact = ModelArtifact(**fields)
-    except TypeError as exc:
-        raise ModelError(f"is incomplete ({exc}).", path=path) from None
+        raise error("is not a masksmith model file.", path=path,
+                    fix=f"pass the model{SUFFIX} file that `masksmith train` wrote." if weights else fix)
+    version = payload.get("version")
+    if not whole(version, 1, 1 << 31):
+        raise error(f"version is {shown(version)}, not a model format number (a whole number, {VERSION} today); "
+                    "the file is damaged or was not written by masksmith.", path=path, fix=fix)
+    if version > VERSION:
+        raise error(f"was written by a newer masksmith (format {version}).", path=path, fix="upgrade masksmith.")
+    missing = [k for k in REQUIRED if k not in payload]
+    if missing:
+        raise error(f"is incomplete (no {', '.join(missing)}).", path=path, fix=fix)
+    names = [k for k in ModelArtifact.__dataclass_fields__ if k in payload and (weights or k != "state_dict")]
+    artifact = ModelArtifact(**{k: payload[k] for k in names})
     problem = artifact_problem(artifact)
     if problem:
-        raise ModelError(f"{problem}; the file is damaged or was not written by masksmith.", path=path,
-                         fix="use the model.masksmith that `masksmith train` wrote, or train again.")
+        raise error(f"{problem}; the file is damaged or was not written by masksmith.", path=path, fix=fix)
     return artifact
 
 
-MAX_INPUT_SIDE = 8192  # the largest training size TrainConfig takes
-MAX_CLASSES = 10_000
-INPUT_MODES = ("resize", "scale", "instance")
-
-
-def _number(value: Any) -> bool:
-    import math
-
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _whole(value: Any, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-
 def artifact_problem(a: ModelArtifact) -> str | None:
-    """What is wrong with a model file's fields (types, sizes, the input size, colours, flip pairs naming
-    its classes), or None; checked when the file is opened, before anything is built or allocated."""
+    """What is wrong with a model file's fields, or None: every field's type and range (models/checks.py: the
+    task, the architecture dict of that task, classes and colours, preprocessing and the input size, flip pairs
+    naming its classes, the training record, the weights). Checked when a model file or an ONNX file's
+    metadata is opened, before anything is built or allocated; what the network would cost at its input size is
+    `models/footprint.py`, checked before it is built."""
     if not isinstance(a.task, str) or a.task not in ("semantic", "instance"):
-        return f"task is {a.task!r}, not semantic or instance"
+        return f"task is {shown(a.task)}, not semantic or instance"
     if not isinstance(a.model, dict):
         return f"model is a {type(a.model).__name__}, not a mapping"
     if not isinstance(a.classes, list) or not 1 <= len(a.classes) <= MAX_CLASSES or \
             not all(isinstance(c, str) and c for c in a.classes):
-        return f"classes must be a list of 1 to {MAX_CLASSES} names, not {a.classes!r:.80}"
+        return f"classes must be a list of 1 to {MAX_CLASSES} names, not {shown(a.classes, 80)}"
     if len(set(a.classes)) != len(a.classes):
         return "classes repeats a name"
     if not isinstance(a.colors, list) or len(a.colors) != len(a.classes) + 1 or not all(
-            isinstance(c, list | tuple) and len(c) == 3 and all(_whole(v, 0, 255) for v in c) for c in a.colors):
+            isinstance(c, list | tuple) and len(c) == 3 and all(whole(v, 0, 255) for v in c) for c in a.colors):
         return f"colors must be {len(a.classes) + 1} [r, g, b] triples of 0-255 (background first)"
-    p = a.preprocessing
-    if not isinstance(p, dict):
-        return f"preprocessing is a {type(p).__name__}, not a mapping"
-    for key in ("mean", "std"):
-        v = p.get(key)
-        if not (isinstance(v, list) and len(v) == 3 and all(_number(x) for x in v)):
-            return f"preprocessing {key} must be three numbers, not {v!r:.60}"
-    if not all(x > 0 for x in p["std"]):
-        return f"preprocessing std {p['std']} must be above 0"
-    size = p.get("size")
-    if not (isinstance(size, list) and len(size) == 2 and all(_whole(v, 1, 1 << 62) for v in size)):
-        return f"preprocessing size must be [height, width] in whole pixels, not {size!r:.60}"
-    if max(size) > MAX_INPUT_SIDE:
-        return (f"preprocessing asks for {size[1]}x{size[0]} inputs, more than the {MAX_INPUT_SIDE}x"
-                f"{MAX_INPUT_SIDE} masksmith trains at")
-    mode = p.get("input_mode", "resize")
-    if mode not in INPUT_MODES:
-        return f"preprocessing input_mode {mode!r} is not one of {', '.join(INPUT_MODES)}"
-    if mode == "scale" and not (_number(p.get("scale")) and 0 < p["scale"] <= 1):
-        return f"preprocessing scale {p.get('scale')!r} must be a number above 0 and at most 1"
-    if "max_size" in p and not _whole(p["max_size"], 1, MAX_INPUT_SIDE):
-        return f"preprocessing max_size {p['max_size']!r} must be a whole number of 1 to {MAX_INPUT_SIDE}"
+    problem = preprocessing_problem(a.preprocessing)
+    if problem:
+        return problem
+    mode = a.preprocessing.get("input_mode", "resize")
+    if a.task == "semantic":
+        if mode not in ("resize", "scale"):
+            return f"preprocessing input_mode {mode!r} is not one of resize, scale (a semantic model)"
+        problem = semantic_model_problem(a.model, len(a.classes))
+    else:
+        problem = instance_model_problem(a.model)
+    if problem:
+        return problem
     if not isinstance(a.flip_pairs, list) or not all(
             isinstance(pair, list | tuple) and len(pair) == 2 for pair in a.flip_pairs):
-        return f"flip_pairs must be a list of [left, right] class pairs, not {a.flip_pairs!r:.60}"
+        return f"flip_pairs must be a list of [left, right] class pairs, not {shown(a.flip_pairs)}"
     for left, right in a.flip_pairs:
         for name in (left, right):
-            if name not in a.classes:
-                return f"flip pair [{left!r}, {right!r}] names {name!r}, which is not one of its classes"
-    if not isinstance(a.training, dict):
-        return f"training is a {type(a.training).__name__}, not a mapping"
+            if not isinstance(name, str) or name not in a.classes:
+                return f"flip pair [{shown(left)}, {shown(right)}] names {shown(name)}, which is not one of its classes"
+        if left == right:
+            return f"flip pair [{left!r}, {right!r}] names one class twice"
+    problem = training_problem(a.training)
+    if problem:
+        return problem
     if not isinstance(a.state_dict, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in a.state_dict.items()):
         return "state_dict must map names to tensors"
@@ -153,9 +159,13 @@ def artifact_problem(a: ModelArtifact) -> str | None:
 
 
 def build_network(artifact: ModelArtifact) -> nn.Module:
-    """The network the artifact describes, with its weights loaded, in eval mode."""
+    """The network the artifact describes, with its weights loaded, in eval mode. What it would cost is
+    checked first, on the meta device (models/footprint.py): a description whose weights do not match the file,
+    or whose one image would need more memory than this machine has, is refused before anything is allocated."""
+    from masksmith.models.footprint import check_footprint
     from masksmith.models.registry import get_model
 
+    check_footprint(artifact)
     net = get_model(str(artifact.model.get("arch", "")), artifact.task).build(artifact)
     try:
         net.load_state_dict(artifact.state_dict, strict=True)

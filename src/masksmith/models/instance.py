@@ -14,6 +14,7 @@ weights are loaded, so a model file always rebuilds the network it was saved fro
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from masksmith.core.errors import ModelError
+from masksmith.models.checks import instance_model_problem
 from masksmith.models.encoders import (
     LITE0_TIMM_NAME,
     OFFLINE_WEIGHTS,
@@ -38,6 +40,7 @@ from masksmith.models.roi_align import use_gather_roi_align
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_MAX_SIZE = 512
+CONFIG_FIX = "use a model file that masksmith train wrote, or model options within these ranges."
 # class-specific tensors of a COCO Mask R-CNN: they have 91 classes there, so they are re-initialised
 HEAD_PREFIXES = (
     "roi_heads.box_predictor.cls_score.",
@@ -118,9 +121,15 @@ def build_instance_model(config: Mapping[str, Any], num_classes: int, pretrained
         raise ModelError("an instance model needs at least one object class.",
                          fix="annotate at least one class of objects.")
     arch = check_instance_arch(str(config.get("arch", "")))
-    full = instance_model_config(arch, int(config.get("max_size", DEFAULT_MAX_SIZE)), config.get("min_size"),
+    problem = instance_model_problem(config)
+    if problem:
+        raise ModelError(f"{problem}.", fix=CONFIG_FIX)
+    full = instance_model_config(arch, int(config.get("max_size") or DEFAULT_MAX_SIZE), config.get("min_size"),
                                  config.get("weights", OFFLINE_WEIGHTS if arch == "maskrcnn_lite0" else None))
     full.update({k: v for k, v in config.items() if v is not None or k == "weights"})
+    problem = instance_model_problem(full)  # before anything is built: every size and count in range
+    if problem:
+        raise ModelError(f"{problem}.", fix=CONFIG_FIX)
     if pretrained:
         check_weights(arch, full.get("weights"))
     if arch == "maskrcnn_lite0":
@@ -182,7 +191,8 @@ class TimmFPNBackbone(nn.Module):
 
     def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
         dtype = self.autocast_dtype
-        with torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        # no autocast context at all when it is off: the memory estimate runs this on the meta device
+        with torch.autocast(x.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext():
             features = self.body(x)
             out = self.fpn(OrderedDict((str(i), f) for i, f in enumerate(features)))
         return OrderedDict((k, v.float()) for k, v in out.items())

@@ -62,15 +62,11 @@ class Machine:
 
 
 def free_memory() -> int:
-    """Bytes of memory available now (MemAvailable), or 4 GiB when the system does not say."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
+    """Bytes of memory available now (`core.memory.available_memory`), or 4 GiB when the system does not say."""
+    from masksmith.core.memory import available_memory
+
+    free = available_memory()
+    return free if free is not None else 4 << 30
 
 
 @dataclass
