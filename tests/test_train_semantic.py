@@ -40,7 +40,7 @@ def cars(semantic_cars: Path) -> Path:
 
 
 def tiny_config(data: Path, runs: Path, **kw) -> TrainConfig:
-    """The shared run's settings (tests/conftest.py), for the tests that train themselves."""
+    """Small settings (the shared run's size and decoder, tests/conftest.py) for the tests that train themselves."""
     base = dict(data=str(data), size=64, epochs=2, batch_size=4, decoder_channels=[32, 16, 16, 8, 8],
                 runs_dir=str(runs), name="tiny", preview_images=2, val_fraction=0.25)
     base.update(kw)
