@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import TrainedRun, run_cli
 from masksmith.apps.cluster import cluster_image, palette_strip
 from masksmith.apps.colors import dominant_colors, nearest_color_name
 from masksmith.apps.colorspace import feather_weights, parse_color, to_lab, to_rgb
@@ -220,16 +220,9 @@ def test_uncertainty_measures() -> None:
 
 # ------------------------------------------------------------------------------------------------ with a model
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    """A small semantic model on sample cars (body, wheel, window, light), trained for a few seconds."""
-    from masksmith.train.config import TrainConfig
-    from masksmith.train.semantic import train_semantic
-
-    root = tmp_path_factory.mktemp("apps")
-    cars = make_sample_dataset(root / "cars", n_images=12, size=(80, 60), seed=5)
-    run = train_semantic(TrainConfig(data=str(cars), arch="baseline", size=48, epochs=10, batch_size=4, lr=0.01,
-                                     val_fraction=0.25, runs_dir=str(root / "runs"), name="apps", preview_images=1))
-    return run / "model.masksmith"
+def model(semantic_run: TrainedRun) -> Path:
+    """The session's small semantic model on sample cars (body, wheel, window, light; tests/conftest.py)."""
+    return semantic_run.run / "model.masksmith"
 
 
 @pytest.fixture(scope="module")

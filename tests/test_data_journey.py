@@ -189,7 +189,7 @@ def camvid_run(tmp_path_factory) -> tuple[Path, Path, str]:
     data = camvid(tmp / "CamVid")
     proc = subprocess.run([sys.executable, "-m", "masksmith.cli", "train", str(data), "--model", "baseline",
                            "--size", "32", "--epochs", "1", "--batch-size", "4", "--name", "camvid",
-                           "--runs", str(tmp / "runs"), "-o", "ignore_value=3"],
+                           "-o", "ignore_value=3"],
                           capture_output=True, text=True, timeout=900, cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return data, tmp / "runs" / "camvid", proc.stdout
@@ -197,6 +197,7 @@ def camvid_run(tmp_path_factory) -> tuple[Path, Path, str]:
 
 def test_train_uses_train_and_val_splits_and_says_so_first(camvid_run: tuple[Path, Path, str]) -> None:
     data, run_dir, out = camvid_run
+    assert "run folder: runs/camvid" in out  # under runs/ in the current folder, said as the user can type it
     summary = out[: out.index("run folder:")]
     assert "images: 6 to train on, 2 to validate on; validating on the val split" in summary
     assert "split folders: test 3, train 6, val 2" in summary and "the test split (3 images) is left for" in summary

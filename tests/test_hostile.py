@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TrainedRun, copy_run
 from conftest import run_cli as run_in_process
 from masksmith.core.errors import DatasetError
 from masksmith.data import load_dataset
@@ -123,15 +124,6 @@ def test_valid_rles_still_read(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- 2. resume and the model file
-def tiny_train_config(data: Path, runs: Path, **kw):
-    from masksmith.train.config import TrainConfig
-
-    base = dict(data=str(data), arch="baseline", size=32, epochs=1, batch_size=2, runs_dir=str(runs),
-                name="tiny", preview_images=1, val_fraction=0.25, encoder_weights=None, low_res_factor=None)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
 @pytest.fixture(scope="module")
 def tiny_cars(tmp_path_factory) -> Path:
     from masksmith.data.synthetic import make_sample_dataset
@@ -140,26 +132,23 @@ def tiny_cars(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained_run(tiny_cars: Path, tmp_path_factory) -> Path:
-    """One epoch of a tiny model: a run folder with model.masksmith and checkpoints/last.ckpt."""
-    from masksmith.train.semantic import train_semantic
-
-    return train_semantic(tiny_train_config(tiny_cars, tmp_path_factory.mktemp("runs")))
+def trained_run(semantic_run: TrainedRun) -> Path:
+    """The session's shared semantic run (read only): model.masksmith and checkpoints/last.ckpt."""
+    return semantic_run.run
 
 
 @pytest.fixture
-def run_copy(trained_run: Path, tmp_path: Path) -> Path:
-    import shutil
-
-    return Path(shutil.copytree(trained_run, tmp_path / "runs" / "tiny", symlinks=True))
+def run_copy(semantic_run: TrainedRun, tmp_path: Path) -> Path:
+    return copy_run(semantic_run, tmp_path / "runs")
 
 
 def resume(run: Path):
+    """One epoch more than the run has trained."""
     from masksmith.train.config import TrainConfig
     from masksmith.train.semantic import train_semantic
 
     config = TrainConfig.from_yaml(run / "config.yaml")
-    config.epochs = 2
+    config.epochs += 1
     return train_semantic(config, run, resume=True)
 
 

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from conftest import TrainedRun, copy_run, run_cli
 from masksmith.core.errors import ModelError
 from masksmith.core.labels import ClassMap
 from masksmith.core.objects import Instance, union_mask
@@ -227,21 +228,15 @@ def test_weights_that_cannot_be_had_are_refused_before_building(tmp_path: Path) 
 
 # ---------------------------------------------------------------------------------------- Lite0 training
 @pytest.fixture(scope="module")
-def cars(tmp_path_factory) -> Path:
-    from masksmith.data.synthetic import make_sample_dataset
-
-    return make_sample_dataset(tmp_path_factory.mktemp("icars") / "cars", n_images=10, size=(128, 96), seed=3)
+def cars(instance_cars: Path) -> Path:
+    return instance_cars
 
 
 @pytest.fixture(scope="module")
-def trained(cars: Path, tmp_path_factory) -> Path:
-    from masksmith.train.config import TrainConfig
-    from masksmith.train.instance import train_instance
-
-    config = TrainConfig(data=str(cars), task="instance", arch="maskrcnn_lite0", size=128, epochs=2, batch_size=4,
-                         val_fraction=0.2, runs_dir=str(tmp_path_factory.mktemp("iruns")), name="tiny",
-                         preview_images=2)
-    return train_instance(config)
+def trained(instance_run: TrainedRun) -> Path:
+    """The session's shared instance run (tests/conftest.py): `masksmith train --model maskrcnn_lite0 --size 128
+    --epochs 2 --batch-size 4 --val 0.2` on 10 sample cars."""
+    return instance_run.run
 
 
 def test_lite0_backbone_is_pretrained_and_frozen() -> None:
@@ -332,60 +327,36 @@ def test_evaluate_reports_coco_ap_and_union_scores(trained: Path, cars: Path, tm
     assert 0 <= report["semantic"]["pixel_accuracy"] <= 1
 
 
-def test_a_few_sgd_steps_lower_the_loss(cars: Path) -> None:
-    """Mask R-CNN on Lite0 learns: eight steps on one fixed batch lower the sum of its five losses."""
-    from masksmith.data import load_dataset
+def test_cli_trains_resumes_evaluates_predicts_and_extracts(instance_run: TrainedRun, tmp_path: Path, monkeypatch,
+                                                            capsys) -> None:
+    def cli(*args: str) -> str:
+        code, out, err = run_cli(monkeypatch, capsys, *args)
+        assert code == 0, err[-3000:]
+        return out
 
-    torch.manual_seed(0)
-    dataset = load_dataset(cars)
-    data = InstanceTensors(dataset, dataset.samples[:2], max_size=128)
-    images, targets = zip(*(data[i] for i in range(2)), strict=True)
-    targets = [{k: v for k, v in t.items() if k != "image_id"} for t in targets]
-    model = build_instance_model(instance_model_config("maskrcnn_lite0", 128), 4, pretrained=True).train()
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
-    losses = []
-    for _ in range(8):
-        loss = sum(model(list(images), targets).values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    assert losses[-1] < 0.7 * losses[0], losses
-
-
-def run_cli(cwd: Path, *args: str) -> str:
-    import subprocess
-    import sys
-
-    proc = subprocess.run([sys.executable, "-m", "masksmith.cli", *args], capture_output=True, text=True,
-                          timeout=900, cwd=cwd)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
-
-
-def test_cli_trains_resumes_evaluates_predicts_and_extracts(cars: Path, tmp_path: Path) -> None:
-    out = run_cli(tmp_path, "train", str(cars), "--model", "maskrcnn_lite0", "--size", "128", "--epochs", "1",
-                  "--name", "inst", "--batch-size", "4", "--val", "0.2")
-    assert "run folder: runs/inst" in out
-    run = tmp_path / "runs" / "inst"
-    config = (run / "config.yaml").read_text()
+    cars = instance_run.data
+    assert "run folder: runs/inst" in instance_run.out  # the shared run was trained by this command
+    config = (instance_run.run / "config.yaml").read_text()
     assert "task: instance" in config and "batch_size: 4" in config and "size: 128" in config
-    run_cli(tmp_path, "train", "--resume", "runs/inst", "--epochs", "2")
+    monkeypatch.chdir(tmp_path)
+    copy_run(instance_run, tmp_path / "runs")
+    run = tmp_path / "runs" / "inst"
+    cli("train", "--resume", "runs/inst", "--epochs", "3")
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
 
-    out = run_cli(tmp_path, "evaluate", "runs/inst", str(cars), "--out", "eval")
+    out = cli("evaluate", "runs/inst", str(cars), "--out", "eval")
     assert "mask AP " in out and "box AP " in out and "wheel" in out
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["images"] == 10 and {"mask", "box", "per_class", "semantic"} <= set(metrics)
 
-    out = run_cli(tmp_path, "predict", "runs/inst", str(cars / "images"), "--out", "preds", "--score", "0")
+    out = cli("predict", "runs/inst", str(cars / "images"), "--out", "preds", "--score", "0")
     assert "predicted 10 image(s)" in out
     assert len(list((tmp_path / "preds").glob("*_instances.json"))) == 10
     assert len(list((tmp_path / "preds").glob("*_overlay.png"))) == 10
 
-    out = run_cli(tmp_path, "extract", "runs/inst", str(cars / "images"), "--classes", "body,wheel", "--score", "0",
-                  "--background", "transparent", "--min-pixels", "1")
+    out = cli("extract", "runs/inst", str(cars / "images"), "--classes", "body,wheel", "--score", "0",
+              "--background", "transparent", "--min-pixels", "1")
     rows = list(csv.DictReader((tmp_path / "cutouts" / "index.csv").open()))
     assert {r["class"] for r in rows} <= {"body", "wheel"}
     for r in rows[:5]:

@@ -1,4 +1,4 @@
-"""ONNX export over every registered semantic model (smp's habit: adding a model adds no test code), the
+"""ONNX export (its parity over every registered model is in test_models.py's every-model suite): the
 metadata round trip, one Predictor on both backends, INT8 parity, and bad input as one line each."""
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from conftest import run_cli
 from masksmith.core.errors import MasksmithError
 from masksmith.infer import open_predictor
 from masksmith.infer.export import (
-    FLOAT_EQUAL_SHARE,
-    FLOAT_LOGIT_TOLERANCE,
     INT8_EQUAL_SHARE,
     export_network,
     export_onnx,
@@ -25,10 +23,8 @@ from masksmith.infer.export import (
 from masksmith.infer.predictor import Predictor
 from masksmith.infer.runtime import OnnxNetwork, artifact_metadata, read_onnx_artifact
 from masksmith.models.artifact import ModelArtifact, build_network, save_artifact
-from masksmith.models.registry import models_for
 from masksmith.models.semantic import ModelConfig, SegmentationNet, build_model
 
-ARCHS = sorted(models_for("semantic"))
 CLASSES = ["box", "left_flag", "right_flag"]
 
 
@@ -60,18 +56,6 @@ def photos(folder: Path, count: int, seed: int = 0, size: tuple[int, int] = (72,
 
 
 run = run_cli  # (exit code, stdout, stderr) of one command, in this process
-
-
-@pytest.mark.parametrize("arch", ARCHS)
-def test_every_architecture_exports_with_parity_on_dynamic_sizes(arch: str) -> None:
-    artifact = tiny_artifact(arch)
-    net = build_network(artifact)
-    onnx_net = OnnxNetwork(export_network(net, artifact))
-    inputs = sample_inputs(artifact)
-    assert {x.shape[-2:] for x in inputs} == {(64, 64), (96, 128)}  # the training size and a wider one
-    result = parity(net, onnx_net, inputs)
-    assert result.ok(FLOAT_EQUAL_SHARE, FLOAT_LOGIT_TOLERANCE), result.describe()
-    assert result.max_abs < 1e-3 and result.pixels == 64 * 64 + 96 * 128
 
 
 def test_side_factored_head_exports_the_same_per_class_logits() -> None:
@@ -225,21 +209,6 @@ def test_export_that_fails_parity_writes_nothing_and_says_so(tmp_path: Path, mon
     code, out, err = run(monkeypatch, capsys, "export", str(model))
     assert code == 2 and "ONNX parity check failed; nothing was written" in err and err.count("\n") == 1
     assert "equal mask pixels" in out and not (tmp_path / "model.onnx").exists()
-
-
-def test_instance_model_export_says_it_is_not_supported_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
-    from masksmith.models.instance import build_instance_model, instance_model_config
-
-    config = instance_model_config("maskrcnn_lite0", 128, weights=None)
-    net = build_instance_model(config, 1, pretrained=False)
-    model = save_artifact(ModelArtifact("instance", config, ["car"], [[0, 0, 0], [255, 0, 0]],
-                                        {"mean": [0.0] * 3, "std": [1.0] * 3, "input_mode": "instance",
-                                         "input_range": [0.0, 1.0], "size": [128, 128], "max_size": 128},
-                                        state_dict=net.state_dict()), tmp_path / "mrcnn.masksmith")
-    code, _, err = run(monkeypatch, capsys, "export", str(model), "--to", "onnx")
-    assert code == 2 and err.count("\n") == 1 and "covers semantic models only" in err and "Traceback" not in err
-    with pytest.raises(MasksmithError, match="run on PyTorch only"):
-        open_predictor(model, backend="onnx")
 
 
 def test_onnxruntime_scratch_files_stay_out_of_the_current_folder(tmp_path: Path, monkeypatch) -> None:

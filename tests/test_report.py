@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TrainedRun, copy_run
 from masksmith import service
 from masksmith.core.runfolder import evaluation_folder
 from masksmith.data.synthetic import make_sample_dataset
 from masksmith.html_report import SECTIONS, render_report, report_sections, write_report
-from masksmith.train.config import TrainConfig
-from masksmith.train.semantic import train_semantic
 
 CHROMIUM = Path("/usr/bin/chromium")
 # the browser set-up the web app's tests use too: the system's Chromium, never a downloaded one
@@ -27,15 +26,12 @@ VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "met
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """A small finished run evaluated on a second data set, with a training plan in config.yaml (as the
-    planner records one) that the report must show without knowing its fields."""
+def run(semantic_run: TrainedRun, tmp_path_factory) -> Path:
+    """A copy of the session's semantic run (tests/conftest.py) evaluated on a second data set, with a training
+    plan in config.yaml (as the planner records one) that the report must show without knowing its fields."""
     root = tmp_path_factory.mktemp("report")
-    cars = make_sample_dataset(root / "cars", n_images=8, size=(80, 60), seed=5)
     street = make_sample_dataset(root / "street", n_images=4, size=(80, 60), seed=6)
-    run = train_semantic(TrainConfig(data=str(cars), arch="baseline", size=48, epochs=2, batch_size=4,
-                                     val_fraction=0.25, runs_dir=str(root / "runs"), name="shared",
-                                     preview_images=2))
+    run = copy_run(semantic_run, root / "runs")
     with (run / "config.yaml").open("a", encoding="utf-8") as f:
         f.write("plan:\n  reason: few images\n  phases:\n  - {name: warm-up, epochs: 1}\n")
     service.evaluate(run / "model.masksmith", street, evaluation_folder(run, street), worst=2)
@@ -107,7 +103,7 @@ def test_sections_show_the_data_configuration_and_scores(run: Path) -> None:
     sections = {s.id: s.html for s in report_sections(run)}
     data = json.loads((run / "data.json").read_text())
     text = " ".join(Page(sections["data"]).text)
-    assert "8 in the data set: 6 for training, 2 for validation" in text
+    assert "16 in the data set: 12 for training, 4 for validation" in text
     assert all(c["name"] in text for c in data["classes"])
     config = " ".join(Page(sections["configuration"]).text)
     for key in ("data", "arch", "epochs", "plan.reason", "plan.phases[0].name", "plan.phases[0].epochs"):

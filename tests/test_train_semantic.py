@@ -1,4 +1,6 @@
-"""Semantic training end to end on generated cars: the run folder, evaluate and predict keep their promises."""
+"""Semantic training end to end on generated cars: the run folder, evaluate and predict keep their promises.
+The run they look at is the session's shared semantic run (tests/conftest.py); the tests of shrinking, resuming
+and Ctrl-C train (or resume a copy) themselves."""
 
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TrainedRun, copy_run, run_cli
 from masksmith import service
 from masksmith.core.errors import TrainingInterrupted
 from masksmith.data import load_dataset
-from masksmith.data.synthetic import make_sample_dataset
 from masksmith.draw import COLUMNS, read_picture_info
 from masksmith.draw.overlay import DARK, outline_width, region_outline
 from masksmith.infer import open_predictor
@@ -28,20 +30,21 @@ from masksmith.train.semantic import train_semantic
 
 
 @pytest.fixture(scope="module")
-def cars(tmp_path_factory) -> Path:
-    return make_sample_dataset(tmp_path_factory.mktemp("cars") / "cars", n_images=16, size=(96, 72), seed=1)
+def trained(semantic_run: TrainedRun) -> Path:
+    return semantic_run.run
+
+
+@pytest.fixture(scope="module")
+def cars(semantic_cars: Path) -> Path:
+    return semantic_cars
 
 
 def tiny_config(data: Path, runs: Path, **kw) -> TrainConfig:
+    """Small settings (the shared run's size and decoder, tests/conftest.py) for the tests that train themselves."""
     base = dict(data=str(data), size=64, epochs=2, batch_size=4, decoder_channels=[32, 16, 16, 8, 8],
                 runs_dir=str(runs), name="tiny", preview_images=2, val_fraction=0.25)
     base.update(kw)
     return TrainConfig(**base)
-
-
-@pytest.fixture(scope="module")
-def trained(cars: Path, tmp_path_factory) -> Path:
-    return train_semantic(tiny_config(cars, tmp_path_factory.mktemp("runs"), epochs=3, lr=3e-3))
 
 
 def test_run_folder_has_everything(trained: Path) -> None:
@@ -191,15 +194,15 @@ def test_shrink_factor_keeps_aspect_and_predicts_large_images_by_sliding(cars: P
     assert sum(s[0] for s in shapes) > 4 and all(s[-2:] == (h, w) for s in shapes)
 
 
-def test_resume_trains_more_epochs(cars: Path, tmp_path: Path) -> None:
-    run = train_semantic(tiny_config(cars, tmp_path, epochs=1, val_fraction=0.0))
+def test_resume_trains_more_epochs(semantic_run: TrainedRun, tmp_path: Path) -> None:
+    run = copy_run(semantic_run, tmp_path)  # three epochs done
     assert (run / "model.masksmith").exists()
     config = TrainConfig.from_yaml(run / "config.yaml")
-    config.epochs = 2
+    config.epochs = 4
     train_semantic(config, run, resume=True)
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert load_artifact(run).training["epoch"] == 2
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert load_artifact(run).training["epoch"] == 4
 
 
 class _Interrupt(L.Callback):
@@ -220,17 +223,17 @@ def test_ctrl_c_leaves_a_usable_checkpoint_and_model(cars: Path, tmp_path: Path)
     assert int(rows[-1]["epoch"]) == 3
 
 
-@pytest.mark.parametrize("arch", ["baseline"])
-def test_cli_train_evaluate_predict(cars: Path, tmp_path: Path, arch: str) -> None:
-    def cli(*args: str) -> str:
-        proc = subprocess.run([sys.executable, "-m", "masksmith.cli", *args], capture_output=True, text=True,
-                              timeout=600, cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        return proc.stdout
+def test_cli_evaluate_predict_extract(semantic_run: TrainedRun, tmp_path: Path, monkeypatch, capsys) -> None:
+    """On a copy of the shared run (`masksmith train` itself prints its run folder in test_data_journey.py)."""
+    cars = semantic_run.data
 
-    out = cli("train", str(cars), "--model", arch, "--size", "64", "--epochs", "1", "--name", "cli",
-              "--batch-size", "4")
-    assert "run folder: runs/cli" in out
+    def cli(*args: str) -> str:
+        code, out, err = run_cli(monkeypatch, capsys, *args)
+        assert code == 0, err[-2000:]
+        return out
+
+    monkeypatch.chdir(tmp_path)
+    copy_run(semantic_run.run, tmp_path / "runs").rename(tmp_path / "runs" / "cli")
     out = cli("evaluate", "runs/cli", str(cars))
     assert "mIoU" in out and "confusion_matrix" in out and "report:" in out
     assert (tmp_path / "runs" / "cli" / "evaluation" / "cars" / "metrics.json").exists()

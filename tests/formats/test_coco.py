@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzzing import NAMES, Example
 from hypothesis import strategies as st
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.errors import DatasetError
 from masksmith.core.outputs import OutputError
 from masksmith.data import load_dataset
 from masksmith.data.convert import convert
@@ -175,32 +174,60 @@ def test_convert_refuses_to_write_into_the_source(tmp_path: Path) -> None:
         convert(ds, "coco", tmp_path / "coco")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cut=st.integers(min_value=0, max_value=3000))
-def test_truncated_file_raises_only_our_error(tmp_path_factory, cut: int) -> None:
-    root = tmp_path_factory.mktemp("c")
-    path = write_coco(root / "coco")
-    path.write_text(path.read_text()[:cut])
-    with contextlib.suppress(MasksmithError):
-        load_dataset(path, "coco", strict=False)
+# ---------------------------------------------------------------- for the fuzz suite (test_fuzz.py)
+
+def write_results(root: Path) -> None:
+    """A results file (what a model's predictions are saved as), the ground truth it was made on, the images."""
+    for name in ("a.jpg", "b.png", "1.jpg"):
+        Image.new("RGB", (16, 12), (200, 0, 0)).save(root / name)
+    gt = {"images": [{"id": 1, "file_name": "a.jpg", "width": 16, "height": 12},
+                     {"id": "2", "file_name": "b.png", "width": 16, "height": 12}],
+          "annotations": [], "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": "bus"}]}
+    (root / "gt.json").write_text(json.dumps(gt))
+    rle = mask_utils.encode(np.asfortranarray(np.pad(np.ones((4, 6), np.uint8), ((2, 6), (3, 7)))))
+    results = [{"image_id": 1, "category_id": 1, "score": 0.9, "bbox": [3, 2, 6, 4],
+                "segmentation": {"size": [12, 16], "counts": rle["counts"].decode()}},
+               {"image_id": 1, "category_id": 2, "score": 0.7, "bbox": [1, 1, 5, 5]},
+               {"image_id": "2", "category_id": 2, "score": 0.4, "segmentation": [[1, 1, 9, 1, 5, 8]]}]
+    (root / "results.json").write_text(json.dumps(results))
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-5, 100) | st.floats(allow_nan=True)
-                           | st.text(max_size=5), lambda c: st.lists(c, max_size=4)
-                           | st.dictionaries(st.sampled_from(["id", "images", "annotations", "categories",
-                                                              "segmentation", "counts", "size", "image_id",
-                                                              "category_id", "name", "file_name", "width",
-                                                              "height", "iscrowd"]), c, max_size=5),
-                           max_leaves=25)
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(doc=st.fixed_dictionaries({"images": json_values, "annotations": json_values, "categories": json_values}))
-def test_random_json_raises_only_our_error(tmp_path_factory, doc) -> None:
-    root = tmp_path_factory.mktemp("r")
+def write_box_only(root: Path) -> None:
+    """String image ids (" 2" too), a box-only annotation (bbox, empty segmentation), names with folders."""
+    (root / "sub").mkdir()
+    for name in ("a.jpg", "sub/b.png"):
+        Image.new("RGB", (16, 12), (0, 90, 0)).save(root / name)
+    doc = {"images": [{"id": "1", "file_name": "a.jpg", "width": 16, "height": 12},
+                      {"id": " 2", "file_name": "sub/b.png", "width": 16, "height": 12}],
+           "annotations": [{"id": 1, "image_id": "1", "category_id": 1, "bbox": [1, 1, 6, 5], "segmentation": []},
+                           {"id": 2, "image_id": " 2", "category_id": 2, "bbox": [2, 2, 4, 4],
+                            "segmentation": [[2, 2, 9, 2, 9, 9]], "iscrowd": 0}],
+           "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": "bus"}]}
     (root / "annotations.json").write_text(json.dumps(doc))
-    with contextlib.suppress(MasksmithError):
-        load_dataset(root / "annotations.json", "coco", strict=False)
+
+
+def results_options(root: Path) -> st.SearchStrategy[dict]:
+    against = st.sampled_from([{}, {"images": str(root / "gt.json")}, {"images": str(root)},
+                               {"images": str(root / "nowhere.json")}])
+    extra = st.fixed_dictionaries({}, optional={
+        "boxes_as_masks": st.booleans(), "min_score": st.sampled_from([0, 0.5, 1.5, -1, "x"]),
+        "class_names": st.sampled_from([["car", "bus"], "car", [], {"1": "a"}])})
+    return st.builds(lambda a, b: {**a, **b}, against, extra)
+
+
+IDS = st.sampled_from([0, 1, 2, 3, "0", "1", " 2", "x", "", "a"])
+COCO_OPTIONS = st.fixed_dictionaries({}, optional={"boxes_as_masks": st.booleans(), "keep_colors": st.booleans()})
+FUZZ_EXAMPLES = [
+    Example("instances", lambda root: write_coco(root / "coco"),
+            files=("coco/annotations.json", "coco/images/000000000001.jpg", "coco/images/000000000002.jpg"),
+            points=("coco/annotations.json", "coco"), options=lambda root: COCO_OPTIONS, values=NAMES | IDS,
+            moves=("coco/annotations/instances_val.json", "coco/000000000001.jpg", "annotations.json")),
+    Example("results file", write_results, files=("results.json", "gt.json", "a.jpg"), points=("results.json",),
+            options=results_options, values=NAMES | IDS, valid_with=lambda root: {"images": str(root / "gt.json")}),
+    Example("string ids, box only", write_box_only, files=("annotations.json", "sub/b.png"),
+            points=("annotations.json", ""), options=lambda root: COCO_OPTIONS, values=NAMES | IDS,
+            moves=("b.png", "sub/a.jpg")),
+]
 
 
 # ---------------------------------------------------------------- files as other tools write them

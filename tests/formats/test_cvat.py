@@ -3,17 +3,15 @@ a project export, the mask RLE, z-order, and broken or hostile files."""
 
 from __future__ import annotations
 
-import contextlib
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzzing import NAMES, Example
 from hypothesis import strategies as st
 from PIL import Image
 
-from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.errors import DatasetError
 from masksmith.data import load_dataset
 from masksmith.data.formats import cvat
 from masksmith.data.rasterize import instance_masks, semantic_mask
@@ -321,57 +319,6 @@ def test_video_export_is_refused_with_advice(tmp_path: Path) -> None:
         load_dataset(tmp_path)
 
 
-TAGS = ["annotations", "meta", "task", "labels", "label", "name", "color", "type", "image", "polygon", "box",
-        "mask", "ellipse", "polyline", "attribute", "track", "parent"]
-KEYS = ["name", "label", "points", "width", "height", "xtl", "ytl", "xbr", "ybr", "rle", "left", "top", "cx",
-        "cy", "rx", "ry", "rotation", "z_order", "occluded", "id", "subset"]
-TEXT = st.text(alphabet="0123456789,;.-e #xyzé", max_size=12)
-VALUES = st.one_of(TEXT, st.sampled_from(["0", "1", "64", "48", "-3", "1e400", "nan", "2,3;4,5",
-                                          "1,2;3,4;5,1", "1, 2, 3", "frame_000000.png", "car"]))
-
-
-def element(kids: st.SearchStrategy) -> st.SearchStrategy:
-    return st.builds(lambda tag, attrs, text, kids: (tag, attrs, text, kids), st.sampled_from(TAGS),
-                     st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=6), TEXT, kids)
-
-
-def to_xml(node) -> ET.Element:
-    tag, attrs, text, kids = node
-    el = ET.Element(tag, {k: "".join(c for c in v if c.isprintable()) for k, v in attrs.items()})
-    el.text = "".join(c for c in text if c.isprintable())
-    el.extend(to_xml(k) for k in kids)
-    return el
-
-
-trees = st.recursive(element(st.just([])), lambda inner: element(st.lists(inner, max_size=4)), max_leaves=12)
-# <image> elements with plausible attributes, so that the shape parsing is reached often
-images = st.builds(lambda attrs, kids: ("image", {"name": "frame_000000.png", "width": "64", "height": "48",
-                                                  **attrs}, "", kids),
-                   st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=2), st.lists(trees, max_size=4))
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(nodes=st.lists(st.one_of(trees, images), max_size=3), strict=st.booleans())
-def test_random_xml_raises_only_our_error(tmp_path_factory, nodes, strict: bool) -> None:
-    root = tmp_path_factory.mktemp("x")
-    Image.new("RGB", (W, H)).save(root / "frame_000000.png")
-    doc = ET.Element("annotations")
-    doc.extend(to_xml(n) for n in nodes)
-    (root / "annotations.xml").write_bytes(ET.tostring(doc))
-    with contextlib.suppress(MasksmithError):
-        load_dataset(root / "annotations.xml", "cvat", strict=strict)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cut=st.integers(min_value=0, max_value=6000), junk=st.binary(max_size=8))
-def test_truncated_xml_raises_only_our_error(tmp_path_factory, cut: int, junk: bytes) -> None:
-    root = tmp_path_factory.mktemp("t")
-    path = write_task(root)
-    path.write_bytes(path.read_bytes()[:cut] + junk)
-    with contextlib.suppress(MasksmithError):
-        load_dataset(path, "cvat", strict=False)
-
-
 # ---------------------------------------------------------------- skips reported, video refused, subsets apart
 
 def test_shapes_without_area_are_reported(tmp_path: Path) -> None:
@@ -404,3 +351,24 @@ def test_one_name_in_two_subsets_stays_two_images(tmp_path: Path) -> None:
     ds = load_dataset(tmp_path)
     assert [(s.name, s.split) for s in ds.samples] == [("Train/a.jpg", "train"), ("Validation/a.jpg", "val")]
     assert [s.load_image()[0, 0, 0] for s in ds.samples] == [0, 200]
+
+
+# ---------------------------------------------------------------- for the fuzz suite (test_fuzz.py)
+
+# elements people's exports hold (shapes without area, cuboids, skeletons, masks), the video task's marks, and
+# values of the attributes they carry
+CVAT_VALUES = st.sampled_from([
+    '<polyline label="car" points="0,0;5,5"/>', '<points label="car" points="1,1"/>', '<tag label="car"/>',
+    '<polygon label="car" points="1,1;9,1;5,8"/>', '<polygon label="car" points="1,1;x"/>',
+    '<box label="car" xtl="1" ytl="1" xbr="9" ybr="9"/>', '<cuboid label="car"/>',
+    '<skeleton label="s"><points label="1" points="1,1"/></skeleton>',
+    '<mask label="car" rle="1,2" left="0" top="0" width="3" height="1"/>', "<mode>interpolation</mode>",
+    "<mode>annotation</mode>", "<original_size><width>9</width><height>9</height></original_size>",
+    '<track id="0" label="car"><box frame="0" xtl="1" ytl="1" xbr="5" ybr="5"/></track>',
+    '<image id="9" name="frame_000000.png" subset="Validation" width="64" height="48"/>',
+    "Train", "Validation", "default", "x", "1e400", "nan", "2,3;4,5"]) | NAMES
+FUZZ_EXAMPLES = [
+    Example("task", lambda root: write_task(root), files=("annotations.xml", "images/frame_000000.png"),
+            points=("annotations.xml", ""), values=CVAT_VALUES,
+            moves=("images/Train/frame_000000.png", "frame_000000.png", "images/Validation/frame_000001.png")),
+]

@@ -4,21 +4,18 @@ a folder of them being one data set."""
 from __future__ import annotations
 
 import base64
-import contextlib
-import copy
 import io
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzzing import NAMES, Example
 from hypothesis import strategies as st
 from PIL import Image
 
-from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.errors import DatasetError
 from masksmith.core.labels import IGNORE_INDEX
 from masksmith.data import load_dataset
 from masksmith.data.formats import labelme
@@ -223,24 +220,7 @@ def test_detect(tmp_path: Path) -> None:
     assert not labelme.detect(other) and not labelme.detect(tmp_path / "nowhere")
 
 
-# Property tests: whatever the file holds, reading it raises nothing but masksmith's own errors.
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.just(10**400) | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=16)
-
-
-def node_paths(doc: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            out += node_paths(v, (*prefix, k))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            out += node_paths(v, (*prefix, i))
-    return out
-
+# ---------------------------------------------------------------- for the fuzz suite (test_fuzz.py)
 
 def valid_doc() -> dict:
     mask_shape = shape("dent", [[10.0, 10.0], [19.0, 19.0]], "mask")
@@ -249,57 +229,22 @@ def valid_doc() -> dict:
     return labelme_doc("car_1.jpg", shapes, png_bytes())
 
 
-@st.composite
-def mutated_docs(draw: st.DrawFn) -> Any:
-    """A valid file with one to three of its values (anywhere, the root included) replaced at random."""
-    doc: Any = valid_doc()
-    for _ in range(draw(st.integers(1, 3))):
-        where = draw(st.sampled_from(node_paths(doc)))
-        value = copy.deepcopy(draw(json_values))  # later mutations must not edit hypothesis's own objects
-        if not where:
-            doc = value
-            continue
-        parent = doc
-        for key in where[:-1]:
-            parent = parent[key]
-        parent[where[-1]] = value
-    return doc
+def write_fuzz_folder(root: Path) -> None:
+    Image.new("RGB", (W, H)).save(root / "car_1.jpg")
+    (root / "car_1.json").write_text(json.dumps(valid_doc(), indent=2))
 
 
-FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@pytest.fixture(scope="module")
-def fuzz_root() -> Any:
-    with tempfile.TemporaryDirectory() as tmp:
-        Image.new("RGB", (W, H)).save(Path(tmp) / "car_1.jpg")
-        yield Path(tmp)
-
-
-def read_never_crashes(root: Path, content: bytes, strict: bool, folder: bool) -> None:
-    path = root / "car_1.json"
-    path.write_bytes(content)
-    with contextlib.suppress(MasksmithError):
-        load_dataset(root if folder else path, format="labelme", strict=strict)
-
-
-@FUZZ
-@given(content=st.binary(max_size=300), strict=st.booleans(), folder=st.booleans())
-def test_random_bytes(fuzz_root: Path, content: bytes, strict: bool, folder: bool) -> None:
-    read_never_crashes(fuzz_root, content, strict, folder)
-
-
-@FUZZ
-@given(cut=st.integers(0, 1000), strict=st.booleans(), folder=st.booleans())
-def test_truncated_file(fuzz_root: Path, cut: int, strict: bool, folder: bool) -> None:
-    text = json.dumps(valid_doc(), indent=2).encode()
-    read_never_crashes(fuzz_root, text[:cut * len(text) // 1000], strict, folder)
-
-
-@FUZZ
-@given(doc=st.one_of(json_values, mutated_docs()), strict=st.booleans(), folder=st.booleans())
-def test_random_json(fuzz_root: Path, doc: Any, strict: bool, folder: bool) -> None:
-    read_never_crashes(fuzz_root, json.dumps(doc).encode(), strict, folder)
+# labels with instance suffixes, LabelMe's own special labels; imageData as scripts leave it
+LABELS = st.sampled_from(["car", "car-1", "car-2", "person-10", "-1", "a-b-3", "", "__ignore__", "_background_"])
+IMAGE_DATA = st.sampled_from([None, base64.b64encode(png_bytes((16, 12))).decode(), "@@not base64@@", 7])
+FUZZ_EXAMPLES = [
+    Example("folder", write_fuzz_folder, files=("car_1.json", "car_1.jpg"), points=("", "car_1.json"),
+            options=lambda root: st.fixed_dictionaries({}, optional={
+                "instance_suffix": st.sampled_from(["auto", True, False, "maybe"]),
+                "labels": st.sampled_from([["scratch", "dent", "rust"], ["car"], [], "labels.txt"])}),
+            values=NAMES | LABELS | IMAGE_DATA, moves=("train/car_1.json", "ann/car_1.json", "img/car_1.jpg",
+                                                       "car_2.json", "labels.txt")),
+]
 
 
 # ---------------------------------------------------------------- files as people have them

@@ -3,17 +3,15 @@ with classes.csv or a colour map; written and read back in all three kinds; mism
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzzing import Example
 from hypothesis import strategies as st
 from PIL import Image, ImageFilter
 
-from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.errors import DatasetError
 from masksmith.core.outputs import OutputError, OutputFolder
 from masksmith.data import load_dataset
 from masksmith.data.formats import masks
@@ -277,45 +275,6 @@ def test_writer_refusals(tmp_path: Path) -> None:
         masks.write(ds, tmp_path / "out2", kind="color")
 
 
-MODES = st.sampled_from(["L", "P", "RGB", "1", "I;16", "RGBA", "LA"])
-
-
-def png_of(mode: str, seed: int, size: tuple[int, int]) -> bytes:
-    rng = np.random.default_rng(seed)
-    w, h = size
-    if mode in ("RGB", "RGBA", "LA"):
-        arr = rng.integers(0, 256, (h, w, len(mode)), dtype=np.uint8)
-    elif mode == "I;16":
-        arr = rng.integers(0, 70000, (h, w)).clip(0, 65535).astype(np.uint16)
-    else:
-        arr = rng.choice(np.array([0, 1, 2, 255], np.uint8), (h, w))
-    im = Image.fromarray(arr, "L" if mode in ("1", "P") else None)
-    im = im.convert(mode) if mode in ("1", "P") else im
-    buf = io.BytesIO()
-    im.save(buf, "PNG")
-    return buf.getvalue()
-
-
-mask_bytes = st.one_of(
-    st.binary(max_size=200),
-    st.builds(png_of, MODES, st.integers(0, 1000), st.sampled_from([(W, H), (8, 6), (1, 1)])),
-)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(first=mask_bytes, second=mask_bytes, kind=st.sampled_from([None, "binary", "index", "color"]))
-def test_random_mask_files_raise_only_our_error(tmp_path_factory, first: bytes, second: bytes, kind) -> None:
-    root = tmp_path_factory.mktemp("m")
-    for name, data in (("a", first), ("b", second)):
-        photo(root / "images" / f"{name}.png")
-        (root / "masks").mkdir(exist_ok=True)
-        (root / "masks" / f"{name}.png").write_bytes(data)
-    options = {"mask_kind": kind, "color_map": {"road": ROAD}} if kind == "color" else {"mask_kind": kind}
-    for strict in (True, False):
-        with contextlib.suppress(MasksmithError):
-            load_dataset(root, "masks", strict=strict, **options)
-
-
 # ---------------------------------------------------------------- public benchmark layouts, as published
 
 def write_drive(root: Path) -> Path:
@@ -441,3 +400,39 @@ def test_git_lfs_pointer_images_say_so(tmp_path: Path) -> None:
     (tmp_path / "masks" / "cell_000.png").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:1\n")
     with pytest.raises(DatasetError, match="cell_000.png: is a Git LFS pointer, not the mask itself"):
         load_dataset(tmp_path, mask_kind="binary")
+
+
+# ---------------------------------------------------------------- for the fuzz suite (test_fuzz.py)
+
+def mask_options(root: Path) -> st.SearchStrategy[dict]:
+    values = st.none() | st.booleans() | st.integers(-3, 300) | st.text(max_size=4)
+    return st.fixed_dictionaries({}, optional={
+        "mask_kind": st.sampled_from([None, "binary", "index", "color", "x"]),
+        "color_map": st.sampled_from([{"road": ROAD}, {"road": "#804080", "car": [0, 0, 142]}, {"x": "red"}, {}]),
+        "masks": st.sampled_from(["masks", "labels", "mask", "1st_manual", "nope", "../x", ""]),
+        "threshold": st.one_of(st.integers(-1, 300), st.sampled_from([None, "x", 1.5])),
+        "class_names": st.one_of(st.sampled_from(["a,b", ["road", "car"], {"0": "sky", "1": "road"}, {"x": 1}, [],
+                                                  {"300": "a"}]), values, st.lists(values, max_size=3)),
+        "class_name": st.sampled_from(["cell", "", None]),
+        "ignore_value": st.sampled_from([None, 0, 3, 255, 300, "x"]),
+        "mask_pattern": st.sampled_from(["{number}_manual1.png", "{stem}.png", "{stem}_mask.png", "{bad}", "plain",
+                                         ["{stem}.png", "{name}"]])})
+
+
+# the folders and names public data sets and people's copies use
+FOLDERS = ["images", "train", "trainannot", "masks", "mask", "labels", "1st_manual", "test", "val", "valannot",
+           "images/train", "masks/train"]
+NAMES_OF_MASKS = ["a.png", "a_mask.png", "1_manual1.png", "cell_000.png", "street_0.png", "frame_0.png"]
+MOVES = tuple(f"{folder}/{name}" for folder in FOLDERS for name in NAMES_OF_MASKS)
+MASK_POINTS = ("", "images", "masks", "labels", "train", "trainannot", "images/train", "masks/train/a.png")
+FUZZ_EXAMPLES = [
+    Example("index masks", lambda root: write_index(root), files=("labels/street_0.png", "labels/street_1.png",
+                                                                  "classes.txt", "images/street_0.jpg"),
+            points=MASK_POINTS, options=mask_options, values=st.sampled_from(["road", "car", "255", "", "a b"]),
+            moves=MOVES),
+    Example("binary masks", lambda root: write_binary(root, 2), files=("masks/cell_000.png", "masks/cell_001.png"),
+            points=MASK_POINTS, options=mask_options, moves=MOVES),
+    Example("colour masks", lambda root: write_colour(root), files=("masks/frame_0.png", "classes.csv"),
+            points=MASK_POINTS, options=mask_options, values=st.sampled_from(["128", "road", "#804080", "-1", ""]),
+            moves=MOVES),
+]

@@ -3,21 +3,18 @@ export and VIA 3 project, in the layouts those versions write."""
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import math
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzzing import NAMES, Example
 from hypothesis import strategies as st
 from PIL import Image
 
-from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.errors import DatasetError
 from masksmith.data import load_dataset
 from masksmith.data.formats import via
 from masksmith.data.rasterize import semantic_mask
@@ -357,101 +354,32 @@ def test_detect(tmp_path: Path) -> None:
     assert not via.detect(other) and not via.detect(other.parent)
 
 
-# Property tests: whatever the file holds, reading it raises nothing but masksmith's own errors.
+# ---------------------------------------------------------------- for the fuzz suite (test_fuzz.py)
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.just(10**400) | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=16)
+# CSV cells as VIA versions write them: JavaScript's `undefined`, VIA 1.0's key=value pairs, escaped separators
+CELLS = st.one_of(
+    st.text(alphabet='{}[]:;,="\\ undefinamex0123456789', max_size=40),
+    st.sampled_from(['{"name":undefined}', '{"name":"rect","x":1,"y":1,"width":undefined,"height":3}',
+                     "name=rect;x=1;y=1;width=4;height=3;", "name=polygon;all_points_x=[1:5:3];all_points_y=[1:1:4]",
+                     r"name=rect\;x=1\;y=2", "name=car;", "=", ";;", "[1:2", '"{}"', "{}", "", "#filename",
+                     "undefined"]))
+SHAPE_NAMES = st.sampled_from(["polygon", "polyline", "rect", "circle", "ellipse", "point", "square", ""])
+VIA_OPTIONS = st.fixed_dictionaries({}, optional={"label_attribute": st.sampled_from([None, "name", "type", ""])})
+VIA_FILES = ("car_1.jpg", "car_2.png")
+FUZZ_EXAMPLES = [
+    Example(name, lambda root, doc=doc, file=file: write_json(root, doc(), file), files=(file, *VIA_FILES),
+            points=(file, ""), options=lambda root: VIA_OPTIONS, values=NAMES | CELLS | SHAPE_NAMES,
+            moves=("images/car_1.jpg", "car_1.JPG", "sub/" + file))
+    for name, doc, file in [("json export", via2_metadata, "via_region_data.json"),
+                            ("project", via2_project, "car_parts.json"),
+                            ("VIA 3 project", via3_project, "car_parts_via3.json")]
+] + [
+    Example(name, lambda root, header=header: write_csv(root, header), files=("via_export_csv.csv", *VIA_FILES),
+            points=("via_export_csv.csv", ""), options=lambda root: VIA_OPTIONS, values=NAMES | CELLS | SHAPE_NAMES,
+            moves=("images/car_1.jpg", "via_export_csv.CSV"))
+    for name, header in [("csv export", via.CSV_HEADER), ("VIA 1 csv", "#" + via.CSV_HEADER)]
+]
 
-
-def node_paths(doc: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            out += node_paths(v, (*prefix, k))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            out += node_paths(v, (*prefix, i))
-    return out
-
-
-@st.composite
-def mutated(draw: st.DrawFn, start: Any) -> Any:
-    """`start` with one to three of its values (anywhere, the root included) replaced at random."""
-    doc = copy.deepcopy(start)
-    for _ in range(draw(st.integers(1, 3))):
-        where = draw(st.sampled_from(node_paths(doc)))
-        value = copy.deepcopy(draw(json_values))
-        if not where:
-            doc = value
-            continue
-        parent = doc
-        for key in where[:-1]:
-            parent = parent[key]
-        parent[where[-1]] = value
-    return doc
-
-
-FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@pytest.fixture(scope="module")
-def fuzz_root() -> Any:
-    with tempfile.TemporaryDirectory() as tmp:
-        save_images(Path(tmp))
-        yield Path(tmp)
-
-
-def read_never_crashes(path: Path, content: bytes, strict: bool) -> None:
-    path.write_bytes(content)
-    with contextlib.suppress(MasksmithError):
-        load_dataset(path, format="via", strict=strict)
-
-
-@FUZZ
-@given(content=st.binary(max_size=300), suffix=st.sampled_from([".json", ".csv"]), strict=st.booleans())
-def test_random_bytes(fuzz_root: Path, content: bytes, suffix: str, strict: bool) -> None:
-    read_never_crashes(fuzz_root / f"via{suffix}", content, strict)
-
-
-@FUZZ
-@given(which=st.sampled_from(["export", "project", "via3", "csv"]), cut=st.integers(0, 1000),
-       strict=st.booleans())
-def test_truncated_file(fuzz_root: Path, which: str, cut: int, strict: bool) -> None:
-    if which == "csv":
-        text = write_csv(fuzz_root / "csvsrc").read_bytes()
-    else:
-        doc = {"export": via2_metadata(), "project": via2_project(), "via3": via3_project()}[which]
-        text = json.dumps(doc, indent=1).encode()
-    read_never_crashes(fuzz_root / ("via.csv" if which == "csv" else "via.json"),
-                       text[:cut * len(text) // 1000], strict)
-
-
-@FUZZ
-@given(doc=st.one_of(json_values, mutated(via2_metadata()), mutated(via2_project()), mutated(via3_project())),
-       strict=st.booleans(), label=st.sampled_from([None, "name", "type"]))
-def test_random_json(fuzz_root: Path, doc: Any, strict: bool, label: str | None) -> None:
-    path = fuzz_root / "via.json"
-    path.write_text(json.dumps(doc))
-    with contextlib.suppress(MasksmithError):
-        load_dataset(path, format="via", strict=strict, label_attribute=label)
-
-
-@FUZZ
-@given(rows=st.lists(st.lists(st.one_of(st.text(max_size=20), json_values.map(json.dumps)), max_size=8),
-                     max_size=4), strict=st.booleans())
-def test_random_csv_rows(fuzz_root: Path, rows: list[list[str]], strict: bool) -> None:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    buf.write(via.CSV_HEADER + "\n")
-    csv.writer(buf).writerows(rows)
-    read_never_crashes(fuzz_root / "via.csv", buf.getvalue().encode(), strict)
-
-
-# ---------------------------------------------------------------- files as VIA writes them
 
 def test_csv_with_javascript_undefined_reads_it_as_empty(tmp_path: Path) -> None:
     """VIA's CSV export writes `undefined` (JSON.stringify of a missing value) into attribute columns."""

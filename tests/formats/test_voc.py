@@ -3,17 +3,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzzing import Example
 from hypothesis import strategies as st
 from PIL import Image
 
-from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.errors import DatasetError
 from masksmith.core.labels import voc_color, voc_palette
 from masksmith.core.outputs import OutputError
 from masksmith.data import load_dataset
@@ -232,57 +230,6 @@ def test_mask_size_mismatch_gives_both_sizes(tmp_path: Path) -> None:
         load_dataset(root)
 
 
-def png_of(mode: str, seed: int, size: tuple[int, int]) -> bytes:
-    """A valid PNG of random content: palette, grey, RGB (colours no class has), 16-bit or 1-bit."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    if mode == "RGB":
-        arr = rng.choice(np.array([voc_color(1), voc_color(15), (0, 0, 0), (9, 9, 9), (224, 224, 192)],
-                                  np.uint8), (h, w))
-    elif mode == "I;16":
-        arr = rng.integers(0, 400, (h, w)).astype(np.uint16)
-    else:
-        arr = rng.choice(np.array([0, 1, 15, 21, 200, 255], np.uint8), (h, w))
-    im = Image.fromarray(arr, None if mode in ("RGB", "I;16") else "L")
-    if mode in ("P", "1"):
-        im = im.convert(mode)
-    buf = io.BytesIO()
-    im.save(buf, "PNG")
-    return buf.getvalue()
-
-
-def cut_png(target: Path, cut: int, junk: bytes) -> bytes:
-    buf = io.BytesIO()
-    Image.open(target).save(buf, "PNG")
-    return buf.getvalue()[:cut] + junk
-
-
-contents = st.one_of(
-    st.binary(max_size=300),
-    st.builds(lambda cut, junk: ("cut", cut, junk), st.integers(0, 400), st.binary(max_size=16)),
-    st.builds(png_of, st.sampled_from(["P", "L", "RGB", "I;16", "1"]), st.integers(0, 999),
-              st.sampled_from([(W, H), (W, H), (5, 4)])),
-)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=contents, which=st.sampled_from(["SegmentationClass", "SegmentationObject"]))
-def test_random_mask_files_raise_only_our_error(tmp_path_factory, data, which: str) -> None:
-    root = tmp_path_factory.mktemp("v")
-    cls, obj = scene(0)
-    save_palette(cls, root / "SegmentationClass" / "a.png")
-    save_palette(obj, root / "SegmentationObject" / "a.png")
-    (root / "JPEGImages").mkdir()
-    Image.new("RGB", (W, H)).save(root / "JPEGImages" / "a.jpg")
-    target = root / which / "a.png"
-    if isinstance(data, tuple):  # a real PNG cut short, with junk after
-        data = cut_png(target, data[1], data[2])
-    target.write_bytes(data)
-    for strict in (True, False):
-        with contextlib.suppress(MasksmithError):
-            load_dataset(root, "voc", strict=strict)
-
-
 # ---------------------------------------------------------------- where the user points, what else lies there
 
 def test_one_png_finds_the_data_set_and_lists_give_the_splits(tmp_path: Path) -> None:
@@ -307,3 +254,35 @@ def test_the_folders_own_layout_wins_and_the_other_is_named(tmp_path: Path) -> N
     (note,) = [n for n in ds.notes if "also holds" in str(n)]
     assert "labelme" in str(note) and "-f labelme" in str(note)
     assert load_dataset(root, "labelme").format == "labelme"
+
+
+# ---------------------------------------------------------------- for the fuzz suite (test_fuzz.py)
+
+def write_one(root: Path) -> None:
+    """One photo of VOC 2012's layout, with its class and object masks, its list and a labelmap."""
+    cls, obj = scene(0)
+    save_palette(cls, root / "SegmentationClass" / "a.png")
+    save_palette(obj, root / "SegmentationObject" / "a.png")
+    (root / "JPEGImages").mkdir()
+    Image.new("RGB", (W, H)).save(root / "JPEGImages" / "a.jpg")
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("a\n")
+
+
+VOC_FILES = ("SegmentationClass/a.png", "SegmentationObject/a.png", "JPEGImages/a.jpg",
+             "ImageSets/Segmentation/train.txt")
+CVAT_EXPORT = ("labelmap.txt", "SegmentationClass/street_01.png", "SegmentationObject/street_01.png",
+               "ImageSets/Segmentation/default.txt")
+VOC_OPTIONS = st.fixed_dictionaries({}, optional={"class_names": st.sampled_from([["plane", "person"], "a,b", [],
+                                                                                  {"1": "x"}, None])})
+FUZZ_EXAMPLES = [
+    Example("VOC 2012", write_one, files=VOC_FILES, points=("", *VOC_FILES, "other/x.png"),
+            options=lambda root: VOC_OPTIONS, values=st.sampled_from(["a", "x", " a ", "../a", "a.jpg", ""]),
+            moves=("other/x.png", "SegmentationClass/b.png", "labelmap.txt", "JPEGImages/b.jpg",
+                   "ImageSets/Segmentation/val.txt")),
+    Example("CVAT mask export", lambda root: write_cvat_export(root / "export"),
+            files=tuple(f"export/{f}" for f in CVAT_EXPORT), points=("export", "export/labelmap.txt"),
+            options=lambda root: VOC_OPTIONS,
+            values=st.sampled_from(["car:250,50,83::", "background:0,0,0::", "x:1,2::", "# label:color_rgb", "a:"]),
+            moves=("export/SegmentationClass/street_02.png", "export/JPEGImages/street_01.png")),
+]

@@ -3,20 +3,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzzing import NAMES, Example
 from hypothesis import strategies as st
 from PIL import Image
 
-from masksmith.core.errors import DatasetError, MasksmithError
+from masksmith.core.errors import DatasetError
 from masksmith.data import load_dataset
 from masksmith.data.formats import vott
 from masksmith.data.rasterize import semantic_mask
@@ -227,78 +225,6 @@ def test_detect_ignores_other_json(tmp_path: Path) -> None:
     assert vott.detect(write_export(tmp_path / "t"))
 
 
-# Property tests: whatever the file holds, reading it raises nothing but masksmith's own errors.
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.just(10**400) | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=16)
-
-
-def node_paths(doc: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            out += node_paths(v, (*prefix, k))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            out += node_paths(v, (*prefix, i))
-    return out
-
-
-@st.composite
-def mutated_exports(draw: st.DrawFn) -> Any:
-    """A valid export with one to three of its values (anywhere, the root included) replaced at random."""
-    doc: Any = project(assets=assets())
-    for _ in range(draw(st.integers(1, 3))):
-        where = draw(st.sampled_from(node_paths(doc)))
-        value = copy.deepcopy(draw(json_values))  # later mutations must not edit hypothesis's own objects
-        if not where:
-            doc = value
-            continue
-        parent = doc
-        for key in where[:-1]:
-            parent = parent[key]
-        parent[where[-1]] = value
-    return doc
-
-
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def read_never_crashes(root: Path, content: bytes, strict: bool) -> None:
-    path = root / "vott-json-export" / "Car-parts-export.json"
-    path.write_bytes(content)
-    with contextlib.suppress(MasksmithError):
-        load_dataset(path, format="vott", strict=strict)
-
-
-@pytest.fixture(scope="module")
-def fuzz_root() -> Any:
-    with tempfile.TemporaryDirectory() as tmp:
-        write_export(Path(tmp))
-        yield Path(tmp)
-
-
-@FUZZ
-@given(content=st.binary(max_size=300), strict=st.booleans())
-def test_random_bytes(fuzz_root: Path, content: bytes, strict: bool) -> None:
-    read_never_crashes(fuzz_root, content, strict)
-
-
-@FUZZ
-@given(cut=st.integers(0, 4000), strict=st.booleans())
-def test_truncated_file(fuzz_root: Path, cut: int, strict: bool) -> None:
-    text = json.dumps(project(assets=assets()), indent=4).encode()
-    read_never_crashes(fuzz_root, text[:cut * len(text) // 4000], strict)
-
-
-@FUZZ
-@given(doc=st.one_of(json_values, mutated_exports()), strict=st.booleans())
-def test_random_json(fuzz_root: Path, doc: Any, strict: bool) -> None:
-    read_never_crashes(fuzz_root, json.dumps(doc).encode(), strict)
-
-
 # ---------------------------------------------------------------- VoTT 1 and video projects
 
 def vott1_doc(keys: list[str], canvas: tuple[int, int] = (W * 2, H * 2)) -> dict:
@@ -384,3 +310,41 @@ def test_images_in_the_source_folder_beside_the_target_and_never_at_asset_path(t
     path.write_text(json.dumps(doc))
     ds = load_dataset(path, need_pixels=False)
     assert {s.name: s for s in ds.samples}["car_1.jpg"].image_path == project_dir / "shots" / "car_1.jpg"
+
+
+# ---------------------------------------------------------------- for the fuzz suite (test_fuzz.py)
+
+def write_video_project(root: Path) -> None:
+    """A VoTT 2 project of video frames: source/ beside target/, the frames exported under the assets' names."""
+    frames = {}
+    for k, t in enumerate((1.5, 2.0)):
+        a = asset(f"f{k}", f"clip.mp4#t={t}")
+        a.update({"format": "mp4", "type": 3, "timestamp": t, "parent": {"format": "mp4", "id": "v0",
+                  "name": "clip.mp4", "path": "file:C:/clip.mp4", "size": {"width": W, "height": H}, "type": 2}})
+        frames[f"f{k}"] = {"asset": a, "regions": [rect_region(f"r{k}", ["dent"], 5, 5, 10, 10)], "version": "2.2.0"}
+        (root / "target" / "vott-json-export").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (W, H)).save(root / "target" / "vott-json-export" / f"clip.mp4#t={t}", format="JPEG")
+    frames["a"] = {"asset": asset("a", "a.jpg"), "regions": [rect_region("ra", ["rust"], 1, 1, 9, 9)],
+                   "version": "2.2.0"}
+    save_image(root / "source" / "a.jpg")
+    (root / "target" / "vott-json-export" / "p-export.json").write_text(json.dumps(project(assets=frames)))
+
+
+def write_vott1(root: Path) -> None:
+    for name in ("car_1.jpg", "car_2.jpg"):
+        save_image(root / "cars" / name)
+    (root / "cars.json").write_text(json.dumps(vott1_doc(["car_1.jpg", "car_2.jpg"])))
+
+
+VOTT_VALUES = NAMES | st.sampled_from(["0", "1", "7", "Rectangle", "Point", "Square", "Polygon", "RECTANGLE",
+                                       "POLYLINE", 0, 1, 2, 3, "x", W, 2 * W, "scratch,dent", ["dent", ""]])
+EXPORT = "vott-json-export/Car-parts-export.json"
+VIDEO = "target/vott-json-export/p-export.json"
+FUZZ_EXAMPLES = [
+    Example("export", write_export, files=(EXPORT, "vott-json-export/car_1.jpg"), points=(EXPORT, "vott-json-export"),
+            values=VOTT_VALUES, moves=("source/car_1.jpg", "vott-json-export/clip.mp4#t=1.5", "Car-parts.vott")),
+    Example("video frames", write_video_project, files=(VIDEO, "target/vott-json-export/clip.mp4#t=1.5"),
+            points=(VIDEO, "target"), values=VOTT_VALUES, moves=("source/clip.mp4#t=2.0", "target/a.jpg")),
+    Example("VoTT 1", write_vott1, files=("cars.json", "cars/car_1.jpg"), points=("cars.json",), values=VOTT_VALUES,
+            moves=("clip.mp4.json", "photos.json", "cars/0", "car_2.jpg")),
+]
