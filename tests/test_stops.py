@@ -283,10 +283,12 @@ def test_a_full_disk_ends_training_in_one_line_keeping_the_last_good_model(tiny_
     line = one_line(err)
     assert code == 2 and len(err) < 600, err
     assert re.fullmatch(r"error: \S+: training stopped in epoch 2 \(step \d+\): cannot write \(No space left on "
-                        rf"device, ENOSPC\)\. Kept: {re.escape(str(run / 'model.masksmith'))} \(last, epoch 1\)\. "
-                        r"Fix: free some disk space or choose a folder on another disk\.", line)
+                        rf"device, ENOSPC\)\. Kept: {re.escape(str(run / 'model.masksmith'))} \(last, epoch 1\) and "
+                        rf"the checkpoint {re.escape(str(run / 'checkpoints' / 'last.ckpt'))}\. "
+                        r"Fix: free some disk space or choose a folder on another disk\.", line), line
     monkeypatch.undo()
     assert load_artifact(tmp_path / run).training["epoch"] == 1  # the model of epoch 1, whole
+    assert torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0  # resumable
     assert not list((tmp_path / run).rglob(".*.tmp"))
 
 

@@ -280,13 +280,17 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
     `trainer_options` go to L.Trainer (e.g. gradient_clip_val). An interruption (Ctrl-C, SIGTERM) raises
     TrainingInterrupted and a full disk a MasksmithError, each one line saying what was kept."""
     ckpt_dir = run_dir / "checkpoints"
-    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
-        save_top_k=1 if monitor else 0, enable_version_counter=False)
+    # last.ckpt every epoch from a checkpoint of its own: Lightning's save_last writes it only in an epoch whose
+    # score made the top k (or not at all with save_top_k=0), so --resume would go back to the best epoch
+    last = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                                               enable_version_counter=False)
+    checkpoints = [last] + ([L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1, enable_version_counter=False)]
+        if monitor else [])
     clock = ClockSchedule(module.base_lrs(), config.epochs, config.time_budget, config.warmup_fraction)
     keep = KeepModelFile(save, monitor)
     interrupted = KeepInterrupted(dirpath=ckpt_dir, filename="interrupted")  # on Ctrl-C or an error only
-    callbacks: list[L.Callback] = [BeginRun(run_dir, config, split), clock, checkpoint, interrupted, history,
+    callbacks: list[L.Callback] = [BeginRun(run_dir, config, split), clock, *checkpoints, interrupted, history,
                                    previews, keep, *(extra_callbacks or [])]
     if resize is not None and config.low_res_factor and config.low_res_factor < 1:
         target, full, divisor = resize
