@@ -34,6 +34,7 @@ from torch import nn
 
 from masksmith.core.errors import MasksmithError
 from masksmith.infer.runtime import (
+    EXPORT_KEY,
     INPUT_NAME,
     METADATA_KEY,
     OUTPUT_NAME,
@@ -96,6 +97,48 @@ class Parity:
                 f"equal mask pixels {100 * self.equal_share:.3f} % of {self.pixels}")
 
 
+def measure_speed(reference, candidate, size: tuple[int, int], repeats: int = 5) -> dict:
+    """Median milliseconds of the PyTorch module `reference` and the ONNX network `candidate` on one
+    (1, 3, *size) input, interleaved repeat by repeat after a warm-up (what `backend="auto"` reads)."""
+    import time
+
+    from masksmith.infer.predictor import TorchNetwork
+    from masksmith.infer.runtime import default_threads
+
+    x = np.ascontiguousarray(np.random.default_rng(0).uniform(0, 255, (1, 3, *size)), dtype=np.float32)
+    runs = {"torch": TorchNetwork(reference), "onnx": candidate}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for f in runs.values():
+        f(x)
+    for _ in range(repeats):
+        for name, f in runs.items():
+            t = time.perf_counter()
+            f(x)
+            times[name].append(time.perf_counter() - t)
+    return {"size": f"{size[1]}x{size[0]}", "threads": default_threads() or torch.get_num_threads(),
+            **{f"{k}_ms": round(1000 * float(np.median(v)), 3) for k, v in times.items()}}
+
+
+def describe_speed(speed: dict) -> str:
+    return (f"network alone at {speed['size']} on {speed['threads']} thread(s): PyTorch {speed['torch_ms']:.1f} ms, "
+            f"ONNX Runtime {speed['onnx_ms']:.1f} ms ({speed['torch_ms'] / max(speed['onnx_ms'], 1e-9):.2f}x)")
+
+
+def with_facts(model_bytes: bytes, facts: dict) -> bytes:
+    """The ONNX model with `facts` (what the export measured) added to its metadata under EXPORT_KEY."""
+    import json
+
+    import onnx
+
+    model = onnx.load_from_string(model_bytes)
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key != EXPORT_KEY]
+    del model.metadata_props[:]
+    for k, v in [*kept, (EXPORT_KEY, json.dumps(facts))]:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    return model.SerializeToString()
+
+
 def classes_of(logits: np.ndarray) -> np.ndarray:
     """(B, C, H, W) logits -> (B, H, W) classes (binary models: logit > 0)."""
     return (logits[:, 0] > 0) if logits.shape[1] == 1 else logits.argmax(1)
@@ -143,15 +186,12 @@ def predictor_inputs(artifact: ModelArtifact, images: Sequence[np.ndarray], limi
     seen: list[torch.Tensor] = []
 
     class Recorder:
-        def eval(self):
-            return self
-
-        def __call__(self, x: torch.Tensor) -> torch.Tensor:
-            seen.extend(t[None].clone() for t in x)
+        def __call__(self, x: np.ndarray) -> np.ndarray:
+            seen.extend(torch.from_numpy(np.array(t[None], dtype=np.float32)) for t in x)
             n = 1 if artifact.model.get("num_outputs") == 1 else artifact.class_map.num_values
-            return torch.zeros((x.shape[0], n, *x.shape[-2:]))
+            return np.zeros((x.shape[0], n, *x.shape[-2:]), np.float32)
 
-    predictor = Predictor(artifact, net=Recorder(), backend="torch")  # type: ignore[arg-type]
+    predictor = Predictor(artifact, net=Recorder(), backend="torch")
     for image in images:
         if len(seen) >= limit:
             break
@@ -248,6 +288,186 @@ def quantize_int8(float_model: bytes, inputs: Sequence[torch.Tensor]) -> bytes:
     return model.SerializeToString()
 
 
+# ------------------------------------------------------------------------------------- Mask R-CNN (instance)
+# The exported graph keeps detections scoring at least this (COCO's customary 0.05, what evaluation scores);
+# the predictor drops those below its own threshold afterwards.
+EXPORT_SCORE_THRESHOLD = 0.05
+INSTANCE_INPUT, INSTANCE_OUTPUTS = "image", ["boxes", "labels", "scores", "masks"]
+# detection parity: detections scoring at least this must match one to one (same class, box IoU >= 0.9), with
+# mask IoU >= MASK_IOU and scores within SCORE_TOLERANCE; lower ones may differ in the last NMS decisions
+PARITY_MIN_SCORE, MASK_IOU, SCORE_TOLERANCE = 0.1, 0.99, 0.01
+
+
+def exportable_instance_network(net: nn.Module) -> nn.Module:
+    """A copy of a Mask R-CNN ready for export: torchvision's RoIAlign (the ONNX RoiAlign operator, any image
+    size) in place of our gather one (same numbers; its feature sizes would be traced as constants), and the
+    export score threshold."""
+    import copy
+
+    from torchvision.ops import MultiScaleRoIAlign
+
+    net = copy.deepcopy(net).eval()
+    for name in ("box_roi_pool", "mask_roi_pool"):
+        old = getattr(net.roi_heads, name)
+        setattr(net.roi_heads, name, MultiScaleRoIAlign(old.featmap_names, old.output_size, old.sampling_ratio))
+    net.roi_heads.score_thresh = EXPORT_SCORE_THRESHOLD
+    return net
+
+
+def export_instance_network(net: nn.Module, artifact: ModelArtifact) -> bytes:
+    """A Mask R-CNN as ONNX bytes: input ``image`` (3, H, W) floats in [0, 1], H and W dynamic; outputs boxes,
+    labels, scores and masks ((N, 1, H, W) probabilities), N dynamic; the artifact's metadata inside."""
+    import onnx
+
+    size = int(artifact.model.get("max_size", 512))
+    sample = torch.rand(3, size * 3 // 4, size)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(exportable_instance_network(net), ([sample],), buffer, dynamo=False, opset_version=OPSET,
+                          input_names=[INSTANCE_INPUT], output_names=INSTANCE_OUTPUTS, do_constant_folding=True,
+                          dynamic_axes={INSTANCE_INPUT: {1: "height", 2: "width"}, "boxes": {0: "objects"},
+                                        "labels": {0: "objects"}, "scores": {0: "objects"},
+                                        "masks": {0: "objects", 2: "height", 3: "width"}})
+    model = onnx.load_from_string(buffer.getvalue())
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, metadata_json(artifact)
+    model.producer_name = "masksmith"
+    model.doc_string = (f"masksmith instance model (Mask R-CNN): input {INSTANCE_INPUT} (3, H, W) RGB floats 0-1; "
+                        f"outputs {', '.join(INSTANCE_OUTPUTS)}; classes: {', '.join(artifact.classes)}")
+    return model.SerializeToString()
+
+
+def instance_sample_inputs(artifact: ModelArtifact, seed: int = 0) -> list[torch.Tensor]:
+    """Smooth random images at two shapes (landscape at the model's size, a smaller portrait one), so parity
+    is checked on dynamic sizes."""
+    size = int(artifact.model.get("max_size", 512))
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for h, w in ((size * 3 // 4, size), (size * 7 // 8, size * 5 // 8)):
+        coarse = torch.rand(1, 3, max(2, h // 16), max(2, w // 16), generator=g)
+        out.append(torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)[0])
+    return out
+
+
+@dataclass
+class DetectionParity:
+    """How close the exported Mask R-CNN's detections come to PyTorch's on the same images."""
+
+    reference: int  # PyTorch's detections scoring at least PARITY_MIN_SCORE
+    matched: int  # of those, found by the candidate (same class, box IoU >= 0.9)
+    extra: int  # the candidate's detections at least PARITY_MIN_SCORE that match none
+    max_box: float  # largest box coordinate difference (pixels) of matched pairs
+    max_score: float  # largest score difference of matched pairs
+    min_mask_iou: float  # smallest mask IoU (masks at 0.5) of matched pairs
+    images: int
+
+    def ok(self) -> bool:
+        return (self.matched == self.reference and self.extra == 0 and self.min_mask_iou >= MASK_IOU
+                and self.max_score <= SCORE_TOLERANCE)
+
+    def describe(self) -> str:
+        return (f"{self.matched} of {self.reference} detections (score >= {PARITY_MIN_SCORE}) matched on "
+                f"{self.images} images, {self.extra} extra; boxes within {self.max_box:.3g} px, scores within "
+                f"{self.max_score:.3g}, mask IoU >= {self.min_mask_iou:.4f}")
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, 4) x (m, 4) boxes (x0, y0, x1, y1) -> (n, m) IoU."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+def detection_parity(reference, candidate, inputs: Sequence[torch.Tensor]) -> DetectionParity:
+    """Match `candidate`'s detections to `reference`'s (torchvision-style callables on [image]) image by image."""
+    total = matched = extra = 0
+    max_box = max_score = 0.0
+    min_iou = 1.0
+    for x in inputs:
+        with torch.no_grad():
+            a, b = reference([x])[0], candidate([x])[0]
+        ka = (a["scores"] >= PARITY_MIN_SCORE).numpy()
+        kb = (b["scores"] >= PARITY_MIN_SCORE).numpy()
+        boxes_a, boxes_b = a["boxes"].numpy()[ka], b["boxes"].numpy()[kb]
+        labels_a, labels_b = a["labels"].numpy()[ka], b["labels"].numpy()[kb]
+        scores_a, scores_b = a["scores"].numpy()[ka], b["scores"].numpy()[kb]
+        masks_a, masks_b = a["masks"].numpy()[ka][:, 0] > 0.5, b["masks"].numpy()[kb][:, 0] > 0.5
+        iou = _box_iou(boxes_a, boxes_b) if len(boxes_a) and len(boxes_b) else np.zeros((len(boxes_a), len(boxes_b)))
+        iou[labels_a[:, None] != labels_b[None, :]] = 0
+        used: set[int] = set()
+        total += len(boxes_a)
+        for i in np.argsort(-scores_a):
+            order = [j for j in np.argsort(-iou[i]) if j not in used and iou[i, j] >= 0.9]
+            if not order:
+                continue
+            j = order[0]
+            used.add(j)
+            matched += 1
+            max_box = max(max_box, float(np.abs(boxes_a[i] - boxes_b[j]).max()))
+            max_score = max(max_score, float(abs(scores_a[i] - scores_b[j])))
+            union = np.logical_or(masks_a[i], masks_b[j]).sum()
+            min_iou = min(min_iou, float(np.logical_and(masks_a[i], masks_b[j]).sum() / union) if union else 1.0)
+        extra += len(boxes_b) - len(used)
+    return DetectionParity(total, matched, extra, max_box, max_score, min_iou, len(inputs))
+
+
+def measure_instance_speed(net: nn.Module, candidate, artifact: ModelArtifact, repeats: int = 3) -> dict:
+    """Median milliseconds of PyTorch (at the predictor's default score threshold, 0.5) and of the exported
+    graph (threshold EXPORT_SCORE_THRESHOLD inside, the rest dropped after) on one image at the model's size."""
+    import time
+
+    from masksmith.infer.runtime import default_threads
+
+    size = int(artifact.model.get("max_size", 512))
+    x = instance_sample_inputs(artifact)[0]
+    own = net.roi_heads.score_thresh
+    net.roi_heads.score_thresh = 0.5
+    runs = {"torch": lambda: net([x]), "onnx": lambda: candidate([x])}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    try:
+        with torch.no_grad():
+            for f in runs.values():
+                f()
+            for _ in range(repeats):
+                for name, f in runs.items():
+                    t = time.perf_counter()
+                    f()
+                    times[name].append(time.perf_counter() - t)
+    finally:
+        net.roi_heads.score_thresh = own
+    return {"size": f"{size}x{size * 3 // 4}", "threads": default_threads() or torch.get_num_threads(),
+            **{f"{k}_ms": round(1000 * float(np.median(v)), 3) for k, v in times.items()}}
+
+
+def export_instance(model_path: Path, artifact: ModelArtifact, folder, name: str) -> ExportReport:
+    """Export a Mask R-CNN model: written only when detection parity holds (see DetectionParity.ok)."""
+    from masksmith.infer.backend import file_digest
+
+    net = build_network(artifact)
+    data = export_instance_network(net, artifact)
+    onnx_net = OnnxNetwork(data)
+    own = net.roi_heads.score_thresh
+    net.roi_heads.score_thresh = EXPORT_SCORE_THRESHOLD
+    try:
+        result = detection_parity(net, onnx_net, instance_sample_inputs(artifact))
+    finally:
+        net.roi_heads.score_thresh = own
+    report = ExportReport(folder.path(name), result, result.ok())  # type: ignore[arg-type]
+    if not report.ok:
+        return report
+    source = model_path / "model.masksmith" if model_path.is_dir() else model_path
+    report.speed = measure_instance_speed(net, onnx_net, artifact)
+    facts = {"source": source.name, "source_sha256": file_digest(source), "speed": report.speed,
+             "parity": {"matched": result.matched, "reference": result.reference,
+                        "min_mask_iou": result.min_mask_iou}}
+    path = folder.write_bytes(name, with_facts(data, facts))
+    report.graph = OnnxNetwork(path).graph
+    return report
+
+
 # ------------------------------------------------------------------------------------------ the command
 @dataclass
 class ExportReport:
@@ -259,6 +479,8 @@ class ExportReport:
     int8_ok: bool | None = None
     calibrated_on: int = 0
     notes: list[str] = field(default_factory=list)
+    speed: dict | None = None  # the network alone on both backends (measure_speed)
+    graph: str | None = None  # where the optimised graph of the written file is cached
 
 
 def default_onnx_path(model_path: Path) -> Path:
@@ -277,11 +499,9 @@ def export_onnx(model: str | Path, out: str | Path | None = None, *, int8: bool 
 
     model_path = Path(model)
     artifact = load_artifact(model_path)
-    if artifact.task != "semantic":
-        raise OnnxError("ONNX export covers semantic models only in this version; Mask R-CNN models run on "
-                        "PyTorch (torchvision's graph exports, but its detection parity check and an ONNX "
-                        "backend for the instance predictor are not built yet).", path=model_path,
-                        fix="predict with the .masksmith file.")
+    if int8 and artifact.task != "semantic":
+        raise OnnxError("INT8 export covers semantic models; a Mask R-CNN exports in float only.", path=model_path,
+                        fix="export without `int8`.")
     if int8 and calibrate is None:
         raise MasksmithError("`int8` needs photos to calibrate on.", fix="give `calibrate` DATA (a folder of "
                              "training photos or the training data set).")
@@ -290,6 +510,8 @@ def export_onnx(model: str | Path, out: str | Path | None = None, *, int8: bool 
     int8_name = f"{Path(name).stem}.int8.onnx"
     for n in [name, *([int8_name] if int8 else [])]:
         folder.claim(n)  # refuse before minutes of work, not after
+    if artifact.task == "instance":
+        return export_instance(model_path, artifact, folder, name)
 
     net = build_network(artifact)
     photos: list[np.ndarray] = []
@@ -307,7 +529,14 @@ def export_onnx(model: str | Path, out: str | Path | None = None, *, int8: bool 
     report = ExportReport(folder.path(name), result, ok)
     if not ok:
         return report
-    folder.write_bytes(name, float_bytes)
+    from masksmith.infer.backend import file_digest
+
+    source = model_path / "model.masksmith" if model_path.is_dir() else model_path
+    report.speed = measure_speed(net, float_net, artifact.input_size)
+    facts = {"source": source.name, "source_sha256": file_digest(source), "speed": report.speed,
+             "parity": {"max_abs": result.max_abs, "equal_share": result.equal_share}}
+    path = folder.write_bytes(name, with_facts(float_bytes, facts))
+    report.graph = OnnxNetwork(path).graph  # optimised once now, so the first prediction finds it cached
     if int8:
         calib = photos[:-parity_images] if len(photos) > parity_images else photos
         held_out = photos[-parity_images:] if len(photos) > parity_images else photos
@@ -328,5 +557,6 @@ def export_onnx(model: str | Path, out: str | Path | None = None, *, int8: bool 
 
 def onnx_bytes_for(artifact: ModelArtifact, net: nn.Module | None = None) -> bytes:
     """An in-memory export (for `--backend onnx` with a .masksmith file)."""
-    return export_network(net or build_network(artifact), artifact)
+    exporter = export_instance_network if artifact.task == "instance" else export_network
+    return exporter(net or build_network(artifact), artifact)
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from masksmith.core.errors import ModelError
 from masksmith.core.labels import ClassMap
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 FORMAT = "masksmith-model"
 VERSION = 1
@@ -46,6 +47,8 @@ class ModelArtifact:
 
 
 def save_artifact(artifact: ModelArtifact, path: str | Path) -> Path:
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **asdict(artifact)}
@@ -56,6 +59,8 @@ def save_artifact(artifact: ModelArtifact, path: str | Path) -> Path:
 
 
 def load_artifact(path: str | Path) -> ModelArtifact:
+    import torch
+
     path = Path(path)
     if path.is_dir() and (path / f"model{SUFFIX}").exists():
         path = path / f"model{SUFFIX}"  # a run folder
@@ -146,9 +151,13 @@ def artifact_problem(a: ModelArtifact) -> str | None:
                 return f"flip pair [{left!r}, {right!r}] names {name!r}, which is not one of its classes"
     if not isinstance(a.training, dict):
         return f"training is a {type(a.training).__name__}, not a mapping"
-    if not isinstance(a.state_dict, dict) or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in a.state_dict.items()):
+    if not isinstance(a.state_dict, dict):
         return "state_dict must map names to tensors"
+    if a.state_dict:
+        import torch
+
+        if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in a.state_dict.items()):
+            return "state_dict must map names to tensors"
     return None
 
 
