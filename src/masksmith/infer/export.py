@@ -1,20 +1,28 @@
-"""ONNX export of semantic models, parity against PyTorch, and INT8 static quantisation (the ONNX Runtime
-network the Predictor runs is `infer/runtime.py`).
+"""ONNX export, parity against PyTorch, and INT8 static quantisation (the ONNX Runtime network the predictors
+run is `infer/runtime.py`).
 
-- The exported graph is `SegmentationNet` itself (normalisation inside), input ``pixels`` (B, 3, H, W) float
-  RGB in [0, 255], output ``logits`` (B, C, H, W), batch, height and width dynamic. H and W must fit the
-  architecture (the Predictor pads them, as it does for PyTorch). A side-factored head exports as it runs, so
-  the outputs are the same per-class logits and all post-processing is shared.
+- Semantic models: the exported graph is `SegmentationNet` itself (normalisation inside), input ``pixels``
+  (B, 3, H, W) float RGB in [0, 255], output ``logits`` (B, C, H, W), batch, height and width dynamic. H and W
+  must fit the architecture (the Predictor pads them, as it does for PyTorch).
+- Mask R-CNN: torchvision's model with its transform and post-processing, input ``image`` (3, H, W) in [0, 1],
+  outputs boxes, labels, scores and masks, image size and object count dynamic; torchvision's RoIAlign (the
+  ONNX RoiAlign operator) replaces our gather one in the exported copy, and detections scoring at least
+  EXPORT_SCORE_THRESHOLD are kept (the predictor drops those below its own threshold).
 - The model file's description (classes, colours, preprocessing, architecture, flip pairs: the same dict the
   `.masksmith` file stores, without the weights) goes into the ONNX ``metadata_props`` under ``masksmith`` as
-  JSON, so a bare `.onnx` is self-describing and `open_predictor` accepts it.
+  JSON, so a bare `.onnx` is self-describing and `open_predictor` accepts it; what the export measured (the
+  source file's SHA-256, parity, the speed of both backends) goes under ``masksmith_export``, which
+  `backend="auto"` reads.
 - The exporter is TorchScript-based (``dynamo=False``): on torch 2.14 the dynamo exporter took 10 s for the
   three-layer baseline and 405 s for DeepLabV3+ (against 1.5 s and 7 s), for the same graph and parity.
-- `export_onnx` checks parity before it reports success: max absolute logit difference and share of equal mask
-  pixels on sample inputs (at the training size and at a larger, non-square one, so dynamic shapes are tried).
-- `--int8`: onnxruntime static quantisation, QDQ format, per-channel int8 weights, int8 activations calibrated
-  on the network inputs the Predictor builds from a few dozen photos of a data set; parity against the float
-  graph on photos of that set not used for calibration.
+- `export_onnx` checks parity before it writes: semantic models, max absolute logit difference and share of
+  equal mask pixels on sample inputs (at the training size and at a larger, non-square one); Mask R-CNN,
+  detections matched one to one (class, box IoU, score, mask IoU) on two image sizes.
+- `--int8`: onnxruntime static quantisation by several recipes (QDQ or QOperator, per-channel int8 weights,
+  the TF-style SAME padding made static or not), int8 activations calibrated on the network inputs the
+  Predictor builds from the calibration photos; parity against the float graph on photos of that set not
+  used for calibration, speed against the float graph; the fastest recipe that keeps parity and pays
+  (INT8_MIN_GAIN) is written, else one line says why INT8 will not pay.
 """
 
 from __future__ import annotations
@@ -250,9 +258,33 @@ def private_workdir():
         yield Path(tmp)
 
 
-def quantize_int8(float_model: bytes, inputs: Sequence[torch.Tensor]) -> bytes:
-    """Static INT8 quantisation (QDQ, per-channel int8 weights, int8 activations, MinMax calibration over
-    `inputs`), metadata kept."""
+@dataclass(frozen=True)
+class Int8Recipe:
+    """One way to quantise: the ONNX format (QDQ: Quantize/DequantizeLinear pairs ORT fuses into int8 kernels;
+    QOperator: QLinearConv and friends written directly), per-channel or per-tensor weights, and whether the
+    TF-style SAME padding (a Pad computed from the input's size in front of a strided Conv) is made static
+    first, so ORT fuses it into the Conv and the Conv quantises as one pattern."""
+
+    format: str = "QDQ"
+    per_channel: bool = True
+    static_pads: bool = False
+
+    @property
+    def name(self) -> str:
+        return (f"{self.format}, {'per-channel' if self.per_channel else 'per-tensor'} weights"
+                + (", static SAME padding" if self.static_pads else ""))
+
+
+INT8_RECIPES = (Int8Recipe("QDQ", True), Int8Recipe("QOperator", True), Int8Recipe("QDQ", True, True),
+                Int8Recipe("QOperator", True, True))
+# an INT8 graph is written only when it runs at least this much faster than the float graph (and keeps
+# INT8_EQUAL_SHARE of the mask pixels): below it, the float model is the better deployment
+INT8_MIN_GAIN = 1.15
+
+
+def quantize_int8(float_model: bytes, inputs: Sequence[torch.Tensor], recipe: Int8Recipe = INT8_RECIPES[0]) -> bytes:
+    """Static INT8 quantisation (int8 weights, symmetric; int8 activations, MinMax calibration over `inputs`)
+    by `recipe`, metadata kept."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -276,8 +308,9 @@ def quantize_int8(float_model: bytes, inputs: Sequence[torch.Tensor]) -> bytes:
             # ONNX shape inference and ORT's basic optimisation (which folds the exporter's Identity nodes in
             # front of Conv biases, so they quantise); symbolic shape inference gives up on dynamic H and W
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-            quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
+            quantize_static(str(pre), str(dst), Reader(), quant_format=getattr(QuantFormat, recipe.format),
+                            per_channel=recipe.per_channel, weight_type=QuantType.QInt8,
+                            activation_type=QuantType.QInt8,
                             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
         model = onnx.load(str(dst))
     meta = {p.key: p.value for p in onnx.load_from_string(float_model).metadata_props}
@@ -286,6 +319,107 @@ def quantize_int8(float_model: bytes, inputs: Sequence[torch.Tensor]) -> bytes:
         entry = model.metadata_props.add()
         entry.key, entry.value = k, v
     return model.SerializeToString()
+
+
+def static_same_padding(net: nn.Module, divisor: int) -> tuple[nn.Module, int]:
+    """A copy of `net` whose timm Conv2dSame layers (TF-style SAME padding, computed from the input size on
+    every call) pad by fixed amounts instead: for inputs whose sides are multiples of `divisor` (what the
+    Predictor always gives the network) the amounts never change, so the exported Pad is constant and ORT
+    folds it into the Conv. Returns (copy, layers changed)."""
+    import copy
+    import math
+
+    net = copy.deepcopy(net).eval()
+    changed = 0
+
+    class StaticSame(nn.Module):
+        def __init__(self, conv: nn.Conv2d, pads: tuple[int, int, int, int]) -> None:
+            super().__init__()
+            self.pad, self.conv = nn.ZeroPad2d(pads), conv
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(self.pad(x))
+
+    def pads(conv: nn.Conv2d) -> tuple[int, int, int, int] | None:
+        out = []
+        for k, s, d in zip(conv.kernel_size, conv.stride, conv.dilation, strict=True):
+            if divisor % s:
+                return None
+            n = divisor  # any multiple of the divisor pads alike (n % s == 0)
+            total = max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
+            out.append((total // 2, total - total // 2))
+        (top, bottom), (left, right) = out
+        return left, right, top, bottom
+
+    for name, module in list(net.named_modules()):
+        if type(module).__name__ != "Conv2dSame":
+            continue
+        amounts = pads(module)
+        if amounts is None:
+            continue
+        plain = nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size, module.stride, 0,
+                          module.dilation, module.groups, module.bias is not None)
+        plain.load_state_dict(module.state_dict())
+        parent = net.get_submodule(name.rpartition(".")[0]) if "." in name else net
+        setattr(parent, name.rpartition(".")[2], StaticSame(plain, amounts))
+        changed += 1
+    return net, changed
+
+
+@dataclass
+class Int8Trial:
+    recipe: Int8Recipe
+    parity: Parity
+    speedup: float  # float graph's latency / INT8 graph's, same inputs, interleaved
+    data: bytes = field(repr=False, default=b"")
+
+    def pays(self, min_gain: float) -> bool:
+        return self.parity.ok(INT8_EQUAL_SHARE) and self.speedup >= min_gain
+
+    def describe(self) -> str:
+        return f"{self.recipe.name}: {self.speedup:.2f}x the float graph's speed, {self.parity.describe()}"
+
+
+def relative_speed(reference, candidate, x: torch.Tensor, repeats: int = 5) -> float:
+    """reference latency / candidate latency on `x`, medians of interleaved runs after a warm-up."""
+    import time
+
+    xn = np.ascontiguousarray(x.numpy(), dtype=np.float32)
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for f in (reference, candidate):
+        f(xn)
+    for _ in range(repeats):
+        for k, f in enumerate((reference, candidate)):
+            t = time.perf_counter()
+            f(xn)
+            times[k].append(time.perf_counter() - t)
+    return float(np.median(times[0]) / max(np.median(times[1]), 1e-9))
+
+
+def try_int8(net: nn.Module, artifact: ModelArtifact, float_bytes: bytes, float_net, calibration: Sequence,
+             held_out: Sequence, recipes: Sequence[Int8Recipe] = INT8_RECIPES) -> list[Int8Trial]:
+    """Every recipe quantised, its parity against the float graph on `held_out` inputs and its speed against
+    the float graph at the training size."""
+    from masksmith.models.registry import get_model
+
+    trials = []
+    static_bytes = None
+    h, w = artifact.input_size
+    probe = torch.rand(1, 3, h, w) * 255
+    for recipe in recipes:
+        source = float_bytes
+        if recipe.static_pads:
+            if static_bytes is None:
+                static_net, changed = static_same_padding(net, get_model(artifact.model["arch"]).divisor)
+                static_bytes = export_network(static_net, artifact) if changed else b""
+            if not static_bytes:
+                continue  # no SAME padding to fix in this model: the same graph as without
+            source = static_bytes
+        data = quantize_int8(source, calibration, recipe)
+        candidate = OnnxNetwork(data)
+        trials.append(Int8Trial(recipe, parity(float_net, candidate, held_out),
+                                relative_speed(float_net, candidate, probe), data))
+    return trials
 
 
 # ------------------------------------------------------------------------------------- Mask R-CNN (instance)
@@ -481,6 +615,9 @@ class ExportReport:
     notes: list[str] = field(default_factory=list)
     speed: dict | None = None  # the network alone on both backends (measure_speed)
     graph: str | None = None  # where the optimised graph of the written file is cached
+    int8_trials: list = field(default_factory=list)  # every INT8 recipe tried (Int8Trial)
+    int8_recipe: Int8Recipe | None = None  # the one written
+    int8_refusal: str | None = None  # why none was written, in one line
 
 
 def default_onnx_path(model_path: Path) -> Path:
@@ -490,10 +627,14 @@ def default_onnx_path(model_path: Path) -> Path:
 
 
 def export_onnx(model: str | Path, out: str | Path | None = None, *, int8: bool = False,
-                calibrate: str | Path | None = None, calibration_images: int = 32, parity_images: int = 8,
-                overwrite: bool = False) -> ExportReport:
-    """Export a `.masksmith` semantic model to ONNX (and with `int8` an INT8 copy beside it, `<name>.int8.onnx`);
-    files are written only when parity holds."""
+                calibrate: str | Path | None = None, calibration_images: int = 128, parity_images: int = 8,
+                overwrite: bool = False, recipes: Sequence[Int8Recipe] = INT8_RECIPES,
+                int8_min_gain: float | None = None) -> ExportReport:
+    """Export a `.masksmith` model to ONNX; files are written only when parity holds. With `int8` (semantic
+    models), every INT8 recipe is tried on the calibration photos and the fastest one that keeps parity and
+    runs at least `int8_min_gain` (INT8_MIN_GAIN) times the float graph's speed is written beside it as
+    `<name>.int8.onnx`; when none does, `int8_refusal` says why in one line."""
+    int8_min_gain = INT8_MIN_GAIN if int8_min_gain is None else int8_min_gain
     from masksmith.core.images import read_image
     from masksmith.core.outputs import OutputFolder
 
@@ -543,16 +684,40 @@ def export_onnx(model: str | Path, out: str | Path | None = None, *, int8: bool 
         if len(photos) <= parity_images:
             report.notes.append(f"only {len(photos)} calibration photo(s): INT8 parity is measured on the "
                                 "photos it was calibrated on")
-        inputs = predictor_inputs(artifact, calib, calibration_images)
-        int8_bytes = quantize_int8(float_bytes, inputs)
         report.calibrated_on = len(calib)
-        report.int8_parity = parity(float_net, OnnxNetwork(int8_bytes), predictor_inputs(artifact, held_out,
-                                                                                         parity_images))
-        report.int8_ok = report.int8_parity.ok(INT8_EQUAL_SHARE)
+        report.int8_trials = try_int8(net, artifact, float_bytes, float_net,
+                                      predictor_inputs(artifact, calib, calibration_images),
+                                      predictor_inputs(artifact, held_out, parity_images), recipes)
+        paying = sorted((t for t in report.int8_trials if t.pays(int8_min_gain)), key=lambda t: -t.speedup)
         report.int8_path = folder.path(int8_name)
-        if report.int8_ok:
-            folder.write_bytes(int8_name, int8_bytes)
+        if paying:
+            best = paying[0]
+            report.int8_parity, report.int8_ok, report.int8_recipe = best.parity, True, best.recipe
+            speed = {**report.speed, "onnx_ms": round(report.speed["onnx_ms"] / best.speedup, 3)}
+            folder.write_bytes(int8_name, with_facts(best.data, {**facts, "speed": speed,
+                                                                 "int8": {"recipe": best.recipe.name,
+                                                                          "equal_share": best.parity.equal_share,
+                                                                          "vs_float": best.speedup}}))
+            OnnxNetwork(report.int8_path)  # its optimised graph cached now too
+        else:
+            report.int8_ok = False
+            report.int8_refusal = int8_refusal(report.int8_trials, int8_min_gain)
     return report
+
+
+def int8_refusal(trials: Sequence[Int8Trial], min_gain: float) -> str:
+    """Why no INT8 graph was written, in one line."""
+    if not trials:
+        return "INT8 will not pay for this model: no quantisation recipe applies to it."
+    accurate = [t for t in trials if t.parity.ok(INT8_EQUAL_SHARE)]
+    if not accurate:
+        best = max(trials, key=lambda t: t.parity.equal_share)
+        return (f"INT8 will not pay for this model: no recipe kept {100 * INT8_EQUAL_SHARE:.0f} % of the mask "
+                f"pixels (best: {best.recipe.name}, {100 * best.parity.equal_share:.1f} %).")
+    best = max(accurate, key=lambda t: t.speedup)
+    return (f"INT8 will not pay for this model: the fastest accurate recipe ({best.recipe.name}) ran at "
+            f"{best.speedup:.2f}x the float graph's speed, below the {min_gain:.2f}x worth an INT8 file "
+            "(int8 kernels gain little on depthwise convolutions, which most of this encoder is).")
 
 
 def onnx_bytes_for(artifact: ModelArtifact, net: nn.Module | None = None) -> bytes:
