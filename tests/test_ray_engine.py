@@ -29,11 +29,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 @pytest.fixture(scope="module")
 def local_ray():
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    os.environ.setdefault("RAY_worker_niceness", "0")  # as masksmith's own local Ray (infer/distributed.py)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
-                                       "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}})
+    from masksmith.infer.distributed import start_ray
+
+    start_ray(None, 2)  # as `predict --engine ray` starts it: 2 CPUs, workers at normal priority
     yield
     ray.shutdown()
 

@@ -463,7 +463,6 @@ def predict(
         if to not in FORMATS:
             raise MasksmithError(f"cannot write pre-annotations as {to!r}.", fix=f"use one of: {', '.join(FORMATS)}.")
     predictor = open_predictor(model, backend=backend, tta=tta, score_threshold=score)
-    _say(f"backend: {predictor.backend_note}")
     if to is not None and save is not None and not {"mask", "json"} & set(save.replace(" ", "").split(",")):
         raise MasksmithError("pre-annotations are made from the masks (or JSON) predict writes.",
                              fix="add mask (instance models: json) to --save, or leave --save out.")
@@ -475,7 +474,12 @@ def predict(
     written: list[dict] = []  # kept only for --to, which reads every photo's outputs back at the end
     if engine not in ("local", "ray"):
         raise MasksmithError(f"unknown engine {engine!r}.", fix="use --engine local or --engine ray.")
-    with _photo_progress() as progress:
+    with _photo_progress() as bar:
+        def progress(done: int, total: int) -> None:  # the backend is said once the outputs' folder is accepted
+            if done == 0:
+                _say(f"backend: {predictor.backend_note}")
+            bar(done, total)
+
         if engine == "ray":
             from masksmith.infer.distributed import predict_with_ray
 

@@ -145,11 +145,20 @@ def start_ray(address: str | None, workers: int) -> bool:
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address:
         ray.init(address=address, **options)
-    else:
-        # Ray starts its workers at niceness 15; the model workers are this command's work, so they run at the
-        # priority the local engine would (on a busy machine niced workers all but stop)
-        os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(num_cpus=max(1, workers), **options)
+        return True
+    # Ray starts its workers at niceness 15; the model workers are this command's work, so they run at the
+    # priority the local engine would (on a busy machine niced workers all but stop)
+    os.environ.setdefault("RAY_worker_niceness", "0")
+    for attempt in range(3):  # a busy machine can miss Ray's fixed 30 s for the raylet to register
+        try:
+            ray.init(num_cpus=max(1, workers), **options)
+            return True
+        except Exception as exc:  # noqa: BLE001 - Ray raises a plain Exception for this
+            ray.shutdown()
+            if "timed out during startup" not in str(exc) or attempt == 2:
+                raise MasksmithError(f"a local Ray did not start ({str(exc).splitlines()[0][:200]}).",
+                                     fix="try again when the machine is less busy, or use the local engine.") \
+                    from None
     return True
 
 
