@@ -211,7 +211,9 @@ def predict_with_ray(model: str | Path, inputs: Sequence[str | Path], out: str |
         try:
             items = [{"source": str(j.path), "stem": j.stem} for j in todo]
             dataset = ray.data.from_items(items, override_num_blocks=min(len(items), max(1, 4 * workers)))
-            dataset = dataset.map(_read_row)
+            # reading reserves no CPU: the model workers hold one each, and a read task waiting for a free CPU
+            # behind them would never run (on 2 CPUs with 2 workers the pipeline stood still)
+            dataset = dataset.map(_read_row, num_cpus=0)
             dataset = dataset.map_batches(
                 PredictAndWrite, batch_size=1, concurrency=workers, num_cpus=threads_per_worker,
                 fn_constructor_kwargs={"model": model, "out": str(Path(out).resolve()), "backend": backend_name,
