@@ -18,7 +18,7 @@ from masksmith.data.fingerprint import ClassPrint, Fingerprint, compute_fingerpr
 from masksmith.data.schema import Dataset, Region, Sample, make_classes
 from masksmith.data.synthetic import kind_dataset, make_sample_dataset
 from masksmith.data.torchdata import CropTensors, ScaledSamples
-from masksmith.infer.predictor import Predictor, as_pixels, resize_image
+from masksmith.infer.predictor import Predictor, resize_pixels
 from masksmith.models.artifact import load_artifact
 from masksmith.train.config import TrainConfig
 from masksmith.train.plan import Machine, plan_training
@@ -192,7 +192,7 @@ def test_model_trained_on_crops_predicts_a_full_photo_at_the_same_scale(thin_dat
     full = predictor.predict(image)
     assert full.shape == (h, w)
     # one window at the training scale: the predictor's scores are the network's on the shrunk photo
-    shrunk = as_pixels(resize_image(image, (round(h * 0.5), round(w * 0.5))))
+    shrunk = resize_pixels(image, (round(h * 0.5), round(w * 0.5)))
     direct = predictor._probabilities(shrunk[..., :crop[0], :crop[1]])[0]
     assert small.shape[2] > crop[1]  # wider than one window: the sliding window ran
     # the top-left corner is covered by the first window alone: its scores are that window's

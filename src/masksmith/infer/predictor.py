@@ -11,9 +11,10 @@ The mask at the photo's own size is the argmax of the class scores resized bilin
 network's resolution except along class boundaries (`masksmith.infer.scores.classes_at`): a 12-megapixel
 photo never carries full-size score planes.
 
-Everything around the network is numpy and Pillow; the network runs on PyTorch (`backend="torch"`, a
-`.masksmith` file) or ONNX Runtime (`backend="onnx"`, an exported `.onnx` file or a `.masksmith` file exported
-in memory), and ONNX prediction never imports torch (a faster start). A network is any callable from
+Everything around the network is numpy and Pillow (the photo resized in float, as torch did before); the
+network runs on PyTorch (`backend="torch"`, a `.masksmith` file) or ONNX Runtime (`backend="onnx"`, an
+exported `.onnx` file or a `.masksmith` file exported in memory), and ONNX prediction never imports torch (a
+faster start). A network is any callable from
 (B, 3, H, W) float32 pixels (RGB 0-255) to (B, C, H, W) logits as numpy arrays; a torch module is wrapped in
 `TorchNetwork`.
 """
@@ -53,18 +54,18 @@ def starts(length: int, window: int, stride: int) -> list[int]:
     return [*out, length - window]
 
 
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8 -> (h, w, 3) uint8, bilinear with antialiasing when shrinking (Pillow's, which
-    torch's ``antialias=True`` follows)."""
+def resize_pixels(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 -> (1, 3, h, w) float32 pixels, what the network takes: resized in float by Pillow's
+    bilinear filter with antialiasing when shrinking, channel by channel ("F" images). torch's
+    ``interpolate(antialias=True)`` follows the same filter: the two agree within 1e-4 levels, so masks are
+    those of the earlier torch preprocessing (resizing in uint8 differs by up to one level, enough to flip
+    pixels where a model hesitates)."""
     if image.shape[:2] == tuple(size):
-        return image
+        return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
     picture = Image.fromarray(np.ascontiguousarray(image))
-    return np.asarray(picture.resize((size[1], size[0]), Image.Resampling.BILINEAR))
-
-
-def as_pixels(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> (1, 3, H, W) float32, what the network takes."""
-    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+    planes = [np.asarray(band.convert("F").resize((size[1], size[0]), Image.Resampling.BILINEAR))
+              for band in picture.split()]
+    return np.stack(planes)[None]
 
 
 class TorchNetwork:
@@ -152,7 +153,7 @@ class Predictor:
         else:
             raise MasksmithError(f"unknown input_mode {mode!r} in the model file.", fix="upgrade masksmith.")
         with self.profile("preprocess"):
-            pixels = as_pixels(resize_image(np.asarray(image, dtype=np.uint8), size))
+            pixels = resize_pixels(np.asarray(image, dtype=np.uint8), size)
         probs = (self._probabilities(pixels) if mode == "resize" else self._sliding(pixels))[0]
         if own_size and probs.shape[-2:] != (h, w):
             with self.profile("postprocess"):
