@@ -86,7 +86,7 @@ def int8_rows(models: list[Path], data: Path, work: Path, repeats: int, limit: i
                           predictor_inputs(artifact, photos[:-8], calib), predictor_inputs(artifact, photos[-8:], 8))
         x = np.ascontiguousarray(torch.rand(1, 3, 512, 512).numpy() * 255, dtype=np.float32)
         eager = median_ms(TorchNetwork(net), x, repeats)
-        variants = {"float": float_net, **{t.recipe.name: OnnxNetwork(t.data) for t in trials}}
+        variants = {"float": float_net, **{t.recipe.name: OnnxNetwork(t.data) for t in trials if t.error is None}}
         scores = {}
         for name, network in variants.items():
             ms = median_ms(network, x, repeats)

@@ -369,14 +369,17 @@ def static_same_padding(net: nn.Module, divisor: int) -> tuple[nn.Module, int]:
 @dataclass
 class Int8Trial:
     recipe: Int8Recipe
-    parity: Parity
+    parity: Parity | None
     speedup: float  # float graph's latency / INT8 graph's, same inputs, interleaved
     data: bytes = field(repr=False, default=b"")
+    error: str | None = None  # why onnxruntime could not quantise the graph this way
 
     def pays(self, min_gain: float) -> bool:
-        return self.parity.ok(INT8_EQUAL_SHARE) and self.speedup >= min_gain
+        return self.error is None and self.parity.ok(INT8_EQUAL_SHARE) and self.speedup >= min_gain
 
     def describe(self) -> str:
+        if self.error is not None:
+            return f"{self.recipe.name}: onnxruntime could not quantise it ({self.error})"
         return f"{self.recipe.name}: {self.speedup:.2f}x the float graph's speed, {self.parity.describe()}"
 
 
@@ -415,8 +418,12 @@ def try_int8(net: nn.Module, artifact: ModelArtifact, float_bytes: bytes, float_
             if not static_bytes:
                 continue  # no SAME padding to fix in this model: the same graph as without
             source = static_bytes
-        data = quantize_int8(source, calibration, recipe)
-        candidate = OnnxNetwork(data)
+        try:
+            data = quantize_int8(source, calibration, recipe)
+            candidate = OnnxNetwork(data)
+        except (AssertionError, RuntimeError, ValueError, MasksmithError) as exc:  # ORT's quantiser refused
+            trials.append(Int8Trial(recipe, None, 0.0, error=f"{type(exc).__name__}: {str(exc)[:120]}"))
+            continue
         trials.append(Int8Trial(recipe, parity(float_net, candidate, held_out),
                                 relative_speed(float_net, candidate, probe), data))
     return trials
@@ -709,9 +716,12 @@ def int8_refusal(trials: Sequence[Int8Trial], min_gain: float) -> str:
     """Why no INT8 graph was written, in one line."""
     if not trials:
         return "INT8 will not pay for this model: no quantisation recipe applies to it."
-    accurate = [t for t in trials if t.parity.ok(INT8_EQUAL_SHARE)]
+    made = [t for t in trials if t.error is None]
+    if not made:
+        return "INT8 will not pay for this model: onnxruntime could quantise it by none of the recipes."
+    accurate = [t for t in made if t.parity.ok(INT8_EQUAL_SHARE)]
     if not accurate:
-        best = max(trials, key=lambda t: t.parity.equal_share)
+        best = max(made, key=lambda t: t.parity.equal_share)
         return (f"INT8 will not pay for this model: no recipe kept {100 * INT8_EQUAL_SHARE:.0f} % of the mask "
                 f"pixels (best: {best.recipe.name}, {100 * best.parity.equal_share:.1f} %).")
     best = max(accurate, key=lambda t: t.speedup)
