@@ -147,7 +147,7 @@ def test_scores(model: Path, float_onnx: Path, int8_onnx: Path, data: Path, limi
     total = 0
     for sample in dataset.samples:
         image = read_image(sample.image_path)
-        masks = {b: p.predict_proba(image, own_size=False).argmax(0).numpy() for b, p in predictors.items()}
+        masks = {b: p.predict_proba(image, own_size=False).argmax(0) for b, p in predictors.items()}
         total += masks["eager"].size
         for b in BACKENDS:
             equal[b] += int((masks[b] == masks["eager"]).sum())

@@ -14,6 +14,8 @@ from conftest import run_cli
 from masksmith.core.errors import MasksmithError
 from masksmith.infer import open_predictor
 from masksmith.infer.export import (
+    FLOAT_EQUAL_SHARE,
+    FLOAT_LOGIT_TOLERANCE,
     INT8_EQUAL_SHARE,
     export_network,
     export_onnx,
@@ -108,8 +110,8 @@ def test_open_predictor_on_onnx_gives_the_torch_masks(tmp_path: Path, arch: str,
         image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
         a, b, c = torch_p.predict_proba(image), onnx_p.predict_proba(image), memory_p.predict_proba(image)
         assert a.shape == b.shape == (len(CLASSES) + 1, h, w)
-        assert float((a - b).abs().max()) < 1e-4 and float((a - c).abs().max()) < 1e-4
-        assert (a.argmax(0) == b.argmax(0)).float().mean() > 0.999
+        assert float(np.abs(a - b).max()) < 1e-4 and float(np.abs(a - c).max()) < 1e-4
+        assert (a.argmax(0) == b.argmax(0)).mean() > 0.999
 
 
 def trained_baseline() -> SegmentationNet:
@@ -132,22 +134,24 @@ def trained_baseline() -> SegmentationNet:
     return net.eval()
 
 
-def test_int8_parity_within_tolerance(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_int8_parity_within_tolerance_and_the_fastest_paying_recipe_is_written(tmp_path: Path) -> None:
     """Tolerance: at least INT8_EQUAL_SHARE (95 %) of mask pixels equal to the float graph's on photos not
-    used for calibration (the export refuses to write an INT8 file below it)."""
+    used for calibration; of the recipes that keep it and pay, the fastest is written."""
     artifact = tiny_artifact("baseline", net=trained_baseline())
     model = save_artifact(artifact, tmp_path / "model.masksmith")
     data = photos(tmp_path / "calib", 12)
-    code, out, err = run(monkeypatch, capsys, "export", str(model), "--int8", "--calibrate", str(data),
-                         "--calibration-images", "6")
-    assert code == 0, err
-    assert "parity ONNX INT8 vs float (4 calibration photo(s))" in out
+    report = export_onnx(model, int8=True, calibrate=data, calibration_images=6, int8_min_gain=0.0)
+    assert report.calibrated_on == 4 and report.int8_ok and report.int8_refusal is None
+    assert {t.recipe.format for t in report.int8_trials} == {"QDQ", "QOperator"}  # no SAME padding here
+    paying = [t for t in report.int8_trials if t.pays(0.0)]
+    assert report.int8_recipe == max(paying, key=lambda t: t.speedup).recipe
     int8_path = tmp_path / "model.int8.onnx"
     assert int8_path.exists() and read_onnx_artifact(int8_path).classes == CLASSES
     import onnx
 
     ops = {n.op_type for n in onnx.load(str(int8_path)).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ format
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert ("QLinearConv" in ops) == (report.int8_recipe.format == "QOperator")
     float_p, int8_p = open_predictor(tmp_path / "model.onnx"), open_predictor(int8_path)
     equal = total = 0
     for p in sorted(photos(tmp_path / "held_out", 4, seed=7).iterdir()):
@@ -156,6 +160,42 @@ def test_int8_parity_within_tolerance(tmp_path: Path, monkeypatch, capsys) -> No
         equal, total = equal + int((a == b).sum()), total + a.size
         assert (a == 1).any()  # the square is found
     assert equal / total >= INT8_EQUAL_SHARE
+
+
+def test_int8_that_does_not_pay_is_refused_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    import masksmith.infer.export as export
+
+    model = save_artifact(tiny_artifact("baseline", net=trained_baseline()), tmp_path / "model.masksmith")
+    monkeypatch.setattr(export, "INT8_MIN_GAIN", 100.0)  # no recipe runs 100x faster than float
+    code, out, err = run(monkeypatch, capsys, "export", str(model), "--int8", "--calibrate",
+                         str(photos(tmp_path / "calib", 12)), "--calibration-images", "6")
+    assert code == 0, err
+    tried = [line for line in out.splitlines() if line.startswith("INT8 tried (4 calibration photo(s)): ")]
+    assert len(tried) == 2 and all("x the float graph's speed, max abs logit difference" in t for t in tried)
+    refusal = out.splitlines()[-1]
+    assert refusal.startswith("INT8 will not pay for this model: the fastest accurate recipe (")
+    assert "below the 100.00x worth an INT8 file" in refusal
+    assert (tmp_path / "model.onnx").exists() and not (tmp_path / "model.int8.onnx").exists()
+
+
+def test_static_same_padding_gives_the_same_logits_on_every_valid_size() -> None:
+    from masksmith.infer.export import static_same_padding
+
+    artifact = tiny_artifact("unet")  # tf_efficientnet_lite0: TF-style SAME padding on its strided convs
+    net = build_network(artifact)
+    static, changed = static_same_padding(net, 32)
+    assert changed == 5
+    for h, w in [(64, 64), (96, 160), (32, 224)]:
+        x = torch.rand(1, 3, h, w) * 255
+        with torch.no_grad():
+            assert torch.allclose(net(x), static(x), atol=1e-4)
+    import onnx
+
+    static_bytes = export_network(static, artifact)
+    nodes = lambda data: len(onnx.load_from_string(data).graph.node)  # noqa: E731
+    assert nodes(static_bytes) < nodes(export_network(net, artifact))  # no padding computed from the size
+    onnx_net = OnnxNetwork(static_bytes)
+    assert parity(net, onnx_net, sample_inputs(artifact)).ok(FLOAT_EQUAL_SHARE, FLOAT_LOGIT_TOLERANCE)
 
 
 def test_bad_inputs_say_one_line(tmp_path: Path, monkeypatch, capsys) -> None:

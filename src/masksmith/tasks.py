@@ -34,7 +34,7 @@ class Task:
     trainer: str  # (config, run_dir, resume, announce) -> run folder
     predictor: str  # (artifact, **options) -> a predictor
     evaluator: str  # (predictor, dataset, label, samples, samples_used, out, worst, notes) -> Evaluation
-    writer: str  # (predictor, opacity) -> what predict writes per photo
+    writer: str  # (predictor, opacity, save=None) -> what predict writes per photo (save: which outputs)
     outputs: str  # the files predict writes per photo, for messages
 
     @property

@@ -92,11 +92,10 @@ def predict_photo(predictor, image: np.ndarray, min_pixels: int = 16) -> PhotoPr
     """`predictor.predict(image)` as a PhotoPrediction, for either kind of model."""
     classes = predictor.classes
     if hasattr(predictor, "predict_proba"):  # semantic: the class of each pixel and how sure the model is
-        probs = predictor.predict_proba(image)
-        best, winner = probs.max(0)
-        mask = winner.numpy().astype(np.uint8)
+        probs = np.asarray(predictor.predict_proba(image))
+        mask = probs.argmax(0).astype(np.uint8)
         return PhotoPrediction(mask, regions_of_classes(mask, classes, None, min_pixels), classes,
-                               best.float().numpy())
+                               probs.max(0).astype(np.float32))
     found = predictor.predict(image)
     objects = [o for o in found if int(o.mask.sum()) >= min_pixels]
     return PhotoPrediction(union_mask(objects, classes, image.shape[:2]), objects, classes)

@@ -5,6 +5,7 @@ only: every figure printed here comes from the library."""
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -178,10 +179,11 @@ class PhotoProgress:
     a terminal; the rate counts predicted photos, not skipped ones). `done` and `total` stay readable, so an
     interruption can say how far it got."""
 
-    def __init__(self, verb: str = "predicting") -> None:
+    def __init__(self, verb: str = "predicting", first: Callable[[], None] | None = None) -> None:
         self.verb = verb
         self.done = 0
         self.total: int | None = None
+        self.first = first  # said once, at the first call (when the work's outputs were accepted)
 
     def __enter__(self) -> PhotoProgress:
         self.bar: Any = None  # drawn at the first photo: an error before it prints alone, on its line
@@ -190,6 +192,9 @@ class PhotoProgress:
 
     def __call__(self, done: int, total: int) -> None:
         self.done, self.total = done, total
+        if self.first is not None:
+            first, self.first = self.first, None
+            first()
         if self.bar is None:
             stderr = Console(stderr=True)
             if not stderr.is_terminal:  # a log file gets the summary line, not a blank line from the bar

@@ -60,10 +60,22 @@ def _band(mask: np.ndarray, width: int) -> np.ndarray:
     for shifted in (padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]):
         near |= shifted != mask
     if width > 1 and near.any():
-        from scipy import ndimage
-
-        near = ndimage.binary_dilation(near, iterations=width - 1)
+        near = dilate(near, width - 1)
     return near
+
+
+def dilate(mask: np.ndarray, steps: int) -> np.ndarray:
+    """`mask` grown by `steps` 4-neighbour steps (scipy.ndimage.binary_dilation with its default cross and
+    `iterations=steps`, in numpy: predict's writers then never import scipy, a second of start-up)."""
+    out = mask
+    for _ in range(steps):
+        grown = out.copy()
+        grown[1:] |= out[:-1]
+        grown[:-1] |= out[1:]
+        grown[:, 1:] |= out[:, :-1]
+        grown[:, :-1] |= out[:, 1:]
+        out = grown
+    return out
 
 
 def wide_parts(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -71,17 +83,33 @@ def wide_parts(mask: np.ndarray, radius: int) -> np.ndarray:
     morphological opening by a square of side 2 * `radius` + 1, so rectangles keep their corners): the core of
     pixels whose square of `radius` around them holds only their value, grown back by that square (it cannot
     leave its own region: every pixel it reaches lies in such a square)."""
-    from scipy import ndimage
-
     labelled = (mask != 0) & (mask != IGNORE_INDEX)
     side = 2 * radius + 1
     # a pixel's square is all one value when the largest and smallest value in it are both its own
-    same = (ndimage.maximum_filter(mask, size=side, mode="nearest") == mask) & \
-        (ndimage.minimum_filter(mask, size=side, mode="nearest") == mask)
+    same = (_square_filter(mask, side, np.maximum, edge=True) == mask) & \
+        (_square_filter(mask, side, np.minimum, edge=True) == mask)
     core = labelled & same
     if not core.any():
         return core
-    return ndimage.maximum_filter(core, size=side, mode="constant", cval=False) & labelled
+    return _square_filter(core, side, np.maximum, edge=False) & labelled
+
+
+def _square_filter(a: np.ndarray, side: int, op, edge: bool) -> np.ndarray:
+    """scipy.ndimage's maximum_filter/minimum_filter (`op` np.maximum or np.minimum) over a square of odd
+    `side`, padded with the edge values (`edge`) or zeros, as two 1-D passes in numpy: predict's writers then
+    never import scipy (a second of start-up)."""
+    r = side // 2
+    out = a
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (r, r)
+        padded = np.pad(out, pad, mode="edge") if edge else np.pad(out, pad)
+        n = out.shape[axis]
+        acc = padded.take(range(0, n), axis=axis)
+        for k in range(1, side):
+            acc = op(acc, padded.take(range(k, k + n), axis=axis))
+        out = acc
+    return out
 
 
 def outline_parts(mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

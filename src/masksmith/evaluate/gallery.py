@@ -3,6 +3,7 @@ and the confusion matrix picture, written beside metrics.json."""
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,6 +15,47 @@ from masksmith.evaluate.metrics import describe_confusions
 from masksmith.evaluate.result import Evaluation, ImageScore, ranked
 
 GALLERY_CELL = 220
+
+
+class GalleryKeeper:
+    """The gallery rows of the `count` worst- and `count` best-scored images, drawn while the evaluation scores
+    them, so no image is read or predicted a second time for the galleries. An image's row is drawn only when
+    it enters one of the two sets (ties ordered as `result.ranked` orders them), and dropped when it leaves
+    both, so at most 2 x `count` rows (small: GALLERY_CELL pixels) are held however many images are scored."""
+
+    def __init__(self, count: int) -> None:
+        self.count = max(0, count)
+        self.order = 0
+        self.worst: list[tuple[float, int, str]] = []  # max-heap of the smallest (score, order): negated
+        self.best: list[tuple[float, int, str]] = []  # min-heap of the largest (score, order)
+        self.rows: dict[str, Any] = {}
+
+    def offer(self, name: str, score: float | None, draw: Callable[[], Any]) -> None:
+        order, self.order = self.order, self.order + 1
+        if not self.count or score is None or score != score:
+            return
+        into_worst = len(self.worst) < self.count or (score, order) < (-self.worst[0][0], -self.worst[0][1])
+        into_best = len(self.best) < self.count or (score, order) > self.best[0][:2]
+        if not (into_worst or into_best):
+            return
+        self.rows[name] = draw()
+        dropped = []
+        if into_worst:
+            heapq.heappush(self.worst, (-score, -order, name))
+            if len(self.worst) > self.count:
+                dropped.append(heapq.heappop(self.worst)[2])
+        if into_best:
+            heapq.heappush(self.best, (score, order, name))
+            if len(self.best) > self.count:
+                dropped.append(heapq.heappop(self.best)[2])
+        kept = {n for *_, n in self.worst} | {n for *_, n in self.best}
+        for n in dropped:
+            if n not in kept:
+                self.rows.pop(n, None)
+
+    def row(self, name: str, fallback: Callable[[], Any]) -> Any:
+        """The row drawn for `name`, or `fallback()` for an image the keeper did not hold."""
+        return self.rows[name] if name in self.rows else fallback()
 
 
 def score_caption(item: ImageScore, score_name: str) -> str:

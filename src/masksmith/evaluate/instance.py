@@ -141,18 +141,35 @@ def evaluate_instances(predictor: Any, dataset: Dataset, label: str, samples: li
     and each image's own mask AP and largest confusions. Predictions down to `score_threshold` (COCO's
     customary 0.05) enter AP. With `out`, writes metrics.json, confusion.png (union masks) and worst.png /
     best.png (`worst` images each, by image mask AP) there."""
+    from masksmith.core.background import prefetch
+    from masksmith.draw import instance_row
+    from masksmith.evaluate.gallery import GALLERY_CELL, GalleryKeeper
+
     started = time.monotonic()
     classes = predictor.artifact.class_map
     names, index = list(classes.names), classes.index()
+    colors = classes.colors_by_name()
     own_threshold = predictor.score_threshold
     coco = CocoAccumulator(names)
     confusion = ConfusionMatrix(classes.num_values)
     images: list[ImageScore] = []
+    keeper = GalleryKeeper(worst if out is not None else 0)
+
+    def load(sample: Sample) -> tuple[np.ndarray, tuple, np.ndarray]:
+        return sample.load_image(), instance_masks(sample, index), semantic_mask(sample, index)
+
+    def gallery_row(image, masks, labels, semantic, found):
+        truth = truth_instances(masks, labels.tolist(), classes)
+        shown = [i for i in found if i.score >= union_score_threshold]
+        return instance_row(image, truth, shown, semantic, union_mask(shown, classes, image.shape[:2]), colors,
+                            GALLERY_CELL)
+
     try:
         predictor.score_threshold = min(score_threshold, union_score_threshold)
-        for sample in samples:
-            image = sample.load_image()
-            masks, labels, crowd = instance_masks(sample, index)  # classes the model does not know are left out
+        for sample, loaded in prefetch(samples, load):
+            if isinstance(loaded, BaseException):
+                raise loaded
+            image, (masks, labels, crowd), semantic = loaded  # classes the model does not know are left out
             found = predictor.predict(image)
             scored = [i for i in found if i.score >= score_threshold]
             h, w = image.shape[:2]
@@ -162,28 +179,28 @@ def evaluate_instances(predictor: Any, dataset: Dataset, label: str, samples: li
             coco.add(h, w, truth[0], truth[1], *guess, gt_crowd=truth[2])
             union = union_mask([i for i in found if i.score >= union_score_threshold], classes, image.shape[:2])
             one = ConfusionMatrix(classes.num_values)
-            one.update_numpy(union, semantic_mask(sample, index))
+            one.update_numpy(union, semantic)
             confusion.merge(one)
-            images.append(ImageScore(sample.name, image_mask_ap(h, w, names, *truth, *guess),
-                                     top_confusions(one.matrix.numpy(), classes.labels())))
+            score = ImageScore(sample.name, image_mask_ap(h, w, names, *truth, *guess),
+                               top_confusions(one.matrix.numpy(), classes.labels()))
+            images.append(score)
+            keeper.offer(sample.name, score.score, lambda a=(image, masks, labels, semantic, found): gallery_row(*a))
         evaluation = instance_evaluation(coco.summary(), confusion, classes, label, samples_used, images,
                                          {"score_threshold": score_threshold,
                                           "union_score_threshold": union_score_threshold})
         if out is not None:
             from masksmith.core.outputs import OutputFolder
-            from masksmith.draw import instance_row
-            from masksmith.evaluate.gallery import GALLERY_CELL, write_pictures
+            from masksmith.evaluate.gallery import write_pictures
 
             folder = OutputFolder(out, inputs=[dataset.root])
-            colors = classes.colors_by_name()
 
             def row(sample: Sample):
-                image = sample.load_image()
-                masks, labels, _ = instance_masks(sample, index)
-                truth = truth_instances(masks, labels.tolist(), classes)
-                found = [i for i in predictor.predict(image) if i.score >= union_score_threshold]
-                return instance_row(image, truth, found, semantic_mask(sample, index),
-                                    union_mask(found, classes, image.shape[:2]), colors, GALLERY_CELL)
+                def again():
+                    image = sample.load_image()
+                    masks, labels, _ = instance_masks(sample, index)
+                    return gallery_row(image, masks, labels, semantic_mask(sample, index), predictor.predict(image))
+
+                return keeper.row(sample.name, again)
 
             write_pictures(evaluation, folder, samples, classes, confusion.matrix.numpy(), row, worst,
                            "confusion matrix of the union masks")

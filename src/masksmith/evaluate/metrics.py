@@ -35,7 +35,14 @@ class ConfusionMatrix:
         self.matrix += torch.bincount(target * k + pred, minlength=k * k).reshape(k, k).cpu()
 
     def update_numpy(self, pred: np.ndarray, target: np.ndarray) -> None:
-        self.update(torch.from_numpy(np.array(pred)), torch.from_numpy(np.array(target)))
+        """`update` on numpy masks, counted in numpy (no int64 copies of a full-size photo)."""
+        pred, target = np.asarray(pred).ravel(), np.asarray(target).ravel()
+        keep = target != IGNORE_INDEX
+        if not keep.all():
+            pred, target = pred[keep], target[keep]
+        k = self.num_classes
+        counts = np.bincount(target.astype(np.int32) * k + pred, minlength=k * k)
+        self.matrix += torch.from_numpy(counts.reshape(k, k).astype(np.int64))
 
     def merge(self, other: ConfusionMatrix) -> None:
         self.matrix += other.matrix

@@ -3,7 +3,9 @@ confusion matrix picture and galleries of the worst- and best-predicted images (
 and the classes it confuses most).
 
 Scores are reported twice: at the network's input size (truth resized by nearest neighbour, as the car-parts
-benchmark protocol asks) and at each image's own size (prediction resized up).
+benchmark protocol asks) and at each image's own size (prediction resized up), both from one network pass.
+Photos and their truth masks are read in a background thread while the network runs, each image is decoded
+once, and the galleries' rows are drawn while scoring (`GalleryKeeper`), not by predicting again.
 """
 
 from __future__ import annotations
@@ -49,41 +51,51 @@ def evaluate_semantic(predictor: Any, dataset: Dataset, label: str, samples: lis
                       out: Path | None = None, worst: int = 8, notes: Sequence[str] = ()) -> Evaluation:
     """Score `predictor` (a semantic Predictor) on `samples` of `dataset`. With `out`, writes metrics.json,
     confusion.png, worst.png and best.png (`worst` images in each gallery) there."""
-    import torch
-    import torch.nn.functional as F
+    from masksmith.core.background import prefetch
+    from masksmith.draw import semantic_row
+    from masksmith.evaluate.gallery import GALLERY_CELL, GalleryKeeper
 
     started = time.monotonic()
     classes = predictor.artifact.class_map
     index = classes.index()  # classes the model does not know stay background in the truth
     k = classes.num_values
+    palette = classes.palette()
     at_input, at_full = ConfusionMatrix(k), ConfusionMatrix(k)
     images: list[ImageScore] = []
-    for sample in samples:
-        image = sample.load_image()
-        truth = semantic_mask(sample, index)
-        probs = predictor.predict_proba(image, own_size=False)
-        small = probs.argmax(0).to(torch.uint8).numpy()
-        full = F.interpolate(probs[None], size=image.shape[:2], mode="bilinear", align_corners=False)[0]
-        full = full.argmax(0).to(torch.uint8).numpy()
+    keeper = GalleryKeeper(worst if out is not None else 0)
+
+    def load(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+        return sample.load_image(), semantic_mask(sample, index)
+
+    for sample, loaded in prefetch(samples, load):
+        if isinstance(loaded, BaseException):
+            raise loaded
+        image, truth = loaded
+        probs, full = predictor.predict_scored(image)
+        small = probs.argmax(0).astype(np.uint8)
         at_input.update_numpy(small, _resize_nearest(truth, small.shape))
         one = ConfusionMatrix(k)
         one.update_numpy(full, truth)
         at_full.merge(one)
-        images.append(ImageScore(sample.name, one.scores().miou(True), top_confusions(one.matrix.numpy(),
-                                                                                      classes.labels())))
+        score = ImageScore(sample.name, one.scores().miou(True), top_confusions(one.matrix.numpy(), classes.labels()))
+        images.append(score)
+        keeper.offer(sample.name, score.score, lambda im=image, t=truth, p=full: semantic_row(im, t, p, palette,
+                                                                                              GALLERY_CELL))
     images.sort(key=lambda i: i.score if i.score == i.score else float("inf"))
     evaluation = semantic_evaluation(at_full.scores(), at_input.scores(), classes, label, samples_used, images)
     if out is not None:
         from masksmith.core.outputs import OutputFolder
-        from masksmith.draw import semantic_row
-        from masksmith.evaluate.gallery import GALLERY_CELL, write_pictures
+        from masksmith.evaluate.gallery import write_pictures
 
         folder = OutputFolder(out, inputs=[dataset.root])
 
         def row(sample: Sample) -> list[np.ndarray]:
-            image = sample.load_image()
-            return semantic_row(image, semantic_mask(sample, index), predictor.predict(image), classes.palette(),
-                                GALLERY_CELL)
+            def again() -> list[np.ndarray]:
+                image = sample.load_image()
+                return semantic_row(image, semantic_mask(sample, index), predictor.predict(image), palette,
+                                    GALLERY_CELL)
+
+            return keeper.row(sample.name, again)
 
         write_pictures(evaluation, folder, samples, classes, evaluation.scores["full"].matrix, row, worst)
     evaluation.seconds = time.monotonic() - started

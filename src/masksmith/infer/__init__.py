@@ -6,14 +6,19 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+BACKEND_CHOICES = ("auto", "torch", "onnx")
+
 
 def open_predictor(path: str | Path, backend: str | None = None, **kwargs: Any):
     """The task's predictor for a model: a `Predictor` for a semantic model, an `InstancePredictor` for a
     Mask R-CNN one.
 
     `path` is a `.masksmith` file (or a run folder), or an `.onnx` file that `masksmith export` wrote.
-    `backend`: "torch" or "onnx"; by default the file's own (an ONNX file runs on ONNX Runtime, a model file on
-    PyTorch); a `.masksmith` semantic model with backend "onnx" is exported in memory first.
+    `backend`: "torch", "onnx" or "auto"; by default the file's own (an ONNX file runs on ONNX Runtime, a model
+    file on PyTorch). "onnx" with a `.masksmith` file runs the `.onnx` exported beside it when it was exported
+    from this very file, else exports in memory first. "auto" takes that exported file when its export
+    measured it faster than PyTorch, and PyTorch otherwise (`masksmith.infer.backend.choose_backend`); the
+    predictor's `backend_note` says which and why.
     `kwargs` go to the predictor; those it does not take (``tta`` for instance models, ``score_threshold``
     for semantic ones) are dropped, so callers can pass both."""
     from masksmith.core.errors import MasksmithError
@@ -32,19 +37,35 @@ def _open(path: Path, backend: str | None, kwargs: dict[str, Any]):
     from masksmith.core.errors import MasksmithError
     from masksmith.tasks import get_task
 
-    if backend not in (None, "torch", "onnx"):
-        raise MasksmithError(f"unknown backend {backend!r}.", fix="use `backend=torch` or `backend=onnx`.")
+    if backend not in (None, *BACKEND_CHOICES):
+        raise MasksmithError(f"unknown backend {backend!r}.", fix="use `backend=auto`, `torch` or `onnx`.")
+    note = None
+    choice = None
+    if backend in ("auto", "onnx") and path.suffix.lower() != ".onnx":
+        from masksmith.infer.backend import choose_backend
+
+        choice = choose_backend(path, prefer="onnx" if backend == "onnx" else None)
+        note = choice.reason
+        if choice.net is not None:
+            path, backend = choice.path, "onnx"
+            kwargs |= {"net": choice.net}
+        elif backend == "auto":
+            backend = "torch"
     if path.suffix.lower() == ".onnx":
-        from masksmith.infer.runtime import OnnxNetwork, read_onnx_artifact
+        from masksmith.infer.runtime import OnnxNetwork, artifact_from_metadata, read_onnx_artifact, session_shapes
 
         if backend == "torch":
             raise MasksmithError("is an ONNX file; it runs on ONNX Runtime only.", path=path,
                                  fix="use `backend=onnx`, or the .masksmith file it was exported from.")
         from masksmith.models.footprint import check_footprint
 
-        artifact = read_onnx_artifact(path)
-        check_footprint(artifact, weights=False)  # one image at its input size, before ONNX Runtime allocates
-        kwargs |= {"net": OnnxNetwork(path), "backend": "onnx"}
+        net = kwargs.get("net")
+        if net is None:  # one image at its input size checked before ONNX Runtime allocates anything
+            check_footprint(read_onnx_artifact(path), weights=False, weight_bytes=path.stat().st_size)
+            net = OnnxNetwork(path)
+        artifact = artifact_from_metadata(net.metadata(), path, session_shapes(net.session))
+        kwargs |= {"net": net, "backend": "onnx"}
+        note = note or f"ONNX Runtime ({path.name}; {net.graph})"
     else:
         from masksmith.models.artifact import load_artifact
 
@@ -59,4 +80,7 @@ def _open(path: Path, backend: str | None, kwargs: dict[str, Any]):
         from masksmith.infer.runtime import OnnxNetwork
 
         kwargs |= {"net": OnnxNetwork(onnx_bytes_for(artifact)), "backend": "onnx"}
-    return predictor(artifact, **{k: v for k, v in kwargs.items() if k in accepted})
+        note = "ONNX Runtime (exported in memory" + (f"; {choice.detail})" if choice else ")")
+    result = predictor(artifact, **{k: v for k, v in kwargs.items() if k in accepted})
+    result.backend_note = note or "PyTorch"
+    return result

@@ -30,15 +30,24 @@ from masksmith.models.instance import as_float_image
 class InstancePredictor:
     """Runs a trained instance model on photos of any size."""
 
-    def __init__(self, artifact: ModelArtifact, net: torch.nn.Module | None = None, score_threshold: float = 0.5,
-                 mask_threshold: float = 0.5) -> None:
+    def __init__(self, artifact: ModelArtifact, net: Any = None, score_threshold: float = 0.5,
+                 mask_threshold: float = 0.5, backend: str = "torch", profile: Any = None) -> None:
         if artifact.task != "instance":
             raise MasksmithError(f"this is a {artifact.task} model; the instance predictor cannot run it.",
                                  fix="use masksmith.infer.predictor.Predictor for semantic models.")
+        if backend not in ("torch", "onnx"):
+            raise MasksmithError(f"unknown backend {backend!r}.", fix="use one of: torch, onnx.")
+        if net is None and backend == "onnx":
+            raise MasksmithError("the ONNX backend needs the network as an ONNX session.",
+                                 fix="open the model with masksmith.infer.open_predictor(path, backend='onnx').")
+        from masksmith.infer.profile import OFF
+
         self.artifact = artifact
+        self.backend = backend
         self.net = (net or build_network(artifact)).eval()
         self.mask_threshold = mask_threshold
         self.score_threshold = score_threshold
+        self.profile = profile or OFF
 
     @property
     def score_threshold(self) -> float:
@@ -47,8 +56,11 @@ class InstancePredictor:
     @score_threshold.setter
     def score_threshold(self, value: float) -> None:
         self._score_threshold = float(value)
-        # boxes below the threshold are dropped inside the network, before their masks are computed
-        self.net.roi_heads.score_thresh = float(value)
+        # boxes below the threshold are dropped inside the network, before their masks are computed (an
+        # exported graph has its threshold built in, EXPORT_SCORE_THRESHOLD; the rest are dropped here)
+        heads = getattr(self.net, "roi_heads", None)
+        if heads is not None:
+            heads.score_thresh = float(value)
 
     @property
     def classes(self) -> ClassMap:
@@ -64,12 +76,15 @@ class InstancePredictor:
         if image.ndim != 3 or image.shape[2] != 3:
             raise MasksmithError(f"expected an RGB image (H, W, 3), got shape {image.shape}.")
         h, w = image.shape[:2]
-        pixels = as_float_image(np.ascontiguousarray(image))
-        s = min(1.0, self.max_size / max(h, w))
-        if s < 1.0:
-            size = (max(1, round(h * s)), max(1, round(w * s)))
-            pixels = F.interpolate(pixels[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
-        out = self.net([pixels])[0]
+        with self.profile("preprocess"):
+            pixels = as_float_image(np.ascontiguousarray(image))
+            s = min(1.0, self.max_size / max(h, w))
+            if s < 1.0:
+                size = (max(1, round(h * s)), max(1, round(w * s)))
+                pixels = F.interpolate(pixels[None], size=size, mode="bilinear", antialias=True,
+                                       align_corners=False)[0]
+        with self.profile("network"):
+            out = self.net([pixels])[0]
         sh, sw = pixels.shape[-2:]
         fx, fy = w / sw, h / sh
         instances = []
@@ -105,29 +120,41 @@ def instances_json(path: Path, image: np.ndarray, instances: Sequence[Instance])
 
 
 class InstanceWriter:
-    """What an instance model writes per photo (for `masksmith.infer.batch.predict_batch`), and its summary row:
-    objects per class."""
+    """What an instance model writes per photo (for `masksmith.infer.batch.predict_batch`; the `save`d ones of
+    OUTPUTS), and its summary row: objects per class (blank for a photo kept from an earlier run that wrote no
+    JSON)."""
 
-    def __init__(self, predictor: InstancePredictor, opacity: float) -> None:
+    OUTPUTS = ("json", "overlay")
+
+    def __init__(self, predictor: InstancePredictor, opacity: float, save: str | Sequence[str] | None = None) -> None:
+        from masksmith.infer.batch import chosen_outputs
+
         self.predictor, self.opacity = predictor, opacity
+        self.save = chosen_outputs(save, self.OUTPUTS)
         self.classes = list(predictor.classes.names)
         self.colors = predictor.classes.colors_by_name()
         self.columns = ["image", "width", "height", "objects", *(f"objects_{n}" for n in self.classes)]
 
     def names_for(self, stem: str) -> dict[str, str]:
-        return {"json": f"{stem}_instances.json", "overlay": f"{stem}_overlay.png"}
+        names = {"json": f"{stem}_instances.json", "overlay": f"{stem}_overlay.png"}
+        return {k: v for k, v in names.items() if k in self.save}
 
     def predict(self, image: np.ndarray) -> list[Instance]:
         return self.predictor.predict(image)
 
     def write(self, folder, job, image: np.ndarray, instances: list[Instance]) -> dict[str, Any]:
         from masksmith.draw import draw_instances
+        from masksmith.infer.batch import PNG_COMPRESSION
 
         names = self.names_for(job.stem)
         record = instances_json(job.path, image, instances)
-        files = {"json": folder.write_text(names["json"], json.dumps(record, indent=1)),
-                 "overlay": folder.save_image(names["overlay"], draw_instances(image, instances, self.opacity,
-                                                                               colors=self.colors))}
+        files = {}
+        if "json" in names:
+            files["json"] = folder.write_text(names["json"], json.dumps(record, indent=1))
+        if "overlay" in names:
+            files["overlay"] = folder.save_image(names["overlay"], draw_instances(image, instances, self.opacity,
+                                                                                 colors=self.colors),
+                                                 compress_level=PNG_COMPRESSION)
         return {**{k: str(v) for k, v in files.items()}, **self.counts(record)}
 
     def counts(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -137,5 +164,8 @@ class InstanceWriter:
 
     def existing(self, folder, job) -> dict[str, Any]:
         names = self.names_for(job.stem)
+        row = {k: str(folder.path(v)) for k, v in names.items()}
+        if "json" not in names:
+            return row
         record = json.loads(folder.path(names["json"]).read_text(encoding="utf-8"))
-        return {**{k: str(folder.path(v)) for k, v in names.items()}, **self.counts(record)}
+        return {**row, **self.counts(record)}

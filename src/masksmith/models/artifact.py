@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from masksmith.core.errors import ModelError
 from masksmith.core.labels import MAX_CLASSES, ClassMap
@@ -23,6 +20,10 @@ from masksmith.models.checks import (
     training_problem,
     whole,
 )
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 FORMAT = "masksmith-model"
 VERSION = 1
@@ -54,6 +55,8 @@ class ModelArtifact:
 
 
 def save_artifact(artifact: ModelArtifact, path: str | Path) -> Path:
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **asdict(artifact)}
@@ -64,6 +67,8 @@ def save_artifact(artifact: ModelArtifact, path: str | Path) -> Path:
 
 
 def load_artifact(path: str | Path) -> ModelArtifact:
+    import torch
+
     path = Path(path)
     if path.is_dir() and (path / f"model{SUFFIX}").exists():
         path = path / f"model{SUFFIX}"  # a run folder
@@ -152,9 +157,13 @@ def artifact_problem(a: ModelArtifact) -> str | None:
     problem = training_problem(a.training)
     if problem:
         return problem
-    if not isinstance(a.state_dict, dict) or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in a.state_dict.items()):
+    if not isinstance(a.state_dict, dict):
         return "state_dict must map names to tensors"
+    if a.state_dict:
+        import torch
+
+        if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in a.state_dict.items()):
+            return "state_dict must map names to tensors"
     return None
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from masksmith.core import memory
 from masksmith.core.errors import MasksmithError, ModelError
+
+if TYPE_CHECKING:  # torch is imported where a network is built: an ONNX file's check runs without it
+    import torch
+    from torch import nn
 
 ACTIVATION_FACTOR = 6
 # when a network cannot run on the meta device: 128 float channels at full resolution (the baseline CNN's and
@@ -48,6 +49,8 @@ def _gb(n: int) -> str:
 
 
 def _tensors(value: Any) -> Iterator[torch.Tensor]:
+    import torch
+
     if isinstance(value, torch.Tensor):
         yield value
     elif isinstance(value, dict):
@@ -71,6 +74,8 @@ def encoder_problem(model: dict[str, Any]) -> str | None:
 
 def meta_network(artifact: Any) -> nn.Module:
     """The network `artifact` describes, on the meta device: every shape, no memory, no weights."""
+    import torch
+
     from masksmith.models.registry import get_model
 
     spec = get_model(str(artifact.model.get("arch", "")), artifact.task)
@@ -110,6 +115,8 @@ def weights_problem(net: nn.Module, state: dict[str, torch.Tensor]) -> str | Non
 def _peak_activation(module: nn.Module, pixels: torch.Tensor) -> int | None:
     """Bytes of the largest tensor any module outputs for `pixels` (on the meta device), or None when the
     network cannot run there."""
+    import torch
+
     peak = pixels.numel() * pixels.element_size()
 
     def record(_module: nn.Module, _inputs: Any, output: Any) -> None:
@@ -129,18 +136,18 @@ def _peak_activation(module: nn.Module, pixels: torch.Tensor) -> int | None:
     return peak
 
 
-def network_footprint(artifact: Any, net: nn.Module | None = None) -> Footprint:
-    """The memory one image through `artifact`'s network would take (see the module's notes)."""
+def network_footprint(artifact: Any, net: nn.Module | None = None, weight_bytes: int | None = None) -> Footprint:
+    """The memory one image through `artifact`'s network would take (see the module's notes). With
+    `weight_bytes` (an ONNX file: its weights are in the graph) nothing is built and the largest activation is
+    the fixed estimate, FALLBACK_CHANNELS float channels at the input size."""
     from masksmith.models.registry import get_model
 
-    net = net if net is not None else meta_network(artifact)
-    weights = sum(t.numel() * t.element_size() for t in net.state_dict().values())
     divisor = get_model(str(artifact.model.get("arch", "")), artifact.task).divisor
     heads = 0
     if artifact.task == "instance":
         side = int(artifact.model.get("max_size") or 512)
         h = w = -(-side // divisor) * divisor
-        field, body = "model max_size", net.backbone
+        field = "model max_size"
         m = artifact.model
         detections = int(m.get("detections_per_image") or 100)
         proposals = int(m.get("rpn_post_nms_top_n_test") or 1000)
@@ -152,23 +159,33 @@ def network_footprint(artifact: Any, net: nn.Module | None = None) -> Footprint:
     else:
         ih, iw = artifact.input_size
         h, w = -(-ih // divisor) * divisor, -(-iw // divisor) * divisor
-        field, body = "preprocessing size", net
-    activation = _peak_activation(body, torch.empty(1, 3, h, w, device="meta"))
+        field = "preprocessing size"
+    activation = None
+    if weight_bytes is None:
+        import torch
+
+        net = net if net is not None else meta_network(artifact)
+        weight_bytes = sum(t.numel() * t.element_size() for t in net.state_dict().values())
+        body = net.backbone if artifact.task == "instance" else net
+        activation = _peak_activation(body, torch.empty(1, 3, h, w, device="meta"))
     if activation is None:
         activation = 4 * FALLBACK_CHANNELS * h * w
-    return Footprint(weights, activation, heads, h, w, field)
+    return Footprint(weight_bytes, activation, heads, h, w, field)
 
 
-def footprint_problem(artifact: Any, available: int | None = None, *, weights: bool = True) -> str | None:
+def footprint_problem(artifact: Any, available: int | None = None, *, weights: bool = True,
+                      weight_bytes: int | None = None) -> str | None:
     """Why `artifact`'s network cannot be built here (with `weights`, weights that do not fit its description;
     one image needing more than the memory free now, or `available` bytes), or None. An ONNX file's artifact
-    has its weights in the graph: `weights=False`."""
-    net = meta_network(artifact)
-    if weights:
-        problem = weights_problem(net, artifact.state_dict)
-        if problem:
-            return problem
-    fp = network_footprint(artifact, net)
+    has its weights in the graph: `weights=False` and `weight_bytes`, the graph's size (nothing is built)."""
+    net = None
+    if weight_bytes is None:
+        net = meta_network(artifact)
+        if weights:
+            problem = weights_problem(net, artifact.state_dict)
+            if problem:
+                return problem
+    fp = network_footprint(artifact, net, weight_bytes)
     free = memory.available_memory() if available is None else available
     if free is not None and fp.total > free:
         return (f"one image through this network at its input size ({fp.field}: {fp.width}x{fp.height}) needs "
@@ -178,9 +195,10 @@ def footprint_problem(artifact: Any, available: int | None = None, *, weights: b
     return None
 
 
-def check_footprint(artifact: Any, available: int | None = None, *, weights: bool = True) -> None:
+def check_footprint(artifact: Any, available: int | None = None, *, weights: bool = True,
+                    weight_bytes: int | None = None) -> None:
     """ModelError naming the problem when `footprint_problem` finds one."""
-    problem = footprint_problem(artifact, available, weights=weights)
+    problem = footprint_problem(artifact, available, weights=weights, weight_bytes=weight_bytes)
     if problem:
         fix = ("train it again at a smaller `size`, or free memory." if "needs about" in problem
                else "use the model file that `masksmith train` wrote, or train again.")
