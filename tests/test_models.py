@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from conftest import run_cli
-from masksmith.core.errors import MasksmithError, ModelError
+from masksmith.core.errors import ModelError
 from masksmith.infer import open_predictor
 from masksmith.infer.export import FLOAT_EQUAL_SHARE, FLOAT_LOGIT_TOLERANCE, export_network, parity, sample_inputs
 from masksmith.infer.runtime import OnnxNetwork
