@@ -89,22 +89,67 @@ def extend_config(run_dir: str | Path, *, more_minutes: float = 0, more_epochs: 
 
 
 def train(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = False,
-          announce: Announce = None) -> Path:
+          announce: Announce = None, started: float | None = None) -> Path:
     """Train (or with `resume`, continue `run_dir`) with the task's trainer; returns the run folder.
-    `announce` receives the data summary and the plan before training starts."""
+    `announce` receives the data summary and the plan before training starts. A time budget is the whole
+    wait, counted from `started` (time.monotonic() when the person asked; default: now): the run ends within
+    it plus the stated margin (masksmith.train.budget), its final evaluation and report included."""
     from masksmith.tasks import get_task
 
     trainer = get_task(config.task).load("trainer")
-    return trainer(config, Path(run_dir) if run_dir is not None else None, resume=resume, announce=announce)
+    return trainer(config, Path(run_dir) if run_dir is not None else None, resume=resume, announce=announce,
+                   started=started)
 
 
-def dry_run(config: TrainConfig, announce: Announce = None) -> dict[str, Any]:
-    """Read the data, announce its summary, fingerprint and the plan, and stop (nothing is written but the
-    fingerprint's cache entry). Returns the plan record."""
+def dry_run(config: TrainConfig, announce: Announce = None, started: float | None = None) -> dict[str, Any]:
+    """Read the data, announce its summary, fingerprint and the plan (with a time budget: this machine's
+    measured speed, and what the budget buys), and stop (nothing is written but the fingerprint's and the
+    speed's cache entries). Returns the plan record."""
+    import time
+
     from masksmith.train.samples import planned_split
 
-    planned_split(config, announce)
-    return config.plan
+    return planned_split(config, announce, time.monotonic() if started is None else started)[1].plan
+
+
+@dataclass
+class PlanSummary:
+    """What a budget buys on a data set with a model, for a front to show before training: the plan's
+    choices and reasons, the predicted passes over the data, the training seconds, and the finish time."""
+
+    lines: list[str]
+    record: dict[str, Any]
+    passes: float | None
+    train_seconds: float | None
+    budget_seconds: float | None
+    finish: float | None  # time.time() when the run is predicted to end (started now)
+    enough: bool | None  # the budget buys the plan's minimum passes
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def plan_summary(data: str | Path, time_budget: float | None = None, *, task: str | None = None,
+                 model: str | None = None, epochs: int | None = None, **given: Any) -> PlanSummary:
+    """The plan `train` would make for `data` with this budget (seconds, the whole wait) and model, on this
+    machine now (its speed measured: seconds), without training: the web app's budget picker and the CLI's
+    --dry-run show the same. `given`: settings the person fixed (size, shrink, batch_size, ...)."""
+    import time
+
+    now, started = time.time(), time.monotonic()
+    config = training_config(data, task=task, model=model, time_budget=time_budget, epochs=epochs,
+                             **{k: v for k, v in given.items() if v is not None})
+    record = dry_run(config, started=started)
+    figures = (record.get("budget") or {}).get("value") or {}
+    lines = [f"{name}: {c['value']!r} ({c['source']}) {c['reason']}" for name, c in record.items()
+             if name != "budget"]
+    notes = (record.get("budget") or {}).get("notes") or []
+    return PlanSummary(lines=[*lines, *notes], record=record,
+                       passes=figures.get("passes"), train_seconds=figures.get("train_seconds"),
+                       budget_seconds=time_budget, finish=now + time_budget if time_budget else None,
+                       enough=figures.get("enough"))
 
 
 # -------------------------------------------------------------------------------------------- evaluation

@@ -26,6 +26,7 @@ from masksmith.core.errors import MasksmithError, TrainingInterrupted
 from masksmith.core.outputs import atomic_save, atomic_write_text, check_writable
 from masksmith.core.runfolder import CONFIG, DATA, MODEL, VALIDATION
 from masksmith.models.artifact import ModelArtifact, save_artifact
+from masksmith.train.budget import KeepToBudget, RunBudget
 from masksmith.train.callbacks import (
     ClockSchedule,
     KeepInterrupted,
@@ -155,13 +156,15 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
             *, save: Callable[[L.LightningModule, str], Path], monitor: str | None, history: L.Callback,
             previews: L.Callback, precision: str, resume_from: Path | None,
             resize: tuple[Any, tuple[int, int], int] | None = None, split: SampleSplit | None = None,
-            extra_callbacks: list[L.Callback] | None = None, **trainer_options: Any) -> None:
+            extra_callbacks: list[L.Callback] | None = None, budget: RunBudget | None = None,
+            **trainer_options: Any) -> None:
     """Fit `module` and leave the run folder complete (the model file is written even when nothing improved;
     with `split`, data.json, the validation split's evaluation and report.html too).
 
     `monitor`: the validation metric (higher is better) that picks best.ckpt and the model file; None keeps the
     last. `resize`: (object with a `size`, full (h, w), divisor) for progressive resizing when the config asks.
-    `trainer_options` go to L.Trainer (e.g. gradient_clip_val)."""
+    `budget`: the deadline the whole run keeps to (masksmith.train.budget), training ending early enough for
+    the final evaluation and the report. `trainer_options` go to L.Trainer (e.g. gradient_clip_val)."""
     ckpt_dir = run_dir / "checkpoints"
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_last=True,
@@ -171,6 +174,8 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
     interrupted = KeepInterrupted(dirpath=ckpt_dir, filename="interrupted")  # on Ctrl-C or an error only
     callbacks: list[L.Callback] = [clock, checkpoint, interrupted, history, previews, keep,
                                    *(extra_callbacks or [])]
+    if budget is not None:
+        callbacks.insert(1, KeepToBudget(budget, clock))
     if resize is not None and config.low_res_factor and config.low_res_factor < 1:
         target, full, divisor = resize
         callbacks.append(ProgressiveResize(target, clock, config.low_res_factor, config.low_res_until, full,
@@ -180,7 +185,7 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
         callbacks.append(TrainingProgress())
     trainer = L.Trainer(
         max_epochs=config.epochs if config.epochs else -1,
-        max_time={"seconds": config.time_budget} if config.time_budget else None,
+        max_time={"seconds": config.time_budget} if config.time_budget and budget is None else None,
         accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
         precision=precision, callbacks=callbacks, logger=False,
         enable_progress_bar=interactive, enable_model_summary=False, default_root_dir=str(run_dir),
