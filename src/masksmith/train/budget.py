@@ -59,12 +59,18 @@ class Deadline:
 
 @dataclass
 class RunBudget:
-    """What a trainer hands fit_run: the deadline, and the planned seconds of the end (final evaluation and
-    report) and of one validation (None where not estimated)."""
+    """What a trainer hands fit_run: the deadline, and the planned seconds of the end (`end_seconds`: the final
+    evaluation and the report, of which `end_network` is the network's share) and of one validation during
+    training (None where not estimated)."""
 
     deadline: Deadline
     end_seconds: float | None = None
     validation_seconds: float | None = None
+    end_network: float = 0.0
+
+
+VALIDATION_FIXED = 1.0  # seconds a validation takes beyond its network work (the loop, logging, metrics)
+MAX_LOAD = 4.0  # the end is never estimated more than this much slower than planned
 
 
 class KeepToBudget(L.Callback):
@@ -73,20 +79,25 @@ class KeepToBudget(L.Callback):
     def __init__(self, budget: RunBudget, clock: Any) -> None:
         self.budget, self.clock = budget, clock
         self.measured: float | None = None  # seconds of the last validation
-        self._t0 = 0.0
+        self._t0 = self._step0 = 0.0
+
+    def load(self) -> float:
+        """How much slower validating is than planned (1 when not measured or not slower)."""
+        b = self.budget
+        if self.measured is None or not b.validation_seconds:
+            return 1.0
+        return min(MAX_LOAD, max(1.0, self.measured / (b.validation_seconds + VALIDATION_FIXED)))
 
     def end_reserve(self) -> float:
         """Seconds to keep for one last validation and the end of the run."""
         b = self.budget
-        if self.measured is not None and b.validation_seconds:
-            load = self.measured / max(1e-6, b.validation_seconds)
-            end = (b.end_seconds or 0.0) * max(1.0, load)  # slower now than measured: the end is slower too
-            last = self.measured
+        if b.end_seconds is not None:
+            end = b.end_seconds + b.end_network * (self.load() - 1)  # the network's share runs slower too
         elif self.measured is not None:
-            end, last = b.end_seconds or END_PER_VALIDATION * self.measured, self.measured
+            end = END_PER_VALIDATION * self.measured
         else:
-            end = b.end_seconds if b.end_seconds is not None else UNKNOWN_END_SHARE * b.deadline.seconds
-            last = b.validation_seconds or 0.0
+            end = UNKNOWN_END_SHARE * b.deadline.seconds
+        last = self.measured if self.measured is not None else (b.validation_seconds or 0.0) + VALIDATION_FIXED
         return end + last + EPOCH_END_SECONDS
 
     def _move_end(self) -> None:
@@ -105,7 +116,13 @@ class KeepToBudget(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._move_end()
 
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        self._step0 = time.monotonic()
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if self.clock.elapsed() >= self.clock.time_budget:
+        step = time.monotonic() - self._step0
+        # stop when the next step would end past the end: a step on a busy CPU can take seconds
+        if self.clock.elapsed() + 0.5 * step >= self.clock.time_budget:
             trainer.should_stop = True

@@ -63,7 +63,8 @@ CACHE_SHARE = 0.25  # of the free memory the decoded image cache may take
 RCNN_BASE, RCNN_MIN_OBJECT, MAX_RCNN_SIDE = 512, 16.0, 1333
 # -- the budget
 MIN_PASSES = 20  # passes over the training photos a run should make to converge (docs/benchmarks.md)
-INTERVALS = 10  # validation intervals ("epochs") in a budgeted run
+INTERVALS = 10  # validation intervals ("epochs") in a budgeted run ...
+MIN_INTERVAL_STEPS = 4  # ... of this many optimizer steps at least (fewer intervals in a very short run)
 VAL_SHARE = 0.08  # of the training time, at most, for validating during training
 MIN_VAL_ITEMS = 4  # validation windows at least (when there are that many)
 VAL_TILES = 512  # validation windows at most
@@ -403,19 +404,34 @@ def reserve_seconds(rate: Any, photo: tuple[float, float], val_images: int, shri
     """Seconds the end of a run takes: the final full-size evaluation of `val_images` photos (the network on
     each photo's windows at the training scale, or once at `size`, plus reading and scoring each photo) and
     the report."""
+    return end_network_seconds(rate, photo, val_images, shrink, size, window_pixels) + \
+        _end_fixed(rate, photo, val_images)
+
+
+def _end_fixed(rate: Any, photo: tuple[float, float], val_images: int) -> float:
+    h, w = photo
+    return (val_images * (EVAL_IMAGE_SECONDS + EVAL_SECONDS_PER_MPIX * h * w / 1e6) + REPORT_SECONDS) * rate.load
+
+
+def end_network_seconds(rate: Any, photo: tuple[float, float], val_images: int, shrink: float | None, size: int,
+                        window_pixels: int) -> float:
+    """The network's share of the final evaluation: every validation photo's windows at the training scale,
+    or the photo once at `size`."""
     if not val_images:
-        return REPORT_SECONDS
+        return 0.0
     h, w = photo  # the typical validation photo, (height, width)
     if shrink:
         step = 1 - WINDOW_OVERLAP
         side = math.sqrt(window_pixels)
-        windows = math.ceil(max(1.0, (h / shrink - side) / (side * step)) + 1) * \
-            math.ceil(max(1.0, (w / shrink - side) / (side * step)) + 1)
+        windows = _windows(h / shrink, side, step) * _windows(w / shrink, side, step)
         network = windows * rate.infer_seconds(window_pixels)
     else:
         network = rate.infer_seconds(size * size)
-    per_photo = network + (EVAL_IMAGE_SECONDS + EVAL_SECONDS_PER_MPIX * h * w / 1e6) * rate.load
-    return val_images * per_photo + REPORT_SECONDS
+    return val_images * network
+
+
+def _windows(length: float, side: float, step: float) -> int:
+    return 1 if length <= side else math.ceil((length - side) / (side * step)) + 1
 
 
 def plan_budget(plan: Plan, fp: Fingerprint, machine: Machine, user: dict[str, Any], d: int, budget: Budget,
@@ -427,7 +443,7 @@ def plan_budget(plan: Plan, fp: Fingerprint, machine: Machine, user: dict[str, A
     fixed_low = "low_res_factor" in user
     ladder = _candidates(plan, fp, user, d)
     decode = DECODE_SECONDS_PER_MPIX * (budget.train_images + budget.val_images) * h * w / 1e6 * rate.load
-    setup = SETUP_SECONDS + decode
+    setup = SETUP_SECONDS * rate.load + decode
     chosen: Candidate | None = None
     for c in ladder:
         reserve = reserve_seconds(rate, fp.median_size, budget.val_images, c.shrink, c.size, c.item_pixels)
@@ -463,15 +479,18 @@ def plan_budget(plan: Plan, fp: Fingerprint, machine: Machine, user: dict[str, A
                                     "(cheaper steps, more passes)" if chosen.low_res else
             "no low-resolution phase (the input is already small)")
     total = chosen.items
-    per_epoch = max(1, round(total / INTERVALS))
+    batch = plan.value("batch_size")
+    intervals = max(1, min(INTERVALS, int(total / (MIN_INTERVAL_STEPS * batch))))
+    per_epoch = max(1, round(total / intervals))
     plan.choices["crops_per_epoch"] = Choice(
         per_epoch, "plan", f"about {total:.0f} items in {format_duration(figures['train_seconds'])} of training, "
-                           f"in {INTERVALS} validation intervals")
+                           f"in {intervals} validation intervals" +
+                           ("" if intervals == INTERVALS else f" (of {MIN_INTERVAL_STEPS} steps at least)"))
     plan.choices["val_items"] = Choice(
         figures["val_items"], "plan", f"validation windows at the training scale each interval: at most "
                                       f"{VAL_SHARE:.0%} of the training time")
     figures.update(passes=round(chosen.passes, 1), items=round(total), budget_seconds=budget.seconds,
-                   spent_seconds=round(budget.spent, 1), min_passes=MIN_PASSES, intervals=INTERVALS,
+                   spent_seconds=round(budget.spent, 1), min_passes=MIN_PASSES, intervals=intervals,
                    full_scale_passes=round(full.passes, 1), enough=enough, rate=rate.text())
     plan.figures = figures
     plan.notes = [

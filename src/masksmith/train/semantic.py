@@ -302,7 +302,7 @@ def run_budget(config: TrainConfig, data: PreparedData, classes: Any, started: f
     probe)."""
     if not config.time_budget:
         return None
-    from masksmith.train.plan import reserve_seconds
+    from masksmith.train.plan import end_network_seconds, reserve_seconds
     from masksmith.train.speed import rate_for
 
     deadline = Deadline(float(config.time_budget), started)
@@ -313,5 +313,6 @@ def run_budget(config: TrainConfig, data: PreparedData, classes: Any, started: f
     w = float(np.median([s.width for s in data.split.val or data.split.train]))
     window = data.size[0] * data.size[1]
     end = reserve_seconds(rate, (h, w), len(data.split.val), config.shrink, config.size, window)
+    network = end_network_seconds(rate, (h, w), len(data.split.val), config.shrink, config.size, window)
     one = len(data.val) * rate.infer_seconds(window) if data.val is not None else 0.0
-    return RunBudget(deadline, end, one)
+    return RunBudget(deadline, end, one, network)

@@ -186,10 +186,11 @@ def _measure(config: Any, num_outputs: int, precision: str, key: str, use_cache:
         load = probe / max(1e-9, cached.train_small)
         if load >= REMEASURE:
             return replace(cached, load=max(load, 0.5), source="cached")
-    curve = RateCurve(train_small=stepper.timed(stepper.train_step, SMALL),
-                      train_large=stepper.timed(stepper.train_step, LARGE),
-                      infer_small=stepper.timed(stepper.infer_step, SMALL),
-                      infer_large=stepper.timed(stepper.infer_step, LARGE), key=key, measured_at=time.time())
+    train = stepper.timed(stepper.train_step, SMALL), stepper.timed(stepper.train_step, LARGE)
+    infer = stepper.timed(stepper.infer_step, SMALL, 3), stepper.timed(stepper.infer_step, LARGE, 3)
+    # a larger input never costs less: a busy machine's noise can make one measurement say so
+    curve = RateCurve(train_small=train[0], train_large=max(train), infer_small=infer[0], infer_large=max(infer),
+                      key=key, measured_at=time.time())
     if use_cache:
         from masksmith.core.outputs import atomic_write_text
 
