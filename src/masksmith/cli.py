@@ -331,7 +331,7 @@ def train(
                                  fix="leave out --dry-run, or --resume.")
         cfg = service.resume_config(resume, epochs=epochs,
                                     time_budget=parse_duration(time_budget) if time_budget else None)
-        run_dir = service.train(cfg, resume, resume=True, announce=_announce)
+        run_dir = service.train(cfg, resume, resume=True, announce=_announce, started=service.command_started())
     else:
         cfg = service.training_config(
             data, task=task, model=model, start_from=config, plan=plan, format=format,
@@ -345,7 +345,7 @@ def train(
             service.dry_run(cfg, announce=_announce)
             console.print("dry run: nothing trained, nothing written.")
             return
-        run_dir = service.train(cfg, announce=_announce)
+        run_dir = service.train(cfg, announce=_announce, started=service.command_started())
     console.print(f"run folder: {run_dir}")
     console.print(f"  model:    {run_dir / 'model.masksmith'}")
     console.print(f"  curves:   {run_dir / 'curves.png'}   metrics: {run_dir / 'metrics.csv'}")

@@ -101,6 +101,14 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, resume: bool =
                    started=started)
 
 
+def command_started() -> float:
+    """time.monotonic() when this process started: a command's time budget counts from there (the wait a
+    person sees includes starting Python)."""
+    from masksmith.train.budget import process_started
+
+    return process_started()
+
+
 def dry_run(config: TrainConfig, announce: Announce = None, started: float | None = None) -> dict[str, Any]:
     """Read the data, announce its summary, fingerprint and the plan (with a time budget: this machine's
     measured speed, and what the budget buys), and stop (nothing is written but the fingerprint's and the
@@ -132,15 +140,19 @@ class PlanSummary:
 
 
 def plan_summary(data: str | Path, time_budget: float | None = None, *, task: str | None = None,
-                 model: str | None = None, epochs: int | None = None, **given: Any) -> PlanSummary:
+                 model: str | None = None, epochs: int | None = None, config: TrainConfig | None = None,
+                 **given: Any) -> PlanSummary:
     """The plan `train` would make for `data` with this budget (seconds, the whole wait) and model, on this
     machine now (its speed measured: seconds), without training: the web app's budget picker and the CLI's
-    --dry-run show the same. `given`: settings the person fixed (size, shrink, batch_size, ...)."""
+    --dry-run show the same. `given`: settings the person fixed (size, shrink, batch_size, ...); `config`: a
+    config a front built already (training_config), used as it is."""
     import time
 
     now, started = time.time(), time.monotonic()
-    config = training_config(data, task=task, model=model, time_budget=time_budget, epochs=epochs,
-                             **{k: v for k, v in given.items() if v is not None})
+    if config is None:
+        config = training_config(data, task=task, model=model, time_budget=time_budget, epochs=epochs,
+                                 **{k: v for k, v in given.items() if v is not None})
+    time_budget = config.time_budget
     record = dry_run(config, started=started)
     figures = (record.get("budget") or {}).get("value") or {}
     lines = [f"{name}: {c['value']!r} ({c['source']}) {c['reason']}" for name, c in record.items()

@@ -43,6 +43,19 @@ def process_started() -> float:
         return time.monotonic()
 
 
+def session_seconds(budget: float, run_dir: Path, resume: bool) -> float:
+    """The wait this session may take: the whole budget for a new run; for a resumed one, what is left of it
+    after the training seconds already done (metrics.csv), at least a tenth of it."""
+    if not resume:
+        return budget
+    from masksmith.core.runfolder import METRICS, read_metrics
+
+    path = run_dir / METRICS
+    rows = read_metrics(path) if path.is_file() else []
+    done = float(rows[-1].get("seconds", 0.0)) if rows else 0.0
+    return max(0.1 * budget, budget - done)
+
+
 @dataclass
 class Deadline:
     """`seconds` from `started` (time.monotonic())."""

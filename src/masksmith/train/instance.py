@@ -50,7 +50,7 @@ from masksmith.models.instance import (
 from masksmith.train.callbacks import History
 from masksmith.train.config import TrainConfig
 from masksmith.train.run import fit_run, model_saver, start_run
-from masksmith.train.budget import Deadline, RunBudget
+from masksmith.train.budget import Deadline, RunBudget, session_seconds
 from masksmith.train.samples import SampleSplit, planned_split
 
 INSTANCE_LR = 0.01  # SGD for Mask R-CNN (torchvision's reference: 0.02 for 16 images; ours see fewer, warmed up)
@@ -300,7 +300,8 @@ def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: boo
             precision=PRECISION, resume_from=resume_from,
             resize=(RCNNInputSize(net), (config.size, config.size), 32), split=split,
             extra_callbacks=extra_callbacks,
-            budget=RunBudget(Deadline(float(config.time_budget), started)) if config.time_budget else None,
+            budget=RunBudget(Deadline(session_seconds(float(config.time_budget), run_dir, resume), started))
+            if config.time_budget else None,
             # a safety net for SGD at 0.01 on small batches: the first steps on fresh heads can spike
             gradient_clip_val=10.0)
     return run_dir

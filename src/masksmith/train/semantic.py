@@ -42,7 +42,7 @@ from masksmith.models.encoders import early_encoder_modules, freeze_modules
 from masksmith.models.registry import get_model
 from masksmith.models.semantic import ModelConfig, SegmentationNet, build_model, default_normalisation
 from masksmith.models.sides import side_pairs_for
-from masksmith.train.budget import Deadline, RunBudget
+from masksmith.train.budget import Deadline, RunBudget, session_seconds
 from masksmith.train.callbacks import History, Previews
 from masksmith.train.config import TrainConfig
 from masksmith.train.losses import SegmentationLoss
@@ -292,11 +292,12 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
                               classes, [preview_source.names[i] for i in pick]),
             precision=resolve_precision(config), resume_from=resume_from,
             resize=(augment, size, get_model(config.arch).divisor), split=data.split,
-            extra_callbacks=extra_callbacks, budget=run_budget(config, data, classes, started))
+            extra_callbacks=extra_callbacks, budget=run_budget(config, data, classes, started, run_dir, resume))
     return run_dir
 
 
-def run_budget(config: TrainConfig, data: PreparedData, classes: Any, started: float) -> RunBudget | None:
+def run_budget(config: TrainConfig, data: PreparedData, classes: Any, started: float, run_dir: Path,
+               resume: bool = False) -> RunBudget | None:
     """The deadline of a run with a time budget, and the planned seconds of the end and of one validation
     from this machine's measured rate (a budgeted plan measured it; it is cached, so measuring again costs a
     probe)."""
@@ -305,7 +306,7 @@ def run_budget(config: TrainConfig, data: PreparedData, classes: Any, started: f
     from masksmith.train.plan import end_network_seconds, reserve_seconds
     from masksmith.train.speed import rate_for
 
-    deadline = Deadline(float(config.time_budget), started)
+    deadline = Deadline(session_seconds(float(config.time_budget), run_dir, resume), started)
     if data.split is None:
         return RunBudget(deadline)
     rate = rate_for(config, classes)

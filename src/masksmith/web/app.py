@@ -241,6 +241,14 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
         jobs.submit(run_id)
         return {"id": run_id, "url": f"/runs/{run_id}"}
 
+    @app.post("/api/plan")
+    async def plan_run(request: Request):
+        """What the train form's budget buys on this machine: the plan, the passes and the finish time."""
+        body = await _json(request)
+        ds = _dataset_or_404(store, int(_number(body, "dataset", 0)))
+        config = _train_config(body, ds, data_dir)
+        return _plan_summary(config)
+
     @app.get("/runs", response_class=HTMLResponse)
     def runs_page(request: Request):
         return RedirectResponse("/models", status_code=303)
@@ -743,6 +751,19 @@ def _train_config(body: dict[str, Any], ds: dict[str, Any], data_dir: Path):
         lr=_number(body, "lr", 0) or None, val_fraction=_number(body, "val_fraction", 0) or None,
         flip=bool(body.get("flip", True)),
         encoder_weights="none" if body.get("pretrained") is False else None)
+
+
+def _plan_summary(config) -> dict[str, Any]:
+    """The library's plan summary for a train form's config (masksmith.service.plan_summary), for the page."""
+    from masksmith import service
+    from masksmith.core.durations import format_duration
+
+    summary = service.plan_summary(config.data, config.time_budget, config=config)
+    out = summary.to_dict()
+    out.pop("record", None)
+    out["finish_text"] = time.strftime("%H:%M", time.localtime(summary.finish)) if summary.finish else None
+    out["train_text"] = format_duration(summary.train_seconds) if summary.train_seconds else None
+    return out
 
 
 def _model_row(run: dict[str, Any]) -> dict[str, Any]:

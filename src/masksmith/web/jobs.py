@@ -209,7 +209,18 @@ def run_progress(run: dict[str, Any]) -> dict[str, Any]:
             "epochs": rows, "preview": progress["preview"], "previews": progress["previews"],
             "model": progress["model"], "fraction": fraction,
             "time_left": format_duration(left) if left is not None else None,
-            "budget": config.time_budget if config else None, "max_epochs": config.epochs if config else None}
+            "budget": config.time_budget if config else None, "max_epochs": config.epochs if config else None,
+            **planned_finish(folder, config)}
+
+
+def planned_finish(folder: Path, config: Any) -> dict[str, Any]:
+    """The finish time a budgeted run keeps to (its start plus the budget: the whole wait) and the passes over
+    the data its plan predicted, for the run page."""
+    budget = ((config.plan or {}).get("budget") or {}).get("value") or {} if config is not None else {}
+    started = runfolder.read_status(folder).get("started")
+    finish = started + config.time_budget if config is not None and config.time_budget and started else None
+    return {"finish": time.strftime("%H:%M:%S", time.localtime(finish)) if finish else None,
+            "planned_passes": budget.get("passes")}
 
 
 # ---------------------------------------------------------------------------------------------- the worker
@@ -233,7 +244,10 @@ def worker_main(argv: list[str] | None = None) -> int:
         from masksmith.train.config import TrainConfig
 
         config = TrainConfig.from_yaml(run_dir / runfolder.CONFIG)
-        service.train(config, run_dir, resume=args.resume, announce=lambda text: print(text, flush=True))
+        from masksmith.train.budget import process_started
+
+        service.train(config, run_dir, resume=args.resume, announce=lambda text: print(text, flush=True),
+                      started=process_started())  # the budget is the whole wait, from this worker's start
         state = "finished"
     except (KeyboardInterrupt, SystemExit, TrainingInterrupted):  # SIGINT: interrupted.ckpt and the model kept
         state = "stopped"

@@ -119,14 +119,32 @@ function setupTrainPage() {
   fillModels();
   $("#epochs").addEventListener("input", () => { if ($("#epochs").value) $("#minutes").value = ""; });
   $("#minutes").addEventListener("input", () => { if ($("#minutes").value) $("#epochs").value = ""; });
-  $("#start").addEventListener("click", async () => {
-    const button = $("#start");
-    const body = {
+  function formBody() {
+    return {
       dataset: $("#dataset").value, task: $("input[name=task]:checked").value, model: model.value,
       minutes: $("#minutes").value, epochs: $("#epochs").value, size: $("#size").value, shrink: $("#shrink").value,
       batch_size: $("#batch_size").value, lr: $("#lr").value, val_fraction: $("#val_fraction").value,
       flip: $("#flip").checked, pretrained: $("#pretrained").checked, name: $("#run-name").value,
     };
+  }
+  // the library's plan for this budget on this machine (masksmith.service.plan_summary): passes and finish
+  $("#plan-button").addEventListener("click", async () => {
+    const button = $("#plan-button");
+    busy(button, true, "Measuring this machine…"); say("");
+    try {
+      const p = await api("POST", "/api/plan", formBody());
+      $("#plan-headline").textContent = p.passes != null
+        ? "About " + p.passes + " passes over your photos in " + p.train_text + " of training; finished by " +
+          p.finish_text + (p.enough === false ? " (a longer budget would train better: see the plan)" : "") + "."
+        : "Trained by epochs: no time budget to spend.";
+      $("#plan-lines").textContent = p.lines.join("\n");
+      $("#plan-summary").hidden = false;
+    } catch (e) { say(e.message); }
+    busy(button, false);
+  });
+  $("#start").addEventListener("click", async () => {
+    const button = $("#start");
+    const body = formBody();
     busy(button, true, "Starting…"); say("");
     try { const made = await api("POST", "/api/runs", body); location.href = made.url; }
     catch (e) { say(e.message); busy(button, false); }
@@ -185,7 +203,9 @@ function setupRunPage(runId, progress, monitor, headline) {
     $("#bar").style.width = ((p.fraction || 0) * 100).toFixed(1) + "%";
     $("#phase").textContent = p.phase;
     $("#epochs").textContent = " · " + p.epochs.length + " epoch(s)" + (p.max_epochs ? " of " + p.max_epochs : "");
-    $("#left").textContent = p.time_left && p.state === "running" ? " · " + p.time_left + " left" : "";
+    $("#left").textContent = (p.time_left && p.state === "running" ? " · " + p.time_left + " left" : "") +
+      (p.finish && p.state === "running" ? " · finished by " + p.finish : "") +
+      (p.planned_passes != null ? " · planned: " + p.planned_passes + " passes over the data" : "");
     const err = $("#run-error"); err.textContent = p.error || ""; err.hidden = !p.error;
     const epochs = p.epochs.map(r => r.epoch);
     drawChart($("#loss-chart"), [
