@@ -66,7 +66,8 @@ def test_a_slow_machine_gets_a_coarser_scale_or_low_resolution_first_and_short_e
     for name in ("size", "shrink"):
         assert fast.value(name) == geometry.value(name)
     # a slow one: coarser (a smaller input or a stronger shrink) or a cheaper low-resolution first half
-    coarser = (slow.value("shrink") or 0) > (geometry.value("shrink") or 0) or slow.value("size") < geometry.value("size")
+    coarser = (slow.value("shrink") or 0) > (geometry.value("shrink") or 0) or \
+        slow.value("size") < geometry.value("size")
     assert coarser or slow.value("low_res_factor") == planmod.FAST_LOW_RES
     assert slow.figures["passes"] > slow.figures["full_scale_passes"]
     for plan, per_second in ((fast, 200.0), (slow, 2.0)):

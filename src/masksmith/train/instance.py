@@ -47,10 +47,10 @@ from masksmith.models.instance import (
     instance_normalisation,
     trainable_parameters,
 )
+from masksmith.train.budget import Deadline, RunBudget, session_seconds
 from masksmith.train.callbacks import History
 from masksmith.train.config import TrainConfig
 from masksmith.train.run import fit_run, model_saver, start_run
-from masksmith.train.budget import Deadline, RunBudget, session_seconds
 from masksmith.train.samples import SampleSplit, planned_split
 
 INSTANCE_LR = 0.01  # SGD for Mask R-CNN (torchvision's reference: 0.02 for 16 images; ours see fewer, warmed up)

@@ -358,6 +358,10 @@ def _low_res_ok(side: int, factor: float) -> float | None:
 def _candidates(plan: Plan, fp: Fingerprint, user: dict[str, Any], d: int) -> list[Candidate]:
     """The ladder, finest first (see the module's docstring); a low_res_factor the user fixed is kept."""
     fixed_low = "low_res_factor" in user
+
+    def fast(side: int) -> float | None:
+        return user["low_res_factor"] if fixed_low else _low_res_ok(side, FAST_LOW_RES)
+
     h, w = fp.median_size
     longer = max(h, w)
     area = _step_area(plan)
@@ -376,8 +380,7 @@ def _candidates(plan: Plan, fp: Fingerprint, user: dict[str, Any], d: int) -> li
                 if s >= size or (typical and typical * s / longer < MIN_OBJECT_FLOOR):
                     continue
                 if all(c.size != s for c in out):
-                    out.append(Candidate(longer / s, None, s, user["low_res_factor"] if fixed_low else _low_res_ok(s, FAST_LOW_RES),
-                                         s * s, 1.0))
+                    out.append(Candidate(longer / s, None, s, fast(s), s * s, 1.0))
     else:
         shrink = plan.value("shrink")
         per_pass = max(1.0, h * w / shrink**2 / area)
@@ -391,8 +394,7 @@ def _candidates(plan: Plan, fp: Fingerprint, user: dict[str, Any], d: int) -> li
                     continue
                 crop_side = min(side, _round_up(min(h, w) / s, d))
                 a = min(area, crop_side * _round_up(max(h, w) / s, d))
-                out.append(Candidate(s, s, crop_side, user["low_res_factor"] if fixed_low else _low_res_ok(crop_side, FAST_LOW_RES),
-                                     a, max(1.0, h * w / s**2 / a)))
+                out.append(Candidate(s, s, crop_side, fast(crop_side), a, max(1.0, h * w / s**2 / a)))
     for c in out:
         at = f"1/{c.shrink:g} scale" if c.shrink else f"{c.size} px"
         c.label = at + (f", first half at {c.low_res:g}x resolution" if c.low_res else "")
@@ -496,8 +498,9 @@ def plan_budget(plan: Plan, fp: Fingerprint, machine: Machine, user: dict[str, A
     plan.notes = [
         f"machine: {rate.text()}",
         f"{format_duration(budget.seconds)} in all: {format_duration(budget.spent)} spent reading the data and "
-        f"measuring, ~{format_duration(figures['setup_seconds'])} preparing, ~{format_duration(figures['reserve_seconds'])} "
-        f"for the final evaluation of {budget.val_images} validation photos and the report, "
+        f"measuring, ~{format_duration(figures['setup_seconds'])} preparing, "
+        f"~{format_duration(figures['reserve_seconds'])} for the final evaluation of {budget.val_images} validation "
+        "photos and the report, "
         f"~{format_duration(figures['validation_seconds'])} validating, {SAFETY:.0%} kept back: "
         f"{format_duration(figures['train_seconds'])} of training",
         f"rule: at least {MIN_PASSES} passes over the {photos} training photos; {chosen.label}: "
