@@ -195,3 +195,27 @@ def test_train_for_one_minute_ends_within_the_margin_with_its_evaluation_and_rep
     assert wall <= allowed_seconds(60), f"{wall:.1f} s for a 1-minute budget\n{done.stdout}"
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["plan"]["budget"]["value"]["budget_seconds"] == 60 and saved["crops_per_epoch"]
+
+
+def test_the_end_of_training_moves_so_the_end_of_the_run_fits_the_deadline() -> None:
+    """KeepToBudget sets the clock schedule's end to the deadline less one last validation, the planned end
+    (final evaluation and report) and the last epoch's writes; a validation slower than planned moves it
+    earlier, by the network's share of the end running slower too."""
+    from masksmith.train.budget import EPOCH_END_SECONDS, VALIDATION_FIXED, Deadline, KeepToBudget, RunBudget
+    from masksmith.train.callbacks import ClockSchedule
+
+    clock = ClockSchedule([1.0], epochs=None, time_budget=100.0)
+    deadline = Deadline(100.0, time.monotonic())
+    keep = KeepToBudget(RunBudget(deadline, end_seconds=20.0, validation_seconds=2.0, end_network=10.0), clock)
+    keep._move_end()
+    planned = clock.time_budget
+    expected = clock.elapsed() + deadline.left() - (20.0 + 2.0 + VALIDATION_FIXED + EPOCH_END_SECONDS)
+    assert planned == pytest.approx(expected, abs=0.05) and planned < 100 - 20
+    keep.measured = 2 * (2.0 + VALIDATION_FIXED)  # validating took twice as long as planned
+    keep._move_end()
+    assert keep.load() == pytest.approx(2.0)
+    assert clock.time_budget == pytest.approx(planned - 10.0 - (keep.measured - 3.0), abs=0.1)
+    # nothing estimated (an instance model): a share of the budget is kept until a validation is measured
+    blind = KeepToBudget(RunBudget(Deadline(100.0, time.monotonic())), ClockSchedule([1.0], None, 100.0))
+    assert blind.end_reserve() == pytest.approx(0.1 * 100 + VALIDATION_FIXED + EPOCH_END_SECONDS)
+    assert allowed_seconds(60) == 65 and allowed_seconds(1000) == 1050
