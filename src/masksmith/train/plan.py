@@ -77,7 +77,7 @@ SETUP_SECONDS = 3.0  # building the model and the data loaders
 DECODE_SECONDS_PER_MPIX = 0.03  # decoding and resizing a photo and its mask, per million pixels
 EVAL_IMAGE_SECONDS = 0.04  # per validation photo in the final evaluation, beyond the network: read, score
 EVAL_SECONDS_PER_MPIX = 0.06  # ... and per million pixels of it (upsampling, argmax, confusion)
-REPORT_SECONDS = 6.0  # the evaluation's pictures, report.html and the last checkpoint
+REPORT_SECONDS = 6.0  # the evaluation's pictures, report.html and the last checkpoint (a quiet 2-core machine)
 WINDOW_OVERLAP = 0.25  # the predictor's sliding-window overlap
 PLANNED = ("input_mode", "shrink", "size", "crop", "crops_per_image", "foreground_crops", "batch_size",
            "class_weights")

@@ -26,7 +26,7 @@ from masksmith.core.errors import MasksmithError, TrainingInterrupted
 from masksmith.core.outputs import atomic_save, atomic_write_text, check_writable
 from masksmith.core.runfolder import CONFIG, DATA, MODEL, VALIDATION
 from masksmith.models.artifact import ModelArtifact, save_artifact
-from masksmith.train.budget import KeepToBudget, RunBudget
+from masksmith.train.budget import Deadline, KeepToBudget, RunBudget
 from masksmith.train.callbacks import (
     ClockSchedule,
     KeepInterrupted,
@@ -38,6 +38,7 @@ from masksmith.train.config import TrainConfig
 from masksmith.train.samples import SampleSplit
 
 MODEL_FILE = MODEL
+EVALUATION_OVERHEAD = 1.5  # a photo's evaluation against its bare prediction: reading, scoring, the galleries
 
 
 def start_run(config: TrainConfig, run_dir: Path | None, resume: bool) -> tuple[Path, Path | None]:
@@ -219,7 +220,7 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
     if trainer.is_global_zero and not (run_dir / MODEL_FILE).exists():
         save(module, "last")
     if trainer.is_global_zero and split is not None:
-        finish_run(run_dir, config, split)
+        finish_run(run_dir, config, split, budget.deadline if budget is not None else None)
 
 
 def interrupted_error(run_dir: Path, keep: KeepModelFile, interrupted: KeepInterrupted,
@@ -265,9 +266,10 @@ def write_data_summary(run_dir: Path, config: TrainConfig, split: SampleSplit) -
     return atomic_write_text(run_dir / DATA, json.dumps(summary, indent=1))
 
 
-def finish_run(run_dir: Path, config: TrainConfig, split: SampleSplit) -> None:
+def finish_run(run_dir: Path, config: TrainConfig, split: SampleSplit, deadline: Deadline | None = None) -> None:
     """When training ends: the model file evaluated on the validation split into evaluation/validation/
-    (full-size scores, per-class table, confusion matrix, worst and best images), then report.html."""
+    (full-size scores, per-class table, confusion matrix, worst and best images), then report.html. With a
+    `deadline`, as many validation photos as fit before it (evenly spread; the evaluation says how many)."""
     from masksmith.core.runfolder import EVALUATION
     from masksmith.data.schema import Dataset
     from masksmith.html_report import write_report
@@ -275,14 +277,35 @@ def finish_run(run_dir: Path, config: TrainConfig, split: SampleSplit) -> None:
     from masksmith.tasks import get_task
 
     if split.val:
-        # no root: the subset is only read, and writing goes to our own run folder
-        subset = Dataset(classes=split.dataset.classes, samples=list(split.val), format=split.dataset.format)
         out = run_dir / EVALUATION / VALIDATION
         task = get_task(config.task)
         try:
             predictor = task.load("predictor")(load_artifact(run_dir / MODEL_FILE))
-            task.load("evaluator")(predictor, subset, VALIDATION, subset.samples,
-                                   f"evaluating on the {len(subset.samples)} validation images", out, worst=4)
+            samples, used = list(split.val), f"evaluating on the {len(split.val)} validation images"
+            if deadline is not None:
+                samples, used = fitting_samples(predictor, samples, deadline)
+            # no root: the subset is only read, and writing goes to our own run folder
+            subset = Dataset(classes=split.dataset.classes, samples=samples, format=split.dataset.format)
+            task.load("evaluator")(predictor, subset, VALIDATION, subset.samples, used, out, worst=4)
         except MasksmithError as exc:  # the model is saved; a failed evaluation must not hide that
             logging.getLogger(__name__).warning("the validation split was not evaluated: %s", exc)
     write_report(run_dir)
+
+
+def fitting_samples(predictor: Any, samples: list[Any], deadline: Deadline) -> tuple[list[Any], str]:
+    """The validation samples whose evaluation fits before the deadline (the report's time kept back), timed
+    on the first photo; all of them when they fit, else evenly spread, and the words that say so."""
+    import numpy as np
+
+    t0 = time.monotonic()
+    predictor.predict(samples[0].load_image())
+    per_photo = EVALUATION_OVERHEAD * (time.monotonic() - t0)
+    from masksmith.train.plan import REPORT_SECONDS
+
+    room = deadline.left() - REPORT_SECONDS
+    n = max(1, min(len(samples), int(room / max(per_photo, 1e-3))))
+    if n >= len(samples):
+        return samples, f"evaluating on the {len(samples)} validation images"
+    picked = [samples[i] for i in sorted(set(np.linspace(0, len(samples) - 1, n).round().astype(int).tolist()))]
+    return picked, (f"evaluating on {len(picked)} of the {len(samples)} validation images, evenly spread (the rest "
+                    "did not fit in the time budget)")
