@@ -78,6 +78,7 @@ DECODE_SECONDS_PER_MPIX = 0.03  # decoding and resizing a photo and its mask, pe
 EVAL_IMAGE_SECONDS = 0.04  # per validation photo in the final evaluation, beyond the network: read, score
 EVAL_SECONDS_PER_MPIX = 0.06  # ... and per million pixels of it (upsampling, argmax, confusion)
 REPORT_SECONDS = 6.0  # the evaluation's pictures, report.html and the last checkpoint (a quiet 2-core machine)
+GALLERY_PHOTOS = 8  # the final evaluation's worst and best galleries (4 each), predicted once more
 WINDOW_OVERLAP = 0.25  # the predictor's sliding-window overlap
 PLANNED = ("input_mode", "shrink", "size", "crop", "crops_per_image", "foreground_crops", "batch_size",
            "class_weights")
@@ -410,9 +411,15 @@ def reserve_seconds(rate: Any, photo: tuple[float, float], val_images: int, shri
         _end_fixed(rate, photo, val_images)
 
 
+def _gallery_share(val_images: int) -> float:
+    """The final evaluation's predictions against the validation photos: each once, and the galleries' again."""
+    return 1 + min(GALLERY_PHOTOS, val_images) / max(1, val_images)
+
+
 def _end_fixed(rate: Any, photo: tuple[float, float], val_images: int) -> float:
     h, w = photo
-    return (val_images * (EVAL_IMAGE_SECONDS + EVAL_SECONDS_PER_MPIX * h * w / 1e6) + REPORT_SECONDS) * rate.load
+    return (val_images * _gallery_share(val_images) * (EVAL_IMAGE_SECONDS + EVAL_SECONDS_PER_MPIX * h * w / 1e6) +
+            REPORT_SECONDS) * rate.load
 
 
 def end_network_seconds(rate: Any, photo: tuple[float, float], val_images: int, shrink: float | None, size: int,
@@ -429,7 +436,7 @@ def end_network_seconds(rate: Any, photo: tuple[float, float], val_images: int, 
         network = windows * rate.infer_seconds(window_pixels)
     else:
         network = rate.infer_seconds(size * size)
-    return val_images * network
+    return val_images * _gallery_share(val_images) * network
 
 
 def _windows(length: float, side: float, step: float) -> int:

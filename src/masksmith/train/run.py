@@ -275,6 +275,7 @@ def finish_run(run_dir: Path, config: TrainConfig, split: SampleSplit, deadline:
     from masksmith.html_report import write_report
     from masksmith.models.artifact import load_artifact
     from masksmith.tasks import get_task
+    from masksmith.train.plan import GALLERY_PHOTOS
 
     if split.val:
         out = run_dir / EVALUATION / VALIDATION
@@ -286,7 +287,8 @@ def finish_run(run_dir: Path, config: TrainConfig, split: SampleSplit, deadline:
                 samples, used = fitting_samples(predictor, samples, deadline)
             # no root: the subset is only read, and writing goes to our own run folder
             subset = Dataset(classes=split.dataset.classes, samples=samples, format=split.dataset.format)
-            task.load("evaluator")(predictor, subset, VALIDATION, subset.samples, used, out, worst=4)
+            task.load("evaluator")(predictor, subset, VALIDATION, subset.samples, used, out,
+                                   worst=GALLERY_PHOTOS // 2)
         except MasksmithError as exc:  # the model is saved; a failed evaluation must not hide that
             logging.getLogger(__name__).warning("the validation split was not evaluated: %s", exc)
     write_report(run_dir)
@@ -297,12 +299,14 @@ def fitting_samples(predictor: Any, samples: list[Any], deadline: Deadline) -> t
     on the first photo; all of them when they fit, else evenly spread, and the words that say so."""
     import numpy as np
 
+    from masksmith.train.plan import GALLERY_PHOTOS, REPORT_SECONDS
+
     t0 = time.monotonic()
     predictor.predict(samples[0].load_image())
-    per_photo = EVALUATION_OVERHEAD * (time.monotonic() - t0)
-    from masksmith.train.plan import REPORT_SECONDS
-
-    room = deadline.left() - REPORT_SECONDS
+    prediction = time.monotonic() - t0
+    per_photo = EVALUATION_OVERHEAD * prediction
+    # the worst and best galleries predict their photos again
+    room = deadline.left() - REPORT_SECONDS - min(GALLERY_PHOTOS, len(samples)) * prediction
     n = max(1, min(len(samples), int(room / max(per_photo, 1e-3))))
     if n >= len(samples):
         return samples, f"evaluating on the {len(samples)} validation images"
