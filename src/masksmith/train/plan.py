@@ -487,10 +487,15 @@ def plan_budget(plan: Plan, fp: Fingerprint, machine: Machine, user: dict[str, A
             chosen.low_res, "plan", f"the first {LOW_RES_UNTIL:.0%} of the time at {chosen.low_res:g}x resolution "
                                     "(cheaper steps, more passes)" if chosen.low_res else
             "no low-resolution phase (the input is already small)")
-    total = chosen.items
     batch = plan.value("batch_size")
-    intervals = max(1, min(INTERVALS, int(total / (MIN_INTERVAL_STEPS * batch))))
-    per_epoch = max(1, round(total / intervals))
+    intervals = max(1, min(INTERVALS, int(chosen.items / (MIN_INTERVAL_STEPS * batch))))
+    if intervals < INTERVALS:  # fewer validations than planned: their time trains instead
+        per_val = figures["validation_seconds"] / INTERVALS
+        figures["train_seconds"] = round(figures["train_seconds"] + (INTERVALS - intervals) * per_val, 1)
+        figures["validation_seconds"] = round(intervals * per_val, 1)
+        _count(chosen, rate, figures["train_seconds"], photos)
+    total = chosen.items
+    per_epoch = max(batch, round(total / intervals))
     plan.choices["crops_per_epoch"] = Choice(
         per_epoch, "plan", f"about {total:.0f} items in {format_duration(figures['train_seconds'])} of training, "
                            f"in {intervals} validation intervals" +
@@ -529,8 +534,11 @@ def _validation(rate: Any, c: Candidate, seconds: float, val_images: int) -> tup
         return 0, 0.0
     available = val_images if c.shrink is None else min(VAL_TILES, math.ceil(val_images * c.items_per_pass))
     per = rate.infer_seconds(c.item_pixels)
-    n = int(VAL_SHARE * max(0.0, seconds) / INTERVALS / per)
-    n = min(available, max(min(MIN_VAL_ITEMS, available), n))
+    share = VAL_SHARE * max(0.0, seconds)
+    n = int(share / INTERVALS / per)
+    if INTERVALS * min(MIN_VAL_ITEMS, available) * per <= 2 * share:  # a few windows, unless far too dear
+        n = max(min(MIN_VAL_ITEMS, available), n)
+    n = max(1, min(available, n))
     return n, INTERVALS * n * per
 
 
