@@ -75,7 +75,7 @@ def train_command(side: str, train: Path, budget: float, seed: int, runs: Path, 
 
 
 def run_row(side: str, set_name: str, train: Path, test: Path, thinnest: str | None, budget: float, seed: int,
-            runs: Path) -> dict:
+            runs: Path, test_images: int | None = None) -> dict:
     from masksmith import service
     from masksmith.train.config import TrainConfig
 
@@ -89,7 +89,15 @@ def run_row(side: str, set_name: str, train: Path, test: Path, thinnest: str | N
     if done.returncode != 0:
         raise SystemExit(f"{name} failed ({done.returncode}); see {runs / (name + '.log')}")
     run = runs / name
-    report = service.evaluate(run / "model.masksmith", test, save=False)
+    data: object = test
+    if test_images:  # checking the script only: score on a few test photos
+        from dataclasses import replace
+
+        from masksmith.data import load_dataset
+
+        full = load_dataset(test)
+        data = replace(full, samples=full.samples[:test_images])
+    report = service.evaluate(run / "model.masksmith", data, save=False)
     iou = {r.name: r.values[0] for r in report.per_class} if report.per_class else {}
     saved = TrainConfig.from_yaml(run / "config.yaml")
     figures = ((saved.plan or {}).get("budget") or {}).get("value") or {}
@@ -173,6 +181,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--scale-matched", type=float, default=1.0,
                         help="multiply the matched budgets (for a quick check of the script only)")
+    parser.add_argument("--test-images", type=int, default=None,
+                        help="score on this many test photos only (for a quick check of the script only)")
     parser.add_argument("--runs", default=None, help="where data and run folders go (default: a temporary folder)")
     parser.add_argument("--force", action="store_true", help="run on a busy machine; the output says 'not a result'")
     parser.add_argument("--dry-run", action="store_true",
@@ -184,7 +194,7 @@ def main() -> None:
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
     before = load_average()
     print(f"CPU flags: {cpu_flags()}; {os.cpu_count()} cores; 1-minute load average {before:.2f}", flush=True)
-    busy = before > QUIET
+    busy = before > QUIET or bool(args.test_images) or args.scale_matched != 1.0  # not a result either way
     if args.render:
         results = json.loads(args.render.read_text())
         header = [f"Rendered from {args.render}."]
@@ -200,18 +210,19 @@ def main() -> None:
             print(f"  [{part}, ~{budget * 1.05 / 60:.1f} min] python " + " ".join(shlex.quote(c) for c in cmd[1:]))
         if args.dry_run:
             return
-        if busy and not args.force:
+        if before > QUIET and not args.force:
             raise SystemExit(f"the load average is {before:.2f} (> {QUIET}): other jobs would take the time these "
                              "figures measure. Stop them, or pass --force for a run that is not a result.")
         results = []
         for part, side, name, train, test, thinnest, budget, seed in rows:
-            row = run_row(side, name, train, test, thinnest, budget, seed, runs)
+            row = run_row(side, name, train, test, thinnest, budget, seed, runs, args.test_images)
             results.append({**row, "part": part})
             (runs / "results.json").write_text(json.dumps(results, indent=1))
         after = load_average()
         print(f"1-minute load average after: {after:.2f}")
         header = [f"CPU flags: {cpu_flags()}; {os.cpu_count()} cores. 1-minute load average before {before:.2f}, "
-                  f"after {after:.2f}." + (" **NOT A RESULT: the machine was busy (--force).**" if busy else ""),
+                  f"after {after:.2f}." + (" **NOT A RESULT: a busy machine (--force) or a check of the script "
+                  "(--test-images, --scale-matched).**" if busy else ""),
                   "", "Each row is `masksmith train DATA --time T` (planned) or the same with `--no-plan` (the plain "
                   "256x256 default), run as a subprocess and timed from outside (the whole wait: data, training, "
                   "validation, the final evaluation and the report), then scored on the test set at each photo's "
