@@ -501,7 +501,7 @@ def plan_budget(plan: Plan, fp: Fingerprint, machine: Machine, user: dict[str, A
                            f"in {intervals} validation intervals" +
                            ("" if intervals == INTERVALS else f" (of {MIN_INTERVAL_STEPS} steps at least)"))
     plan.choices["val_items"] = Choice(
-        figures["val_items"], "plan", f"validation windows at the training scale each interval: at most "
+        figures["val_items"], "plan", f"validation windows (or photos) at the training scale each interval: at most "
                                       f"{VAL_SHARE:.0%} of the training time")
     figures.update(passes=round(chosen.passes, 1), items=round(total), budget_seconds=budget.seconds,
                    spent_seconds=round(budget.spent, 1), min_passes=MIN_PASSES, intervals=intervals,
@@ -524,7 +524,8 @@ def plan_budget(plan: Plan, fp: Fingerprint, machine: Machine, user: dict[str, A
                           f"took the most passes ({chosen.label}); about {format_duration(need)} would give "
                           f"{MIN_PASSES} passes at full scale")
     elif chosen is not full:
-        plan.notes.append(f"full scale would make only {full.passes:.1f} passes in this budget: coarser first")
+        plan.notes.append(f"the budget cannot buy {MIN_PASSES} passes at full scale with the tuned default "
+                          f"({full.label}: {full.passes:.1f}), so it trains at {chosen.label}")
     return plan
 
 
