@@ -49,7 +49,7 @@ def main() -> None:
     from masksmith import service
     from masksmith.data import load_dataset
     from masksmith.train.config import TrainConfig
-    from masksmith.train.speed import rate_for
+    from masksmith.train.semantic import measured_rate
 
     runs = Path(args.runs or tempfile.mkdtemp(prefix="bench-recipe-"))
     print(f"CPU flags: {cpu_flags()}; 1-minute load average {os.getloadavg()[0]:.2f}; runs in {runs}")
@@ -64,7 +64,7 @@ def main() -> None:
             run = service.train(config)
             seconds = time.monotonic() - t0
             saved = TrainConfig.from_yaml(run / "config.yaml")
-            units = compute_units(saved, rate_for(saved, load_dataset(saved.data).class_map), 400)
+            units = compute_units(saved, measured_rate(saved, load_dataset(saved.data).class_map), 400)
             score = service.evaluate(run / "model.masksmith", data / "testset", save=False).headline.value
             row = {"variant": name, "settings": json.loads(settings), "seed": seed, "epochs": args.epochs,
                    "test_miou": round(score, 4), "compute_256px_images": round(units), "wall_s": round(seconds)}

@@ -58,7 +58,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          evaluator="masksmith.evaluate.semantic:evaluate_semantic", writer="masksmith.infer.batch:SemanticWriter",
          outputs="*_mask.png, *_overlay.png, *_color.png", planner="masksmith.train.plan:plan_semantic",
          planned=("shrink", "size", "crop", "crops_per_image", "foreground_crops", "batch_size", "class_weights"),
-         speed="masksmith.train.speed:rate_for"),
+         speed="masksmith.train.semantic:measured_rate"),
     Task("instance", "separate objects with their own masks (Mask R-CNN)",
          default_model="maskrcnn_lite0", default_size=512, default_batch=2,
          size_meaning="the longer side the network sees", monitor="val_mask_ap", headline="mask AP",

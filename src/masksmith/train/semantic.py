@@ -296,6 +296,16 @@ def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: boo
     return run_dir
 
 
+def measured_rate(config: TrainConfig, classes: Any) -> Any:
+    """This machine's measured speed for the model `config` trains on these classes (masksmith.train.speed;
+    the task table's `speed`)."""
+    from masksmith.train.speed import measure_rate
+
+    binary = is_binary(config, len(classes))
+    return measure_rate(config, 1 if binary else classes.num_values, resolve_precision(config),
+                        loss_name(config, binary))
+
+
 def run_budget(config: TrainConfig, data: PreparedData, classes: Any, started: float, run_dir: Path,
                resume: bool = False) -> RunBudget | None:
     """The deadline of a run with a time budget, and the planned seconds of the end and of one validation
@@ -304,12 +314,11 @@ def run_budget(config: TrainConfig, data: PreparedData, classes: Any, started: f
     if not config.time_budget:
         return None
     from masksmith.train.plan import end_network_seconds, reserve_seconds
-    from masksmith.train.speed import rate_for
 
     deadline = Deadline(session_seconds(float(config.time_budget), run_dir, resume), started)
     if data.split is None:
         return RunBudget(deadline)
-    rate = rate_for(config, classes)
+    rate = measured_rate(config, classes)
     h = float(np.median([s.height for s in data.split.val or data.split.train]))
     w = float(np.median([s.width for s in data.split.val or data.split.train]))
     window = data.size[0] * data.size[1]

@@ -81,13 +81,13 @@ def cpu_flags() -> str:
                                 "amx_tile") if f in have) or "none"
 
 
-def rate_key(config: Any, precision: str) -> str:
+def rate_key(config: Any, precision: str, loss: str = "ce+dice") -> str:
     """A digest of what the curve depends on: the machine (CPU flags, threads, torch) and the model."""
     import torch
 
     parts = [VERSION, cpu_flags(), torch.get_num_threads(), torch.__version__, config.arch, config.encoder,
              config.decoder_channels, config.freeze_encoder_levels if config.encoder_weights else 0,
-             config.side_head, precision, config.channels_last, config.loss]
+             config.side_head, precision, config.channels_last, loss]
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:20]
 
 
@@ -100,25 +100,34 @@ def rate_cache() -> Path:
 class _Stepper:
     """The run's model, loss and optimizer on random pixels: times training steps and predictions."""
 
-    def __init__(self, config: Any, num_outputs: int, precision: str) -> None:
+    def __init__(self, config: Any, num_outputs: int, precision: str, loss: str) -> None:
         import torch
 
+        from masksmith.models.encoders import early_encoder_modules, freeze_modules
         from masksmith.models.semantic import ModelConfig, SegmentationNet, build_model, default_normalisation
         from masksmith.train.losses import SegmentationLoss
-        from masksmith.train.semantic import SemanticModule, frozen_encoder_part, loss_name
 
-        binary = num_outputs == 1
         model_config = ModelConfig(arch=config.arch, num_outputs=num_outputs, encoder=config.encoder,
                                    encoder_weights=None, decoder_channels=config.decoder_channels)
         mean, std = default_normalisation(model_config)
-        net = SegmentationNet(build_model(model_config, pretrained=False), mean, std)
-        self.module = SemanticModule(net, SegmentationLoss(loss_name(config, binary), num_outputs), num_outputs,
-                                     config.lr, config.weight_decay, config.channels_last,
-                                     frozen=frozen_encoder_part(net, config))
-        self.module.train()
-        self.optimizer = torch.optim.AdamW(self.module.param_groups(), lr=1e-4)
+        self.net = SegmentationNet(build_model(model_config, pretrained=False), mean, std)
+        self.channels_last = config.channels_last
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.net.train()
+        encoder = getattr(self.net.model, "encoder", None)
+        if config.encoder_weights and encoder is not None and config.freeze_encoder_levels > 0:
+            freeze_modules(early_encoder_modules(encoder, config.freeze_encoder_levels) or [])  # as training does
+        self.loss = SegmentationLoss(loss, num_outputs)
+        self.optimizer = torch.optim.AdamW([p for p in self.net.parameters() if p.requires_grad], lr=1e-4)
         self.bf16 = precision == "bf16-mixed"
         self.classes = max(2, num_outputs)
+
+    def forward(self, images):
+        import torch
+
+        x = images.float()
+        return self.net(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x)
 
     def _batch(self, side: int):
         import torch
@@ -139,7 +148,7 @@ class _Stepper:
         for k in range(BATCH):  # the data path's cost: augmentation runs on the same cores
             augment(images[k], masks[k])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            loss = self.module.loss_fn(self.module(images), masks)
+            loss = self.loss(self.forward(images), masks)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -149,11 +158,11 @@ class _Stepper:
         import torch
 
         images, _ = self._batch(side)
-        self.module.eval()
+        self.net.eval()
         t0 = time.perf_counter()
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            self.module(images)
-        self.module.train()
+            self.forward(images)
+        self.net.train()
         return (time.perf_counter() - t0) / BATCH
 
     def timed(self, step, side: int, repeats: int = STEPS) -> float:
@@ -161,20 +170,22 @@ class _Stepper:
         return min(step(side) for _ in range(repeats))
 
 
-def measure_rate(config: Any, num_outputs: int, precision: str, use_cache: bool = True) -> RateCurve:
-    """This machine's rate for the run's model now: the cached curve scaled by a probe, or measured afresh
-    (and cached) when there is none or the probe says the cache was measured under load."""
-    key = rate_key(config, precision)
+def measure_rate(config: Any, num_outputs: int, precision: str, loss: str = "ce+dice",
+                 use_cache: bool = True) -> RateCurve:
+    """This machine's rate for the run's model now (`num_outputs` scores per pixel, `precision` as Lightning
+    names it, the loss by name): the cached curve scaled by a probe, or measured afresh (and cached) when
+    there is none or the probe says the cache was measured under load."""
+    key = rate_key(config, precision, loss)
     if use_cache and key in _recent and time.monotonic() - _recent[key][0] < RECENT:
         return _recent[key][1]
-    curve = _measure(config, num_outputs, precision, key, use_cache)
+    curve = _measure(config, num_outputs, precision, loss, key, use_cache)
     _recent[key] = (time.monotonic(), curve)
     return curve
 
 
-def _measure(config: Any, num_outputs: int, precision: str, key: str, use_cache: bool) -> RateCurve:
+def _measure(config: Any, num_outputs: int, precision: str, loss: str, key: str, use_cache: bool) -> RateCurve:
     path = rate_cache() / f"{key}.json"
-    stepper = _Stepper(config, num_outputs, precision)
+    stepper = _Stepper(config, num_outputs, precision, loss)
     cached = None
     if use_cache and path.is_file():
         try:
@@ -200,11 +211,3 @@ def _measure(config: Any, num_outputs: int, precision: str, key: str, use_cache:
         except Exception:  # noqa: BLE001 - a cache that cannot be written only costs the next run a measurement
             pass
     return curve
-
-
-def rate_for(config: Any, class_map: Any) -> RateCurve:
-    """The rate of the model `config` trains on a data set with these classes (the task table's `speed`)."""
-    from masksmith.train.semantic import is_binary, resolve_precision
-
-    binary = is_binary(config, len(class_map))
-    return measure_rate(config, 1 if binary else class_map.num_values, resolve_precision(config))
