@@ -102,7 +102,7 @@ def test_the_colour_layer_draws_nothing_on_background_and_void() -> None:
 
 # ---------------------------------------------------------------------------------------------- the budget
 def test_a_budget_is_suggested_from_the_need_and_the_speed() -> None:
-    from masksmith.train.budget import suggest_budget
+    from masksmith.train.suggest import suggest_budget
 
     small = suggest_budget(50, images_per_second=5.0, size=256, batch=8)
     large = suggest_budget(400, images_per_second=5.0, size=256, batch=8)
@@ -114,17 +114,6 @@ def test_a_budget_is_suggested_from_the_need_and_the_speed() -> None:
     tiers = small.tiers()
     assert [t["level"] for t in tiers] == ["good", "usable", "rough", "poor"]
     assert tiers[0]["minutes"] <= small.good_minutes and tiers[1]["minutes"] <= small.usable_minutes
-
-
-def test_the_step_rate_is_measured_once_per_machine_and_model(tmp_path: Path, monkeypatch) -> None:
-    from masksmith.train import budget
-
-    monkeypatch.setenv("MASKSMITH_CACHE", str(tmp_path))
-    rate, measured = budget.step_rate("baseline", "semantic", 64, 2, 3)
-    assert measured and rate > 0
-    cached = json.loads((tmp_path / "speed.json").read_text())
-    assert list(cached.values()) == [rate]
-    assert budget.step_rate("baseline", "semantic", 64, 2, 3) == (rate, True)  # from the cache
 
 
 # ----------------------------------------------------------------------------------------------- the clock

@@ -226,10 +226,9 @@ def test_inspect_shows_the_fingerprint(thin_data: Path, monkeypatch, capsys) -> 
 
 
 def test_without_planning_the_config_still_records_sources() -> None:
-    from masksmith.train.plan import record_unplanned
+    from masksmith.train.samples import planned
 
-    config = TrainConfig(size=192, fixed=["size"])
-    record_unplanned(config)
+    config = planned(TrainConfig(size=192, fixed=["size"]), None)
     assert config.plan["size"] == {"value": 192, "source": "user", "reason": "planning is off"}
     assert config.plan["batch_size"]["source"] == "default" and config.plan["crop"]["value"] is None
     assert TrainConfig(**yaml.safe_load(config.to_yaml())).plan == config.plan  # config.yaml reads back

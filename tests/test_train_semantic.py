@@ -257,3 +257,21 @@ def test_ddp_two_cpu_processes(cars: Path, tmp_path: Path) -> None:
     assert (tmp_path / "runs" / "ddp" / "model.masksmith").exists()
     rows = list(csv.DictReader((tmp_path / "runs" / "ddp" / "metrics.csv").open()))
     assert len(rows) == 1 and float(rows[0]["val_miou"]) >= 0
+
+
+def test_the_final_evaluation_keeps_to_the_deadline(trained: Path, cars: Path) -> None:
+    """With the time budget nearly spent, the final evaluation scores the validation photos that fit (at
+    least one, evenly spread) and says so; with time to spare, all of them."""
+    import time
+
+    from masksmith.data import load_dataset
+    from masksmith.infer import open_predictor
+    from masksmith.train.budget import Deadline
+    from masksmith.train.run import fitting_samples
+
+    predictor = open_predictor(trained / "model.masksmith")
+    samples = load_dataset(cars).samples
+    late, words = fitting_samples(predictor, samples, Deadline(1.0, time.monotonic() - 5))
+    assert len(late) == 1 and f"of the {len(samples)} validation images" in words and "did not fit" in words
+    ample, words = fitting_samples(predictor, samples, Deadline(3600.0, time.monotonic()))
+    assert ample == samples and words == f"evaluating on the {len(samples)} validation images"

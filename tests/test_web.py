@@ -490,3 +490,22 @@ def test_train_form_plans_what_the_user_leaves_empty(tmp_path: Path) -> None:
     assert mine.fixed == ["batch_size", "shrink", "size"] and (mine.size, mine.shrink, mine.batch_size) == (192, 2, 4)
     with pytest.raises(MasksmithError, match="`shrink` is 0.5; it must be a number of at least 1 and at most 64"):
         _train_config({"minutes": "2", "shrink": "0.5"}, ds, tmp_path)
+
+
+def test_the_budget_picker_shows_the_libraries_plan_passes_and_finish(app, sample_zip: Path) -> None:
+    """The train form asks what its budget buys: the same plan `masksmith train --dry-run` prints."""
+    import time
+
+    with client(app) as c:
+        made = upload(c, sample_zip.read_bytes()).json()
+        before = time.time()
+        r = c.post("/api/plan", json={"dataset": made["id"], "minutes": "3", "model": "baseline"})
+        assert r.status_code == 200, r.text
+        plan = r.json()
+        assert plan["passes"] > 0 and plan["budget_seconds"] == 180 and plan["finish"] >= before + 180
+        assert plan["finish_text"] and plan["train_text"] and any("rule: at least" in line for line in plan["lines"])
+        assert app.state.store.runs() == []  # asking starts nothing
+        by_epochs = c.post("/api/plan", json={"dataset": made["id"], "epochs": "2", "model": "baseline"}).json()
+        assert by_epochs["passes"] is None and by_epochs["finish"] is None
+        page = c.get("/train", headers=HTML).text
+        assert 'id="plan-button"' in page and 'id="plan-summary"' in page

@@ -6,6 +6,7 @@ The Python path in one import (each name is loaded on first use, so `import mask
 
     data = ms.load_dataset("cars.zip")                       # any supported annotation format
     config = ms.training_config("cars.zip", time_budget=600)  # the task's defaults, planned from the data
+    print(ms.plan_summary("cars.zip", 600).lines)             # what 10 minutes buy here (the whole wait)
     run = ms.train(config)                                     # a run folder with model.masksmith
     scores = ms.evaluate(run, "test_cars/")                    # an Evaluation: headline, per class, galleries
     predictor = ms.open_predictor(run)                         # masks for new photos
@@ -30,6 +31,7 @@ _EXPORTS = {
     "training_config": "masksmith.service",
     "resume_config": "masksmith.service",
     "train": "masksmith.service",
+    "plan_summary": "masksmith.service",
     "evaluate": "masksmith.service",
     "split": "masksmith.service",
     "run_headline": "masksmith.service",

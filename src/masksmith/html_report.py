@@ -182,7 +182,12 @@ def plan_rows(config: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     plan = config.get("plan")
     if not isinstance(plan, dict):
         return []
-    return [(str(name), config_rows(c.get("value"))[0][1], str(c["source"]), str(c.get("reason", "")))
+    def shown(name: str, value: Any) -> str:
+        if name == "budget" and isinstance(value, dict):  # the budget's arithmetic: its headline figures
+            return f"{value.get('passes')} passes, {value.get('train_seconds')} s of training"
+        return config_rows(value)[0][1]
+
+    return [(str(name), shown(str(name), c.get("value")), str(c["source"]), str(c.get("reason", "")))
             for name, c in plan.items() if isinstance(c, dict) and "source" in c]
 
 

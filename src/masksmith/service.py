@@ -89,22 +89,79 @@ def extend_config(run_dir: str | Path, *, more_minutes: float = 0, more_epochs: 
 
 
 def train(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = False,
-          announce: Announce = None) -> Path:
+          announce: Announce = None, started: float | None = None) -> Path:
     """Train (or with `resume`, continue `run_dir`) with the task's trainer; returns the run folder.
-    `announce` receives the data summary and the plan before training starts."""
+    `announce` receives the data summary and the plan before training starts. A time budget is the whole
+    wait, counted from `started` (time.monotonic() when the person asked; default: now): the run ends within
+    it plus the stated margin (masksmith.train.budget), its final evaluation and report included."""
     from masksmith.tasks import get_task
 
     trainer = get_task(config.task).load("trainer")
-    return trainer(config, Path(run_dir) if run_dir is not None else None, resume=resume, announce=announce)
+    return trainer(config, Path(run_dir) if run_dir is not None else None, resume=resume, announce=announce,
+                   started=started)
 
 
-def dry_run(config: TrainConfig, announce: Announce = None) -> dict[str, Any]:
-    """Read the data, announce its summary, fingerprint and the plan, and stop (nothing is written but the
-    fingerprint's cache entry). Returns the plan record."""
+def command_started() -> float:
+    """time.monotonic() when this process started: a command's time budget counts from there (the wait a
+    person sees includes starting Python)."""
+    from masksmith.train.budget import process_started
+
+    return process_started()
+
+
+def dry_run(config: TrainConfig, announce: Announce = None, started: float | None = None) -> dict[str, Any]:
+    """Read the data, announce its summary, fingerprint and the plan (with a time budget: this machine's
+    measured speed, and what the budget buys), and stop (nothing is written but the fingerprint's and the
+    speed's cache entries). Returns the plan record."""
+    import time
+
     from masksmith.train.samples import planned_split
 
-    planned_split(config, announce)
-    return config.plan
+    return planned_split(config, announce, time.monotonic() if started is None else started)[1].plan
+
+
+@dataclass
+class PlanSummary:
+    """What a budget buys on a data set with a model, for a front to show before training: the plan's
+    choices and reasons, the predicted passes over the data, the training seconds, and the finish time."""
+
+    lines: list[str]
+    record: dict[str, Any]
+    passes: float | None
+    train_seconds: float | None
+    budget_seconds: float | None
+    finish: float | None  # time.time() when the run is predicted to end (started now)
+    enough: bool | None  # the budget buys the plan's minimum passes
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def plan_summary(data: str | Path, time_budget: float | None = None, *, task: str | None = None,
+                 model: str | None = None, epochs: int | None = None, config: TrainConfig | None = None,
+                 **given: Any) -> PlanSummary:
+    """The plan `train` would make for `data` with this budget (seconds, the whole wait) and model, on this
+    machine now (its speed measured: seconds), without training: the web app's budget picker and the CLI's
+    --dry-run show the same. `given`: settings the person fixed (size, shrink, batch_size, ...); `config`: a
+    config a front built already (training_config), used as it is."""
+    import time
+
+    now, started = time.time(), time.monotonic()
+    if config is None:
+        config = training_config(data, task=task, model=model, time_budget=time_budget, epochs=epochs,
+                                 **{k: v for k, v in given.items() if v is not None})
+    time_budget = config.time_budget
+    record = dry_run(config, started=started)
+    figures = (record.get("budget") or {}).get("value") or {}
+    lines = [f"{name}: {c['value']!r} ({c['source']}) {c['reason']}" for name, c in record.items()
+             if name != "budget"]
+    notes = (record.get("budget") or {}).get("notes") or []
+    return PlanSummary(lines=[*lines, *notes], record=record,
+                       passes=figures.get("passes"), train_seconds=figures.get("train_seconds"),
+                       budget_seconds=time_budget, finish=now + time_budget if time_budget else None,
+                       enough=figures.get("enough"))
 
 
 # -------------------------------------------------------------------------------------------- evaluation
@@ -333,14 +390,15 @@ def run_summary(run_dir: str | Path, task: str) -> RunSummary:
 # ------------------------------------------------------------------------------------ what to expect
 def suggest_budget(data: str | Path, *, task: str | None = None, model: str | None = None,
                    colors: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The budget this data set needs on this machine (`train.budget`): the plan's input size and batch for
+    """The budget this data set needs on this machine (`train.suggest`): the plan's input size and batch for
     the chosen model, this machine's measured speed at them, minutes for a usable and for a good model, and
     what a few budgets give, in words."""
     from masksmith.data.fingerprint import dataset_fingerprint
     from masksmith.models.registry import get_model
-    from masksmith.train.budget import step_rate
-    from masksmith.train.budget import suggest_budget as suggest
+    from masksmith.tasks import get_task
     from masksmith.train.plan import Machine, plan_training
+    from masksmith.train.suggest import instance_rate
+    from masksmith.train.suggest import suggest_budget as suggest
 
     config = training_config(data, task=task, model=model, strict_data=False)
     dataset = open_dataset(data, colors)
@@ -350,7 +408,11 @@ def suggest_budget(data: str | Path, *, task: str | None = None, model: str | No
     plan = plan_training(fp, Machine.here(), task=config.task, divisor=divisor)
     size, batch = int(plan.value("size")), int(plan.value("batch_size"))
     train_images = max(1, round(len(usable) * (1 - config.val_fraction)))
-    rate, measured = step_rate(config.arch, config.task, size, batch, len(dataset.class_map))
+    if get_task(config.task).speed is not None:  # this machine's measured rate (the plan's measurement, cached)
+        rate, measured = 1.0 / get_task(config.task).load("speed")(config, dataset.class_map).train_seconds(
+            size * size), True
+    else:
+        rate, measured = instance_rate(size), False
     budget = suggest(train_images, rate, size, batch, measured)
     return {**budget.to_dict(), "task": config.task, "model": config.arch,
             "expect": {str(m): budget.expect(m) for m in sorted({1, 3, budget.usable_minutes, budget.good_minutes})}}

@@ -36,13 +36,16 @@ class Task:
     evaluator: str  # (predictor, dataset, label, samples, samples_used, out, worst, notes) -> Evaluation
     writer: str  # (predictor, opacity, save=None) -> what predict writes per photo (save: which outputs)
     outputs: str  # the files predict writes per photo, for messages
+    planner: str  # (fingerprint, machine, user=, divisor=, budget=, rate=) -> Plan (masksmith.train.plan)
+    planned: tuple[str, ...]  # the settings its plan chooses (recorded with their source when planning is off)
+    speed: str | None = None  # (config, class_map) -> RateCurve: the plan measures the machine to spend a budget
 
     @property
     def models(self) -> list[str]:
         return models_for(self.name)
 
     def load(self, role: str) -> Callable[..., Any]:
-        """The trainer, predictor, evaluator or writer of this task."""
+        """The trainer, predictor, evaluator, writer, planner or speed measure of this task."""
         module, _, attribute = getattr(self, role).partition(":")
         return getattr(importlib.import_module(module), attribute)
 
@@ -53,7 +56,9 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          size_meaning="photos are resized to size x size", monitor="val_miou", headline="mIoU", headline_kind="score",
          trainer="masksmith.train.semantic:train_semantic", predictor="masksmith.infer.predictor:Predictor",
          evaluator="masksmith.evaluate.semantic:evaluate_semantic", writer="masksmith.infer.batch:SemanticWriter",
-         outputs="*_mask.png, *_overlay.png, *_color.png"),
+         outputs="*_mask.png, *_overlay.png, *_color.png", planner="masksmith.train.plan:plan_semantic",
+         planned=("shrink", "size", "crop", "crops_per_image", "foreground_crops", "batch_size", "class_weights"),
+         speed="masksmith.train.semantic:measured_rate"),
     Task("instance", "separate objects with their own masks (Mask R-CNN)",
          default_model="maskrcnn_lite0", default_size=512, default_batch=2,
          size_meaning="the longer side the network sees", monitor="val_mask_ap", headline="mask AP",
@@ -62,7 +67,8 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          predictor="masksmith.infer.instance:InstancePredictor",
          evaluator="masksmith.evaluate.instance:evaluate_instances",
          writer="masksmith.infer.instance:InstanceWriter",
-         outputs="*_instances.json, *_overlay.png"),
+         outputs="*_instances.json, *_overlay.png", planner="masksmith.train.plan:plan_instance",
+         planned=("size", "batch_size")),
 ]}
 
 

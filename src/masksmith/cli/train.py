@@ -89,7 +89,7 @@ def train(
             raise MasksmithError("--dry-run plans a new run; a resumed run keeps its plan.",
                                  fix="leave out --dry-run, or --resume.")
         cfg = service.resume_config(resume, epochs=epochs, time_budget=budget)
-        print_run_folder(service.train(cfg, resume, resume=True, announce=say))
+        print_run_folder(service.train(cfg, resume, resume=True, announce=say, started=service.command_started()))
         return
     cfg = service.training_config(
         data, task=task, model=model, start_from=config, plan=plan, format=format,
@@ -99,10 +99,10 @@ def train(
         runs_dir=runs, devices=int(devices) if devices.isdigit() else devices, strategy=strategy,
         accelerator=accelerator)
     if dry_run:
-        service.dry_run(cfg, announce=say)
+        service.dry_run(cfg, announce=say, started=service.command_started())
         console.print("dry run: nothing trained, nothing written.")
         return
-    print_run_folder(service.train(cfg, announce=say))
+    print_run_folder(service.train(cfg, announce=say, started=service.command_started()))
 
 
 @commands.command("evaluate")

@@ -6,6 +6,8 @@ data set and cached, shown by `dataset inspect` and printed by `train`.
   connected piece's area) and typical thickness, each as a median and a low (10th) percentile for the thinnest
   or smallest pieces.
 - The void share.
+- In a binary set (one class), the background measured as a class too: membranes or cracks are often drawn as
+  the background between thick regions, and then the background is the thin side the plan must keep.
 
 Thickness of one connected piece of a class: the median over its skeleton (skimage.morphology.skeletonize) of
 2 x the Euclidean distance to the nearest pixel outside it, minus 1, so a line drawn n pixels wide measures n.
@@ -32,7 +34,7 @@ import numpy as np
 from masksmith.core.labels import IGNORE_INDEX
 from masksmith.data.schema import Dataset, Sample
 
-VERSION = 1  # bump when what is measured changes, so cached fingerprints are measured again
+VERSION = 2  # bump when what is measured changes, so cached fingerprints are measured again
 MAX_IMAGES = 48
 MAX_PIXELS = 2048 * 2048
 MIN_PIECE = 3  # pieces of fewer pixels are noise in the annotation, not objects
@@ -63,15 +65,26 @@ class Fingerprint:
     void_share: float
     classes: list[ClassPrint] = field(default_factory=list)
     key: str = ""
+    background: ClassPrint | None = None  # measured in binary sets only
+
+    @property
+    def binary(self) -> bool:
+        """One class beside the background: both sides of the mask matter."""
+        return len(self.classes) == 1
+
+    def background_name(self) -> str | None:
+        return self.background.name if self.background is not None else None
 
     @property
     def median_size(self) -> tuple[float, float]:
         """(height, width) of the typical image."""
         return self.height["median"], self.width["median"]
 
-    def thinnest(self) -> ClassPrint | None:
-        """The class with the lowest low-percentile thickness (among classes with measured pieces)."""
-        known = [c for c in self.classes if c.thickness_low is not None]
+    def thinnest(self, with_background: bool = False) -> ClassPrint | None:
+        """The class with the lowest low-percentile thickness (among classes with measured pieces), the
+        background of a binary set included when asked."""
+        found = [*self.classes, *([self.background] if with_background and self.background else [])]
+        known = [c for c in found if c.thickness_low is not None]
         return min(known, key=lambda c: c.thickness_low) if known else None  # type: ignore[arg-type, return-value]
 
     def smallest(self) -> ClassPrint | None:
@@ -85,6 +98,7 @@ class Fingerprint:
     def from_dict(cls, data: dict[str, Any]) -> Fingerprint:
         data = dict(data)
         data["classes"] = [ClassPrint(**c) for c in data.get("classes", [])]
+        data["background"] = ClassPrint(**data["background"]) if data.get("background") else None
         return cls(**data)
 
     def lines(self) -> list[str]:
@@ -95,7 +109,7 @@ class Fingerprint:
                f"max {w['max']:.0f}x{h['max']:.0f}); aspect w/h {a['median']:.2f} "
                f"({a['min']:.2f}-{a['max']:.2f}); sizes {'vary' if self.sizes_vary else 'are alike'}",
                f"  void: {100 * self.void_share:.1f} % of pixels"]
-        for c in self.classes:
+        for c in [*self.classes, *([self.background] if self.background else [])]:
             if not c.pieces:
                 out.append(f"  {c.name}: not in the measured images")
                 continue
@@ -164,6 +178,8 @@ def compute_fingerprint(dataset: Dataset, limit: int = MAX_IMAGES) -> Fingerprin
     void = 0.0
     images = np.zeros(class_map.num_values, int)
     measures: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    binary = len(names) == 1  # then the background is measured too: it may be the thin side (membranes)
+    background: list[tuple[float, float]] = []
     chosen = measured_samples(dataset, limit)
     for sample in chosen:
         mask = semantic_mask(sample, index)
@@ -180,6 +196,8 @@ def compute_fingerprint(dataset: Dataset, limit: int = MAX_IMAGES) -> Fingerprin
         for value, name in zip(values, names, strict=True):
             if counts[value]:
                 measures[name] += [(s / factor, t / factor) for s, t in piece_measures(mask == value)]
+        if binary and counts[0]:
+            background += [(s / factor, t / factor) for s, t in piece_measures(mask == 0)]
     labelled = pixels.sum()
     per_class_instances = {n: 0 for n in names}
     for s in dataset.samples:
@@ -194,17 +212,29 @@ def compute_fingerprint(dataset: Dataset, limit: int = MAX_IMAGES) -> Fingerprin
         c.instances_per_image = per_class_instances[name] / max(1, len(dataset.samples))
         if m and not any(r.is_instance for s in dataset.samples for r in s.regions if r.label == name):
             c.instances_per_image = len(m) / max(1, len(chosen))  # mask folders: pieces stand for objects
-        if m:
-            sizes, thick = np.array([x[0] for x in m]), np.array([x[1] for x in m])
-            c.size_median, c.size_low = float(np.median(sizes)), float(np.percentile(sizes, LOW))
-            # by pixels, not by pieces: the scraps an occlusion cuts off a part must not make the class thin
-            c.thickness_median = weighted_percentile(thick, sizes**2, 50)
-            c.thickness_low = weighted_percentile(thick, sizes**2, LOW)
+        _piece_stats(c, m)
         classes.append(c)
+    back = None
+    if binary:
+        back = ClassPrint(class_map.name(0), pixel_share=float(pixels[0] / labelled) if labelled else 0.0,
+                          images=int(images[0]), pieces=len(background))
+        back.instances_per_image = len(background) / max(1, len(chosen))
+        _piece_stats(back, background)
     total = labelled + void
     return Fingerprint(images=len(dataset.samples), measured_images=len(chosen), width=_stats(widths),
                        height=_stats(heights), aspect=_stats(aspects), sizes_vary=bool(vary),
-                       void_share=float(void / total) if total else 0.0, classes=classes)
+                       void_share=float(void / total) if total else 0.0, classes=classes, background=back)
+
+
+def _piece_stats(c: ClassPrint, m: list[tuple[float, float]]) -> None:
+    """A class's size and thickness figures from its pieces' (sqrt(area), thickness)."""
+    if not m:
+        return
+    sizes, thick = np.array([x[0] for x in m]), np.array([x[1] for x in m])
+    c.size_median, c.size_low = float(np.median(sizes)), float(np.percentile(sizes, LOW))
+    # by pixels, not by pieces: the scraps an occlusion cuts off a part must not make the class thin
+    c.thickness_median = weighted_percentile(thick, sizes**2, 50)
+    c.thickness_low = weighted_percentile(thick, sizes**2, LOW)
 
 
 # ------------------------------------------------------------------------------------------------ the cache

@@ -266,9 +266,9 @@ class ScaledSamples:
 class CropTensors(TorchDataset):
     """Random crops of scaled photos, `per_image` per photo and epoch: with probability `foreground` centred
     on a labelled pixel of a class the photo has (the class drawn uniformly among them, so rare classes are
-    seen as often as common ones), else anywhere. The crop side is `transform.size` when the transform has
-    one (progressive resizing makes it smaller for a while, at the same scale), else `size`. Photos smaller
-    than the crop are padded (black image, void mask)."""
+    seen as often as common ones), else anywhere. Crops are `size` at the training scale; the transform
+    brings them to its own `size` (progressive resizing: the same view at a lower resolution for a while).
+    Photos smaller than the crop are padded (black image, void mask)."""
 
     def __init__(self, samples: ScaledSamples, size: tuple[int, int], per_image: int = 1, foreground: float = 0.0,
                  transform: v2.Transform | None = None) -> None:
@@ -277,9 +277,6 @@ class CropTensors(TorchDataset):
 
     def __len__(self) -> int:
         return len(self.samples) * self.per_image
-
-    def crop_size(self) -> tuple[int, int]:
-        return tuple(getattr(self.transform, "size", self.size))  # type: ignore[return-value]
 
     def window(self, k: int, size: tuple[int, int]) -> tuple[int, int]:
         """Top-left corner of a crop of `size` in photo k."""
@@ -297,7 +294,7 @@ class CropTensors(TorchDataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         k = i // self.per_image
-        ch, cw = self.crop_size()
+        ch, cw = self.size
         y, x = self.window(k, (ch, cw))
         im = self.samples.images[k][:, y:y + ch, x:x + cw]
         m = self.samples.masks[k][y:y + ch, x:x + cw]

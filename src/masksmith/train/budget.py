@@ -1,143 +1,141 @@
-"""How long to train: a suggested budget from the data set and this machine's measured speed, and the quality to
-expect from a budget, in words. One small module, meant to be replaced by a finer measurement (issue 23).
+"""The time budget is the whole wait: a run given `time_budget` T ends within T plus MARGIN, reading the data,
+training, validating, the final evaluation and the report included.
 
-- Speed: images per second of a training step of the chosen model at the planned input size and batch, timed
-  on this machine (one warm-up and STEPS timed forward/backward/update steps on random tensors, random
-  weights), cached per machine, model, size and batch under the user cache.
-- Need: images seen. Measured on car-parts (docs/benchmarks.md; 400 photos, 18 parts, U-Net): about 2,000
-  images seen gave test mIoU 0.22 (big parts only), 6,800 gave 0.53, 18,000 gave 0.66. A small data set
-  needs more passes over each photo, so the need is counted in epochs too (EPOCHS_GOOD), between the bounds.
+The deadline is set when the wait begins (the command's start, or the call to train). Training ends early
+enough for what must follow it: one last validation, the final full-size evaluation of the validation photos
+and the report. Those are estimated before training from the measured prediction rate (masksmith.train.plan's
+`reserve_seconds`), and again after every validation from how long it really took, so a machine that slows
+down under other jobs ends training sooner instead of overrunning. The learning-rate schedule follows the
+moved end (ClockSchedule.time_budget), so the run still ends at a low learning rate.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STEPS = 2
-MEASURED_BATCH = 2  # images per timed step (the rate per image hardly depends on the batch on a CPU)
-ROUGH, USABLE, GOOD = 3_000, 8_000, 18_000  # images seen (car-parts, docs/benchmarks.md)
-EPOCHS_GOOD = 60  # passes over a small data set for a good model
-LEAST = 3_000  # images seen for a good model, however small the data set
-INSTANCE_RATE_512 = 1.2  # images/s of Mask R-CNN Lite0 at a 512 px side on 2 cores (docs/benchmarks.md)
-TIERS = (  # (images seen at least, level, words)
-    (GOOD, "good", "good masks for most parts; small and rare parts improve last"),
-    (USABLE, "usable", "usable masks for the large parts; small and rare parts stay rough"),
-    (ROUGH, "rough", "rough masks: the large parts only, not yet worth using"),
-    (0, "poor", "too short to learn much: expect the whole object painted as one or two parts"),
-)
+import lightning as L
+
+MARGIN = 0.05  # the stated margin: a run ends within T x (1 + MARGIN) ...
+MARGIN_SECONDS = 5.0  # ... or T + MARGIN_SECONDS, whichever is larger
+EPOCH_END_SECONDS = 2.0  # the last epoch's checkpoint, preview and model file
+UNKNOWN_END_SHARE = 0.1  # of the budget kept for the end before anything was measured (no estimate)
+END_PER_VALIDATION = 1.5  # without an estimate: the end takes this many measured validations
+
+
+def allowed_seconds(budget: float) -> float:
+    """The longest a run with this budget may take: the budget plus the stated margin."""
+    return budget + max(MARGIN_SECONDS, MARGIN * budget)
+
+
+def process_started() -> float:
+    """time.monotonic() at this process's start (when the command was given), from /proc; now elsewhere."""
+    try:
+        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        age = uptime - int(stat[19]) / ticks
+        return time.monotonic() - max(0.0, age)
+    except (OSError, ValueError, IndexError):
+        return time.monotonic()
+
+
+def session_seconds(budget: float, run_dir: Path, resume: bool) -> float:
+    """The wait this session may take: the whole budget for a new run; for a resumed one, what is left of it
+    after the training seconds already done (metrics.csv), at least a tenth of it."""
+    if not resume:
+        return budget
+    from masksmith.core.runfolder import METRICS, read_metrics
+
+    path = run_dir / METRICS
+    rows = read_metrics(path) if path.is_file() else []
+    done = float(rows[-1].get("seconds", 0.0)) if rows else 0.0
+    return max(0.1 * budget, budget - done)
 
 
 @dataclass
-class Budget:
-    """A suggested budget and what to expect: minutes for a good and for a usable model, the measured speed,
-    and the epochs they are."""
+class Deadline:
+    """`seconds` from `started` (time.monotonic())."""
 
-    good_minutes: float
-    usable_minutes: float
-    images_per_second: float
-    train_images: int
-    size: int
-    batch: int
-    measured: bool  # False: the speed is a documented estimate, not measured here
+    seconds: float
+    started: float
 
-    def expect(self, minutes: float) -> dict[str, Any]:
-        """What `minutes` of training gives: the level, the words, the images seen and epochs."""
-        seen = minutes * 60 * self.images_per_second
-        need = _need(self.train_images)
-        level, words = next((lv, w) for at, lv, w in TIERS if seen >= 0.95 * at * need / GOOD or at == 0)
-        return {"level": level, "words": words, "images_seen": round(seen),
-                "epochs": round(seen / max(1, self.train_images), 1)}
+    def left(self) -> float:
+        return self.started + self.seconds - time.monotonic()
 
-    def tiers(self) -> list[dict[str, Any]]:
-        """From how many minutes each level of quality is reached (best first), for a page to word any budget."""
-        need, per_minute = _need(self.train_images), 60 * max(self.images_per_second, 1e-3)
-        return [{"level": lv, "words": w, "minutes": round(0.95 * at * need / GOOD / per_minute, 2)}
-                for at, lv, w in TIERS]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "tiers": self.tiers()}
+    def spent(self) -> float:
+        return time.monotonic() - self.started
 
 
-def _need(train_images: int) -> float:
-    """Images seen for a good model: EPOCHS_GOOD passes, within [LEAST, GOOD]."""
-    return min(GOOD, max(LEAST, EPOCHS_GOOD * train_images))
+@dataclass
+class RunBudget:
+    """What a trainer hands fit_run: the deadline, and the planned seconds of the end (`end_seconds`: the final
+    evaluation and the report, of which `end_network` is the network's share) and of one validation during
+    training (None where not estimated)."""
+
+    deadline: Deadline
+    end_seconds: float | None = None
+    validation_seconds: float | None = None
+    end_network: float = 0.0
 
 
-def suggest_budget(train_images: int, images_per_second: float, size: int, batch: int,
-                   measured: bool = True) -> Budget:
-    need = _need(train_images)
-    per_minute = 60 * max(images_per_second, 1e-3)
-    good = need / per_minute
-    usable = need * USABLE / GOOD / per_minute
-    return Budget(_round_minutes(good), _round_minutes(usable), round(images_per_second, 2), train_images, size,
-                  batch, measured)
+VALIDATION_FIXED = 1.0  # seconds a validation takes beyond its network work (the loop, logging, metrics)
+MAX_LOAD = 4.0  # the end is never estimated more than this much slower than planned
 
 
-def _round_minutes(minutes: float) -> float:
-    return max(1.0, round(minutes * 2) / 2 if minutes < 20 else round(minutes / 5) * 5)
+class KeepToBudget(L.Callback):
+    """Moves the end of training (the clock's budget) so the run ends by its deadline, and stops it there."""
 
+    def __init__(self, budget: RunBudget, clock: Any) -> None:
+        self.budget, self.clock = budget, clock
+        self.measured: float | None = None  # seconds of the last validation
+        self._t0 = self._step0 = 0.0
 
-# ------------------------------------------------------------------------------------ this machine's speed
-def _cache_file() -> Path:
-    root = Path(os.environ.get("MASKSMITH_CACHE", Path.home() / ".cache" / "masksmith"))
-    return root / "speed.json"
+    def load(self) -> float:
+        """How much slower validating is than planned (1 when not measured or not slower)."""
+        b = self.budget
+        if self.measured is None or not b.validation_seconds:
+            return 1.0
+        return min(MAX_LOAD, max(1.0, self.measured / (b.validation_seconds + VALIDATION_FIXED)))
 
+    def end_reserve(self) -> float:
+        """Seconds to keep for one last validation and the end of the run."""
+        b = self.budget
+        if b.end_seconds is not None:
+            end = b.end_seconds + b.end_network * (self.load() - 1)  # the network's share runs slower too
+        elif self.measured is not None:
+            end = END_PER_VALIDATION * self.measured
+        else:
+            end = UNKNOWN_END_SHARE * b.deadline.seconds
+        last = self.measured if self.measured is not None else (b.validation_seconds or 0.0) + VALIDATION_FIXED
+        return end + last + EPOCH_END_SECONDS
 
-def machine_key() -> str:
-    import torch
+    def _move_end(self) -> None:
+        self.clock.time_budget = max(1.0, self.clock.elapsed() + self.budget.deadline.left() - self.end_reserve())
 
-    cpu = platform.processor() or platform.machine()
-    return f"{platform.node()}|{cpu}|{os.cpu_count()}|torch {torch.__version__}|threads {torch.get_num_threads()}"
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._move_end()
 
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t0 = time.monotonic()
 
-def step_rate(arch: str, task: str, size: int, batch: int, classes: int, use_cache: bool = True
-              ) -> tuple[float, bool]:
-    """(training images per second, measured) of `arch` at `size` x `size` and `batch` on this machine."""
-    if task == "instance":
-        return INSTANCE_RATE_512 * (512 / max(64, size)) ** 2, False
-    key = f"{machine_key()}|{arch}|{size}|{batch}"
-    path = _cache_file()
-    try:
-        cached = json.loads(path.read_text(encoding="utf-8")) if use_cache and path.is_file() else {}
-    except (OSError, ValueError):
-        cached = {}
-    if key in cached:
-        return float(cached[key]), True
-    rate = _time_steps(arch, size, min(batch, MEASURED_BATCH), classes)
-    if use_cache:
-        from masksmith.core.outputs import atomic_write_text
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.measured = time.monotonic() - self._t0
 
-        atomic_write_text(path, json.dumps({**cached, key: rate}, indent=1))
-    return rate, True
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._move_end()
 
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        self._step0 = time.monotonic()
 
-def _time_steps(arch: str, size: int, batch: int, classes: int) -> float:
-    import torch
-
-    from masksmith.models.semantic import ModelConfig, SegmentationNet, build_model
-
-    torch.manual_seed(0)
-    net = SegmentationNet(build_model(ModelConfig(arch=arch, num_outputs=classes + 1, encoder_weights=None),
-                                      pretrained=False), (0.5,) * 3, (0.5,) * 3)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=1e-4)
-    x = torch.rand(batch, 3, size, size) * 255
-    y = torch.randint(0, classes + 1, (batch, size, size))
-    net.train()
-
-    def step() -> None:
-        optimiser.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(net(x), y)
-        loss.backward()
-        optimiser.step()
-
-    step()  # warm-up: allocations, kernel choices
-    start = time.perf_counter()
-    for _ in range(STEPS):
-        step()
-    return batch * STEPS / (time.perf_counter() - start)
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        step = time.monotonic() - self._step0
+        # stop when the next step would end past the end: a step on a busy CPU can take seconds
+        if self.clock.elapsed() + 0.5 * step >= self.clock.time_budget:
+            trainer.should_stop = True

@@ -41,6 +41,10 @@ class TrainConfig:
     # one window of the median photo's size cut from each photo's top-left corner
     crop: int | list[int] | None = None
     crops_per_image: int = 1  # crops per photo and epoch
+    # training items (crops, or whole photos) per epoch; None: one pass over the photos. A budgeted plan sets it
+    # so the run has several epochs ("validation intervals") whatever the data size
+    crops_per_epoch: int | None = None
+    val_items: int | None = None  # validation windows (or photos) scored each epoch, a fixed subset; None: all
     foreground_crops: float = 0.0  # share of crops centred on a labelled pixel of a class the photo has
     # plan the values above, batch_size and size from the data set's fingerprint (masksmith.train.plan) before
     # training, except the fields named in `fixed` (the user set them); the plan applied is recorded in `plan`
@@ -62,7 +66,9 @@ class TrainConfig:
     warmup_fraction: float = 0.03
     batch_size: int = 8
     epochs: int | None = 30
-    time_budget: float | None = None  # seconds of training; the schedule follows the clock when given
+    # seconds the whole run may take: reading the data, training, validating, the final evaluation and the
+    # report (masksmith.train.budget keeps to it); the learning-rate schedule follows the clock when given
+    time_budget: float | None = None
     flip: bool = True
     flip_pairs: list[list[str]] | str = "auto"  # "auto": detected from class names; [] for none
     scale: list[float] = field(default_factory=lambda: [0.7, 1.0])  # crops keep enough context for left/right
@@ -142,6 +148,8 @@ class TrainConfig:
         number("color_jitter", 0, 1)
         number("freeze_encoder_levels", 0, 5, integer=True)
         number("preview_images", 0, 64, integer=True)
+        number("crops_per_epoch", 1, None, optional=True, integer=True)
+        number("val_items", 1, None, optional=True, integer=True)
         number("num_workers", 0, 64, integer=True)
         number("seed", 0, 2**32 - 1, integer=True)
         if self.name:  # the run folder is `runs_dir`/`name`, never anywhere else
@@ -158,6 +166,18 @@ class TrainConfig:
             raise MasksmithError(f"`scale` is {self.scale!r}; it must be [low, high] with 0 < low <= high <= 1.",
                                  path=path, fix="e.g. `scale` [0.7, 1.0].")
         return self
+
+    def with_plan(self, plan: Any) -> TrainConfig:
+        """A copy of this config with a training plan's values (masksmith.train.plan.Plan) and its record."""
+        from dataclasses import replace
+
+        return replace(self, **plan.settings(), plan=plan.to_dict())
+
+    def with_record(self, record: dict[str, Any]) -> TrainConfig:
+        """A copy with `record` as its plan record (where each planned value came from)."""
+        from dataclasses import replace
+
+        return replace(self, plan=record)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(asdict(self), sort_keys=False)

@@ -18,6 +18,7 @@ here into an equivalent zoom range (see `scale_range`).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from masksmith.models.instance import (
     instance_normalisation,
     trainable_parameters,
 )
+from masksmith.train.budget import Deadline, RunBudget, session_seconds
 from masksmith.train.callbacks import History
 from masksmith.train.config import TrainConfig
 from masksmith.train.run import claimed_run, fit_run, model_saver
@@ -238,13 +240,14 @@ class InstancePreviews(L.Callback):
 
 
 # ---------------------------------------------------------------------------------------------------- data
-def split_instance_data(config: TrainConfig, announce: Callable[[str], None] | None = None) -> SampleSplit:
-    """The shared train/validation choice (and the plan, `planned_split`), plus the one thing detection needs:
-    classes."""
-    split = planned_split(config, announce)
+def split_instance_data(config: TrainConfig, announce: Callable[[str], None] | None = None,
+                        started: float | None = None) -> tuple[SampleSplit, TrainConfig]:
+    """The shared train/validation choice and the config with its plan applied (`planned_split`), plus the one
+    thing detection needs: classes."""
+    split, config = planned_split(config, announce, started)
     if not split.dataset.classes:
         raise MasksmithError("has no classes to detect.", path=config.data, fix="annotate objects with labels.")
-    return split
+    return split, config
 
 
 def model_config_for(config: TrainConfig) -> dict[str, Any]:
@@ -256,18 +259,22 @@ def model_config_for(config: TrainConfig) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------- train
 def train_instance(config: TrainConfig, run_dir: Path | None = None, resume: bool = False,
                    extra_callbacks: list[L.Callback] | None = None,
-                   announce: Callable[[str], None] | None = None) -> Path:
-    """Train Mask R-CNN and return the run folder. With `resume`, continue `run_dir` from its last checkpoint."""
+                   announce: Callable[[str], None] | None = None, started: float | None = None) -> Path:
+    """Train Mask R-CNN and return the run folder. With `resume`, continue `run_dir` from its last checkpoint.
+    `started`: time.monotonic() when the wait began (default: now); a time budget counts from it (the end of
+    the run is estimated from the measured validations)."""
+    started = time.monotonic() if started is None else started
     with claimed_run(config, run_dir, resume, announce) as (run_dir, resume_from):
-        fit_instance(config, run_dir, resume_from, extra_callbacks, announce)
+        fit_instance(config, run_dir, resume_from, extra_callbacks, announce, started)
     return run_dir
 
 
 def fit_instance(config: TrainConfig, run_dir: Path, resume_from: Path | None,
                  extra_callbacks: list[L.Callback] | None = None,
-                 announce: Callable[[str], None] | None = None) -> None:
+                 announce: Callable[[str], None] | None = None, started: float | None = None) -> None:
     """Read the data, build Mask R-CNN and fit it into the claimed `run_dir` (from `resume_from`)."""
-    split = split_instance_data(config, announce)
+    started = time.monotonic() if started is None else started
+    split, config = split_instance_data(config, announce, started)
     names = split.dataset.class_names
     model_config = model_config_for(config)
     net = build_instance_model(model_config, len(names), pretrained=resume_from is None)
@@ -302,5 +309,8 @@ def fit_instance(config: TrainConfig, run_dir: Path, resume_from: Path | None,
             precision=PRECISION, resume_from=resume_from,
             resize=(RCNNInputSize(net), (config.size, config.size), 32), split=split,
             extra_callbacks=extra_callbacks,
+            budget=RunBudget(Deadline(session_seconds(float(config.time_budget), run_dir, resume_from is not None),
+                                      started))
+            if config.time_budget else None,
             # a safety net for SGD at 0.01 on small batches: the first steps on fresh heads can spike
             gradient_clip_val=10.0)

@@ -29,6 +29,7 @@ from masksmith.core.errors import MasksmithError, TrainingInterrupted, signal_wo
 from masksmith.core.outputs import atomic_save, atomic_write_text, check_writable, os_error, storage_error
 from masksmith.core.runfolder import CONFIG, DATA, LOCK, MODEL, VALIDATION
 from masksmith.models.artifact import ModelArtifact, save_artifact
+from masksmith.train.budget import Deadline, KeepToBudget, RunBudget
 from masksmith.train.callbacks import (
     ClockSchedule,
     KeepInterrupted,
@@ -41,6 +42,7 @@ from masksmith.train.samples import SampleSplit
 
 MODEL_FILE = MODEL
 RUN_DIR_ENV = "MASKSMITH_RUN_DIR"  # the run folder, for the processes Lightning starts (DDP)
+EVALUATION_OVERHEAD = 1.5  # a photo's evaluation against its bare prediction: reading, scoring, the galleries
 
 
 @contextlib.contextmanager
@@ -271,14 +273,17 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
             *, save: Callable[[L.LightningModule, str], Path], monitor: str | None, history: L.Callback,
             previews: L.Callback, precision: str, resume_from: Path | None,
             resize: tuple[Any, tuple[int, int], int] | None = None, split: SampleSplit | None = None,
-            extra_callbacks: list[L.Callback] | None = None, **trainer_options: Any) -> None:
+            extra_callbacks: list[L.Callback] | None = None, budget: RunBudget | None = None,
+            **trainer_options: Any) -> None:
     """Fit `module` and leave the run folder complete (the model file is written even when nothing improved;
     with `split`, data.json, the validation split's evaluation and report.html too).
 
     `monitor`: the validation metric (higher is better) that picks best.ckpt and the model file; None keeps the
     last. `resize`: (object with a `size`, full (h, w), divisor) for progressive resizing when the config asks.
-    `trainer_options` go to L.Trainer (e.g. gradient_clip_val). An interruption (Ctrl-C, SIGTERM) raises
-    TrainingInterrupted and a full disk a MasksmithError, each one line saying what was kept."""
+    `budget`: the deadline the whole run keeps to (masksmith.train.budget), training ending early enough for
+    the final evaluation and the report. `trainer_options` go to L.Trainer (e.g. gradient_clip_val). An
+    interruption (Ctrl-C, SIGTERM) raises TrainingInterrupted and a full disk a MasksmithError, each one line
+    saying what was kept."""
     ckpt_dir = run_dir / "checkpoints"
     # last.ckpt every epoch from a checkpoint of its own: Lightning's save_last writes it only in an epoch whose
     # score made the top k (or not at all with save_top_k=0), so --resume would go back to the best epoch
@@ -292,11 +297,13 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
     interrupted = KeepInterrupted(dirpath=ckpt_dir, filename="interrupted")  # on Ctrl-C or an error only
     callbacks: list[L.Callback] = [BeginRun(run_dir, config, split), clock, *checkpoints, interrupted, history,
                                    previews, keep, *(extra_callbacks or [])]
+    if budget is not None:
+        callbacks.insert(2, KeepToBudget(budget, clock))
     if resize is not None and config.low_res_factor and config.low_res_factor < 1:
         target, full, divisor = resize
         callbacks.append(ProgressiveResize(target, clock, config.low_res_factor, config.low_res_until, full,
                                            divisor))
-    trainer = make_trainer(config, run_dir, callbacks, precision, **trainer_options)
+    trainer = make_trainer(config, run_dir, callbacks, precision, budget, **trainer_options)
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, trainer.world_size)))
     handler = signal.getsignal(signal.SIGINT)
     if trainer.world_size > 1:
@@ -317,7 +324,7 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
         if trainer.is_global_zero and not (run_dir / MODEL_FILE).exists():
             save(module, "last")
         if trainer.is_global_zero and split is not None:
-            finish_run(run_dir, config, split)
+            finish_run(run_dir, config, split, budget.deadline if budget is not None else None)
     except KeyboardInterrupt as exc:
         signum = stop_signal(exc) or signal.SIGINT
         raise TrainingInterrupted(
@@ -328,15 +335,15 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
 
 
 def make_trainer(config: TrainConfig, run_dir: Path, callbacks: list[L.Callback], precision: str,
-                 **trainer_options: Any) -> L.Trainer:
-    """The Lightning Trainer of a run: epochs or the clock, checkpoints read safely, no logger; a progress
-    bar on a terminal."""
+                 budget: RunBudget | None = None, **trainer_options: Any) -> L.Trainer:
+    """The Lightning Trainer of a run: epochs or the clock (Lightning's max_time when there is no run budget
+    whose KeepToBudget stops it), checkpoints read safely, no logger; a progress bar on a terminal."""
     interactive = sys.stdout.isatty()
     if interactive:
         callbacks = [*callbacks, TrainingProgress()]
     return L.Trainer(
         max_epochs=config.epochs if config.epochs else -1,
-        max_time={"seconds": config.time_budget} if config.time_budget else None,
+        max_time={"seconds": config.time_budget} if config.time_budget and budget is None else None,
         accelerator=config.accelerator, devices=config.devices, strategy=config.strategy,
         precision=precision, callbacks=callbacks, logger=False,
         enable_progress_bar=interactive, enable_model_summary=False, default_root_dir=str(run_dir),
@@ -439,24 +446,50 @@ def write_data_summary(run_dir: Path, config: TrainConfig, split: SampleSplit) -
     return atomic_write_text(run_dir / DATA, json.dumps(summary, indent=1))
 
 
-def finish_run(run_dir: Path, config: TrainConfig, split: SampleSplit) -> None:
+def finish_run(run_dir: Path, config: TrainConfig, split: SampleSplit, deadline: Deadline | None = None) -> None:
     """When training ends: the model file evaluated on the validation split into evaluation/validation/
-    (full-size scores, per-class table, confusion matrix, worst and best images), then report.html."""
+    (full-size scores, per-class table, confusion matrix, worst and best images), then report.html. With a
+    `deadline`, as many validation photos as fit before it (evenly spread; the evaluation says how many)."""
     from masksmith.core.runfolder import EVALUATION
     from masksmith.data.schema import Dataset
     from masksmith.html_report import write_report
     from masksmith.models.artifact import load_artifact
     from masksmith.tasks import get_task
+    from masksmith.train.plan import GALLERY_PHOTOS
 
     if split.val:
-        # no root: the subset is only read, and writing goes to our own run folder
-        subset = Dataset(classes=split.dataset.classes, samples=list(split.val), format=split.dataset.format)
         out = run_dir / EVALUATION / VALIDATION
         task = get_task(config.task)
         try:
             predictor = task.load("predictor")(load_artifact(run_dir / MODEL_FILE))
-            task.load("evaluator")(predictor, subset, VALIDATION, subset.samples,
-                                   f"evaluating on the {len(subset.samples)} validation images", out, worst=4)
+            samples, used = list(split.val), f"evaluating on the {len(split.val)} validation images"
+            if deadline is not None:
+                samples, used = fitting_samples(predictor, samples, deadline)
+            # no root: the subset is only read, and writing goes to our own run folder
+            subset = Dataset(classes=split.dataset.classes, samples=samples, format=split.dataset.format)
+            task.load("evaluator")(predictor, subset, VALIDATION, subset.samples, used, out,
+                                   worst=GALLERY_PHOTOS // 2)
         except MasksmithError as exc:  # the model is saved; a failed evaluation must not hide that
             logging.getLogger(__name__).warning("the validation split was not evaluated: %s", exc)
     write_report(run_dir)
+
+
+def fitting_samples(predictor: Any, samples: list[Any], deadline: Deadline) -> tuple[list[Any], str]:
+    """The validation samples whose evaluation fits before the deadline (the report's time kept back), timed
+    on the first photo; all of them when they fit, else evenly spread, and the words that say so."""
+    import numpy as np
+
+    from masksmith.train.plan import GALLERY_PHOTOS, REPORT_SECONDS
+
+    t0 = time.monotonic()
+    predictor.predict(samples[0].load_image())
+    prediction = time.monotonic() - t0
+    per_photo = EVALUATION_OVERHEAD * prediction
+    # the worst and best galleries predict their photos again
+    room = deadline.left() - REPORT_SECONDS - min(GALLERY_PHOTOS, len(samples)) * prediction
+    n = max(1, min(len(samples), int(room / max(per_photo, 1e-3))))
+    if n >= len(samples):
+        return samples, f"evaluating on the {len(samples)} validation images"
+    picked = [samples[i] for i in sorted(set(np.linspace(0, len(samples) - 1, n).round().astype(int).tolist()))]
+    return picked, (f"evaluating on {len(picked)} of the {len(samples)} validation images, evenly spread (the rest "
+                    "did not fit in the time budget)")

@@ -43,17 +43,35 @@ def split_samples(config: TrainConfig, announce: Callable[[str], None] | None = 
     return SampleSplit(dataset, choice.train, choice.val, flip_pairs(config, dataset.class_names))
 
 
-def planned_split(config: TrainConfig, announce: Callable[[str], None] | None = None) -> SampleSplit:
-    """The train/validation split, with the training plan made and written into `config` first when the
-    config asks for one (auto_plan) and has none yet (a resumed or repeated run keeps its own)."""
-    from masksmith.train.plan import plan_config, record_unplanned
+def training_plan(config: TrainConfig, split: SampleSplit, started: float | None = None,
+                  announce: Callable[[str], None] | None = None):
+    """The plan for a new run (masksmith.train.plan.Plan) when the config asks for one (auto_plan) and has
+    none yet, else None (a resumed or repeated run keeps its own; planning is off). With a time budget the
+    plan spends it: `started` (time.monotonic() when the wait began) says how much is gone. Applying the plan
+    is the caller's (`planned`)."""
+    if not config.auto_plan or config.plan:
+        return None
+    from masksmith.train.plan import plan_config
 
+    return plan_config(config, split.dataset, images=(len(split.train), len(split.val)), started=started,
+                       announce=announce)[1]
+
+
+def planned(config: TrainConfig, plan) -> TrainConfig:
+    """`config` with `plan` applied; without a plan, with the record of where each planned value came from
+    (the person or the default) unless it has a record already."""
+    from masksmith.train.plan import unplanned_record
+
+    if plan is not None:
+        return config.with_plan(plan)
+    return config if config.plan else config.with_record(unplanned_record(config))
+
+
+def planned_split(config: TrainConfig, announce: Callable[[str], None] | None = None,
+                  started: float | None = None) -> tuple[SampleSplit, TrainConfig]:
+    """The train/validation split and the config to train with (the plan made and applied)."""
     split = split_samples(config, announce)
-    if config.auto_plan and not config.plan:
-        plan_config(config, split.dataset, announce=announce)
-    elif not config.plan:
-        record_unplanned(config)
-    return split
+    return split, planned(config, training_plan(config, split, started, announce))
 
 
 def flip_pairs(config: TrainConfig, class_names: list[str]) -> list[list[str]]:

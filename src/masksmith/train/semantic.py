@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from masksmith.core.errors import MasksmithError
 from masksmith.data.schema import Dataset
@@ -41,6 +42,7 @@ from masksmith.models.encoders import early_encoder_modules, freeze_modules
 from masksmith.models.registry import get_model
 from masksmith.models.semantic import ModelConfig, SegmentationNet, build_model, default_normalisation
 from masksmith.models.sides import side_pairs_for
+from masksmith.train.budget import Deadline, RunBudget, session_seconds
 from masksmith.train.callbacks import History, Previews
 from masksmith.train.config import TrainConfig
 from masksmith.train.losses import SegmentationLoss
@@ -194,16 +196,20 @@ def input_geometry(config: TrainConfig, dataset: Dataset) -> tuple[tuple[int, in
     return (max(d, math.ceil(h / d) * d), max(d, math.ceil(w / d) * d)), 1.0 / config.shrink
 
 
-def prepare_data(config: TrainConfig, announce: Callable[[str], None] | None = None,
-                 split: SampleSplit | None = None) -> PreparedData:
-    split = split or planned_split(config, announce)
+def prepare_data(config: TrainConfig, split: SampleSplit) -> PreparedData:
+    """The training photos decoded at the training scale, and the fixed validation subset scored each epoch
+    (config.val_items windows or photos, spread evenly; all of them, up to VAL_TILES windows, when None)."""
     dataset, train_samples, val_samples, pairs = split.dataset, split.train, split.val, split.flip_pairs
     size, scale = input_geometry(config, dataset)
+    limit = config.val_items
     if config.crop and scale:
         train: CachedSamples | ScaledSamples = ScaledSamples.build(dataset, scale, train_samples, config.seed)
-        val = ScaledSamples.build(dataset, scale, val_samples).tiles(size, VAL_TILES) if val_samples else None
+        val = ScaledSamples.build(dataset, scale, val_samples).tiles(size, min(limit or VAL_TILES, VAL_TILES)) \
+            if val_samples else None
         return PreparedData(dataset, train, val, pairs, size, scale, split)
     train = CachedSamples.build(dataset, size, train_samples, scale)
+    if limit is not None and len(val_samples) > limit:
+        val_samples = [val_samples[i] for i in np.linspace(0, len(val_samples) - 1, limit).round().astype(int)]
     val = CachedSamples.build(dataset, size, val_samples, scale) if val_samples else None
     return PreparedData(dataset, train, val, pairs, size, scale, split)
 
@@ -225,21 +231,25 @@ def frozen_encoder_part(net: SegmentationNet, config: TrainConfig) -> list[torch
 
 def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: bool = False,
                    extra_callbacks: list[L.Callback] | None = None,
-                   announce: Callable[[str], None] | None = None) -> Path:
-    """Train and return the run folder. With `resume`, continue `run_dir` from checkpoints/last.ckpt."""
+                   announce: Callable[[str], None] | None = None, started: float | None = None) -> Path:
+    """Train and return the run folder. With `resume`, continue `run_dir` from checkpoints/last.ckpt.
+    `started`: time.monotonic() when the wait began (default: now); a time budget counts from it."""
+    started = time.monotonic() if started is None else started
     with claimed_run(config, run_dir, resume, announce) as (run_dir, resume_from):
-        fit_semantic(config, run_dir, resume_from, extra_callbacks, announce)
+        fit_semantic(config, run_dir, resume_from, extra_callbacks, announce, started)
     return run_dir
 
 
 def fit_semantic(config: TrainConfig, run_dir: Path, resume_from: Path | None,
                  extra_callbacks: list[L.Callback] | None = None,
-                 announce: Callable[[str], None] | None = None) -> None:
+                 announce: Callable[[str], None] | None = None, started: float | None = None) -> None:
     """Read the data, build the network and fit it into the claimed `run_dir` (from `resume_from`)."""
+    started = time.monotonic() if started is None else started
     if config.model_options:
         raise MasksmithError(f"model_options {sorted(config.model_options)} apply to instance models only.",
                              fix="remove model_options from the config.")
-    data = prepare_data(config, announce)
+    split, config = planned_split(config, announce, started)
+    data = prepare_data(config, split)
     classes = data.dataset.class_map
     binary = is_binary(config, len(classes))
     model_config = ModelConfig(arch=config.arch, num_outputs=1 if binary else classes.num_values,
@@ -262,9 +272,11 @@ def fit_semantic(config: TrainConfig, run_dir: Path, resume_from: Path | None,
         train_set: Any = CropTensors(data.train, size, config.crops_per_image, config.foreground_crops, augment)
     else:
         train_set = SegmentationTensors(data.train, augment)
+    per_epoch = config.crops_per_epoch or len(train_set)
+    sampler = RandomSampler(train_set, num_samples=per_epoch) if config.crops_per_epoch else None
     train_loader = DataLoader(train_set,
-                              batch_size=config.batch_size, shuffle=True, num_workers=config.num_workers,
-                              drop_last=len(train_set) > config.batch_size,
+                              batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
+                              num_workers=config.num_workers, drop_last=per_epoch > config.batch_size,
                               persistent_workers=config.num_workers > 0)
     val_loader = DataLoader(SegmentationTensors(data.val), batch_size=config.batch_size) if data.val else None
 
@@ -289,4 +301,37 @@ def fit_semantic(config: TrainConfig, run_dir: Path, resume_from: Path | None,
                               classes, [preview_source.names[i] for i in pick]),
             precision=resolve_precision(config), resume_from=resume_from,
             resize=(augment, size, get_model(config.arch).divisor), split=data.split,
-            extra_callbacks=extra_callbacks)
+            extra_callbacks=extra_callbacks,
+            budget=run_budget(config, data, classes, started, run_dir, resume_from is not None))
+
+
+def measured_rate(config: TrainConfig, classes: Any) -> Any:
+    """This machine's measured speed for the model `config` trains on these classes (masksmith.train.speed;
+    the task table's `speed`)."""
+    from masksmith.train.speed import measure_rate
+
+    binary = is_binary(config, len(classes))
+    return measure_rate(config, 1 if binary else classes.num_values, resolve_precision(config),
+                        loss_name(config, binary))
+
+
+def run_budget(config: TrainConfig, data: PreparedData, classes: Any, started: float, run_dir: Path,
+               resume: bool = False) -> RunBudget | None:
+    """The deadline of a run with a time budget, and the planned seconds of the end and of one validation
+    from this machine's measured rate (a budgeted plan measured it; it is cached, so measuring again costs a
+    probe)."""
+    if not config.time_budget:
+        return None
+    from masksmith.train.plan import end_network_seconds, reserve_seconds
+
+    deadline = Deadline(session_seconds(float(config.time_budget), run_dir, resume), started)
+    if data.split is None:
+        return RunBudget(deadline)
+    rate = measured_rate(config, classes)
+    h = float(np.median([s.height for s in data.split.val or data.split.train]))
+    w = float(np.median([s.width for s in data.split.val or data.split.train]))
+    window = data.size[0] * data.size[1]
+    end = reserve_seconds(rate, (h, w), len(data.split.val), config.shrink, config.size, window)
+    network = end_network_seconds(rate, (h, w), len(data.split.val), config.shrink, config.size, window)
+    one = len(data.val) * rate.infer_seconds(window) if data.val is not None else 0.0
+    return RunBudget(deadline, end, one, network)

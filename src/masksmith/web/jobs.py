@@ -191,7 +191,24 @@ def run_progress(run: dict[str, Any], images: int | None = None) -> dict[str, An
     error = plain(web_message(run["error"]), folder.parents[1]) if run["error"] else None  # worded for the page
     return {"id": run["id"], "state": run["state"], "error": error, "epochs": progress["epochs"],
             "preview": progress["preview"], "previews": progress["previews"], "model": progress["model"],
-            **clock, "time_left": clock["left_text"] if run["state"] in ACTIVE else None}
+            **clock, "time_left": clock["left_text"] if run["state"] in ACTIVE else None,
+            **planned_finish(folder)}
+
+
+def planned_finish(folder: Path) -> dict[str, Any]:
+    """The finish time a budgeted run keeps to (its start plus the budget: the whole wait) and the passes over
+    the data its plan predicted, for the run page."""
+    from masksmith.train.config import TrainConfig
+
+    try:
+        config = TrainConfig.from_yaml(folder / runfolder.CONFIG)
+    except Exception:  # noqa: BLE001 - a run folder being written or damaged: the page shows no finish
+        return {"finish": None, "planned_passes": None}
+    budget = ((config.plan or {}).get("budget") or {}).get("value") or {}
+    started = runfolder.read_status(folder).get("started")
+    finish = started + config.time_budget if config.time_budget and started else None
+    return {"finish": time.strftime("%H:%M:%S", time.localtime(finish)) if finish else None,
+            "planned_passes": budget.get("passes")}
 
 
 # ---------------------------------------------------------------------------------------------- the worker
@@ -219,7 +236,10 @@ def worker_main(argv: list[str] | None = None) -> int:
         from masksmith.train.config import TrainConfig
 
         config = TrainConfig.from_yaml(run_dir / runfolder.CONFIG)
-        service.train(config, run_dir, resume=args.resume, announce=lambda text: print(text, flush=True))
+        from masksmith.train.budget import process_started
+
+        service.train(config, run_dir, resume=args.resume, announce=lambda text: print(text, flush=True),
+                      started=process_started())  # the budget is the whole wait, from this worker's start
         state = "finished"
     except (KeyboardInterrupt, SystemExit, TrainingInterrupted):  # SIGINT: interrupted.ckpt and the model kept
         state = "stopped"

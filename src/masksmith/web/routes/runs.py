@@ -46,6 +46,25 @@ def start_run(form: TrainForm, store: StoreDep, jobs: JobsDep, data_dir: DataDir
     return {"id": run_id, "url": f"/runs/{run_id}"}
 
 
+@router.post("/api/plan")
+def plan_run(form: TrainForm, store: StoreDep):
+    """What the train form's budget buys on this machine: the library's plan (masksmith.service.plan_summary,
+    what `masksmith train --dry-run` prints), the passes over the photos and the finish time. Starts nothing."""
+    import time
+
+    from masksmith import service
+    from masksmith.core.durations import format_duration
+
+    ds = find_dataset(store, form.dataset)
+    config = form.config(ds["root"], ds["colors"])
+    summary = service.plan_summary(config.data, config.time_budget, config=config)
+    out = summary.to_dict()
+    out.pop("record", None)
+    out["finish_text"] = time.strftime("%H:%M", time.localtime(summary.finish)) if summary.finish else None
+    out["train_text"] = format_duration(summary.train_seconds) if summary.train_seconds else None
+    return out
+
+
 @router.get("/runs", response_class=HTMLResponse)
 def runs_page():
     return RedirectResponse("/models", status_code=303)

@@ -163,14 +163,32 @@ function setupTrainPage() {
   $("#use-usable").addEventListener("click", () => { $("#minutes").value = budget.usable_minutes; $("#epochs").value = ""; showExpect(); });
   $("#epochs").addEventListener("input", () => { if ($("#epochs").value) $("#minutes").value = ""; showExpect(); });
   $("#minutes").addEventListener("input", () => { if ($("#minutes").value) $("#epochs").value = ""; showExpect(); });
-  $("#start").addEventListener("click", async () => {
-    const button = $("#start");
-    const body = {
+  function formBody() {
+    return {
       dataset: $("#dataset").value, task: $("input[name=task]:checked").value, model: model.value,
       minutes: $("#minutes").value, epochs: $("#epochs").value, size: $("#size").value, shrink: $("#shrink").value,
       batch_size: $("#batch_size").value, lr: $("#lr").value, val_fraction: $("#val_fraction").value,
       flip: $("#flip").checked, pretrained: $("#pretrained").checked, name: $("#run-name").value,
     };
+  }
+  // the library's plan for this budget on this machine (masksmith.service.plan_summary): passes and finish
+  $("#plan-button").addEventListener("click", async () => {
+    const button = $("#plan-button");
+    busy(button, true, "Measuring this machine…"); say("");
+    try {
+      const p = await api("POST", "/api/plan", formBody());
+      $("#plan-headline").textContent = p.passes != null
+        ? "About " + p.passes + " passes over your photos in " + p.train_text + " of training; finished by " +
+          p.finish_text + (p.enough === false ? " (a longer budget would train better: see the plan)" : "") + "."
+        : "Trained by epochs: no time budget to spend.";
+      $("#plan-lines").textContent = p.lines.join("\n");
+      $("#plan-summary").hidden = false;
+    } catch (e) { say(e.message); }
+    busy(button, false);
+  });
+  $("#start").addEventListener("click", async () => {
+    const button = $("#start");
+    const body = formBody();
     busy(button, true, "Starting…"); say("");
     try { const made = await api("POST", "/api/runs", body); location.href = made.url; }
     catch (e) { say(e.message); busy(button, false); }
