@@ -99,7 +99,9 @@ def test_predict_stopped_midway_says_how_far_it_got_and_a_rerun_finishes(model: 
     if signum == signal.SIGINT:  # and going on as the line says finishes the job
         proc = subprocess.run([sys.executable, "-m", "masksmith.cli", "predict", model, many_photos, "--out", out],
                               capture_output=True, text=True, timeout=600, cwd=tmp_path)
-        assert proc.returncode == 0 and f"{done} already there, kept" in proc.stdout
+        # photos the writer threads finished after the count was said are kept too (never fewer than said)
+        kept = re.search(r"(\d+) already there, kept", proc.stdout)
+        assert proc.returncode == 0 and kept and int(kept.group(1)) >= done, proc.stdout
         assert len(list(out.glob("*_overlay.png"))) == PHOTOS
 
 

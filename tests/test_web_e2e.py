@@ -116,7 +116,7 @@ def test_upload_train_watch_try_download(server: str, tmp_path: Path) -> None:
         minutes = float(os.environ.get("MASKSMITH_E2E_MINUTES", "1"))
         page.fill("#minutes", f"{minutes:g}")
         page.fill("#size", "96" if minutes <= 1 else "192")
-        page.click("details summary")  # the advanced settings, folded away until asked for
+        page.click("summary:has-text('Advanced settings')")  # the advanced settings, folded away until asked for
         page.fill("#batch_size", "4")
         page.wait_for_function("document.querySelector('#suggestion-text').textContent.includes('needs about')",
                                timeout=240_000)  # the budget this data set needs on this machine, measured

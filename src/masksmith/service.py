@@ -404,7 +404,7 @@ def suggest_budget(data: str | Path, *, task: str | None = None, model: str | No
     dataset = open_dataset(data, colors)
     usable = [s for s in dataset.samples if not s.image_missing]
     fp = dataset_fingerprint(dataset)
-    divisor = 32 if config.task == "instance" else get_model(config.arch).divisor
+    divisor = get_model(config.arch, config.task).divisor
     plan = plan_training(fp, Machine.here(), task=config.task, divisor=divisor)
     size, batch = int(plan.value("size")), int(plan.value("batch_size"))
     train_images = max(1, round(len(usable) * (1 - config.val_fraction)))
@@ -445,11 +445,11 @@ def model_card(run_dir: str | Path, task: str) -> dict[str, Any] | None:
     rows.sort(key=lambda r: -r["value"])
     headline = evaluation.headline
     usable = headline.value is not None and headline.value >= (fair + good) / 2 - 0.05
-    said = [f"{words} {_listed(names)}" for level, words in (("good", "good at"), ("fair", "fair at"),
+    said = [f"{words} {_in_words(names)}" for level, words in (("good", "good at"), ("fair", "fair at"),
                                                               ("not yet", "not yet at"))
             if (names := [r["name"] for r in rows if r["level"] == level])]
     if unscored:
-        said.append(f"{_listed([r['name'] for r in unscored])} not scored (no validation photo has them)")
+        said.append(f"{_in_words([r['name'] for r in unscored])} not scored (no validation photo has them)")
     said_text = "; ".join(said)
     explained = (f"{headline.name} {headline.text()}: on the {evaluation.images} validation photos, the parts the "
                  f"model paints overlap the true parts by {100 * (headline.value or 0):.0f} % of their combined "
@@ -462,7 +462,7 @@ def model_card(run_dir: str | Path, task: str) -> dict[str, Any] | None:
             "images": evaluation.images}
 
 
-def _listed(names: list[str], most: int = 4) -> str:
+def _in_words(names: list[str], most: int = 4) -> str:
     shown = names[:most]
     text = ", ".join(shown[:-1]) + (" and " if len(shown) > 1 else "") + shown[-1]
     return text + (f" (+{len(names) - most} more)" if len(names) > most else "")
