@@ -47,6 +47,8 @@ def training_config(data: str | Path | None, *, task: str | None = None, model: 
             config.encoder_weights = None  # train from random weights
         elif value is not None:
             setattr(config, key, value)
+    if config.from_model:  # fine-tuning: the network is the model's, so the config records its task and shape
+        _take_architecture(config)
     if given.get("time_budget") is not None and given.get("epochs") is None:
         config.epochs = None  # a budget alone: the clock ends the run
     config.fixed = sorted({*config.fixed, *(k for k in PLANNED_SETTINGS if given.get(k) is not None)})
@@ -54,6 +56,30 @@ def training_config(data: str | Path | None, *, task: str | None = None, model: 
     if not plan:
         config.plan = {}  # recorded afresh: each value from the person or the default
     return config.check()
+
+
+def _take_architecture(config: TrainConfig) -> None:
+    from masksmith.models.artifact import load_artifact
+
+    start = load_artifact(config.from_model)  # a broken or missing file: one line naming it
+    config.from_model = str(config.from_model)
+    config.task = start.task
+    config.arch = str(start.model.get("arch", config.arch))
+    config.encoder = str(start.model.get("encoder", config.encoder))
+
+
+def finetune_config(run_dir: str | Path, data: str | Path | None = None, *, time_budget: float | None = None,
+                    epochs: int | None = None, **given: Any) -> TrainConfig:
+    """Continue training from what a run's model knows: a new run with the run's settings that starts from its
+    model file (`from_model`), on `data` (default: the run's data set, which may have grown since)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / runfolder.MODEL).is_file():
+        raise MasksmithError("has no model file to continue from.", path=run_dir,
+                             fix="train it first, or give the run folder that holds model.masksmith.")
+    base = resume_config(run_dir)
+    return training_config(data or base.data, start_from=run_dir / runfolder.CONFIG,
+                            from_model=str(run_dir / runfolder.MODEL), time_budget=time_budget, epochs=epochs,
+                            **given)
 
 
 def resume_config(run_dir: str | Path, *, epochs: int | None = None, time_budget: float | None = None
@@ -190,6 +216,38 @@ def inspect_dataset(data: str | Path) -> dict[str, Any]:
     summary["splits"] = dict(stats.splits)
     summary["health"] = dataset_health(dataset, stats).to_dict()
     return summary
+
+
+def add_unlabelled(data: str | Path, photos: list[Any]) -> list[str]:
+    """Add photos without annotations to a labelling folder (`data.labelling`): files, folders of photos, or
+    (name, bytes) pairs from an upload. Returns the names they were given."""
+    from masksmith.data import labelling
+
+    files: list[tuple[str, Any]] = []
+    for item in photos:
+        if isinstance(item, tuple):
+            files.append(item)
+            continue
+        path = Path(item)
+        if path.is_dir():
+            files += [(p.name, p) for p in sorted(path.iterdir())
+                      if p.is_file() and p.suffix.lower() in labelling.PHOTO_SUFFIXES]
+        elif path.is_file():
+            files.append((path.name, path))
+        else:
+            raise MasksmithError("does not exist.", path=path, fix="give photo files or folders of photos.")
+    if not files:
+        raise MasksmithError("no photos given.", fix="give JPEG or PNG photos, or folders holding them.")
+    return labelling.add_unlabelled(data, files)
+
+
+def start_labelling(data: str | Path, out: str | Path, colors: dict[str, Any] | None = None) -> Path:
+    """A labelling folder at `out` from any data set (`dataset convert` to class-value masks), so photos can
+    be added to it and corrected masks saved as its annotations."""
+    from masksmith.data.convert import convert
+
+    convert(open_dataset(data, colors), "masks", Path(out))
+    return Path(out)
 
 
 def open_dataset(data: str | Path, colors: dict[str, Any] | None = None, strict: bool = False):

@@ -14,7 +14,8 @@ console = Console(soft_wrap=True)  # long paths stay on one line, so they can be
 
 # how the CLI spells the settings library messages name in backticks (`size`, `ignore_value=11`)
 FLAG_NAMES = {"time_budget": "--time", "val_fraction": "--val", "strict_data": "--lenient", "lenient": "--lenient",
-              "data_options": "--option", "arch": "--model", "encoder_weights": "--weights", "runs_dir": "--runs"}
+              "data_options": "--option", "arch": "--model", "encoder_weights": "--weights", "runs_dir": "--runs",
+              "from_model": "--from"}
 
 
 def spell_flag(name: str, value: str | None) -> str:
@@ -86,6 +87,8 @@ def print_dataset_stats(path: Any, ds: Any, stats: Any, fingerprint: Any, pixels
     shares, mask values, hints, unannotated images, the fingerprint, notes and problems."""
     console.print(f"[bold]{path}[/bold]: format [cyan]{ds.format}[/cyan], {stats.images} images, "
                   f"{len(stats.classes)} classes, {stats.instances} instances", highlight=False)
+    if stats.unlabelled:
+        console.print(f"photos: {stats.images} labelled, {stats.unlabelled} unlabelled (in unlabelled/)")
     if stats.splits:
         console.print("splits: " + ", ".join(f"{k} {n}" for k, n in sorted(stats.splits.items())))
     for images, masks in stats.folders:

@@ -54,6 +54,10 @@ def _read(path: Path, format: str | None, strict: bool, need_pixels: bool, optio
     check_options(module, options)
     dataset = module.read(path, log, **options)
     dataset.format = module.NAME
+    if dataset.root is not None:
+        from masksmith.data.labelling import unlabelled_photos
+
+        dataset.info["unlabelled"] = len(unlabelled_photos(dataset.root))
     if options:
         dataset.info["options"] = dict(options)
     validate(dataset, log, need_pixels=need_pixels)

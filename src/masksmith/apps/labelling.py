@@ -1,0 +1,56 @@
+"""The model's half of the labelling loop: which unlabelled photo to label next (`rank`'s uncertainty), and
+the mask it proposes for a photo, in the labelling folder's class values (`data/labelling.py`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from masksmith.core.errors import MasksmithError
+from masksmith.core.images import read_image
+from masksmith.data import labelling
+
+
+@dataclass
+class NextPhoto:
+    """An unlabelled photo, with how unsure the model is of it (None without a model)."""
+
+    name: str
+    score: float | None
+
+
+def check_classes(model_classes: list[str] | tuple[str, ...], data_classes: list[str], model: str | Path = "") -> None:
+    """The model must know the data set's classes, in its order, to propose masks or to be fine-tuned on it."""
+    if list(model_classes) != list(data_classes):
+        raise MasksmithError(f"the model's classes ({', '.join(model_classes)}) are not the data set's "
+                             f"({', '.join(data_classes)}).", path=model or None,
+                             fix="use a model trained on this data set's classes, or train a new one.")
+
+
+def label_next(root: str | Path, predictor=None, limit: int | None = None, measure: str = "entropy"
+               ) -> list[NextPhoto]:
+    """The unlabelled photos, most uncertain first with a predictor (name order without one)."""
+    from masksmith.apps.rank import rank_images
+
+    found = labelling.unlabelled_photos(root)
+    if predictor is None:
+        return [NextPhoto(p.name, None) for p in found[:limit]]
+    check_classes(predictor.classes.names, labelling.class_names(root))
+    rows = rank_images(predictor, ((p.name, read_image(p)) for p in found), measure)
+    return [NextPhoto(r.image, r.score) for r in rows[:limit]]
+
+
+def proposal(root: str | Path, name: str, predictor=None) -> np.ndarray:
+    """The mask to start editing photo `name` from: its saved mask when it has one, else the model's
+    prediction in the data set's class values, else all background."""
+    saved = labelling.read_mask(root, name)
+    if saved is not None:
+        return saved
+    photo = labelling.find_photo(root, name)
+    image = read_image(photo.path)
+    if predictor is None:
+        return np.zeros(image.shape[:2], np.uint8)
+    check_classes(predictor.classes.names, labelling.class_names(root))
+    return np.asarray(predictor.predict(image)).astype(np.uint8)  # same classes, same order: same values

@@ -1,0 +1,280 @@
+"""The labelling loop's data set: photos waiting for a label beside the labelled ones, and corrected masks saved
+as real annotations.
+
+The layout is the mask-folder format's (`formats/masks.py`), so every reader and `dataset convert` see the
+labelled photos as ordinary samples:
+
+    DATA/images/<photo>            labelled photos
+    DATA/masks/<stem>.png          their class-value masks (0 background, 1..N the classes, 255 void)
+    DATA/classes.txt               the class names, line i = value i (line 0 the background)
+    DATA/unlabelled/<photo>        photos without a mask yet (no reader pairs them; `inspect` counts them)
+    DATA/.versions/<stem>.<n>.png  every earlier mask of a photo, n = 1, 2, ... (oldest first)
+
+A save writes the new mask atomically beside the old one, keeps the old one under `.versions/`, and moves the
+photo from `unlabelled/` to `images/`; saves to one data set take a lock, so two at once leave one
+consistent mask and the one before it. Names from uploads go through `masksmith.core.paths`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from masksmith.core.errors import DatasetError
+from masksmith.core.labels import IGNORE_INDEX
+from masksmith.core.outputs import atomic_copy, atomic_save
+from masksmith.core.paths import resolve_under, safe_filename
+
+IMAGES, MASKS, UNLABELLED, VERSIONS, CLASSES = "images", "masks", "unlabelled", ".versions", "classes.txt"
+LOCK = ".labelling.lock"
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+_THREAD_LOCK = threading.Lock()  # flock conflicts across open files, the thread lock within one process
+
+
+@dataclass
+class Photo:
+    """One photo of a labelling data set: its file name, where it is, and whether it has a mask."""
+
+    name: str
+    path: Path
+    labelled: bool
+
+
+def is_labelling_folder(root: str | Path) -> bool:
+    """Whether `root` has the layout above (a classes.txt and an images/ or unlabelled/ folder)."""
+    root = Path(root)
+    return (root / CLASSES).is_file() and ((root / IMAGES).is_dir() or (root / UNLABELLED).is_dir())
+
+
+def require_folder(root: str | Path) -> Path:
+    root = Path(root)
+    if not is_labelling_folder(root):
+        raise DatasetError("is not a folder of masks to label (images/, masks/ and classes.txt).", path=root,
+                           fix="convert the data set first: `dataset convert DATA OUT --to masks`, then use OUT.")
+    return root
+
+
+def class_names(root: str | Path) -> list[str]:
+    """The class names of mask values 1..N (classes.txt's lines after the background)."""
+    from masksmith.data.formats.masks import read_classes_txt
+
+    zero, names = read_classes_txt(Path(root) / CLASSES)
+    return [zero, *names] if zero else names
+
+
+def top_value(root: str | Path) -> int:
+    """The highest class value a mask may hold (N, the classes after the background)."""
+    from masksmith.data.formats.masks import read_classes_txt
+
+    return len(read_classes_txt(Path(root) / CLASSES)[1])
+
+
+def _is_photo(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in PHOTO_SUFFIXES
+
+
+def _photos_in(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if _is_photo(p))
+    except OSError:
+        return []
+
+
+def unlabelled_photos(root: str | Path) -> list[Path]:
+    """The photos under DATA/unlabelled/ (none when the folder does not exist)."""
+    return _photos_in(Path(root) / UNLABELLED)
+
+
+def photos(root: str | Path) -> list[Photo]:
+    """Every photo: the labelled ones (with a mask in masks/) and the unlabelled ones."""
+    root = Path(root)
+    masks = {p.stem for p in _photos_in(root / MASKS)}
+    out = [Photo(p.name, p, p.stem in masks) for p in _photos_in(root / IMAGES)]
+    return out + [Photo(p.name, p, False) for p in unlabelled_photos(root)]
+
+
+def counts(root: str | Path) -> dict[str, int]:
+    """{"labelled": photos with a mask, "unlabelled": photos waiting for one}."""
+    found = photos(root)
+    return {"labelled": sum(p.labelled for p in found), "unlabelled": sum(not p.labelled for p in found)}
+
+
+def _taken_stems(root: Path) -> set[str]:
+    return {p.stem.lower() for folder in (IMAGES, UNLABELLED, MASKS) for p in _photos_in(root / folder)}
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    safe = safe_filename(Path(name).name or name, "photo")
+    stem, suffix = Path(safe).stem or "photo", Path(safe).suffix.lower()
+    candidate, n = stem, 1
+    while candidate.lower() in taken:
+        n += 1
+        candidate = f"{stem}_{n}"
+    taken.add(candidate.lower())
+    return candidate + suffix
+
+
+def add_unlabelled(root: str | Path, files: Iterable[tuple[str, bytes | Path]]) -> list[str]:
+    """Copy photos (name, bytes or a file) into DATA/unlabelled/ under safe names that no photo of the data
+    set has yet (`a.jpg` -> `a_2.jpg`); each must open as an image. Returns the names given."""
+    from masksmith.core.images import image_size
+
+    root = require_folder(root)
+    added: list[str] = []
+    with labelling_lock(root):
+        taken = _taken_stems(root)
+        for name, data in files:
+            if Path(name).suffix.lower() not in PHOTO_SUFFIXES:
+                raise DatasetError(f"{name!r} is not a photo ({', '.join(PHOTO_SUFFIXES)}).",
+                                   fix="add JPEG or PNG photos.")
+            image_size(data if isinstance(data, bytes) else Path(data))  # refuses what is not an image
+            target = resolve_under(root / UNLABELLED, _free_name(name, taken), what="photo name")
+            if isinstance(data, bytes):
+                atomic_save(target, lambda tmp, data=data: tmp.write_bytes(data))
+            else:
+                atomic_copy(data, target)
+            added.append(target.name)
+    return added
+
+
+def find_photo(root: str | Path, name: str) -> Photo:
+    """The photo called `name` (a file name from a request: resolved under its folder, never outside)."""
+    root = Path(root)
+    for folder, labelled in ((IMAGES, True), (UNLABELLED, False)):
+        path = resolve_under(root / folder, name, what="photo name")
+        if _is_photo(path) and path.parent == root / folder:
+            return Photo(path.name, path, labelled and (root / MASKS / f"{path.stem}.png").is_file())
+    raise DatasetError(f"has no photo {name!r}.", path=root, fix="pick a photo the data set page lists.")
+
+
+def mask_path(root: str | Path, photo: Photo) -> Path:
+    return Path(root) / MASKS / f"{Path(photo.name).stem}.png"
+
+
+def read_mask(root: str | Path, name: str) -> np.ndarray | None:
+    """The photo's saved class-value mask, or None when it has none yet."""
+    path = mask_path(root, find_photo(root, name))
+    if not path.is_file():
+        return None
+    from masksmith.data.formats.masks import grey_or_indices, open_mask
+
+    return grey_or_indices(open_mask(path), path)
+
+
+def decode_mask(data: bytes) -> np.ndarray:
+    """A class-value mask from PNG bytes: grey or palette values as they are, or RGB(A) whose channels are equal
+    (what a canvas saves) with full alpha. Anything else is refused with one line."""
+    from masksmith.core.images import open_image
+
+    im = open_image(data, orient=False)
+    if im.format != "PNG":
+        raise DatasetError(f"the mask is a {im.format} file, not a PNG.", fix="send the mask as a PNG.")
+    if im.mode in ("L", "P"):
+        return np.asarray(im, dtype=np.uint8)
+    if im.mode not in ("RGB", "RGBA"):
+        raise DatasetError(f"the mask has pixel format {im.mode}.", fix="send an 8-bit grey PNG of class values.")
+    arr = np.asarray(im, dtype=np.uint8)
+    if im.mode == "RGBA" and (arr[..., 3] != 255).any():
+        raise DatasetError("the mask has transparent pixels.", fix="send every pixel with full opacity.")
+    if (arr[..., 0] != arr[..., 1]).any() or (arr[..., 0] != arr[..., 2]).any():
+        raise DatasetError("the mask is a colour image, not class values.", fix="send R = G = B = the class value.")
+    return arr[..., 0].copy()
+
+
+def check_mask(mask: np.ndarray, size: tuple[int, int], classes: int) -> np.ndarray:
+    """`mask` as (H, W) uint8 if it is `size` (width, height) and holds only 0..`classes` and void (255)."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or (mask.shape[1], mask.shape[0]) != tuple(size):
+        got = f"{mask.shape[1]}x{mask.shape[0]}" if mask.ndim == 2 else f"shape {mask.shape}"
+        raise DatasetError(f"the mask is {got} but the photo is {size[0]}x{size[1]}.",
+                           fix="send a mask of the photo's size.")
+    values = np.unique(mask)
+    bad = [int(v) for v in values if not (0 <= v <= classes or v == IGNORE_INDEX)]
+    if bad:
+        shown = ", ".join(map(str, bad[:5])) + (" ..." if len(bad) > 5 else "")
+        raise DatasetError(f"the mask holds value{'s' if len(bad) > 1 else ''} {shown}, which name no class "
+                           f"(0 background, 1..{classes} the classes, {IGNORE_INDEX} void).",
+                           fix="paint only the data set's classes.")
+    return mask.astype(np.uint8)
+
+
+@dataclass
+class Saved:
+    """What a save did: the mask written, the earlier mask kept (None for a first label), the version."""
+
+    photo: str
+    mask: Path
+    kept: Path | None
+    version: int
+
+
+def versions(root: str | Path, stem: str) -> list[Path]:
+    """The earlier masks of a photo (by stem), oldest first."""
+    pattern = re.compile(re.escape(stem) + r"\.(\d+)\.png")
+    found = []
+    for p in (Path(root) / VERSIONS).glob(f"{glob_escape(stem)}.*.png"):
+        m = pattern.fullmatch(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def save_mask(root: str | Path, name: str, mask: np.ndarray | bytes) -> Saved:
+    """Save the class-value mask of photo `name` (an array, or PNG bytes) as its annotation: checked against the
+    photo's size and the classes, the previous mask kept under .versions/, written atomically, the photo moved
+    from unlabelled/ to images/. Under the data set's lock."""
+    from masksmith.core.images import image_size
+
+    root = require_folder(root)
+    array = decode_mask(mask) if isinstance(mask, bytes) else np.asarray(mask)
+    with labelling_lock(root):
+        photo = find_photo(root, name)
+        array = check_mask(array, image_size(photo.path), top_value(root))
+        target = mask_path(root, photo)
+        kept, version = None, 1
+        if target.is_file():
+            earlier = versions(root, target.stem)
+            version = len(earlier) + 1
+            kept = atomic_copy(target, root / VERSIONS / f"{target.stem}.{version}.png")
+            version += 1
+        png = io.BytesIO()
+        Image.fromarray(array, "L").save(png, format="PNG")
+        atomic_save(target, lambda tmp: tmp.write_bytes(png.getvalue()))
+        if photo.path.parent == root / UNLABELLED:
+            dest = resolve_under(root / IMAGES, photo.name, what="photo name")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(photo.path, dest)
+    return Saved(photo.name, target, kept, version)
+
+
+@contextlib.contextmanager
+def labelling_lock(root: Path) -> Iterator[None]:
+    """One writer at a time in a labelling folder: a thread lock, and an exclusive flock on DATA/.labelling.lock
+    (other processes: the CLI beside the web app)."""
+    with _THREAD_LOCK:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: the thread lock alone
+            yield
+            return
+        fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
