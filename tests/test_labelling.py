@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import run_cli
 from masksmith import service
 from masksmith.core.errors import MasksmithError
 from masksmith.core.images import image_size
 from masksmith.data import labelling, load_dataset
 from masksmith.data.rasterize import semantic_mask
 from masksmith.data.synthetic import make_sample_dataset
-from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")
