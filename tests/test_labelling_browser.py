@@ -1,0 +1,109 @@
+"""The mask editor in Debian's Chromium (issue 27): on an unlabelled photo it draws a stroke, erases part of it,
+fills a region, undoes the fill, saves, reloads and finds the saved mask; the data set page then counts the
+photo as labelled. Screenshots go to the test's tmp folder (and to docs/images/ with MASKSMITH_DOCS_IMAGES=1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from browser import CHROMIUM, CHROMIUM_ARGS, Server, needs_chromium
+from masksmith.data import labelling
+from masksmith.data.synthetic import make_sample_dataset
+
+DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+
+
+def post_bytes(base: str, path: str, data: bytes) -> dict:
+    request = urllib.request.Request(f"{base}{path}", data=data, method="POST",
+                                     headers={"content-type": "application/octet-stream"})
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        return json.loads(answer.read())
+
+
+@needs_chromium
+def test_editor_draw_erase_fill_undo_save_reload(tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
+    pytest.importorskip("uvicorn")
+    cars = make_sample_dataset(tmp_path / "cars", n_images=4, size=(240, 160), seed=2, vary_size=False)
+    photo = make_sample_dataset(tmp_path / "more", n_images=1, size=(240, 160), seed=7, vary_size=False)
+    photo_file = sorted(photo.rglob("*.jpg"))[0]
+    server = Server(tmp_path / "data", tmp_path / "server.log").start()
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    try:
+        ds = server.api("POST", "/api/datasets/folder", {"path": str(cars), "name": "cars"})["id"]
+        added = post_bytes(server.base, f"/api/datasets/{ds}/photos?name=new%20car.jpg", photo_file.read_bytes())
+        assert added["added"] == ["new car.jpg"] and added["unlabelled"] == 1
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 860})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+            page.goto(f"{server.base}/datasets/{ds}")
+            page.wait_for_selector("#label-next a")
+            assert "1 unlabelled" in page.inner_text("#label-counts")
+            page.click("#label-next a")
+            page.wait_for_selector("#editor[data-ready='1']")
+
+            def count(value: int) -> int:
+                return page.evaluate(f"editor.labels.reduce((n, v) => n + (v === {value}), 0)")
+
+            def stroke(points: list[tuple[float, float]]) -> None:
+                first = page.evaluate("([x, y]) => editor.toScreen(x, y)", list(points[0]))
+                page.mouse.move(*first)
+                page.mouse.down()
+                for x, y in points[1:]:
+                    page.mouse.move(*page.evaluate("([x, y]) => editor.toScreen(x, y)", [x, y]), steps=4)
+                page.mouse.up()
+
+            assert count(0) == 240 * 160  # no model: the proposal is empty
+            page.keyboard.press("1")  # the first class
+            page.keyboard.press("b")
+            page.fill("#brush-size", "10")
+            page.dispatch_event("#brush-size", "input")
+            stroke([(20, 40), (120, 40)])
+            drawn = count(1)
+            assert drawn > 800, drawn  # ~100 px long, 10 px wide
+            page.keyboard.press("e")
+            stroke([(20, 40), (60, 40)])
+            erased = count(1)
+            assert 0 < erased < drawn - 300
+            page.keyboard.press("2")  # the second class; fill the background around the stroke
+            page.keyboard.press("f")
+            page.mouse.click(*page.evaluate("editor.toScreen(200, 140)"))
+            assert count(2) == 240 * 160 - erased
+            page.keyboard.press("Control+z")  # undo the fill
+            assert count(2) == 0 and count(1) == erased
+            page.keyboard.press("Control+Shift+z")  # redo, and undo again
+            assert count(2) == 240 * 160 - erased
+            page.keyboard.press("Control+z")
+            before = page.evaluate("Array.from(editor.labels)")
+            page.screenshot(path=str(shots / "editor.png"))
+            page.keyboard.press("Control+s")
+            page.wait_for_function("document.querySelector('#status').textContent.includes('Saved as version 1')")
+
+            page.reload()
+            page.wait_for_selector("#editor[data-ready='1']")
+            assert page.evaluate("Array.from(editor.labels)") == before  # the saved mask comes back
+            page.goto(f"{server.base}/datasets/{ds}")
+            assert "5 labelled, 0 unlabelled" in page.inner_text("#label-counts")
+            assert not errors, errors
+            browser.close()
+        assert server.api("GET", f"/api/datasets/{ds}/next")["photos"] == []  # no photo left to label
+        saved = next((tmp_path / "data" / "datasets").rglob("masks/new car.png"))
+        mask = np.asarray(Image.open(saved))
+        assert int((mask == 1).sum()) == erased and int((mask == 2).sum()) == 0
+        assert labelling.counts(saved.parent.parent) == {"labelled": 5, "unlabelled": 0}
+    finally:
+        server.stop()
+    if os.environ.get("MASKSMITH_DOCS_IMAGES") == "1":
+        shutil.copy(shots / "editor.png", DOCS_IMAGES / "web-editor.png")
