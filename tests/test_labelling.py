@@ -270,3 +270,40 @@ def test_train_from_refuses_other_classes_and_missing_files(trained: Path, tmp_p
         service.train(config)
     result = run_cli(monkeypatch, capsys, "train", other, "--from", tmp_path / "nothing.masksmith")
     assert result.code == 2 and "does not exist" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_web_label_next_ranked_by_a_model_and_continue_training(web, trained: Path, photos: list[Path]) -> None:
+    import time
+
+    client, ds = web
+    for photo in photos:
+        client.post(f"/api/datasets/{ds}/photos?name={photo.name}", content=photo.read_bytes())
+    store, jobs = client.app.state.store, client.app.state.jobs
+    run_id = store.add_run("base", store.dataset(ds), trained, "semantic", "baseline")
+    store.update_run(run_id, state="finished")
+    listed = client.get(f"/api/datasets/{ds}/next?model={run_id}").json()["photos"]
+    scores = [p["score"] for p in listed]
+    assert len(listed) == 3 and all(s is not None for s in scores) and scores == sorted(scores, reverse=True)
+    assert Image.open(io.BytesIO(client.get(listed[0]["thumb"]).content)).size[0] <= 160
+    proposed = np.asarray(Image.open(io.BytesIO(client.get(
+        f"/datasets/{ds}/photos/{listed[0]['name']}/mask.png?model={run_id}").content)))
+    assert proposed.dtype == np.uint8 and set(np.unique(proposed).tolist()) <= {0, 1, 2, 3, 4}
+    assert f'value="{run_id}"' in client.get(f"/datasets/{ds}", headers={"accept": "text/html"}).text
+    # accept the proposal as is: it becomes the photo's annotation
+    url = f"/api/datasets/{ds}/photos/{listed[0]['name']}/mask"
+    assert client.post(url, content=png(proposed)).json()["labelled"] == 7
+    # continue training: a new run that starts from the model, on the data set as it is now
+    started = client.post(f"/api/models/{run_id}/continue", json={"dataset": ds, "minutes": 0.05})
+    assert started.status_code == 200, started.text
+    new = started.json()["id"]
+    deadline = time.monotonic() + 240
+    while store.run(new)["state"] not in ("finished", "failed") and time.monotonic() < deadline:
+        jobs.step()
+        time.sleep(0.5)
+    run = store.run(new)
+    assert run["state"] == "finished", run
+    config = (Path(run["folder"]) / "config.yaml").read_text()
+    assert f"from_model: {trained / 'model.masksmith'}" in config
+    assert (Path(run["folder"]) / "model.masksmith").is_file()
+    bad = client.post(f"/api/models/{run_id}/continue", json={"dataset": ds, "minutes": -1})
+    assert bad.status_code == 400
