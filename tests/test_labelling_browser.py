@@ -1,6 +1,6 @@
 """The mask editor in Debian's Chromium (issue 27): on an unlabelled photo it draws a stroke, erases part of it,
-fills a region, undoes the fill, saves, reloads and finds the saved mask; the data set page then counts the
-photo as labelled. Screenshots go to the test's tmp folder (and to docs/images/ with MASKSMITH_DOCS_IMAGES=1)."""
+fills a region, undoes the fill, saves, reloads and finds the saved mask, and finds an unsaved stroke again
+after a reload (kept as a draft); the data set page then counts the photo as labelled. Screenshots go to the test's tmp folder (and to docs/images/ with MASKSMITH_DOCS_IMAGES=1)."""
 
 from __future__ import annotations
 
@@ -94,6 +94,18 @@ def test_editor_draw_erase_fill_undo_save_reload(tmp_path: Path) -> None:
             page.reload()
             page.wait_for_selector("#editor[data-ready='1']")
             assert page.evaluate("Array.from(editor.labels)") == before  # the saved mask comes back
+            # an edit not saved survives a closed tab: kept as a draft after the stroke, restored on opening
+            page.keyboard.press("3")
+            page.keyboard.press("b")
+            stroke([(150, 120), (200, 120)])
+            page.wait_for_function("editor.draft === 'kept'")
+            drafted = page.evaluate("Array.from(editor.labels)")
+            page.reload()
+            page.wait_for_selector("#editor[data-ready='1']")
+            assert page.evaluate("editor.draft") == "restored" and "Restored" in page.inner_text("#status")
+            assert page.evaluate("Array.from(editor.labels)") == drafted
+            page.keyboard.press("Control+z")  # back to the saved mask, which stays as it was
+            assert page.evaluate("Array.from(editor.labels)") == before
             page.goto(f"{server.base}/datasets/{ds}")
             assert "5 labelled, 0 unlabelled" in page.inner_text("#label-counts")
             assert not errors, errors

@@ -6,6 +6,30 @@
 
 const UNDO_LIMIT = 40;
 
+// Unsaved edits are kept in IndexedDB after every finished stroke (a typed array is stored as it is), so a
+// crash or a closed tab loses at most the stroke under way; a save removes the draft.
+const drafts = {
+  open() {
+    return new Promise((ok, bad) => {
+      const request = indexedDB.open("masksmith-editor", 1);
+      request.onupgradeneeded = () => request.result.createObjectStore("drafts");
+      request.onsuccess = () => ok(request.result);
+      request.onerror = () => bad(request.error);
+    });
+  },
+  async run(mode, action) {
+    const db = await this.open();
+    return new Promise((ok, bad) => {
+      const tx = db.transaction("drafts", mode), request = action(tx.objectStore("drafts"));
+      tx.oncomplete = () => { db.close(); ok(request.result); };
+      tx.onerror = () => { db.close(); bad(tx.error); };
+    });
+  },
+  get(key) { return this.run("readonly", store => store.get(key)); },
+  put(key, value) { return this.run("readwrite", store => store.put(value, key)); },
+  drop(key) { return this.run("readwrite", store => store.delete(key)); },
+};
+
 function setupEditor() {
   const root = $("#editor");
   const W = Number(root.dataset.width), H = Number(root.dataset.height);
@@ -20,7 +44,8 @@ function setupEditor() {
   const photo = new Image();
   const state = { labels: new Uint8Array(W * H), tool: "brush", value: classes.length ? classes[0].value : 1,
     size: 12, opacity: 0.55, scale: 1, ox: 0, oy: 0, undo: [], redo: [], polygon: [], dirty: false,
-    saved: 0, loaded: false };
+    saved: 0, loaded: false, draft: "" };
+  const draftKey = location.pathname.split("?")[0] + "|" + W + "x" + H;
   window.editor = state;  // tests and the console read the state
 
   // ------------------------------------------------------------------------------------------ drawing
@@ -91,7 +116,16 @@ function setupEditor() {
     if (!from.length) return;
     to.push(state.labels.slice());
     state.labels = from.pop(); state.dirty = true;
-    paintLayer(0, 0, W, H); later();
+    paintLayer(0, 0, W, H); later(); keep();
+  }
+  let keeping = 0;
+  function keep() {  // the draft, a moment after the last finished edit
+    clearTimeout(keeping);
+    keeping = setTimeout(() => {
+      const labels = state.labels.slice();
+      drafts.put(draftKey, { labels, time: Date.now() }).then(() => { state.draft = "kept"; })
+        .catch(() => { state.draft = "unavailable"; });
+    }, 150);
   }
   function dab(x, y, value) {
     const r = state.size / 2, r2 = r * r;
@@ -126,7 +160,7 @@ function setupEditor() {
       if (px > 0) stack.push(i - 1); if (px < W - 1) stack.push(i + 1);
       if (py > 0) stack.push(i - W); if (py < H - 1) stack.push(i + W);
     }
-    paintLayer(x0, y0, x1 + 1, y1 + 1); later();
+    paintLayer(x0, y0, x1 + 1, y1 + 1); later(); keep();
   }
   function closePolygon() {
     const pts = state.polygon;
@@ -147,7 +181,7 @@ function setupEditor() {
     for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) {
       if (a[4 * ((y - y0) * c.width + (x - x0)) + 3] >= 128) state.labels[y * W + x] = state.value;
     }
-    paintLayer(x0, y0, x1, y1); later();
+    paintLayer(x0, y0, x1, y1); later(); keep();
   }
 
   // ------------------------------------------------------------------------------------------ pointer
@@ -179,7 +213,7 @@ function setupEditor() {
     const p = toPhoto(ev);
     line(stroke.last, p, stroke.value); stroke.last = p; later();
   });
-  const end = () => { stroke = null; panning = null; };
+  const end = () => { if (stroke) keep(); stroke = null; panning = null; };
   view.addEventListener("pointerup", end);
   view.addEventListener("pointercancel", end);
   view.addEventListener("contextmenu", ev => ev.preventDefault());
@@ -247,7 +281,7 @@ function setupEditor() {
   });
   document.addEventListener("keyup", ev => { if (ev.key === " ") spaceDown = false; });
   window.addEventListener("resize", fit);
-  window.addEventListener("beforeunload", ev => { if (state.dirty) { ev.preventDefault(); ev.returnValue = ""; } });
+  window.addEventListener("beforeunload", ev => { if (state.dirty && state.draft !== "kept") { ev.preventDefault(); ev.returnValue = ""; } });
 
   // ------------------------------------------------------------------------------------------ load and save
   function maskBlob() {
@@ -265,6 +299,9 @@ function setupEditor() {
     try {
       const saved = await api("POST", root.dataset.save, undefined, await maskBlob());
       state.dirty = false; state.saved = saved.version;
+      clearTimeout(keeping);
+      await drafts.drop(draftKey).catch(() => {});
+      state.draft = "";
       status("Saved as version " + saved.version + (saved.kept ? " (the previous one is kept)" : "") + ". " +
              saved.labelled + " labelled, " + saved.unlabelled + " unlabelled photos.");
     } catch (e) { say(e.message); }
@@ -289,6 +326,14 @@ function setupEditor() {
     g.drawImage(mask, 0, 0);
     const d = g.getImageData(0, 0, W, H).data;
     for (let i = 0; i < W * H; i++) state.labels[i] = d[4 * i];
+    const draft = await drafts.get(draftKey).catch(() => undefined);
+    const same = draft && draft.labels && draft.labels.length === W * H && draft.labels.every((v, i) => v === state.labels[i]);
+    if (same) drafts.drop(draftKey).catch(() => {});
+    else if (draft && draft.labels && draft.labels.length === W * H) {
+      state.undo.push(state.labels.slice());  // undo goes back to the saved mask
+      state.labels = new Uint8Array(draft.labels); state.dirty = true; state.draft = "restored";
+      status("Restored your unsaved edits of " + new Date(draft.time).toLocaleString() + " (Undo goes back to the saved mask).");
+    }
     paintLayer(0, 0, W, H); fit(); state.loaded = true;
     root.dataset.ready = "1";
   }
