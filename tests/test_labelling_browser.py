@@ -1,6 +1,7 @@
 """The mask editor in Debian's Chromium (issue 27): on an unlabelled photo it draws a stroke, erases part of it,
 fills a region, undoes the fill, saves, reloads and finds the saved mask, and finds an unsaved stroke again
-after a reload (kept as a draft); the data set page then counts the photo as labelled. Screenshots go to the test's tmp folder (and to docs/images/ with MASKSMITH_DOCS_IMAGES=1)."""
+after a reload (kept as a draft); the data set page then counts the photo as labelled. Screenshots go to the
+test's tmp folder (and to docs/images/ with MASKSMITH_DOCS_IMAGES=1)."""
 
 from __future__ import annotations
 
