@@ -307,3 +307,18 @@ def test_web_label_next_ranked_by_a_model_and_continue_training(web, trained: Pa
     assert (Path(run["folder"]) / "model.masksmith").is_file()
     bad = client.post(f"/api/models/{run_id}/continue", json={"dataset": ds, "minutes": -1})
     assert bad.status_code == 400
+
+
+def test_a_fine_tuned_run_scores_the_model_it_started_from_on_the_same_photos(trained: Path, lab: Path) -> None:
+    config = service.training_config(lab, from_model=str(trained), epochs=1, batch_size=4, size=32,
+                                     runs_dir=str(lab.parent / "runs"), name="card", plan=False)
+    run = service.train(config)
+    card = service.model_card(run, "semantic")
+    assert card["before"] is not None and card["before"]["name"] == card["headline"]["name"]
+    from masksmith.core import runfolder
+    from masksmith.evaluate.result import Evaluation
+
+    before = Evaluation.from_dict(runfolder.read_evaluation(run / "evaluation" / runfolder.STARTED_FROM))
+    after = Evaluation.from_dict(runfolder.read_evaluation(run / "evaluation" / runfolder.VALIDATION))
+    assert before.images == after.images > 0  # the same held-out photos
+    assert service.model_card(trained, "semantic")["before"] is None  # a run from scratch has none

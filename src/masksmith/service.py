@@ -399,7 +399,10 @@ def model_card(run_dir: str | Path, task: str) -> dict[str, Any] | None:
                  "area, on average over the classes." if headline.kind == "score" else
                  f"{headline.name} {headline.text()}: of the objects in the {evaluation.images} validation photos, "
                  "how many the model finds with a well-fitting mask (100 is perfect).")
+    before = runfolder.read_evaluation(Path(run_dir) / runfolder.EVALUATION / runfolder.STARTED_FROM)
+    started = Evaluation.from_dict(before).headline if before else None
     return {"usable": usable, "verdict": ("Usable: " if usable else "Not usable yet: ") + said_text + ".",
+            "before": {"name": started.name, "value": started.value, "text": started.text()} if started else None,
             "explained": explained, "column": column.name if column else "", "classes": rows + unscored,
             "headline": {"name": headline.name, "value": headline.value, "text": headline.text()},
             "images": evaluation.images}
