@@ -322,3 +322,18 @@ def test_a_fine_tuned_run_scores_the_model_it_started_from_on_the_same_photos(tr
     after = Evaluation.from_dict(runfolder.read_evaluation(run / "evaluation" / runfolder.VALIDATION))
     assert before.images == after.images > 0  # the same held-out photos
     assert service.model_card(trained, "semantic")["before"] is None  # a run from scratch has none
+
+
+def test_superpixels_for_snapping_follow_edges_at_any_size() -> None:
+    from masksmith.apps.labelling import encode_ids, superpixels
+
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[:, 80:] = 255  # one vertical edge
+    ids = superpixels(image, segments=40)
+    assert ids.shape == (120, 160) and 10 < len(np.unique(ids)) <= 60
+    left, right = set(np.unique(ids[:, :80]).tolist()), set(np.unique(ids[:, 80:]).tolist())
+    assert not left & right  # no superpixel crosses the edge
+    big = np.kron(image, np.ones((8, 8, 1), np.uint8))  # 960x1280: segmented shrunk, ids scaled back
+    assert superpixels(big, segments=40).shape == (960, 1280)
+    rgb = encode_ids(np.array([[0, 70000]], np.int32)).astype(np.int64)
+    assert (rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]).tolist() == [[0, 70000]]

@@ -107,6 +107,18 @@ def test_editor_draw_erase_fill_undo_save_reload(tmp_path: Path) -> None:
             assert page.evaluate("Array.from(editor.labels)") == drafted
             page.keyboard.press("Control+z")  # back to the saved mask, which stays as it was
             assert page.evaluate("Array.from(editor.labels)") == before
+            # snap to edges: a stroke of class 4 becomes whole superpixels of the photo
+            page.keyboard.press("4")
+            page.keyboard.press("s")
+            page.wait_for_function("editor.superpixels !== null")
+            stroke([(30, 120), (90, 125)])
+            snapped = page.evaluate("""() => {
+                const ids = editor.superpixels.ids, L = editor.labels, inside = new Set(), whole = new Set();
+                L.forEach((v, i) => { if (v === 4) inside.add(ids[i]); });
+                ids.forEach((id, i) => { if (inside.has(id) && L[i] !== 4) whole.add(id); });
+                return [inside.size, whole.size, L.filter(v => v === 4).length];
+            }""")
+            assert snapped[0] > 0 and snapped[1] == 0 and snapped[2] > 0, snapped
             page.goto(f"{server.base}/datasets/{ds}")
             assert "5 labelled, 0 unlabelled" in page.inner_text("#label-counts")
             assert not errors, errors

@@ -186,6 +186,17 @@ async def thumb_png(ds: DatasetDep, store: StoreDep, predictors: PredictorsDep, 
     return _png(np.asarray(image))
 
 
+@router.get("/datasets/{dataset_id}/photos/{name}/superpixels.png")
+async def superpixels_png(ds: DatasetDep, name: str):
+    """The photo's superpixel ids as RGB (`apps.labelling.superpixels`), for "snap to edges"."""
+    from masksmith.apps.labelling import encode_ids, superpixels
+    from masksmith.core.images import read_image
+
+    photo = labelling.find_photo(labelling.require_folder(ds["root"]), name)
+    ids = await asyncio.to_thread(lambda: encode_ids(superpixels(read_image(photo.path))))
+    return _png(ids)
+
+
 @router.get("/datasets/{dataset_id}/edit/{name}", response_class=HTMLResponse)
 def editor_page(page: PagesDep, ds: DatasetDep, name: str, model: int | None = None):
     from masksmith.core.images import image_size
@@ -197,6 +208,7 @@ def editor_page(page: PagesDep, ds: DatasetDep, name: str, model: int | None = N
     return page("editor.html", ds=ds, photo=photo, width=width, height=height, classes=_classes(ds, root),
                 model=model or "", photo_url=f"/datasets/{ds['id']}/photos/{_quoted(photo.name)}",
                 mask_url=f"/datasets/{ds['id']}/photos/{_quoted(photo.name)}/mask.png{query}",
+                superpixels_url=f"/datasets/{ds['id']}/photos/{_quoted(photo.name)}/superpixels.png",
                 save_url=f"/api/datasets/{ds['id']}/photos/{_quoted(photo.name)}/mask",
                 next_url=f"/api/datasets/{ds['id']}/next{query}", query=query)
 

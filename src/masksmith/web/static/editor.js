@@ -44,7 +44,7 @@ function setupEditor() {
   const photo = new Image();
   const state = { labels: new Uint8Array(W * H), tool: "brush", value: classes.length ? classes[0].value : 1,
     size: 12, opacity: 0.55, scale: 1, ox: 0, oy: 0, undo: [], redo: [], polygon: [], dirty: false,
-    saved: 0, loaded: false, draft: "" };
+    saved: 0, loaded: false, draft: "", snap: false, superpixels: null };
   const draftKey = location.pathname.split("?")[0] + "|" + W + "x" + H;
   window.editor = state;  // tests and the console read the state
 
@@ -134,7 +134,10 @@ function setupEditor() {
     for (let py = y0; py <= y1; py++) {
       for (let px = x0; px <= x1; px++) {
         const dx = px + 0.5 - x, dy = py + 0.5 - y;
-        if (dx * dx + dy * dy <= Math.max(r2, 0.5)) state.labels[py * W + px] = value;
+        if (dx * dx + dy * dy <= Math.max(r2, 0.5)) {
+          state.labels[py * W + px] = value;
+          if (stroke && stroke.covered) stroke.covered[py * W + px] = 1;
+        }
       }
     }
     paintLayer(x0, y0, x1 + 1, y1 + 1);
@@ -143,6 +146,50 @@ function setupEditor() {
     const steps = Math.max(1, Math.ceil(Math.hypot(b[0] - a[0], b[1] - a[1]) / Math.max(0.5, state.size / 4)));
     for (let k = 1; k <= steps; k++) dab(a[0] + (b[0] - a[0]) * k / steps, a[1] + (b[1] - a[1]) * k / steps, value);
   }
+  // snap to edges: the stroke grows to every superpixel it covers at least half of, and gives back the pixels
+  // of superpixels it barely touched (their values before the stroke)
+  async function loadSuperpixels() {
+    if (state.superpixels) return state.superpixels;
+    const image = new Image();
+    await new Promise((ok, bad) => { image.onload = ok; image.onerror = () => bad(new Error("the photo's edges cannot be found.")); image.src = root.dataset.superpixels; });
+    const c = document.createElement("canvas");
+    c.width = W; c.height = H;
+    const g = c.getContext("2d", { willReadFrequently: true });
+    g.drawImage(image, 0, 0);
+    const d = g.getImageData(0, 0, W, H).data, ids = new Int32Array(W * H);
+    let top = 0;
+    for (let i = 0; i < W * H; i++) { ids[i] = d[4 * i] + 256 * d[4 * i + 1] + 65536 * d[4 * i + 2]; if (ids[i] > top) top = ids[i]; }
+    const total = new Int32Array(top + 1), box = new Int32Array(4 * (top + 1)).fill(-1);
+    for (let i = 0; i < W * H; i++) {
+      const id = ids[i], x = i % W, y = (i - x) / W, b = 4 * id;
+      total[id]++;
+      if (box[b] < 0) { box[b] = x; box[b + 1] = y; box[b + 2] = x; box[b + 3] = y; }
+      else { if (x < box[b]) box[b] = x; if (x > box[b + 2]) box[b + 2] = x; if (y > box[b + 3]) box[b + 3] = y; }
+    }
+    state.superpixels = { ids, total, box };
+    return state.superpixels;
+  }
+  function snapStroke(done) {
+    const sp = state.superpixels, before = state.undo[state.undo.length - 1];
+    if (!sp || !before) return;
+    const covered = new Map();
+    for (let i = 0; i < W * H; i++) if (done.covered[i]) covered.set(sp.ids[i], (covered.get(sp.ids[i]) || 0) + 1);
+    covered.forEach((n, id) => {
+      const grow = n * 2 >= sp.total[id], b = 4 * id;
+      for (let y = sp.box[b + 1]; y <= sp.box[b + 3]; y++) for (let x = sp.box[b]; x <= sp.box[b + 2]; x++) {
+        const i = y * W + x;
+        if (sp.ids[i] !== id) continue;
+        if (grow) state.labels[i] = done.value; else if (done.covered[i]) state.labels[i] = before[i];
+      }
+      paintLayer(sp.box[b], sp.box[b + 1], sp.box[b + 2] + 1, sp.box[b + 3] + 1);
+    });
+    later();
+  }
+  function setSnap(on) {
+    state.snap = on; $("#snap").checked = on;
+    if (on) loadSuperpixels().then(() => status("Strokes snap to the photo's edges.")).catch(e => { say(e.message); setSnap(false); });
+  }
+
   function fill(x, y, value) {  // the 4-connected region of the clicked value takes `value`
     x = Math.floor(x); y = Math.floor(y);
     if (x < 0 || y < 0 || x >= W || y >= H) return;
@@ -201,7 +248,8 @@ function setupEditor() {
       return;
     }
     remember();
-    stroke = { last: [x, y], value: state.tool === "eraser" ? 0 : state.value };
+    stroke = { last: [x, y], value: state.tool === "eraser" ? 0 : state.value,
+      covered: state.snap && state.superpixels ? new Uint8Array(W * H) : null };
     dab(x, y, stroke.value); later();
     view.setPointerCapture(ev.pointerId);
   });
@@ -213,7 +261,11 @@ function setupEditor() {
     const p = toPhoto(ev);
     line(stroke.last, p, stroke.value); stroke.last = p; later();
   });
-  const end = () => { if (stroke) keep(); stroke = null; panning = null; };
+  const end = () => {
+    if (stroke && stroke.covered) snapStroke(stroke);
+    if (stroke) keep();
+    stroke = null; panning = null;
+  };
   view.addEventListener("pointerup", end);
   view.addEventListener("pointercancel", end);
   view.addEventListener("contextmenu", ev => ev.preventDefault());
@@ -244,6 +296,7 @@ function setupEditor() {
   $$("[data-tool]").forEach(b => b.addEventListener("click", () => setTool(b.dataset.tool)));
   $$(".class-pick").forEach(b => b.addEventListener("click", () => setClass(Number(b.dataset.value))));
   $("#brush-size").addEventListener("input", ev => setSize(Number(ev.target.value)));
+  $("#snap").addEventListener("change", ev => setSnap(ev.target.checked));
   $("#opacity").addEventListener("input", ev => { state.opacity = Number(ev.target.value) / 100; later(); });
   $("#undo").addEventListener("click", () => restore(state.undo, state.redo));
   $("#redo").addEventListener("click", () => restore(state.redo, state.undo));
@@ -267,6 +320,7 @@ function setupEditor() {
     else if (key === "p") setTool("polygon");
     else if (key === "f") setTool("fill");
     else if (key === "h") setTool("pan");
+    else if (key === "s") setSnap(!state.snap);
     else if (key === "enter" && state.tool === "polygon") closePolygon();
     else if (key === "escape") { state.polygon = []; later(); }
     else if (key === "[") setSize(state.size / 1.25);
