@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import CHROMIUM, CHROMIUM_ARGS, Server, needs_chromium
+from browser import CHROMIUM, CHROMIUM_ARGS, Server, axe_script, needs_chromium, page_width, serious_findings
 from masksmith.data import labelling
 from masksmith.data.synthetic import make_sample_dataset
 
@@ -52,8 +52,11 @@ def test_editor_draw_erase_fill_undo_save_reload(tmp_path: Path) -> None:
             page.goto(f"{server.base}/datasets/{ds}")
             page.wait_for_selector("#label-next a")
             assert "1 unlabelled" in page.inner_text("#label-counts")
+            script = axe_script()
+            assert serious_findings(page, script) == []
             page.click("#label-next a")
             page.wait_for_selector("#editor[data-ready='1']")
+            assert serious_findings(page, script) == []
 
             def count(value: int) -> int:
                 return page.evaluate(f"editor.labels.reduce((n, v) => n + (v === {value}), 0)")
@@ -122,6 +125,10 @@ def test_editor_draw_erase_fill_undo_save_reload(tmp_path: Path) -> None:
             page.goto(f"{server.base}/datasets/{ds}")
             assert "5 labelled, 0 unlabelled" in page.inner_text("#label-counts")
             assert not errors, errors
+            phone = browser.new_page(viewport={"width": 390, "height": 844})  # no sideways scrolling on a phone
+            for url in (f"/datasets/{ds}", f"/datasets/{ds}/edit/new%20car.jpg"):
+                phone.goto(server.base + url)
+                assert page_width(phone) <= 390, url
             browser.close()
         assert server.api("GET", f"/api/datasets/{ds}/next")["photos"] == []  # no photo left to label
         saved = next((tmp_path / "data" / "datasets").rglob("masks/new car.png"))
