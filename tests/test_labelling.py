@@ -337,3 +337,19 @@ def test_superpixels_for_snapping_follow_edges_at_any_size() -> None:
     assert superpixels(big, segments=40).shape == (960, 1280)
     rgb = encode_ids(np.array([[0, 70000]], np.int32)).astype(np.int64)
     assert (rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]).tolist() == [[0, 70000]]
+
+
+def test_photos_in_sub_folders_are_found_saved_and_versioned(lab: Path) -> None:
+    first = sorted((lab / "images").glob("*.jpg"))[0]
+    (lab / "images" / "part").mkdir()
+    (lab / "masks" / "part").mkdir()
+    first.rename(lab / "images" / "part" / first.name)
+    (lab / "masks" / f"{first.stem}.png").rename(lab / "masks" / "part" / f"{first.stem}.png")
+    name = f"part/{first.name}"
+    assert labelling.counts(lab) == {"labelled": 6, "unlabelled": 3}
+    assert labelling.find_photo(lab, name).labelled
+    old = labelling.read_mask(lab, name)
+    saved = labelling.save_mask(lab, name, np.zeros_like(old))
+    assert saved.kept is not None and saved.kept.name == f"part__{first.stem}.1.png"
+    assert np.array_equal(np.asarray(Image.open(saved.kept)), old)
+    assert len(load_dataset(lab).samples) == 6  # the reader pairs images/part/ with masks/part/

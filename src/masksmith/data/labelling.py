@@ -95,10 +95,17 @@ def unlabelled_photos(root: str | Path) -> list[Path]:
 
 
 def photos(root: str | Path) -> list[Photo]:
-    """Every photo: the labelled ones (with a mask in masks/) and the unlabelled ones."""
+    """Every photo: those in images/ (sub-folders too; labelled when masks/ holds their mask) and the
+    unlabelled ones."""
     root = Path(root)
-    masks = {p.stem for p in _photos_in(root / MASKS)}
-    out = [Photo(p.name, p, p.stem in masks) for p in _photos_in(root / IMAGES)]
+    try:
+        found = sorted(p for p in (root / IMAGES).rglob("*") if _is_photo(p))
+    except OSError:
+        found = []
+    out = []
+    for path in found:
+        rel = path.relative_to(root / IMAGES).as_posix()
+        out.append(Photo(rel, path, (root / MASKS / Path(rel).with_suffix(".png")).is_file()))
     return out + [Photo(p.name, p, False) for p in unlabelled_photos(root)]
 
 
@@ -149,15 +156,24 @@ def add_unlabelled(root: str | Path, files: Iterable[tuple[str, bytes | Path]]) 
 def find_photo(root: str | Path, name: str) -> Photo:
     """The photo called `name` (a file name from a request: resolved under its folder, never outside)."""
     root = Path(root)
-    for folder, labelled in ((IMAGES, True), (UNLABELLED, False)):
-        path = resolve_under(root / folder, name, what="photo name")
-        if _is_photo(path) and path.parent == root / folder:
-            return Photo(path.name, path, labelled and (root / MASKS / f"{path.stem}.png").is_file())
+    path = resolve_under(root / IMAGES, name, what="photo name")  # images/ may have sub-folders
+    if _is_photo(path):
+        rel = path.relative_to(root / IMAGES).as_posix()
+        return Photo(rel, path, (root / MASKS / Path(rel).with_suffix(".png")).is_file())
+    path = resolve_under(root / UNLABELLED, name, what="photo name")
+    if _is_photo(path) and path.parent == root / UNLABELLED:
+        return Photo(path.name, path, False)
     raise DatasetError(f"has no photo {name!r}.", path=root, fix="pick a photo the data set page lists.")
 
 
 def mask_path(root: str | Path, photo: Photo) -> Path:
-    return Path(root) / MASKS / f"{Path(photo.name).stem}.png"
+    """masks/<the photo's path under images/>.png (an unlabelled photo's mask goes where it will be)."""
+    return Path(root) / MASKS / Path(photo.name).with_suffix(".png")
+
+
+def version_key(photo: Photo) -> str:
+    """The name a photo's earlier masks are kept under in .versions/ (its path, sub-folders joined by '__')."""
+    return safe_filename(Path(photo.name).with_suffix("").as_posix().replace("/", "__"), "photo")
 
 
 def read_mask(root: str | Path, name: str) -> np.ndarray | None:
@@ -218,7 +234,8 @@ class Saved:
 
 
 def versions(root: str | Path, stem: str) -> list[Path]:
-    """The earlier masks of a photo (by stem), oldest first."""
+    """The earlier masks of a photo (by `version_key`: its stem for a photo at the top of images/), oldest
+    first."""
     pattern = re.compile(re.escape(stem) + r"\.(\d+)\.png")
     found = []
     for p in (Path(root) / VERSIONS).glob(f"{glob_escape(stem)}.*.png"):
@@ -246,9 +263,10 @@ def save_mask(root: str | Path, name: str, mask: np.ndarray | bytes) -> Saved:
         target = mask_path(root, photo)
         kept, version = None, 1
         if target.is_file():
-            earlier = versions(root, target.stem)
+            key = version_key(photo)
+            earlier = versions(root, key)
             version = len(earlier) + 1
-            kept = atomic_copy(target, root / VERSIONS / f"{target.stem}.{version}.png")
+            kept = atomic_copy(target, root / VERSIONS / f"{key}.{version}.png")
             version += 1
         png = io.BytesIO()
         Image.fromarray(array, "L").save(png, format="PNG")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,17 @@ NEXT_LIMIT = 24  # photos listed under "label next"
 
 
 # ------------------------------------------------------------------------------------------ the data set
+_CONVERTING = threading.Lock()  # two first photos at once must not make two labelling copies
+
+
 def labelling_root(store: Store, data_dir: Path, ds: dict[str, Any]) -> Path:
     """The data set's labelling folder; a data set in another layout is first written as one in our own folder
     (its annotations as class-value masks), and the data set then reads from there."""
+    with _CONVERTING:
+        return _labelling_root(store, data_dir, find_dataset(store, ds["id"]))
+
+
+def _labelling_root(store: Store, data_dir: Path, ds: dict[str, Any]) -> Path:
     from masksmith import service
 
     root = Path(ds["root"])
@@ -136,12 +145,6 @@ def _quoted(name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ one photo
-@router.get("/datasets/{dataset_id}/photos/{name}")
-def photo_file(ds: DatasetDep, name: str):
-    photo = labelling.find_photo(labelling.require_folder(ds["root"]), name)
-    return FileResponse(photo.path, headers={"Cache-Control": "no-cache"})
-
-
 async def _proposal(ds: dict[str, Any], store: Store, predictors, name: str, model: int | None):
     from masksmith.apps.labelling import proposal
 
@@ -163,14 +166,14 @@ def _png(array, mode: str | None = None) -> Response:
     return Response(buf.getvalue(), media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
-@router.get("/datasets/{dataset_id}/photos/{name}/mask.png")
+@router.get("/datasets/{dataset_id}/photos/{name:path}/mask.png")
 async def mask_png(ds: DatasetDep, store: StoreDep, predictors: PredictorsDep, name: str, model: int | None = None):
     """The mask the editor starts from, as class values (grey PNG): the saved one, else the model's proposal."""
     _, mask = await _proposal(ds, store, predictors, name, model)
     return _png(mask, "L")
 
 
-@router.get("/datasets/{dataset_id}/photos/{name}/thumb.png")
+@router.get("/datasets/{dataset_id}/photos/{name:path}/thumb.png")
 async def thumb_png(ds: DatasetDep, store: StoreDep, predictors: PredictorsDep, name: str, model: int | None = None):
     """The photo with the proposed mask in the class colours, small."""
     from PIL import Image
@@ -186,7 +189,7 @@ async def thumb_png(ds: DatasetDep, store: StoreDep, predictors: PredictorsDep, 
     return _png(np.asarray(image))
 
 
-@router.get("/datasets/{dataset_id}/photos/{name}/superpixels.png")
+@router.get("/datasets/{dataset_id}/photos/{name:path}/superpixels.png")
 async def superpixels_png(ds: DatasetDep, name: str):
     """The photo's superpixel ids as RGB (`apps.labelling.superpixels`), for "snap to edges"."""
     from masksmith.apps.labelling import encode_ids, superpixels
@@ -197,7 +200,7 @@ async def superpixels_png(ds: DatasetDep, name: str):
     return _png(ids)
 
 
-@router.get("/datasets/{dataset_id}/edit/{name}", response_class=HTMLResponse)
+@router.get("/datasets/{dataset_id}/edit/{name:path}", response_class=HTMLResponse)
 def editor_page(page: PagesDep, ds: DatasetDep, name: str, model: int | None = None):
     from masksmith.core.images import image_size
 
@@ -213,7 +216,7 @@ def editor_page(page: PagesDep, ds: DatasetDep, name: str, model: int | None = N
                 next_url=f"/api/datasets/{ds['id']}/next{query}", query=query)
 
 
-@router.post("/api/datasets/{dataset_id}/photos/{name}/mask")
+@router.post("/api/datasets/{dataset_id}/photos/{name:path}/mask")
 async def save_mask(request: Request, ds: DatasetDep, data_dir: DataDir, limits: LimitsDep, name: str):
     """Save the class-value mask (PNG body) as the photo's annotation: checked, versioned, atomic."""
     root = labelling.require_folder(ds["root"])
@@ -247,3 +250,9 @@ def continue_training(run: RunDep, form: ContinueForm, store: StoreDep, jobs: Jo
     jobs.submit(run_id)
     return {"id": run_id, "url": f"/runs/{run_id}"}
 
+
+# last: its path parameter would otherwise take the routes above that add to a photo's path
+@router.get("/datasets/{dataset_id}/photos/{name:path}")
+def photo_file(ds: DatasetDep, name: str):
+    photo = labelling.find_photo(labelling.require_folder(ds["root"]), name)
+    return FileResponse(photo.path, headers={"Cache-Control": "no-cache"})
