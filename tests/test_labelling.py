@@ -353,3 +353,21 @@ def test_photos_in_sub_folders_are_found_saved_and_versioned(lab: Path) -> None:
     assert saved.kept is not None and saved.kept.name == f"part__{first.stem}.1.png"
     assert np.array_equal(np.asarray(Image.open(saved.kept)), old)
     assert len(load_dataset(lab).samples) == 6  # the reader pairs images/part/ with masks/part/
+
+
+def test_label_next_ranks_only_the_photos_it_has_not_seen(trained: Path, lab: Path, photos: list[Path]) -> None:
+    from masksmith.apps.labelling import label_next
+    from masksmith.apps.rank import rank_images
+    from masksmith.core.images import read_image
+    from masksmith.infer import open_predictor
+
+    predictor = open_predictor(trained)
+    known: dict[str, float] = {}
+    first = label_next(lab, predictor, known=known)
+    assert sorted(known) == sorted(p.name for p in first) and len(first) == 3
+    known[first[-1].name] = 2.0  # a remembered score is used as it is, not computed again
+    service.add_unlabelled(lab, [photos[0]])
+    again = label_next(lab, predictor, known=known)
+    assert len(known) == 4 and again[0].name == first[-1].name and again[0].score == 2.0
+    fresh = rank_images(predictor, [(p.name, read_image(p)) for p in labelling.unlabelled_photos(lab)])
+    assert [r.image for r in fresh][:1] != [] and {r.image for r in fresh} == {p.name for p in again}

@@ -29,17 +29,23 @@ def check_classes(model_classes: list[str] | tuple[str, ...], data_classes: list
                              fix="use a model trained on this data set's classes, or train a new one.")
 
 
-def label_next(root: str | Path, predictor=None, limit: int | None = None, measure: str = "entropy"
-               ) -> list[NextPhoto]:
-    """The unlabelled photos, most uncertain first with a predictor (name order without one)."""
+def label_next(root: str | Path, predictor=None, limit: int | None = None, measure: str = "entropy",
+               known: dict[str, float] | None = None) -> list[NextPhoto]:
+    """The unlabelled photos, most uncertain first with a predictor (name order without one). `known`: scores
+    of photos already ranked with this predictor (read, and filled with the new ones), so a page that lists
+    them again ranks only the photos added since."""
     from masksmith.apps.rank import rank_images
 
     found = labelling.unlabelled_photos(root)
     if predictor is None:
         return [NextPhoto(p.name, None) for p in found[:limit]]
     check_classes(predictor.classes.names, labelling.class_names(root))
-    rows = rank_images(predictor, ((p.name, read_image(p)) for p in found), measure)
-    return [NextPhoto(r.image, r.score) for r in rows[:limit]]
+    known = {} if known is None else known
+    todo = [p for p in found if p.name not in known]
+    for row in rank_images(predictor, ((p.name, read_image(p)) for p in todo), measure):
+        known[row.image] = row.score
+    rows = sorted(((known[p.name], p.name) for p in found), key=lambda r: (-r[0], r[1]))
+    return [NextPhoto(name, score) for score, name in rows[:limit]]
 
 
 def proposal(root: str | Path, name: str, predictor=None) -> np.ndarray:

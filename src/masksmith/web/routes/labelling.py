@@ -125,10 +125,11 @@ async def label_next(ds: DatasetDep, store: StoreDep, predictors: PredictorsDep,
     if not labelling.is_labelling_folder(root):
         return {"photos": [], "labelled": 0, "unlabelled": 0}
     predictor, lock = await asyncio.to_thread(_predictor, store, predictors, model)
+    known = _known_scores(root, store, model)
 
     def work():
         with lock:
-            return ranked(root, predictor, max(1, min(limit, 500)))
+            return ranked(root, predictor, max(1, min(limit, 500)), known=known)
 
     rows = await asyncio.to_thread(work)
     query = f"?model={model}" if model else ""
@@ -136,6 +137,22 @@ async def label_next(ds: DatasetDep, store: StoreDep, predictors: PredictorsDep,
                         "edit": f"/datasets/{ds['id']}/edit/{_quoted(r.name)}{query}",
                         "thumb": f"/datasets/{ds['id']}/photos/{_quoted(r.name)}/thumb.png{query}"} for r in rows],
             **labelling.counts(root)}
+
+
+_SCORES: dict[tuple[str, str, int], dict[str, float]] = {}  # (folder, model file, its time): photo -> score
+
+
+def _known_scores(root: Path, store: Store, model: int | None) -> dict[str, float] | None:
+    """The scores this model gave this folder's photos so far (a new model file starts afresh)."""
+    if not model:
+        return None
+    path = model_file(find_run(store, model))
+    key = (str(root), str(path), path.stat().st_mtime_ns)
+    if key not in _SCORES:
+        for old in [k for k in _SCORES if k[:2] == key[:2]]:
+            del _SCORES[old]
+        _SCORES[key] = {}
+    return _SCORES[key]
 
 
 def _quoted(name: str) -> str:
