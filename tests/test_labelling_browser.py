@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import time
 import urllib.request
 from pathlib import Path
 
@@ -139,3 +141,75 @@ def test_editor_draw_erase_fill_undo_save_reload(tmp_path: Path) -> None:
         server.stop()
     if os.environ.get("MASKSMITH_DOCS_IMAGES") == "1":
         shutil.copy(shots / "editor.png", DOCS_IMAGES / "web-editor.png")
+
+
+def run_state(server: Server, run_id: int) -> str:
+    with urllib.request.urlopen(f"{server.base}/runs/{run_id}", timeout=30) as page:
+        return re.search(r'id="state" data-state="(\w+)"', page.read().decode()).group(1)
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@needs_chromium
+def test_label_next_accept_a_proposal_and_continue_training(tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
+    pytest.importorskip("uvicorn")
+    cars = make_sample_dataset(tmp_path / "cars", n_images=8, size=(160, 120), seed=4)
+    more = make_sample_dataset(tmp_path / "more", n_images=2, size=(160, 120), seed=8)
+    server = Server(tmp_path / "data", tmp_path / "server.log").start()
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    try:
+        ds = server.api("POST", "/api/datasets/folder", {"path": str(cars), "name": "cars"})["id"]
+        run = server.api("POST", "/api/runs", {"dataset": ds, "seconds": 15, "size": 64, "batch_size": 4,
+                                               "model": "baseline", "pretrained": False, "name": "first"})["id"]
+        wait_until(lambda: run_state(server, run) in ("finished", "failed"), 300, "the first training")
+        assert run_state(server, run) == "finished"
+        for photo in sorted(more.rglob("*.jpg")):
+            post_bytes(server.base, f"/api/datasets/{ds}/photos?name={photo.name}", photo.read_bytes())
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 860})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{server.base}/datasets/{ds}")
+            assert page.input_value("#label-model") == str(run)  # the newest model proposes
+            page.wait_for_function("document.querySelectorAll('#label-next img').length === 2 && "
+                                   "Array.from(document.querySelectorAll('#label-next img'))"
+                                   ".every(i => i.complete && i.naturalWidth > 0)")
+            assert "unsure" in page.inner_text("#label-next")  # ranked by the model's doubt
+            page.locator("#labelling").screenshot(path=str(shots / "label-next.png"))
+            page.click("#label-next a")
+            page.wait_for_selector("#editor[data-ready='1']")
+            proposed = page.evaluate("Array.from(editor.labels)")
+            page.screenshot(path=str(shots / "editor-proposal.png"))
+            page.keyboard.press("a")  # accept as is
+            page.wait_for_function("document.querySelector('#status').textContent.includes('Saved as version 1')")
+            page.reload()
+            page.wait_for_selector("#editor[data-ready='1']")
+            assert page.evaluate("Array.from(editor.labels)") == proposed
+            page.goto(f"{server.base}/datasets/{ds}")
+            assert "9 labelled, 1 unlabelled" in page.inner_text("#label-counts")
+            page.fill("#continue-minutes", "0.1")
+            page.click("#continue-training")
+            page.wait_for_url("**/runs/*")
+            more_run = int(page.url.rstrip("/").rsplit("/", 1)[1])
+            assert not errors, errors
+            browser.close()
+        wait_until(lambda: run_state(server, more_run) in ("finished", "failed"), 300, "the fine-tuning")
+        assert run_state(server, more_run) == "finished"
+        config = next((tmp_path / "data" / "runs").glob("first-more-*/config.yaml")).read_text()
+        assert "from_model:" in config and "model.masksmith" in config
+    finally:
+        server.kill_trainings()
+        server.stop()
+    if os.environ.get("MASKSMITH_DOCS_IMAGES") == "1":
+        shutil.copy(shots / "editor-proposal.png", DOCS_IMAGES / "web-editor-proposal.png")
+        shutil.copy(shots / "label-next.png", DOCS_IMAGES / "web-label-next.png")
