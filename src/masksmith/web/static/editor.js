@@ -31,8 +31,11 @@ const drafts = {
 };
 
 // one editor per page: its elements and state
-let root, W, H, view, ctx, classes, palette, layer, lctx, pixels, photo, state, draftKey;
+let root, W, H, view, ctx, classes, palette, layer, lctx, photo, state, draftKey;
 let frame = 0, keeping = 0, stroke = null, panning = null, spaceDown = false;
+// a zoomed-out view draws the photo and the layer from copies at the view's scale, so a frame costs the
+// view's pixels, not the photo's (a 12-megapixel photo); a stroke updates its box of the layer's copy
+let shrunk = null, shrinking = 0;
 
 function setupEditor() {
   root = $("#editor");
@@ -44,7 +47,6 @@ function setupEditor() {
   layer = document.createElement("canvas");  // the mask in colour, at the photo's size
   layer.width = W; layer.height = H;
   lctx = layer.getContext("2d");
-  pixels = lctx.createImageData(W, H);
   photo = new Image();
   state = { labels: new Uint8Array(W * H), tool: "brush", value: classes.length ? classes[0].value : 1,
     size: 12, opacity: 0.55, scale: 1, ox: 0, oy: 0, undo: [], redo: [], polygon: [], dirty: false,
@@ -62,14 +64,40 @@ function paintLayer(x0, y0, x1, y1) {  // recolour the layer inside a box (inclu
   x0 = Math.max(0, Math.floor(x0)); y0 = Math.max(0, Math.floor(y0));
   x1 = Math.min(W, Math.ceil(x1)); y1 = Math.min(H, Math.ceil(y1));
   if (x1 <= x0 || y1 <= y0) return;
-  const d = pixels.data, L = state.labels;
-  for (let y = y0; y < y1; y++) {
-    for (let x = x0, i = y * W + x0; x < x1; x++, i++) {
+  // a pixel more around it (the shrunk copy's smoothing reads them), in an ImageData of its own: a photo-sized
+  // one would be copied whole at every dab, and so would the layer if it were drawn from while painted
+  const ex0 = Math.max(0, x0 - 1), ey0 = Math.max(0, y0 - 1), ex1 = Math.min(W, x1 + 1), ey1 = Math.min(H, y1 + 1);
+  const w = ex1 - ex0, h = ey1 - ey0, box = lctx.createImageData(w, h), d = box.data, L = state.labels;
+  for (let y = ey0; y < ey1; y++) {
+    for (let x = ex0, i = y * W + ex0, o = 4 * (y - ey0) * w; x < ex1; x++, i++, o += 4) {
       const p = 4 * L[i];
-      d[4 * i] = palette[p]; d[4 * i + 1] = palette[p + 1]; d[4 * i + 2] = palette[p + 2]; d[4 * i + 3] = palette[p + 3];
+      d[o] = palette[p]; d[o + 1] = palette[p + 1]; d[o + 2] = palette[p + 2]; d[o + 3] = palette[p + 3];
     }
   }
-  lctx.putImageData(pixels, 0, 0, x0, y0, x1 - x0, y1 - y0);
+  lctx.putImageData(box, ex0, ey0);
+  if (shrunk) {
+    const k = shrunk.scale, scratch = shrunk.scratch;
+    if (scratch.width < w || scratch.height < h) { scratch.width = Math.max(w, scratch.width); scratch.height = Math.max(h, scratch.height); }
+    scratch.getContext("2d").putImageData(box, 0, 0);
+    shrunk.lctx.clearRect(x0 * k, y0 * k, (x1 - x0) * k, (y1 - y0) * k);
+    shrunk.lctx.drawImage(scratch, x0 - ex0, y0 - ey0, x1 - x0, y1 - y0, x0 * k, y0 * k, (x1 - x0) * k, (y1 - y0) * k);
+  }
+}
+function shrink() {  // the copies at the current scale (below 1), made once the zoom has settled
+  shrunk = null;
+  if (state.scale >= 1 || !photo.complete) return;
+  const k = state.scale, w = Math.max(1, Math.ceil(W * k)), h = Math.max(1, Math.ceil(H * k));
+  const make = source => {
+    const c = document.createElement("canvas");
+    c.width = w; c.height = h;
+    const g = c.getContext("2d");
+    g.imageSmoothingQuality = "high";
+    g.drawImage(source, 0, 0, W * k, H * k);
+    return [c, g];
+  };
+  const [photoCopy] = make(photo), [layerCopy, layerCtx] = make(layer);
+  shrunk = { scale: k, photo: photoCopy, layer: layerCopy, lctx: layerCtx, scratch: document.createElement("canvas") };
+  later();
 }
 function render() {
   const r = view.getBoundingClientRect(), dpr = window.devicePixelRatio || 1;
@@ -78,15 +106,19 @@ function render() {
   }
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.fillStyle = "#222"; ctx.fillRect(0, 0, view.width, view.height);
-  ctx.setTransform(state.scale * dpr, 0, 0, state.scale * dpr, state.ox * dpr, state.oy * dpr);
+  const copies = shrunk && shrunk.scale === state.scale;
+  if (!copies && state.scale < 1) { clearTimeout(shrinking); shrinking = setTimeout(shrink, 150); }
+  const k = copies ? 1 : state.scale;
+  ctx.setTransform(k * dpr, 0, 0, k * dpr, state.ox * dpr, state.oy * dpr);
   ctx.imageSmoothingEnabled = state.scale < 1;
-  if (photo.complete) ctx.drawImage(photo, 0, 0, W, H);
+  if (photo.complete) copies ? ctx.drawImage(shrunk.photo, 0, 0) : ctx.drawImage(photo, 0, 0, W, H);
   ctx.globalAlpha = state.opacity;
-  ctx.drawImage(layer, 0, 0);
+  ctx.drawImage(copies ? shrunk.layer : layer, 0, 0);
   ctx.globalAlpha = 1;
   if (state.polygon.length) {
+    ctx.setTransform(state.scale * dpr, 0, 0, state.scale * dpr, state.ox * dpr, state.oy * dpr);
     ctx.lineWidth = 2 / state.scale; ctx.strokeStyle = "#fff"; ctx.beginPath();
-    state.polygon.forEach(([x, y], k) => k ? ctx.lineTo(x, y) : ctx.moveTo(x, y));
+    state.polygon.forEach(([x, y], i) => i ? ctx.lineTo(x, y) : ctx.moveTo(x, y));
     ctx.stroke();
   }
 }
