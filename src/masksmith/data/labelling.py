@@ -144,7 +144,7 @@ def add_unlabelled(root: str | Path, files: Iterable[tuple[str, bytes | Path]]) 
                 raise DatasetError(f"{name!r} is not a photo ({', '.join(PHOTO_SUFFIXES)}).",
                                    fix="add JPEG or PNG photos.")
             image_size(data if isinstance(data, bytes) else Path(data))  # refuses what is not an image
-            target = resolve_under(root / UNLABELLED, _free_name(name, taken), what="photo name")
+            target = inside(root, UNLABELLED, _free_name(name, taken))
             if isinstance(data, bytes):
                 atomic_save(target, lambda tmp, data=data: tmp.write_bytes(data))
             else:
@@ -153,14 +153,23 @@ def add_unlabelled(root: str | Path, files: Iterable[tuple[str, bytes | Path]]) 
     return added
 
 
+def inside(root: Path, folder: str, name: str) -> Path:
+    """root/folder/name, refused (one line) when the name climbs out or a link (the folder itself too) leads out
+    of the data set's folder."""
+    resolve_under(root, folder, what="folder")  # the folder may not be a link out of the data set either
+    path = resolve_under(root / folder, name, what="photo name")
+    resolve_under(root, f"{folder}/{path.relative_to(root / folder).as_posix()}", what="photo name")
+    return path
+
+
 def find_photo(root: str | Path, name: str) -> Photo:
     """The photo called `name` (a file name from a request: resolved under its folder, never outside)."""
     root = Path(root)
-    path = resolve_under(root / IMAGES, name, what="photo name")  # images/ may have sub-folders
+    path = inside(root, IMAGES, name)  # images/ may have sub-folders
     if _is_photo(path):
         rel = path.relative_to(root / IMAGES).as_posix()
         return Photo(rel, path, (root / MASKS / Path(rel).with_suffix(".png")).is_file())
-    path = resolve_under(root / UNLABELLED, name, what="photo name")
+    path = inside(root, UNLABELLED, name)
     if _is_photo(path) and path.parent == root / UNLABELLED:
         return Photo(path.name, path, False)
     raise DatasetError(f"has no photo {name!r}.", path=root, fix="pick a photo the data set page lists.")
@@ -277,7 +286,7 @@ def save_mask(root: str | Path, name: str, mask: np.ndarray | bytes) -> Saved:
         Image.fromarray(array, "L").save(png, format="PNG")
         atomic_save(target, lambda tmp: tmp.write_bytes(png.getvalue()))
         if photo.path.parent == root / UNLABELLED:
-            dest = resolve_under(root / IMAGES, photo.name, what="photo name")
+            dest = inside(root, IMAGES, photo.name)
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(photo.path, dest)
     return Saved(photo.name, target, kept, version)
