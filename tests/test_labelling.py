@@ -372,3 +372,10 @@ def test_label_next_ranks_only_the_photos_it_has_not_seen(trained: Path, lab: Pa
     fresh = rank_images(predictor, [(p.name, read_image(p)) for p in labelling.unlabelled_photos(lab)])
     assert {r.image for r in fresh} == {p.name for p in again}
     assert all(abs(known[r.image] - r.score) < 1e-6 for r in fresh if r.image != first[-1].name)
+
+
+def test_continue_training_on_other_classes_is_refused_before_any_run(trained: Path, tmp_path: Path) -> None:
+    other = make_sample_dataset(tmp_path / "thin", n_images=3, kind="thin", seed=1)
+    with pytest.raises(MasksmithError, match="are not the model's"):
+        service.finetune_config(trained, other, time_budget=30)
+    assert not (tmp_path / "runs").exists()

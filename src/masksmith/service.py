@@ -77,9 +77,18 @@ def finetune_config(run_dir: str | Path, data: str | Path | None = None, *, time
         raise MasksmithError("has no model file to continue from.", path=run_dir,
                              fix="train it first, or give the run folder that holds model.masksmith.")
     base = resume_config(run_dir)
-    return training_config(data or base.data, start_from=run_dir / runfolder.CONFIG,
-                            from_model=str(run_dir / runfolder.MODEL), time_budget=time_budget, epochs=epochs,
-                            **given)
+    config = training_config(data or base.data, start_from=run_dir / runfolder.CONFIG,
+                             from_model=str(run_dir / runfolder.MODEL), time_budget=time_budget, epochs=epochs,
+                             **given)
+    from masksmith.data import load_dataset
+    from masksmith.models.artifact import load_artifact
+
+    names = load_dataset(config.data, config.format, strict=False, need_pixels=False,
+                         **config.data_options).class_names
+    if list(names) != list(load_artifact(config.from_model).classes):  # refused before a run folder is made
+        raise MasksmithError(f"the data set's classes ({', '.join(names)}) are not the model's.", path=config.data,
+                             fix="continue training on a data set with the model's classes, or train a new model.")
+    return config
 
 
 def resume_config(run_dir: str | Path, *, epochs: int | None = None, time_budget: float | None = None
