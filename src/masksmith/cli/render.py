@@ -15,7 +15,6 @@ console = Console(soft_wrap=True)  # long paths stay on one line, so they can be
 # how the CLI spells the settings library messages name in backticks (`size`, `ignore_value=11`)
 FLAG_NAMES = {"time_budget": "--time", "val_fraction": "--val", "strict_data": "--lenient", "lenient": "--lenient",
               "data_options": "--option", "arch": "--model", "encoder_weights": "--weights", "runs_dir": "--runs"}
-FLAG_NAMES["from_model"] = "--from"  # train --from MODEL (issue 27)
 
 
 def spell_flag(name: str, value: str | None) -> str:
