@@ -55,8 +55,9 @@ FlipOpt = Annotated[bool, typer.Option(help="Random horizontal flips (left/right
 NameOpt = Annotated[str | None, typer.Option(help="Run name (folder under --runs).")]
 RunsOpt = Annotated[str, typer.Option(help="Folder for run folders.")]
 ResumeOpt = Annotated[Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")]
-FromOpt = Annotated[Path | None, typer.Option("--from", "--from-model", help="Fine-tune this model file (or run folder): start from "
-                                              "its network and weights; the data set must have its classes.")]
+FromOpt = Annotated[Path | None, typer.Option("--from", "--from-model", help="Fine-tune this model file (or run "
+                                              "folder): start from its network and weights; the data set must "
+                                              "have its classes.")]
 ConfigOpt = Annotated[Path | None, typer.Option(help="A config.yaml to start from (flags override it).")]
 DevicesOpt = Annotated[str, typer.Option(help="Lightning devices, e.g. 1, 2 or auto.")]
 StrategyOpt = Annotated[str, typer.Option(help="Lightning strategy, e.g. auto or ddp.")]
