@@ -1,7 +1,8 @@
 """The mask editor in Debian's Chromium (issue 27): on an unlabelled photo it draws a stroke, erases part of it,
-fills a region, undoes the fill, saves, reloads and finds the saved mask, and finds an unsaved stroke again
-after a reload (kept as a draft); the data set page then counts the photo as labelled. Screenshots go to the
-test's tmp folder (and to docs/images/ with MASKSMITH_DOCS_IMAGES=1)."""
+fills a region, undoes the fill, saves, reloads and finds the saved mask, finds an unsaved stroke again after
+a reload (kept as a draft), snaps a stroke to superpixels, draws a polygon, zooms and pans; the data set page
+then counts the photo as labelled. Another test ranks photos with a model, accepts its proposal and continues
+training. Screenshots go to the test's tmp folder (and to docs/images/ with MASKSMITH_DOCS_IMAGES=1)."""
 
 from __future__ import annotations
 
@@ -124,6 +125,28 @@ def test_editor_draw_erase_fill_undo_save_reload(tmp_path: Path) -> None:
                 return [inside.size, whole.size, L.filter(v => v === 4).length];
             }""")
             assert snapped[0] > 0 and snapped[1] == 0 and snapped[2] > 0, snapped
+            # polygon: four corners and Enter fill the shape with the class
+            page.keyboard.press("s")  # snapping off
+            page.keyboard.press("3")
+            page.keyboard.press("p")
+            had = count(3)
+            for x, y in ((10, 10), (50, 10), (50, 30), (10, 30)):
+                page.mouse.click(*page.evaluate("([x, y]) => editor.toScreen(x, y)", [x, y]))
+            page.keyboard.press("Enter")
+            assert 700 <= count(3) - had <= 900  # 40 x 20 pixels inside the corners
+            # zoom with the keys, back to fit, and pan by dragging with the pan tool
+            fitted = page.evaluate("editor.scale")
+            page.keyboard.press("+")
+            assert abs(page.evaluate("editor.scale") / fitted - 1.25) < 1e-6
+            page.keyboard.press("0")
+            assert page.evaluate("editor.scale") == fitted
+            page.keyboard.press("h")
+            ox = page.evaluate("editor.ox")
+            page.mouse.move(400, 400)
+            page.mouse.down()
+            page.mouse.move(450, 420, steps=3)
+            page.mouse.up()
+            assert abs(page.evaluate("editor.ox") - ox - 50) < 1
             page.goto(f"{server.base}/datasets/{ds}")
             assert "5 labelled, 0 unlabelled" in page.inner_text("#label-counts")
             assert not errors, errors
