@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import shutil
 import threading
 import uuid
 from pathlib import Path
@@ -62,22 +63,30 @@ def _labelling_root(store: Store, data_dir: Path, ds: dict[str, Any]) -> Path:
         return root
     folder = Path(ds["folder"]) if ds["folder"] else data_dir / "datasets" / uuid.uuid4().hex[:12]
     target = folder / f"labelling-{uuid.uuid4().hex[:6]}"
-    service.start_labelling(root, target, ds["colors"])
-    store.update_dataset(ds["id"], root=target, folder=folder, format="masks",
-                         stats=service.inspect_dataset(target))
+    try:
+        service.start_labelling(root, target, ds["colors"])
+        stats = _inspected(target)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    store.update_dataset(ds["id"], root=target, folder=folder, format="masks", stats=stats)
     return target
+
+
+def _inspected(root: Path) -> dict[str, Any]:
+    """`inspect` of a labelling folder, with the photo counts it was made at (to tell when it is out of date)."""
+    from masksmith import service
+
+    return {**service.inspect_dataset(root), "labelling": labelling.counts(root)}
 
 
 def fresh_stats(store: Store, ds: dict[str, Any]) -> dict[str, Any]:
     """The data set's stored summary, inspected again when its labelling folder has changed since."""
-    from masksmith import service
-
     root = Path(ds["root"])
     if not labelling.is_labelling_folder(root):
         return ds
-    counts, stats = labelling.counts(root), ds["stats"]
-    if stats.get("images") != counts["labelled"] or stats.get("unlabelled", 0) != counts["unlabelled"]:
-        store.update_dataset(ds["id"], stats=service.inspect_dataset(root))
+    if ds["stats"].get("labelling") != labelling.counts(root):
+        store.update_dataset(ds["id"], stats=_inspected(root))
         ds = find_dataset(store, ds["id"])
     return ds
 
