@@ -305,6 +305,8 @@ def test_web_label_next_ranked_by_a_model_and_continue_training(web, trained: Pa
     config = (Path(run["folder"]) / "config.yaml").read_text()
     assert f"from_model: {trained / 'model.masksmith'}" in config
     assert (Path(run["folder"]) / "model.masksmith").is_file()
+    page = client.get(f"/models/{new}", headers={"accept": "text/html"}).text
+    assert 'id="score-before"' in page and "the model it started from scores" in page
     bad = client.post(f"/api/models/{run_id}/continue", json={"dataset": ds, "minutes": -1})
     assert bad.status_code == 400
 
