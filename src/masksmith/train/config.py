@@ -164,16 +164,6 @@ class TrainConfig:
                                  path=path, fix="e.g. `scale` [0.7, 1.0].")
         return self
 
-    def _check_from_model(self, path: str | Path | None) -> None:
-        """`from_model` names an existing model file or run folder of this task (semantic only for now)."""
-        model = Path(str(self.from_model)) if isinstance(self.from_model, str) and self.from_model else None
-        if model is None or not (model.is_file() or (model / "model.masksmith").is_file()):
-            raise MasksmithError(f"`from_model` is {self.from_model!r}, which is no model file.", path=path,
-                                 fix="give `from_model` the model.masksmith (or the run folder) to fine-tune.")
-        if self.task != "semantic":
-            raise MasksmithError(f"`from_model` fine-tunes semantic models; this run is {self.task}.", path=path,
-                                 fix="leave out `from_model`, or train a semantic model.")
-
     def to_yaml(self) -> str:
         return yaml.safe_dump(asdict(self), sort_keys=False)
 
@@ -194,6 +184,16 @@ class TrainConfig:
                 raise MasksmithError(f"{key}: {value!r} is not of type {_type_name(hints[key])}.", path=path,
                                      fix=f"give {key} a value of that type (default: {getattr(cls(), key)!r}).")
         return cls(**data).check(path)
+
+    def _check_from_model(self, path: str | Path | None) -> None:
+        """`from_model` names an existing model file or run folder of this task (semantic only for now)."""
+        model = Path(str(self.from_model)) if isinstance(self.from_model, str) and self.from_model else None
+        if model is None or not (model.is_file() or (model / "model.masksmith").is_file()):
+            raise MasksmithError(f"`from_model` is {self.from_model!r}, which is no model file.", path=path,
+                                 fix="give `from_model` the model.masksmith (or the run folder) to fine-tune.")
+        if self.task != "semantic":
+            raise MasksmithError(f"`from_model` fine-tunes semantic models; this run is {self.task}.", path=path,
+                                 fix="leave out `from_model`, or train a semantic model.")
 
 
 def _shown(value: float) -> str:
