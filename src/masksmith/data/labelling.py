@@ -63,19 +63,29 @@ def require_folder(root: str | Path) -> Path:
     return root
 
 
-def class_names(root: str | Path) -> list[str]:
-    """The class names of mask values 1..N (classes.txt's lines after the background)."""
-    from masksmith.data.formats.masks import read_classes_txt
+def named_values(root: str | Path) -> dict[int, str]:
+    """{mask value: class name} from the folder's classes.txt (a line of the background first, as `dataset
+    convert` writes it: the names are values 1..N; a list without it is read as values 1..N too)."""
+    from masksmith.data.formats import masks
 
-    zero, names = read_classes_txt(Path(root) / CLASSES)
-    return [zero, *names] if zero else names
+    found = masks.read_classes_txt(Path(root) / CLASSES)
+    if isinstance(found, tuple):  # (the name of value 0 when it is a class, the names of values 1..N)
+        zero, names = found
+        return {**({0: zero} if zero else {}), **{i: n for i, n in enumerate(names, start=1)}}
+    if found.values is not None:  # a class list that says where it starts
+        return dict(found.values)
+    return {i: n for i, n in enumerate(found.names, start=1)}
+
+
+def class_names(root: str | Path) -> list[str]:
+    """The class names of mask values 1..N, in value order."""
+    named = named_values(root)
+    return [named[v] for v in sorted(named) if v > 0]
 
 
 def top_value(root: str | Path) -> int:
     """The highest class value a mask may hold (N, the classes after the background)."""
-    from masksmith.data.formats.masks import read_classes_txt
-
-    return len(read_classes_txt(Path(root) / CLASSES)[1])
+    return max(named_values(root), default=0)
 
 
 def _is_photo(path: Path) -> bool:
