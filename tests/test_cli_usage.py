@@ -118,8 +118,8 @@ def test_numbers_out_of_range_are_named_with_their_range(args: list[str], senten
           "error: no command given; give one of: dataset, train, evaluate, report, predict, extract, export, "
           "recolor, paste, cluster, colors, rank, demo, serve (masksmith --help says what each does)."]),
     (["dataset"], ["Usage: masksmith dataset [OPTIONS] COMMAND [ARGS]...",
-                   "error: no dataset command given; give one of: inspect, formats, convert, split, tile, stitch, "
-                   "preview, sample (masksmith dataset --help says what each does)."]),
+                   "error: no dataset command given; give one of: inspect, formats, convert, add-unlabelled, split, "
+                   "tile, stitch, preview, sample (masksmith dataset --help says what each does)."]),
     (["traim"], ["Usage: masksmith [OPTIONS] COMMAND [ARGS]...",
                  "error: no such command 'traim'. Did you mean 'train'?"]),
     (["cluster", "p", "--k"], ["Usage: masksmith cluster [OPTIONS] {photos}...",

@@ -902,3 +902,23 @@ def test_lightnings_checkpoint_reader_is_weights_only_and_reads_lightning_checkp
     assert not (run_copy / "pwned").exists()
     io.save_checkpoint({"epoch": 1}, run_copy / "checkpoints" / "x.ckpt")
     assert not [p for p in (run_copy / "checkpoints").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_labelling_folder_whose_unlabelled_folder_links_out_is_refused(tmp_path: Path, monkeypatch,
+                                                                         capsys) -> None:
+    """Photos added to a data set (issue 27) never land outside it, even when its unlabelled/ is a link."""
+    from masksmith import service
+    from masksmith.data.synthetic import make_sample_dataset
+
+    lab = service.start_labelling(make_sample_dataset(tmp_path / "cars", n_images=2, size=(64, 48)),
+                                  tmp_path / "work" / "lab")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (lab / "unlabelled").symlink_to(outside, target_is_directory=True)
+    photos = photo_set(tmp_path / "photos", ["new.jpg"])
+    before = checksums(lab)
+    code, text = run_cli(monkeypatch, capsys, "dataset", "add-unlabelled", lab, photos)
+    assert code == 2 and "leads out of the folder through a link" in text and "Traceback" not in text
+    assert len(text.strip().splitlines()) == 1
+    after = {k: v for k, v in checksums(lab).items() if k != ".labelling.lock"}  # the lock file is ours
+    assert list(outside.iterdir()) == [] and after == before

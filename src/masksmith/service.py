@@ -47,6 +47,8 @@ def training_config(data: str | Path | None, *, task: str | None = None, model: 
             config.encoder_weights = None  # train from random weights
         elif value is not None:
             setattr(config, key, value)
+    if config.from_model:  # fine-tuning: the network is the model's, so the config records its task and shape
+        _take_architecture(config)
     if given.get("time_budget") is not None and given.get("epochs") is None:
         config.epochs = None  # a budget alone: the clock ends the run
     config.fixed = sorted({*config.fixed, *(k for k in PLANNED_SETTINGS if given.get(k) is not None)})
@@ -54,6 +56,39 @@ def training_config(data: str | Path | None, *, task: str | None = None, model: 
     if not plan:
         config.plan = {}  # recorded afresh: each value from the person or the default
     return config.check()
+
+
+def _take_architecture(config: TrainConfig) -> None:
+    from masksmith.models.artifact import load_artifact
+
+    start = load_artifact(config.from_model)  # a broken or missing file: one line naming it
+    config.from_model = str(config.from_model)
+    config.task = start.task
+    config.arch = str(start.model.get("arch", config.arch))
+    config.encoder = str(start.model.get("encoder", config.encoder))
+
+
+def finetune_config(run_dir: str | Path, data: str | Path | None = None, *, time_budget: float | None = None,
+                    epochs: int | None = None, **given: Any) -> TrainConfig:
+    """Continue training from what a run's model knows: a new run with the run's settings that starts from its
+    model file (`from_model`), on `data` (default: the run's data set, which may have grown since)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / runfolder.MODEL).is_file():
+        raise MasksmithError("has no model file to continue from.", path=run_dir,
+                             fix="train it first, or give the run folder that holds model.masksmith.")
+    base = resume_config(run_dir)
+    config = training_config(data or base.data, start_from=run_dir / runfolder.CONFIG,
+                             from_model=str(run_dir / runfolder.MODEL), time_budget=time_budget, epochs=epochs,
+                             **given)
+    from masksmith.data import load_dataset
+    from masksmith.models.artifact import load_artifact
+
+    names = load_dataset(config.data, config.format, strict=False, need_pixels=False,
+                         **config.data_options).class_names
+    if list(names) != list(load_artifact(config.from_model).classes):  # refused before a run folder is made
+        raise MasksmithError(f"the data set's classes ({', '.join(names)}) are not the model's.", path=config.data,
+                             fix="continue training on a data set with the model's classes, or train a new model.")
+    return config
 
 
 def resume_config(run_dir: str | Path, *, epochs: int | None = None, time_budget: float | None = None
@@ -302,6 +337,38 @@ def inspect_dataset(data: str | Path) -> dict[str, Any]:
     return summary
 
 
+def add_unlabelled(data: str | Path, photos: list[Any]) -> list[str]:
+    """Add photos without annotations to a labelling folder (`data.labelling`): files, folders of photos, or
+    (name, bytes) pairs from an upload. Returns the names they were given."""
+    from masksmith.data import labelling
+
+    files: list[tuple[str, Any]] = []
+    for item in photos:
+        if isinstance(item, tuple):
+            files.append(item)
+            continue
+        path = Path(item)
+        if path.is_dir():
+            files += [(p.name, p) for p in sorted(path.iterdir())
+                      if p.is_file() and p.suffix.lower() in labelling.PHOTO_SUFFIXES]
+        elif path.is_file():
+            files.append((path.name, path))
+        else:
+            raise MasksmithError("does not exist.", path=path, fix="give photo files or folders of photos.")
+    if not files:
+        raise MasksmithError("no photos given.", fix="give JPEG or PNG photos, or folders holding them.")
+    return labelling.add_unlabelled(data, files)
+
+
+def start_labelling(data: str | Path, out: str | Path, colors: dict[str, Any] | None = None) -> Path:
+    """A labelling folder at `out` from any data set (`dataset convert` to class-value masks), so photos can
+    be added to it and corrected masks saved as its annotations."""
+    from masksmith.data.convert import convert
+
+    convert(open_dataset(data, colors), "masks", Path(out))
+    return Path(out)
+
+
 def open_dataset(data: str | Path, colors: dict[str, Any] | None = None, strict: bool = False):
     """The data set with its pixels (lenient by default), in the class colours a person chose."""
     from masksmith.data import load_dataset
@@ -456,7 +523,10 @@ def model_card(run_dir: str | Path, task: str) -> dict[str, Any] | None:
                  "area, on average over the classes." if headline.kind == "score" else
                  f"{headline.name} {headline.text()}: of the objects in the {evaluation.images} validation photos, "
                  "how many the model finds with a well-fitting mask (100 is perfect).")
+    before = runfolder.read_evaluation(Path(run_dir) / runfolder.EVALUATION / runfolder.STARTED_FROM)
+    started = Evaluation.from_dict(before).headline if before else None
     return {"usable": usable, "verdict": ("Usable: " if usable else "Not usable yet: ") + said_text + ".",
+            "before": {"name": started.name, "value": started.value, "text": started.text()} if started else None,
             "explained": explained, "column": column.name if column else "", "classes": rows + unscored,
             "headline": {"name": headline.name, "value": headline.value, "text": headline.text()},
             "images": evaluation.images}

@@ -86,6 +86,28 @@ def dataset_convert(
     print_problems(ds.problems)
 
 
+@commands.command("add-unlabelled")
+def dataset_add_unlabelled(
+    path: Annotated[Path, typer.Argument(help="A folder of masks to label (images/, masks/, classes.txt; make one "
+                                         "with `dataset convert DATA OUT --to masks`).")],
+    photos: Annotated[list[Path], typer.Argument(help="Photo files or folders of photos.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the names given and the counts as JSON.")] = False,
+) -> None:
+    """Add photos without annotations to a data set (into its unlabelled/ folder, under names no photo of it has
+    yet), to be ranked with `rank` and labelled in the web app's editor; `inspect` counts them."""
+    from masksmith import service
+    from masksmith.data import labelling
+
+    on_stop("some photos may have been added; `dataset inspect` counts them.")
+    added = service.add_unlabelled(path, list(photos))
+    found = labelling.counts(path)
+    if as_json:
+        print(json.dumps({"added": added, **found}, indent=2))
+        return
+    console.print(f"added {len(added)} photo(s) to {path / labelling.UNLABELLED}: {found['labelled']} labelled, "
+                  f"{found['unlabelled']} unlabelled")
+
+
 @commands.command("split")
 def dataset_split(
     path: DataArg,

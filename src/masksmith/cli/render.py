@@ -88,6 +88,8 @@ def print_dataset_stats(path: Any, ds: Any, stats: Any, fingerprint: Any, pixels
     shares, mask values, hints, unannotated images, the fingerprint, notes and problems."""
     console.print(f"[bold]{path}[/bold]: format [cyan]{ds.format}[/cyan], {stats.images} images, "
                   f"{len(stats.classes)} classes, {stats.instances} instances", highlight=False)
+    if stats.unlabelled:
+        console.print(f"photos: {stats.images} labelled, {stats.unlabelled} unlabelled (in unlabelled/)")
     if stats.splits:
         console.print("splits: " + ", ".join(f"{k} {n}" for k, n in sorted(stats.splits.items())))
     for images, masks in stats.folders:

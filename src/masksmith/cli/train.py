@@ -55,6 +55,9 @@ FlipOpt = Annotated[bool, typer.Option(help="Random horizontal flips (left/right
 NameOpt = Annotated[str | None, typer.Option(help="Run name (folder under --runs).")]
 RunsOpt = Annotated[str, typer.Option(help="Folder for run folders.")]
 ResumeOpt = Annotated[Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")]
+FromOpt = Annotated[Path | None, typer.Option("--from", "--from-model", help="Fine-tune this model file (or run "
+                                              "folder): start from its network and weights; the data set must "
+                                              "have its classes.")]
 ConfigOpt = Annotated[Path | None, typer.Option(help="A config.yaml to start from (flags override it).")]
 DevicesOpt = Annotated[str, typer.Option(help="Lightning devices, e.g. 1, 2 or auto.")]
 StrategyOpt = Annotated[str, typer.Option(help="Lightning strategy, e.g. auto or ddp.")]
@@ -74,7 +77,7 @@ def train(
     seed: SeedOpt = 0, name: NameOpt = None, runs: RunsOpt = "runs", resume: ResumeOpt = None,
     config: ConfigOpt = None, devices: DevicesOpt = "1", strategy: StrategyOpt = "auto",
     accelerator: AcceleratorOpt = "auto", format: FormatOpt = None, lenient: LenientOpt = False,
-    option: OptionOpt = None, plan: PlanOpt = True, dry_run: DryRunOpt = False,
+    option: OptionOpt = None, plan: PlanOpt = True, dry_run: DryRunOpt = False, from_model: FromOpt = None,
 ) -> None:
     """Train a semantic or instance segmentation model; writes a run folder and prints where everything went.
     Before training it prints the plan made from the data (what input size, scale, crops and batch, and why)."""
@@ -97,7 +100,7 @@ def train(
         batch_size=batch_size, lr=lr, encoder=encoder, loss=loss, epochs=epochs, time_budget=budget,
         encoder_weights=weights, val_fraction=val, val_data=val_data, flip=flip, seed=seed, name=name,
         runs_dir=runs, devices=int(devices) if devices.isdigit() else devices, strategy=strategy,
-        accelerator=accelerator)
+        accelerator=accelerator, from_model=str(from_model) if from_model else None)
     if dry_run:
         service.dry_run(cfg, announce=say, started=service.command_started())
         console.print("dry run: nothing trained, nothing written.")

@@ -35,6 +35,7 @@ EVALUATION = "evaluation"
 EVALUATION_METRICS = "metrics.json"
 REPORT = "report.html"
 VALIDATION = "validation"
+STARTED_FROM = "started-from"  # a fine-tuned run: the model it started from, on the same validation photos
 STATUS = "status.json"
 LOCK = "training.lock"  # held by the training that writes the folder (train/run.py)
 

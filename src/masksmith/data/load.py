@@ -71,6 +71,10 @@ def _read(path: Path, format: str | None, strict: bool, need_pixels: bool, optio
     validate(dataset, log, need_pixels=need_pixels)
     dataset.problems = log.problems
     dataset.notes = [*dataset.notes, *log.notes]
+    if dataset.root is not None:  # photos waiting for a label (data/labelling.py): counted, never read
+        from masksmith.data.labelling import unlabelled_photos
+
+        dataset.info["unlabelled"] = len(unlabelled_photos(dataset.root))
     if not dataset.samples:
         raise DatasetError(_empty_reason(dataset), path=dataset.root or path,
                            fix="check the path and the problems above; reading it leniently (`lenient`) lists "

@@ -39,6 +39,7 @@ class DatasetStats:
     hints: list[str] = field(default_factory=list)  # mask values that look like void, unnamed classes
     mask_values: list[tuple[int, str, float]] = field(default_factory=list)  # (value, meaning, pixel share)
     folders: list[tuple[str, str]] = field(default_factory=list)  # (images, masks) folders paired
+    unlabelled: int = 0  # photos waiting for a label (data/labelling.py: DATA/unlabelled/)
 
     @property
     def instances(self) -> int:
@@ -60,7 +61,7 @@ class DatasetStats:
             "ignored_pixels": self.ignored_pixels, "images_without_annotations": self.unannotated,
             "image_sizes": {f"{w}x{h}": n for (w, h), n in sorted(self.sizes.items())},
             "splits": self.splits, "images_with_pixels_counted": self.pixel_images,
-            "missing_images": self.missing_images,
+            "missing_images": self.missing_images, "unlabelled": self.unlabelled,
             "mask_values": [{"value": v, "meaning": m, "pixel_share": s} for v, m, s in self.mask_values],
             "hints": self.hints, "folders": [{"images": i, "masks": m} for i, m in self.folders],
             "notes": [str(n) for n in self.notes],
@@ -121,7 +122,7 @@ def dataset_stats(dataset: Dataset, pixels: bool = True, objects: bool = True) -
     return DatasetStats(dataset.format, len(dataset.samples), per_class, background, ignored, unannotated,
                         sizes, [*dataset.problems, *found], list(dataset.notes), declared_splits(dataset), counted,
                         sum(1 for s in dataset.samples if s.image_missing), hints, values,
-                        [tuple(f) for f in dataset.info.get("folders") or []])
+                        [tuple(f) for f in dataset.info.get("folders") or []], int(dataset.info.get("unlabelled", 0)))
 
 
 def _components(region, sample) -> int:

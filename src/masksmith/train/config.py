@@ -35,6 +35,9 @@ class TrainConfig:
     # side of the car a pixel shows is learned once from every left/right pixel (models/sides.py)
     side_head: bool = True
     model_options: dict[str, Any] = field(default_factory=dict)  # instance models: keys of instance_model_config
+    # fine-tune: start from this model file's (or run folder's) network and weights instead of a new network;
+    # the data set must have the model's classes (the labelling loop's "continue training")
+    from_model: str | None = None
     size: int = 256  # images are resized to size x size (see input_mode in the model file) ...
     shrink: float | None = None  # ... or shrunk by this factor, keeping their aspect (sliding-window prediction)
     # with shrink: train on random crops of this side ([h, w] when they differ) of the shrunk photos, instead of
@@ -160,6 +163,8 @@ class TrainConfig:
                                      "never a path (no / or \\, no leading dot, no control or reserved "
                                      "characters).", path=path, fix="give `name` a plain name, e.g. "
                                      f"`name={safe_filename(str(self.name), 'run')}`.")
+        if self.from_model is not None:
+            self._check_from_model(path)
         if not (isinstance(self.scale, list) and len(self.scale) == 2 and
                 all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1 for v in self.scale)
                 and self.scale[0] <= self.scale[1]):
@@ -199,6 +204,16 @@ class TrainConfig:
                 raise MasksmithError(f"{key}: {value!r} is not of type {_type_name(hints[key])}.", path=path,
                                      fix=f"give {key} a value of that type (default: {getattr(cls(), key)!r}).")
         return cls(**data).check(path)
+
+    def _check_from_model(self, path: str | Path | None) -> None:
+        """`from_model` names an existing model file or run folder of this task (semantic only for now)."""
+        model = Path(str(self.from_model)) if isinstance(self.from_model, str) and self.from_model else None
+        if model is None or not (model.is_file() or (model / "model.masksmith").is_file()):
+            raise MasksmithError(f"`from_model` is {self.from_model!r}, which is no model file.", path=path,
+                                 fix="give `from_model` the model.masksmith (or the run folder) to fine-tune.")
+        if self.task != "semantic":
+            raise MasksmithError(f"`from_model` fine-tunes semantic models; this run is {self.task}.", path=path,
+                                 fix="leave out `from_model`, or train a semantic model.")
 
 
 def _shown(value: float) -> str:

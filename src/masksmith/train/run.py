@@ -27,7 +27,7 @@ from lightning.pytorch.trainer.states import TrainerStatus
 
 from masksmith.core.errors import MasksmithError, TrainingInterrupted, signal_words, stop_signal
 from masksmith.core.outputs import atomic_save, atomic_write_text, check_writable, os_error, storage_error
-from masksmith.core.runfolder import CONFIG, DATA, LOCK, MODEL, VALIDATION
+from masksmith.core.runfolder import CONFIG, DATA, LOCK, MODEL, STARTED_FROM, VALIDATION
 from masksmith.models.artifact import ModelArtifact, save_artifact
 from masksmith.train.budget import Deadline, KeepToBudget, RunBudget
 from masksmith.train.callbacks import (
@@ -471,6 +471,14 @@ def finish_run(run_dir: Path, config: TrainConfig, split: SampleSplit, deadline:
                                    worst=GALLERY_PHOTOS // 2)
         except MasksmithError as exc:  # the model is saved; a failed evaluation must not hide that
             logging.getLogger(__name__).warning("the validation split was not evaluated: %s", exc)
+        if config.from_model:  # fine-tuned: the model it started from, scored on the same validation photos
+            try:
+                predictor = task.load("predictor")(load_artifact(config.from_model))
+                task.load("evaluator")(predictor, subset, STARTED_FROM, subset.samples,
+                                       "evaluating the model it started from", run_dir / EVALUATION / STARTED_FROM,
+                                       worst=0)
+            except MasksmithError as exc:
+                logging.getLogger(__name__).warning("the model it started from was not evaluated: %s", exc)
     write_report(run_dir)
 
 

@@ -229,6 +229,26 @@ def frozen_encoder_part(net: SegmentationNet, config: TrainConfig) -> list[torch
     return modules
 
 
+def start_network(model: str | Path, class_names: tuple[str, ...], binary: bool
+                  ) -> tuple[SegmentationNet, ModelConfig, tuple[tuple[float, ...], tuple[float, ...]]]:
+    """The network of a model file with its weights (`build_network`, as prediction opens it), to fine-tune on
+    a data set that must have the model's classes in the model's order."""
+    from masksmith.models.artifact import build_network, load_artifact
+
+    artifact = load_artifact(model)
+    if artifact.task != "semantic" or list(artifact.classes) != list(class_names):
+        raise MasksmithError(f"the model to start from has the classes {', '.join(artifact.classes)}; the data set "
+                             f"has {', '.join(class_names)}.", path=model,
+                             fix="fine-tune on a data set with the model's classes, or leave out `from_model`.")
+    model_config = ModelConfig.from_dict(artifact.model)
+    if (model_config.num_outputs == 1) != binary:
+        raise MasksmithError("the model to start from and this run differ in their output (one sigmoid or one "
+                             "channel per class).", path=model, fix="leave out `from_model` or `loss`.")
+    net = build_network(artifact).train()
+    pre = artifact.preprocessing
+    return net, model_config, (tuple(pre["mean"]), tuple(pre["std"]))
+
+
 def train_semantic(config: TrainConfig, run_dir: Path | None = None, resume: bool = False,
                    extra_callbacks: list[L.Callback] | None = None,
                    announce: Callable[[str], None] | None = None, started: float | None = None) -> Path:
@@ -258,7 +278,10 @@ def fit_semantic(config: TrainConfig, run_dir: Path, resume_from: Path | None,
                                side_pairs=side_pairs_for(classes, data.flip_pairs)
                                if config.side_head and not binary else None)
     mean, std = default_normalisation(model_config)
-    net = SegmentationNet(build_model(model_config, pretrained=resume_from is None), mean, std)
+    if config.from_model:  # fine-tune: the model file's network and weights (resume loads its checkpoint)
+        net, model_config, (mean, std) = start_network(config.from_model, classes.names, binary)
+    else:
+        net = SegmentationNet(build_model(model_config, pretrained=resume_from is None), mean, std)
     loss = SegmentationLoss(loss_name(config, binary), model_config.num_outputs, config.class_weights)
     module = SemanticModule(net, loss, classes.num_values, config.lr, config.weight_decay, config.channels_last,
                             config.encoder_lr_factor if config.encoder_weights else 1.0,

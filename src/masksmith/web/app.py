@@ -38,7 +38,7 @@ from masksmith.web.deps import HERE, Limits, PredictorCache, make_templates
 from masksmith.web.forms import validation_message, web_message
 from masksmith.web.jobs import JobRunner
 from masksmith.web.register import load_sample_once
-from masksmith.web.routes import datasets, models, results, runs
+from masksmith.web.routes import datasets, labelling, models, results, runs
 from masksmith.web.store import Store
 
 log = logging.getLogger("masksmith.web")
@@ -78,7 +78,7 @@ def create_app(data_dir: str | Path, *, host: str = "127.0.0.1", token: str | No
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     _guard(app, host, token)
     _error_handlers(app, data_dir)
-    for module in (datasets, runs, models, results):
+    for module in (datasets, runs, models, results, labelling):
         app.include_router(module.router)
     app.get("/api/health")(lambda: {"ok": True, "schema": store.version, "runs": len(store.runs()),
                                     "datasets": len(store.datasets())})

@@ -67,6 +67,13 @@ class Form(BaseModel):
         return data
 
 
+class ContinueForm(Form):
+    """A model page's "continue training": minutes of fine-tuning on a data set (default: the model's own)."""
+
+    dataset: int = 0
+    minutes: float = Field(default=2.0, gt=0, le=24 * 60)
+
+
 class TrainForm(Form):
     """The train page: data set, task, model, the budget (minutes, or epochs) and what the plan may choose."""
 

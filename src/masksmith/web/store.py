@@ -128,6 +128,15 @@ class Store:
             row = self._db.execute("SELECT * FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
         return _dataset(row) if row else None
 
+    def update_dataset(self, dataset_id: int, **fields: Any) -> None:
+        """Change root, folder, format or stats (a data set turned into a labelling folder, its counts renewed)."""
+        allowed = {"root", "folder", "format", "stats"}
+        assert set(fields) <= allowed, set(fields) - allowed
+        values = [json.dumps(v) if k == "stats" else (str(v) if v is not None else None) for k, v in fields.items()]
+        with self._lock:
+            self._db.execute(f"UPDATE datasets SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                             (*values, dataset_id))
+
     def set_colors(self, dataset_id: int, colors: dict[str, list[int]]) -> None:
         with self._lock:
             self._db.execute("UPDATE datasets SET colors = ? WHERE id = ?", (json.dumps(colors), dataset_id))

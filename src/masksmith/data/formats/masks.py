@@ -98,6 +98,7 @@ GENERIC_MASK_DIRS = ("masks", "mask", "labels", "label", "annotations", "gt", "g
 # sibling folders that hold pictures of the images but never their training masks
 NOT_MASK_DIRS = frozenset({"overlay", "overlays", "preview", "previews", "vis", "visualization", "visualizations",
                            "thumbnails", "thumbs", "predictions", "prediction", "results", "output", "outputs",
+                           "unlabelled",  # the labelling loop's photos without a mask (data/labelling.py)
                            # Pascal VOC's own folders: that layout is read by the voc format
                            "segmentationclass", "segmentationobject", "segmentationclassaug"})
 BLUR_LEVELS = 32  # a grey mask with more distinct values than this is not binary and not class indices

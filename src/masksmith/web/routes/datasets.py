@@ -54,12 +54,20 @@ async def add_folder(form: FolderForm, store: StoreDep):
 
 @router.get("/datasets/{dataset_id}", response_class=HTMLResponse)
 def dataset_page(page: PagesDep, ds: DatasetDep, store: StoreDep):
+    from masksmith.data import labelling as labelling_folder
+    from masksmith.web.routes.labelling import fresh_stats
+
+    ds = fresh_stats(store, ds)
     stats = ds["stats"]
     per_class = stats.get("per_class", [])  # the background first, then the classes (DatasetStats.to_dict)
     classes = per_class[1:]
     colors = {**{c["name"]: c.get("color") for c in stats.get("class_colors", [])}, **ds["colors"]}
     runs = [r for r in store.runs() if r["dataset_id"] == ds["id"]]
+    models = [r for r in runs if r["state"] not in ("queued", "running") and
+              (Path(r["folder"]) / "model.masksmith").is_file()]
+    counts = labelling_folder.counts(ds["root"]) if labelling_folder.is_labelling_folder(ds["root"]) else None
     return page("dataset.html", ds=ds, stats=stats, classes=classes, colors=colors, runs=runs,
+                models=models, counts=counts,
                 max_share=max([c["pixel_share"] for c in classes] or [0]) or 1,
                 background=per_class[0] if per_class and stats.get("images_with_pixels_counted") else None)
 

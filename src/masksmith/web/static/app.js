@@ -110,6 +110,52 @@ function setupDatasetPage() {
   });
 }
 
+// the data set page's "label photos": add photos without annotations, the ranked "label next" list, and
+// "continue training" (fine-tune the chosen model on the data set as it is now)
+function setupLabelling() {
+  const card = $("#labelling");
+  if (!card) return;
+  const id = card.dataset.id, model = $("#label-model"), list = $("#label-next");
+  async function refresh() {
+    const query = model.value ? "?model=" + model.value : "";
+    list.innerHTML = "<li class='hint'>Ranking the unlabelled photos…</li>";
+    try {
+      const next = await api("GET", "/api/datasets/" + id + "/next" + query);
+      list.innerHTML = "";
+      if (!next.photos.length) list.innerHTML = "<li class='empty'>No unlabelled photos.</li>";
+      next.photos.forEach(p => {
+        const li = document.createElement("li"), a = document.createElement("a"), img = document.createElement("img");
+        a.href = p.edit; img.src = p.thumb; img.alt = "proposed mask of " + p.name; img.loading = "lazy";
+        a.appendChild(img);
+        a.appendChild(document.createTextNode(p.name + (p.score === null ? "" : " · unsure " + (100 * p.score).toFixed(0) + " %")));
+        li.appendChild(a); list.appendChild(li);
+      });
+      const counts = $("#label-counts");
+      if (counts) counts.innerHTML = "<b>" + next.labelled + "</b> labelled, <b>" + next.unlabelled + "</b> unlabelled photos.";
+    } catch (e) { list.innerHTML = ""; say(e.message); }
+  }
+  $("#photo-files").addEventListener("change", async ev => {
+    const files = Array.from(ev.target.files);
+    say("Adding " + files.length + " photo(s)…", "info");
+    try {
+      for (const f of files) await api("POST", "/api/datasets/" + id + "/photos?name=" + encodeURIComponent(f.name), undefined, f);
+      say("Added " + files.length + " photo(s).", "info");
+      location.reload();
+    } catch (e) { say(e.message); }
+  });
+  model.addEventListener("change", refresh);
+  const go = $("#continue-training");
+  if (go) go.addEventListener("click", async () => {
+    if (!model.value) { say("Choose the model to continue from."); return; }
+    busy(go, true, "Starting…");
+    try {
+      const run = await api("POST", "/api/models/" + model.value + "/continue", { dataset: Number(id), minutes: Number($("#continue-minutes").value) });
+      location.href = run.url;
+    } catch (e) { say(e.message); busy(go, false); }
+  });
+  refresh();
+}
+
 // ---------------------------------------------------------------------------------------------------- train
 function setupTrainPage() {
   const form = $("#train-form");
