@@ -19,8 +19,8 @@ annotated masks as the input (a perfect model), which separates the model's erro
   respray (with growth) beside the recolour of main before issue 28 (benchmarks/_legacy_recolor.py), median of
   `--repeats` alternating runs, the same thread count for both. Goal: within 1.5x.
 
-`--gallery` also writes the README's pictures, docs/images/respray-*.png: 6 test photos (2 side views, 2 front
-three-quarter, 2 rear) resprayed in 3 colours with new wheels (masksmith.apps.paste.new_wheels), all from the
+`--gallery` also writes a gallery, respray-*.png in `--gallery-dir` (kept out of the repository: the car-parts
+photos have no licence to publish them): 6 test photos (2 side views, 2 front three-quarter, 2 rear) resprayed in 3 colours with new wheels (masksmith.apps.paste.new_wheels), all from the
 model's predictions. The load average is printed before and after; the script refuses to start above 1.5
 (`--force` runs anyway and marks the output "not a result"). The figures go into docs/benchmarks.md with the
 command unless `--no-write`.
@@ -290,8 +290,9 @@ def main() -> None:
     parser.add_argument("--speed-photos", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--gallery", action="store_true", help="write docs/images/respray-*.png")
-    parser.add_argument("--gallery-dir", type=Path, default=REPO / "docs" / "images")
+    parser.add_argument("--gallery", action="store_true", help="write the gallery, respray-*.png, to --gallery-dir")
+    parser.add_argument("--gallery-dir", type=Path, default=Path("respray-gallery"),
+                        help="where the gallery goes (not the repository: car-parts photos are not ours to publish)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
     parser.add_argument("--force", action="store_true", help="run on a loaded machine (output: not a result)")
