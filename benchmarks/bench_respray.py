@@ -20,10 +20,10 @@ annotated masks as the input (a perfect model), which separates the model's erro
   `--repeats` alternating runs, the same thread count for both. Goal: within 1.5x.
 
 `--gallery` also writes a gallery, respray-*.png in `--gallery-dir` (kept out of the repository: the car-parts
-photos have no licence to publish them): 6 test photos (2 side views, 2 front three-quarter, 2 rear) resprayed in 3 colours with new wheels (masksmith.apps.paste.new_wheels), all from the
-model's predictions. The load average is printed before and after; the script refuses to start above 1.5
-(`--force` runs anyway and marks the output "not a result"). The figures go into docs/benchmarks.md with the
-command unless `--no-write`.
+photos have no licence to publish them): 6 test photos (2 side views, 2 front three-quarter, 2 rear) resprayed
+in 3 colours with new wheels (masksmith.apps.paste.new_wheels), all from the model's predictions. The load
+average is printed before and after; the script refuses to start above 1.5 (`--force` runs anyway and marks
+the output "not a result"). The figures go into docs/benchmarks.md with the command unless `--no-write`.
 """
 
 from __future__ import annotations
