@@ -267,3 +267,20 @@ def test_tags_of_neighbouring_objects_do_not_cover_each_other_and_stay_readable(
     light_tag = next(t for t in tags if t.text.startswith("door")).box
     assert (pixels[dark_tag[1]:dark_tag[3], dark_tag[0]:dark_tag[2]] == 255).all(axis=2).any()  # white on navy
     assert (pixels[light_tag[1]:light_tag[3], light_tag[0]:light_tag[2]] < 60).all(axis=2).any()  # dark on yellow
+
+
+@pytest.mark.parametrize("side", [1, 3, 5, 9, 21, 41])
+def test_square_filters_equal_scipys(side: int) -> None:
+    """The outlines' max/min filters (numpy, so predict never imports scipy) give scipy.ndimage's answers."""
+    from scipy import ndimage
+
+    from masksmith.draw.overlay import _square_filter
+
+    rng = np.random.default_rng(side)
+    for shape in ((37, 53), (5, 80), (60, 3)):
+        m = rng.integers(0, 5, shape).astype(np.uint8)
+        assert (_square_filter(m, side, np.maximum, True) == ndimage.maximum_filter(m, size=side, mode="nearest")).all()
+        assert (_square_filter(m, side, np.minimum, True) == ndimage.minimum_filter(m, size=side, mode="nearest")).all()
+        b = m > 3
+        assert (_square_filter(b, side, np.maximum, False)
+                == ndimage.maximum_filter(b, size=side, mode="constant", cval=False)).all()
