@@ -204,10 +204,7 @@ def predict_batch(predictor, inputs: Iterable[str | Path], out: Path | OutputFol
     finished = set() if overwrite else {
         j.path for j in jobs if all(folder.exists(n) for n in writer.names_for(j.stem).values())}
     total = len(jobs) - len(finished)
-    summary_target = None
-    if summary is not None:
-        summary_target = OutputFolder.for_file(summary, inputs=inputs, overwrite=overwrite)
-        summary_target[0].claim(summary_target[1])
+    summary_target = claim_summary(summary, inputs, overwrite)
 
     def load(job: PhotoJob) -> Any:
         if job.path in finished:
@@ -255,15 +252,32 @@ def predict_batch(predictor, inputs: Iterable[str | Path], out: Path | OutputFol
             if own_profile is not None:
                 predictor.profile = own_profile
 
-    if summary_target is None:
-        yield from rows()
+    yield from with_summary(rows(), summary_target, writer.columns)
+
+
+def claim_summary(summary: str | Path | None, inputs: Sequence[Any], overwrite: bool
+                  ) -> tuple[OutputFolder, str] | None:
+    """(folder, name) of predict's summary CSV, claimed before any photo is predicted (a file masksmith did not
+    write is refused then), or None without `summary`."""
+    if summary is None:
+        return None
+    target = OutputFolder.for_file(summary, inputs=inputs, overwrite=overwrite)
+    target[0].claim(target[1])
+    return target
+
+
+def with_summary(rows: Iterator[dict[str, Any]], target: tuple[OutputFolder, str] | None,
+                 columns: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """`rows` passed on, each also written to the summary CSV `target` (`claim_summary`): it fills a temporary
+    file while the photos stream and becomes the summary at the end only."""
+    if target is None:
+        yield from rows
         return
-    # the summary fills a temporary file while the photos stream and becomes the summary at the end only
-    target_folder, name = summary_target
-    with target_folder.writing(name) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        table = csv.DictWriter(f, fieldnames=writer.columns, extrasaction="ignore")
+    folder, name = target
+    with folder.writing(name) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        table = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         table.writeheader()
-        for row in rows():
+        for row in rows:
             table.writerow(row)
             yield row
 

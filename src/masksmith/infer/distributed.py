@@ -20,7 +20,6 @@ that spreads over the cores of one machine or the nodes of a cluster (an optiona
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 from masksmith.core.errors import MasksmithError
 from masksmith.core.outputs import OutputFolder
-from masksmith.infer.batch import PhotoJob, Skipped, expand_inputs
+from masksmith.infer.batch import PhotoJob, Skipped, claim_summary, expand_inputs, with_summary
 
 URI_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "abfss://")
 
@@ -193,10 +192,7 @@ def predict_with_ray(model: str | Path, inputs: Sequence[str | Path], out: str |
         j.path for j in jobs if all(folder.exists(n) for n in writer.names_for(j.stem).values())}
     todo = [j for j in jobs if j.path not in finished]
     skipped = skipped if skipped is not None else Skipped()
-    summary_target = None
-    if summary is not None:
-        summary_target = OutputFolder.for_file(summary, inputs=local_inputs, overwrite=overwrite)
-        summary_target[0].claim(summary_target[1])
+    summary_target = claim_summary(summary, local_inputs, overwrite)
     backend_name = getattr(writer.predictor, "backend", "torch")
 
     def rows() -> Iterator[dict[str, Any]]:
@@ -241,13 +237,4 @@ def predict_with_ray(model: str | Path, inputs: Sequence[str | Path], out: str |
             if started:
                 ray.shutdown()
 
-    if summary_target is None:
-        yield from rows()
-        return
-    target_folder, name = summary_target
-    with target_folder.writing(name) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        table = csv.DictWriter(f, fieldnames=writer.columns, extrasaction="ignore")
-        table.writeheader()
-        for row in rows():
-            table.writerow(row)
-            yield row
+    yield from with_summary(rows(), summary_target, writer.columns)

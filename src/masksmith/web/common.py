@@ -68,6 +68,18 @@ async def stream_to_file(request: Request, path: Path, limit: int, what: str) ->
     return size
 
 
+async def read_upload(request: Request, scratch: Path, limit: int, what: str) -> bytes:
+    """The request's body as bytes, streamed through a scratch file in `scratch` (uploads) within `limit`."""
+    import uuid
+
+    tmp = scratch / f"{uuid.uuid4().hex}.upload"
+    try:
+        await stream_to_file(request, tmp, limit, what=what)
+        return tmp.read_bytes()
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def file_under(root: Path, name: str, download: bool = False) -> FileResponse:
     """The file `name` inside `root`, never one outside it nor a hidden one."""
     try:

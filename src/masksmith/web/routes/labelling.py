@@ -18,11 +18,8 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from masksmith.core import runfolder
-from masksmith.core.outputs import atomic_write_text
-from masksmith.core.paths import safe_filename
 from masksmith.data import labelling
-from masksmith.web.common import stream_to_file
+from masksmith.web.common import read_upload
 from masksmith.web.deps import (
     DataDir,
     DatasetDep,
@@ -37,6 +34,7 @@ from masksmith.web.deps import (
     model_file,
 )
 from masksmith.web.forms import ContinueForm
+from masksmith.web.routes.runs import queue_run
 from masksmith.web.store import Store
 
 router = APIRouter()
@@ -113,12 +111,7 @@ async def add_photo(request: Request, ds: DatasetDep, store: StoreDep, data_dir:
     """One photo without annotations, into the data set's unlabelled/ folder (the page sends each file)."""
     from masksmith import service
 
-    tmp = data_dir / "uploads" / f"{uuid.uuid4().hex}.photo"
-    try:
-        await stream_to_file(request, tmp, limits.photo, what="the photo")
-        data = tmp.read_bytes()
-    finally:
-        tmp.unlink(missing_ok=True)
+    data = await read_upload(request, data_dir / "uploads", limits.photo, what="the photo")
     root = await asyncio.to_thread(labelling_root, store, data_dir, ds)
     added = await asyncio.to_thread(service.add_unlabelled, root, [(name, data)])
     return {"added": added, **labelling.counts(root)}
@@ -246,12 +239,7 @@ def editor_page(page: PagesDep, ds: DatasetDep, name: str, model: int | None = N
 async def save_mask(request: Request, ds: DatasetDep, data_dir: DataDir, limits: LimitsDep, name: str):
     """Save the class-value mask (PNG body) as the photo's annotation: checked, versioned, atomic."""
     root = labelling.require_folder(ds["root"])
-    tmp = data_dir / "uploads" / f"{uuid.uuid4().hex}.mask"
-    try:
-        await stream_to_file(request, tmp, limits.photo, what="the mask")
-        data = tmp.read_bytes()
-    finally:
-        tmp.unlink(missing_ok=True)
+    data = await read_upload(request, data_dir / "uploads", limits.photo, what="the mask")
     saved = await asyncio.to_thread(labelling.save_mask, root, name, data)
     return {"photo": saved.photo, "version": saved.version, "kept": saved.kept is not None,
             **labelling.counts(root)}
@@ -267,14 +255,7 @@ def continue_training(run: RunDep, form: ContinueForm, store: StoreDep, jobs: Jo
     ds = find_dataset(store, form.dataset or run["dataset_id"] or 0)
     config = service.finetune_config(run["folder"], ds["root"], time_budget=60 * form.minutes, epochs=None,
                                      class_colors=ds["colors"], strict_data=False)
-    name = store.free_name("runs", safe_filename(f"{run['name']}-more", "run"))
-    folder = data_dir / "runs" / safe_filename(f"{name}-{uuid.uuid4().hex[:6]}", "run")
-    config.name, config.runs_dir = folder.name, str(folder.parent)
-    folder.mkdir(parents=True)
-    atomic_write_text(folder / runfolder.CONFIG, config.to_yaml())
-    run_id = store.add_run(name, ds, folder, config.task, config.arch)
-    jobs.submit(run_id)
-    return {"id": run_id, "url": f"/runs/{run_id}"}
+    return queue_run(config, f"{run['name']}-more", ds, store, jobs, data_dir)
 
 
 # last: its path parameter would otherwise take the routes above that add to a photo's path

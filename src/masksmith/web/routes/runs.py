@@ -36,7 +36,13 @@ def train_page(page: PagesDep, store: StoreDep, dataset: int | None = None):
 def start_run(form: TrainForm, store: StoreDep, jobs: JobsDep, data_dir: DataDir):
     ds = find_dataset(store, form.dataset)
     config = form.config(ds["root"], ds["colors"])
-    name = store.free_name("runs", safe_filename(form.name or f"{ds['name']}-{config.arch}", "run"))
+    return queue_run(config, form.name or f"{ds['name']}-{config.arch}", ds, store, jobs, data_dir)
+
+
+def queue_run(config, wanted_name: str, ds: dict, store, jobs, data_dir: Path) -> dict:
+    """A run folder of its own for `config` (named after `wanted_name`, made free), registered and queued:
+    what the page needs to follow it."""
+    name = store.free_name("runs", safe_filename(wanted_name, "run"))
     folder = data_dir / "runs" / safe_filename(f"{name}-{uuid.uuid4().hex[:6]}", "run")
     config.name, config.runs_dir = folder.name, str(folder.parent)
     folder.mkdir(parents=True)
