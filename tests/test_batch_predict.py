@@ -29,7 +29,7 @@ def model(tmp_path: Path) -> Path:
 
 def outputs_of(out: Path) -> dict[str, int]:
     """Output file -> inode (a file written again atomically is a new inode)."""
-    return {p.name: p.stat().st_ino for p in out.iterdir() if p.suffix == ".png"}
+    return {p.name: p.stat().st_ino for p in out.iterdir() if p.suffix in (".png", ".jpg")}
 
 
 def test_interrupted_run_resumes_and_writes_each_output_once(model: Path, tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_a_photo_with_some_outputs_missing_is_predicted_again(model: Path, tmp_p
     out = tmp_path / "out"
     predictor = open_predictor(model)
     list(predict_batch(predictor, [src], out))
-    (out / "photo_01_overlay.png").unlink()
+    (out / "photo_01_overlay.jpg").unlink()
     rows = list(predict_batch(predictor, [src], out))
     assert [r["status"] for r in rows] == ["existing", "predicted"]
 

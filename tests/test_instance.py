@@ -353,7 +353,7 @@ def test_cli_trains_resumes_evaluates_predicts_and_extracts(instance_run: Traine
     out = cli("predict", "runs/inst", str(cars / "images"), "--out", "preds", "--score", "0")
     assert "predicted 10 image(s)" in out
     assert len(list((tmp_path / "preds").glob("*_instances.json"))) == 10
-    assert len(list((tmp_path / "preds").glob("*_overlay.png"))) == 10
+    assert len(list((tmp_path / "preds").glob("*_overlay.jpg"))) == 10
 
     out = cli("extract", "runs/inst", str(cars / "images"), "--classes", "body,wheel", "--score", "0",
               "--background", "transparent", "--min-pixels", "1")

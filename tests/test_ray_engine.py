@@ -44,7 +44,7 @@ def setup(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def files_of(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".png", ".json")}
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".png", ".jpg", ".json")}
 
 
 def summary_rows(path: Path) -> list[dict]:

@@ -102,7 +102,7 @@ def test_predict_stopped_midway_says_how_far_it_got_and_a_rerun_finishes(model: 
         # photos the writer threads finished after the count was said are kept too (never fewer than said)
         kept = re.search(r"(\d+) already there, kept", proc.stdout)
         assert proc.returncode == 0 and kept and int(kept.group(1)) >= done, proc.stdout
-        assert len(list(out.glob("*_overlay.png"))) == PHOTOS
+        assert len(list(out.glob("*_overlay.jpg"))) == PHOTOS
 
 
 def test_cluster_stopped_by_sigterm_counts_the_photos_it_finished(many_photos: Path, tmp_path: Path) -> None:

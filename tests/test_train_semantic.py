@@ -240,7 +240,7 @@ def test_cli_evaluate_predict_extract(semantic_run: TrainedRun, tmp_path: Path, 
     assert 'id="evaluation-cars"' in (tmp_path / "runs" / "cli" / "report.html").read_text()
     out = cli("predict", "runs/cli/model.masksmith", str(cars / "images"), "--out", "preds")
     assert "predicted 16 image(s)" in out
-    assert len(list((tmp_path / "preds").glob("*_overlay.png"))) == 16
+    assert len(list((tmp_path / "preds").glob("*_overlay.jpg"))) == 16
     out = cli("extract", "runs/cli", str(cars / "images"), "--classes", "body,wheel", "--background",
               "transparent", "--min-pixels", "1")
     assert "index:" in out and (tmp_path / "cutouts" / "index.csv").exists()

@@ -56,7 +56,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          size_meaning="photos are resized to size x size", monitor="val_miou", headline="mIoU", headline_kind="score",
          trainer="masksmith.train.semantic:train_semantic", predictor="masksmith.infer.predictor:Predictor",
          evaluator="masksmith.evaluate.semantic:evaluate_semantic", writer="masksmith.infer.batch:SemanticWriter",
-         outputs="*_mask.png, *_overlay.png, *_color.png", planner="masksmith.train.plan:plan_semantic",
+         outputs="*_mask.png, *_overlay.jpg, *_color.png", planner="masksmith.train.plan:plan_semantic",
          planned=("shrink", "size", "crop", "crops_per_image", "foreground_crops", "batch_size", "class_weights"),
          speed="masksmith.train.semantic:measured_rate"),
     Task("instance", "separate objects with their own masks (Mask R-CNN)",
@@ -67,7 +67,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          predictor="masksmith.infer.instance:InstancePredictor",
          evaluator="masksmith.evaluate.instance:evaluate_instances",
          writer="masksmith.infer.instance:InstanceWriter",
-         outputs="*_instances.json, *_overlay.png", planner="masksmith.train.plan:plan_instance",
+         outputs="*_instances.json, *_overlay.jpg", planner="masksmith.train.plan:plan_instance",
          planned=("size", "batch_size")),
 ]}
 

@@ -35,7 +35,15 @@ def palette_array(colors: Sequence[Color]) -> np.ndarray:
 
 def colorize(mask: np.ndarray, colors: Sequence[Color]) -> np.ndarray:
     """Class-index mask (H, W) to an RGB picture (H, W, 3) in the class colours."""
-    return palette_array(colors)[mask]
+    return np.array(colorize_image(mask, colors).convert("RGB"))
+
+
+def colorize_image(mask: np.ndarray, colors: Sequence[Color]) -> Image.Image:
+    """`colorize` as a palette image (what a PNG of it stores: one byte a pixel, 9x faster to encode than RGB);
+    `.convert("RGB")` gives the same pixels as `colorize` (Pillow's C lookup, 6x numpy's fancy indexing)."""
+    im = Image.fromarray(np.ascontiguousarray(mask, np.uint8), mode="P")
+    im.putpalette(palette_array(colors).ravel().tobytes())
+    return im
 
 
 def colorize_layer(mask: np.ndarray, colors: Sequence[Color]) -> np.ndarray:
@@ -52,30 +60,25 @@ def outline_width(shape: tuple[int, ...]) -> int:
     return max(1, round(max(shape[:2]) / 400))
 
 
-def _band(mask: np.ndarray, width: int) -> np.ndarray:
-    """Pixels within `width` (4-neighbour) steps of a pixel with another value; the picture's own border is
-    not a border."""
-    padded = np.pad(mask, 1, mode="edge")
-    near = np.zeros(mask.shape, bool)
-    for shifted in (padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]):
-        near |= shifted != mask
-    if width > 1 and near.any():
-        near = dilate(near, width - 1)
+def _band(mask: np.ndarray, width: int, edges: np.ndarray | None = None) -> np.ndarray:
+    """Pixels within `width` - 1 pixels (in a square: the same in rows, columns and diagonals) of a pixel with a
+    4-neighbour of another value; the picture's own border is not a border. `edges`: `_band(mask, 1)`, when the
+    caller has it already."""
+    near = _edges(mask) if edges is None else edges
+    if width > 1 and near.any():  # a square, not 4-neighbour steps: log2(width) numpy operations, not 5 * width
+        near = _square_filter(near, 2 * width - 1, np.maximum, edge=False)
     return near
 
 
-def dilate(mask: np.ndarray, steps: int) -> np.ndarray:
-    """`mask` grown by `steps` 4-neighbour steps (scipy.ndimage.binary_dilation with its default cross and
-    `iterations=steps`, in numpy: predict's writers then never import scipy, a second of start-up)."""
-    out = mask
-    for _ in range(steps):
-        grown = out.copy()
-        grown[1:] |= out[:-1]
-        grown[:-1] |= out[1:]
-        grown[:, 1:] |= out[:, :-1]
-        grown[:, :-1] |= out[:, 1:]
-        out = grown
-    return out
+def _edges(mask: np.ndarray) -> np.ndarray:
+    """Pixels with a 4-neighbour of another value."""
+    near = np.zeros(mask.shape, bool)
+    np.not_equal(mask[1:], mask[:-1], out=near[1:])
+    near[:-1] |= near[1:]  # the pixel above a change is at the change too
+    across = mask[:, 1:] != mask[:, :-1]
+    near[:, 1:] |= across
+    near[:, :-1] |= across
+    return near
 
 
 def wide_parts(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -124,8 +127,9 @@ def outline_parts(mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray,
     (255) pixels are never part of either."""
     labelled = (mask != 0) & (mask != IGNORE_INDEX)
     wide = wide_parts(mask, 2 * width)
-    outer = _band(mask, width) & wide
-    inner = _band(mask, 2 * width) & wide & ~outer
+    edges = _edges(mask)
+    outer = _band(mask, width, edges) & wide
+    inner = _band(mask, 2 * width, edges) & wide & ~outer
     return outer, inner, labelled & ~wide
 
 
@@ -142,16 +146,19 @@ def overlay(image: np.ndarray, mask: np.ndarray, colors: Sequence[Color], opacit
     if image.shape[:2] != mask.shape:
         raise ValueError(f"image is {image.shape[1]}x{image.shape[0]} but mask is {mask.shape[1]}x{mask.shape[0]}")
     opacity = float(np.clip(opacity, 0.0, 1.0))
-    painted = colorize(mask, colors)
-    where = np.ones(mask.shape, bool) if draw_background else (mask != 0) & (mask != IGNORE_INDEX)
-    out = image[..., :3].astype(np.float32).copy()
-    out[where] = (1 - opacity) * out[where] + opacity * painted[where].astype(np.float32)
-    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    # in Pillow's C loops: the numpy float blend of a 12-megapixel photo took 1.5 s, this about 0.1 s
+    photo = Image.fromarray(np.ascontiguousarray(image[..., :3]))
+    painted = colorize_image(mask, colors).convert("RGB")
+    labelled = (mask != 0) & (mask != IGNORE_INDEX)
+    where = None if draw_background else Image.fromarray(labelled.view(np.uint8) * np.uint8(255))
+    blended = Image.blend(photo, painted, opacity)
+    out = blended if where is None else Image.composite(blended, photo, where)
     if outline:
         dark, line, thin = outline_parts(mask, outline_width(mask.shape))
-        out[line | thin] = painted[line | thin]  # thin structures in their solid colour, as outlines are
-        out[dark] = DARK
-    return out
+        # thin structures in their solid colour, as outlines are
+        out.paste(painted, mask=Image.fromarray((line | thin).view(np.uint8) * np.uint8(255)))
+        out.paste(DARK, mask=Image.fromarray(dark.view(np.uint8) * np.uint8(255)))
+    return np.array(out)
 
 
 def grey(image: np.ndarray, strength: float = 0.55) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""`masksmith predict` outputs: per image a class-index mask PNG (palette: opens in colour), an overlay and
-an opaque colour mask, named after the input file; `save` chooses which of them are written.
+"""`masksmith predict` outputs: per image a class-index mask PNG (palette: opens in colour), an overlay (JPEG)
+and an opaque colour mask, named after the input file; `save` chooses which of them are written.
 
 Outputs go through an `OutputFolder`: never into (or around) the photos' own folder, never over a file
 masksmith did not write, each file atomically; two photos with the same stem get distinct names.
@@ -34,13 +34,18 @@ from masksmith.core.background import WritePool, prefetch
 from masksmith.core.errors import MasksmithError
 from masksmith.core.outputs import OutputFolder, as_output_folder
 from masksmith.core.paths import unique_stems
-from masksmith.draw import colorize, overlay
+from masksmith.draw import overlay
+from masksmith.draw.overlay import colorize_image
 from masksmith.infer.profile import OFF
 
 __all__ = ["prefetch", "predict_batch", "predict_to_folder", "SemanticWriter", "expand_inputs", "plan_outputs"]
 
-# zlib level 1: about 3x faster than Pillow's default (6) on masks and overlays, files about 10-30 % larger
+# zlib level 1: about 3x faster than Pillow's default (6) on masks, files about 10-30 % larger
 PNG_COMPRESSION = 1
+# overlays are photos: JPEG at quality 90 without chroma subsampling (1-pixel outlines keep their colour) is 11x
+# faster to write than a level-1 PNG of a 12-megapixel overlay and a third of its size (docs/benchmarks.md)
+OVERLAY_JPEG = {"quality": 90, "subsampling": 0}
+SUFFIXES = {"mask": ".png", "overlay": ".jpg", "color": ".png"}
 WRITE_THREADS = 2
 
 
@@ -149,7 +154,7 @@ class SemanticWriter:
         self.columns = ["image", "width", "height", *(f"pixels_{n}" for n in self.names)]
 
     def names_for(self, stem: str) -> dict[str, str]:
-        return {k: f"{stem}_{k}.png" for k in self.save}
+        return {k: f"{stem}_{k}{SUFFIXES[k]}" for k in self.save}
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         return self.predictor.predict(image)
@@ -161,9 +166,9 @@ class SemanticWriter:
             files["mask"] = save_index_mask(mask, self.colors, folder, names["mask"])
         if "overlay" in names:
             files["overlay"] = folder.save_image(names["overlay"], overlay(image, mask, self.colors, self.opacity),
-                                                 compress_level=PNG_COMPRESSION)
-        if "color" in names:
-            files["color"] = folder.save_image(names["color"], colorize(mask, self.colors),
+                                                 **OVERLAY_JPEG)
+        if "color" in names:  # a palette PNG: opens as the same RGB picture, one byte a pixel to encode
+            files["color"] = folder.save_image(names["color"], colorize_image(mask, self.colors),
                                                compress_level=PNG_COMPRESSION)
         return {**{k: str(v) for k, v in files.items()}, **self.counts(mask)}
 
@@ -285,7 +290,7 @@ def with_summary(rows: Iterator[dict[str, Any]], target: tuple[OutputFolder, str
 def predict_to_folder(predictor: Any, inputs: Iterable[str | Path], out: Path | OutputFolder,
                       opacity: float = 0.5, *, overwrite: bool = False, lenient: bool = False,
                       skipped: Skipped | None = None) -> list[dict[str, str]]:
-    """Predict every input image and write <stem>_mask.png, <stem>_overlay.png and <stem>_color.png; the rows
+    """Predict every input image and write <stem>_mask.png, <stem>_overlay.jpg and <stem>_color.png; the rows
     of `predict_batch` as a list (for a few photos; stream `predict_batch` for many)."""
     return list(predict_batch(predictor, inputs, out, opacity=opacity, overwrite=overwrite, lenient=lenient,
                               skipped=skipped))

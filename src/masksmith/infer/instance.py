@@ -4,7 +4,7 @@
   The photo is shrunk to the model's size before the network (Mask R-CNN would do it anyway) and only the
   kept objects' masks are scaled back up, so a 12-megapixel photo never costs a hundred full-size planes.
 - `InstanceWriter` (for `masksmith.infer.batch.predict_batch`): <stem>_instances.json (COCO-style RLE) and
-  <stem>_overlay.png per image (drawn by `masksmith.draw.draw_instances`: class colours, outlines, "class score"
+  <stem>_overlay.jpg per image (drawn by `masksmith.draw.draw_instances`: class colours, outlines, "class score"
   tags). Scoring lives in `masksmith.evaluate.instance`.
 """
 
@@ -136,7 +136,7 @@ class InstanceWriter:
         self.columns = ["image", "width", "height", "objects", *(f"objects_{n}" for n in self.classes)]
 
     def names_for(self, stem: str) -> dict[str, str]:
-        names = {"json": f"{stem}_instances.json", "overlay": f"{stem}_overlay.png"}
+        names = {"json": f"{stem}_instances.json", "overlay": f"{stem}_overlay.jpg"}
         return {k: v for k, v in names.items() if k in self.save}
 
     def predict(self, image: np.ndarray) -> list[Instance]:
@@ -144,7 +144,7 @@ class InstanceWriter:
 
     def write(self, folder, job, image: np.ndarray, instances: list[Instance]) -> dict[str, Any]:
         from masksmith.draw import draw_instances
-        from masksmith.infer.batch import PNG_COMPRESSION
+        from masksmith.infer.batch import OVERLAY_JPEG
 
         names = self.names_for(job.stem)
         record = instances_json(job.path, image, instances)
@@ -154,7 +154,7 @@ class InstanceWriter:
         if "overlay" in names:
             files["overlay"] = folder.save_image(names["overlay"], draw_instances(image, instances, self.opacity,
                                                                                  colors=self.colors),
-                                                 compress_level=PNG_COMPRESSION)
+                                                 **OVERLAY_JPEG)
         return {**{k: str(v) for k, v in files.items()}, **self.counts(record)}
 
     def counts(self, record: dict[str, Any]) -> dict[str, Any]:
