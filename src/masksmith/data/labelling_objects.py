@@ -42,8 +42,9 @@ def is_instance_folder(root: str | Path | None) -> bool:
 
 
 def objects_path(root: str | Path, photo: labelling.Photo) -> Path:
-    """objects/<the photo's path under images/>.png."""
-    return Path(root) / OBJECTS / Path(photo.name).with_suffix(".png")
+    """objects/<the photo's path under images/>.png (refused when it, or objects/, is a link out of the data
+    set's folder)."""
+    return labelling.inside(Path(root), OBJECTS, Path(photo.name).with_suffix(".png").as_posix())
 
 
 def encode(ids: np.ndarray, classes: dict[int, str]) -> bytes:
@@ -57,14 +58,14 @@ def encode(ids: np.ndarray, classes: dict[int, str]) -> bytes:
 
 def read_file(path: Path) -> tuple[np.ndarray, dict[int, str]]:
     """(ids, {id: class name}) of an objects file; refused with one line when it is not one."""
-    with Image.open(path) as im:
-        im.load()
-        text = getattr(im, "text", {}).get(CHUNK)
-        if im.mode != "L" or text is None:
-            raise DatasetError("is not an objects file (a grey PNG with a masksmith-objects table).", path=path,
-                               fix="save the photo's objects again in the editor.")
-        ids = np.asarray(im, dtype=np.uint8)
-    return ids, parse_classes(text, path)
+    from masksmith.data.formats.masks import open_mask
+
+    im = open_mask(path)  # decoded, any failure one line naming the file
+    text = getattr(im, "text", {}).get(CHUNK)
+    if im.mode != "L" or text is None:
+        raise DatasetError("is not an objects file (a grey PNG with a masksmith-objects table).", path=path,
+                           fix="save the photo's objects again in the editor, or remove the file.")
+    return np.asarray(im, dtype=np.uint8), parse_classes(text, path)
 
 
 def parse_classes(text: Any, path: Path | str = "") -> dict[int, str]:
@@ -224,21 +225,30 @@ def make_instance_folder(root: str | Path, dataset=None) -> Path:
     return root
 
 
-def use_objects(dataset) -> None:
+def use_objects(dataset, log) -> None:
     """Give each photo of an instance labelling folder that has an objects file one instance region per
-    object (its void pixels stay), in place. Called by `load_dataset` after the mask-folder reader."""
+    object (its void pixels stay), in place. Called by `load_dataset` after the mask-folder reader; an objects
+    file that cannot be read is a problem of its photo (`log`: raised when strict, else the photo dropped)."""
     from masksmith.data.rasterize import mask_to_rle
     from masksmith.data.schema import Region
 
     root = Path(dataset.root)
+    kept = []
     for sample in dataset.samples:
         try:
             rel = Path(sample.image_path).relative_to(root / labelling.IMAGES)
         except ValueError:
+            kept.append(sample)
             continue
         path = root / OBJECTS / rel.with_suffix(".png")
-        if not path.is_file():
+        try:
+            path = labelling.inside(root, OBJECTS, rel.with_suffix(".png").as_posix())
+            if path.is_file():
+                ids, table = read_file(path)
+                sample.regions = [Region(label=table[k], rle=mask_to_rle(ids == k), is_instance=True)
+                                  for k in sorted(table) if (ids == k).any()]
+        except DatasetError as exc:
+            log.add(exc.problem, path=exc.path or path, item=sample.name, fix=exc.fix or "")
             continue
-        ids, table = read_file(path)
-        sample.regions = [Region(label=table[k], rle=mask_to_rle(ids == k), is_instance=True)
-                          for k in sorted(table) if (ids == k).any()]
+        kept.append(sample)
+    dataset.samples = kept

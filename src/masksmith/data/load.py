@@ -72,7 +72,7 @@ def _read(path: Path, format: str | None, strict: bool, need_pixels: bool, optio
         from masksmith.data.labelling_objects import is_instance_folder, use_objects
 
         if is_instance_folder(dataset.root):
-            use_objects(dataset)
+            use_objects(dataset, log)
     validate(dataset, log, need_pixels=need_pixels)
     dataset.problems = log.problems
     dataset.notes = [*dataset.notes, *log.notes]
