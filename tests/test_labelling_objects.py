@@ -161,8 +161,9 @@ def test_web_objects_save_load_and_refusals(web, photo: Path, tmp_path: Path) ->
     assert saved.status_code == 200, saved.text
     assert saved.json()["version"] == 1 and saved.json()["labelled"] == 5
     assert client.get(url).json() == {"objects": {"1": table[1], "2": table[2]}}
-    back = np.asarray(Image.open(io.BytesIO(client.get(f"/datasets/{ds}/photos/new.jpg/objects.png").content)))
-    assert np.array_equal(back, ids)
+    answer = client.get(f"/datasets/{ds}/photos/new.jpg/objects.png")  # what the editor opens: ids and classes
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(answer.content))), ids)
+    assert json.loads(answer.headers["x-masksmith-objects"]) == {"1": table[1], "2": table[2]}
     assert client.post(url, content=body(ids, table)).json()["version"] == 2
     # refused, each with one sentence: a foreign Origin, the wrong size, an unknown class, a broken body
     foreign = client.post(url, content=body(ids, table), headers={"origin": "http://evil.example"})

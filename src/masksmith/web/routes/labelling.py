@@ -238,7 +238,6 @@ def editor_page(page: PagesDep, ds: DatasetDep, name: str, model: int | None = N
                 superpixels_url=f"/datasets/{ds['id']}/photos/{_quoted(photo.name)}/superpixels.png",
                 save_url=f"/api/datasets/{ds['id']}/photos/{_quoted(photo.name)}/mask",
                 objects=labelling_objects.is_instance_folder(root),
-                objects_url=f"/api/datasets/{ds['id']}/photos/{_quoted(photo.name)}/objects{query}",
                 objects_png=f"/datasets/{ds['id']}/photos/{_quoted(photo.name)}/objects.png{query}",
                 save_objects_url=f"/api/datasets/{ds['id']}/photos/{_quoted(photo.name)}/objects",
                 next_url=f"/api/datasets/{ds['id']}/next{query}", query=query)
@@ -290,9 +289,13 @@ async def objects_table(ds: DatasetDep, store: StoreDep, predictors: PredictorsD
 async def objects_png(ds: DatasetDep, store: StoreDep, predictors: PredictorsDep, name: str,
                       model: int | None = None):
     """The object ids the editor starts from (grey PNG, 0 no object): the saved objects, else the parts of
-    the saved class mask or of the model's proposal."""
-    ids, _ = await _start_objects(ds, store, predictors, name, model)
-    return _png(ids, "L")
+    the saved class mask or of the model's proposal; their classes in header X-Masksmith-Objects (JSON)."""
+    import json
+
+    ids, table = await _start_objects(ds, store, predictors, name, model)
+    answer = _png(ids, "L")
+    answer.headers["X-Masksmith-Objects"] = json.dumps({str(k): v for k, v in sorted(table.items())})
+    return answer
 
 
 @router.post("/api/datasets/{dataset_id}/photos/{name:path}/objects")

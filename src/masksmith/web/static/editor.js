@@ -564,18 +564,19 @@ async function next() {
   } catch (e) { say(e.message); }
 }
 async function load() {
-  const mask = new Image();
-  await Promise.all([
-    new Promise((ok, bad) => { photo.onload = ok; photo.onerror = () => bad(new Error("the photo cannot be shown.")); photo.src = root.dataset.photo; }),
-    new Promise((ok, bad) => { mask.onload = ok; mask.onerror = () => bad(new Error("the mask cannot be read.")); mask.src = root.dataset.mask; }),
-  ]);
+  const mask = new Image(), shown = new Promise((ok, bad) => {
+    photo.onload = ok; photo.onerror = () => bad(new Error("the photo cannot be shown.")); photo.src = root.dataset.photo;
+  });
   const c = document.createElement("canvas");
   c.width = W; c.height = H;
   const g = c.getContext("2d", { willReadFrequently: true });
+  if (state.instance) { await Promise.all([shown, loadObjects(g)]); return; }  // the objects hold the classes
+  await Promise.all([shown,
+    new Promise((ok, bad) => { mask.onload = ok; mask.onerror = () => bad(new Error("the mask cannot be read.")); mask.src = root.dataset.mask; }),
+  ]);
   g.drawImage(mask, 0, 0);
   const d = g.getImageData(0, 0, W, H).data;
   for (let i = 0; i < W * H; i++) state.labels[i] = d[4 * i];
-  if (state.instance) { await loadObjects(g); return; }
   const draft = await drafts.get(draftKey).catch(() => undefined);
   const same = draft && draft.labels && draft.labels.length === W * H && draft.labels.every((v, i) => v === state.labels[i]);
   if (same) drafts.drop(draftKey).catch(() => {});
@@ -588,10 +589,15 @@ async function load() {
   root.dataset.ready = "1";
 }
 async function loadObjects(g) {  // the saved objects (else the proposal's parts), then a draft kept since
-  const [table, image] = await Promise.all([api("GET", root.dataset.objectsTable), new Promise((ok, bad) => {
-    const im = new Image();
-    im.onload = () => ok(im); im.onerror = () => bad(new Error("the objects cannot be read.")); im.src = root.dataset.objectsPng;
-  })]);
+  // one request: the ids as a grey PNG, their classes in its X-Masksmith-Objects header (one proposal, not two)
+  let response;
+  try { response = await fetch(root.dataset.objectsPng); } catch (e) { throw new Error("the masksmith server cannot be reached; is it still running?"); }
+  if (!response.ok) {
+    const answer = await response.json().catch(() => null);
+    throw new Error((answer && answer.error) || "the objects cannot be read.");
+  }
+  const table = { objects: JSON.parse(response.headers.get("X-Masksmith-Objects") || "{}") };
+  const image = await createImageBitmap(await response.blob());
   const values = {};
   classes.forEach(c => { values[c.name] = c.value; });
   state.objectClass = {};
