@@ -41,6 +41,10 @@ let frame = 0, keeping = 0, stroke = null, panning = null, spaceDown = false;
 // a zoomed-out view draws the photo and the layer from copies at the view's scale, so a frame costs the
 // view's pixels, not the photo's (a 12-megapixel photo); a stroke updates its box of the layer's copy
 let shrunk = null, shrinking = 0;
+// a stroke redraws only the view's rectangle over the boxes it recoloured (`dirty`, photo pixels): a whole-view
+// frame costs milliseconds of rasterising in software and is paid once per frame; anything else that changes
+// the picture (zoom, pan, opacity, undo, selection) asks for a whole frame (`whole`)
+let dirty = null, whole = true, drawnAt = "";
 const MAX_OBJECTS = 255;  // object ids are one byte
 
 function setupEditor() {
@@ -88,6 +92,8 @@ function paintLayer(x0, y0, x1, y1) {  // recolour the layer inside a box (inclu
     }
   }
   lctx.putImageData(box, ex0, ey0);
+  dirty = dirty ? [Math.min(dirty[0], ex0), Math.min(dirty[1], ey0), Math.max(dirty[2], ex1), Math.max(dirty[3], ey1)]
+    : [ex0, ey0, ex1, ey1];
   if (shrunk) {
     const k = shrunk.scale, scratch = shrunk.scratch;
     if (scratch.width < w || scratch.height < h) { scratch.width = Math.max(w, scratch.width); scratch.height = Math.max(h, scratch.height); }
@@ -117,9 +123,20 @@ function render() {
   if (view.width !== Math.round(r.width * dpr) || view.height !== Math.round(r.height * dpr)) {
     view.width = Math.round(r.width * dpr); view.height = Math.round(r.height * dpr);
   }
-  ctx.setTransform(1, 0, 0, 1, 0, 0);
-  ctx.fillStyle = "#222"; ctx.fillRect(0, 0, view.width, view.height);
   const copies = shrunk && shrunk.scale === state.scale;
+  // the same view as the last frame (size, zoom, pan, copies): only the dirty rectangle needs drawing again
+  const at = [view.width, view.height, dpr, state.scale, state.ox, state.oy, Boolean(copies), state.opacity].join();
+  const box = !whole && at === drawnAt && dirty;
+  whole = false; drawnAt = at; dirty = null;
+  ctx.save();
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  if (box) {
+    const s = state.scale * dpr, x0 = Math.floor(state.ox * dpr + box[0] * s) - 2, y0 = Math.floor(state.oy * dpr + box[1] * s) - 2;
+    ctx.beginPath();
+    ctx.rect(x0, y0, Math.ceil(state.ox * dpr + box[2] * s) + 2 - x0, Math.ceil(state.oy * dpr + box[3] * s) + 2 - y0);
+    ctx.clip();
+  }
+  ctx.fillStyle = "#222"; ctx.fillRect(0, 0, view.width, view.height);
   if (!copies && state.scale < 1) { clearTimeout(shrinking); shrinking = setTimeout(shrink, 150); }
   const k = copies ? 1 : state.scale;
   ctx.setTransform(k * dpr, 0, 0, k * dpr, state.ox * dpr, state.oy * dpr);
@@ -134,8 +151,13 @@ function render() {
     state.polygon.forEach(([x, y], i) => i ? ctx.lineTo(x, y) : ctx.moveTo(x, y));
     ctx.stroke();
   }
+  ctx.restore();
 }
-function later() { if (!frame) frame = requestAnimationFrame(() => { frame = 0; render(); }); }
+// the next frame: the whole view, or with `part` only what strokes recoloured since the last one
+function later(part) {
+  if (!part) whole = true;
+  if (!frame) frame = requestAnimationFrame(() => { frame = 0; render(); });
+}
 
 function fit() {
   const r = view.getBoundingClientRect();
@@ -417,7 +439,7 @@ function bindPointer() {
     if (to === null) return;
     stroke = { last: [x, y], value: to,
       covered: state.snap && state.superpixels ? new Uint8Array(W * H) : null };
-    dab(x, y, stroke.value); later();
+    dab(x, y, stroke.value); later(true);
     view.setPointerCapture(ev.pointerId);
   });
   view.addEventListener("pointermove", ev => {
@@ -426,7 +448,7 @@ function bindPointer() {
     }
     if (!stroke) return;
     const p = toPhoto(ev);
-    line(stroke.last, p, stroke.value); stroke.last = p; later();
+    line(stroke.last, p, stroke.value); stroke.last = p; later(true);
   });
   const end = () => {
     if (stroke && stroke.covered) snapStroke(stroke);
