@@ -1,7 +1,8 @@
 """The editor on an instance data set in Debian's Chromium (issue 27): the data set page makes it one of objects;
 on a new photo the test draws three objects, selects two (Shift+click) and merges them, erases a line across the
-third and splits it into its parts, deletes one part, saves, reloads, and finds the objects again in the editor
-and through the API. Screenshots go to the test's tmp folder."""
+third and splits it into its parts, deletes one part, gives one the picked class and undoes it, saves, reloads,
+and finds the objects again in the editor and through the API; an unsaved object comes back as a draft.
+Screenshots go to the test's tmp folder."""
 
 from __future__ import annotations
 
@@ -119,6 +120,15 @@ def test_objects_select_merge_split_delete_save_reload(tmp_path: Path) -> None:
             assert objects() == split
             page.keyboard.press("Control+Shift+z")
             assert objects() == kept
+            # C gives the selected object the picked class; undo takes it back
+            page.keyboard.press("v")
+            click(160, 120)
+            right = page.evaluate("[...editor.selected][0]")
+            page.keyboard.press("1")
+            page.keyboard.press("c")
+            assert objects()[right] == (1, kept[right][1])
+            page.keyboard.press("Control+z")
+            assert objects() == kept
             ids = page.evaluate("Array.from(editor.objects)")
             page.screenshot(path=str(shots / "objects-edited.png"))
             page.keyboard.press("Control+s")
@@ -127,6 +137,18 @@ def test_objects_select_merge_split_delete_save_reload(tmp_path: Path) -> None:
             page.reload()
             page.wait_for_selector("#editor[data-ready='1']")
             assert page.evaluate("Array.from(editor.objects)") == ids and objects() == kept
+            # an unsaved new object survives a reload as a draft; undo goes back to the saved objects
+            page.keyboard.press("3")
+            page.keyboard.press("b")
+            stroke([(20, 80), (60, 80)])
+            page.wait_for_function("editor.draft === 'kept'")
+            drafted = objects()
+            assert len(drafted) == 3 and sorted(v[0] for v in drafted.values()) == [1, 2, 3]
+            page.reload()
+            page.wait_for_selector("#editor[data-ready='1']")
+            assert page.evaluate("editor.draft") == "restored" and objects() == drafted
+            page.keyboard.press("Control+z")
+            assert objects() == kept
             listed = page.evaluate("JSON.parse(document.querySelector('#class-colors').textContent)")
             names = {c["value"]: c["name"] for c in listed}
             assert not errors, errors

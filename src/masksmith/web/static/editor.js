@@ -5,8 +5,9 @@
 // In an instance data set (data-objects="1") the photo holds objects: state.objects is a Uint8Array of object
 // ids (0 none, 1..255) and state.objectClass maps an id to its class value; state.labels is kept as the class
 // of each pixel's object, so drawing and colouring are the same code. Select (V) picks objects (Shift adds),
-// Delete removes them, M merges them into one, X splits one into its connected parts; brush, eraser, polygon
-// and fill paint the selected object, or a new object of the picked class when none is selected.
+// Delete removes them, M merges them into one, X splits one into its connected parts, C gives them the picked
+// class; brush, polygon and fill paint the selected object when it is of the picked class, else a new object of
+// that class (the eraser clears any object).
 "use strict";
 
 const UNDO_LIMIT = 40;
@@ -228,9 +229,10 @@ function newObject(classValue) {  // a new object id of class `classValue` (null
   say("a photo holds at most " + MAX_OBJECTS + " objects: merge or delete some first.");
   return null;
 }
-function target() {  // what a tool paints: the class value, or the selected object (else a new one, selected)
-  if (!state.instance) return state.value;
-  if (state.selected.size === 1) return [...state.selected][0];
+function target() {  // what a tool paints: the class value, or the selected object when it is of the picked
+  if (!state.instance) return state.value;  // class (else a new object of that class, then selected)
+  const one = state.selected.size === 1 && [...state.selected][0];
+  if (one && state.objectClass[one] === state.value) return one;
   const id = newObject(state.value);
   if (id !== null) select([id]);
   return id;
@@ -253,6 +255,13 @@ function objectsIn(ids) {  // pixels of the objects `ids`, and their box
     if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
   }
   return { pixels: out, box: [x0, y0, x1 + 1, y1 + 1] };
+}
+function classifySelected() {  // the selected objects take the picked class
+  if (!state.instance || !state.selected.size) return;
+  remember();
+  state.selected.forEach(id => { state.objectClass[id] = state.value; });
+  syncLabels(); paintLayer(0, 0, W, H); later(); keep();
+  status("The selected object" + (state.selected.size > 1 ? "s are " : " is ") + className(state.value) + " now.");
 }
 function deleteSelected() {
   if (!state.instance || !state.selected.size) return;
@@ -475,7 +484,6 @@ function setTool(tool) {
 function setClass(value) {
   if (!classes.some(c => c.value === value)) return;
   state.value = value;
-  if (state.instance && state.selected.size) select([]);  // the next stroke starts a new object of this class
   $$(".class-pick").forEach(b => b.setAttribute("aria-pressed", String(Number(b.dataset.value) === value)));
   if (state.tool === "eraser" || state.tool === "pan") setTool("brush");
 }
@@ -503,6 +511,7 @@ function bindControls() {
     $("#delete-objects").addEventListener("click", deleteSelected);
     $("#merge-objects").addEventListener("click", mergeSelected);
     $("#split-objects").addEventListener("click", splitSelected);
+    $("#classify-objects").addEventListener("click", classifySelected);
   }
 }
 
@@ -524,6 +533,7 @@ function bindKeys() {
     else if ((key === "delete" || key === "backspace") && state.instance) { ev.preventDefault(); deleteSelected(); }
     else if (key === "m" && state.instance) mergeSelected();
     else if (key === "x" && state.instance) splitSelected();
+    else if (key === "c" && state.instance) classifySelected();
     else if (key === "s") setSnap(!state.snap);
     else if (key === "enter" && state.tool === "polygon") closePolygon();
     else if (key === "escape") { state.polygon = []; if (state.instance && state.selected.size) select([]); later(); }
