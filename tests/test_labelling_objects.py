@@ -175,3 +175,55 @@ def test_web_objects_save_load_and_refusals(web, photo: Path, tmp_path: Path) ->
         assert answer.status_code == 400 and message in answer.json()["error"], answer.text
         assert "\n" not in answer.json()["error"]
     assert np.array_equal(labelling_objects.read_objects(root, "new.jpg")[0], ids)
+
+
+def test_instance_training_sees_the_saved_objects(lab: Path) -> None:
+    """Two touching objects of one class stay two objects for Mask R-CNN (a class mask would make them one)."""
+    from masksmith.data.instance_data import InstanceTensors
+
+    name = labelling.unlabelled_photos(lab)[0].name
+    ids, table = two_objects(lab, name)
+    ids[20:30, 30:50] = 0
+    ids[5:15, 20:35] = 2  # touches object 1 along x = 20
+    labelling_objects.save_objects(lab, name, ids, {"1": table[1], "2": table[1]})
+    dataset = load_dataset(lab)
+    sample = next(s for s in dataset.samples if Path(s.image_path).name == name)
+    _, target = InstanceTensors(dataset, [sample], max_size=None).raw(0)
+    index = dataset.class_map.index()
+    assert target["labels"].tolist() == [index[table[1]]] * 2
+    assert sorted(int(m.sum()) for m in target["masks"]) == [150, 150]
+
+
+def test_concurrent_object_saves_keep_one_consistent_version_and_the_previous(lab: Path) -> None:
+    import threading
+
+    name = labelling.unlabelled_photos(lab)[0].name
+    ids, table = two_objects(lab, name)
+    saves = [(np.where(ids > 0, k % 2 + 1, 0).astype(np.uint8), {"1": table[1], "2": table[2]}) for k in range(4)]
+    for k, (array, _) in enumerate(saves):
+        array[0, : k + 1] = 1  # each save different
+    barrier = threading.Barrier(len(saves))
+    errors: list[BaseException] = []
+
+    def save(array: np.ndarray, given: dict) -> None:
+        barrier.wait()
+        try:
+            labelling_objects.save_objects(lab, name, array, given)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=s) for s in saves]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    final, got = labelling_objects.read_objects(lab, name)
+    values = {n: v for v, n in labelling.named_values(lab).items()}
+    assert np.array_equal(labelling.read_mask(lab, name), labelling_objects.class_mask(final, got, values))
+    key = labelling.version_key(labelling.find_photo(lab, name))
+    kept = sorted((lab / labelling.VERSIONS).glob(f"{key}.*.objects.png"))
+    assert len(kept) == len(saves) - 1
+    arrays = [labelling_objects.read_file(p)[0] for p in kept] + [final]
+    for array, _ in saves:  # each save is the final objects or exactly one kept version
+        assert sum(np.array_equal(array, a) for a in arrays) == 1
