@@ -2,11 +2,13 @@
 on a new photo the test draws three objects, selects two (Shift+click) and merges them, erases a line across the
 third and splits it into its parts, deletes one part, gives one the picked class and undoes it, saves, reloads,
 and finds the objects again in the editor and through the API; an unsaved object comes back as a draft.
-Screenshots go to the test's tmp folder."""
+Screenshots go to the test's tmp folder (and the selection to docs/images/ with MASKSMITH_DOCS_IMAGES=1)."""
 
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from PIL import Image
 from browser import CHROMIUM, CHROMIUM_ARGS, Server, needs_chromium
 from masksmith.data import load_dataset
 from masksmith.data.synthetic import make_sample_dataset
-from test_labelling_browser import post_bytes
+from test_labelling_browser import DOCS_IMAGES, post_bytes
 
 
 @needs_chromium
@@ -164,3 +166,5 @@ def test_objects_select_merge_split_delete_save_reload(tmp_path: Path) -> None:
         assert sorted(r.label for r in sample.regions if r.is_instance) == sorted(names[v[0]] for v in kept.values())
     finally:
         server.stop()
+    if os.environ.get("MASKSMITH_DOCS_IMAGES") == "1":
+        shutil.copy(shots / "objects-selected.png", DOCS_IMAGES / "web-editor-objects.png")

@@ -74,8 +74,9 @@ function setupEditor() {
 
 // ------------------------------------------------------------------------------------------ drawing
 function paintLayer(x0, y0, x1, y1) {  // recolour the layer inside a box (inclusive-exclusive)
-  x0 = Math.max(0, Math.floor(x0)); y0 = Math.max(0, Math.floor(y0));
-  x1 = Math.min(W, Math.ceil(x1)); y1 = Math.min(H, Math.ceil(y1));
+  const o = state.instance ? 2 : 0;  // a selected object's outline (two pixels wide) changes two pixels around
+  x0 = Math.max(0, Math.floor(x0) - o); y0 = Math.max(0, Math.floor(y0) - o);
+  x1 = Math.min(W, Math.ceil(x1) + o); y1 = Math.min(H, Math.ceil(y1) + o);
   if (x1 <= x0 || y1 <= y0) return;
   // a pixel more around it (the shrunk copy's smoothing reads them), in an ImageData of its own: a photo-sized
   // one would be copied whole at every dab, and so would the layer if it were drawn from while painted
@@ -84,8 +85,9 @@ function paintLayer(x0, y0, x1, y1) {  // recolour the layer inside a box (inclu
   const O = state.instance && state.selected.size ? state.objects : null, sel = state.selected;
   for (let y = ey0; y < ey1; y++) {
     for (let x = ex0, i = y * W + ex0, o = 4 * (y - ey0) * w; x < ex1; x++, i++, o += 4) {
-      if (O && O[i] && sel.has(O[i]) && (x === 0 || y === 0 || x === W - 1 || y === H - 1 ||
-          O[i - 1] !== O[i] || O[i + 1] !== O[i] || O[i - W] !== O[i] || O[i + W] !== O[i])) {
+      const id = O && O[i];
+      if (id && sel.has(id) && (x < 2 || y < 2 || x >= W - 2 || y >= H - 2 || O[i - 1] !== id || O[i + 1] !== id ||
+          O[i - W] !== id || O[i + W] !== id || O[i - 2] !== id || O[i + 2] !== id || O[i - 2 * W] !== id || O[i + 2 * W] !== id)) {
         d[o] = 255; d[o + 1] = 255; d[o + 2] = 255; d[o + 3] = 255; continue;  // a selected object's outline
       }
       const p = 4 * L[i];
