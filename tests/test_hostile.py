@@ -922,3 +922,43 @@ def test_a_labelling_folder_whose_unlabelled_folder_links_out_is_refused(tmp_pat
     assert len(text.strip().splitlines()) == 1
     after = {k: v for k, v in checksums(lab).items() if k != ".labelling.lock"}  # the lock file is ours
     assert list(outside.iterdir()) == [] and after == before
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ("table", "object id 'x'"),
+    ("class", "'spaceship'"),
+    ("plain", "is not an objects file"),
+    ("link", "leads out of the folder through a link"),
+])
+def test_hostile_objects_of_an_instance_labelling_folder(tmp_path: Path, monkeypatch, capsys, change: str,
+                                                         words: str) -> None:
+    """An instance data set's objects file (issue 27) with a broken table, an unknown class, no table, or an
+    objects/ folder that links out: one line naming it, nothing written, the folder unchanged."""
+    import io
+
+    import numpy as np
+    from PIL import Image, PngImagePlugin
+
+    from masksmith import service
+    from masksmith.data.synthetic import make_sample_dataset
+
+    lab = service.start_labelling(make_sample_dataset(tmp_path / "cars", n_images=2, size=(64, 48)),
+                                  tmp_path / "work" / "lab", objects=True)
+    first = sorted((lab / "objects").glob("*.png"))[0]
+    ids = np.asarray(Image.open(first))
+    if change == "link":
+        outside = tmp_path / "outside"
+        (lab / "objects").rename(outside)
+        (lab / "objects").symlink_to(outside, target_is_directory=True)
+    else:
+        info = PngImagePlugin.PngInfo()
+        if change != "plain":
+            info.add_text("masksmith-objects", '{"x": "body"}' if change == "table" else '{"1": "spaceship"}')
+        buf = io.BytesIO()
+        Image.fromarray(np.where(ids > 0, 1, 0).astype(np.uint8), "L").save(buf, "PNG", pnginfo=info)
+        first.write_bytes(buf.getvalue())
+    before = checksums(lab)
+    code, text = run_cli(monkeypatch, capsys, "dataset", "convert", lab, tmp_path / "out", "--to", "coco")
+    assert code == 2 and words in text and "Traceback" not in text, text
+    assert len(text.strip().splitlines()) == 1
+    assert checksums(lab) == before and not (tmp_path / "out" / "annotations.json").exists()

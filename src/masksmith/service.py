@@ -360,12 +360,18 @@ def add_unlabelled(data: str | Path, photos: list[Any]) -> list[str]:
     return labelling.add_unlabelled(data, files)
 
 
-def start_labelling(data: str | Path, out: str | Path, colors: dict[str, Any] | None = None) -> Path:
+def start_labelling(data: str | Path, out: str | Path, colors: dict[str, Any] | None = None,
+                    objects: bool = False) -> Path:
     """A labelling folder at `out` from any data set (`dataset convert` to class-value masks), so photos can
-    be added to it and corrected masks saved as its annotations."""
+    be added to it and corrected masks saved as its annotations. With `objects`, an instance data set: each
+    photo's objects kept too (`masksmith.data.labelling_objects`), edited and saved as objects."""
     from masksmith.data.convert import convert
+    from masksmith.data.labelling_objects import make_instance_folder
 
-    convert(open_dataset(data, colors), "masks", Path(out))
+    dataset = open_dataset(data, colors)
+    convert(dataset, "masks", Path(out))
+    if objects:
+        make_instance_folder(out, dataset)
     return Path(out)
 
 

@@ -68,6 +68,11 @@ def _read(path: Path, format: str | None, strict: bool, need_pixels: bool, optio
         _check_partial(dataset.root, log)
     if options:
         dataset.info["options"] = dict(options)
+    if module.NAME == "masks":  # an instance data set of the labelling loop: its photos' objects
+        from masksmith.data.labelling_objects import is_instance_folder, use_objects
+
+        if is_instance_folder(dataset.root):
+            use_objects(dataset, log)
     validate(dataset, log, need_pixels=need_pixels)
     dataset.problems = log.problems
     dataset.notes = [*dataset.notes, *log.notes]

@@ -99,6 +99,7 @@ GENERIC_MASK_DIRS = ("masks", "mask", "labels", "label", "annotations", "gt", "g
 NOT_MASK_DIRS = frozenset({"overlay", "overlays", "preview", "previews", "vis", "visualization", "visualizations",
                            "thumbnails", "thumbs", "predictions", "prediction", "results", "output", "outputs",
                            "unlabelled",  # the labelling loop's photos without a mask (data/labelling.py)
+                           "objects",  # the labelling loop's objects of an instance data set (labelling_objects)
                            # Pascal VOC's own folders: that layout is read by the voc format
                            "segmentationclass", "segmentationobject", "segmentationclassaug"})
 BLUR_LEVELS = 32  # a grey mask with more distinct values than this is not binary and not class indices

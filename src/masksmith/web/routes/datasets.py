@@ -65,9 +65,11 @@ def dataset_page(page: PagesDep, ds: DatasetDep, store: StoreDep):
     runs = [r for r in store.runs() if r["dataset_id"] == ds["id"]]
     models = [r for r in runs if r["state"] not in ("queued", "running") and
               (Path(r["folder"]) / "model.masksmith").is_file()]
+    from masksmith.data.labelling_objects import is_instance_folder
+
     counts = labelling_folder.counts(ds["root"]) if labelling_folder.is_labelling_folder(ds["root"]) else None
     return page("dataset.html", ds=ds, stats=stats, classes=classes, colors=colors, runs=runs,
-                models=models, counts=counts,
+                models=models, counts=counts, objects=is_instance_folder(ds["root"]),
                 max_share=max([c["pixel_share"] for c in classes] or [0]) or 1,
                 background=per_class[0] if per_class and stats.get("images_with_pixels_counted") else None)
 

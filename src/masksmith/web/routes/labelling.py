@@ -18,7 +18,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from masksmith.data import labelling
+from masksmith.data import labelling, labelling_objects
 from masksmith.web.common import read_upload
 from masksmith.web.deps import (
     DataDir,
@@ -46,23 +46,28 @@ NEXT_LIMIT = 24  # photos listed under "label next"
 _CONVERTING = threading.Lock()  # two first photos at once must not make two labelling copies
 
 
-def labelling_root(store: Store, data_dir: Path, ds: dict[str, Any]) -> Path:
+def labelling_root(store: Store, data_dir: Path, ds: dict[str, Any], objects: bool = False) -> Path:
     """The data set's labelling folder; a data set in another layout is first written as one in our own folder
-    (its annotations as class-value masks), and the data set then reads from there."""
+    (its annotations as class-value masks, and its objects too with `objects`), and the data set then reads
+    from there. With `objects` a labelling folder of class masks becomes an instance data set."""
     with _CONVERTING:
-        return _labelling_root(store, data_dir, find_dataset(store, ds["id"]))
+        return _labelling_root(store, data_dir, find_dataset(store, ds["id"]), objects)
 
 
-def _labelling_root(store: Store, data_dir: Path, ds: dict[str, Any]) -> Path:
+def _labelling_root(store: Store, data_dir: Path, ds: dict[str, Any], objects: bool) -> Path:
     from masksmith import service
 
     root = Path(ds["root"])
     if labelling.is_labelling_folder(root):
+        if objects and not labelling_objects.is_instance_folder(root):
+            with labelling.labelling_lock(root):
+                labelling_objects.make_instance_folder(root)
+            store.update_dataset(ds["id"], stats=_inspected(root))
         return root
     folder = Path(ds["folder"]) if ds["folder"] else data_dir / "datasets" / uuid.uuid4().hex[:12]
     target = folder / f"labelling-{uuid.uuid4().hex[:6]}"
     try:
-        service.start_labelling(root, target, ds["colors"])
+        service.start_labelling(root, target, ds["colors"], objects=objects)
         stats = _inspected(target)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
@@ -232,6 +237,9 @@ def editor_page(page: PagesDep, ds: DatasetDep, name: str, model: int | None = N
                 mask_url=f"/datasets/{ds['id']}/photos/{_quoted(photo.name)}/mask.png{query}",
                 superpixels_url=f"/datasets/{ds['id']}/photos/{_quoted(photo.name)}/superpixels.png",
                 save_url=f"/api/datasets/{ds['id']}/photos/{_quoted(photo.name)}/mask",
+                objects=labelling_objects.is_instance_folder(root),
+                objects_png=f"/datasets/{ds['id']}/photos/{_quoted(photo.name)}/objects.png{query}",
+                save_objects_url=f"/api/datasets/{ds['id']}/photos/{_quoted(photo.name)}/objects",
                 next_url=f"/api/datasets/{ds['id']}/next{query}", query=query)
 
 
@@ -241,6 +249,75 @@ async def save_mask(request: Request, ds: DatasetDep, data_dir: DataDir, limits:
     root = labelling.require_folder(ds["root"])
     data = await read_upload(request, data_dir / "uploads", limits.photo, what="the mask")
     saved = await asyncio.to_thread(labelling.save_mask, root, name, data)
+    return {"photo": saved.photo, "version": saved.version, "kept": saved.kept is not None,
+            **labelling.counts(root)}
+
+
+# ------------------------------------------------------------------------------------ instance data sets
+@router.post("/api/datasets/{dataset_id}/objects")
+async def label_objects(ds: DatasetDep, store: StoreDep, data_dir: DataDir):
+    """Make the data set one of objects (an instance data set): the editor then selects, splits, merges and
+    deletes objects, and saves each photo's objects (`masksmith.data.labelling_objects`)."""
+    root = await asyncio.to_thread(labelling_root, store, data_dir, ds, True)
+    return {"objects": True, **labelling.counts(root)}
+
+
+def _instance_root(ds: dict[str, Any]) -> Path:
+    root = labelling.require_folder(ds["root"])
+    if not labelling_objects.is_instance_folder(root):
+        from masksmith.core.errors import DatasetError
+
+        raise DatasetError("is not an instance data set.", path=root,
+                           fix="label objects first (the data set page's \"Label objects\").")
+    return root
+
+
+async def _start_objects(ds, store, predictors, name: str, model: int | None):
+    root, mask = await _proposal(ds, store, predictors, name, model)
+    return await asyncio.to_thread(labelling_objects.start_objects, _instance_root(ds), name, mask)
+
+
+@router.get("/api/datasets/{dataset_id}/photos/{name:path}/objects")
+async def objects_table(ds: DatasetDep, store: StoreDep, predictors: PredictorsDep, name: str,
+                        model: int | None = None):
+    """The objects the editor starts from: {"objects": {id: class name}} (their ids: objects.png)."""
+    _, table = await _start_objects(ds, store, predictors, name, model)
+    return {"objects": {str(k): v for k, v in sorted(table.items())}}
+
+
+@router.get("/datasets/{dataset_id}/photos/{name:path}/objects.png")
+async def objects_png(ds: DatasetDep, store: StoreDep, predictors: PredictorsDep, name: str,
+                      model: int | None = None):
+    """The object ids the editor starts from (grey PNG, 0 no object): the saved objects, else the parts of
+    the saved class mask or of the model's proposal; their classes in header X-Masksmith-Objects (JSON)."""
+    import json
+
+    ids, table = await _start_objects(ds, store, predictors, name, model)
+    answer = _png(ids, "L")
+    answer.headers["X-Masksmith-Objects"] = json.dumps({str(k): v for k, v in sorted(table.items())})
+    return answer
+
+
+@router.post("/api/datasets/{dataset_id}/photos/{name:path}/objects")
+async def save_objects(request: Request, ds: DatasetDep, data_dir: DataDir, limits: LimitsDep, name: str):
+    """Save the photo's objects: a JSON body {"objects": {id: class name}, "png": base64 PNG of the ids}.
+    Checked (size, classes, ids), versioned, atomic."""
+    import base64
+    import binascii
+    import json
+
+    from masksmith.core.errors import DatasetError
+
+    root = _instance_root(ds)
+    body = await read_upload(request, data_dir / "uploads", 2 * limits.photo, what="the objects")
+    try:
+        sent = json.loads(body)
+        png = base64.b64decode(sent["png"], validate=True)
+        table = sent["objects"]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise DatasetError("the objects are not a JSON object with \"objects\" and \"png\" (base64).",
+                           fix='send {"objects": {"1": "door"}, "png": "<base64 PNG of the object ids>"}.') from None
+    saved = await asyncio.to_thread(labelling_objects.save_objects, root, name, png, table)
     return {"photo": saved.photo, "version": saved.version, "kept": saved.kept is not None,
             **labelling.counts(root)}
 

@@ -144,6 +144,12 @@ function setupLabelling() {
     } catch (e) { say(e.message); }
   });
   model.addEventListener("change", refresh);
+  const objects = $("#label-objects");
+  if (objects) objects.addEventListener("click", async () => {
+    busy(objects, true, "Making it an instance data set…");
+    try { await api("POST", "/api/datasets/" + id + "/objects"); location.reload(); }
+    catch (e) { say(e.message); busy(objects, false); }
+  });
   const go = $("#continue-training");
   if (go) go.addEventListener("click", async () => {
     if (!model.value) { say("Choose the model to continue from."); return; }

@@ -2,6 +2,12 @@
 // polygon, fill, undo/redo, zoom and pan, opacity, a class picker (number keys), "accept as is" and save.
 // The mask is a Uint8Array of class values (0 background, 1..N classes, 255 void), one per photo pixel; the
 // save posts it as a PNG whose R = G = B = the value (the server checks its size and values). No build step.
+// In an instance data set (data-objects="1") the photo holds objects: state.objects is a Uint8Array of object
+// ids (0 none, 1..255) and state.objectClass maps an id to its class value; state.labels is kept as the class
+// of each pixel's object, so drawing and colouring are the same code. Select (V) picks objects (Shift adds),
+// Delete removes them, M merges them into one, X splits one into its connected parts, C gives them the picked
+// class; brush, polygon and fill paint the selected object when it is of the picked class, else a new object of
+// that class (the eraser clears any object).
 "use strict";
 
 const UNDO_LIMIT = 40;
@@ -36,6 +42,11 @@ let frame = 0, keeping = 0, stroke = null, panning = null, spaceDown = false;
 // a zoomed-out view draws the photo and the layer from copies at the view's scale, so a frame costs the
 // view's pixels, not the photo's (a 12-megapixel photo); a stroke updates its box of the layer's copy
 let shrunk = null, shrinking = 0;
+// a stroke redraws only the view's rectangle over the boxes it recoloured (`dirty`, photo pixels): a whole-view
+// frame costs milliseconds of rasterising in software and is paid once per frame; anything else that changes
+// the picture (zoom, pan, opacity, undo, selection) asks for a whole frame (`whole`)
+let dirty = null, whole = true, drawnAt = "";
+const MAX_OBJECTS = 255;  // object ids are one byte
 
 function setupEditor() {
   root = $("#editor");
@@ -50,7 +61,9 @@ function setupEditor() {
   photo = new Image();
   state = { labels: new Uint8Array(W * H), tool: "brush", value: classes.length ? classes[0].value : 1,
     size: 12, opacity: 0.55, scale: 1, ox: 0, oy: 0, undo: [], redo: [], polygon: [], dirty: false,
-    saved: 0, loaded: false, draft: "", snap: false, superpixels: null, toScreen };
+    saved: 0, loaded: false, draft: "", snap: false, superpixels: null, toScreen,
+    instance: root.dataset.objects === "1", objects: null, objectClass: {}, selected: new Set() };
+  if (state.instance) state.objects = new Uint8Array(W * H);
   draftKey = location.pathname.split("?")[0] + "|" + W + "x" + H;
   window.editor = state;  // tests and the console read the state
   bindPointer();
@@ -61,20 +74,29 @@ function setupEditor() {
 
 // ------------------------------------------------------------------------------------------ drawing
 function paintLayer(x0, y0, x1, y1) {  // recolour the layer inside a box (inclusive-exclusive)
-  x0 = Math.max(0, Math.floor(x0)); y0 = Math.max(0, Math.floor(y0));
-  x1 = Math.min(W, Math.ceil(x1)); y1 = Math.min(H, Math.ceil(y1));
+  const o = state.instance ? 2 : 0;  // a selected object's outline (two pixels wide) changes two pixels around
+  x0 = Math.max(0, Math.floor(x0) - o); y0 = Math.max(0, Math.floor(y0) - o);
+  x1 = Math.min(W, Math.ceil(x1) + o); y1 = Math.min(H, Math.ceil(y1) + o);
   if (x1 <= x0 || y1 <= y0) return;
   // a pixel more around it (the shrunk copy's smoothing reads them), in an ImageData of its own: a photo-sized
   // one would be copied whole at every dab, and so would the layer if it were drawn from while painted
   const ex0 = Math.max(0, x0 - 1), ey0 = Math.max(0, y0 - 1), ex1 = Math.min(W, x1 + 1), ey1 = Math.min(H, y1 + 1);
   const w = ex1 - ex0, h = ey1 - ey0, box = lctx.createImageData(w, h), d = box.data, L = state.labels;
+  const O = state.instance && state.selected.size ? state.objects : null, sel = state.selected;
   for (let y = ey0; y < ey1; y++) {
     for (let x = ex0, i = y * W + ex0, o = 4 * (y - ey0) * w; x < ex1; x++, i++, o += 4) {
+      const id = O && O[i];
+      if (id && sel.has(id) && (x < 2 || y < 2 || x >= W - 2 || y >= H - 2 || O[i - 1] !== id || O[i + 1] !== id ||
+          O[i - W] !== id || O[i + W] !== id || O[i - 2] !== id || O[i + 2] !== id || O[i - 2 * W] !== id || O[i + 2 * W] !== id)) {
+        d[o] = 255; d[o + 1] = 255; d[o + 2] = 255; d[o + 3] = 255; continue;  // a selected object's outline
+      }
       const p = 4 * L[i];
       d[o] = palette[p]; d[o + 1] = palette[p + 1]; d[o + 2] = palette[p + 2]; d[o + 3] = palette[p + 3];
     }
   }
   lctx.putImageData(box, ex0, ey0);
+  dirty = dirty ? [Math.min(dirty[0], ex0), Math.min(dirty[1], ey0), Math.max(dirty[2], ex1), Math.max(dirty[3], ey1)]
+    : [ex0, ey0, ex1, ey1];
   if (shrunk) {
     const k = shrunk.scale, scratch = shrunk.scratch;
     if (scratch.width < w || scratch.height < h) { scratch.width = Math.max(w, scratch.width); scratch.height = Math.max(h, scratch.height); }
@@ -104,9 +126,20 @@ function render() {
   if (view.width !== Math.round(r.width * dpr) || view.height !== Math.round(r.height * dpr)) {
     view.width = Math.round(r.width * dpr); view.height = Math.round(r.height * dpr);
   }
-  ctx.setTransform(1, 0, 0, 1, 0, 0);
-  ctx.fillStyle = "#222"; ctx.fillRect(0, 0, view.width, view.height);
   const copies = shrunk && shrunk.scale === state.scale;
+  // the same view as the last frame (size, zoom, pan, copies): only the dirty rectangle needs drawing again
+  const at = [view.width, view.height, dpr, state.scale, state.ox, state.oy, Boolean(copies), state.opacity].join();
+  const box = !whole && at === drawnAt && dirty;
+  whole = false; drawnAt = at; dirty = null;
+  ctx.save();
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  if (box) {
+    const s = state.scale * dpr, x0 = Math.floor(state.ox * dpr + box[0] * s) - 2, y0 = Math.floor(state.oy * dpr + box[1] * s) - 2;
+    ctx.beginPath();
+    ctx.rect(x0, y0, Math.ceil(state.ox * dpr + box[2] * s) + 2 - x0, Math.ceil(state.oy * dpr + box[3] * s) + 2 - y0);
+    ctx.clip();
+  }
+  ctx.fillStyle = "#222"; ctx.fillRect(0, 0, view.width, view.height);
   if (!copies && state.scale < 1) { clearTimeout(shrinking); shrinking = setTimeout(shrink, 150); }
   const k = copies ? 1 : state.scale;
   ctx.setTransform(k * dpr, 0, 0, k * dpr, state.ox * dpr, state.oy * dpr);
@@ -121,8 +154,13 @@ function render() {
     state.polygon.forEach(([x, y], i) => i ? ctx.lineTo(x, y) : ctx.moveTo(x, y));
     ctx.stroke();
   }
+  ctx.restore();
 }
-function later() { if (!frame) frame = requestAnimationFrame(() => { frame = 0; render(); }); }
+// the next frame: the whole view, or with `part` only what strokes recoloured since the last one
+function later(part) {
+  if (!part) whole = true;
+  if (!frame) frame = requestAnimationFrame(() => { frame = 0; render(); });
+}
 
 function fit() {
   const r = view.getBoundingClientRect();
@@ -147,24 +185,134 @@ function toScreen(x, y) {  // photo pixel -> page coordinates (for tests)
 }
 
 // ------------------------------------------------------------------------------------------ edits
+// an undo step: the class values, or in an instance data set the object ids and their classes
+function snapshot() {
+  return state.instance ? { ids: state.objects.slice(), classes: { ...state.objectClass } } : state.labels.slice();
+}
+function apply(snap) {
+  if (!state.instance) { state.labels = snap; return; }
+  state.objects = snap.ids; state.objectClass = snap.classes;
+  state.selected = new Set([...state.selected].filter(id => id in state.objectClass));
+  syncLabels();
+}
+function syncLabels() {  // each pixel's class from its object
+  const O = state.objects, L = state.labels, lut = new Uint8Array(256);
+  Object.entries(state.objectClass).forEach(([id, value]) => { lut[Number(id)] = value; });
+  for (let i = 0; i < O.length; i++) L[i] = lut[O[i]];
+}
+function value(i) { return state.instance ? state.objects[i] : state.labels[i]; }  // what the tools edit
+function put(i, v) {  // v: a class value, or in an instance data set an object id (0: none)
+  if (state.instance) { state.objects[i] = v; state.labels[i] = v ? state.objectClass[v] : 0; }
+  else state.labels[i] = v;
+}
 function remember() {
-  state.undo.push(state.labels.slice());
+  state.undo.push(snapshot());
   if (state.undo.length > UNDO_LIMIT) state.undo.shift();
   state.redo = []; state.dirty = true; status("");
 }
 function restore(from, to) {
   if (!from.length) return;
-  to.push(state.labels.slice());
-  state.labels = from.pop(); state.dirty = true;
+  to.push(snapshot());
+  apply(from.pop()); state.dirty = true;
   paintLayer(0, 0, W, H); later(); keep();
 }
 function keep() {  // the draft, a moment after the last finished edit
   clearTimeout(keeping);
   keeping = setTimeout(() => {
-    const labels = state.labels.slice();
-    drafts.put(draftKey, { labels, time: Date.now() }).then(() => { state.draft = "kept"; })
+    const draft = state.instance ? { ...snapshot(), time: Date.now() } : { labels: state.labels.slice(), time: Date.now() };
+    drafts.put(draftKey, draft).then(() => { state.draft = "kept"; })
       .catch(() => { state.draft = "unavailable"; });
   }, 150);
+}
+
+// ------------------------------------------------------------------------------------------ objects
+function newObject(classValue) {  // a new object id of class `classValue` (null when 255 are in use)
+  for (let id = 1; id <= MAX_OBJECTS; id++) if (!(id in state.objectClass)) { state.objectClass[id] = classValue; return id; }
+  say("a photo holds at most " + MAX_OBJECTS + " objects: merge or delete some first.");
+  return null;
+}
+function target() {  // what a tool paints: the class value, or the selected object when it is of the picked
+  if (!state.instance) return state.value;  // class (else a new object of that class, then selected)
+  const one = state.selected.size === 1 && [...state.selected][0];
+  if (one && state.objectClass[one] === state.value) return one;
+  const id = newObject(state.value);
+  if (id !== null) select([id]);
+  return id;
+}
+function select(ids, add) {
+  const next = add ? new Set(state.selected) : new Set();
+  ids.forEach(id => { if (add && next.has(id)) next.delete(id); else if (id) next.add(id); });
+  state.selected = next;
+  paintLayer(0, 0, W, H); later();
+  const names = [...next].map(id => "#" + id + " " + className(state.objectClass[id]));
+  status(next.size ? "Selected " + names.join(", ") + "." : "");
+}
+function className(v) { const c = classes.find(c => c.value === v); return c ? c.name : "?"; }
+function objectsIn(ids) {  // pixels of the objects `ids`, and their box
+  const O = state.objects, out = [];
+  let x0 = W, y0 = H, x1 = -1, y1 = -1;
+  for (let i = 0; i < O.length; i++) if (ids.has(O[i])) {
+    out.push(i);
+    const x = i % W, y = (i - x) / W;
+    if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
+  }
+  return { pixels: out, box: [x0, y0, x1 + 1, y1 + 1] };
+}
+function classifySelected() {  // the selected objects take the picked class
+  if (!state.instance || !state.selected.size) return;
+  remember();
+  state.selected.forEach(id => { state.objectClass[id] = state.value; });
+  syncLabels(); paintLayer(0, 0, W, H); later(); keep();
+  status("The selected object" + (state.selected.size > 1 ? "s are " : " is ") + className(state.value) + " now.");
+}
+function deleteSelected() {
+  if (!state.instance || !state.selected.size) return;
+  remember();
+  const { pixels } = objectsIn(state.selected);
+  pixels.forEach(i => put(i, 0));
+  state.selected.forEach(id => delete state.objectClass[id]);
+  const n = state.selected.size;
+  state.selected = new Set(); paintLayer(0, 0, W, H); later(); keep();
+  status("Deleted " + n + " object" + (n > 1 ? "s" : "") + ".");
+}
+function mergeSelected() {
+  if (!state.instance) return;
+  if (state.selected.size < 2) { status("Select two objects or more to merge (Shift+click adds one)."); return; }
+  remember();
+  const ids = [...state.selected].sort((a, b) => a - b), into = ids[0];
+  objectsIn(state.selected).pixels.forEach(i => put(i, into));
+  ids.slice(1).forEach(id => delete state.objectClass[id]);
+  select([into]); keep();
+  status("Merged " + ids.length + " objects into #" + into + " " + className(state.objectClass[into]) + ".");
+}
+function splitSelected() {  // the selected object's 4-connected parts: the largest keeps its id, each other a new one
+  if (!state.instance) return;
+  if (state.selected.size !== 1) { status("Select one object to split."); return; }
+  const id = [...state.selected][0], O = state.objects, { pixels } = objectsIn(state.selected);
+  const part = new Int32Array(W * H).fill(-1), parts = [];
+  pixels.forEach(start => {
+    if (part[start] >= 0) return;
+    const members = [start], k = parts.length;
+    part[start] = k;
+    for (let n = 0; n < members.length; n++) {
+      const i = members[n], x = i % W;
+      for (const j of [x > 0 ? i - 1 : -1, x < W - 1 ? i + 1 : -1, i - W, i + W]) {
+        if (j >= 0 && j < W * H && O[j] === id && part[j] < 0) { part[j] = k; members.push(j); }
+      }
+    }
+    parts.push(members);
+  });
+  if (parts.length < 2) { status("The object is in one piece: erase a line across it first, then split (X)."); return; }
+  remember();
+  parts.sort((a, b) => b.length - a.length);
+  const made = [id];
+  for (const members of parts.slice(1)) {
+    const fresh = newObject(state.objectClass[id]);
+    if (fresh === null) break;
+    members.forEach(i => put(i, fresh)); made.push(fresh);
+  }
+  select(made); keep();
+  status("Split #" + id + " into " + made.length + " objects.");
 }
 function dab(x, y, value) {
   const r = state.size / 2, r2 = r * r;
@@ -174,7 +322,7 @@ function dab(x, y, value) {
     for (let px = x0; px <= x1; px++) {
       const dx = px + 0.5 - x, dy = py + 0.5 - y;
       if (dx * dx + dy * dy <= Math.max(r2, 0.5)) {
-        state.labels[py * W + px] = value;
+        put(py * W + px, value);
         if (stroke && stroke.covered) stroke.covered[py * W + px] = 1;
       }
     }
@@ -209,8 +357,9 @@ async function loadSuperpixels() {
   return state.superpixels;
 }
 function snapStroke(done) {
-  const sp = state.superpixels, before = state.undo[state.undo.length - 1];
-  if (!sp || !before) return;
+  const sp = state.superpixels, last = state.undo[state.undo.length - 1];
+  if (!sp || !last) return;
+  const before = state.instance ? last.ids : last;
   const covered = new Map();
   for (let i = 0; i < W * H; i++) if (done.covered[i]) covered.set(sp.ids[i], (covered.get(sp.ids[i]) || 0) + 1);
   covered.forEach((n, id) => {
@@ -218,7 +367,7 @@ function snapStroke(done) {
     for (let y = sp.box[b + 1]; y <= sp.box[b + 3]; y++) for (let x = sp.box[b]; x <= sp.box[b + 2]; x++) {
       const i = y * W + x;
       if (sp.ids[i] !== id) continue;
-      if (grow) state.labels[i] = done.value; else if (done.covered[i]) state.labels[i] = before[i];
+      if (grow) put(i, done.value); else if (done.covered[i]) put(i, before[i]);
     }
     paintLayer(sp.box[b], sp.box[b + 1], sp.box[b + 2] + 1, sp.box[b + 3] + 1);
   });
@@ -229,18 +378,21 @@ function setSnap(on) {
   if (on) loadSuperpixels().then(() => status("Strokes snap to the photo's edges.")).catch(e => { say(e.message); setSnap(false); });
 }
 
-function fill(x, y, value) {  // the 4-connected region of the clicked value takes `value`
+function fill(x, y) {  // the 4-connected region of the clicked value (or object) takes the tool's target
   x = Math.floor(x); y = Math.floor(y);
   if (x < 0 || y < 0 || x >= W || y >= H) return;
-  const L = state.labels, from = L[y * W + x];
-  if (from === value) return;
+  const from = value(y * W + x);
+  if (state.instance && state.selected.size !== 1 && from) { select([from]); return; }  // a click on an object selects it
+  const undoAt = state.undo.length;
   remember();
+  const to = target();
+  if (to === null || from === to) { state.undo.length = undoAt; return; }
   const stack = [y * W + x];
   let x0 = x, x1 = x, y0 = y, y1 = y;
   while (stack.length) {
     const i = stack.pop();
-    if (L[i] !== from) continue;
-    L[i] = value;
+    if (value(i) !== from) continue;
+    put(i, to);
     const px = i % W, py = (i - px) / W;
     if (px < x0) x0 = px; if (px > x1) x1 = px; if (py < y0) y0 = py; if (py > y1) y1 = py;
     if (px > 0) stack.push(i - 1); if (px < W - 1) stack.push(i + 1);
@@ -264,8 +416,10 @@ function closePolygon() {
   g.closePath(); g.fill();
   const a = g.getImageData(0, 0, c.width, c.height).data;
   remember();
+  const to = target();
+  if (to === null) return;
   for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) {
-    if (a[4 * ((y - y0) * c.width + (x - x0)) + 3] >= 128) state.labels[y * W + x] = state.value;
+    if (a[4 * ((y - y0) * c.width + (x - x0)) + 3] >= 128) put(y * W + x, to);
   }
   paintLayer(x0, y0, x1, y1); later(); keep();
 }
@@ -279,7 +433,12 @@ function bindPointer() {
       panning = [ev.clientX, ev.clientY, state.ox, state.oy]; view.setPointerCapture(ev.pointerId); return;
     }
     if (ev.button !== 0) return;
-    if (state.tool === "fill") { fill(x, y, state.value); return; }
+    if (state.tool === "select") {
+      const inside = x >= 0 && y >= 0 && x < W && y < H;
+      select(inside ? [state.objects[Math.floor(y) * W + Math.floor(x)]] : [], ev.shiftKey);
+      return;
+    }
+    if (state.tool === "fill") { fill(x, y); return; }
     if (state.tool === "polygon") {
       const first = state.polygon[0];
       if (first && state.polygon.length > 2 && Math.hypot(first[0] - x, first[1] - y) * state.scale < 8) closePolygon();
@@ -287,9 +446,11 @@ function bindPointer() {
       return;
     }
     remember();
-    stroke = { last: [x, y], value: state.tool === "eraser" ? 0 : state.value,
+    const to = state.tool === "eraser" ? 0 : target();
+    if (to === null) return;
+    stroke = { last: [x, y], value: to,
       covered: state.snap && state.superpixels ? new Uint8Array(W * H) : null };
-    dab(x, y, stroke.value); later();
+    dab(x, y, stroke.value); later(true);
     view.setPointerCapture(ev.pointerId);
   });
   view.addEventListener("pointermove", ev => {
@@ -298,7 +459,7 @@ function bindPointer() {
     }
     if (!stroke) return;
     const p = toPhoto(ev);
-    line(stroke.last, p, stroke.value); stroke.last = p; later();
+    line(stroke.last, p, stroke.value); stroke.last = p; later(true);
   });
   const end = () => {
     if (stroke && stroke.covered) snapStroke(stroke);
@@ -348,6 +509,12 @@ function bindControls() {
   $("#save").addEventListener("click", () => save());
   $("#accept").addEventListener("click", () => save(true));
   $("#next").addEventListener("click", () => next());
+  if (state.instance) {
+    $("#delete-objects").addEventListener("click", deleteSelected);
+    $("#merge-objects").addEventListener("click", mergeSelected);
+    $("#split-objects").addEventListener("click", splitSelected);
+    $("#classify-objects").addEventListener("click", classifySelected);
+  }
 }
 
 function bindKeys() {
@@ -364,9 +531,14 @@ function bindKeys() {
     else if (key === "p") setTool("polygon");
     else if (key === "f") setTool("fill");
     else if (key === "h") setTool("pan");
+    else if (key === "v" && state.instance) setTool("select");
+    else if ((key === "delete" || key === "backspace") && state.instance) { ev.preventDefault(); deleteSelected(); }
+    else if (key === "m" && state.instance) mergeSelected();
+    else if (key === "x" && state.instance) splitSelected();
+    else if (key === "c" && state.instance) classifySelected();
     else if (key === "s") setSnap(!state.snap);
     else if (key === "enter" && state.tool === "polygon") closePolygon();
-    else if (key === "escape") { state.polygon = []; later(); }
+    else if (key === "escape") { state.polygon = []; if (state.instance && state.selected.size) select([]); later(); }
     else if (key === "[") setSize(state.size / 1.25);
     else if (key === "]") setSize(state.size * 1.25 + 1);
     else if (key === "+" || key === "=") zoom(1.25);
@@ -383,10 +555,10 @@ function bindKeys() {
 }
 
 // ------------------------------------------------------------------------------------------ load and save
-function maskBlob() {
+function maskBlob(values) {  // a grey PNG of `values` (class values, or object ids)
   const c = document.createElement("canvas");
   c.width = W; c.height = H;
-  const g = c.getContext("2d"), out = g.createImageData(W, H), d = out.data, L = state.labels;
+  const g = c.getContext("2d"), out = g.createImageData(W, H), d = out.data, L = values || state.labels;
   for (let i = 0; i < L.length; i++) { const v = L[i]; d[4 * i] = v; d[4 * i + 1] = v; d[4 * i + 2] = v; d[4 * i + 3] = 255; }
   g.putImageData(out, 0, 0);
   return new Promise(resolve => c.toBlob(resolve, "image/png"));
@@ -396,7 +568,8 @@ async function save(accept) {
   const button = accept ? $("#accept") : $("#save");
   busy(button, true, "Saving…");
   try {
-    const saved = await api("POST", root.dataset.save, undefined, await maskBlob());
+    const saved = state.instance ? await api("POST", root.dataset.saveObjects, await objectsBody())
+      : await api("POST", root.dataset.save, undefined, await maskBlob());
     state.dirty = false; state.saved = saved.version;
     clearTimeout(keeping);
     await drafts.drop(draftKey).catch(() => {});
@@ -406,6 +579,17 @@ async function save(accept) {
   } catch (e) { say(e.message); }
   busy(button, false);
 }
+async function objectsBody() {  // {"objects": {id: class name}, "png": the ids as a base64 grey PNG}
+  const blob = await maskBlob(state.objects);
+  const png = await new Promise((ok, bad) => {
+    const reader = new FileReader();
+    reader.onload = () => ok(String(reader.result).split(",")[1]); reader.onerror = () => bad(reader.error);
+    reader.readAsDataURL(blob);
+  });
+  const objects = {};
+  Object.entries(state.objectClass).forEach(([id, v]) => { objects[id] = className(v); });
+  return { objects, png };
+}
 async function next() {
   try {
     const list = await api("GET", root.dataset.next);
@@ -414,14 +598,16 @@ async function next() {
   } catch (e) { say(e.message); }
 }
 async function load() {
-  const mask = new Image();
-  await Promise.all([
-    new Promise((ok, bad) => { photo.onload = ok; photo.onerror = () => bad(new Error("the photo cannot be shown.")); photo.src = root.dataset.photo; }),
-    new Promise((ok, bad) => { mask.onload = ok; mask.onerror = () => bad(new Error("the mask cannot be read.")); mask.src = root.dataset.mask; }),
-  ]);
+  const mask = new Image(), shown = new Promise((ok, bad) => {
+    photo.onload = ok; photo.onerror = () => bad(new Error("the photo cannot be shown.")); photo.src = root.dataset.photo;
+  });
   const c = document.createElement("canvas");
   c.width = W; c.height = H;
   const g = c.getContext("2d", { willReadFrequently: true });
+  if (state.instance) { await Promise.all([shown, loadObjects(g)]); return; }  // the objects hold the classes
+  await Promise.all([shown,
+    new Promise((ok, bad) => { mask.onload = ok; mask.onerror = () => bad(new Error("the mask cannot be read.")); mask.src = root.dataset.mask; }),
+  ]);
   g.drawImage(mask, 0, 0);
   const d = g.getImageData(0, 0, W, H).data;
   for (let i = 0; i < W * H; i++) state.labels[i] = d[4 * i];
@@ -432,6 +618,38 @@ async function load() {
     state.undo.push(state.labels.slice());  // undo goes back to the saved mask
     state.labels = new Uint8Array(draft.labels); state.dirty = true; state.draft = "restored";
     status("Restored your unsaved edits of " + new Date(draft.time).toLocaleString() + " (Undo goes back to the saved mask).");
+  }
+  paintLayer(0, 0, W, H); fit(); state.loaded = true;
+  root.dataset.ready = "1";
+}
+async function loadObjects(g) {  // the saved objects (else the proposal's parts), then a draft kept since
+  // one request: the ids as a grey PNG, their classes in its X-Masksmith-Objects header (one proposal, not two)
+  let response;
+  try { response = await fetch(root.dataset.objectsPng); } catch (e) { throw new Error("the masksmith server cannot be reached; is it still running?"); }
+  if (!response.ok) {
+    const answer = await response.json().catch(() => null);
+    throw new Error((answer && answer.error) || "the objects cannot be read.");
+  }
+  const table = { objects: JSON.parse(response.headers.get("X-Masksmith-Objects") || "{}") };
+  const image = await createImageBitmap(await response.blob());
+  const values = {};
+  classes.forEach(c => { values[c.name] = c.value; });
+  state.objectClass = {};
+  Object.entries(table.objects).forEach(([id, name]) => { state.objectClass[Number(id)] = values[name] || 0; });
+  g.clearRect(0, 0, W, H); g.drawImage(image, 0, 0);
+  const d = g.getImageData(0, 0, W, H).data;
+  for (let i = 0; i < W * H; i++) state.objects[i] = d[4 * i];
+  syncLabels();
+  const draft = await drafts.get(draftKey).catch(() => undefined);
+  if (draft && draft.ids && draft.ids.length === W * H) {
+    const same = draft.ids.every((v, i) => v === state.objects[i]) &&
+      JSON.stringify(draft.classes) === JSON.stringify(state.objectClass);
+    if (same) drafts.drop(draftKey).catch(() => {});
+    else {
+      state.undo.push(snapshot());
+      apply({ ids: new Uint8Array(draft.ids), classes: draft.classes }); state.dirty = true; state.draft = "restored";
+      status("Restored your unsaved edits of " + new Date(draft.time).toLocaleString() + " (Undo goes back to the saved objects).");
+    }
   }
   paintLayer(0, 0, W, H); fit(); state.loaded = true;
   root.dataset.ready = "1";
