@@ -120,6 +120,16 @@ def report(results: dict, args, forced: bool) -> str:
     lines.append(f"\nFrom scratch on the ranked loop's final {s['labelled']} photos for {s['budget']:.0f} s (the "
                  f"loop's training time): mIoU {s['miou']:.3f}, against {results['ranked'][-1]['miou']:.3f} "
                  "fine-tuned.")
+    ranked_wins = [r["miou"] > q["miou"] for r, q in zip(results["ranked"], results["random"], strict=True)]
+    last = results["ranked"][-1]
+    lines += ["", "Goals:",
+              f"- ranked beats random at every round: {'met' if all(ranked_wins) else 'missed'} (rounds won "
+              f"{sum(ranked_wins)} of {len(ranked_wins)}).",
+              f"- fine-tuning reaches the from-scratch score in at most half its time: the last round's fine-tune "
+              f"({args.round_budget:.0f} s asked, {last['seconds']:.0f} s of wall time, on the grown data) scored "
+              f"{last['miou']:.3f} against {s['miou']:.3f} from scratch in {s['budget']:.0f} s "
+              f"({args.round_budget / s['budget']:.2f} of its time): "
+              f"{'met' if last['miou'] >= s['miou'] and args.round_budget <= s['budget'] / 2 else 'missed'}."]
     return "\n".join(lines)
 
 
