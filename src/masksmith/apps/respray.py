@@ -189,6 +189,44 @@ def _bottom(cells: np.ndarray, window: float = 0.05) -> np.ndarray:
     return np.rint(bottom).astype(int)
 
 
+SNAP = 0.02  # kept parts' outlines move out to the nearest strong edge within this share of the photo's side
+SNAP_SIDE = 1024  # the kept parts' outlines are snapped to the photo's edges at this size (a model's error is
+# a few of its own pixels, tens of a 12-megapixel photo's)
+
+
+def snap_to_edges(image: np.ndarray, seed: np.ndarray, margin: float) -> np.ndarray:
+    """`seed` (H, W) bool (the parts kept as they are: glass, lights, wheels) grown, within `margin` of the
+    photo's longer side around it, up to the strongest colour edge (a watershed of the colour gradient from the
+    seed and from everything beyond the margin): a model's outline of a window or a headlight lies a few of its
+    pixels inside or outside the real one, and the ring of chrome or glass between is often close enough to a
+    white or silver paint's colour to pass as paint. Where there is no edge (the model was right) the flood
+    from both sides meets in the middle of the margin: a few paint pixels stay. Worked out with the photo
+    shrunk to at most SNAP_SIDE pixels a side."""
+    from PIL import Image
+    from skimage.filters import sobel
+    from skimage.segmentation import watershed
+
+    if margin <= 0 or not seed.any():
+        return seed
+    f = max(1, int(np.ceil(max(seed.shape) / SNAP_SIDE)))
+    radius = margin * max(seed.shape) / f
+    y0, y1, x0, x1 = _box(seed, int(np.ceil(radius * f)) + 2 * f)
+    y0, x0 = y0 - y0 % f, x0 - x0 % f
+    crop = (slice(y0, y1), slice(x0, x1))
+    small_seed = _shrink_any(seed[crop], f) if f > 1 else seed[crop]
+    pixels = image[crop]
+    if f > 1:
+        size = (small_seed.shape[1], small_seed.shape[0])
+        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX, reducing_gap=None))
+    pixels = pixels.astype(np.float32)
+    gradient = np.max([sobel(pixels[..., c]) for c in range(3)], axis=0)
+    markers = np.where(small_seed, 1, np.where(_dilate(small_seed, radius), 0, 2)).astype(np.int32)
+    grown = watershed(gradient, markers) == 1
+    out = seed.copy()
+    out[crop] |= _grow_cells(grown, f, seed[crop].shape) if f > 1 else grown
+    return out
+
+
 def _features(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(chromaticity (N, 2) in chroma units at L = 84, log2 luminance (N,)) from CIELAB. Below L = 24 the
     chromaticity is damped towards grey: there a pixel's few levels of colour are mostly noise."""
@@ -454,12 +492,14 @@ def _references(pixels: np.ndarray, index: np.ndarray, where: _Where, in_part: n
 
 def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | None = None,
                keep: np.ndarray | None = None, grow: bool = True, paint_only: bool = True, feather: int = 2,
-               seed: int = 0) -> Paint:
+               seed: int = 0, snap: float = SNAP) -> Paint:
     """Where the paint of the chosen parts (`part_mask`) is, grown over the rest of the car (`car_mask`, the
     union of every predicted part; without it nothing outside `part_mask` changes); `keep`: pixels never
     painted. `feather`: pixels of soft edge outside the paint, where edge pixels mix the paint with their
     neighbours (weights fall off outwards and follow how well each pixel's hue matches the paint).
-    `paint_only=False`: every pixel of the parts is paint (the old recolour, feathered inwards), none grows."""
+    `paint_only=False`: every pixel of the parts is paint (the old recolour, feathered inwards), none grows.
+    `snap`: how far (a share of the photo's longer side) `keep`'s outlines may move out to the photo's nearest
+    strong edge (`snap_to_edges`; 0: `keep` as given)."""
     from scipy import ndimage
 
     image, part = check_inputs(image, part_mask)
@@ -468,7 +508,12 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
     keep = _check_mask(keep, shape, "keep mask")
     weight = np.zeros(shape, np.float32)
     labels = np.zeros(shape, np.int32)
+    if not 0.0 <= snap <= 0.2:
+        raise MasksmithError(f"snap {snap} is outside 0..0.2.", fix="give a share of the photo's longer side from 0 "
+                             "(keep the kept parts' outlines as given) to 0.2.")
     if keep is not None:
+        if paint_only and snap > 0:
+            keep = snap_to_edges(image, keep, float(snap))
         part = part & ~keep
     if not part.any():
         return Paint(weight, labels, {})
@@ -633,19 +678,21 @@ def _encode(linear: np.ndarray) -> np.ndarray:
 
 def respray(image: np.ndarray, part_mask: np.ndarray, color, *, car_mask: np.ndarray | None = None,
             keep: np.ndarray | None = None, grow: bool = True, lightness: float | None = None, feather: int = 2,
-            paint_only: bool = True, paint: Paint | None = None) -> np.ndarray:
+            paint_only: bool = True, paint: Paint | None = None, snap: float | None = None) -> np.ndarray:
     """The photo with the paint of the chosen parts (and, with `grow`, the same paint around them inside the
     car) in `color` (RGB or any parse_color text). `car_mask`: every predicted part of the car (growth stays
     inside it, widened a little); `keep`: pixels never changed (the other predicted parts). `lightness`: None
     (automatic: the paint's mid-tones reach the colour) or 0..1 (how far the mid-tone's luminance moves to the
-    colour's; 0 keeps the photo's). `paint`: a `find_paint` result to reuse for several colours."""
+    colour's; 0 keeps the photo's). `paint`: a `find_paint` result to reuse for several colours. `snap`: how far
+    `keep`'s outlines may move out to the photo's edges (`find_paint`; None: SNAP)."""
     image, part = check_inputs(image, part_mask)
     if lightness is not None and not 0.0 <= lightness <= 1.0:
         raise MasksmithError(f"lightness {lightness} is outside 0..1.", fix="give a value from 0 to 1, or none "
                              "for automatic.")
     target = _target_linear(color)
     if paint is None:
-        paint = find_paint(image, part, car_mask, keep, grow, paint_only, int(feather))
+        paint = find_paint(image, part, car_mask, keep, grow, paint_only, int(feather),
+                           snap=SNAP if snap is None else float(snap))
     out = image.copy()
     solid = paint.weight > 0
     if not solid.any():
