@@ -155,6 +155,47 @@ def test_growth_reaches_an_unlabelled_panel_of_the_same_paint_and_stops_at_the_c
     assert (alone[~car.door] == car.image[~car.door]).all()
 
 
+def test_a_pixel_predicted_as_glass_inside_the_chosen_part_is_never_painted() -> None:
+    car = car_photo((236, 236, 234))
+    image = car.image.copy()
+    yy, xx = np.mgrid[:image.shape[0], :image.shape[1]]
+    sky = car.glass & (xx < 120)  # the sky reflected in the window: as white as the paint
+    image[sky] = (232, 233, 232)
+    glass = car.glass  # the model calls the window glass; the door's mask holds it too
+    out = respray(image, car.door, "navy", car_mask=car.car, keep=car.keep | glass)
+    assert (out[car.glass] == image[car.glass]).all()
+    # without the prediction the white reflection passes as paint
+    blind = respray(image, car.door, "navy", car_mask=car.car, keep=car.keep)
+    assert (blind[sky] != image[sky]).any(axis=1).mean() > 0.5
+
+
+def headlight_photo() -> tuple[Car, np.ndarray, np.ndarray]:
+    """(car, the model's light (the lamp's bright inside only), the chrome ring around it): a silver car whose
+    door holds a headlight: a bright lamp, a 3-pixel chrome ring as grey as the paint, a dark 2-pixel gap."""
+    car = car_photo((150, 152, 156))
+    yy, xx = np.mgrid[:car.image.shape[0], :car.image.shape[1]]
+    r = np.hypot((xx - 135) / 2.0, yy - 80)
+    lamp, ring, gap = r < 6, (r >= 6) & (r < 9), (r >= 9) & (r < 11)
+    car.image[lamp] = (250, 250, 244)
+    car.image[ring] = (168, 170, 174)
+    car.image[gap] = (22, 22, 24)
+    return car, lamp, ring
+
+
+def test_the_kept_parts_outlines_snap_to_the_photos_edges() -> None:
+    car, lamp, ring = headlight_photo()
+    keep = car.keep | lamp
+    out = respray(car.image, car.door, "navy", car_mask=car.car, keep=keep)
+    assert (out[ring] == car.image[ring]).all()  # the chrome ring belongs to the light: its edge is the gap
+    paint = car.paint & ~car.highlight & ~_near(ring, 3)
+    assert (out[paint] != car.image[paint]).any(axis=1).mean() > 0.97  # ... and the paint beyond is painted
+    # the model's outline as given: the ring passes as the silver paint
+    given = respray(car.image, car.door, "navy", car_mask=car.car, keep=keep, snap=0)
+    assert (given[ring] != car.image[ring]).any(axis=1).mean() > 0.5
+    with pytest.raises(MasksmithError, match="snap"):
+        respray(car.image, car.door, "navy", car_mask=car.car, keep=keep, snap=-1)
+
+
 def _near(mask: np.ndarray, pixels: int) -> np.ndarray:
     from scipy import ndimage
 
