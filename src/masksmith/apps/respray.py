@@ -124,15 +124,18 @@ def _closed(mask: np.ndarray, radius: float) -> np.ndarray:
 
 
 def car_regions(car: np.ndarray, part: np.ndarray | None = None, join: float = 0.25, close: float = 0.2,
-                widen: float = 0.02) -> tuple[np.ndarray, int]:
+                widen: float = 0.02, span: float = 0.35, reach: float = 0.02, cap: float = 0.15) -> tuple[np.ndarray, int]:
     """(labels (H, W) int32, n): where each car is, so growth may go there and nowhere else.
 
     Pieces of the car mask smaller than 1 % of its largest are left out (a model's stray specks in the
     background); pieces closer than `join` of the mask's size (the square root of its area) are one car (a
     wheel and the doors with the unlabelled fender between them). Its region: its pieces closed with a disc of
     `close` of its size (the pillars, the gaps between parts, but not the background beside a narrower roof),
-    with the convex hull of their lower 70 % (fenders and quarter panels out to the wheels and lights), its top
-    30 % widened by `widen` of its size (the roof's edge above the glass), and never below the chosen parts'
+    with the convex hull of their lower 70 % (fenders and quarter panels out to the wheels and lights) and, in
+    each of those rows, everything between its leftmost and rightmost pixel in the rows within `span` of its
+    height below, widened by `reach` of its width, no further than `cap` of its size from the hull (the fender
+    above a wheel and the bumper's end beyond it, where the model found no part: a side view's doors and wheels
+    give no hull over them), its top 30 % widened by `widen` of its size (the roof's edge above the glass), and never below the chosen parts'
     (`part`) lowest pixel in that column, give or take (the road beside the wheels and under the sills stays
     out). Worked out on a grid of at most WORK_SIDE cells a side: geometry, not detail."""
     from scipy import ndimage
@@ -159,7 +162,9 @@ def car_regions(car: np.ndarray, part: np.ndarray | None = None, join: float = 0
         rows = np.flatnonzero(mine.any(1))
         low = np.zeros_like(padded)
         low[pad + rows[0] + int(0.3 * (rows[-1] - rows[0] + 1)):] = True
-        body = _closed(padded, r) | (convex_hull_image(padded) & low)
+        hull = convex_hull_image(padded)
+        spans = _row_spans(padded, span, reach) & _dilate(hull, cap * max(mine.shape))
+        body = _closed(padded, r) | ((hull | spans) & low)
         grown = body | (_dilate(body, w) & ~low)  # widened upwards only: the roof, not the road
         _paste(region, grown, sl[0].start - pad, sl[1].start - pad, i)
     slack = max(1, int(round(0.02 * cells.shape[0])))
@@ -167,7 +172,32 @@ def car_regions(car: np.ndarray, part: np.ndarray | None = None, join: float = 0
     return _grow_cells(region, f, car.shape).astype(np.int32), n
 
 
-def _bottom(cells: np.ndarray, window: float = 0.05) -> np.ndarray:
+def _row_spans(mask: np.ndarray, span: float, reach: float) -> np.ndarray:
+    """Per row, everything from the leftmost to the rightmost pixel of `mask` in that row and the rows within
+    `span` of its height below, widened by `reach` of its width each side."""
+    from scipy import ndimage
+
+    rows = np.flatnonzero(mask.any(1))
+    cols = np.flatnonzero(mask.any(0))
+    if len(rows) == 0:
+        return mask.copy()
+    has = mask.any(1)
+    left = np.where(has, np.argmax(mask, axis=1), mask.shape[1])
+    right = np.where(has, mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1), -1)
+    size = 2 * int(round(span * (rows[-1] - rows[0] + 1))) + 1
+    # the rows below only (origin shifts the window down): a car is widest low down, and the wall beside its
+    # roof or hood is not its fender
+    left = ndimage.minimum_filter1d(left, size, mode="nearest", origin=-(size // 2))
+    right = ndimage.maximum_filter1d(right, size, mode="nearest", origin=-(size // 2))
+    more = reach * (cols[-1] - cols[0] + 1)
+    x = np.arange(mask.shape[1])[None, :]
+    out = (x >= (left - more)[:, None]) & (x <= (right + more)[:, None])
+    out[:rows[0]] = False
+    out[rows[-1] + 1:] = False
+    return out
+
+
+def _bottom(cells: np.ndarray, window: float = 0.2) -> np.ndarray:
     """Per column, the row of the lowest cell within `window` of the cells' width either side (interpolated
     over wider gaps; from a tenth of their width beyond their ends rising one row every four columns): cars
     stand on the ground, so no paint lies below their lowest part (the road stays out), and a column where only
