@@ -155,6 +155,23 @@ def test_growth_reaches_an_unlabelled_panel_of_the_same_paint_and_stops_at_the_c
     assert (alone[~car.door] == car.image[~car.door]).all()
 
 
+def test_growth_reaches_a_fender_beyond_the_last_predicted_part() -> None:
+    """The model found the door and the wheels but not the lamps: the fender above the front wheel lies outside
+    the hull of what it found, and is painted all the same; the background beside it is not."""
+    car = car_photo((236, 236, 234))
+    yy, xx = np.mgrid[:car.image.shape[0], :car.image.shape[1]]
+    found = car.door | car.wheels
+    out = respray(car.image, car.door, "navy", car_mask=found, keep=car.wheels)
+    changed = (out != car.image).any(axis=2)
+    from skimage.morphology import convex_hull_image
+
+    beyond = car.fender & ~convex_hull_image(found) & (xx < 224)
+    assert beyond.sum() > 100
+    assert changed[beyond].mean() > 0.9
+    assert not changed[car.background & ~_near(car.fender | car.door, 3)].any()
+    assert not changed[car.wheels].any()
+
+
 def test_a_pixel_predicted_as_glass_inside_the_chosen_part_is_never_painted() -> None:
     car = car_photo((236, 236, 234))
     image = car.image.copy()
