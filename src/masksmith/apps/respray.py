@@ -124,7 +124,8 @@ def _closed(mask: np.ndarray, radius: float) -> np.ndarray:
 
 
 def car_regions(car: np.ndarray, part: np.ndarray | None = None, join: float = 0.25, close: float = 0.2,
-                widen: float = 0.02, span: float = 0.35, reach: float = 0.02, cap: float = 0.15) -> tuple[np.ndarray, int]:
+                widen: float = 0.02, span: float = 0.35, reach: float = 0.02,
+                cap: float = 0.15) -> tuple[np.ndarray, int]:
     """(labels (H, W) int32, n): where each car is, so growth may go there and nowhere else.
 
     Pieces of the car mask smaller than 1 % of its largest are left out (a model's stray specks in the
@@ -135,9 +136,10 @@ def car_regions(car: np.ndarray, part: np.ndarray | None = None, join: float = 0
     each of those rows, everything between its leftmost and rightmost pixel in the rows within `span` of its
     height below, widened by `reach` of its width, no further than `cap` of its size from the hull (the fender
     above a wheel and the bumper's end beyond it, where the model found no part: a side view's doors and wheels
-    give no hull over them), its top 30 % widened by `widen` of its size (the roof's edge above the glass), and never below the chosen parts'
-    (`part`) lowest pixel in that column, give or take (the road beside the wheels and under the sills stays
-    out). Worked out on a grid of at most WORK_SIDE cells a side: geometry, not detail."""
+    give no hull over them), its top 30 % widened by `widen` of its size (the roof's edge above the glass), and
+    never below the chosen parts' (`part`) lowest pixel in that column or near it (`_bottom`: the road beside
+    the wheels and under the sills stays out). Worked out on a grid of at most WORK_SIDE cells a side: geometry,
+    not detail."""
     from scipy import ndimage
     from skimage.morphology import convex_hull_image
 
@@ -201,7 +203,8 @@ def _bottom(cells: np.ndarray, window: float = 0.2) -> np.ndarray:
     """Per column, the row of the lowest cell within `window` of the cells' width either side (interpolated
     over wider gaps; from a tenth of their width beyond their ends rising one row every four columns): cars
     stand on the ground, so no paint lies below their lowest part (the road stays out), and a column where only
-    glass was found keeps the doors' bottom."""
+    glass was found keeps the doors' bottom. The window is wide (a fifth) because a door's lower corner is cut
+    by the wheel arch, and the quarter panel beyond it reaches down to the sill's height."""
     from scipy import ndimage
 
     cols = np.flatnonzero(cells.any(0))
@@ -250,8 +253,14 @@ def snap_to_edges(image: np.ndarray, seed: np.ndarray, margin: float) -> np.ndar
         pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX, reducing_gap=None))
     pixels = pixels.astype(np.float32)
     gradient = np.max([sobel(pixels[..., c]) for c in range(3)], axis=0)
-    markers = np.where(small_seed, 1, np.where(_dilate(small_seed, radius), 0, 2)).astype(np.int32)
-    grown = watershed(gradient, markers) == 1
+    # only the margin is flooded: its inner and outer rims are the markers (a watershed pushes every marker
+    # pixel onto its queue, so marking the whole crop would cost the crop, not the margin)
+    near = _dilate(small_seed, radius)
+    band = near & ~small_seed
+    inner = small_seed & _dilate(band, 1.5)
+    outer = _dilate(near, 1.5) & ~near
+    markers = np.where(inner, 1, np.where(outer, 2, 0)).astype(np.int32)
+    grown = (watershed(gradient, markers, mask=band | inner | outer) == 1) & band
     out = seed.copy()
     out[crop] |= _grow_cells(grown, f, seed[crop].shape) if f > 1 else grown
     return out
