@@ -199,12 +199,13 @@ def _row_spans(mask: np.ndarray, span: float, reach: float) -> np.ndarray:
     return out
 
 
-def _bottom(cells: np.ndarray, window: float = 0.2) -> np.ndarray:
+def _bottom(cells: np.ndarray, window: float = 0.05, ends: float = 0.2) -> np.ndarray:
     """Per column, the row of the lowest cell within `window` of the cells' width either side (interpolated
-    over wider gaps; from a tenth of their width beyond their ends rising one row every four columns): cars
-    stand on the ground, so no paint lies below their lowest part (the road stays out), and a column where only
-    glass was found keeps the doors' bottom. The window is wide (a fifth) because a door's lower corner is cut
-    by the wheel arch, and the quarter panel beyond it reaches down to the sill's height."""
+    over wider gaps; beyond their ends, the lowest within `ends` of their width of the end, from a tenth of their
+    width beyond rising one row every four columns): cars stand on the ground, so no paint lies below their
+    lowest part (the road stays out), and a column where only glass was found keeps the doors' bottom. The ends
+    look further in because a door's lower corner is cut by the wheel arch, and the quarter panel beyond it
+    reaches down to the sill's height."""
     from scipy import ndimage
 
     cols = np.flatnonzero(cells.any(0))
@@ -212,12 +213,18 @@ def _bottom(cells: np.ndarray, window: float = 0.2) -> np.ndarray:
         return np.full(cells.shape[1], -1)
     lowest = np.full(cells.shape[1], -1)
     lowest[cols] = cells.shape[0] - 1 - np.argmax(cells[::-1, cols], axis=0)
-    size = 2 * max(1, int(round(window * (cols[-1] - cols[0] + 1)))) + 1
+    width = cols[-1] - cols[0] + 1
+    reach = max(1, int(round(ends * width)))
+    first = lowest[cols[0]:cols[0] + reach].max()
+    last = lowest[max(cols[0], cols[-1] + 1 - reach):cols[-1] + 1].max()
+    size = 2 * max(1, int(round(window * width))) + 1
     lowest = ndimage.maximum_filter1d(lowest, size, mode="nearest")
     have = np.flatnonzero(lowest >= 0)
     x = np.arange(cells.shape[1])
     bottom = np.interp(x, have, lowest[have])
-    start = 0.1 * (cols[-1] - cols[0] + 1)
+    bottom[x < cols[0]] = np.maximum(bottom[x < cols[0]], first)
+    bottom[x > cols[-1]] = np.maximum(bottom[x > cols[-1]], last)
+    start = 0.1 * width
     bottom -= 0.25 * (np.maximum(cols[0] - start - x, 0) + np.maximum(x - cols[-1] - start, 0))
     return np.rint(bottom).astype(int)
 
