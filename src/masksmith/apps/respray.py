@@ -591,8 +591,15 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
     soft = np.zeros(len(pixels), np.float32)
     best = np.zeros(len(pixels), np.int32)
     score = np.zeros(len(pixels), np.float32)
+    hull_only = None
+    if grow and any(ref.mid < DARK for ref in refs):
+        # a black paint looks like shadows, tyres, asphalt and dark cars behind: it grows within the hull of what
+        # the model found only, not out over the rows beside it (`cap` 0)
+        hull_only = in_part | (car_regions(car[crop], part_c, cap=0.0)[0][candidates] > 0)
     for k, ref in enumerate(refs, start=1):
         mine = np.flatnonzero(which == ref.region)
+        if hull_only is not None and ref.mid < DARK:
+            mine = mine[hull_only[mine]]
         bins = index[mine]
         like = np.where(in_part[mine], ref.like[bins], ref.grow[bins])
         soft[mine] = np.maximum(soft[mine], like)
