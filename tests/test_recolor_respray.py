@@ -172,6 +172,24 @@ def test_growth_reaches_a_fender_beyond_the_last_predicted_part() -> None:
     assert not changed[car.wheels].any()
 
 
+def test_a_black_paint_grows_within_the_hull_only() -> None:
+    """Black paint looks like the asphalt and shadows around the car: beside what the model found (above the
+    front wheel, outside the hull of the door and wheels), a dark background is not painted."""
+    car = car_photo((45, 47, 50))
+    yy, xx = np.mgrid[:car.image.shape[0], :car.image.shape[1]]
+    found = car.door | car.wheels
+    from skimage.morphology import convex_hull_image
+
+    beside = car.fender & ~convex_hull_image(found) & (xx >= 200) & (xx < 224)
+    image = car.image.copy()
+    image[beside] = (40, 41, 43)  # a dark wall where a white car's fender would be
+    out = respray(image, car.door, "white", car_mask=found, keep=car.wheels)
+    changed = (out != image).any(axis=2)
+    assert beside.sum() > 50
+    assert changed[beside & ~_near(car.door, 3)].mean() < 0.05
+    assert changed[car.paint & ~car.highlight].mean() > 0.9
+
+
 def test_a_pixel_predicted_as_glass_inside_the_chosen_part_is_never_painted() -> None:
     car = car_photo((236, 236, 234))
     image = car.image.copy()
