@@ -190,6 +190,20 @@ def test_a_black_paint_grows_within_the_hull_only() -> None:
     assert changed[car.paint & ~car.highlight].mean() > 0.9
 
 
+def test_a_black_paints_reflections_are_paint_and_its_lights_are_not() -> None:
+    """A warm sky reflected on a black door is the paint (white paint shows no dark patch there); the orange
+    light inside the door stays (the window, as dark as the paint, is left to the model's glass)."""
+    car = car_photo((40, 41, 44))
+    yy, xx = np.mgrid[:car.image.shape[0], :car.image.shape[1]]
+    sky = car.paint & ~car.highlight & (xx >= 100) & (xx < 140) & (yy >= 84) & (yy < 96)
+    image = car.image.copy()
+    image[sky] = (150, 124, 104)
+    out = respray(image, car.door, "white", car_mask=car.car, keep=car.keep | car.glass, feather=0)
+    assert (out[sky] != image[sky]).any(axis=1).mean() > 0.9
+    assert to_lab(out[sky])[:, 0].mean() > 80  # white, not a dark patch
+    assert (out[car.light] == image[car.light]).all()
+
+
 def test_a_pixel_predicted_as_glass_inside_the_chosen_part_is_never_painted() -> None:
     car = car_photo((236, 236, 234))
     image = car.image.copy()

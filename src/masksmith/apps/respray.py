@@ -359,6 +359,9 @@ def paint_likeness(chroma: np.ndarray, logy: np.ndarray, c0: np.ndarray, spread:
     base = max(7.0, 3.0 * spread)
     noise = 1.0 + 12.0 / np.maximum(lightness, 4.0)  # dark pixels' chromaticity is noisier: more room
     tol = base * noise
+    if mid < DARK and norm2 < 400.0:  # a black (dark and grey) paint's clear coat shows what it reflects (a warm sky on the hood): brighter than
+        # its mid-tone, more colour is still the paint, up to three times the room two stops up
+        tol = tol * (1.0 + 2.0 * np.clip((logy - mid - 0.5) / 1.5, 0.0, 1.0))
     # 0 at the paint, 1 at grey
     t = np.clip(1.0 - (chroma @ c0) / norm2, 0.0, 1.0) if norm2 > 1e-6 else np.zeros(len(chroma), np.float32)
     nearest = (1.0 - t)[:, None] * c0[None, :]
@@ -478,6 +481,11 @@ class _Ref:
     grow: np.ndarray  # (bins,) ... outside the chosen parts (only paint-coloured pixels: no pale wall)
 
 
+def _black(ref: _Ref) -> bool:
+    """A black paint: darker than DARK and grey (a deep red or navy is as dark, but its hue sets it apart)."""
+    return ref.mid < DARK and float(np.hypot(*ref.c0)) < 20.0
+
+
 def _ref(region: int, paint: tuple) -> _Ref:
     c0, spread, mid, dark = paint
     floor = min(dark, mid - 1.0) - 1.5 if mid >= DARK else -20.0
@@ -592,13 +600,13 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
     best = np.zeros(len(pixels), np.int32)
     score = np.zeros(len(pixels), np.float32)
     hull_only = None
-    if grow and any(ref.mid < DARK for ref in refs):
+    if grow and any(_black(ref) for ref in refs):
         # a black paint looks like shadows, tyres, asphalt and dark cars behind: it grows within the hull of what
         # the model found only, not out over the rows beside it (`cap` 0)
         hull_only = in_part | (car_regions(car[crop], part_c, cap=0.0)[0][candidates] > 0)
     for k, ref in enumerate(refs, start=1):
         mine = np.flatnonzero(which == ref.region)
-        if hull_only is not None and ref.mid < DARK:
+        if hull_only is not None and _black(ref):
             mine = mine[hull_only[mine]]
         bins = index[mine]
         like = np.where(in_part[mine], ref.like[bins], ref.grow[bins])
