@@ -359,8 +359,9 @@ def paint_likeness(chroma: np.ndarray, logy: np.ndarray, c0: np.ndarray, spread:
     base = max(7.0, 3.0 * spread)
     noise = 1.0 + 12.0 / np.maximum(lightness, 4.0)  # dark pixels' chromaticity is noisier: more room
     tol = base * noise
-    if mid < DARK and norm2 < 400.0:  # a black (dark and grey) paint's clear coat shows what it reflects (a warm sky on the hood): brighter than
-        # its mid-tone, more colour is still the paint, up to three times the room two stops up
+    if mid < DARK and norm2 < 400.0:
+        # a black (dark and grey) paint's clear coat shows what it reflects (a warm sky on the hood): brighter
+        # than its mid-tone, more colour is still the paint, up to three times the room two stops up
         tol = tol * (1.0 + 2.0 * np.clip((logy - mid - 0.5) / 1.5, 0.0, 1.0))
     # 0 at the paint, 1 at grey
     t = np.clip(1.0 - (chroma @ c0) / norm2, 0.0, 1.0) if norm2 > 1e-6 else np.zeros(len(chroma), np.float32)
