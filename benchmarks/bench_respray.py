@@ -49,6 +49,9 @@ PAINT = ("hood", "front_bumper", "back_bumper", "trunk", "tailgate", "front_left
          "back_left_door", "back_right_door")
 GLASS = ("front_glass", "back_glass")
 PANELS = ("hood", "trunk", "tailgate")  # painted parts without windows, plates or grilles inside
+GROUPS = {"doors": tuple(n for n in PAINT if n.endswith("_door")), "bumpers": ("front_bumper", "back_bumper"),
+          "hood, trunk, tailgate": PANELS}
+REASONS = ("changed", "another predicted part", "not paint by colour", "outside the predicted parts")
 CHANGED = 4  # levels a channel must move for a pixel to count as changed
 FAMILIES = ("white", "silver", "black", "red", "yellow-green", "blue")
 VIEWS = {"side": 2, "front three-quarter": 2, "rear": 2}
@@ -73,6 +76,30 @@ class Tally:
     panels: list[int] = field(default_factory=lambda: [0, 0])
     grown: int = 0
     photos: list[dict] = field(default_factory=list)  # per photo, for --json
+    # annotated painted pixels per group (GROUPS) by what became of them (REASONS; respray only)
+    why: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def explain(self, photo: Photo, names: ClassMap, results: dict[str, np.ndarray], masks) -> None:
+        """Where the annotated painted pixels went: changed, or left because the model called them another part
+        (glass, lights, wheels, mirrors, with their outlines snapped as find_paint snaps them), because the colour
+        test found them not paint inside the chosen parts (windows in the doors, plates and grilles in the
+        bumpers, trim, and paint it got wrong), or because they lie outside the chosen parts and growth did not
+        reach them."""
+        from masksmith.apps.respray import SNAP, snap_to_edges
+
+        changed = np.zeros(photo.truth.shape, bool)
+        for out in results.values():
+            changed |= (np.abs(out.astype(np.int16) - photo.image.astype(np.int16)) >= CHANGED).any(axis=2)
+        kept = snap_to_edges(photo.image, masks.keep, SNAP)
+        for group, classes in GROUPS.items():
+            mine = _classes(photo.truth, names, classes)
+            left = mine & ~changed
+            counts = self.why.setdefault(group, dict.fromkeys(("all", *REASONS), 0))
+            counts["all"] += int(mine.sum())
+            counts["changed"] += int((mine & changed).sum())
+            counts["another predicted part"] += int((left & kept).sum())
+            counts["not paint by colour"] += int((left & masks.part & ~kept).sum())
+            counts["outside the predicted parts"] += int((left & ~masks.part & ~kept).sum())
 
     def add(self, photo: Photo, names: ClassMap, results: dict[str, np.ndarray]) -> None:
         from skimage.color import deltaE_ciede2000, rgb2lab
@@ -186,8 +213,8 @@ def masks_from(prediction: np.ndarray, names: ClassMap):
     return respray_masks(prediction, names, PAINT)
 
 
-def run_methods(photo: Photo, prediction: np.ndarray, names: ClassMap, targets: list[str]
-                ) -> dict[str, dict[str, np.ndarray]]:
+def run_methods(photo: Photo, prediction: np.ndarray, names: ClassMap, targets: list[str]):
+    """({method: {target: result}}, the respray's masks)."""
     from masksmith.apps.colorspace import parse_color
     from masksmith.apps.respray import find_paint, respray
 
@@ -195,7 +222,7 @@ def run_methods(photo: Photo, prediction: np.ndarray, names: ClassMap, targets: 
     paint = find_paint(photo.image, masks.part, masks.car, masks.keep)
     new = {t: respray(photo.image, masks.part, t, paint=paint) for t in targets}
     old = {t: legacy_recolor(photo.image, masks.part, parse_color(t)) for t in targets}
-    return {"respray": new, "recolour before": old}
+    return {"respray": new, "recolour before": old}, masks
 
 
 def train(data: Path, minutes: float, runs: Path) -> Path:
@@ -316,8 +343,10 @@ def main() -> None:
     for photo in chosen:
         prediction = predictor.predict(photo.image)
         for source, masks in (("model", prediction), ("annotation", photo.truth)):
-            for method, results in run_methods(photo, masks, names, targets).items():
+            outputs, used = run_methods(photo, masks, names, targets)
+            for method, results in outputs.items():
                 tallies[(source, method)].add(photo, names, results)
+            tallies[(source, "respray")].explain(photo, names, outputs["respray"], used)
     figures = {f"{s} / {m}": t.summary() for (s, m), t in tallies.items()}
     seconds = speed(chosen[:args.speed_photos], names, args.repeats, args.threads) if args.speed_photos else {}
     written = gallery(photos, predictor, names, args.gallery_dir) if args.gallery else []
@@ -339,6 +368,18 @@ def main() -> None:
               "their windows (no class of their own) and the bumpers' their plates, grilles and black trim, which "
               "a respray leaves alone: hence the share of the hood, trunk and tailgate alone beside it. A pixel "
               f"changed when a channel moved by {CHANGED} levels in any target's result."]
+    lines += ["", "Where the annotated painted pixels went (respray; an extra breakdown, not the goal's metric: the "
+              "goal counts every annotated pixel): changed, or left because the model called them another part "
+              "(glass, lights, wheels, mirrors, their outlines snapped to the photo's edges), because the colour "
+              "test inside the chosen parts found them not paint (the doors' windows, the bumpers' plates and "
+              "grilles, trim, and paint it got wrong), or because they lie outside the chosen parts and growth did "
+              "not reach them.", "",
+              "| input | parts | annotated pixels | " + " | ".join(REASONS) + " |",
+              "|---|---|---|" + "---|" * len(REASONS)]
+    for source in ("model", "annotation"):
+        for group, counts in tallies[(source, "respray")].why.items():
+            cells = " | ".join(f"{100 * counts[r] / max(counts['all'], 1):.1f} %" for r in REASONS)
+            lines.append(f"| {source} | {group} | {counts['all']} | {cells} |")
     if seconds:
         ratio = seconds["respray"] / seconds["recolour before"]
         lines += ["", f"Speed per 12-megapixel photo ({min(args.speed_photos, len(chosen))} photos scaled to "
@@ -357,6 +398,7 @@ def main() -> None:
     print(body)
     if args.json:
         args.json.write_text(json.dumps({"figures": figures, "seconds": seconds, "load": [load_before, load_after],
+                                         "where": {s: tallies[(s, "respray")].why for s in ("model", "annotation")},
                                          "photos": {f"{s} / {m}": t.photos for (s, m), t in tallies.items()}},
                                         indent=1))
     if not args.no_write:

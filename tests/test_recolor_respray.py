@@ -155,6 +155,96 @@ def test_growth_reaches_an_unlabelled_panel_of_the_same_paint_and_stops_at_the_c
     assert (alone[~car.door] == car.image[~car.door]).all()
 
 
+def test_growth_reaches_a_fender_beyond_the_last_predicted_part() -> None:
+    """The model found the door and the wheels but not the lamps: the fender above the front wheel lies outside
+    the hull of what it found, and is painted all the same; the background beside it is not."""
+    car = car_photo((236, 236, 234))
+    yy, xx = np.mgrid[:car.image.shape[0], :car.image.shape[1]]
+    found = car.door | car.wheels
+    out = respray(car.image, car.door, "navy", car_mask=found, keep=car.wheels)
+    changed = (out != car.image).any(axis=2)
+    from skimage.morphology import convex_hull_image
+
+    beyond = car.fender & ~convex_hull_image(found) & (xx < 224)
+    assert beyond.sum() > 100
+    assert changed[beyond].mean() > 0.9
+    assert not changed[car.background & ~_near(car.fender | car.door, 3)].any()
+    assert not changed[car.wheels].any()
+
+
+def test_a_black_paint_grows_within_the_hull_only() -> None:
+    """Black paint looks like the asphalt and shadows around the car: beside what the model found (above the
+    front wheel, outside the hull of the door and wheels), a dark background is not painted."""
+    car = car_photo((45, 47, 50))
+    yy, xx = np.mgrid[:car.image.shape[0], :car.image.shape[1]]
+    found = car.door | car.wheels
+    from skimage.morphology import convex_hull_image
+
+    beside = car.fender & ~convex_hull_image(found) & (xx >= 200) & (xx < 224)
+    image = car.image.copy()
+    image[beside] = (40, 41, 43)  # a dark wall where a white car's fender would be
+    out = respray(image, car.door, "white", car_mask=found, keep=car.wheels)
+    changed = (out != image).any(axis=2)
+    assert beside.sum() > 50
+    assert changed[beside & ~_near(car.door, 3)].mean() < 0.05
+    assert changed[car.paint & ~car.highlight].mean() > 0.9
+
+
+def test_a_black_paints_reflections_are_paint_and_its_lights_are_not() -> None:
+    """A warm sky reflected on a black door is the paint (white paint shows no dark patch there); the orange
+    light inside the door stays (the window, as dark as the paint, is left to the model's glass)."""
+    car = car_photo((40, 41, 44))
+    yy, xx = np.mgrid[:car.image.shape[0], :car.image.shape[1]]
+    sky = car.paint & ~car.highlight & (xx >= 100) & (xx < 140) & (yy >= 84) & (yy < 96)
+    image = car.image.copy()
+    image[sky] = (150, 124, 104)
+    out = respray(image, car.door, "white", car_mask=car.car, keep=car.keep | car.glass, feather=0)
+    assert (out[sky] != image[sky]).any(axis=1).mean() > 0.9
+    assert to_lab(out[sky])[:, 0].mean() > 80  # white, not a dark patch
+    assert (out[car.light] == image[car.light]).all()
+
+
+def test_a_pixel_predicted_as_glass_inside_the_chosen_part_is_never_painted() -> None:
+    car = car_photo((236, 236, 234))
+    image = car.image.copy()
+    yy, xx = np.mgrid[:image.shape[0], :image.shape[1]]
+    sky = car.glass & (xx < 120)  # the sky reflected in the window: as white as the paint
+    image[sky] = (232, 233, 232)
+    glass = car.glass  # the model calls the window glass; the door's mask holds it too
+    out = respray(image, car.door, "navy", car_mask=car.car, keep=car.keep | glass)
+    assert (out[car.glass] == image[car.glass]).all()
+    # without the prediction the white reflection passes as paint
+    blind = respray(image, car.door, "navy", car_mask=car.car, keep=car.keep)
+    assert (blind[sky] != image[sky]).any(axis=1).mean() > 0.5
+
+
+def headlight_photo() -> tuple[Car, np.ndarray, np.ndarray]:
+    """(car, the model's light (the lamp's bright inside only), the chrome ring around it): a silver car whose
+    door holds a headlight: a bright lamp, a 3-pixel chrome ring as grey as the paint, a dark 2-pixel gap."""
+    car = car_photo((150, 152, 156))
+    yy, xx = np.mgrid[:car.image.shape[0], :car.image.shape[1]]
+    r = np.hypot((xx - 135) / 2.0, yy - 80)
+    lamp, ring, gap = r < 6, (r >= 6) & (r < 9), (r >= 9) & (r < 11)
+    car.image[lamp] = (250, 250, 244)
+    car.image[ring] = (168, 170, 174)
+    car.image[gap] = (22, 22, 24)
+    return car, lamp, ring
+
+
+def test_the_kept_parts_outlines_snap_to_the_photos_edges() -> None:
+    car, lamp, ring = headlight_photo()
+    keep = car.keep | lamp
+    out = respray(car.image, car.door, "navy", car_mask=car.car, keep=keep)
+    assert (out[ring] == car.image[ring]).all()  # the chrome ring belongs to the light: its edge is the gap
+    paint = car.paint & ~car.highlight & ~_near(ring, 3)
+    assert (out[paint] != car.image[paint]).any(axis=1).mean() > 0.97  # ... and the paint beyond is painted
+    # the model's outline as given: the ring passes as the silver paint
+    given = respray(car.image, car.door, "navy", car_mask=car.car, keep=keep, snap=0)
+    assert (given[ring] != car.image[ring]).any(axis=1).mean() > 0.5
+    with pytest.raises(MasksmithError, match="snap"):
+        respray(car.image, car.door, "navy", car_mask=car.car, keep=keep, snap=-1)
+
+
 def _near(mask: np.ndarray, pixels: int) -> np.ndarray:
     from scipy import ndimage
 

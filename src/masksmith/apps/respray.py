@@ -124,17 +124,22 @@ def _closed(mask: np.ndarray, radius: float) -> np.ndarray:
 
 
 def car_regions(car: np.ndarray, part: np.ndarray | None = None, join: float = 0.25, close: float = 0.2,
-                widen: float = 0.02) -> tuple[np.ndarray, int]:
+                widen: float = 0.02, span: float = 0.35, reach: float = 0.02,
+                cap: float = 0.15) -> tuple[np.ndarray, int]:
     """(labels (H, W) int32, n): where each car is, so growth may go there and nowhere else.
 
     Pieces of the car mask smaller than 1 % of its largest are left out (a model's stray specks in the
     background); pieces closer than `join` of the mask's size (the square root of its area) are one car (a
     wheel and the doors with the unlabelled fender between them). Its region: its pieces closed with a disc of
     `close` of its size (the pillars, the gaps between parts, but not the background beside a narrower roof),
-    with the convex hull of their lower 70 % (fenders and quarter panels out to the wheels and lights), its top
-    30 % widened by `widen` of its size (the roof's edge above the glass), and never below the chosen parts'
-    (`part`) lowest pixel in that column, give or take (the road beside the wheels and under the sills stays
-    out). Worked out on a grid of at most WORK_SIDE cells a side: geometry, not detail."""
+    with the convex hull of their lower 70 % (fenders and quarter panels out to the wheels and lights) and, in
+    each of those rows, everything between its leftmost and rightmost pixel in the rows within `span` of its
+    height below, widened by `reach` of its width, no further than `cap` of its size from the hull (the fender
+    above a wheel and the bumper's end beyond it, where the model found no part: a side view's doors and wheels
+    give no hull over them), its top 30 % widened by `widen` of its size (the roof's edge above the glass), and
+    never below the chosen parts' (`part`) lowest pixel in that column or near it (`_bottom`: the road beside
+    the wheels and under the sills stays out). Worked out on a grid of at most WORK_SIDE cells a side: geometry,
+    not detail."""
     from scipy import ndimage
     from skimage.morphology import convex_hull_image
 
@@ -159,7 +164,9 @@ def car_regions(car: np.ndarray, part: np.ndarray | None = None, join: float = 0
         rows = np.flatnonzero(mine.any(1))
         low = np.zeros_like(padded)
         low[pad + rows[0] + int(0.3 * (rows[-1] - rows[0] + 1)):] = True
-        body = _closed(padded, r) | (convex_hull_image(padded) & low)
+        hull = convex_hull_image(padded)
+        spans = _row_spans(padded, span, reach) & _dilate(hull, cap * max(mine.shape))
+        body = _closed(padded, r) | ((hull | spans) & low)
         grown = body | (_dilate(body, w) & ~low)  # widened upwards only: the roof, not the road
         _paste(region, grown, sl[0].start - pad, sl[1].start - pad, i)
     slack = max(1, int(round(0.02 * cells.shape[0])))
@@ -167,11 +174,38 @@ def car_regions(car: np.ndarray, part: np.ndarray | None = None, join: float = 0
     return _grow_cells(region, f, car.shape).astype(np.int32), n
 
 
-def _bottom(cells: np.ndarray, window: float = 0.05) -> np.ndarray:
+def _row_spans(mask: np.ndarray, span: float, reach: float) -> np.ndarray:
+    """Per row, everything from the leftmost to the rightmost pixel of `mask` in that row and the rows within
+    `span` of its height below, widened by `reach` of its width each side."""
+    from scipy import ndimage
+
+    rows = np.flatnonzero(mask.any(1))
+    cols = np.flatnonzero(mask.any(0))
+    if len(rows) == 0:
+        return mask.copy()
+    has = mask.any(1)
+    left = np.where(has, np.argmax(mask, axis=1), mask.shape[1])
+    right = np.where(has, mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1), -1)
+    size = 2 * int(round(span * (rows[-1] - rows[0] + 1))) + 1
+    # the rows below only (origin shifts the window down): a car is widest low down, and the wall beside its
+    # roof or hood is not its fender
+    left = ndimage.minimum_filter1d(left, size, mode="nearest", origin=-(size // 2))
+    right = ndimage.maximum_filter1d(right, size, mode="nearest", origin=-(size // 2))
+    more = reach * (cols[-1] - cols[0] + 1)
+    x = np.arange(mask.shape[1])[None, :]
+    out = (x >= (left - more)[:, None]) & (x <= (right + more)[:, None])
+    out[:rows[0]] = False
+    out[rows[-1] + 1:] = False
+    return out
+
+
+def _bottom(cells: np.ndarray, window: float = 0.05, ends: float = 0.2) -> np.ndarray:
     """Per column, the row of the lowest cell within `window` of the cells' width either side (interpolated
-    over wider gaps; from a tenth of their width beyond their ends rising one row every four columns): cars
-    stand on the ground, so no paint lies below their lowest part (the road stays out), and a column where only
-    glass was found keeps the doors' bottom."""
+    over wider gaps; beyond their ends, the lowest within `ends` of their width of the end, from a tenth of their
+    width beyond rising one row every four columns): cars stand on the ground, so no paint lies below their
+    lowest part (the road stays out), and a column where only glass was found keeps the doors' bottom. The ends
+    look further in because a door's lower corner is cut by the wheel arch, and the quarter panel beyond it
+    reaches down to the sill's height."""
     from scipy import ndimage
 
     cols = np.flatnonzero(cells.any(0))
@@ -179,14 +213,61 @@ def _bottom(cells: np.ndarray, window: float = 0.05) -> np.ndarray:
         return np.full(cells.shape[1], -1)
     lowest = np.full(cells.shape[1], -1)
     lowest[cols] = cells.shape[0] - 1 - np.argmax(cells[::-1, cols], axis=0)
-    size = 2 * max(1, int(round(window * (cols[-1] - cols[0] + 1)))) + 1
+    width = cols[-1] - cols[0] + 1
+    reach = max(1, int(round(ends * width)))
+    first = lowest[cols[0]:cols[0] + reach].max()
+    last = lowest[max(cols[0], cols[-1] + 1 - reach):cols[-1] + 1].max()
+    size = 2 * max(1, int(round(window * width))) + 1
     lowest = ndimage.maximum_filter1d(lowest, size, mode="nearest")
     have = np.flatnonzero(lowest >= 0)
     x = np.arange(cells.shape[1])
     bottom = np.interp(x, have, lowest[have])
-    start = 0.1 * (cols[-1] - cols[0] + 1)
+    bottom[x < cols[0]] = np.maximum(bottom[x < cols[0]], first)
+    bottom[x > cols[-1]] = np.maximum(bottom[x > cols[-1]], last)
+    start = 0.1 * width
     bottom -= 0.25 * (np.maximum(cols[0] - start - x, 0) + np.maximum(x - cols[-1] - start, 0))
     return np.rint(bottom).astype(int)
+
+
+SNAP = 0.02  # kept parts' outlines move out to the nearest strong edge within this share of the photo's side
+SNAP_SIDE = 1024  # the kept parts' outlines are snapped to the photo's edges at this size (a model's error is
+# a few of its own pixels, tens of a 12-megapixel photo's)
+
+
+def snap_to_edges(image: np.ndarray, seed: np.ndarray, margin: float) -> np.ndarray:
+    """`seed` (H, W) bool (the parts kept as they are: glass, lights, wheels) grown, within `margin` of the
+    photo's longer side around it, up to the strongest colour edge (a watershed of the colour gradient from the
+    seed and from everything beyond the margin): a model's outline of a window or a headlight lies a few of its
+    pixels inside or outside the real one, and the ring of chrome or glass between is often close enough to a
+    white or silver paint's colour to pass as paint. Where there is no edge (the model was right) the flood
+    from both sides meets in the middle of the margin: a few paint pixels stay. Worked out on every f-th pixel,
+    at most SNAP_SIDE a side."""
+    from scipy import ndimage
+    from skimage.filters import sobel
+    from skimage.segmentation import watershed
+
+    if margin <= 0 or not seed.any():
+        return seed
+    f = max(1, int(np.ceil(max(seed.shape) / SNAP_SIDE)))
+    radius = margin * max(seed.shape) / f
+    y0, y1, x0, x1 = _box(seed, int(np.ceil(radius * f)) + 2 * f)
+    y0, x0 = y0 - y0 % f, x0 - x0 % f
+    crop = (slice(y0, y1), slice(x0, x1))
+    small_seed = seed[y0:y1:f, x0:x1:f]  # every f-th pixel: an edge is an edge at any scale, and this is cheap
+    pixels = image[y0:y1:f, x0:x1:f].astype(np.float32)
+    gradient = np.max([sobel(pixels[..., c]) for c in range(3)], axis=0)
+    # only the margin is flooded: its inner and outer rims are the markers (a watershed pushes every marker
+    # pixel onto its queue, so marking the whole crop would cost the crop, not the margin)
+    ring = np.ones((3, 3), bool)
+    near = _dilate(small_seed, radius)
+    band = near & ~small_seed
+    inner = small_seed & ndimage.binary_dilation(band, ring)
+    outer = ndimage.binary_dilation(near, ring) & ~near
+    markers = np.where(inner, 1, np.where(outer, 2, 0)).astype(np.int32)
+    grown = (watershed(gradient, markers, mask=band | inner | outer) == 1) & band
+    out = seed.copy()
+    out[crop] |= _grow_cells(grown, f, seed[crop].shape) if f > 1 else grown
+    return out
 
 
 def _features(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -275,6 +356,10 @@ def paint_likeness(chroma: np.ndarray, logy: np.ndarray, c0: np.ndarray, spread:
     base = max(7.0, 3.0 * spread)
     noise = 1.0 + 12.0 / np.maximum(lightness, 4.0)  # dark pixels' chromaticity is noisier: more room
     tol = base * noise
+    if mid < DARK and norm2 < 400.0:
+        # a black (dark and grey) paint's clear coat shows what it reflects (a warm sky on the hood): brighter
+        # than its mid-tone, more colour is still the paint, up to three times the room two stops up
+        tol = tol * (1.0 + 2.0 * np.clip((logy - mid - 0.5) / 1.5, 0.0, 1.0))
     # 0 at the paint, 1 at grey
     t = np.clip(1.0 - (chroma @ c0) / norm2, 0.0, 1.0) if norm2 > 1e-6 else np.zeros(len(chroma), np.float32)
     nearest = (1.0 - t)[:, None] * c0[None, :]
@@ -394,6 +479,11 @@ class _Ref:
     grow: np.ndarray  # (bins,) ... outside the chosen parts (only paint-coloured pixels: no pale wall)
 
 
+def _black(ref: _Ref) -> bool:
+    """A black paint: darker than DARK and grey (a deep red or navy is as dark, but its hue sets it apart)."""
+    return ref.mid < DARK and float(np.hypot(*ref.c0)) < 20.0
+
+
 def _ref(region: int, paint: tuple) -> _Ref:
     c0, spread, mid, dark = paint
     floor = min(dark, mid - 1.0) - 1.5 if mid >= DARK else -20.0
@@ -454,12 +544,14 @@ def _references(pixels: np.ndarray, index: np.ndarray, where: _Where, in_part: n
 
 def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | None = None,
                keep: np.ndarray | None = None, grow: bool = True, paint_only: bool = True, feather: int = 2,
-               seed: int = 0) -> Paint:
+               seed: int = 0, snap: float = SNAP) -> Paint:
     """Where the paint of the chosen parts (`part_mask`) is, grown over the rest of the car (`car_mask`, the
     union of every predicted part; without it nothing outside `part_mask` changes); `keep`: pixels never
     painted. `feather`: pixels of soft edge outside the paint, where edge pixels mix the paint with their
     neighbours (weights fall off outwards and follow how well each pixel's hue matches the paint).
-    `paint_only=False`: every pixel of the parts is paint (the old recolour, feathered inwards), none grows."""
+    `paint_only=False`: every pixel of the parts is paint (the old recolour, feathered inwards), none grows.
+    `snap`: how far (a share of the photo's longer side) `keep`'s outlines may move out to the photo's nearest
+    strong edge (`snap_to_edges`; 0: `keep` as given)."""
     from scipy import ndimage
 
     image, part = check_inputs(image, part_mask)
@@ -468,7 +560,12 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
     keep = _check_mask(keep, shape, "keep mask")
     weight = np.zeros(shape, np.float32)
     labels = np.zeros(shape, np.int32)
+    if not 0.0 <= snap <= 0.2:
+        raise MasksmithError(f"snap {snap} is outside 0..0.2.", fix="give a share of the photo's longer side from 0 "
+                             "(keep the kept parts' outlines as given) to 0.2.")
     if keep is not None:
+        if paint_only and snap > 0:
+            keep = snap_to_edges(image, keep, float(snap))
         part = part & ~keep
     if not part.any():
         return Paint(weight, labels, {})
@@ -500,8 +597,15 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
     soft = np.zeros(len(pixels), np.float32)
     best = np.zeros(len(pixels), np.int32)
     score = np.zeros(len(pixels), np.float32)
+    hull_only = None
+    if grow and any(_black(ref) for ref in refs):
+        # a black paint looks like shadows, tyres, asphalt and dark cars behind: it grows within the hull of what
+        # the model found only, not out over the rows beside it (`cap` 0)
+        hull_only = in_part | (car_regions(car[crop], part_c, cap=0.0)[0][candidates] > 0)
     for k, ref in enumerate(refs, start=1):
         mine = np.flatnonzero(which == ref.region)
+        if hull_only is not None and _black(ref):
+            mine = mine[hull_only[mine]]
         bins = index[mine]
         like = np.where(in_part[mine], ref.like[bins], ref.grow[bins])
         soft[mine] = np.maximum(soft[mine], like)
@@ -633,19 +737,21 @@ def _encode(linear: np.ndarray) -> np.ndarray:
 
 def respray(image: np.ndarray, part_mask: np.ndarray, color, *, car_mask: np.ndarray | None = None,
             keep: np.ndarray | None = None, grow: bool = True, lightness: float | None = None, feather: int = 2,
-            paint_only: bool = True, paint: Paint | None = None) -> np.ndarray:
+            paint_only: bool = True, paint: Paint | None = None, snap: float | None = None) -> np.ndarray:
     """The photo with the paint of the chosen parts (and, with `grow`, the same paint around them inside the
     car) in `color` (RGB or any parse_color text). `car_mask`: every predicted part of the car (growth stays
     inside it, widened a little); `keep`: pixels never changed (the other predicted parts). `lightness`: None
     (automatic: the paint's mid-tones reach the colour) or 0..1 (how far the mid-tone's luminance moves to the
-    colour's; 0 keeps the photo's). `paint`: a `find_paint` result to reuse for several colours."""
+    colour's; 0 keeps the photo's). `paint`: a `find_paint` result to reuse for several colours. `snap`: how far
+    `keep`'s outlines may move out to the photo's edges (`find_paint`; None: SNAP)."""
     image, part = check_inputs(image, part_mask)
     if lightness is not None and not 0.0 <= lightness <= 1.0:
         raise MasksmithError(f"lightness {lightness} is outside 0..1.", fix="give a value from 0 to 1, or none "
                              "for automatic.")
     target = _target_linear(color)
     if paint is None:
-        paint = find_paint(image, part, car_mask, keep, grow, paint_only, int(feather))
+        paint = find_paint(image, part, car_mask, keep, grow, paint_only, int(feather),
+                           snap=SNAP if snap is None else float(snap))
     out = image.copy()
     solid = paint.weight > 0
     if not solid.any():
