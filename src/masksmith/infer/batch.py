@@ -167,8 +167,8 @@ class SemanticWriter:
         if "overlay" in names:
             files["overlay"] = folder.save_image(names["overlay"], overlay(image, mask, self.colors, self.opacity),
                                                  **OVERLAY_JPEG)
-        if "color" in names:  # a palette PNG: opens as the same RGB picture, one byte a pixel to encode
-            files["color"] = folder.save_image(names["color"], colorize_image(mask, self.colors),
+        if "color" in names:  # RGB (what opens as the class colours in numpy too; the mask is the palette PNG)
+            files["color"] = folder.save_image(names["color"], colorize_image(mask, self.colors).convert("RGB"),
                                                compress_level=PNG_COMPRESSION)
         return {**{k: str(v) for k, v in files.items()}, **self.counts(mask)}
 
