@@ -176,3 +176,17 @@ def instance_run(instance_cars: Path, tmp_path_factory) -> TrainedRun:
     assert code == 0, err[-3000:]
     with _kept_as_trained(TrainedRun(root / "runs" / "inst", instance_cars, out)) as trained:
         yield trained
+
+
+@pytest.fixture
+def web(tmp_path: Path, coco: Path):
+    """A web app (test client) with the requesting module's `coco` data set added as "cars": (client, id)."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from masksmith.web.app import create_app
+
+    client = TestClient(create_app(tmp_path / "data", load_sample=False, watch=False),
+                        base_url="http://127.0.0.1:8765")
+    made = client.post("/api/datasets/folder", json={"path": str(coco), "name": "cars"}).json()
+    return client, made["id"]

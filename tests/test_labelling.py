@@ -165,17 +165,7 @@ def test_concurrent_saves_keep_one_consistent_version_and_the_previous(lab: Path
 
 
 # -------------------------------------------------------------------------------------- the web app
-@pytest.fixture
-def web(tmp_path: Path, coco: Path):
-    pytest.importorskip("fastapi")
-    from fastapi.testclient import TestClient
-
-    from masksmith.web.app import create_app
-
-    client = TestClient(create_app(tmp_path / "data", load_sample=False, watch=False),
-                        base_url="http://127.0.0.1:8765")
-    made = client.post("/api/datasets/folder", json={"path": str(coco), "name": "cars"}).json()
-    return client, made["id"]
+# `web`: the app fixture in conftest.py, on this module's `coco` data set
 
 
 def test_web_add_photo_label_next_save_reload(web, photos: list[Path], coco: Path) -> None:
