@@ -32,6 +32,18 @@ def post_bytes(base: str, path: str, data: bytes) -> dict:
         return json.loads(answer.read())
 
 
+def drag(page, points: list[tuple[float, float]]) -> None:
+    """A pointer stroke through `points` (photo pixels) in the editor on `page`."""
+    def at(x: float, y: float) -> list[float]:
+        return page.evaluate("([x, y]) => editor.toScreen(x, y)", [x, y])
+
+    page.mouse.move(*at(*points[0]))
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(*at(x, y), steps=4)
+    page.mouse.up()
+
+
 @needs_chromium
 def test_editor_draw_erase_fill_undo_save_reload(tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
@@ -65,12 +77,7 @@ def test_editor_draw_erase_fill_undo_save_reload(tmp_path: Path) -> None:
                 return page.evaluate(f"editor.labels.reduce((n, v) => n + (v === {value}), 0)")
 
             def stroke(points: list[tuple[float, float]]) -> None:
-                first = page.evaluate("([x, y]) => editor.toScreen(x, y)", list(points[0]))
-                page.mouse.move(*first)
-                page.mouse.down()
-                for x, y in points[1:]:
-                    page.mouse.move(*page.evaluate("([x, y]) => editor.toScreen(x, y)", [x, y]), steps=4)
-                page.mouse.up()
+                drag(page, points)
 
             assert count(0) == 240 * 160  # no model: the proposal is empty
             page.keyboard.press("1")  # the first class

@@ -19,7 +19,7 @@ from PIL import Image
 from browser import CHROMIUM, CHROMIUM_ARGS, Server, needs_chromium
 from masksmith.data import load_dataset
 from masksmith.data.synthetic import make_sample_dataset
-from test_labelling_browser import DOCS_IMAGES, post_bytes
+from test_labelling_browser import DOCS_IMAGES, drag, post_bytes
 
 
 @needs_chromium
@@ -51,11 +51,7 @@ def test_objects_select_merge_split_delete_save_reload(tmp_path: Path) -> None:
                 return page.evaluate("([x, y]) => editor.toScreen(x, y)", [x, y])
 
             def stroke(points: list[tuple[float, float]]) -> None:
-                page.mouse.move(*at(*points[0]))
-                page.mouse.down()
-                for x, y in points[1:]:
-                    page.mouse.move(*at(x, y), steps=4)
-                page.mouse.up()
+                drag(page, points)
 
             def objects() -> dict[int, tuple[int, int]]:
                 """{object id: (class value, pixels)} of the objects that hold pixels."""
