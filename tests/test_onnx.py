@@ -72,6 +72,29 @@ def test_side_factored_head_exports_the_same_per_class_logits() -> None:
     assert parity(net, onnx_net, [x]).max_abs < 1e-3
 
 
+def test_a_decisive_side_map_exports_finite_logits_and_int8_stays_finite(tmp_path: Path) -> None:
+    """A trained model's side map reaches hundreds: log(sigmoid(-500)) must stay -500, not -inf (an -inf in the
+    calibration data gave every INT8 recipe an infinite scale and every output -inf)."""
+    artifact = tiny_artifact("baseline", side=True)
+    net = build_network(artifact)
+    last = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.bias[-1] = -500.0  # every pixel decisively on the second side
+    artifact.state_dict = net.state_dict()
+    onnx_net = OnnxNetwork(export_network(net, artifact))
+    x = sample_inputs(artifact)[0]
+    out = onnx_net(x)
+    assert torch.isfinite(out).all() and out[:, 2].max() < -400  # left_flag: log sigmoid(-500)
+    assert parity(net, onnx_net, [x]).max_abs < 1e-3
+    model = save_artifact(artifact, tmp_path / "model.masksmith")
+    report = export_onnx(model, int8=True, calibrate=photos(tmp_path / "calib", 8), calibration_images=4,
+                         int8_min_gain=0.0)
+    made = [t for t in report.int8_trials if t.error is None]
+    assert made
+    for trial in made:
+        assert torch.isfinite(OnnxNetwork(trial.data)(x)).all(), trial.recipe.name
+
+
 def test_metadata_round_trip_and_the_file_describes_itself(tmp_path: Path, monkeypatch, capsys) -> None:
     artifact = tiny_artifact("baseline")
     model = save_artifact(artifact, tmp_path / "m" / "model.masksmith")

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from masksmith.core.errors import ModelError
@@ -80,8 +79,15 @@ class SideFactoredHead(nn.Module):
         out = self.model(x).float()  # log-probabilities in fp32 even under bf16 autocast
         log_parts = out[:, :-1].log_softmax(1)
         side = out[:, -1:]
-        side_terms = torch.cat([torch.zeros_like(side), F.logsigmoid(side), F.logsigmoid(-side)], 1)
+        side_terms = torch.cat([torch.zeros_like(side), log_sigmoid(side), log_sigmoid(-side)], 1)
         return log_parts.index_select(1, self.part_index) + side_terms.index_select(1, self.side_index)
+
+
+def log_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """log(sigmoid(x)) without overflow, written out: F.logsigmoid exports to ONNX as Log(Sigmoid(x)), which
+    is -inf once sigmoid underflows (x below about -88), and a -inf in the calibration data gives INT8 an
+    infinite quantisation scale (every output -inf)."""
+    return torch.minimum(x, torch.zeros_like(x)) - torch.log1p(torch.exp(-x.abs()))
 
 
 def side_pairs_for(classes: ClassMap, pairs: Sequence[Sequence[str]]) -> list[list[int]]:
