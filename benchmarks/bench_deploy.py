@@ -4,13 +4,15 @@
   recipe `masksmith export --int8` tries (128 calibration photos from car-parts' training set): network speed
   against PyTorch eager at 512x512, and test mIoU (car-parts test set, input size, 19 classes); which recipe
   the export chose, or its one-line refusal.
+- Speed only (`--speed-encoders`): encoders with no ImageNet weights offline (dense ResNets, where int8
+  kernels are expected to pay), untrained, timed the same way: eager, float and each INT8 recipe.
 - Mask R-CNN: PyTorch eager against the exported ONNX graph, network alone at the model's size, and the
   predictor end to end on car-parts test photos; detections matched between the two.
 - Ray: photos per second of `predict` with the local engine against `--engine ray` with 2 workers on 2000
   generated photos (320x240), and the peak memory of each Ray worker.
 
     python benchmarks/bench_deploy.py --semantic RUN_A/model.masksmith RUN_B/model.masksmith \\
-        --instance RUN_M/model.masksmith
+        --instance RUN_M/model.masksmith --speed-encoders resnet18,resnet34
     python benchmarks/bench_deploy.py --semantic M --short --force --no-write   # proves the script works
 
 Models are trained by epochs beforehand (see docs/benchmarks.md for the commands). Refuses to start above a
@@ -98,6 +100,45 @@ def int8_rows(models: list[Path], data: Path, work: Path, repeats: int, limit: i
         rows.append({"model": str(model), "encoder": encoder, "eager_ms": eager, "eager_miou": eager_miou,
                      "variants": scores, "chosen": chosen,
                      "trials": [t.describe() for t in trials]})
+        print(json.dumps(rows[-1], indent=1))
+    return rows
+
+
+def speed_only_rows(encoders: list[str], template: Path, data: Path, repeats: int, calib: int) -> list:
+    """Encoders with no ImageNet weights offline (dense ResNets): an untrained U-Net of the template model's
+    classes and side pairs, for speed alone (INT8 kernels run as fast on untrained weights; accuracy would need
+    a model trained to a real score, which these encoders cannot reach here from scratch)."""
+    import torch
+
+    from masksmith.core.images import read_image
+    from masksmith.infer.export import calibration_photos, export_network, predictor_inputs, spread, try_int8
+    from masksmith.infer.predictor import TorchNetwork
+    from masksmith.infer.runtime import OnnxNetwork
+    from masksmith.models.artifact import ModelArtifact, load_artifact
+    from masksmith.models.semantic import ModelConfig, SegmentationNet, build_model
+
+    base = load_artifact(template)
+    photos = [read_image(p) for p in spread(calibration_photos(data / "trainingset"), calib + 8)]
+    rows = []
+    for encoder in encoders:
+        config = ModelConfig(arch="unet", num_outputs=base.class_map.num_values, encoder=encoder,
+                             encoder_weights=None, side_pairs=base.model.get("side_pairs"))
+        torch.manual_seed(0)
+        net = SegmentationNet(build_model(config, pretrained=False), base.preprocessing["mean"],
+                              base.preprocessing["std"]).eval()
+        artifact = ModelArtifact("semantic", config.to_dict(), base.classes, base.colors, base.preprocessing,
+                                 training={}, state_dict=net.state_dict())
+        float_bytes = export_network(net, artifact)
+        float_net = OnnxNetwork(float_bytes)
+        trials = try_int8(net, artifact, float_bytes, float_net, predictor_inputs(artifact, photos[:-8], calib),
+                          predictor_inputs(artifact, photos[-8:], 8))
+        x = np.ascontiguousarray(torch.rand(1, 3, 512, 512).numpy() * 255, dtype=np.float32)
+        eager = median_ms(TorchNetwork(net), x, repeats)
+        variants = {"float": float_net, **{t.recipe.name: OnnxNetwork(t.data) for t in trials if t.error is None}}
+        scores = {name: {"ms": (ms := median_ms(network, x, repeats)), "vs_eager": eager / ms}
+                  for name, network in variants.items()}
+        rows.append({"encoder": encoder, "eager_ms": eager, "variants": scores,
+                     "failed": [t.describe() for t in trials if t.error is not None]})
         print(json.dumps(rows[-1], indent=1))
     return rows
 
@@ -220,6 +261,15 @@ def render(r: dict, note: str) -> str:
                 lines.append(f"| {row['encoder']} | {name} | {v['ms']:.0f} | {v['vs_eager']:.2f}x | {v['miou']:.3f} |")
             lines.append(f"| {row['encoder']} | export --int8 chose | {row['chosen'] or 'none (float only)'} | | |")
         lines.append("")
+    if r.get("speed_only"):
+        lines += ["Speed only, untrained U-Nets (no ImageNet weights for these encoders offline, so no model trained "
+                  "to a real score; INT8 kernels run as fast on untrained weights), network alone at 512x512:", "",
+                  "| encoder | graph | ms | vs eager |", "|---|---|---|---|"]
+        for row in r["speed_only"]:
+            lines.append(f"| {row['encoder']} | eager | {row['eager_ms']:.0f} | 1.00x |")
+            for name, v in row["variants"].items():
+                lines.append(f"| {row['encoder']} | {name} | {v['ms']:.0f} | {v['vs_eager']:.2f}x |")
+        lines.append("")
     if r.get("instance"):
         m = r["instance"]
         lines += [f"Mask R-CNN: network alone eager {m['eager_ms']:.0f} ms, ONNX {m['onnx_ms']:.0f} ms "
@@ -241,6 +291,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--semantic", type=Path, nargs="*", default=[], help="trained models, one per encoder")
     parser.add_argument("--instance", type=Path, default=None, help="a trained Mask R-CNN model")
+    parser.add_argument("--speed-encoders", default="", help="comma-separated encoders timed untrained (speed "
+                                                             "only), with the first --semantic model's classes")
     parser.add_argument("--ray-model", type=Path, default=None, help="model for the Ray row (default: the first "
                                                                       "--semantic)")
     parser.add_argument("--ray-photos", type=int, default=2000)
@@ -264,6 +316,9 @@ def main() -> None:
     results: dict = {}
     if args.semantic:
         results["int8"] = int8_rows(args.semantic, data, work, args.repeats, args.test_images, args.calibration)
+    if args.speed_encoders and args.semantic:
+        results["speed_only"] = speed_only_rows(args.speed_encoders.split(","), args.semantic[0], data,
+                                                args.repeats, args.calibration)
     if args.instance:
         results["instance"] = instance_row(args.instance, data, work, args.repeats, args.test_images)
     ray_model = args.ray_model or (args.semantic[0] if args.semantic else None)
