@@ -20,8 +20,8 @@ Order (`strategy`):
   A photo's description is what the model saw: semantic models, its mean class probabilities in each cell of a
   3 x 3 grid (which parts, where: the kind of view); instance models, per class its objects' summed scores and
   doubts. Small pools need nothing special (one photo is itself; two come most unsure first); a pool whose
-  photos are all described alike (r = 0) comes out most unsure first. The first `DIVERSE_MOST` (1000) photos
-  are ordered so (the rule costs photos x picks distances); any after them, most unsure first.
+  photos are all described alike (r = 0) comes out most unsure first. The rule picks the first `DIVERSE_MOST`
+  (1000) photos of the list (it costs photos x picks distances); any after them come most unsure first.
 - "uncertain": most unsure first, nothing else.
 Ties in name order; the same photos and model give the same list. The list is written as CSV (rank, image,
 score, measure, objects, distinct: the factor min(1, d / r)^2 the photo was picked with) atomically.
@@ -156,36 +156,36 @@ def rank_images(predictor, images: Iterable[tuple[str, np.ndarray]], measure: st
 def order(rows: Iterable[Ranked], strategy: str = "diverse", covered: Iterable[np.ndarray] = (),
           most: int = DIVERSE_MOST) -> list[Ranked]:
     """Scored rows in the order to label them: most unsure first ("uncertain"), or by the diverse rule of the
-    module docstring ("diverse"), the first `most` of them; `covered`: descriptions of photos labelled since
-    this model ranked them, which count as picked. Returns new rows (with `distinct` set when diverse)."""
+    module docstring ("diverse"): `most` photos picked by it from the whole pool, then the others most unsure
+    first; `covered`: descriptions of photos labelled since this model ranked them, which count as picked.
+    Returns new rows (with `distinct` set on those the rule picked)."""
     from dataclasses import replace
 
     check_strategy(strategy)
     rows = sorted(rows, key=lambda r: (-r.score, r.image))
     if strategy == "uncertain" or len(rows) < 2:
         return [replace(r, distinct=None) for r in rows]
-    head, tail = rows[:most], rows[most:]
-    if any(r.feature is None for r in head):
+    if any(r.feature is None for r in rows):
         raise MasksmithError("a photo was scored without a description, so it cannot be ranked for diversity.",
                              fix="score photos with rank.score_images, or use strategy 'uncertain'.")
-    features = np.stack([np.asarray(r.feature, np.float64).ravel() for r in head])
+    features = np.stack([np.asarray(r.feature, np.float64).ravel() for r in rows])
     covered = [np.asarray(c, np.float64).ravel() for c in covered]
     covered = [c for c in covered if c.shape == features.shape[1:]]
-    scale = median_distance(np.vstack([features, *covered]) if covered else features)  # the same set as photos go
-    nearest = np.full(len(head), np.inf)
+    scale = median_distance(np.vstack([features, *covered]) if covered else features)  # one set as photos go
+    nearest = np.full(len(rows), np.inf)
     for c in covered:
         nearest = np.minimum(nearest, np.linalg.norm(features - c, axis=1))
-    uncertainty = np.array([r.score for r in head], np.float64)
-    left = np.ones(len(head), bool)
+    uncertainty = np.array([r.score for r in rows], np.float64)
+    left = np.ones(len(rows), bool)
     picked = []
-    for _ in range(len(head)):
-        distinct = np.ones(len(head)) if scale <= 0 else np.minimum(1.0, nearest / scale) ** 2
+    for _ in range(min(max(0, most), len(rows))):
+        distinct = np.ones(len(rows)) if scale <= 0 else np.minimum(1.0, nearest / scale) ** 2
         value = np.where(left, uncertainty * distinct, -np.inf)
         k = int(np.argmax(value))  # the first of equals: most unsure, then name order (rows are sorted so)
-        picked.append(replace(head[k], distinct=round(float(distinct[k]), 6)))
+        picked.append(replace(rows[k], distinct=round(float(distinct[k]), 6)))
         left[k] = False
         nearest = np.minimum(nearest, np.linalg.norm(features - features[k], axis=1))
-    return picked + [replace(r, distinct=None) for r in tail]
+    return picked + [replace(r, distinct=None) for r, free in zip(rows, left, strict=True) if free]
 
 
 def median_distance(features: np.ndarray, most: int = 500) -> float:
