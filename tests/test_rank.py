@@ -117,3 +117,33 @@ def test_the_csv_says_how_distinct_each_photo_was(tmp_path: Path) -> None:
     assert rows[0]["distinct"] == "1.000000" and float(rows[-1]["distinct"]) < 0.01
     plain = list(csv.DictReader(write_ranking(order(pool(), "uncertain"), tmp_path / "out", "plain.csv").open()))
     assert all(x["distinct"] == "" for x in plain)
+
+
+def test_instance_models_rank_photos_by_their_objects(instance_run) -> None:
+    """Mask R-CNN (the session's shared run): each photo scored by its doubtful objects and described by its
+    objects per class; the diverse and the plain orders hold the same photos, most unsure first."""
+    from masksmith.apps.rank import object_uncertainty, rank_images
+    from masksmith.data.synthetic import sample_dataset
+    from masksmith.infer import open_predictor
+
+    predictor = open_predictor(instance_run.run / "model.masksmith")
+    images = [(f"car{k}", s.load_image()) for k, s in enumerate(sample_dataset(4, (128, 96), seed=21).samples)]
+    images.append(("blank", np.full_like(images[0][1], 128)))
+    plain = rank_images(predictor, images, strategy="uncertain")
+    diverse = rank_images(predictor, images)
+    assert {r.image for r in diverse} == {r.image for r in plain} and diverse[0].image == plain[0].image
+    classes = len(predictor.classes.names)
+    for r in diverse:
+        assert r.measure == "objects" and r.objects is not None and r.feature.shape == (2 * classes,)
+        assert (r.feature >= 0).all()
+        assert (r.objects == 0) == (r.feature.sum() == 0)
+    kept = predictor.score_threshold
+    predictor.score_threshold = 0.05
+    try:  # the score is the doubt of the objects proposed above the floor, as instance_row found them
+        objects = predictor.predict(images[0][1])
+    finally:
+        predictor.score_threshold = kept
+    row = next(r for r in diverse if r.image == "car0")
+    assert row.objects == len(objects)
+    assert abs(row.score - object_uncertainty([o.score for o in objects], max(kept, 0.05))) < 1e-6
+    assert abs(sum(row.feature[0::2]) - sum(o.score for o in objects)) < 1e-6
