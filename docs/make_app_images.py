@@ -132,7 +132,7 @@ def main() -> None:
                                       cell=520, title="predict --to cvat, read back",
                                       classes=back.class_map))
 
-    rows = rank_images(predictor, [(f.name, im) for f, im in photos], "entropy")
+    rows = rank_images(predictor, [(f.name, im) for f, im in photos], "entropy", strategy="uncertain")  # the ends
     by_name = dict((f.name, im) for f, im in photos)
     picked = rows[:3] + rows[-3:]
     save("app-rank.png", sheet([[fit(by_name[r.image], 180) for r in picked[:3]],

@@ -238,10 +238,14 @@ def test_rank_puts_a_blank_image_last_and_noise_above_it(model: Path) -> None:
     blank = np.full_like(photo, 128)
     noise = np.random.default_rng(0).integers(0, 256, photo.shape, dtype=np.uint8)
     for measure in ("entropy", "margin"):
-        rows = rank_images(predictor, [("blank", blank), ("photo", photo), ("noise", noise)], measure)
+        three = [("blank", blank), ("photo", photo), ("noise", noise)]
+        rows = rank_images(predictor, three, measure, strategy="uncertain")
         order = [r.image for r in rows]
         assert order[-1] == "blank", rows
         assert rows[0].score > rows[-1].score + 0.1
+        diverse = rank_images(predictor, three[::-1], measure)
+        assert diverse[0].image == order[0] and {r.image for r in diverse} == set(order)
+        assert all(r.feature is not None and r.feature.shape == (5 * 9,) for r in diverse)  # background + 4 parts
 
 
 @dataclass
@@ -333,8 +337,15 @@ def test_recolor_paste_colors_and_rank_from_the_cli(model: Path, photos: Path, t
     r = cli("rank", model, photos / "images", "--out", tmp_path / "ranking.csv")
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader((tmp_path / "ranking.csv").open()))
-    assert [int(x["rank"]) for x in rows] == [1, 2, 3]
-    assert float(rows[0]["score"]) >= float(rows[-1]["score"])
+    assert [int(x["rank"]) for x in rows] == [1, 2, 3] and "each unlike those above it" in r.stdout
+    assert float(rows[0]["score"]) == max(float(x["score"]) for x in rows) and rows[0]["distinct"] == "1.000000"
+    r = cli("rank", model, photos / "images", "--out", tmp_path / "plain.csv", "--strategy", "uncertain")
+    assert r.returncode == 0, r.stderr
+    plain = list(csv.DictReader((tmp_path / "plain.csv").open()))
+    assert [float(x["score"]) for x in plain] == sorted((float(x["score"]) for x in rows), reverse=True)
+    assert {x["image"] for x in plain} == {x["image"] for x in rows} and all(x["distinct"] == "" for x in plain)
+    r = cli("rank", model, photos / "images", "--out", tmp_path / "no.csv", "--strategy", "random")
+    assert r.returncode == 2 and "unknown ranking strategy 'random'" in r.stderr and not (tmp_path / "no.csv").exists()
 
 
 def test_cli_with_a_mask_file_and_cluster(tmp_path: Path, cli) -> None:

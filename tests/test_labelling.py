@@ -273,7 +273,7 @@ def test_web_label_next_ranked_by_a_model_and_continue_training(web, trained: Pa
     store.update_run(run_id, state="finished")
     listed = client.get(f"/api/datasets/{ds}/next?model={run_id}").json()["photos"]
     scores = [p["score"] for p in listed]
-    assert len(listed) == 3 and all(s is not None for s in scores) and scores == sorted(scores, reverse=True)
+    assert len(listed) == 3 and all(s is not None for s in scores) and scores[0] == max(scores)  # rank's order
     assert Image.open(io.BytesIO(client.get(listed[0]["thumb"]).content)).size[0] <= 160
     proposed = np.asarray(Image.open(io.BytesIO(client.get(
         f"/datasets/{ds}/photos/{listed[0]['name']}/mask.png?model={run_id}").content)))
@@ -348,22 +348,50 @@ def test_photos_in_sub_folders_are_found_saved_and_versioned(lab: Path) -> None:
 
 
 def test_label_next_ranks_only_the_photos_it_has_not_seen(trained: Path, lab: Path, photos: list[Path]) -> None:
+    from dataclasses import replace
+
     from masksmith.apps.labelling import label_next
     from masksmith.apps.rank import rank_images
     from masksmith.core.images import read_image
     from masksmith.infer import open_predictor
 
     predictor = open_predictor(trained)
-    known: dict[str, float] = {}
+    known: dict = {}
     first = label_next(lab, predictor, known=known)
     assert sorted(known) == sorted(p.name for p in first) and len(first) == 3
-    known[first[-1].name] = 2.0  # a remembered score is used as it is, not computed again
+    known[first[-1].name] = replace(known[first[-1].name], score=2.0)  # a remembered score is used, not recomputed
     service.add_unlabelled(lab, [photos[0]])
     again = label_next(lab, predictor, known=known)
     assert len(known) == 4 and again[0].name == first[-1].name and again[0].score == 2.0
     fresh = rank_images(predictor, [(p.name, read_image(p)) for p in labelling.unlabelled_photos(lab)])
     assert {r.image for r in fresh} == {p.name for p in again}
-    assert all(abs(known[r.image] - r.score) < 1e-6 for r in fresh if r.image != first[-1].name)
+    assert all(abs(known[r.image].score - r.score) < 1e-6 for r in fresh if r.image != first[-1].name)
+
+
+def test_label_next_is_rank_s_order_and_labelling_its_top_photo_leaves_the_rest(trained: Path, lab: Path,
+                                                                                photos: list[Path]) -> None:
+    """The web app lists the photos again after each save: the one saved counts as picked, so the others keep
+    their places (`rank.order`'s diverse rule); the list is what `rank_images` (the CLI's) gives."""
+    from masksmith.apps.labelling import label_next
+    from masksmith.apps.rank import rank_images
+    from masksmith.core.images import read_image
+    from masksmith.infer import open_predictor
+
+    predictor = open_predictor(trained)
+    service.add_unlabelled(lab, photos[:2])
+    known: dict = {}
+    listed = label_next(lab, predictor, known=known)
+    assert len(listed) == 5
+    cli_order = rank_images(predictor, [(p.name, read_image(p)) for p in labelling.unlabelled_photos(lab)])
+    assert [p.name for p in listed] == [r.image for r in cli_order]
+    assert [p.name for p in label_next(lab, predictor, limit=2)] == [p.name for p in listed[:2]]
+    plain = label_next(lab, predictor, strategy="uncertain")
+    assert [p.score for p in plain] == sorted((p.score for p in listed), reverse=True)
+    w, h = image_size(labelling.find_photo(lab, listed[0].name).path)
+    labelling.save_mask(lab, listed[0].name, np.zeros((h, w), np.uint8))  # the person labels the top photo
+    assert [p.name for p in label_next(lab, predictor, known=known)] == [p.name for p in listed[1:]]
+    with pytest.raises(MasksmithError, match="unknown ranking strategy"):
+        label_next(lab, predictor, strategy="random")
 
 
 def test_continue_training_on_other_classes_is_refused_before_any_run(trained: Path, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The model's half of the labelling loop: which unlabelled photo to label next (`rank`'s uncertainty), and
+"""The model's half of the labelling loop: which unlabelled photo to label next (`rank`'s order), and
 the mask it proposes for a photo, in the labelling folder's class values (`data/labelling.py`)."""
 
 from __future__ import annotations
@@ -30,22 +30,28 @@ def check_classes(model_classes: list[str] | tuple[str, ...], data_classes: list
 
 
 def label_next(root: str | Path, predictor=None, limit: int | None = None, measure: str = "entropy",
-               known: dict[str, float] | None = None) -> list[NextPhoto]:
-    """The unlabelled photos, most uncertain first with a predictor (name order without one). `known`: scores
-    of photos already ranked with this predictor (read, and filled with the new ones), so a page that lists
-    them again ranks only the photos added since."""
-    from masksmith.apps.rank import rank_images
+               known: dict | None = None, strategy: str = "diverse") -> list[NextPhoto]:
+    """The unlabelled photos in the order to label them with a predictor (`rank.order`: by default the diverse
+    order, each photo the most unsure one unlike those before it and unlike the photos labelled since this
+    predictor ranked them), name order without one. `known`: what this predictor found for photos of this
+    folder so far (read, and filled with the new ones; `rank.Ranked` by name), so a page that lists them again
+    scores only the photos added since, and knows which of them were labelled meanwhile."""
+    from masksmith.apps.rank import check_strategy, order, score_images
 
     found = labelling.unlabelled_photos(root)
     if predictor is None:
         return [NextPhoto(p.name, None) for p in found[:limit]]
+    check_strategy(strategy)
     check_classes(predictor.classes.names, labelling.class_names(root))
     known = {} if known is None else known
     todo = [p for p in found if p.name not in known]
-    for row in rank_images(predictor, ((p.name, read_image(p)) for p in todo), measure):
-        known[row.image] = row.score
-    rows = sorted(((known[p.name], p.name) for p in found), key=lambda r: (-r[0], r[1]))
-    return [NextPhoto(name, score) for score, name in rows[:limit]]
+    for row in score_images(predictor, ((p.name, read_image(p)) for p in todo), measure):
+        known[row.image] = row
+    waiting = {p.name for p in found}
+    labelled = {p.name for p in labelling.photos(root) if p.labelled}
+    covered = [row.feature for name, row in sorted(known.items()) if name not in waiting and name in labelled]
+    rows = order([known[p.name] for p in found], strategy, covered, most=len(found) if limit is None else limit)
+    return [NextPhoto(r.image, r.score) for r in rows[:limit]]
 
 
 def proposal(root: str | Path, name: str, predictor=None) -> np.ndarray:

@@ -175,11 +175,15 @@ def rank_cmd(
     photos: Annotated[list[Path], typer.Argument(help="Unlabelled photos or folders of photos.")],
     out: Annotated[Path, typer.Option(help="CSV file to write (beside the photos is fine).")] = Path("ranking.csv"),
     measure: Annotated[str, typer.Option(help="Semantic models: entropy or margin.")] = "entropy",
+    strategy: Annotated[str, typer.Option(help="diverse: each photo the most unsure one unlike those above it, so "
+                                          "any top N is a batch worth labelling together; uncertain: most "
+                                          "unsure first, nothing else.")] = "diverse",
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Order unlabelled photos by how unsure the model is about them (most unsure first), so you label the
-    ones that teach it most first; writes rank, image, score as CSV."""
-    from masksmith.apps.rank import check_measure, rank_images, write_ranking
+    """Order unlabelled photos for labelling, so you label the ones that teach the model most first: by default
+    each photo is the most unsure one unlike those above it (the most unsure photos alone are often all alike);
+    writes rank, image, score (the model's doubt), distinct as CSV."""
+    from masksmith.apps.rank import check_measure, check_strategy, rank_images, write_ranking
     from masksmith.core.images import read_image
     from masksmith.core.outputs import OutputFolder
     from masksmith.infer import open_predictor
@@ -187,11 +191,13 @@ def rank_cmd(
 
     on_stop(NOTHING_WRITTEN)  # the ranking is written whole at the end
     check_measure(measure)
+    check_strategy(strategy)
     predictor = open_predictor(model)
     folder, name = OutputFolder.for_file(out, inputs=photos, overwrite=overwrite)
     files = expand_inputs(photos, skip=folder)
-    rows = rank_images(predictor, ((str(f), read_image(f)) for f in files), measure)
+    rows = rank_images(predictor, ((str(f), read_image(f)) for f in files), measure, strategy=strategy)
     csv_path = write_ranking(rows, folder, name)
     for r in rows[:10]:
         plain(f"  {r.score:.4f}  {r.image}")
-    console.print(f"ranked {len(rows)} photo(s), most uncertain first: {csv_path}")
+    how = "most unsure first, each unlike those above it" if strategy == "diverse" else "most unsure first"
+    console.print(f"ranked {len(rows)} photo(s), {how}: {csv_path}")

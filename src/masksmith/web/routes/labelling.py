@@ -125,7 +125,8 @@ async def add_photo(request: Request, ds: DatasetDep, store: StoreDep, data_dir:
 @router.get("/api/datasets/{dataset_id}/next")
 async def label_next(ds: DatasetDep, store: StoreDep, predictors: PredictorsDep, model: int | None = None,
                      limit: int = NEXT_LIMIT):
-    """The unlabelled photos to label next: most uncertain first with a model (`rank`), else by name."""
+    """The unlabelled photos to label next: with a model in `rank`'s diverse order (the most unsure photo unlike
+    those above it and those labelled since), else by name."""
     from masksmith.apps.labelling import label_next as ranked
 
     root = Path(ds["root"])
@@ -146,11 +147,12 @@ async def label_next(ds: DatasetDep, store: StoreDep, predictors: PredictorsDep,
             **labelling.counts(root)}
 
 
-_SCORES: dict[tuple[str, str, int], dict[str, float]] = {}  # (folder, model file, its time): photo -> score
+_SCORES: dict[tuple[str, str, int], dict] = {}  # (folder, model file, its time): photo -> rank.Ranked
 
 
-def _known_scores(root: Path, store: Store, model: int | None) -> dict[str, float] | None:
-    """The scores this model gave this folder's photos so far (a new model file starts afresh)."""
+def _known_scores(root: Path, store: Store, model: int | None) -> dict | None:
+    """What this model found for this folder's photos so far (scores and descriptions, `rank.Ranked` by photo
+    name; a new model file starts afresh): photos are scored once, and those labelled since count as picked."""
     if not model:
         return None
     path = model_file(find_run(store, model))
