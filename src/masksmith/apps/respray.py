@@ -10,9 +10,12 @@ Three steps, each a function of its own:
    A pixel is paint when its chromaticity is close to the paint's and it is not much darker than the paint's
    darkest shading: door glass, lights, plates, chrome of another hue, tyres and black trim are left alone
    (soft weights, so mixed edge pixels blend). The paint then grows into connected pixels of the same paint
-   inside the car (each car's convex hull, widened a little, made at a small size so it is cheap): fenders,
-   roof and pillars, which the model has no class for, are painted too. `keep` (e.g. the other predicted
-   parts: glass, lights, wheels) is never painted; `grow=False` paints only inside the chosen parts.
+   inside the car: fenders, roof and pillars, which the model has no class for, are painted too. Where the car
+   is, is decided per pixel (`car_extent`): a watershed of the photo's colour gradient between the model's car
+   mask (eroded) and what lies beyond the car's geometric region (`car_regions`: its hull and rows, widened a
+   little), so the paint stops at the car's real outline even before a wall or road of the paint's colour.
+   `keep` (e.g. the other predicted parts: glass, lights, wheels) is never painted; `grow=False` paints only
+   inside the chosen parts.
 2. `shade_transfer` (in linear light): each paint pixel is the paint colour times its shading (its luminance
    over the paint's median) plus, above a highlight level taken from the paint's own luminance, a specular
    excess. The new pixel is the target colour times the same shading plus the same excess, so the paint's
@@ -280,11 +283,13 @@ def snap_to_edges(image: np.ndarray, seed: np.ndarray, margin: float) -> np.ndar
 EXTENT_SIDE = 1024  # the car's outline is found on every f-th pixel, at most this a side (then refined per pixel)
 SURE = 0.012  # the model's car mask, eroded by this share of the photo's longer side, is surely the car
 ROOM = 0.04  # the watershed's room around the car's geometric region (car_regions), a share of its size
+REACH = 0.15  # ... and further, where the colour is the paint's (a share of the cars' size)
 SEAM = 0.007  # dark lines thinner than this share of the photo's longer side are seams, not the car's outline
 
 
-def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, sure: float = SURE, seam: float = SEAM,
-               room: float = ROOM) -> tuple[np.ndarray, np.ndarray]:
+def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, like: np.ndarray | None = None,
+               sure: float = SURE, seam: float = SEAM, room: float = ROOM,
+               reach: float = REACH) -> tuple[np.ndarray, np.ndarray]:
     """(extent (H, W) bool, labels (H, W) int32): where the car is, pixel by pixel, so the paint grows over it
     and stops at its outline, and which car (`regions`' label) each of its pixels belongs to.
 
@@ -322,7 +327,18 @@ def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, sure: fl
     gradient = np.max([sobel(pixels[..., c]) for c in range(3)], axis=0)
     ring = np.ones((3, 3), bool)
     near = ndimage.binary_dilation(unknown, ring)
-    markers = np.where(inside & near, 1, np.where(~domain & near, 2, 0)).astype(np.int32)
+    outside = ~domain
+    if like is not None:
+        # the paint's colour beyond the region, within `reach`, is not surely background: the car may go on
+        # there (a fender or bumper past the last predicted part, cut by the region's straight lines); the
+        # watershed decides it, from background markers further out
+        small_image = image[::f, ::f].reshape(-1, 3)
+        paintlike = like[_colour_index(small_image)].reshape(domain.shape) > 0.5
+        outside &= ~(paintlike & _car_coloured(small_image, small_car, domain)
+                     & _dilate(placed, reach * np.sqrt(placed.sum())))
+        unknown = ~outside & ~inside
+        near = ndimage.binary_dilation(unknown, ring)
+    markers = np.where(inside & near, 1, np.where(outside & near, 2, 0)).astype(np.int32)
     if not (markers == 1).any():
         small = placed
     else:
@@ -332,6 +348,23 @@ def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, sure: fl
     if f == 1:
         return small, labels
     return _refine(image, small, f), _grow_cells(labels, f, car.shape)
+
+
+def _car_coloured(pixels: np.ndarray, car: np.ndarray, domain: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels (`pixels` (H x W, 3) uint8) whose colour (16 levels a channel) is a larger share of
+    the model's car mask (`car`) than of the ring just outside `domain` (mostly what is behind the car): a grey
+    road beside a silver car is not, so it stays background; a green fender cut off by the region's line is."""
+    from scipy import ndimage
+
+    q = (pixels >> 4).astype(np.int32)
+    bins = (q[:, 0] << 8) | (q[:, 1] << 4) | q[:, 2]
+    ring = (ndimage.binary_dilation(domain, iterations=2) & ~domain).ravel()
+    mine = car.ravel()
+    if not ring.any() or not mine.any():
+        return np.ones(car.shape, bool)
+    in_car = np.bincount(bins[mine], minlength=4096) / mine.sum()
+    in_ring = np.bincount(bins[ring], minlength=4096) / ring.sum()
+    return (in_car > in_ring)[bins].reshape(car.shape)
 
 
 def _refine(image: np.ndarray, small: np.ndarray, f: int) -> np.ndarray:
@@ -693,7 +726,8 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
     if grow:
         # the car pixel by pixel: the paint stops at its outline (a wall or road of the paint's colour stays),
         # inside the chosen parts too (a part the model drew over the road)
-        extent, regions = car_extent(image[crop], car[crop], np.where(part_c & (regions == 0), -1, regions))
+        like = np.max([ref.grow for ref in refs], axis=0) if refs else None
+        extent, regions = car_extent(image[crop], car[crop], np.where(part_c & (regions == 0), -1, regions), like)
         part_c = part_c & extent
         candidates = part_c | (regions > 0)
     else:
