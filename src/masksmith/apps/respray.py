@@ -284,12 +284,15 @@ EXTENT_SIDE = 1024  # the car's outline is found on every f-th pixel, at most th
 SURE = 0.012  # the model's car mask, eroded by this share of the photo's longer side, is surely the car
 ROOM = 0.04  # the watershed's room around the car's geometric region (car_regions), a share of its size
 REACH = 0.15  # ... and further, where the colour is the paint's (a share of the cars' size)
+CORE = 0.045  # the gaps between the predicted parts further than this share of the car's size from the
+# edge of the model's mask closed with a disc of CLOSE of its size are surely the car
+CLOSE = 0.15
 SEAM = 0.007  # dark lines thinner than this share of the photo's longer side are seams, not the car's outline
 
 
 def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, like: np.ndarray | None = None,
-               sure: float = SURE, seam: float = SEAM, room: float = ROOM,
-               reach: float = REACH) -> tuple[np.ndarray, np.ndarray]:
+               sure: float = SURE, seam: float = SEAM, room: float = ROOM, reach: float = REACH,
+               core: float = CORE, close: float = CLOSE) -> tuple[np.ndarray, np.ndarray]:
     """(extent (H, W) bool, labels (H, W) int32): where the car is, pixel by pixel, so the paint grows over it
     and stops at its outline, and which car (`regions`' label) each of its pixels belongs to.
 
@@ -316,28 +319,34 @@ def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, like: np
     else:
         _, (iy, ix) = ndimage.distance_transform_edt(small_regions <= 0, return_indices=True)
         nearest = np.maximum(small_regions[iy, ix], 1).astype(np.int32)
-    domain = _dilate(placed, room * np.sqrt(placed.sum()))
+    size = np.sqrt(placed.sum())
+    domain = _dilate(placed, room * size)
+    if like is not None:
+        small_image = image[::f, ::f].reshape(-1, 3)
+        paintlike = like[_colour_index(small_image)].reshape(domain.shape) > 0.5
+        ours = paintlike & _car_coloured(small_image, small_car, domain)
+    else:
+        ours = np.ones(domain.shape, bool)
     inside = ~_dilate(~small_car, sure * max(car.shape) / f) & placed
-    unknown = domain & ~inside
+    # ... and so is the paint in the gaps between the predicted parts (the model's mask closed), far from their
+    # edges: a fender between a door and a wheel, which a race of the floods over faint edges would otherwise
+    # hand to the background coming in at the car's end
+    inside |= ~_dilate(~(_closed(small_car, close * size) & placed), core * size) & ~small_car & ours
+    outside = ~domain
+    if like is not None:
+        # the paint's colour beyond the region, within `reach`, is not surely background: the car may go on
+        # there (a fender or bumper past the last predicted part, cut by the region's straight lines); the
+        # watershed decides it, from background markers further out
+        outside &= ~(ours & _dilate(placed, reach * size))
+    outside &= ~inside
+    unknown = ~outside & ~inside
     pixels = image[::f, ::f].astype(np.float32)
     # a grey closing first: the dark seams between panels are gone, the car's outline (a step from the car to
     # what is behind it) stays, so the floods cross seams and meet on the outline
     k = max(3, int(round(seam * max(pixels.shape[:2]))) | 1)
     pixels = ndimage.grey_closing(pixels, size=(k, k, 1))
     gradient = np.max([sobel(pixels[..., c]) for c in range(3)], axis=0)
-    ring = np.ones((3, 3), bool)
-    near = ndimage.binary_dilation(unknown, ring)
-    outside = ~domain
-    if like is not None:
-        # the paint's colour beyond the region, within `reach`, is not surely background: the car may go on
-        # there (a fender or bumper past the last predicted part, cut by the region's straight lines); the
-        # watershed decides it, from background markers further out
-        small_image = image[::f, ::f].reshape(-1, 3)
-        paintlike = like[_colour_index(small_image)].reshape(domain.shape) > 0.5
-        outside &= ~(paintlike & _car_coloured(small_image, small_car, domain)
-                     & _dilate(placed, reach * np.sqrt(placed.sum())))
-        unknown = ~outside & ~inside
-        near = ndimage.binary_dilation(unknown, ring)
+    near = ndimage.binary_dilation(unknown, np.ones((3, 3), bool))
     markers = np.where(inside & near, 1, np.where(outside & near, 2, 0)).astype(np.int32)
     if not (markers == 1).any():
         small = placed
