@@ -205,6 +205,23 @@ def test_the_outline_is_placed_per_pixel_on_a_coarse_grid(monkeypatch) -> None:
     assert (blocks & wall).sum() > 0.002 * wall.sum()
 
 
+def test_a_part_drawn_over_a_road_of_the_paints_colour_stops_at_the_car() -> None:
+    """A silver car on a light grey road (the paint's colour a little lit), the model's door drawn 8 pixels down
+    over the road (as car-parts photos show bumpers and lights drawn over the road beside the car): the road is
+    not painted, the door's paint is."""
+    car = car_photo((150, 152, 156))
+    yy, xx = np.mgrid[:car.image.shape[0], :car.image.shape[1]]
+    road = car.background & (yy >= 110)
+    rng = np.random.default_rng(2)
+    car.image[road] = np.clip(np.rint(np.array([176, 177, 178]) + rng.normal(0, 2.0, (int(road.sum()), 3))), 0, 255)
+    over = car.door | ((yy >= 110) & (yy < 118) & (xx >= 90) & (xx < 180) & car.background)
+    out = respray(car.image, over, "navy", car_mask=car.car | over, keep=car.keep)
+    changed = (out != car.image).any(axis=2)
+    body = ~car.background & ~car.keep
+    assert changed[over & road & ~_near(body, 2)].mean() < 0.02
+    assert changed[car.paint & ~car.highlight].mean() > 0.97
+
+
 def test_growth_reaches_a_fender_beyond_the_last_predicted_part() -> None:
     """The model found the door and the wheels but not the lamps: the fender above the front wheel lies outside
     the hull of what it found, and is painted all the same; the background beside it is not."""

@@ -282,6 +282,7 @@ def snap_to_edges(image: np.ndarray, seed: np.ndarray, margin: float) -> np.ndar
 
 EXTENT_SIDE = 1024  # the car's outline is found on every f-th pixel, at most this a side (then refined per pixel)
 SURE = 0.012  # the model's car mask, eroded by this share of the photo's longer side, is surely the car
+DEEP = 0.035  # ... further in than this, whatever its colour
 ROOM = 0.04  # the watershed's room around the car's geometric region (car_regions), a share of its size
 REACH = 0.15  # ... and further, where the colour is the paint's (a share of the cars' size)
 CORE = 0.045  # the gaps between the predicted parts further than this share of the car's size from the
@@ -292,7 +293,7 @@ SEAM = 0.007  # dark lines thinner than this share of the photo's longer side ar
 
 def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, like: np.ndarray | None = None,
                sure: float = SURE, seam: float = SEAM, room: float = ROOM, reach: float = REACH,
-               core: float = CORE, close: float = CLOSE) -> tuple[np.ndarray, np.ndarray]:
+               core: float = CORE, close: float = CLOSE, deep: float = DEEP) -> tuple[np.ndarray, np.ndarray]:
     """(extent (H, W) bool, labels (H, W) int32): where the car is, pixel by pixel, so the paint grows over it
     and stops at its outline, and which car (`regions`' label) each of its pixels belongs to.
 
@@ -321,13 +322,15 @@ def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, like: np
         nearest = np.maximum(small_regions[iy, ix], 1).astype(np.int32)
     size = np.sqrt(placed.sum())
     domain = _dilate(placed, room * size)
-    if like is not None:
-        small_image = image[::f, ::f].reshape(-1, 3)
-        paintlike = like[_colour_index(small_image)].reshape(domain.shape) > 0.5
-        ours = paintlike & _car_coloured(small_image, small_car, domain)
-    else:
-        ours = np.ones(domain.shape, bool)
-    inside = ~_dilate(~small_car, sure * max(car.shape) / f) & placed
+    small_image = image[::f, ::f].reshape(-1, 3)
+    sure_car = ~_dilate(~small_car, sure * max(car.shape) / f)
+    deep_car = ~_dilate(~small_car, deep * max(car.shape) / f)
+    far = _dilate(placed, reach * size)
+    coloured = _car_coloured(small_image, sure_car if sure_car.any() else small_car, far)
+    ours = coloured & (like[_colour_index(small_image)].reshape(domain.shape) > 0.5) if like is not None else coloured
+    # the model's mask a little in from its edge; nearer its edge than `deep`, only where the colour is more the
+    # car's than the background's (a bumper or light drawn a few pixels over the road)
+    inside = sure_car & placed & (coloured | deep_car)
     # ... and so is the paint in the gaps between the predicted parts (the model's mask closed), far from their
     # edges: a fender between a door and a wheel, which a race of the floods over faint edges would otherwise
     # hand to the background coming in at the car's end
@@ -337,7 +340,7 @@ def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, like: np
         # the paint's colour beyond the region, within `reach`, is not surely background: the car may go on
         # there (a fender or bumper past the last predicted part, cut by the region's straight lines); the
         # watershed decides it, from background markers further out
-        outside &= ~(ours & _dilate(placed, reach * size))
+        outside &= ~(ours & far)
     outside &= ~inside
     unknown = ~outside & ~inside
     pixels = image[::f, ::f].astype(np.float32)
@@ -361,8 +364,9 @@ def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, like: np
 
 def _car_coloured(pixels: np.ndarray, car: np.ndarray, domain: np.ndarray) -> np.ndarray:
     """(H, W) bool: pixels (`pixels` (H x W, 3) uint8) whose colour (16 levels a channel) is a larger share of
-    the model's car mask (`car`) than of the ring just outside `domain` (mostly what is behind the car): a grey
-    road beside a silver car is not, so it stays background; a green fender cut off by the region's line is."""
+    the car (`car`: the model's mask a little inside its edges, which may lie over the road) than of the ring just
+    outside `domain` (what is behind the car, beyond the reach of its region): a light road beside a silver car
+    is not, so it stays background; a green fender cut off by the region's line is."""
     from scipy import ndimage
 
     q = (pixels >> 4).astype(np.int32)
