@@ -192,10 +192,9 @@ def test_the_outline_is_placed_per_pixel_on_a_coarse_grid(monkeypatch) -> None:
     car, wall = wall_photo()
     silhouette = ~car.background
     regions, _ = module.car_regions(car.car, car.door)
-    regions = np.where(car.door & (regions == 0), -1, regions)
-    fine, _ = module.car_extent(car.image, car.car, regions)
+    fine, _ = module.car_extent(car.image, car.car, regions, part=car.door)
     monkeypatch.setattr(module, "EXTENT_SIDE", 90)  # 260 pixels wide: every third pixel
-    coarse, _ = module.car_extent(car.image, car.car, regions)
+    coarse, _ = module.car_extent(car.image, car.car, regions, part=car.door)
     for extent in (fine, coarse):
         assert (extent & wall).sum() <= 0.002 * wall.sum()
         assert silhouette[extent].mean() > 0.99

@@ -291,27 +291,35 @@ CLOSE = 0.15
 SEAM = 0.007  # dark lines thinner than this share of the photo's longer side are seams, not the car's outline
 
 
-def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, like: np.ndarray | None = None,
-               sure: float = SURE, seam: float = SEAM, room: float = ROOM, reach: float = REACH,
-               core: float = CORE, close: float = CLOSE, deep: float = DEEP) -> tuple[np.ndarray, np.ndarray]:
-    """(extent (H, W) bool, labels (H, W) int32): where the car is, pixel by pixel, so the paint grows over it
+def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, like: np.ndarray | None = None, *,
+               part: np.ndarray | None = None, sure: float = SURE, seam: float = SEAM, room: float = ROOM,
+               reach: float = REACH, core: float = CORE, close: float = CLOSE,
+               deep: float = DEEP) -> tuple[np.ndarray, np.ndarray]:
+    """(extent (H, W) bool, labels (H, W) integers): where the car is, pixel by pixel, so the paint grows over it
     and stops at its outline, and which car (`regions`' label) each of its pixels belongs to.
 
-    `car`: the model's car mask (every predicted part); `regions`: where each car may be (`car_regions`; -1: a
-    chosen part outside them). The fenders, roof and quarter panels the model has no class for lie between the
-    two. The model's mask eroded by `sure` of the photo's longer side is surely the car; everything further than
-    `room` of the cars' size from `regions` surely not; between them a watershed of the colour gradient floods
-    from both, and they meet on the photo's strongest edge: the car's outline against the road, the wall or the
-    sky, whatever their colour (a white car before a white wall, a silver one on a grey road), not a line of
-    the geometry. The gradient is taken after a grey closing that removes dark lines thinner than `seam` of the
-    photo's longer side: the seams between panels, which the floods cross, unlike the outline (a step). Worked
-    out on every f-th pixel (at most EXTENT_SIDE a side); `_refine` then places the outline per pixel."""
+    `car`: the model's car mask (every predicted part); `regions`: where each car may be (`car_regions`); `part`:
+    the chosen parts, which count even outside `regions`; `like`: how much each colour bin looks like the paint
+    (`_Ref.grow`). The fenders, roof and quarter panels the model has no class for lie between the model's mask
+    and the regions' edges. Surely the car: the model's mask eroded by `sure` of the photo's longer side (nearer
+    its edge than `deep`, only in colours more the car's than the background's: a bumper drawn over the road),
+    and the paint-coloured gaps between its parts (its closing by `close` of the cars' size) `core` in from
+    their edge (a fender between a door and a wheel). Surely not: further than `room` of the cars' size from
+    the regions, except, up to `reach`, colours of the paint that are more the car's than the background's (a
+    fender past the regions' straight lines). Between them a watershed of the colour gradient floods from both,
+    and they meet on the photo's strongest edge: the car's outline against the road, the wall or the sky,
+    whatever their colour, not a line of the geometry. The gradient is taken after a grey closing that removes
+    dark lines thinner than `seam` of the photo's longer side: the seams between panels, which the floods cross,
+    unlike the outline (a step). Worked out on every f-th pixel (at most EXTENT_SIDE a side); `_refine` then
+    places the outline per pixel."""
     from scipy import ndimage
     from skimage.filters import sobel
     from skimage.segmentation import watershed
 
     f = max(1, int(np.ceil(max(car.shape) / EXTENT_SIDE)))
     small_car, small_regions = car[::f, ::f], regions[::f, ::f]
+    if part is not None:  # the chosen parts outside every region still count (-1)
+        small_regions = np.where(part[::f, ::f] & (small_regions == 0), -1, small_regions)
     placed = small_regions != 0
     if not placed.any():
         return np.zeros(car.shape, bool), np.zeros(car.shape, np.int32)
@@ -356,10 +364,11 @@ def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, like: np
     else:
         flooded = watershed(gradient, markers, mask=unknown | (markers > 0))
         small = inside | ((flooded == 1) & unknown)
+    extent = small if f == 1 else _refine(image, small, f)
+    if nearest.max() <= 1:  # one car: its label is the extent itself (0/1, no copy)
+        return extent, extent.view(np.uint8)
     labels = np.where(small, nearest, 0).astype(np.int32)
-    if f == 1:
-        return small, labels
-    return _refine(image, small, f), _grow_cells(labels, f, car.shape)
+    return extent, (labels if f == 1 else _grow_cells(labels, f, car.shape)) * extent
 
 
 def _car_coloured(pixels: np.ndarray, car: np.ndarray, domain: np.ndarray) -> np.ndarray:
@@ -728,19 +737,19 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
         mid = max(float(np.median(lum)), 1e-4)
         return Paint(weight, labels, {1: _info(values, lum, mid, int(part_c.sum()), 0)})
     regions, n = car_regions(car[crop], part_c)
-    if keep is not None:
-        part_c = part_c & ~keep[crop]
     f = max(1, int(np.ceil(max(part_c.shape) / 768)))
-    pieces, _ = ndimage.label(_shrink_any(part_c, f), structure=np.ones((3, 3), bool))
-    # each car's paint, from its chosen parts' pixels
-    own = image[crop][part_c]
-    refs = _references(own, _colour_index(own), _Where(part_c, f), np.ones(len(own), bool), regions[part_c], n,
+    # each car's paint, from its chosen parts' pixels on every f-th row and column (k-means takes a sample anyway)
+    every = (slice(None, None, f), slice(None, None, f))
+    part_s = part_c[every]
+    own = image[crop][every][part_s]
+    pieces, _ = ndimage.label(part_s, structure=np.ones((3, 3), bool))
+    refs = _references(own, _colour_index(own), _Where(part_s, 1), np.ones(len(own), bool), regions[every][part_s], n,
                        pieces, np.random.default_rng(seed), seed)
     if grow:
         # the car pixel by pixel: the paint stops at its outline (a wall or road of the paint's colour stays),
         # inside the chosen parts too (a part the model drew over the road)
         like = np.max([ref.grow for ref in refs], axis=0) if refs else None
-        extent, regions = car_extent(image[crop], car[crop], np.where(part_c & (regions == 0), -1, regions), like)
+        extent, regions = car_extent(image[crop], car[crop], regions, like, part=part_c)
         part_c = part_c & extent
         candidates = part_c | (regions > 0)
     else:
