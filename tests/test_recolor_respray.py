@@ -194,6 +194,7 @@ def test_the_outline_is_placed_per_pixel_on_a_coarse_grid(monkeypatch) -> None:
     regions, _ = module.car_regions(car.car, car.door)
     fine, _ = module.car_extent(car.image, car.car, regions, part=car.door)
     monkeypatch.setattr(module, "EXTENT_SIDE", 90)  # 260 pixels wide: every third pixel
+    monkeypatch.setattr(module, "EXTENT_FULL", 0)
     coarse, _ = module.car_extent(car.image, car.car, regions, part=car.door)
     for extent in (fine, coarse):
         assert (extent & wall).sum() <= 0.002 * wall.sum()

@@ -280,7 +280,8 @@ def snap_to_edges(image: np.ndarray, seed: np.ndarray, margin: float) -> np.ndar
     return out
 
 
-EXTENT_SIDE = 1024  # the car's outline is found on every f-th pixel, at most this a side (then refined per pixel)
+EXTENT_SIDE = 768  # the car's outline is found on every f-th pixel, at most this a side (then refined per pixel)
+EXTENT_FULL = 1024  # ... and on every pixel of a photo (its crop) no larger than this a side
 SURE = 0.012  # the model's car mask, eroded by this share of the photo's longer side, is surely the car
 DEEP = 0.035  # ... further in than this, whatever its colour
 ROOM = 0.04  # the watershed's room around the car's geometric region (car_regions), a share of its size
@@ -316,7 +317,7 @@ def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, like: np
     from skimage.filters import sobel
     from skimage.segmentation import watershed
 
-    f = max(1, int(np.ceil(max(car.shape) / EXTENT_SIDE)))
+    f = 1 if max(car.shape) <= EXTENT_FULL else max(1, int(np.ceil(max(car.shape) / EXTENT_SIDE)))
     small_car, small_regions = car[::f, ::f], regions[::f, ::f]
     if part is not None:  # the chosen parts outside every region still count (-1)
         small_regions = np.where(part[::f, ::f] & (small_regions == 0), -1, small_regions)
@@ -738,12 +739,10 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
         return Paint(weight, labels, {1: _info(values, lum, mid, int(part_c.sum()), 0)})
     regions, n = car_regions(car[crop], part_c)
     f = max(1, int(np.ceil(max(part_c.shape) / 768)))
-    # each car's paint, from its chosen parts' pixels on every f-th row and column (k-means takes a sample anyway)
-    every = (slice(None, None, f), slice(None, None, f))
-    part_s = part_c[every]
-    own = image[crop][every][part_s]
-    pieces, _ = ndimage.label(part_s, structure=np.ones((3, 3), bool))
-    refs = _references(own, _colour_index(own), _Where(part_s, 1), np.ones(len(own), bool), regions[every][part_s], n,
+    pieces, _ = ndimage.label(_shrink_any(part_c, f), structure=np.ones((3, 3), bool))
+    # each car's paint, from its chosen parts' pixels
+    own = image[crop][part_c]
+    refs = _references(own, _colour_index(own), _Where(part_c, f), np.ones(len(own), bool), regions[part_c], n,
                        pieces, np.random.default_rng(seed), seed)
     if grow:
         # the car pixel by pixel: the paint stops at its outline (a wall or road of the paint's colour stays),
