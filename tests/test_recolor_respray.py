@@ -155,6 +155,73 @@ def test_growth_reaches_an_unlabelled_panel_of_the_same_paint_and_stops_at_the_c
     assert (alone[~car.door] == car.image[~car.door]).all()
 
 
+def wall_photo() -> tuple[Car, np.ndarray]:
+    """(car, wall): the white car before a pale grey wall of the paint's own colour family (as light as the paint
+    in the shade of the sill), beside its cabin and above its fender and bonnet: what the geometry of the car's
+    parts takes for car (a car is widest low down), and only the step at the car's outline tells apart."""
+    car = car_photo((236, 236, 234))
+    yy, xx = np.mgrid[:car.image.shape[0], :car.image.shape[1]]
+    wall = car.background & (yy < 60) & (yy >= 8)
+    rng = np.random.default_rng(1)
+    car.image[wall] = np.clip(np.rint(np.array([204, 205, 207]) + rng.normal(0, 1.5, (int(wall.sum()), 3))), 0, 255)
+    return car, wall
+
+
+def test_growth_stops_at_the_cars_outline_before_a_wall_of_the_paints_colour() -> None:
+    """A wall of the paint's colour beside the cabin is inside the car's geometric region: the paint still stops,
+    pixel by pixel, at the car's outline (before issue 28's fix it was painted in blocks), and the fender and the
+    cabin beside the door, of the same paint and in no class, are painted."""
+    car, wall = wall_photo()
+    out = respray(car.image, car.door, "navy", car_mask=car.car, keep=car.keep)
+    changed = (out != car.image).any(axis=2)
+    body = ~car.background & ~car.keep & ~car.glass & ~car.light & ~car.highlight
+    assert wall.sum() > 2000
+    assert not changed[wall & ~_near(body, 2)].any()  # at most the feathered edge, two pixels wide
+    assert changed[car.fender].mean() > 0.9
+    assert changed[car.paint & ~car.highlight].mean() > 0.97
+    # the body's top beside the cabin, the same paint in no class, next to the wall
+    top = body & ~car.door & (np.mgrid[:body.shape[0], :body.shape[1]][0] < 66) & ~car.fender
+    assert changed[top].mean() > 0.7
+
+
+def test_the_outline_is_placed_per_pixel_on_a_coarse_grid(monkeypatch) -> None:
+    """On a large photo the car's outline is found on every f-th pixel, then placed per pixel: the extent follows
+    the car's silhouette within a pixel, not the grid's blocks (here 3 x 3 cells, the body's edges between them)."""
+    from masksmith.apps import respray as module
+
+    car, wall = wall_photo()
+    silhouette = ~car.background
+    regions, _ = module.car_regions(car.car, car.door)
+    fine, _ = module.car_extent(car.image, car.car, regions, part=car.door)
+    monkeypatch.setattr(module, "EXTENT_SIDE", 90)  # 260 pixels wide: every third pixel
+    monkeypatch.setattr(module, "EXTENT_FULL", 0)
+    coarse, _ = module.car_extent(car.image, car.car, regions, part=car.door)
+    for extent in (fine, coarse):
+        assert (extent & wall).sum() <= 0.002 * wall.sum()
+        assert silhouette[extent].mean() > 0.99
+        assert extent[car.fender].mean() > 0.9
+    # the cells alone (the cabin's edges lie between them) would take in a row or column of the wall
+    blocks = np.repeat(np.repeat(coarse[::3, ::3], 3, 0), 3, 1)[:wall.shape[0], :wall.shape[1]]
+    assert (blocks & wall).sum() > 0.002 * wall.sum()
+
+
+def test_a_part_drawn_over_a_road_of_the_paints_colour_stops_at_the_car() -> None:
+    """A silver car on a light grey road (the paint's colour a little lit), the model's door drawn 8 pixels down
+    over the road (as car-parts photos show bumpers and lights drawn over the road beside the car): the road is
+    not painted, the door's paint is."""
+    car = car_photo((150, 152, 156))
+    yy, xx = np.mgrid[:car.image.shape[0], :car.image.shape[1]]
+    road = car.background & (yy >= 110)
+    rng = np.random.default_rng(2)
+    car.image[road] = np.clip(np.rint(np.array([176, 177, 178]) + rng.normal(0, 2.0, (int(road.sum()), 3))), 0, 255)
+    over = car.door | ((yy >= 110) & (yy < 118) & (xx >= 90) & (xx < 180) & car.background)
+    out = respray(car.image, over, "navy", car_mask=car.car | over, keep=car.keep)
+    changed = (out != car.image).any(axis=2)
+    body = ~car.background & ~car.keep
+    assert changed[over & road & ~_near(body, 2)].mean() < 0.02
+    assert changed[car.paint & ~car.highlight].mean() > 0.97
+
+
 def test_growth_reaches_a_fender_beyond_the_last_predicted_part() -> None:
     """The model found the door and the wheels but not the lamps: the fender above the front wheel lies outside
     the hull of what it found, and is painted all the same; the background beside it is not."""

@@ -10,9 +10,12 @@ Three steps, each a function of its own:
    A pixel is paint when its chromaticity is close to the paint's and it is not much darker than the paint's
    darkest shading: door glass, lights, plates, chrome of another hue, tyres and black trim are left alone
    (soft weights, so mixed edge pixels blend). The paint then grows into connected pixels of the same paint
-   inside the car (each car's convex hull, widened a little, made at a small size so it is cheap): fenders,
-   roof and pillars, which the model has no class for, are painted too. `keep` (e.g. the other predicted
-   parts: glass, lights, wheels) is never painted; `grow=False` paints only inside the chosen parts.
+   inside the car: fenders, roof and pillars, which the model has no class for, are painted too. Where the car
+   is, is decided per pixel (`car_extent`): a watershed of the photo's colour gradient between the model's car
+   mask (eroded) and what lies beyond the car's geometric region (`car_regions`: its hull and rows, widened a
+   little), so the paint stops at the car's real outline even before a wall or road of the paint's colour.
+   `keep` (e.g. the other predicted parts: glass, lights, wheels) is never painted; `grow=False` paints only
+   inside the chosen parts.
 2. `shade_transfer` (in linear light): each paint pixel is the paint colour times its shading (its luminance
    over the paint's median) plus, above a highlight level taken from the paint's own luminance, a specular
    excess. The new pixel is the target colour times the same shading plus the same excess, so the paint's
@@ -132,7 +135,7 @@ def _closed(mask: np.ndarray, radius: float) -> np.ndarray:
 
 def car_regions(car: np.ndarray, part: np.ndarray | None = None, join: float = 0.25, close: float = 0.2,
                 widen: float = 0.02, span: float = 0.35, reach: float = 0.02,
-                cap: float = 0.15) -> tuple[np.ndarray, int]:
+                cap: float = 0.15, below: float = 0.02) -> tuple[np.ndarray, int]:
     """(labels (H, W) int32, n): where each car is, so growth may go there and nowhere else.
 
     Pieces of the car mask smaller than 1 % of its largest are left out (a model's stray specks in the
@@ -176,7 +179,7 @@ def car_regions(car: np.ndarray, part: np.ndarray | None = None, join: float = 0
         body = _closed(padded, r) | ((hull | spans) & low)
         grown = body | (_dilate(body, w) & ~low)  # widened upwards only: the roof, not the road
         _paste(region, grown, sl[0].start - pad, sl[1].start - pad, i)
-    slack = max(1, int(round(0.02 * cells.shape[0])))
+    slack = max(1, int(round(below * cells.shape[0])))
     region[np.arange(cells.shape[0])[:, None] > _bottom(chosen & (cells | chosen))[None, :] + slack] = 0
     return _grow_cells(region, f, car.shape).astype(np.int32), n
 
@@ -274,6 +277,151 @@ def snap_to_edges(image: np.ndarray, seed: np.ndarray, margin: float) -> np.ndar
     grown = (watershed(gradient, markers, mask=band | inner | outer) == 1) & band
     out = seed.copy()
     out[crop] |= _grow_cells(grown, f, seed[crop].shape) if f > 1 else grown
+    return out
+
+
+EXTENT_SIDE = 768  # the car's outline is found on every f-th pixel, at most this a side (then refined per pixel)
+EXTENT_FULL = 1024  # ... and on every pixel of a photo (its crop) no larger than this a side
+SURE = 0.012  # the model's car mask, eroded by this share of the photo's longer side, is surely the car
+DEEP = 0.035  # ... further in than this, whatever its colour
+ROOM = 0.04  # the watershed's room around the car's geometric region (car_regions), a share of its size
+REACH = 0.15  # ... and further, where the colour is the paint's (a share of the cars' size)
+CORE = 0.045  # the gaps between the predicted parts further than this share of the car's size from the
+# edge of the model's mask closed with a disc of CLOSE of its size are surely the car
+CLOSE = 0.15
+SEAM = 0.007  # dark lines thinner than this share of the photo's longer side are seams, not the car's outline
+
+
+def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, like: np.ndarray | None = None, *,
+               part: np.ndarray | None = None, sure: float = SURE, seam: float = SEAM, room: float = ROOM,
+               reach: float = REACH, core: float = CORE, close: float = CLOSE,
+               deep: float = DEEP) -> tuple[np.ndarray, np.ndarray]:
+    """(extent (H, W) bool, labels (H, W) integers): where the car is, pixel by pixel, so the paint grows over it
+    and stops at its outline, and which car (`regions`' label) each of its pixels belongs to.
+
+    `car`: the model's car mask (every predicted part); `regions`: where each car may be (`car_regions`); `part`:
+    the chosen parts, which count even outside `regions`; `like`: how much each colour bin looks like the paint
+    (`_Ref.grow`). The fenders, roof and quarter panels the model has no class for lie between the model's mask
+    and the regions' edges. Surely the car: the model's mask eroded by `sure` of the photo's longer side (nearer
+    its edge than `deep`, only in colours more the car's than the background's: a bumper drawn over the road),
+    and the paint-coloured gaps between its parts (its closing by `close` of the cars' size) `core` in from
+    their edge (a fender between a door and a wheel). Surely not: further than `room` of the cars' size from
+    the regions, except, up to `reach`, colours of the paint that are more the car's than the background's (a
+    fender past the regions' straight lines). Between them a watershed of the colour gradient floods from both,
+    and they meet on the photo's strongest edge: the car's outline against the road, the wall or the sky,
+    whatever their colour, not a line of the geometry. The gradient is taken after a grey closing that removes
+    dark lines thinner than `seam` of the photo's longer side: the seams between panels, which the floods cross,
+    unlike the outline (a step). Worked out on every f-th pixel (at most EXTENT_SIDE a side); `_refine` then
+    places the outline per pixel."""
+    from scipy import ndimage
+    from skimage.filters import sobel
+    from skimage.segmentation import watershed
+
+    f = 1 if max(car.shape) <= EXTENT_FULL else max(1, int(np.ceil(max(car.shape) / EXTENT_SIDE)))
+    small_car, small_regions = car[::f, ::f], regions[::f, ::f]
+    if part is not None:  # the chosen parts outside every region still count (-1)
+        small_regions = np.where(part[::f, ::f] & (small_regions == 0), -1, small_regions)
+    placed = small_regions != 0
+    if not placed.any():
+        return np.zeros(car.shape, bool), np.zeros(car.shape, np.int32)
+    if small_regions.max() <= 1:
+        nearest = np.ones(small_regions.shape, np.int32)
+    else:
+        _, (iy, ix) = ndimage.distance_transform_edt(small_regions <= 0, return_indices=True)
+        nearest = np.maximum(small_regions[iy, ix], 1).astype(np.int32)
+    size = np.sqrt(placed.sum())
+    domain = _dilate(placed, room * size)
+    small_image = image[::f, ::f].reshape(-1, 3)
+    sure_car = ~_dilate(~small_car, sure * max(car.shape) / f)
+    deep_car = ~_dilate(~small_car, deep * max(car.shape) / f)
+    far = _dilate(placed, reach * size)
+    coloured = _car_coloured(small_image, sure_car if sure_car.any() else small_car, far)
+    ours = coloured & (like[_colour_index(small_image)].reshape(domain.shape) > 0.5) if like is not None else coloured
+    # the model's mask a little in from its edge; nearer its edge than `deep`, only where the colour is more the
+    # car's than the background's (a bumper or light drawn a few pixels over the road)
+    inside = sure_car & placed & (coloured | deep_car)
+    # ... and so is the paint in the gaps between the predicted parts (the model's mask closed), far from their
+    # edges: a fender between a door and a wheel, which a race of the floods over faint edges would otherwise
+    # hand to the background coming in at the car's end
+    inside |= ~_dilate(~(_closed(small_car, close * size) & placed), core * size) & ~small_car & ours
+    outside = ~domain
+    if like is not None:
+        # the paint's colour beyond the region, within `reach`, is not surely background: the car may go on
+        # there (a fender or bumper past the last predicted part, cut by the region's straight lines); the
+        # watershed decides it, from background markers further out
+        outside &= ~(ours & far)
+    outside &= ~inside
+    unknown = ~outside & ~inside
+    pixels = image[::f, ::f].astype(np.float32)
+    # a grey closing first: the dark seams between panels are gone, the car's outline (a step from the car to
+    # what is behind it) stays, so the floods cross seams and meet on the outline
+    k = max(3, int(round(seam * max(pixels.shape[:2]))) | 1)
+    pixels = ndimage.grey_closing(pixels, size=(k, k, 1))
+    gradient = np.max([sobel(pixels[..., c]) for c in range(3)], axis=0)
+    near = ndimage.binary_dilation(unknown, np.ones((3, 3), bool))
+    markers = np.where(inside & near, 1, np.where(outside & near, 2, 0)).astype(np.int32)
+    if not (markers == 1).any():
+        small = placed
+    else:
+        flooded = watershed(gradient, markers, mask=unknown | (markers > 0))
+        small = inside | ((flooded == 1) & unknown)
+    extent = small if f == 1 else _refine(image, small, f)
+    if nearest.max() <= 1:  # one car: its label is the extent itself (0/1, no copy)
+        return extent, extent.view(np.uint8)
+    labels = np.where(small, nearest, 0).astype(np.int32)
+    return extent, (labels if f == 1 else _grow_cells(labels, f, car.shape)) * extent
+
+
+def _car_coloured(pixels: np.ndarray, car: np.ndarray, domain: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels (`pixels` (H x W, 3) uint8) whose colour (16 levels a channel) is a larger share of
+    the car (`car`: the model's mask a little inside its edges, which may lie over the road) than of the ring just
+    outside `domain` (what is behind the car, beyond the reach of its region): a light road beside a silver car
+    is not, so it stays background; a green fender cut off by the region's line is."""
+    from scipy import ndimage
+
+    q = (pixels >> 4).astype(np.int32)
+    bins = (q[:, 0] << 8) | (q[:, 1] << 4) | q[:, 2]
+    ring = (ndimage.binary_dilation(domain, iterations=2) & ~domain).ravel()
+    mine = car.ravel()
+    if not ring.any() or not mine.any():
+        return np.ones(car.shape, bool)
+    in_car = np.bincount(bins[mine], minlength=4096) / mine.sum()
+    in_ring = np.bincount(bins[ring], minlength=4096) / ring.sum()
+    return (in_car > in_ring)[bins].reshape(car.shape)
+
+
+def _refine(image: np.ndarray, small: np.ndarray, f: int) -> np.ndarray:
+    """The car found on every f-th pixel (`small`) at the photo's size, its outline placed per pixel: each pixel
+    of the cells on either side of the outline goes to the side whose colour it is nearer (the mean colour of
+    the nearest cell beyond the outline's cells on each side), so the outline follows the photo's edge, not the
+    grid; where both sides have the same colour it stays where the cells put it."""
+    from scipy import ndimage
+
+    ring = np.ones((3, 3), bool)
+    edge = ndimage.binary_dilation(small, ring) & ~ndimage.binary_erosion(small, ring, border_value=1)
+    out = _grow_cells(small, f, image.shape[:2])
+    if not edge.any():
+        return out
+    means = ndimage.uniform_filter(image[::f, ::f].astype(np.float32), size=(3, 3, 1), mode="nearest")
+    sides = []
+    for side in (small & ~edge, ~small & ~edge):
+        if not side.any():
+            return out
+        _, (iy, ix) = ndimage.distance_transform_edt(~side, return_indices=True)
+        sides.append(means[iy, ix])
+    cy, cx = np.nonzero(edge)
+    dy, dx = np.divmod(np.arange(f * f), f)
+    ys = (cy[:, None] * f + dy[None, :]).ravel()
+    xs = (cx[:, None] * f + dx[None, :]).ravel()
+    cell_y, cell_x = np.repeat(cy, f * f), np.repeat(cx, f * f)
+    ok = (ys < out.shape[0]) & (xs < out.shape[1])
+    ys, xs, cell_y, cell_x = ys[ok], xs[ok], cell_y[ok], cell_x[ok]
+    colour = image[ys, xs].astype(np.float32)
+    to_car = ((colour - sides[0][cell_y, cell_x]) ** 2).sum(1)
+    to_rest = ((colour - sides[1][cell_y, cell_x]) ** 2).sum(1)
+    clear = np.abs(np.sqrt(to_car) - np.sqrt(to_rest)) >= 6.0  # same colour both sides: the cells decide
+    decided = np.where(clear, to_car < to_rest, small[cell_y, cell_x])
+    out[ys, xs] = decided
     return out
 
 
@@ -590,17 +738,28 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
         mid = max(float(np.median(lum)), 1e-4)
         return Paint(weight, labels, {1: _info(values, lum, mid, int(part_c.sum()), 0)})
     regions, n = car_regions(car[crop], part_c)
-    candidates = (part_c | (regions > 0)) if grow else part_c.copy()
+    f = max(1, int(np.ceil(max(part_c.shape) / 768)))
+    pieces, _ = ndimage.label(_shrink_any(part_c, f), structure=np.ones((3, 3), bool))
+    # each car's paint, from its chosen parts' pixels
+    own = image[crop][part_c]
+    refs = _references(own, _colour_index(own), _Where(part_c, f), np.ones(len(own), bool), regions[part_c], n,
+                       pieces, np.random.default_rng(seed), seed)
+    if grow:
+        # the car pixel by pixel: the paint stops at its outline (a wall or road of the paint's colour stays),
+        # inside the chosen parts too (a part the model drew over the road)
+        like = np.max([ref.grow for ref in refs], axis=0) if refs else None
+        extent, regions = car_extent(image[crop], car[crop], regions, like, part=part_c)
+        part_c = part_c & extent
+        candidates = part_c | (regions > 0)
+    else:
+        candidates = part_c.copy()
     if keep is not None:
         candidates &= ~keep[crop]
     pixels = image[crop][candidates]
     index = _colour_index(pixels)
     in_part = part_c[candidates]
     which = regions[candidates]
-    f = max(1, int(np.ceil(max(part_c.shape) / 768)))
-    pieces, _ = ndimage.label(_shrink_any(part_c, f), structure=np.ones((3, 3), bool))
     where = _Where(candidates, f)
-    refs = _references(pixels, index, where, in_part, which, n, pieces, np.random.default_rng(seed), seed)
     soft = np.zeros(len(pixels), np.float32)
     best = np.zeros(len(pixels), np.int32)
     score = np.zeros(len(pixels), np.float32)
