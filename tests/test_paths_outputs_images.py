@@ -152,3 +152,24 @@ def test_git_lfs_pointer_is_named(tmp_path: Path) -> None:
     (tmp_path / "photo.jpg").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n")
     with pytest.raises(ImageReadError, match="Git LFS pointer.*git lfs pull"):
         read_image(tmp_path / "photo.jpg")
+
+
+def test_a_killed_writers_temporary_file_is_discarded_and_nothing_else(tmp_path: Path) -> None:
+    """A process killed between writing and renaming leaves `.NAME.XXXXXXXX.tmp`; the folder removes only those
+    (its own naming), never a user's file that merely looks alike."""
+    import tempfile
+
+    from masksmith.core.outputs import OutputFolder, partial_writes
+
+    folder = OutputFolder(tmp_path / "out")
+    folder.write_bytes("photo[1]_mask.png", b"done")
+    fd, left = tempfile.mkstemp(prefix=".photo[1]_mask.png.", suffix=".tmp", dir=tmp_path / "out")
+    os.close(fd)
+    theirs = [tmp_path / "out" / n for n in (".photo[1]_mask.png.backup.tmp", ".photo[1]_mask.png.tmp",
+                                              ".photo_mask.png.abcdefgh.tmp", "photo[1]_mask.png.abcdefgh.tmp")]
+    for p in theirs:
+        p.write_bytes(b"user")
+    assert partial_writes(tmp_path / "out" / "photo[1]_mask.png") == [Path(left)]
+    assert folder.discard_partial("photo[1]_mask.png") == 1
+    assert not Path(left).exists() and all(p.read_bytes() == b"user" for p in theirs)
+    assert (tmp_path / "out" / "photo[1]_mask.png").read_bytes() == b"done"

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -105,6 +107,23 @@ def _out_of_space(path: Path) -> bool:
         return False
 
 
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name[:100]}."
+
+
+def partial_writes(path: str | Path) -> list[Path]:
+    """The temporary files beside `path` that an atomic write of it left when its process was killed between
+    writing and renaming (a SIGKILL runs no clean-up): `.NAME.XXXXXXXX.tmp`, named as only `atomic_writing`
+    names them."""
+    path = Path(path)
+    prefix = _temp_prefix(path)
+    pattern = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}\.tmp")
+    try:
+        return sorted(p for p in path.parent.glob(glob.escape(prefix) + "*.tmp") if pattern.fullmatch(p.name))
+    except OSError:
+        return []
+
+
 def atomic_save(path: str | Path, write: Callable[[Path], Any], *,
                 before_replace: Callable[[], Any] | None = None) -> Path:
     """Call `write(tmp_path)` to fill a temporary file beside `path`, then rename it into place."""
@@ -122,7 +141,7 @@ def atomic_writing(path: str | Path, *, before_replace: Callable[[], Any] | None
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as exc:
         raise os_error(exc, path) from None
@@ -308,6 +327,16 @@ class OutputFolder:
         """Whether output `name` is already there from an earlier run of ours (for skipping finished work)."""
         path = self.path(name)
         return path.is_file() and self.owns(path)
+
+    def discard_partial(self, name: str) -> int:
+        """Remove what interrupted writes of `name` left behind (`partial_writes`: only masksmith's own temporary
+        files); returns how many."""
+        removed = 0
+        for tmp in partial_writes(self.path(name)):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed += 1
+        return removed
 
     def write_bytes(self, name: str, data: bytes) -> Path:
         return self.save(name, lambda tmp: tmp.write_bytes(data))

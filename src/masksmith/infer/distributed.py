@@ -195,6 +195,11 @@ def predict_with_ray(model: str | Path, inputs: Sequence[str | Path], out: str |
     summary_target = claim_summary(summary, local_inputs, overwrite)
     backend_name = getattr(writer.predictor, "backend", "torch")
 
+    def discard_partial_outputs() -> None:
+        for job in todo:
+            for name in writer.names_for(job.stem).values():
+                folder.discard_partial(name)
+
     def rows() -> Iterator[dict[str, Any]]:
         for job in jobs:
             if job.path in finished:
@@ -203,6 +208,7 @@ def predict_with_ray(model: str | Path, inputs: Sequence[str | Path], out: str |
             progress(0, len(todo))
         if not todo:
             return
+        discard_partial_outputs()  # what a killed earlier run left
         started = start_ray(address, workers)
         try:
             items = [{"source": str(j.path), "stem": j.stem} for j in todo]
@@ -233,6 +239,7 @@ def predict_with_ray(model: str | Path, inputs: Sequence[str | Path], out: str |
                 if progress is not None:
                     progress(done, len(todo))
                 yield {"image": source, "status": "predicted", **row}
+            discard_partial_outputs()  # a worker killed mid-write leaves its temporary file; the retry wrote the file
         finally:
             if started:
                 ray.shutdown()
