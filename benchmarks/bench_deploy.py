@@ -191,7 +191,8 @@ def ray_row(model: Path, count: int, work: Path) -> dict:
     for k, s in enumerate(sample_dataset(50, (320, 240), seed=11).samples):
         Image.fromarray(s.load_image()).save(pool / f"pool_{k:03d}.jpg", quality=90)
     photos = work / "ray-photos"
-    photos.mkdir(exist_ok=True)
+    shutil.rmtree(photos, ignore_errors=True)  # a work folder used before: start from none
+    photos.mkdir()
     pool_files = sorted(pool.iterdir())
     for k in range(count):
         (photos / f"p_{k:05d}.jpg").symlink_to(pool_files[k % len(pool_files)])
@@ -199,6 +200,7 @@ def ray_row(model: Path, count: int, work: Path) -> dict:
     out = {}
     for engine in ("local", "ray"):
         target = work / f"out-{engine}"
+        shutil.rmtree(target, ignore_errors=True)  # outputs left by an interrupted run would be skipped as done
         monitor = WorkerMemory() if engine == "ray" else None
         t = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "masksmith.cli", "predict", str(model), str(photos), "--out",
