@@ -219,3 +219,13 @@ def test_the_end_of_training_moves_so_the_end_of_the_run_fits_the_deadline() -> 
     blind = KeepToBudget(RunBudget(Deadline(100.0, time.monotonic())), ClockSchedule([1.0], None, 100.0))
     assert blind.end_reserve() == pytest.approx(0.1 * 100 + VALIDATION_FIXED + EPOCH_END_SECONDS)
     assert allowed_seconds(60) == 65 and allowed_seconds(1000) == 1050
+
+
+def test_a_suggested_budget_reaches_the_level_it_promises() -> None:
+    """The rounded good and usable minutes are never below the tiers a page words them by."""
+    from masksmith.train.suggest import suggest_budget
+
+    for speed in np.linspace(0.5, 40, 200):
+        budget = suggest_budget(300, float(speed), 256, 8)
+        tiers = {t["level"]: t["minutes"] for t in budget.tiers()}
+        assert budget.good_minutes >= tiers["good"] and budget.usable_minutes >= tiers["usable"], speed
