@@ -169,7 +169,7 @@ def test_a_killed_writers_temporary_file_is_discarded_and_nothing_else(tmp_path:
                                               ".photo_mask.png.abcdefgh.tmp", "photo[1]_mask.png.abcdefgh.tmp")]
     for p in theirs:
         p.write_bytes(b"user")
-    assert partial_writes(tmp_path / "out" / "photo[1]_mask.png") == [Path(left)]
-    assert folder.discard_partial("photo[1]_mask.png") == 1
+    assert partial_writes(tmp_path / "out", ["photo[1]_mask.png"]) == [Path(left)]
+    assert folder.discard_partial(["photo[1]_mask.png"]) == 1
     assert not Path(left).exists() and all(p.read_bytes() == b"user" for p in theirs)
     assert (tmp_path / "out" / "photo[1]_mask.png").read_bytes() == b"done"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import os
 import re
 import shutil
@@ -111,17 +110,17 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name[:100]}."
 
 
-def partial_writes(path: str | Path) -> list[Path]:
-    """The temporary files beside `path` that an atomic write of it left when its process was killed between
-    writing and renaming (a SIGKILL runs no clean-up): `.NAME.XXXXXXXX.tmp`, named as only `atomic_writing`
-    names them."""
-    path = Path(path)
-    prefix = _temp_prefix(path)
-    pattern = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}\.tmp")
+def partial_writes(folder: str | Path, names: Iterable[str]) -> list[Path]:
+    """The temporary files in `folder` that atomic writes of `names` (file names in it) left when their process
+    was killed between writing and renaming (a SIGKILL runs no clean-up): `.NAME.XXXXXXXX.tmp`, named as only
+    `atomic_writing` names them. One listing of the folder, however many names."""
+    wanted = {_temp_prefix(Path(n)) for n in names}
+    pattern = re.compile(r"(\..*\.)[a-z0-9_]{8}\.tmp")
     try:
-        return sorted(p for p in path.parent.glob(glob.escape(prefix) + "*.tmp") if pattern.fullmatch(p.name))
+        entries = [e.name for e in os.scandir(folder) if e.name.endswith(".tmp")]
     except OSError:
         return []
+    return sorted(Path(folder, n) for n in entries if (m := pattern.fullmatch(n)) and m.group(1) in wanted)
 
 
 def atomic_save(path: str | Path, write: Callable[[Path], Any], *,
@@ -328,14 +327,19 @@ class OutputFolder:
         path = self.path(name)
         return path.is_file() and self.owns(path)
 
-    def discard_partial(self, name: str) -> int:
-        """Remove what interrupted writes of `name` left behind (`partial_writes`: only masksmith's own temporary
-        files); returns how many."""
+    def discard_partial(self, names: Iterable[str]) -> int:
+        """Remove what interrupted writes of `names` left behind (`partial_writes`: only masksmith's own temporary
+        files), one listing per folder; returns how many."""
+        by_folder: dict[Path, list[str]] = {}
+        for name in names:
+            path = self.path(name)
+            by_folder.setdefault(path.parent, []).append(path.name)
         removed = 0
-        for tmp in partial_writes(self.path(name)):
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-                removed += 1
+        for folder, files in by_folder.items():
+            for tmp in partial_writes(folder, files):
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                    removed += 1
         return removed
 
     def write_bytes(self, name: str, data: bytes) -> Path:

@@ -196,9 +196,7 @@ def predict_with_ray(model: str | Path, inputs: Sequence[str | Path], out: str |
     backend_name = getattr(writer.predictor, "backend", "torch")
 
     def discard_partial_outputs() -> None:
-        for job in todo:
-            for name in writer.names_for(job.stem).values():
-                folder.discard_partial(name)
+        folder.discard_partial(n for job in todo for n in writer.names_for(job.stem).values())
 
     def rows() -> Iterator[dict[str, Any]]:
         for job in jobs:
