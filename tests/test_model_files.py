@@ -323,7 +323,7 @@ def test_onnx_metadata_goes_through_the_model_files_checks(onnx_file: Path, tmp_
     assert_one_line_refusal(monkeypatch, capsys, tmp_path, bad, words)
 
 
-def test_onnx_metadata_asking_for_more_memory_than_free_is_refused_before_onnx_runtime(
+def test_onnx_metadata_asking_for_more_memory_than_free_is_refused_before_the_first_run(
         onnx_file: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     from masksmith.core import memory
     from masksmith.infer.runtime import read_onnx_artifact

@@ -202,15 +202,17 @@ def test_export_prints_parity_and_speed(model: Path, monkeypatch, capsys) -> Non
 
 # --------------------------------------------------------------------------------------------- start-up
 def test_onnx_prediction_and_the_help_never_import_torch(model: Path, tmp_path: Path) -> None:
+    """Nor, from the exported file, the onnx package: the file is parsed once, by ONNX Runtime."""
     report = export_onnx(model)
     src = photos(tmp_path / "photos", 2)
     script = (f"import sys; from masksmith.cli import main; sys.argv = ['masksmith', 'predict', {str(report.path)!r}, "
               f"{str(src)!r}, '--out', {str(tmp_path / 'o')!r}]\n"
               "try:\n    main()\nexcept SystemExit:\n    pass\n"
-              "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')")
+              "print('ONNX' if 'onnx' in sys.modules else 'NO ONNX',\n"
+              "      'TORCH' if 'torch' in sys.modules else 'NO TORCH')")
     env = {"PYTHONPATH": str(SRC), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
-    assert run.stdout.strip().endswith("NO TORCH"), run.stdout + run.stderr
+    assert run.stdout.strip().endswith("NO ONNX NO TORCH"), run.stdout + run.stderr
     assert len(list((tmp_path / "o").glob("*_mask.png"))) == 2
     for args in (["--help"], ["predict", "--help"]):
         script = (f"import sys; from masksmith.cli import main; sys.argv = ['masksmith', *{args!r}]\n"

@@ -52,18 +52,18 @@ def _open(path: Path, backend: str | None, kwargs: dict[str, Any]):
         elif backend == "auto":
             backend = "torch"
     if path.suffix.lower() == ".onnx":
-        from masksmith.infer.runtime import OnnxNetwork, artifact_from_metadata, read_onnx_artifact, session_shapes
+        from masksmith.infer.runtime import OnnxNetwork, artifact_from_metadata, session_shapes
 
         if backend == "torch":
             raise MasksmithError("is an ONNX file; it runs on ONNX Runtime only.", path=path,
                                  fix="use `backend=onnx`, or the .masksmith file it was exported from.")
         from masksmith.models.footprint import check_footprint
 
-        net = kwargs.get("net")
-        if net is None:  # one image at its input size checked before ONNX Runtime allocates anything
-            check_footprint(read_onnx_artifact(path), weights=False, weight_bytes=path.stat().st_size)
-            net = OnnxNetwork(path)
+        net = kwargs.get("net") or OnnxNetwork(path)
         artifact = artifact_from_metadata(net.metadata(), path, session_shapes(net.session))
+        # one image at its input size checked before the first run (the session holds only the graph's weights,
+        # which are the file); read from the open session, so the file is parsed once and onnx is not imported
+        check_footprint(artifact, weights=False, weight_bytes=path.stat().st_size)
         kwargs |= {"net": net, "backend": "onnx"}
         note = note or f"ONNX Runtime ({path.name}; {net.graph})"
     else:
