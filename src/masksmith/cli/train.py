@@ -42,8 +42,10 @@ ShrinkOpt = Annotated[float | None, typer.Option(min=1.0, max=64.0, help="... or
                                                  "window.")]
 EpochsOpt = Annotated[int | None, typer.Option(min=1, max=MAX_EPOCHS, help="Epochs to train (the total, also when "
                                                "resuming).")]
-TimeOpt = Annotated[str | None, typer.Option("--time", help="Wall-clock budget, e.g. 12m or 90s; the "
-                                             "learning-rate schedule follows the clock.")]
+TimeOpt = Annotated[str | None, typer.Option("--time", help="Wall-clock budget, e.g. 12m or 90s: the whole wait, "
+                                             "evaluation and report included; the learning-rate schedule follows "
+                                             "the clock. With --resume, the run's total (a resumed run trains what "
+                                             "is left of it).")]
 BatchOpt = Annotated[int | None, typer.Option(min=1, max=4096, help=batch_help())]
 LrOpt = Annotated[float | None, typer.Option(min=0.0, max=10.0, help="Peak learning rate (semantic: AdamW 4e-3; "
                                              "instance: SGD 0.01).")]
