@@ -339,11 +339,13 @@ def test_recolor_paste_colors_and_rank_from_the_cli(model: Path, photos: Path, t
     rows = list(csv.DictReader((tmp_path / "ranking.csv").open()))
     assert [int(x["rank"]) for x in rows] == [1, 2, 3] and "each unlike those above it" in r.stdout
     assert float(rows[0]["score"]) == max(float(x["score"]) for x in rows) and rows[0]["distinct"] == "1.000000"
+    assert "distinct 1.00" in r.stdout.splitlines()[0]
     r = cli("rank", model, photos / "images", "--out", tmp_path / "plain.csv", "--strategy", "uncertain")
     assert r.returncode == 0, r.stderr
     plain = list(csv.DictReader((tmp_path / "plain.csv").open()))
     assert [float(x["score"]) for x in plain] == sorted((float(x["score"]) for x in rows), reverse=True)
     assert {x["image"] for x in plain} == {x["image"] for x in rows} and all(x["distinct"] == "" for x in plain)
+    assert "distinct" not in r.stdout
     r = cli("rank", model, photos / "images", "--out", tmp_path / "no.csv", "--strategy", "random")
     assert r.returncode == 2 and "unknown ranking strategy 'random'" in r.stderr and not (tmp_path / "no.csv").exists()
 

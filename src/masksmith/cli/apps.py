@@ -197,7 +197,7 @@ def rank_cmd(
     files = expand_inputs(photos, skip=folder)
     rows = rank_images(predictor, ((str(f), read_image(f)) for f in files), measure, strategy=strategy)
     csv_path = write_ranking(rows, folder, name)
-    for r in rows[:10]:
-        plain(f"  {r.score:.4f}  {r.image}")
+    for r in rows[:10]:  # distinct: how unlike the photos above it (1 = as far as a typical pair or more)
+        plain(f"  {r.score:.4f}" + (f"  distinct {r.distinct:.2f}" if r.distinct is not None else "") + f"  {r.image}")
     how = "most unsure first, each unlike those above it" if strategy == "diverse" else "most unsure first"
     console.print(f"ranked {len(rows)} photo(s), {how}: {csv_path}")
