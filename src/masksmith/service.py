@@ -48,7 +48,7 @@ def training_config(data: str | Path | None, *, task: str | None = None, model: 
         elif value is not None:
             setattr(config, key, value)
     if config.from_model:  # fine-tuning: the network is the model's, so the config records its task and shape
-        _take_architecture(config)
+        _take_architecture(config, given.get("size"))
     if given.get("time_budget") is not None and given.get("epochs") is None:
         config.epochs = None  # a budget alone: the clock ends the run
     config.fixed = sorted({*config.fixed, *(k for k in PLANNED_SETTINGS if given.get(k) is not None)})
@@ -58,7 +58,9 @@ def training_config(data: str | Path | None, *, task: str | None = None, model: 
     return config.check()
 
 
-def _take_architecture(config: TrainConfig) -> None:
+def _take_architecture(config: TrainConfig, size: int | None = None) -> None:
+    """The model's task and network for a fine-tune; an instance model also keeps its size (`size`: the one
+    the person gave, refused when it differs), since Mask R-CNN's anchors were chosen for it."""
     from masksmith.models.artifact import load_artifact
 
     start = load_artifact(config.from_model)  # a broken or missing file: one line naming it
@@ -66,6 +68,14 @@ def _take_architecture(config: TrainConfig) -> None:
     config.task = start.task
     config.arch = str(start.model.get("arch", config.arch))
     config.encoder = str(start.model.get("encoder", config.encoder))
+    if start.task == "instance":
+        own = int(start.model.get("max_size") or config.size)
+        if size is not None and int(size) != own:
+            raise MasksmithError(f"`size` {size} differs from the model's own ({own}); an instance model is "
+                                 "fine-tuned at the size it was trained at.", path=config.from_model,
+                                 fix=f"leave out `size` (or give {own}).")
+        config.size = own
+        config.fixed = sorted({*config.fixed, "size"})  # the plan keeps it
 
 
 def finetune_config(run_dir: str | Path, data: str | Path | None = None, *, time_budget: float | None = None,

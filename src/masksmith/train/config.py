@@ -206,14 +206,12 @@ class TrainConfig:
         return cls(**data).check(path)
 
     def _check_from_model(self, path: str | Path | None) -> None:
-        """`from_model` names an existing model file or run folder of this task (semantic only for now)."""
+        """`from_model` names an existing model file or run folder (its task and classes are checked against the
+        run's when training starts)."""
         model = Path(str(self.from_model)) if isinstance(self.from_model, str) and self.from_model else None
         if model is None or not (model.is_file() or (model / "model.masksmith").is_file()):
             raise MasksmithError(f"`from_model` is {self.from_model!r}, which is no model file.", path=path,
                                  fix="give `from_model` the model.masksmith (or the run folder) to fine-tune.")
-        if self.task != "semantic":
-            raise MasksmithError(f"`from_model` fine-tunes semantic models; this run is {self.task}.", path=path,
-                                 fix="leave out `from_model`, or train a semantic model.")
 
 
 def _shown(value: float) -> str:

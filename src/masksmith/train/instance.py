@@ -250,6 +250,20 @@ def split_instance_data(config: TrainConfig, announce: Callable[[str], None] | N
     return split, config
 
 
+def start_instance_network(model: str | Path, class_names: list[str]) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The Mask R-CNN of a model file with its weights (`build_network`, as prediction opens it) and its
+    architecture dict, to fine-tune on a data set that must have the model's classes in the model's order.
+    The run keeps the model's size (`service.training_config` sets it): its anchors were chosen for it."""
+    from masksmith.models.artifact import build_network, load_artifact
+
+    artifact = load_artifact(model)
+    if artifact.task != "instance" or list(artifact.classes) != list(class_names):
+        raise MasksmithError(f"the model to start from is a {artifact.task} model of the classes "
+                             f"{', '.join(artifact.classes)}; the data set has {', '.join(class_names)}.", path=model,
+                             fix="fine-tune on a data set with the model's classes, or leave out `from_model`.")
+    return build_network(artifact).train(), dict(artifact.model)
+
+
 def model_config_for(config: TrainConfig) -> dict[str, Any]:
     """The architecture dict for a training config (config.size is the longer side)."""
     return instance_model_config(config.arch, max_size=config.size, weights=config.encoder_weights,
@@ -276,8 +290,11 @@ def fit_instance(config: TrainConfig, run_dir: Path, resume_from: Path | None,
     started = time.monotonic() if started is None else started
     split, config = split_instance_data(config, announce, started)
     names = split.dataset.class_names
-    model_config = model_config_for(config)
-    net = build_instance_model(model_config, len(names), pretrained=resume_from is None)
+    if config.from_model:  # fine-tune: the model file's network and weights (resume loads its checkpoint)
+        net, model_config = start_instance_network(config.from_model, names)
+    else:
+        model_config = model_config_for(config)
+        net = build_instance_model(model_config, len(names), pretrained=resume_from is None)
 
     bf16_backbone(net, config)
     perm = flip_permutation(split.dataset.class_map, split.flip_pairs) if config.flip else None
