@@ -124,6 +124,42 @@ def test_carvana_gif_masks(tmp_path: Path) -> None:
     assert sem[20, 10] == 1 and sem[2, 2] == 0
 
 
+def write_oxford_pets(root: Path) -> Path:
+    """Oxford-IIIT Pet's layout (its README): images/*.jpg, annotations/trimaps/*.png (1 pet, 2 background,
+    3 border) beside annotations/xmls/ (head boxes), list.txt and trainval.txt; the tarball also carries
+    macOS `._` copies of the trimaps."""
+    lines = []
+    for k, breed in enumerate(("Abyssinian_1", "basset_hound_2")):
+        photo(root / "images" / f"{breed}.jpg")
+        trimap = np.full((H, W), 2, np.uint8)
+        trimap[blob(k)] = 1
+        (root / "annotations" / "trimaps").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(trimap, "L").save(root / "annotations" / "trimaps" / f"{breed}.png")
+        (root / "annotations" / "trimaps" / f"._{breed}.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+        (root / "annotations" / "xmls").mkdir(exist_ok=True)
+        (root / "annotations" / "xmls" / f"{breed}.xml").write_text("<annotation></annotation>")
+        lines.append(f"{breed} {k + 1} {k + 1} 1")
+    (root / "annotations" / "list.txt").write_text("\n".join(lines) + "\n")
+    (root / "annotations" / "trainval.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_masks_one_level_down_in_the_mask_folder_oxford_pets(tmp_path: Path) -> None:
+    write_oxford_pets(tmp_path)
+    ds = load_dataset(tmp_path, class_names={"1": "pet", "2": "background", "3": "border"})
+    assert ds.format == "masks" and [s.name for s in ds.samples] == ["images/Abyssinian_1.jpg",
+                                                               "images/basset_hound_2.jpg"]
+    sem = semantic_mask(ds.samples[1], ds.class_map.index())
+    assert np.array_equal(sem == ds.class_names.index("pet") + 1, blob(1))
+    # two sub-folders of masks named like the images: nothing is guessed, the old message stands
+    (tmp_path / "annotations" / "other").mkdir()
+    for name in ("Abyssinian_1.png", "basset_hound_2.png"):
+        (tmp_path / "annotations" / "other" / name).write_bytes((tmp_path / "annotations" / "trimaps" / name)
+                                                                 .read_bytes())
+    with pytest.raises(DatasetError, match="has no mask in annotations/"):
+        load_dataset(tmp_path)
+
+
 def test_antialiased_jpeg_masks_are_thresholded(tmp_path: Path) -> None:
     photo(tmp_path / "img" / "leaf.png")
     (tmp_path / "mask").mkdir()

@@ -3,7 +3,9 @@
 Layouts recognised (the folder given, or one level below it, e.g. `train/` and `val/` each holding a pair):
 - `images/` + `masks/` (also `image/ imgs/ img/ JPEGImages/ rgb/` + `mask/ labels/ label/ annotations/ gt/`),
 - `<split>/` + `<split>_masks/` (`_mask`, `_labels`, `_gt`, `annot`, `_annot`), as Carvana (`train/` +
-  `train_masks/xxx_mask.gif`) and CamVid (`train/` + `trainannot/`) ship them.
+  `train_masks/xxx_mask.gif`) and CamVid (`train/` + `trainannot/`) ship them;
+- a mask folder with no masks of its own and one sub-folder named like the images holds them there, as
+  Oxford-IIIT Pet ships them (`images/` + `annotations/trimaps/`, beside `annotations/xmls/`).
 The folder the user names is the data set: pointing at `DATA/train` (or at its mask folder `DATA/trainannot`,
 or at `DATA/images/train`) reads that split alone, never its siblings. Split folders (`train/ val/ test/`,
 `training/`, `images/train/`) set each sample's split.
@@ -318,10 +320,7 @@ def mask_candidates(images: Path) -> list[Path]:
         theirs = _top_images(d)
         if not theirs:
             continue
-        listing = {p.name for p in theirs}
-        paired = any(pat.format(stem=i.stem, name=i.name, number=_number(i.stem)) in listing
-                     for i in top[:DETECT_SAMPLE] for pat in DEFAULT_PATTERNS)
-        if paired or (top and len(theirs) == len(top)):
+        if _pairs_by_name(top, {p.name for p in theirs}) or (top and len(theirs) == len(top)):
             out.append(d)
     return sorted(out)
 
@@ -336,7 +335,7 @@ def _choose(images: Path, chosen: str | None) -> Path | None:
     and no choice stop with the list."""
     if chosen is not None:
         target = images.parent / chosen
-        return target if target.is_dir() else None
+        return _masks_within(target, images) if target.is_dir() else None
     found = mask_candidates(images)
     if len(found) > 1:
         listed = ", ".join(f"{d.name}/ ({len(_top_images(d))} files)" for d in found)
@@ -344,7 +343,25 @@ def _choose(images: Path, chosen: str | None) -> Path | None:
                            "masksmith does not pick one.", path=images.parent,
                            fix=f"name the one to use with `masks={found[0].name}` (or another of them), or "
                                "point at that mask folder.")
-    return found[0] if found else None
+    return _masks_within(found[0], images) if found else None
+
+
+def _masks_within(masks: Path, images: Path) -> Path:
+    """`masks`, or the one sub-folder of it that holds the masks when it has none of its own: the images lie
+    at the top of their folder, the mask folder's top has no image, and exactly one sub-folder has files named
+    like the images (Oxford-IIIT Pet: `images/` + `annotations/trimaps/`, beside `annotations/xmls/`)."""
+    top = _top_images(images)
+    if not top or _top_images(masks):
+        return masks
+    paired = [d for d in _subdirs(masks) if d.name.lower() not in NOT_MASK_DIRS
+              and _pairs_by_name(top, {p.name for p in _top_images(d)})]
+    return paired[0] if len(paired) == 1 else masks
+
+
+def _pairs_by_name(images: list[Path], listing: set[str]) -> bool:
+    """True when a mask named by a default pattern lies in `listing` for one of the first images."""
+    return any(pat.format(stem=i.stem, name=i.name, number=_number(i.stem)) in listing
+               for i in images[:DETECT_SAMPLE] for pat in DEFAULT_PATTERNS)
 
 
 def _pairs_in(folder: Path, chosen: str | None = None) -> list[Pair]:
