@@ -160,6 +160,44 @@ def test_masks_one_level_down_in_the_mask_folder_oxford_pets(tmp_path: Path) -> 
         load_dataset(tmp_path)
 
 
+def write_isic(root: Path, split: str = "Training", n: int = 3, first: int = 0) -> Path:
+    """ISIC 2018 task 1's layout (its data description): <id>.jpg in ISIC2018_Task1-2_<Split>_Input/ (with
+    LICENSE.txt and ATTRIBUTION.txt), 0/255 masks <id>_segmentation.png in ISIC2018_Task1_<Split>_GroundTruth/."""
+    for k in range(first, first + n):
+        photo(root / f"ISIC2018_Task1-2_{split}_Input" / f"ISIC_{k:07d}.jpg")
+        (root / f"ISIC2018_Task1_{split}_GroundTruth").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(blob(k).astype(np.uint8) * 255, "L").save(
+            root / f"ISIC2018_Task1_{split}_GroundTruth" / f"ISIC_{k:07d}_segmentation.png")
+    (root / f"ISIC2018_Task1-2_{split}_Input" / "LICENSE.txt").write_text("CC-BY-NC\n")
+    return root
+
+
+def test_folders_of_any_names_paired_by_their_files_isic(tmp_path: Path) -> None:
+    write_isic(tmp_path)
+    write_isic(tmp_path, "Validation", n=2, first=10)
+    photo(tmp_path / "ISIC2018_Task1-2_Test_Input" / "ISIC_0000100.jpg")  # no ground truth published
+    ds = load_dataset(tmp_path)
+    assert ds.format == "masks" and ds.class_names == ["foreground"] and len(ds.samples) == 5
+    assert sorted({s.split for s in ds.samples}) == ["train", "val"]
+    sample = next(s for s in ds.samples if s.name.endswith("ISIC_0000001.jpg"))
+    assert np.array_equal(semantic_mask(sample, ds.class_map.index()) == 1, blob(1))
+    # pointing at either folder of a pair reads that pair
+    for folder in ("ISIC2018_Task1-2_Validation_Input", "ISIC2018_Task1_Validation_GroundTruth"):
+        assert len(load_dataset(tmp_path / folder).samples) == 2
+
+
+def test_folders_named_alike_by_their_files_alone_are_not_paired(tmp_path: Path) -> None:
+    """Files named alike in two folders whose names say nothing: either could be the masks; nothing is guessed."""
+    for k in range(3):
+        photo(tmp_path / "left" / f"p{k}.png")
+        (tmp_path / "right").mkdir(exist_ok=True)
+        Image.fromarray(blob(k).astype(np.uint8) * 255, "L").save(tmp_path / "right" / f"p{k}.png")
+    with pytest.raises(DatasetError, match="no annotation format recognised"):
+        load_dataset(tmp_path)
+    (tmp_path / "right").rename(tmp_path / "right_gt")  # the name says masks: paired
+    assert len(load_dataset(tmp_path).samples) == 3
+
+
 def test_antialiased_jpeg_masks_are_thresholded(tmp_path: Path) -> None:
     photo(tmp_path / "img" / "leaf.png")
     (tmp_path / "mask").mkdir()

@@ -348,3 +348,50 @@ FUZZ_EXAMPLES = [
     Example("VoTT 1", write_vott1, files=("cars.json", "cars/car_1.jpg"), points=("cars.json",), values=VOTT_VALUES,
             moves=("clip.mp4.json", "photos.json", "cars/0", "car_2.jpg")),
 ]
+
+
+# ---------------------------------------------------------------- the CSV export
+def write_csv_export(root: Path, rows: list[str], images: tuple[str, ...] = ("car 1.jpg", "car2.jpg")) -> Path:
+    """What VoTT's csv.ts writes: vott-csv-export/<project>-export.csv, json2csv's quoted header and strings,
+    one row per region and tag, the images copied beside it."""
+    folder = root / "target" / "vott-csv-export"
+    for name in images:
+        save_image(folder / name)
+    header = '"image","xmin","ymin","xmax","ymax","label"'
+    (folder / "My-Project-export.csv").write_text("\n".join([header, *rows]) + "\n")
+    return folder / "My-Project-export.csv"
+
+
+def test_csv_export_reads_each_region_as_its_box(tmp_path: Path) -> None:
+    csv_file = write_csv_export(tmp_path, [
+        '"car 1.jpg",2,3,12.5,10,"car"',
+        '"car 1.jpg",2,3,12.5,10,"red"',  # the same region's second tag
+        '"car 1.jpg",20,5,30,15,"wheel"',
+        '"car2.jpg",0,0,40,30,"car"',
+        '"car2.jpg",5,5,5,9,"wheel"',  # no area: reported, the image kept
+    ])
+    from masksmith.data.schema import ProblemLog
+
+    for path in (tmp_path / "target", csv_file):
+        log = ProblemLog(strict=False)
+        ds = vott.read(path, log)
+        assert sorted(ds.class_names) == ["car", "wheel"] and [s.name for s in ds.samples] == ["car 1.jpg", "car2.jpg"]
+        first = ds.samples[0]
+        assert [r.label for r in first.regions] == ["car", "wheel"]
+        assert first.regions[0].attributes["tags"] == ["car", "red"]
+        assert any("covers nothing" in p.message for p in log.problems)
+        assert any("bounding box only" in str(n) for n in log.notes)
+    ds = load_dataset(tmp_path / "target", strict=False)
+    assert ds.format == "vott"
+    mask = semantic_mask(ds.samples[0], ds.class_map.index())
+    car = ds.class_names.index("car") + 1
+    assert (mask == car).sum() == 11 * 7 and mask[5, 5] == car and mask[12, 5] == 0  # x 2..12, y 3..9
+
+
+def test_csv_export_rows_vott_never_writes_are_named(tmp_path: Path) -> None:
+    write_csv_export(tmp_path, ['"car 1.jpg",2,3,"x",10,"car"', '"car2.jpg",1,2,3', '"car2.jpg",0,0,40,30,"car"'])
+    with pytest.raises(DatasetError) as err:
+        load_dataset(tmp_path / "target")
+    assert "My-Project-export.csv" in str(err.value) and "line 2" in str(err.value)
+    ds = load_dataset(tmp_path / "target", strict=False)
+    assert [s.name for s in ds.samples] == ["car2.jpg"]

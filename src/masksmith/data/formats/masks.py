@@ -5,7 +5,10 @@ Layouts recognised (the folder given, or one level below it, e.g. `train/` and `
 - `<split>/` + `<split>_masks/` (`_mask`, `_labels`, `_gt`, `annot`, `_annot`), as Carvana (`train/` +
   `train_masks/xxx_mask.gif`) and CamVid (`train/` + `trainannot/`) ship them;
 - a mask folder with no masks of its own and one sub-folder named like the images holds them there, as
-  Oxford-IIIT Pet ships them (`images/` + `annotations/trimaps/`, beside `annotations/xmls/`).
+  Oxford-IIIT Pet ships them (`images/` + `annotations/trimaps/`, beside `annotations/xmls/`);
+- when no conventional name pairs two folders, folders of any names whose files pair (`_named_pairs`: the
+  masks' names add to the images' names, or the mask folder's name says masks), as ISIC ships them
+  (`ISIC2018_Task1-2_Training_Input/` + `ISIC2018_Task1_Training_GroundTruth/<id>_segmentation.png`).
 The folder the user names is the data set: pointing at `DATA/train` (or at its mask folder `DATA/trainannot`,
 or at `DATA/images/train`) reads that split alone, never its siblings. Split folders (`train/ val/ test/`,
 `training/`, `images/train/`) set each sample's split.
@@ -94,7 +97,10 @@ DEFAULT_PATTERNS = (
     "{stem}.png", "{stem}_mask.png", "{stem}_mask.gif", "{stem}.gif", "{stem}_mask.jpg", "{stem}_mask.jpeg",
     "{stem}.jpg", "{stem}.jpeg", "{stem}_label.png", "{stem}_labels.png", "{stem}_mask.tif", "{stem}.tif",
     "{stem}.tiff", "{stem}.bmp",
+    "{stem}_segmentation.png", "{stem}_Segmentation.png",  # ISIC lesion challenges (2017-2018, 2016)
 )
+# a folder of any name holds masks when its name says so (the generic pairing: `_named_pairs`)
+MASK_FOLDER_WORDS = re.compile(r"mask|label|annot|groundtruth|ground_truth|segmentation|(?<![a-z])gt(?![a-z])")
 SPLIT_IMAGE_DIRS = ("train", "training", "val", "valid", "validation", "test", "testing")
 GENERIC_MASK_DIRS = ("masks", "mask", "labels", "label", "annotations", "gt", "groundtruth", "ground_truth")
 # sibling folders that hold pictures of the images but never their training masks
@@ -372,7 +378,41 @@ def _pairs_in(folder: Path, chosen: str | None = None) -> list[Pair]:
             masks = _choose(images, chosen)
             if masks is not None and masks != images:
                 pairs.append(Pair(images, masks, split_name(name)))
-    return pairs
+    return pairs or ([] if chosen is not None else _named_pairs(folder))
+
+
+def _named_pairs(folder: Path) -> list[Pair]:
+    """Folders of any names paired by their files, when no conventional name pairs them: B holds the masks of
+    A when 3 in 4 of A's first images have a file in B by one default pattern, and that pattern adds to the
+    image's name or B's name says masks and A's does not. ISIC ships `ISIC2018_Task1-2_Training_Input/
+    ISIC_0000000.jpg` with `ISIC2018_Task1_Training_GroundTruth/ISIC_0000000_segmentation.png`. An image folder
+    with several such mask folders is left out (nothing is guessed); a split word in A's name sets the split."""
+    tops = {d: _top_images(d) for d in _subdirs(folder) if d.name.lower() not in NOT_MASK_DIRS}
+    tops = {d: files for d, files in tops.items() if files}
+    pairs = []
+    for images, files in tops.items():
+        found = [masks for masks, theirs in tops.items()
+                 if masks != images and _holds_masks_of(files, {p.name for p in theirs}, images.name, masks.name)]
+        if len(found) == 1:
+            pairs.append(Pair(images, found[0], _split_in_name(images.name)))
+    masks_of = {pair.masks for pair in pairs}
+    return [pair for pair in pairs if pair.images not in masks_of]  # a mask folder is never also an image folder
+
+
+def _holds_masks_of(images: list[Path], listing: set[str], image_dir: str, mask_dir: str) -> bool:
+    for pattern in DEFAULT_PATTERNS:
+        names = [pattern.format(stem=i.stem, name=i.name, number=_number(i.stem)) for i in images[:DETECT_SAMPLE]]
+        if 4 * sum(n in listing for n in names) >= 3 * len(names):  # a photo or two without its mask is reported
+            adds = not pattern.startswith("{stem}.")
+            says = bool(MASK_FOLDER_WORDS.search(mask_dir.lower())) and not MASK_FOLDER_WORDS.search(image_dir.lower())
+            return adds or says
+    return False
+
+
+def _split_in_name(name: str) -> str | None:
+    """The one split a folder's name says among its words (`ISIC2018_Task1-2_Validation_Input`: val)."""
+    found = {split_name(word) for word in re.split(r"[^a-z0-9]+", name.lower())} - {None}
+    return found.pop() if len(found) == 1 else None
 
 
 @dataclass
@@ -416,6 +456,9 @@ def _enclosing(folder: Path, chosen: str | None) -> Layout | None:
         if images.is_dir() and images != folder and (folder.name in _named_mask_dirs(name) or
                                                      folder in mask_candidates(images)):
             return Layout(parent, [Pair(images, folder, split_name(name))])
+    for pair in ([] if chosen is not None else _named_pairs(parent)):  # a folder of a pair paired by its files
+        if folder in (pair.images, pair.masks):
+            return Layout(parent, [pair])
     if parent.parent != parent:  # DATA/images/train or DATA/masks/train: that split of the pair
         inner = _enclosing(parent, chosen)
         if inner is not None and len(inner.pairs) == 1:

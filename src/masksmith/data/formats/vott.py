@@ -1,6 +1,6 @@
-"""Microsoft VoTT: the v2 "VoTT JSON" export, the v2 project's own folder of per-asset files, and VoTT 1 JSON.
+"""Microsoft VoTT: the v2 "VoTT JSON" and CSV exports, the v2 project's own folder of per-asset files, VoTT 1 JSON.
 
-Three layouts are read:
+Four layouts are read:
 - the v2 export, `vott-json-export/<project>-export.json`: the project object (name, securityToken, tags, ...)
   with `assets` = {asset id: {asset, regions, version}}; VoTT copies the images beside it;
 - the v2 target folder VoTT saves to while tagging: one `<asset id>-asset.json` per image ({asset, regions,
@@ -8,7 +8,11 @@ Three layouts are read:
 - VoTT 1 (`{frames: {key: [{x1, y1, x2, y2, width, height, type, tags}]}, inputTags, visitedFrames, ...}`),
   saved as `<folder>.json` beside the image folder, or `<video>.json` beside a video (frames keyed by number,
   exported by VoTT 1 as `<video stem>_frame_<number>.jpg`). Its boxes are in the coordinates of the canvas
-  they were drawn on (`width` x `height`); like VoTT's own exporter they are scaled to the image's size.
+  they were drawn on (`width` x `height`); like VoTT's own exporter they are scaled to the image's size;
+- the v2 CSV export, `vott-csv-export/<project>-export.csv` (VoTT's csv.ts: columns image, xmin, ymin, xmax,
+  ymax, label; one row per region and tag, images copied beside it when asked): each region's bounding box
+  only, so every shape reads as its box (said in a note: the 'VoTT JSON' export keeps polygons). A region with
+  several tags gives one row per tag with the same box: the first row's tag is its class, as for the JSON.
 
 The data set's folder (the only place images are read from) is the project folder: the parent of the target
 folder that holds the .vott file and the asset files (VoTT's layout is `project/source/` beside
@@ -23,6 +27,7 @@ colours. Points and polylines have no area: they are counted in the report and l
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 from typing import Any
@@ -46,7 +51,7 @@ from masksmith.data.formats._common import (
 from masksmith.data.schema import ClassInfo, Dataset, ProblemLog, Region, Sample, make_classes
 
 NAME = "vott"
-DESCRIPTION = "Microsoft VoTT v2 JSON export or project folder, VoTT 1 JSON"
+DESCRIPTION = "Microsoft VoTT v2 JSON or CSV export or project folder, VoTT 1 JSON"
 OPTIONS: tuple[Option, ...] = ()
 NO_AREA = "{n} point or polyline region(s) skipped: points and lines have no area"
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".ogg", ".ogv", ".m4v", ".wmv")
@@ -55,6 +60,11 @@ EXPORT_SUFFIX = "-export.json"
 ASSET_SUFFIX = "-asset.json"
 PROJECT_SUFFIX = ".vott"
 EXPORT_FOLDER = "vott-json-export"
+CSV_EXPORT_FOLDER = "vott-csv-export"
+CSV_SUFFIX = "-export.csv"
+CSV_COLUMNS = ("image", "xmin", "ymin", "xmax", "ymax", "label")
+CSV_BOXES_ONLY = ("VoTT's CSV export holds each region's bounding box only: {n} region(s) read as boxes, "
+                  "whatever shape they were drawn as")
 
 _HEAD_BYTES = 1 << 16
 _ASSETS_KEY = re.compile(rb'"assets"\s*:')
@@ -103,6 +113,22 @@ def _is_v1(path: Path) -> bool:
     return bool(_V1_FRAMES.search(head) and _V1_KEYS.search(head))
 
 
+def _is_csv_export(path: Path) -> bool:
+    """A CSV whose header is VoTT's export columns (quoted, as json2csv writes them, or not)."""
+    if path.suffix.lower() != ".csv" or not path.is_file():
+        return False
+    first = _head(path).split(b"\n", 1)[0].decode("utf-8-sig", "replace")
+    return tuple(c.strip().strip('"').lower() for c in first.split(",")) == CSV_COLUMNS
+
+
+def _csv_candidates(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for sub in (folder, folder / CSV_EXPORT_FOLDER):
+        if sub.is_dir():
+            found += [p for p in sorted(sub.glob(f"*{CSV_SUFFIX}")) if _is_csv_export(p)]
+    return found
+
+
 def _export_candidates(folder: Path) -> list[Path]:
     found: list[Path] = []
     for sub in (folder, folder / EXPORT_FOLDER):
@@ -115,12 +141,14 @@ def detect(path: Path) -> bool:
     if path.is_file():
         if path.suffix.lower() == PROJECT_SUFFIX:
             return True
-        return _is_export(path) or _is_asset_file(path) or _is_v1(path)
+        return _is_export(path) or _is_asset_file(path) or _is_v1(path) or _is_csv_export(path)
     if not path.is_dir():
         return False
     exports = _export_candidates(path)
     if exports:
         return _is_export(exports[0])
+    if _csv_candidates(path):
+        return True
     # a project folder: the .vott file or the per-asset files (names alone; VoTT's suffixes are its own)
     return next(path.glob(f"*{PROJECT_SUFFIX}"), None) is not None or \
         next(path.glob(f"*{ASSET_SUFFIX}"), None) is not None
@@ -362,6 +390,56 @@ def _read_export(file: Path, log: ProblemLog) -> Dataset:
     return Dataset(classes=_classes(declared, samples), samples=samples, root=finder.root)
 
 
+def _read_csv_export(file: Path, log: ProblemLog) -> Dataset:
+    """VoTT's CSV export: a box per row; rows of one image and one box are one region (the first tag its class)."""
+    try:
+        rows = list(csv.reader(file.read_text(encoding="utf-8-sig").splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"cannot be read as a VoTT CSV export ({type(exc).__name__}).", path=file,
+                           fix="export the project from VoTT again.") from None
+    target = file.parent.parent if file.parent.name == CSV_EXPORT_FOLDER else file.parent
+    finder = _finder(target)
+    boxes: dict[str, dict[tuple[float, ...], list[str]]] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        item = f"line {line}"
+        try:
+            if len(row) != len(CSV_COLUMNS):
+                raise DatasetError(f"has {len(row)} columns; VoTT writes {len(CSV_COLUMNS)} "
+                                   f"({', '.join(CSV_COLUMNS)}).", path=file, item=item)
+            name, label = row[0].strip(), row[5].strip()
+            x0, y0, x1, y1 = (as_float(v, path=file, item=item, what=c) for v, c in zip(row[1:5], CSV_COLUMNS[1:5],
+                                                                                        strict=True))
+            if not name or not usable_name(name, finder.root):
+                raise DatasetError("the image name is empty or too long to be a file name.", path=file, item=item)
+            if not (x1 > x0 and y1 > y0):
+                raise DatasetError(f"the box {x0:g},{y0:g} - {x1:g},{y1:g} covers nothing.", path=file, item=item,
+                                   fix="delete the region in VoTT or redraw it, and export again.")
+        except DatasetError as exc:
+            log.add(exc.problem, path=file, item=item, fix=exc.fix or "re-export the project.", dropped="region")
+            continue
+        boxes.setdefault(name, {}).setdefault((x0, y0, x1, y1), []).append(label)
+    samples = []
+    for name, regions in boxes.items():
+        found = finder.find(name.replace("\\", "/"), near=file.parent)
+        made = []
+        for (x0, y0, x1, y1), tags in regions.items():
+            attributes = {"tags": tags} if len(tags) > 1 else {}
+            if tags[0]:
+                made.append(Region(label=tags[0], polygons=[rectangle(x0, y0, x1 - x0, y1 - y0)],
+                                   attributes=attributes))
+            else:
+                log.add(NO_TAG[0], path=file, item=f"image {name!r}", fix=NO_TAG[1], dropped="region")
+        log.note(CSV_BOXES_ONLY, name, fix="Export the project with the 'VoTT JSON' provider to keep polygons.",
+                 skipped=False, count=len(made))
+        image_path = found or finder.fallback(name)
+        samples.append(Sample(name=found.name if found else image_path.name, image_path=image_path,
+                              width=0, height=0, regions=made))
+    finder.report(log)
+    return Dataset(classes=_classes(None, samples), samples=samples, root=finder.root)
+
+
 def _project_file(folder: Path) -> Path | None:
     projects = sorted(folder.glob(f"*{PROJECT_SUFFIX}"))
     if len(projects) > 1:
@@ -404,16 +482,19 @@ def read(path: Path, log: ProblemLog, **options: Any) -> Dataset:
             return _read_asset_files(path.parent, [path], log)
         if not _is_export(path) and _is_v1(path):
             return _read_v1(path, log)
+        if _is_csv_export(path):
+            return _read_csv_export(path, log)
         return _read_export(path, log)
     if not path.is_dir():
         raise DatasetError("does not exist.", path=path)
-    exports = _export_candidates(path)
+    exports = _export_candidates(path) or _csv_candidates(path)
     if len(exports) > 1:
         names = ", ".join(rel_name(p, path) for p in exports)
         raise DatasetError(f"holds several VoTT exports ({names}).", path=path,
                            fix="point at the one you mean.")
     if exports:
-        return _read_export(exports[0], log)
+        return _read_csv_export(exports[0], log) if exports[0].suffix.lower() == ".csv" else \
+            _read_export(exports[0], log)
     files = sorted(path.glob(f"*{ASSET_SUFFIX}"))
     if not files and _project_file(path) is None:
         raise DatasetError("holds no VoTT export (*-export.json), *-asset.json files or .vott project.",
