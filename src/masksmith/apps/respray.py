@@ -371,11 +371,17 @@ def car_extent(image: np.ndarray, car: np.ndarray, regions: np.ndarray, like: np
         _, (iy, ix) = ndimage.distance_transform_edt(small_regions <= 0, return_indices=True)
         nearest = np.maximum(small_regions[iy, ix], 1).astype(np.int32)
     size = np.sqrt(placed.sum())
-    domain = _dilate(placed, room * size)
+    # one distance transform for both widenings of the regions, one for both erosions of the car mask
+    beyond = ndimage.distance_transform_edt(~placed)
+    domain = beyond <= room * size
+    far = beyond <= reach * size
     small_image = image[::f, ::f].reshape(-1, 3)
-    sure_car = ~_dilate(~small_car, sure * max(car.shape) / f)
-    deep_car = ~_dilate(~small_car, deep * max(car.shape) / f)
-    far = _dilate(placed, reach * size)
+    if small_car.all():
+        sure_car, deep_car = small_car.copy(), small_car.copy()
+    else:
+        within = ndimage.distance_transform_edt(small_car)
+        sure_car = within > sure * max(car.shape) / f
+        deep_car = within > deep * max(car.shape) / f
     coloured = _car_coloured(small_image, sure_car if sure_car.any() else small_car, far)
     ours = coloured & (like[_colour_index(small_image)].reshape(domain.shape) > 0.5) if like is not None else coloured
     # the model's mask a little in from its edge; nearer its edge than `deep`, only where the colour is more the
@@ -604,13 +610,18 @@ def _without_specks(solid: np.ndarray, size: float = 0.05) -> np.ndarray:
     from scipy import ndimage
 
     area = int(solid.sum())
-    pieces, n = ndimage.label(solid, structure=np.ones((3, 3), bool))
+    if area == 0:
+        return solid
+    y0, y1, x0, x1 = _box(solid, 0)  # the pieces lie in its bounding box: labelled there only
+    pieces, n = ndimage.label(solid[y0:y1, x0:x1], structure=np.ones((3, 3), bool))
     if n <= 1:
         return solid
     sizes = np.bincount(pieces.ravel())
     big = sizes > max(4, int((size * np.sqrt(area)) ** 2))
     big[0] = False
-    return big[pieces]
+    out = np.zeros_like(solid)
+    out[y0:y1, x0:x1] = big[pieces]
+    return out
 
 
 def _small_holes(solid: np.ndarray, allowed: np.ndarray, size: float = 0.05) -> np.ndarray:
@@ -622,12 +633,17 @@ def _small_holes(solid: np.ndarray, allowed: np.ndarray, size: float = 0.05) -> 
     if area == 0:
         return np.zeros_like(solid)
     biggest = max(4, int((size * np.sqrt(area)) ** 2))
-    pieces, _ = ndimage.label(~solid)
+    # labelled within the paint's bounding box only: a piece of the rest there that reaches the box's edge
+    # joins what lies outside the box, which reaches the array's edge: not a hole either way
+    y0, y1, x0, x1 = _box(solid, 0)
+    pieces, _ = ndimage.label(~solid[y0:y1, x0:x1])
     sizes = np.bincount(pieces.ravel())
     small = sizes <= biggest
     small[0] = False
     small[np.unique(np.concatenate([pieces[0], pieces[-1], pieces[:, 0], pieces[:, -1]]))] = False
-    return small[pieces] & allowed
+    out = np.zeros_like(solid)
+    out[y0:y1, x0:x1] = small[pieces] & allowed[y0:y1, x0:x1]
+    return out
 
 
 BITS = 6  # paint likeness is looked up per colour in a table of 6 bits a channel (bins 4 levels wide)
@@ -727,6 +743,8 @@ def _references(pixels: np.ndarray, index: np.ndarray, where: _Where, in_part: n
         pick = sample(own)
         main, _ = _reference(to_lab(pixels[pick]), where.points(pick), seed)
         refs.append(_ref(i, main))
+        if pieces_grid.max() <= 1:  # the chosen parts are one piece: it holds all of the car's part pixels
+            continue
         pieces = where.cells(own, pieces_grid)
         sizes = np.bincount(pieces)
         for p in np.flatnonzero(sizes >= len(own) / 4):
@@ -834,29 +852,20 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
     like_map = np.zeros(part_c.shape, np.float32)
     like_map[candidates] = soft
     w = _soft_edge(solid, like_map, int(feather))
-    paint_of = np.zeros(part_c.shape, np.int32)
-    if len(refs) > 1:  # holes and edge pixels take the paint of the nearest painted pixel (on the cell grid)
-        paint_of[candidates] = best
-        cells = np.zeros(_shrink_any(solid, f).shape, np.int32)
-        ys, xs = where.at(np.arange(len(best)))
-        cells[ys // f, xs // f] = np.where(solid[candidates], best, 0)
-        _, nearest = ndimage.distance_transform_edt(cells == 0, return_indices=True)
-        filled = cells[nearest[0], nearest[1]]
-        paint_of = np.where(paint_of > 0, paint_of, _grow_cells(filled, f, part_c.shape))
-    else:
-        paint_of[:] = 1
-    paint_of[w <= 0] = 0
     weight[crop] = w
-    labels[crop] = paint_of
+    firm = w[candidates] > 0.5
+    if len(refs) <= 1:  # one paint: its label is where the weight is
+        labels[crop] = w > 0
+        which_paint = firm.astype(np.int32)
+    else:
+        which_paint = _paint_labels(labels, crop, w, candidates, solid, best, where, f)
     paints = {}
     # the paint's pixels are candidates (w > 0.5 only on `solid` and on feather rings of paint-like candidates):
     # their colours and luminance are taken from the candidates' (one look-up, not one per paint)
-    firm = w[candidates] > 0.5
     lum_all = _luminance(pixels)
-    which_paint = paint_of[candidates]
     for k in range(1, len(refs) + 1):
         sel = firm & (which_paint == k)
-        values = pixels[sel]
+        values = _gather(pixels, sel)
         if len(values) == 0:
             continue
         lum = lum_all[sel]
@@ -864,9 +873,40 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
     return Paint(weight, labels, paints)
 
 
+def _paint_labels(labels: np.ndarray, crop: tuple[slice, slice], w: np.ndarray, candidates: np.ndarray,
+                  solid: np.ndarray, best: np.ndarray, where: _Where, f: int) -> np.ndarray:
+    """Several paints: each candidate takes the paint it looks most like (`best`), holes and edge pixels the
+    paint of the nearest painted pixel (on the cell grid); written into labels[crop]. Returns the candidates'
+    labels."""
+    from scipy import ndimage
+
+    paint_of = np.zeros(w.shape, np.int32)
+    paint_of[candidates] = best
+    cells = np.zeros(_shrink_any(solid, f).shape, np.int32)
+    ys, xs = where.at(np.arange(len(best)))
+    cells[ys // f, xs // f] = np.where(solid[candidates], best, 0)
+    _, nearest = ndimage.distance_transform_edt(cells == 0, return_indices=True)
+    filled = cells[nearest[0], nearest[1]]
+    paint_of = np.where(paint_of > 0, paint_of, _grow_cells(filled, f, w.shape))
+    paint_of[w <= 0] = 0
+    labels[crop] = paint_of
+    return paint_of[candidates]
+
+
+def _medians(values: np.ndarray) -> tuple[int, int, int]:
+    """int() of np.median(values, axis=0) for (N, 3) uint8, from each channel's histogram (no sort)."""
+    n = len(values)
+    out = []
+    for c in range(values.shape[1]):
+        cum = np.cumsum(np.bincount(values[:, c], minlength=256))
+        low, high = np.searchsorted(cum, [(n - 1) // 2, n // 2], side="right")  # the middle order statistics
+        out.append(int((int(low) + int(high)) / 2))
+    return tuple(out)  # type: ignore[return-value]
+
+
 def _info(values: np.ndarray, lum: np.ndarray, mid: float, pixels: int, grown: int) -> PaintInfo:
     hi = float(np.percentile(lum, 90)) if len(lum) else mid
-    rgb = tuple(int(v) for v in np.median(values, axis=0)) if len(values) else (0, 0, 0)
+    rgb = _medians(values) if len(values) else (0, 0, 0)
     return PaintInfo(rgb, mid, float(np.clip(hi / mid, 1.3, 2.0)), pixels, grown)
 
 
