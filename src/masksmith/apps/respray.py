@@ -613,7 +613,8 @@ def _without_specks(solid: np.ndarray, size: float = 0.05) -> np.ndarray:
     if area == 0:
         return solid
     y0, y1, x0, x1 = _box(solid, 0)  # the pieces lie in its bounding box: labelled there only
-    pieces, n = ndimage.label(solid[y0:y1, x0:x1], structure=np.ones((3, 3), bool))
+    # int64 labels: bincount takes them as they are (int32 ones it first copies to int64)
+    pieces, n = ndimage.label(solid[y0:y1, x0:x1], structure=np.ones((3, 3), bool), output=np.int64)
     if n <= 1:
         return solid
     sizes = np.bincount(pieces.ravel())
@@ -636,7 +637,7 @@ def _small_holes(solid: np.ndarray, allowed: np.ndarray, size: float = 0.05) -> 
     # labelled within the paint's bounding box only: a piece of the rest there that reaches the box's edge
     # joins what lies outside the box, which reaches the array's edge: not a hole either way
     y0, y1, x0, x1 = _box(solid, 0)
-    pieces, _ = ndimage.label(~solid[y0:y1, x0:x1])
+    pieces, _ = ndimage.label(~solid[y0:y1, x0:x1], output=np.int64)
     sizes = np.bincount(pieces.ravel())
     small = sizes <= biggest
     small[0] = False
@@ -836,6 +837,8 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
         bins = index[mine]
         like = np.where(in_part[mine], ref.like[bins], ref.grow[bins])
         soft[mine] = np.maximum(soft[mine], like)
+        if len(refs) == 1:  # one paint: nothing to choose between
+            continue
         # each pixel belongs to the paint it looks most like, its own colour before a highlight of another's
         mine_score = like + ref.grow[bins]
         better = mine_score > score[mine]
@@ -855,20 +858,19 @@ def find_paint(image: np.ndarray, part_mask: np.ndarray, car_mask: np.ndarray | 
     weight[crop] = w
     firm = w[candidates] > 0.5
     if len(refs) <= 1:  # one paint: its label is where the weight is
-        labels[crop] = w > 0
+        np.greater(w, 0, out=labels[crop])
         which_paint = firm.astype(np.int32)
     else:
         which_paint = _paint_labels(labels, crop, w, candidates, solid, best, where, f)
     paints = {}
     # the paint's pixels are candidates (w > 0.5 only on `solid` and on feather rings of paint-like candidates):
-    # their colours and luminance are taken from the candidates' (one look-up, not one per paint)
-    lum_all = _luminance(pixels)
+    # their colours are taken from the candidates' (already gathered)
     for k in range(1, len(refs) + 1):
         sel = firm & (which_paint == k)
         values = _gather(pixels, sel)
         if len(values) == 0:
             continue
-        lum = lum_all[sel]
+        lum = _luminance(values)
         paints[k] = _info(values, lum, max(float(np.median(lum)), 1e-4), len(values), int((sel & ~in_part).sum()))
     return Paint(weight, labels, paints)
 
