@@ -69,13 +69,31 @@ def _features(pixels: np.ndarray, coords: np.ndarray | None, shape: tuple[int, i
     return np.column_stack([lab, coords.astype(np.float32) * np.float32(scale)])
 
 
+ONE_THREAD = 20_000  # samples up to this many are clustered on one thread (see fit_centres)
+_THREADS: list = []  # the threadpoolctl controller, made once (finding the thread pools takes ~10 ms)
+
+
+def _one_thread():
+    """A context in which OpenMP runs one thread."""
+    from threadpoolctl import ThreadpoolController
+
+    if not _THREADS:
+        _THREADS.append(ThreadpoolController())
+    return _THREADS[0].limit(limits=1, user_api="openmp")
+
+
 def fit_centres(features: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """KMeans centres (k, d) of a sample of features (fewer when the sample has fewer distinct values)."""
+    """KMeans centres (k, d) of a sample of features (fewer when the sample has fewer distinct values). A small
+    sample (ONE_THREAD rows or fewer: the respray's 6000 part pixels) is clustered on one thread: scikit-learn's
+    Lloyd iterations meet at an OpenMP barrier each, and for a few thousand rows the barriers are the cost; with
+    another process on the cores, 2 threads took 300-600 ms for what one does in 6-8 ms, to the same centres."""
+    from contextlib import nullcontext
+
     from sklearn.cluster import KMeans
 
     distinct = len(np.unique(features, axis=0)) if len(features) <= 4096 else k
     k = max(1, min(k, distinct))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), (_one_thread() if len(features) <= ONE_THREAD else nullcontext()):
         warnings.simplefilter("ignore")  # ConvergenceWarning on flat pictures: the centres are still right
         model = KMeans(n_clusters=k, n_init=2, random_state=seed).fit(features.astype(np.float64))
     return model.cluster_centers_.astype(np.float32)
