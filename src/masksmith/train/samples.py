@@ -64,7 +64,8 @@ def finetune_split(choice, from_model: str):
         return choice
     how = [f"validating on the {len(val)} validation photos of the model it starts from (new photos all train)",
            *(h for h in choice.how.split("; ") if not h.startswith(("validating", "no validation")))]
-    return replace(choice, train=[s for s in pool if s.name not in names], val=val, how="; ".join(how))
+    chosen = {id(s) for s in val}
+    return replace(choice, train=[s for s in pool if id(s) not in chosen], val=val, how="; ".join(how))
 
 
 def training_plan(config: TrainConfig, split: SampleSplit, started: float | None = None,
