@@ -39,6 +39,7 @@ from masksmith import service  # noqa: E402
 from masksmith.apps.labelling import label_next  # noqa: E402
 from masksmith.data import labelling, load_dataset  # noqa: E402
 from masksmith.infer import open_predictor  # noqa: E402
+from masksmith.models.artifact import load_artifact  # noqa: E402
 
 
 def make_truth(train: Path, work: Path) -> Path:
@@ -115,8 +116,10 @@ def run_loop(strategy: str, start_loop: Path, truth: Path, first: Path, work: Pa
         picking = time.monotonic() - began
         changed = correct(loop, truth, names, model)
         model, seconds = train(loop, work / "runs", f"{strategy}-{round_}", args.round_budget, model, seed)
+        kept = load_artifact(model).training.get("reason") == "start"  # no epoch beat the model it started from
         rows.append({"round": round_, "labelled": labelling.counts(loop)["labelled"], "miou": score(model, test),
-                     "changed_px": float(np.mean(changed)), "seconds": seconds, "pick_seconds": picking})
+                     "changed_px": float(np.mean(changed)), "seconds": seconds, "pick_seconds": picking,
+                     "kept_start": kept})
         print(f"seed {seed} {strategy} round {round_}: {rows[-1]}", flush=True)
     return rows
 
@@ -155,6 +158,9 @@ def report(results: dict, args, forced: bool) -> str:
     if picks:
         lines.append("\nSeconds to pick a round's photos (mean): " + ", ".join(
             f"{s} {mean(row['pick_seconds'] for rows in per_round[s] for row in rows):.0f}" for s in picks) + ".")
+    kept = {s: sum(bool(row.get("kept_start")) for rows in per_round[s] for row in rows) for s in strategies}
+    lines.append("\nFine-tunes that kept their starting model (no epoch beat its validation score): " + ", ".join(
+        f"{s} {kept[s]} of {args.rounds * len(runs)}" for s in strategies) + ".")
     scratch = results.get("scratch")
     if scratch:
         last = runs[0]["loops"][scratch["strategy"]][-1]
