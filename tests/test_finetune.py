@@ -65,6 +65,8 @@ def test_the_starting_model_is_epoch_0_on_its_own_validation_photos_and_the_bar_
     assert (images["train"], images["validation"]) == (10, 2)  # never trained on
     before = load_artifact(start / "model.masksmith").training["metrics"]["val_miou"]
     assert rows[0]["val_miou"] == pytest.approx(before, abs=1e-3)
+    # the model's own input size (32 px), not the default a new run would take (no plan here)
+    assert load_artifact(run / "model.masksmith").input_size == load_artifact(start / "model.masksmith").input_size
     # the model file is the best of the start and every epoch, never worse than the start
     kept = load_artifact(run / "model.masksmith").training
     best = max(rows, key=lambda r: r["val_miou"])
