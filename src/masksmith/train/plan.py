@@ -644,7 +644,7 @@ def plan_config(config: Any, dataset: Any, *, images: tuple[int, int] | None = N
         spent = time.monotonic() - started if started is not None else 0.0
         budget = Budget(float(config.time_budget), spent=spent, train_images=train, val_images=val)
     start = None
-    if getattr(config, "from_model", None):
+    if getattr(config, "from_model", None) and task.name == "semantic":  # instance fine-tunes keep their size
         from masksmith.train.finetune import recipe_lines, start_geometry
 
         start = start_geometry(config.from_model)

@@ -92,7 +92,7 @@ def planned(config: TrainConfig, plan) -> TrainConfig:
     if config.plan:
         return config
     config = config.with_record(unplanned_record(config))
-    if config.from_model:  # no plan: still the model's own input and no low-resolution phase
+    if config.from_model and config.task == "semantic":  # no plan: still the model's own input, no low-res phase
         from masksmith.train.finetune import unplanned
 
         config = unplanned(config)
