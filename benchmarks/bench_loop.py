@@ -14,7 +14,8 @@ After every round the models are scored on the same test photos (car-parts' test
 `--test-images`), mIoU at each photo's full size. `--seeds N` repeats all this from N different starting sets
 (seeds `--seed`, `--seed` + 1, ...) and reports each round's mean over them. Last (first seed only), a model
 trained from scratch on the first ranked strategy's final photos for the time its loop spent training (first
-model + every round) says what fine-tuning saved.
+model + every round) says what fine-tuning saved. `--first MODEL` starts the loops from an earlier run's first
+model (same seed and starting photos) instead of training one: fine-tuning rules compared from the same model.
 
 Run it on a quiet machine: it refuses to start above a load average of 1.5 (`--force` overrides, and marks the
 output "not a result"); `--no-write` leaves docs/benchmarks.md alone.
@@ -39,6 +40,7 @@ from masksmith import service  # noqa: E402
 from masksmith.apps.labelling import label_next  # noqa: E402
 from masksmith.data import labelling, load_dataset  # noqa: E402
 from masksmith.infer import open_predictor  # noqa: E402
+from masksmith.models.artifact import load_artifact  # noqa: E402
 
 
 def make_truth(train: Path, work: Path) -> Path:
@@ -74,6 +76,22 @@ def train(data: Path, runs: Path, name: str, seconds: float, from_model: Path | 
     began = time.monotonic()
     run = service.train(config)
     return run / "model.masksmith", time.monotonic() - began
+
+
+def given_first(model: Path, start_loop: Path) -> Path:
+    """A first model from an earlier run, checked to have validated on photos of this seed's starting set (so
+    it was trained on the same drawn photos) and copied with its data.json, which fine-tunes validate on."""
+    data = model.parent / "data.json"
+    names = json.loads(data.read_text())["validation_images"] if data.is_file() else []
+    missing = [n for n in names if not (start_loop / n).is_file()]
+    if not names or missing:
+        sys.exit(f"--first {model}: its run's validation photos are not this seed's starting photos "
+                 f"({', '.join(missing[:3]) or 'no data.json'}); train it from the same --seed and --start")
+    copy = start_loop.parent / "runs" / "first-given"
+    copy.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model, copy / "model.masksmith")
+    shutil.copy(data, copy / "data.json")
+    return copy / "model.masksmith"
 
 
 def score(model: Path, test) -> float:
@@ -115,8 +133,10 @@ def run_loop(strategy: str, start_loop: Path, truth: Path, first: Path, work: Pa
         picking = time.monotonic() - began
         changed = correct(loop, truth, names, model)
         model, seconds = train(loop, work / "runs", f"{strategy}-{round_}", args.round_budget, model, seed)
+        kept = load_artifact(model).training.get("reason") == "start"  # no epoch beat the model it started from
         rows.append({"round": round_, "labelled": labelling.counts(loop)["labelled"], "miou": score(model, test),
-                     "changed_px": float(np.mean(changed)), "seconds": seconds, "pick_seconds": picking})
+                     "changed_px": float(np.mean(changed)), "seconds": seconds, "pick_seconds": picking,
+                     "kept_start": kept})
         print(f"seed {seed} {strategy} round {round_}: {rows[-1]}", flush=True)
     return rows
 
@@ -135,7 +155,8 @@ def report(results: dict, args, forced: bool) -> str:
     seeds = ", ".join(str(r["seed"]) for r in runs)
     lines = ["not a result (run with --force on a loaded machine)\n" if forced else "",
              f"Start {args.start} labelled photos, {args.rounds} rounds of {args.per_round} photos, first model "
-             f"{args.budget:.0f} s, each fine-tune {args.round_budget:.0f} s; test: {results['test_images']} "
+             + (f"given ({args.first})" if getattr(args, "first", None) else f"{args.budget:.0f} s")
+             + f", each fine-tune {args.round_budget:.0f} s; test: {results['test_images']} "
              f"car-parts test photos, mIoU at full size; {len(runs)} seed(s) ({seeds}): each seed its own "
              "starting photos, random picks and training seed" + (", figures the mean over seeds (each seed's "
              "in brackets)" if len(runs) > 1 else "") + ".\n",
@@ -155,6 +176,9 @@ def report(results: dict, args, forced: bool) -> str:
     if picks:
         lines.append("\nSeconds to pick a round's photos (mean): " + ", ".join(
             f"{s} {mean(row['pick_seconds'] for rows in per_round[s] for row in rows):.0f}" for s in picks) + ".")
+    kept = {s: sum(bool(row.get("kept_start")) for rows in per_round[s] for row in rows) for s in strategies}
+    lines.append("\nFine-tunes that kept their starting model (no epoch beat its validation score): " + ", ".join(
+        f"{s} {kept[s]} of {args.rounds * len(runs)}" for s in strategies) + ".")
     scratch = results.get("scratch")
     if scratch:
         last = runs[0]["loops"][scratch["strategy"]][-1]
@@ -202,12 +226,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="repeat the comparison from this many starting sets")
     parser.add_argument("--seed", type=int, default=0, help="the first seed")
     parser.add_argument("--no-scratch", action="store_true", help="skip the from-scratch model at the end")
+    parser.add_argument("--first", type=Path, help="start the loops from this model file instead of training one "
+                        "(one seed; trained on that seed's starting photos, e.g. an earlier run's "
+                        "seed-0/runs/first/model.masksmith): compares fine-tuning rules from the same model")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     parser.add_argument("--force", action="store_true", help="run on a loaded machine (output: not a result)")
     args = parser.parse_args()
     if args.seeds < 1 or args.rounds < 1 or args.per_round < 1 or args.start < 1:
         parser.error("--seeds, --rounds, --per-round and --start must be at least 1")
+    if args.first and (args.seeds != 1 or not args.first.is_file()):
+        parser.error("--first takes an existing model file, with one seed")
     car_parts = car_parts_or_exit()
     load = refuse_when_loaded(args.force)
     forced = load > 1.5
@@ -220,7 +249,10 @@ def main() -> None:
     for seed in range(args.seed, args.seed + args.seeds):
         folder = work / f"seed-{seed}"
         start_loop = make_pool(truth, folder / "loop-start", args.start, seed, args.pool)
-        first, first_seconds = train(start_loop, folder / "runs", "first", args.budget, None, seed)
+        if args.first:
+            first, first_seconds = given_first(args.first, start_loop), 0.0
+        else:
+            first, first_seconds = train(start_loop, folder / "runs", "first", args.budget, None, seed)
         run = {"seed": seed, "first": score(first, test), "loops": {}}
         print(f"seed {seed} first model: mIoU {run['first']:.3f} ({first_seconds:.0f} s)", flush=True)
         for strategy in args.strategies:

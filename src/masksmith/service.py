@@ -90,6 +90,8 @@ def finetune_config(run_dir: str | Path, data: str | Path | None = None, *, time
     config = training_config(data or base.data, start_from=run_dir / runfolder.CONFIG,
                              from_model=str(run_dir / runfolder.MODEL), time_budget=time_budget, epochs=epochs,
                              **given)
+    if config.auto_plan:
+        config.plan = {}  # planned afresh for this budget and data, around the model's own scale (train.finetune)
     from masksmith.data import load_dataset
     from masksmith.models.artifact import load_artifact
 

@@ -153,15 +153,19 @@ class History(L.Callback):
         m = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
         clock = next((c for c in trainer.callbacks if isinstance(c, ClockSchedule)), None)
         seconds = clock.elapsed() if clock is not None else time.monotonic() - self.t0  # across resumed sessions
-        row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step, "seconds": round(seconds, 1),
-               "lr": trainer.optimizers[0].param_groups[0]["lr"],
-               **{k: m.get(k) for k in self.COLUMNS[4:]}}
+        self.write_row(trainer, {"epoch": trainer.current_epoch + 1, "step": trainer.global_step,
+                                 "seconds": round(seconds, 1), "lr": trainer.optimizers[0].param_groups[0]["lr"], **m})
+
+    def write_row(self, trainer: L.Trainer, values: dict[str, Any]) -> None:
+        """One row of metrics.csv (the columns of `values` it has), the curves redrawn, the summary echoed."""
+        row = {k: values.get(k) for k in self.COLUMNS}
         append_csv_row(self.csv, self.COLUMNS, row)
         self.plot()
         if self.echo:
             shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "step") and
                               isinstance(v, float))
-            print(f"{epoch_label(row['epoch'], trainer)}: {shown}", flush=True)
+            label = "epoch 0 (the model it starts from)" if row["epoch"] == 0 else epoch_label(row["epoch"], trainer)
+            print(f"{label}: {shown}", flush=True)
 
 
 class Previews(L.Callback):
@@ -287,3 +291,57 @@ def last_words(what: str) -> Iterator[None]:
         yield
     except Exception as exc:  # noqa: BLE001 - the stop's own error is already on its way up
         logging.getLogger(__name__).warning("%s was not written while training stopped: %s", what, exc)
+
+
+class StartingModel(L.Callback):
+    """A fine-tune's starting weights as epoch 0 (masksmith.train.finetune): scored on the validation photos
+    before the first step, recorded as metrics.csv's epoch 0, written as the run's model file and best.ckpt,
+    and the score every epoch must beat. KeepModelFile and the best ModelCheckpoint (the same monitor) then
+    replace them only with an epoch that scores higher, so a fine-tune never leaves a worse model than it
+    started from. A resumed run skips this: its checkpoint holds the best so far."""
+
+    def __init__(self, score: Any, monitor: str, keep: KeepModelFile, best: Any = None,
+                 history: History | None = None) -> None:
+        self.score = score  # callable(pl_module) -> {metric: value}, the validation metrics
+        self.monitor, self.keep, self.best, self.history = monitor, keep, best, history
+        self.start: float | None = None  # the starting model's score, when scored in this session
+        self.trained_best = -math.inf  # the best epoch of this session
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step > 0:
+            return
+        metrics = self.score(pl_module)
+        value = float(metrics[self.monitor])
+        self.start = value
+        if trainer.is_global_zero:
+            self.keep.save(pl_module, "start", epoch=0, metrics=metrics)
+            self.keep.saved = ("start", 0)
+            if self.history is not None:
+                self.history.write_row(trainer, {"epoch": 0, "step": 0, "seconds": 0.0, "lr": 0.0, **metrics})
+        self.keep.best = value
+        if self.best is not None:  # best.ckpt: the starting weights, the top-1 to beat
+            path = str(Path(self.best.dirpath) / f"{self.best.filename}{self.best.FILE_EXTENSION}")
+            trainer.save_checkpoint(path)
+            score = torch.tensor(value)
+            self.best.best_k_models = {path: score}
+            self.best.kth_best_model_path = self.best.best_model_path = path
+            self.best.kth_value = self.best.best_model_score = score
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None:
+            self.trained_best = max(self.trained_best, float(value))
+
+    def kept_start(self) -> bool:
+        """Whether the run ends with the starting model because no epoch beat it."""
+        return self.start is not None and self.keep.saved == ("start", 0)
+
+    def verdict(self) -> str | None:
+        """One line for the run's log: whether an epoch beat the starting model."""
+        if self.start is None:
+            return None
+        best = f"{self.trained_best:.4f}" if self.trained_best > -math.inf else "none"
+        if self.kept_start():
+            return (f"fine-tune: no epoch beat the starting model's {self.monitor} {self.start:.4f} (best epoch: "
+                    f"{best}), so the run's model file is the starting model, unchanged")
+        return f"fine-tune: {self.monitor} {self.start:.4f} before training (epoch 0), {best} at best after"

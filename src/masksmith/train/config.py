@@ -64,6 +64,9 @@ class TrainConfig:
     # of the data set's own (the web app's data set page lets a user choose them)
     class_colors: dict[str, list[int]] = field(default_factory=dict)
     lr: float = 4e-3  # short CPU runs learn far faster at 4e-3 than at the usual 1e-3 (docs/benchmarks.md)
+    # a fine-tune (`from_model`) peaks at lr * this: the trained weights are near a good minimum, and the
+    # from-scratch peak throws them away in a few dozen AdamW steps (masksmith.train.finetune)
+    finetune_lr_factor: float = 0.1
     encoder_lr_factor: float = 1.0  # the pretrained encoder learns at lr * this; the new decoder at lr
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.03
@@ -143,6 +146,7 @@ class TrainConfig:
         number("shrink", 1, 64, optional=True)  # a factor: 2 halves each side
         number("lr", 0, 10, low_open=True)
         number("encoder_lr_factor", 0, None)
+        number("finetune_lr_factor", 0, 1, low_open=True)
         number("weight_decay", 0, None)
         number("warmup_fraction", 0, 0.99)
         number("val_fraction", 0, 0.95)

@@ -131,6 +131,7 @@ class Plan:
     # the budget's numbers (train_seconds, passes, reserve_seconds, ...) and its reasoning, when planned
     figures: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    finetune: list[str] = field(default_factory=list)  # a fine-tune: what its rule sets (masksmith.train.finetune)
 
     def value(self, name: str) -> Any:
         return self.choices[name].value
@@ -145,6 +146,8 @@ class Plan:
         if self.figures:
             out["budget"] = {"value": dict(self.figures), "source": "plan", "reason": " ".join(self.notes),
                              "notes": list(self.notes)}
+        if self.finetune:
+            out["finetune"] = {"value": True, "source": "rule", "reason": " ".join(self.finetune)}
         return out
 
     def lines(self) -> list[str]:
@@ -154,6 +157,9 @@ class Plan:
         if self.notes:
             out.append("budget:")
             out += [f"  {note}" for note in self.notes]
+        if self.finetune:
+            out.append("fine-tune:")
+            out += [f"  {line}" for line in self.finetune]
         return out
 
 
@@ -162,21 +168,53 @@ def _round_up(x: float, d: int) -> int:
 
 
 def plan_training(fp: Fingerprint, machine: Machine, *, task: str = "semantic", budget: Budget | None = None,
-                  rate: Any = None, user: dict[str, Any] | None = None, divisor: int = 32) -> Plan:
+                  rate: Any = None, user: dict[str, Any] | None = None, divisor: int = 32,
+                  start: dict[str, Any] | None = None) -> Plan:
     """The plan for this data set on this machine: the task's planner (`masksmith.tasks`). `user`: the values
     the user fixed (they win, and the rest is planned around them); `rate`: the measured RateCurve
-    (masksmith.train.speed) that turns the `budget` into passes."""
+    (masksmith.train.speed) that turns the `budget` into passes; `start`: a fine-tune's starting model's
+    input geometry (masksmith.train.finetune.start_geometry), which the plan keeps."""
     from masksmith.tasks import get_task
 
     planner = get_task(task).load("planner")
-    return planner(fp, machine, user=dict(user or {}), divisor=divisor, budget=budget, rate=rate)
+    return planner(fp, machine, user=dict(user or {}), divisor=divisor, budget=budget, rate=rate,
+                   **({"start": start} if start else {}))
 
 
 def plan_semantic(fp: Fingerprint, machine: Machine, *, user: dict[str, Any], divisor: int = 32,
-                  budget: Budget | None = None, rate: Any = None) -> Plan:
-    plan = _semantic_geometry(fp, machine, user, divisor)
+                  budget: Budget | None = None, rate: Any = None, start: dict[str, Any] | None = None) -> Plan:
+    """With `start` (a fine-tune) and no size or shrink fixed by the user, the starting model's own input
+    (scale, window) instead of a new geometry, and no low-resolution phase: the model knows that scale."""
+    if start and not (user.get("size") or user.get("shrink")):
+        plan = _start_geometry(fp, machine, user, divisor, start)
+    else:
+        plan = _semantic_geometry(fp, machine, user, divisor)
+        start = None  # the person chose the geometry: their values, planned as usual
+    if start and "low_res_factor" not in user:
+        plan.choices["low_res_factor"] = Choice(None, "plan", "no low-resolution phase: a fine-tune starts from a "
+                                                "model that already knows the full scale")
     if budget is not None and rate is not None:
-        plan_budget(plan, fp, machine, user, divisor, budget, rate)
+        plan_budget(plan, fp, machine, user, divisor, budget, rate, fixed_scale=start is not None)
+    return plan
+
+
+def _start_geometry(fp: Fingerprint, machine: Machine, user: dict[str, Any], d: int, start: dict[str, Any]) -> Plan:
+    plan = Plan("semantic")
+    why = "the model to fine-tune was trained at this input; a new scale would unteach it"
+    plan.choices["input_mode"] = Choice(start["input_mode"], "model", why)
+    plan.choices["shrink"] = Choice(start["shrink"], "model", why)
+    if start["input_mode"] == "resize":
+        plan.choices["size"] = Choice(int(start["size"]), "model", why)
+        _resize_layout(plan, int(start["size"]))
+    else:
+        crop = start["crop"]
+        side = crop if isinstance(crop, int) else max(crop)
+        _scale_layout(plan, fp, float(start["shrink"]), side, "model", why, d)
+        plan.choices["crop"] = Choice(crop, "model", why)  # the model's own window, whatever the photos
+    _batch(plan, machine, user)
+    plan.choices["class_weights"] = Choice(user.get("class_weights"), "user" if user.get("class_weights") else
+                                           "plan", "set by you" if user.get("class_weights") else
+                                           "none: no benchmark has shown loss weights help here")
     return plan
 
 
@@ -352,8 +390,10 @@ def _low_res_ok(side: int, factor: float) -> float | None:
     return factor if side * factor >= LOW_RES_MIN_SIDE else None
 
 
-def _candidates(plan: Plan, fp: Fingerprint, user: dict[str, Any], d: int) -> list[Candidate]:
-    """The ladder, finest first (see the module's docstring); a low_res_factor the user fixed is kept."""
+def _candidates(plan: Plan, fp: Fingerprint, user: dict[str, Any], d: int, fixed_scale: bool = False
+                ) -> list[Candidate]:
+    """The ladder, finest first (see the module's docstring); a low_res_factor the user fixed is kept. With
+    `fixed_scale` (a fine-tune) one rung: the plan's scale, no low-resolution phase."""
     fixed_low = "low_res_factor" in user
 
     def fast(side: int) -> float | None:
@@ -366,11 +406,13 @@ def _candidates(plan: Plan, fp: Fingerprint, user: dict[str, Any], d: int) -> li
     out: list[Candidate] = []
     mode = plan.value("input_mode")
     lows = [user["low_res_factor"]] if fixed_low else [_low_res_ok(side, LOW_RES), _low_res_ok(side, FAST_LOW_RES)]
+    if fixed_scale:
+        lows = [user["low_res_factor"]] if fixed_low else [None]
     if mode == "resize":
         size = plan.value("size")
         for low in dict.fromkeys(lows):
             out.append(Candidate(longer / size, None, size, low, size * size, 1.0))
-        if not user.get("size"):
+        if not user.get("size") and not fixed_scale:
             typical = min((c.size_median for c in fp.classes if c.size_median), default=None)
             for k in COARSER:
                 s = _round_up(size / k, d)
@@ -383,7 +425,7 @@ def _candidates(plan: Plan, fp: Fingerprint, user: dict[str, Any], d: int) -> li
         per_pass = max(1.0, h * w / shrink**2 / area)
         for low in dict.fromkeys(lows):
             out.append(Candidate(shrink, shrink, side, low, area, per_pass))
-        if not user.get("shrink"):
+        if not user.get("shrink") and not fixed_scale:
             typical = min((c.size_median for c in fp.classes if c.size_median), default=None)
             for k in COARSER:
                 s = round(shrink * k, 2)
@@ -440,13 +482,14 @@ def _windows(length: float, side: float, step: float) -> int:
 
 
 def plan_budget(plan: Plan, fp: Fingerprint, machine: Machine, user: dict[str, Any], d: int, budget: Budget,
-                rate: Any) -> Plan:
+                rate: Any, fixed_scale: bool = False) -> Plan:
     """Choose the scale and the low-resolution phase the budget buys, the epoch length (validation
-    intervals) and the validation subset; record the arithmetic in plan.figures and plan.notes."""
+    intervals) and the validation subset; record the arithmetic in plan.figures and plan.notes. With
+    `fixed_scale` (a fine-tune: the model's scale) only the epochs and the validation are planned."""
     h, w = fp.median_size
     photos = max(1, budget.train_images)
     fixed_low = "low_res_factor" in user
-    ladder = _candidates(plan, fp, user, d)
+    ladder = _candidates(plan, fp, user, d, fixed_scale)
     decode = DECODE_SECONDS_PER_MPIX * (budget.train_images + budget.val_images) * h * w / 1e6 * rate.load
     setup = SETUP_SECONDS * rate.load + decode
     chosen: Candidate | None = None
@@ -478,7 +521,7 @@ def plan_budget(plan: Plan, fp: Fingerprint, machine: Machine, user: dict[str, A
         _batch(plan, machine, user)
     if chosen.shrink is None and chosen.size != full.size:
         _batch(plan, machine, user)
-    if not fixed_low:
+    if not fixed_low and not fixed_scale:
         plan.choices["low_res_factor"] = Choice(
             chosen.low_res, "plan", f"the first {LOW_RES_UNTIL:.0%} of the time at {chosen.low_res:g}x resolution "
                                     "(cheaper steps, more passes)" if chosen.low_res else
@@ -514,7 +557,10 @@ def plan_budget(plan: Plan, fp: Fingerprint, machine: Machine, user: dict[str, A
         f"rule: at least {MIN_PASSES} passes over the {photos} training photos; {chosen.label}: "
         f"{chosen.passes:.1f} passes" + ("" if chosen is full else f" (at full scale: {full.passes:.1f})"),
     ]
-    if not enough:
+    if not enough and fixed_scale:
+        plan.notes.append(f"fewer than {MIN_PASSES} passes: a fine-tune keeps the model's scale, and starts from "
+                          "what it knows")
+    elif not enough:
         need = budget.seconds * MIN_PASSES / max(0.1, full.passes)
         plan.notes.append(f"the budget cannot buy {MIN_PASSES} passes even at the coarsest scale tried; "
                           f"took the most passes ({chosen.label}); about {format_duration(need)} would give "
@@ -541,7 +587,7 @@ def _validation(rate: Any, c: Candidate, seconds: float, val_images: int) -> tup
 
 # ---------------------------------------------------------------------------------------------- instance
 def plan_instance(fp: Fingerprint, machine: Machine, *, user: dict[str, Any], divisor: int = 32,
-                  budget: Budget | None = None, rate: Any = None) -> Plan:
+                  budget: Budget | None = None, rate: Any = None, start: dict[str, Any] | None = None) -> Plan:
     plan = Plan("instance")
     longer = max(fp.median_size)
     if "size" in user and user["size"]:
@@ -597,8 +643,15 @@ def plan_config(config: Any, dataset: Any, *, images: tuple[int, int] | None = N
         train, val = images if images is not None else (len(dataset.samples), 0)
         spent = time.monotonic() - started if started is not None else 0.0
         budget = Budget(float(config.time_budget), spent=spent, train_images=train, val_images=val)
+    start = None
+    if getattr(config, "from_model", None) and task.name == "semantic":  # instance fine-tunes keep their size
+        from masksmith.train.finetune import recipe_lines, start_geometry
+
+        start = start_geometry(config.from_model)
     plan = plan_training(fp, machine or Machine.here(), task=task.name, budget=budget, rate=rate,
-                         user=user_values(config), divisor=get_model(config.arch).divisor)
+                         user=user_values(config), divisor=get_model(config.arch).divisor, start=start)
+    if start is not None:
+        plan.finetune = recipe_lines(config)
     if announce is not None:
         announce("\n".join([*fp.lines(), *plan.lines()]))
     return fp, plan

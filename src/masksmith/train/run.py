@@ -35,9 +35,11 @@ from masksmith.train.callbacks import (
     KeepInterrupted,
     KeepModelFile,
     ProgressiveResize,
+    StartingModel,
     TrainingProgress,
 )
 from masksmith.train.config import TrainConfig
+from masksmith.train.finetune import warmup
 from masksmith.train.samples import SampleSplit
 
 MODEL_FILE = MODEL
@@ -253,16 +255,17 @@ def resume_checkpoint(run_dir: Path) -> Path:
 
 
 def model_saver(run_dir: Path, config: TrainConfig, artifact_fields: dict[str, Any], images: int,
-                **summary: Any) -> Callable[[L.LightningModule, str], Path]:
+                **summary: Any) -> Callable[..., Path]:
     """save(pl_module, reason) -> run_dir/model.masksmith with the module's `net` weights, the artifact
-    fields (task, model, classes, ...) and a training summary (reason, epoch, data, scalar metrics)."""
+    fields (task, model, classes, ...) and a training summary (reason, epoch, data, scalar metrics); keyword
+    arguments (epoch=, metrics=) replace the summary's own."""
 
-    def save(pl_module: L.LightningModule, reason: str) -> Path:
+    def save(pl_module: L.LightningModule, reason: str, **override: Any) -> Path:
         state = {k: v.contiguous() for k, v in pl_module.net.state_dict().items()}
         metrics = {k: float(v) for k, v in pl_module.trainer.callback_metrics.items()
                    if torch.is_tensor(v) and v.numel() == 1}
         training = {"reason": reason, "epoch": pl_module.current_epoch + 1, "data": str(config.data),
-                    "images": images, **summary, "metrics": metrics}
+                    "images": images, **summary, "metrics": metrics, **override}
         return save_artifact(ModelArtifact(**artifact_fields, training=training, state_dict=state),
                              run_dir / MODEL_FILE)
 
@@ -274,6 +277,7 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
             previews: L.Callback, precision: str, resume_from: Path | None,
             resize: tuple[Any, tuple[int, int], int] | None = None, split: SampleSplit | None = None,
             extra_callbacks: list[L.Callback] | None = None, budget: RunBudget | None = None,
+            baseline: Callable[[L.LightningModule], dict[str, float]] | None = None,
             **trainer_options: Any) -> None:
     """Fit `module` and leave the run folder complete (the model file is written even when nothing improved;
     with `split`, data.json, the validation split's evaluation and report.html too).
@@ -281,7 +285,9 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
     `monitor`: the validation metric (higher is better) that picks best.ckpt and the model file; None keeps the
     last. `resize`: (object with a `size`, full (h, w), divisor) for progressive resizing when the config asks.
     `budget`: the deadline the whole run keeps to (masksmith.train.budget), training ending early enough for
-    the final evaluation and the report. `trainer_options` go to L.Trainer (e.g. gradient_clip_val). An
+    the final evaluation and the report. `baseline` (a fine-tune, with `monitor`): the validation metrics of the
+    module's weights, scored before the first step as epoch 0 and kept unless an epoch beats them
+    (callbacks.StartingModel). `trainer_options` go to L.Trainer (e.g. gradient_clip_val). An
     interruption (Ctrl-C, SIGTERM) raises TrainingInterrupted and a full disk a MasksmithError, each one line
     saying what was kept."""
     ckpt_dir = run_dir / "checkpoints"
@@ -292,13 +298,14 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
     checkpoints = [last] + ([L.pytorch.callbacks.ModelCheckpoint(
         dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1, enable_version_counter=False)]
         if monitor else [])
-    clock = ClockSchedule(module.base_lrs(), config.epochs, config.time_budget, config.warmup_fraction)
+    clock = ClockSchedule(module.base_lrs(), config.epochs, config.time_budget, warmup(config))
     keep = KeepModelFile(save, monitor)
     interrupted = KeepInterrupted(dirpath=ckpt_dir, filename="interrupted")  # on Ctrl-C or an error only
-    callbacks: list[L.Callback] = [BeginRun(run_dir, config, split), clock, *checkpoints, interrupted, history,
-                                   previews, keep, *(extra_callbacks or [])]
+    start = StartingModel(baseline, monitor, keep, checkpoints[-1], history) if baseline and monitor else None
+    callbacks: list[L.Callback] = [BeginRun(run_dir, config, split), *([start] if start else []), clock,
+                                   *checkpoints, interrupted, history, previews, keep, *(extra_callbacks or [])]
     if budget is not None:
-        callbacks.insert(2, KeepToBudget(budget, clock))
+        callbacks.insert(callbacks.index(clock) + 1, KeepToBudget(budget, clock))
     if resize is not None and config.low_res_factor and config.low_res_factor < 1:
         target, full, divisor = resize
         callbacks.append(ProgressiveResize(target, clock, config.low_res_factor, config.low_res_until, full,
@@ -320,6 +327,9 @@ def fit_run(config: TrainConfig, run_dir: Path, module: L.LightningModule, train
         os.environ.pop(RUN_DIR_ENV, None)
         if handler is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, handler)  # Lightning ignores Ctrl-C from its first one on
+    if start is not None and trainer.is_global_zero and start.verdict():
+        print(start.verdict(), flush=True)
+        logging.getLogger(__name__).info(start.verdict())
     try:
         if trainer.is_global_zero and not (run_dir / MODEL_FILE).exists():
             save(module, "last")
@@ -400,7 +410,8 @@ def kept_files(run_dir: Path, keep: KeepModelFile, interrupted: KeepInterrupted)
     model = run_dir / MODEL_FILE
     if keep.saved is not None:
         reason, epoch = keep.saved
-        kept = f"{model} ({'best so far' if reason == 'best' else reason}, epoch {epoch})"
+        kept = (f"{model} (the model it started from: no epoch beat it)" if reason == "start" else
+                f"{model} ({'best so far' if reason == 'best' else reason}, epoch {epoch})")
     elif model.exists():
         kept = f"{model} (unchanged, from before)"
     else:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import PurePosixPath
 
 from masksmith.core.errors import MasksmithError
 from masksmith.data import load_dataset
@@ -38,9 +39,33 @@ def split_samples(config: TrainConfig, announce: Callable[[str], None] | None = 
             raise MasksmithError(f"has classes {val_set.class_names}, the training set {dataset.class_names}.",
                                  path=config.val_data, fix="use the same class list in both.")
     choice = training_split(dataset, config.val_fraction, config.seed, val_set)
+    if config.from_model and val_set is None and not any(s.split == "val" for s in dataset.samples):
+        choice = finetune_split(choice, config.from_model)
     if announce is not None:
         announce("\n".join(training_summary(dataset, choice.train, choice.val, choice.how, config.data_options)))
     return SampleSplit(dataset, choice.train, choice.val, flip_pairs(config, dataset.class_names))
+
+
+def finetune_split(choice, from_model: str):
+    """A fine-tune validates on the photos its starting model validated on (those still in the data set), and
+    trains on all the others: the score before training (epoch 0) and after is then taken on photos neither
+    run trained on. A seeded split of the grown data set would move photos the model trained on into
+    validation, where they flatter it. Without its run folder's data.json the usual split stays."""
+    from masksmith.train.finetune import start_validation
+
+    names = set(start_validation(from_model) or ())
+    pool = [*choice.train, *choice.val]
+    val = [s for s in pool if s.name in names]
+    if not val and names:  # the same photos in another layout (a COCO set made a labelling folder): by file name
+        base = {PurePosixPath(n).name for n in names}
+        if len(base) == len(names):
+            val = [s for s in pool if PurePosixPath(s.name).name in base]
+    if not val or len(val) == len(pool):
+        return choice
+    how = [f"validating on the {len(val)} validation photos of the model it starts from (new photos all train)",
+           *(h for h in choice.how.split("; ") if not h.startswith(("validating", "no validation")))]
+    chosen = {id(s) for s in val}
+    return replace(choice, train=[s for s in pool if id(s) not in chosen], val=val, how="; ".join(how))
 
 
 def training_plan(config: TrainConfig, split: SampleSplit, started: float | None = None,
@@ -64,7 +89,14 @@ def planned(config: TrainConfig, plan) -> TrainConfig:
 
     if plan is not None:
         return config.with_plan(plan)
-    return config if config.plan else config.with_record(unplanned_record(config))
+    if config.plan:
+        return config
+    config = config.with_record(unplanned_record(config))
+    if config.from_model and config.task == "semantic":  # no plan: still the model's own input, no low-res phase
+        from masksmith.train.finetune import unplanned
+
+        config = unplanned(config)
+    return config
 
 
 def planned_split(config: TrainConfig, announce: Callable[[str], None] | None = None,

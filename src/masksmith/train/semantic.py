@@ -45,6 +45,7 @@ from masksmith.models.sides import side_pairs_for
 from masksmith.train.budget import Deadline, RunBudget, session_seconds
 from masksmith.train.callbacks import History, Previews
 from masksmith.train.config import TrainConfig
+from masksmith.train.finetune import peak_lr
 from masksmith.train.losses import SegmentationLoss
 from masksmith.train.run import claimed_run, fit_run, model_saver
 from masksmith.train.samples import SampleSplit, planned_split
@@ -144,6 +145,25 @@ class SemanticModule(L.LightningModule):
         scores = self.confusion.scores()
         self.log_dict({"val_miou": scores.miou(True), "val_mean_dice": scores.mean_dice(True),
                        "val_pixel_accuracy": scores.pixel_accuracy}, prog_bar=True, sync_dist=False)
+
+    @torch.no_grad()
+    def score(self, loader: DataLoader) -> dict[str, float]:
+        """The validation metrics of the current weights on `loader`, as a validation epoch logs them (a
+        fine-tune's epoch 0)."""
+        was_training = self.training
+        self.eval()
+        confusion, loss, count = ConfusionMatrix(self.num_classes), 0.0, 0
+        bf16 = self._trainer is not None and self.trainer.precision == "bf16-mixed"
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            for images, masks in loader:
+                logits = self(images.to(self.device)).float()
+                loss += float(self.loss_fn(logits, masks.to(self.device))) * len(images)
+                count += len(images)
+                confusion.update(self.to_mask(logits).cpu(), masks)
+        self.train(was_training)
+        scores = confusion.scores()
+        return {"val_loss": loss / max(1, count), "val_miou": float(scores.miou(True)),
+                "val_mean_dice": float(scores.mean_dice(True)), "val_pixel_accuracy": float(scores.pixel_accuracy)}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.param_groups(), lr=self.lr, weight_decay=self.weight_decay)
@@ -283,7 +303,7 @@ def fit_semantic(config: TrainConfig, run_dir: Path, resume_from: Path | None,
     else:
         net = SegmentationNet(build_model(model_config, pretrained=resume_from is None), mean, std)
     loss = SegmentationLoss(loss_name(config, binary), model_config.num_outputs, config.class_weights)
-    module = SemanticModule(net, loss, classes.num_values, config.lr, config.weight_decay, config.channels_last,
+    module = SemanticModule(net, loss, classes.num_values, peak_lr(config), config.weight_decay, config.channels_last,
                             config.encoder_lr_factor if config.encoder_weights else 1.0,
                             frozen=frozen_encoder_part(net, config))
 
@@ -325,7 +345,8 @@ def fit_semantic(config: TrainConfig, run_dir: Path, resume_from: Path | None,
             precision=resolve_precision(config), resume_from=resume_from,
             resize=(augment, size, get_model(config.arch).divisor), split=data.split,
             extra_callbacks=extra_callbacks,
-            budget=run_budget(config, data, classes, started, run_dir, resume_from is not None))
+            budget=run_budget(config, data, classes, started, run_dir, resume_from is not None),
+            baseline=(lambda m: m.score(val_loader)) if config.from_model and val_loader is not None else None)
 
 
 def measured_rate(config: TrainConfig, classes: Any) -> Any:
