@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import TrainedRun, run_cli
@@ -36,6 +37,12 @@ def test_fine_tuning_an_instance_model_starts_from_its_weights(instance_run: Tra
     assert after.task == "instance" and after.classes == before.classes and after.model == before.model
     assert after.preprocessing["max_size"] == 128  # the model's own size
     assert "from_model" in (run / "config.yaml").read_text()
+    # the fine-tune rule (masksmith.train.finetune): a tenth of SGD's rate, the starting model scored as epoch 0
+    from masksmith.train.instance import INSTANCE_LR
+
+    assert after.training["lr"] == pytest.approx(INSTANCE_LR * config.finetune_lr_factor)
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[1].startswith("0,0,") and "val_mask_ap" in rows[0]
     # the model it started from, scored on the same held-out photos
     assert (run / "evaluation" / runfolder.STARTED_FROM).is_dir()
     card = service.model_card(run, "instance")  # the model page's "before and after"

@@ -198,6 +198,31 @@ def test_folders_named_alike_by_their_files_alone_are_not_paired(tmp_path: Path)
     assert len(load_dataset(tmp_path).samples) == 3
 
 
+def test_nested_photos_graded_masks_and_a_mask_folder_with_a_space(tmp_path: Path) -> None:
+    """CUB-200-2011: images/<species>/x.jpg + segmentations/<species>/x.png whose grey levels (0, 51, ..., 255)
+    average five annotators; CVC-ClinicDB: Original/1.tif + "Ground Truth"/1.tif."""
+    for k, species in enumerate(("001.Black_footed_Albatross", "002.Laysan_Albatross")):
+        photo(tmp_path / "cub" / "images" / species / f"{species[4:]}_0001_79.jpg")
+        soft = (blob(k) * 204).astype(np.uint8)
+        soft[0, :4] = (0, 51, 102, 153)
+        soft[1, 0] = 255
+        (tmp_path / "cub" / "segmentations" / species).mkdir(parents=True)
+        Image.fromarray(soft, "L").save(tmp_path / "cub" / "segmentations" / species / f"{species[4:]}_0001_79.png")
+    with pytest.raises(DatasetError, match=r"grey levels 0, 51, 102, 153, 204, 255, evenly spaced") as err:
+        load_dataset(tmp_path / "cub")
+    assert "threshold=128" in str(err.value)
+    ds = load_dataset(tmp_path / "cub", threshold=128)
+    assert ds.class_names == ["foreground"] and len(ds.samples) == 2
+    expected = blob(1)
+    expected[1, 0] = expected[0, 3] = True  # 255 and 153 are at least 128
+    assert np.array_equal(semantic_mask(ds.samples[1], ds.class_map.index()) == 1, expected)
+    for k in range(2):
+        photo(tmp_path / "cvc" / "Original" / f"{k + 1}.tif")
+        (tmp_path / "cvc" / "Ground Truth").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(blob(k).astype(np.uint8) * 255, "L").save(tmp_path / "cvc" / "Ground Truth" / f"{k + 1}.tif")
+    assert len(load_dataset(tmp_path / "cvc").samples) == 2
+
+
 def test_antialiased_jpeg_masks_are_thresholded(tmp_path: Path) -> None:
     photo(tmp_path / "img" / "leaf.png")
     (tmp_path / "mask").mkdir()

@@ -164,10 +164,26 @@ class InstanceModule(L.LightningModule):
                           masks_to_rles(masks), out["boxes"].tolist(), gt_crowd=crowd)
 
     def on_validation_epoch_end(self) -> None:
+        self.log_dict(self._metrics(), prog_bar=True, sync_dist=False)
+
+    def _metrics(self) -> dict[str, float]:
+        """The validation epoch's APs; undefined AP (no ground-truth objects at all) is 0, so checkpointing
+        stays well defined."""
         summary = self.coco.summary()
-        # undefined AP (no ground-truth objects at all) is logged as 0 so checkpointing stays well defined
-        self.log_dict({"val_mask_ap": summary["mask"]["ap"] or 0.0, "val_box_ap": summary["box"]["ap"] or 0.0,
-                       "val_mask_ap50": summary["mask"]["ap50"] or 0.0}, prog_bar=True, sync_dist=False)
+        return {"val_mask_ap": summary["mask"]["ap"] or 0.0, "val_box_ap": summary["box"]["ap"] or 0.0,
+                "val_mask_ap50": summary["mask"]["ap50"] or 0.0}
+
+    @torch.no_grad()
+    def score(self, loader: DataLoader) -> dict[str, float]:
+        """The validation metrics of the current weights on `loader`, as a validation epoch logs them (a
+        fine-tune's epoch 0: masksmith.train.finetune)."""
+        was_training = self.training
+        self.eval()
+        self.on_validation_epoch_start()
+        for k, batch in enumerate(loader):
+            self.validation_step(batch, k)
+        self.train(was_training)
+        return self._metrics()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(trainable_parameters(self.net), lr=self.lr, momentum=self.momentum,
@@ -301,7 +317,7 @@ def fit_instance(config: TrainConfig, run_dir: Path, resume_from: Path | None,
     augment = InstanceAugment(perm, scale_range(config), config.color_jitter)
     train_data = InstanceTensors(split.dataset, split.train, config.size, augment)
     val_data = InstanceTensors(split.dataset, split.val, config.size) if split.val else None
-    lr = instance_lr(config)
+    lr = instance_lr(config) * (float(config.finetune_lr_factor) if config.from_model else 1.0)  # train.finetune
     module = InstanceModule(net, names, lr, config.weight_decay, val_data=val_data)
 
     batch = max(1, min(config.batch_size, len(train_data)))
@@ -329,5 +345,6 @@ def fit_instance(config: TrainConfig, run_dir: Path, resume_from: Path | None,
             budget=RunBudget(Deadline(session_seconds(float(config.time_budget), run_dir, resume_from is not None),
                                       started))
             if config.time_budget else None,
+            baseline=(lambda m: m.score(val_loader)) if config.from_model and val_loader is not None else None,
             # a safety net for SGD at 0.01 on small batches: the first steps on fresh heads can spike
             gradient_clip_val=10.0)

@@ -36,7 +36,9 @@ Three kinds of mask (option `mask_kind`; otherwise guessed from the first masks)
   Index 0 named with a name that is not a background name (`sky`, `membrane`) is a class like the others.
   The values found and their pixel shares are reported, with a hint when one looks like void (the highest
   value, one used far less than the others, one lining the boundaries between others: _values.py).
-  Grey masks with many levels (binary masks resized with smoothing) are refused, naming option `threshold`.
+  Grey masks with many levels (binary masks resized with smoothing), and black, white and two or more evenly
+  spaced grey levels between them (soft masks: several annotators averaged, as CUB-200's 0, 51, ..., 255) are
+  refused, naming option `threshold`.
 - "color": RGB masks whose colours are classes, from option `color_map` {"name": (r, g, b) or "#rrggbb"} or a
   `classes.csv` file with `name,r,g,b` lines (an optional header line; a `_background_`/`background` row sets
   the background colour, black by default; a `__ignore__` row marks void pixels). Colours within distance 30
@@ -99,8 +101,9 @@ DEFAULT_PATTERNS = (
     "{stem}.tiff", "{stem}.bmp",
     "{stem}_segmentation.png", "{stem}_Segmentation.png",  # ISIC lesion challenges (2017-2018, 2016)
 )
+NAMED_PAIR_FOLDERS = 24  # folders paired by their files are looked for among at most this many sub-folders
 # a folder of any name holds masks when its name says so (the generic pairing: `_named_pairs`)
-MASK_FOLDER_WORDS = re.compile(r"mask|label|annot|groundtruth|ground_truth|segmentation|(?<![a-z])gt(?![a-z])")
+MASK_FOLDER_WORDS = re.compile(r"mask|label|annot|ground[ _-]?truth|segmentation|(?<![a-z])gt(?![a-z])")
 SPLIT_IMAGE_DIRS = ("train", "training", "val", "valid", "validation", "test", "testing")
 GENERIC_MASK_DIRS = ("masks", "mask", "labels", "label", "annotations", "gt", "groundtruth", "ground_truth")
 # sibling folders that hold pictures of the images but never their training masks
@@ -387,25 +390,45 @@ def _named_pairs(folder: Path) -> list[Pair]:
     image's name or B's name says masks and A's does not. ISIC ships `ISIC2018_Task1-2_Training_Input/
     ISIC_0000000.jpg` with `ISIC2018_Task1_Training_GroundTruth/ISIC_0000000_segmentation.png`. An image folder
     with several such mask folders is left out (nothing is guessed); a split word in A's name sets the split."""
-    tops = {d: _top_images(d) for d in _subdirs(folder) if d.name.lower() not in NOT_MASK_DIRS}
-    tops = {d: files for d, files in tops.items() if files}
+    subdirs = [d for d in _subdirs(folder) if d.name.lower() not in NOT_MASK_DIRS]
+    if len(subdirs) > NAMED_PAIR_FOLDERS:  # a collection of folders (or a home folder), not pairs of them
+        return []
+    tops = {d: files for d in subdirs if (files := _first_images(d))}
     pairs = []
     for images, files in tops.items():
-        found = [masks for masks, theirs in tops.items()
-                 if masks != images and _holds_masks_of(files, {p.name for p in theirs}, images.name, masks.name)]
+        found = [masks for masks in tops if masks != images and _holds_masks_of(images, files, masks)]
         if len(found) == 1:
             pairs.append(Pair(images, found[0], _split_in_name(images.name)))
     masks_of = {pair.masks for pair in pairs}
     return [pair for pair in pairs if pair.images not in masks_of]  # a mask folder is never also an image folder
 
 
-def _holds_masks_of(images: list[Path], listing: set[str], image_dir: str, mask_dir: str) -> bool:
+def _first_images(folder: Path) -> list[Path]:
+    """A few images of `folder`: those at its top, else those of its first sub-folders (CUB keeps its photos
+    in one folder a species, its masks in the same folders under `segmentations/`)."""
+    found = _top_images(folder)
+    for sub in ([] if found else _subdirs(folder)):
+        found += _top_images(sub)
+        if len(found) >= DETECT_SAMPLE:
+            break
+    return found[:DETECT_SAMPLE]
+
+
+def _holds_masks_of(images: Path, files: list[Path], masks: Path) -> bool:
+    """The masks of 3 in 4 of `files` (images of `images`) lie at the same place under `masks`, named by one
+    default pattern; and that pattern adds to the image's name or `masks`'s name says masks."""
+    listings: dict[Path, set[str]] = {}
+    for f in files:  # the names in the mask folder's counterpart of each image's folder, listed once
+        where = masks / f.parent.relative_to(images)
+        if where not in listings:
+            listings[where] = {p.name for p in _top_images(where)}
     for pattern in DEFAULT_PATTERNS:
-        names = [pattern.format(stem=i.stem, name=i.name, number=_number(i.stem)) for i in images[:DETECT_SAMPLE]]
-        if 4 * sum(n in listing for n in names) >= 3 * len(names):  # a photo or two without its mask is reported
-            adds = not pattern.startswith("{stem}.")
-            says = bool(MASK_FOLDER_WORDS.search(mask_dir.lower())) and not MASK_FOLDER_WORDS.search(image_dir.lower())
-            return adds or says
+        hits = sum(pattern.format(stem=f.stem, name=f.name, number=_number(f.stem)) in
+                   listings[masks / f.parent.relative_to(images)] for f in files)
+        if 4 * hits >= 3 * len(files):  # a photo or two without a mask is reported
+            says = bool(MASK_FOLDER_WORDS.search(masks.name.lower())) and \
+                not MASK_FOLDER_WORDS.search(images.name.lower())
+            return not pattern.startswith("{stem}.") or says
     return False
 
 
@@ -442,8 +465,9 @@ def find_layout(path: Path, chosen: str | None = None) -> Layout | None:
     return _enclosing(path, chosen)
 
 
-def _enclosing(folder: Path, chosen: str | None) -> Layout | None:
-    """`folder` as the image or mask folder of a pair in its parent, or as a sub-folder of one."""
+def _enclosing(folder: Path, chosen: str | None, climbing: bool = False) -> Layout | None:
+    """`folder` as the image or mask folder of a pair in its parent, or as a sub-folder of one (`climbing`: the
+    parent of the folder given; folders paired by their files are looked for beside the folder given alone)."""
     parent = folder.parent
     if parent == folder:
         return None
@@ -456,11 +480,11 @@ def _enclosing(folder: Path, chosen: str | None) -> Layout | None:
         if images.is_dir() and images != folder and (folder.name in _named_mask_dirs(name) or
                                                      folder in mask_candidates(images)):
             return Layout(parent, [Pair(images, folder, split_name(name))])
-    for pair in ([] if chosen is not None else _named_pairs(parent)):  # a folder of a pair paired by its files
+    for pair in ([] if chosen is not None or climbing else _named_pairs(parent)):  # paired by their files
         if folder in (pair.images, pair.masks):
             return Layout(parent, [pair])
     if parent.parent != parent:  # DATA/images/train or DATA/masks/train: that split of the pair
-        inner = _enclosing(parent, chosen)
+        inner = _enclosing(parent, chosen, climbing=True)
         if inner is not None and len(inner.pairs) == 1:
             pair = inner.pairs[0]
             if (pair.images / folder.name).is_dir():
@@ -685,16 +709,34 @@ def _guess_one(path: Path) -> str | None:
     if len(present) > BLUR_LEVELS:  # too many levels to be classes: a smoothed binary mask, or no mask at all
         extremes = hist[:BLUR_LEVELS + 1].sum() + hist[255 - BLUR_LEVELS:].sum()
         return "blurred" if extremes >= 0.8 * hist.sum() else "grey"
-    return "index"
+    return "graded" if graded_levels(present) else "index"
+
+
+def graded_levels(values: set[int]) -> bool:
+    """Black, white and at least two grey levels evenly spaced between them (0, 51, 102, ..., 255): a soft
+    binary mask (several annotators' masks averaged, as CUB-200's), not class indices. A single grey level
+    (0/128/255) may well be three classes, and is left to be read as such."""
+    levels = sorted(values)
+    if len(levels) < 4 or levels[0] != 0 or levels[-1] != 255:
+        return False
+    steps = np.diff(levels)
+    return int(steps.max() - steps.min()) <= 1
 
 
 def guess_kind(masks: list[Path]) -> str:
     looked = [(m, _guess_one(m)) for m in masks[:DETECT_SAMPLE]]
     kinds = {k for _, k in looked if k}
-    for odd in ("blurred", "grey"):
+    for odd in ("blurred", "graded", "grey"):
         if odd in kinds:
             mask = next(m for m, k in looked if k == odd)
-            levels = len(np.unique(np.asarray(open_mask(mask).convert("L"))))
+            found = np.unique(np.asarray(open_mask(mask).convert("L")))
+            levels = len(found)
+            if odd == "graded":
+                raise DatasetError(f"holds the grey levels {', '.join(map(str, found.tolist()))}, evenly spaced from "
+                                   "black to white: a soft binary mask (several annotators' masks averaged), not "
+                                   "class indices.", path=mask,
+                                   fix="set `threshold=128` to read the masks as binary (foreground where grey "
+                                       ">= 128), or `mask_kind=index` if each grey level is a class.")
             if odd == "blurred":
                 raise DatasetError(f"holds {levels} grey levels, most pixels near black or white: a binary mask "
                                    "resized with smoothing, not class indices.", path=mask,
