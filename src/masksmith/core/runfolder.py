@@ -45,6 +45,12 @@ def is_run_folder(path: str | Path) -> bool:
     return path.is_dir() and (path / CONFIG).is_file()
 
 
+def model_file(path: str | Path) -> Path:
+    """The model file a model path names: a run folder's model.masksmith, or the file itself."""
+    path = Path(path)
+    return path / MODEL if path.is_dir() else path
+
+
 def run_folder_of(model: str | Path) -> Path | None:
     """The run folder a model file (or run folder) belongs to, or None for a model file on its own."""
     model = Path(model)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from masksmith.core.runfolder import model_file
 from masksmith.infer.runtime import OnnxError, OnnxNetwork, export_facts
 
 
@@ -35,10 +36,6 @@ def file_digest(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def model_file(path: Path) -> Path:
-    return path / "model.masksmith" if path.is_dir() else path
 
 
 def exported_beside(model: Path) -> list[Path]:

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from masksmith.core.errors import MasksmithError
+from masksmith.core.runfolder import model_file
 from masksmith.infer.runtime import (
     EXPORT_KEY,
     INPUT_NAME,
@@ -599,7 +600,7 @@ def export_instance(model_path: Path, artifact: ModelArtifact, folder, name: str
     report = ExportReport(folder.path(name), result, result.ok())  # type: ignore[arg-type]
     if not report.ok:
         return report
-    source = model_path / "model.masksmith" if model_path.is_dir() else model_path
+    source = model_file(model_path)
     report.speed = measure_instance_speed(net, onnx_net, artifact)
     facts = {"source": source.name, "source_sha256": file_digest(source), "speed": report.speed,
              "parity": {"matched": result.matched, "reference": result.reference,
@@ -690,7 +691,7 @@ def export_onnx(model: str | Path, out: str | Path | None = None, *, int8: bool 
         return report
     from masksmith.infer.backend import file_digest
 
-    source = model_path / "model.masksmith" if model_path.is_dir() else model_path
+    source = model_file(model_path)
     report.speed = measure_speed(net, float_net, artifact.input_size)
     facts = {"source": source.name, "source_sha256": file_digest(source), "speed": report.speed,
              "parity": {"max_abs": result.max_abs, "equal_share": result.equal_share}}

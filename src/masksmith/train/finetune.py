@@ -24,7 +24,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from masksmith.core.runfolder import DATA, MODEL
+from masksmith.core.runfolder import DATA, model_file
 
 FINETUNE_WARMUP = 0.1  # of the run, at least: see the module's docstring
 
@@ -35,14 +35,11 @@ def start_folder(from_model: str | Path) -> Path:
     return path if path.is_dir() else path.parent
 
 
-def model_file(from_model: str | Path) -> Path:
-    path = Path(from_model)
-    return path / MODEL if path.is_dir() else path
-
-
-def peak_lr(config: Any) -> float:
-    """The learning rate the run's schedule peaks at: `lr`, or `lr * finetune_lr_factor` for a fine-tune."""
-    return float(config.lr) * (float(config.finetune_lr_factor) if config.from_model else 1.0)
+def peak_lr(config: Any, lr: float | None = None) -> float:
+    """The learning rate the run's schedule peaks at: `lr` (default `config.lr`; Mask R-CNN gives SGD's), times
+    `finetune_lr_factor` for a fine-tune."""
+    base = float(config.lr if lr is None else lr)
+    return base * (float(config.finetune_lr_factor) if config.from_model else 1.0)
 
 
 def warmup(config: Any) -> float:

@@ -50,6 +50,7 @@ from masksmith.models.instance import (
 from masksmith.train.budget import Deadline, RunBudget, session_seconds
 from masksmith.train.callbacks import History
 from masksmith.train.config import TrainConfig
+from masksmith.train.finetune import peak_lr
 from masksmith.train.run import claimed_run, fit_run, model_saver
 from masksmith.train.samples import SampleSplit, planned_split
 
@@ -317,7 +318,7 @@ def fit_instance(config: TrainConfig, run_dir: Path, resume_from: Path | None,
     augment = InstanceAugment(perm, scale_range(config), config.color_jitter)
     train_data = InstanceTensors(split.dataset, split.train, config.size, augment)
     val_data = InstanceTensors(split.dataset, split.val, config.size) if split.val else None
-    lr = instance_lr(config) * (float(config.finetune_lr_factor) if config.from_model else 1.0)  # train.finetune
+    lr = peak_lr(config, instance_lr(config))
     module = InstanceModule(net, names, lr, config.weight_decay, val_data=val_data)
 
     batch = max(1, min(config.batch_size, len(train_data)))

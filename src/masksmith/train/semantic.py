@@ -75,6 +75,13 @@ def loss_name(config: TrainConfig, binary: bool) -> str:
     return "bce+dice" if binary else "ce+dice"
 
 
+def validation_scores(confusion: ConfusionMatrix) -> dict[str, float]:
+    """What a validation epoch logs from its confusion matrix (val_miou is the monitor that picks the model)."""
+    scores = confusion.scores()
+    return {"val_miou": float(scores.miou(True)), "val_mean_dice": float(scores.mean_dice(True)),
+            "val_pixel_accuracy": float(scores.pixel_accuracy)}
+
+
 class SemanticModule(L.LightningModule):
     def __init__(self, net: SegmentationNet, loss: SegmentationLoss, num_classes: int, lr: float,
                  weight_decay: float, channels_last: bool, encoder_lr_factor: float = 1.0,
@@ -142,9 +149,7 @@ class SemanticModule(L.LightningModule):
         if self.trainer.world_size > 1:
             matrix = self.all_gather(matrix).sum(0)
         self.confusion.matrix = matrix.cpu()
-        scores = self.confusion.scores()
-        self.log_dict({"val_miou": scores.miou(True), "val_mean_dice": scores.mean_dice(True),
-                       "val_pixel_accuracy": scores.pixel_accuracy}, prog_bar=True, sync_dist=False)
+        self.log_dict(validation_scores(self.confusion), prog_bar=True, sync_dist=False)
 
     @torch.no_grad()
     def score(self, loader: DataLoader) -> dict[str, float]:
@@ -161,9 +166,7 @@ class SemanticModule(L.LightningModule):
                 count += len(images)
                 confusion.update(self.to_mask(logits).cpu(), masks)
         self.train(was_training)
-        scores = confusion.scores()
-        return {"val_loss": loss / max(1, count), "val_miou": float(scores.miou(True)),
-                "val_mean_dice": float(scores.mean_dice(True)), "val_pixel_accuracy": float(scores.pixel_accuracy)}
+        return {"val_loss": loss / max(1, count), **validation_scores(confusion)}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.param_groups(), lr=self.lr, weight_decay=self.weight_decay)
